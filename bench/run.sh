@@ -1,0 +1,524 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR - the relay against vmagent on the same load.
+#
+# `make bench` runs this from the repository root. Everything listens on
+# free loopback ports and lives in one temporary directory; every process
+# started here is stopped on exit. Per system (relay, vmagent):
+#
+#   a. buffering: upstream down (a closed port). loadgen posts
+#      BENCH_SAMPLES samples in 500-series requests, then as many in
+#      2000-series requests, over BENCH_CONNECTIONS connections. Measures
+#      samples/s acknowledged, CPU us per acknowledged sample (utime+stime
+#      from /proc/PID/stat), peak RssAnon (polled every 200 ms), and after
+#      a clean stop the disk bytes per buffered sample (du of the data dir).
+#   b. drain: a fresh VictoriaMetrics starts on the very port the system
+#      was pointed at (vmagent keys its queue by URL), the system restarts
+#      on its backlog, and the clock runs until VM's
+#      vm_rows_inserted_total{type="promremotewrite"} reaches the backlog
+#      (or stops growing). Measures drain time, CPU us per delivered sample,
+#      peak RssAnon, samples lost.
+#   c. latency: a fresh instance (upstream down) gets an open-loop load at
+#      half of vmagent's top rate from phase a; p50/p99/max ack latency.
+#
+# Prints a table (relay, vmagent, relay/vmagent, target) and writes it with
+# the raw measurements to BUILD_DIR/bench/result.txt. Only ratios from one
+# run mean anything: the machine is small and shared.
+#
+# Environment (defaults in brackets):
+#   BENCH_SAMPLES [20000000]    samples per request size in phase a (backlog = 2x)
+#   BENCH_SAMPLES_500, BENCH_SAMPLES_2000   override per size
+#   BENCH_CONNECTIONS [8]       loadgen connections
+#   BENCH_TARGETS [100]         node_exporter targets the series come from
+#   BENCH_MAX_SECONDS [180]     cap on one loadgen run
+#   BENCH_SETTLE [2]            seconds after a load before CPU is read
+#   BENCH_DRAIN_TIMEOUT [300]   cap on one drain, seconds
+#   BENCH_DRAIN_STALL [30]      a drain ends when VM's count is flat this long
+#   BENCH_LAT_SECONDS [15]      length of the latency run
+#   BENCH_LAT_RATE              samples/s for phase c (default: vmagent top / 2)
+#   BENCH_LAT_SERIES            series per request in phase c (default: the
+#                               size at which vmagent was fastest)
+#   BENCH_SYSTEMS ["relay vmagent"]
+#   BENCH_TMP [${TMPDIR:-/tmp}] where the data dirs go (needs a few GB)
+#   BENCH_KEEP [0]              1: keep the temporary directory
+#   VMAGENT [/usr/bin/vmagent], VICTORIA [/usr/bin/victoria-metrics]
+
+set -u
+export LC_ALL=C
+
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+
+SAMPLES=${BENCH_SAMPLES:-20000000}
+SAMPLES_500=${BENCH_SAMPLES_500:-$SAMPLES}
+SAMPLES_2000=${BENCH_SAMPLES_2000:-$SAMPLES}
+CONNS=${BENCH_CONNECTIONS:-8}
+TARGETS=${BENCH_TARGETS:-100}
+MAX_SECONDS=${BENCH_MAX_SECONDS:-180}
+SETTLE=${BENCH_SETTLE:-2}
+DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-300}
+DRAIN_STALL=${BENCH_DRAIN_STALL:-30}
+LAT_SECONDS=${BENCH_LAT_SECONDS:-15}
+SYSTEMS=${BENCH_SYSTEMS:-relay vmagent}
+VMAGENT=${VMAGENT:-/usr/bin/vmagent}
+VICTORIA=${VICTORIA:-/usr/bin/victoria-metrics}
+RELAY=$BUILD/relay
+HZ=$(getconf CLK_TCK)
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+WORK=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/relay-bench.XXXXXX") || die "mktemp failed"
+PIDS=()
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		log "kept $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget_pid() {
+	local keep=() p
+	for p in "${PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+# ---- tools ----
+
+[ -x "$VMAGENT" ] || die "$VMAGENT not found (apt-get install victoria-metrics)"
+[ -x "$VICTORIA" ] || die "$VICTORIA not found (apt-get install victoria-metrics)"
+command -v curl >/dev/null || die "curl not found"
+
+LOADGEN=$BUILD/bin/loadgen
+if [ ! -x "$LOADGEN" ]; then
+	LOADGEN=$WORK/loadgen
+	log "building loadgen standalone (no $BUILD/bin/loadgen)"
+	cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -o "$LOADGEN" "$ROOT/bench/loadgen.c" \
+		-lsnappy -lcurl -lpthread -lm || die "cannot build loadgen"
+fi
+
+want_relay=0
+want_vmagent=0
+for s in $SYSTEMS; do
+	case $s in
+	relay)
+		if [ -x "$RELAY" ]; then
+			want_relay=1
+		else
+			log "skipping the relay: $RELAY does not exist (run make first)"
+		fi ;;
+	vmagent) want_vmagent=1 ;;
+	*) die "unknown system in BENCH_SYSTEMS: $s" ;;
+	esac
+done
+RUN=()
+[ $want_relay = 1 ] && RUN+=(relay)
+[ $want_vmagent = 1 ] && RUN+=(vmagent)
+[ ${#RUN[@]} -gt 0 ] || die "nothing to measure"
+
+# ---- helpers ----
+
+USED_PORTS=" "
+# A loopback port nothing listens on, not handed out before in this run.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		case $USED_PORTS in *" $p "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			USED_PORTS="$USED_PORTS$p "
+			echo "$p"
+			return
+		fi
+	done
+}
+
+now() { date +%s.%N; }
+now_us() { echo "${EPOCHREALTIME/./}"; }
+fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+
+# utime+stime of a process, in clock ticks.
+cpu_ticks() {
+	local stat rest
+	read -r stat <"/proc/$1/stat" || { echo 0; return; }
+	rest=${stat##*) }
+	set -- $rest
+	echo $((${12} + ${13}))
+}
+
+# cpu_us TICKS SAMPLES: CPU microseconds per sample.
+cpu_us() {
+	awk -v t="$1" -v hz="$HZ" -v s="$2" 'BEGIN { printf "%.3f", (s > 0 ? t / hz * 1e6 / s : 0) }'
+}
+
+# Polls RssAnon of pid every 200 ms; keeps the peak (kB) in file.
+rss_watch() {
+	local pid=$1 out=$2 max=0 k v _
+	echo 0 >"$out"
+	while kill -0 "$pid" 2>/dev/null; do
+		while read -r k v _; do
+			if [ "$k" = "RssAnon:" ]; then
+				if [ "$v" -gt "$max" ]; then
+					max=$v
+					echo "$max" >"$out"
+				fi
+				break
+			fi
+		done <"/proc/$pid/status" 2>/dev/null
+		sleep 0.2
+	done
+}
+
+WATCH_PID=
+watch_start() {
+	rss_watch "$1" "$2" &
+	WATCH_PID=$!
+	PIDS+=("$WATCH_PID")
+}
+watch_stop() {
+	kill "$WATCH_PID" 2>/dev/null
+	wait "$WATCH_PID" 2>/dev/null
+	forget_pid "$WATCH_PID"
+}
+
+# wait_http URL PID SECONDS: until URL answers 200 while PID lives.
+wait_http() {
+	local i code
+	for i in $(seq 1 $(($3 * 10))); do
+		kill -0 "$2" 2>/dev/null || return 1
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1")
+		[ "$code" = 200 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# stop_proc PID: SIGTERM, up to 60 s for a clean exit, then SIGKILL.
+stop_proc() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 1 600); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "pid $pid did not stop within 60 s; killing it"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	forget_pid "$pid"
+}
+
+# kv LINE KEY: the value of KEY=value in a loadgen result line.
+kv() {
+	local w
+	for w in $1; do
+		case $w in "$2="*) echo "${w#*=}"; return ;; esac
+	done
+	echo 0
+}
+
+disk_bytes() { du -s -B1 "$1" | awk '{ print $1 }'; }
+
+declare -A M        # M[system.metric] = value
+declare -A UPSTREAM # port each system forwards to; closed until phase b
+declare -A DATA     # data directory of each system
+RAW=$WORK/raw.txt
+: >"$RAW"
+raw() { echo "$*" >>"$RAW"; }
+
+# start_system SYS HTTP_PORT UPSTREAM_PORT DATA_DIR LOG: sets SYS_PID.
+SYS_PID=
+start_system() {
+	local sys=$1 port=$2 up=$3 dir=$4 logf=$5 conf
+	mkdir -p "$dir"
+	case $sys in
+	relay)
+		conf=$WORK/relay-$port.conf
+		cat >"$conf" <<-EOF
+		[server]
+		listen = 127.0.0.1:$port
+		threads = 2
+
+		[storage]
+		path = $dir
+		max_size = 16GiB
+
+		[upstream]
+		url = http://127.0.0.1:$up/api/v1/write
+		EOF
+		"$RELAY" -c "$conf" >>"$logf" 2>&1 &
+		SYS_PID=$!
+		PIDS+=("$SYS_PID")
+		wait_http "http://127.0.0.1:$port/-/ready" "$SYS_PID" 60 ||
+			die "relay did not get ready; see $logf: $(tail -3 "$logf")"
+		;;
+	vmagent)
+		"$VMAGENT" -remoteWrite.url="http://127.0.0.1:$up/api/v1/write" \
+			-remoteWrite.tmpDataPath="$dir" \
+			-remoteWrite.maxDiskUsagePerURL=0 \
+			-httpListenAddr="127.0.0.1:$port" -loggerLevel=ERROR >>"$logf" 2>&1 &
+		SYS_PID=$!
+		PIDS+=("$SYS_PID")
+		wait_http "http://127.0.0.1:$port/health" "$SYS_PID" 60 ||
+			die "vmagent did not get ready; see $logf: $(tail -3 "$logf")"
+		;;
+	esac
+}
+
+ingest_url() { echo "http://127.0.0.1:$1/api/v1/write"; }
+
+# loadgen_run OUTVAR ARGS...: runs loadgen, puts its result line in OUTVAR.
+loadgen_run() {
+	local _var=$1 _out
+	shift
+	_out=$("$LOADGEN" --connections "$CONNS" --targets "$TARGETS" \
+		--max-seconds "$MAX_SECONDS" "$@" 2>>"$WORK/loadgen.err" | tail -1)
+	case $_out in requests=*) ;; *) die "loadgen failed: $(tail -3 "$WORK/loadgen.err")" ;; esac
+	printf -v "$_var" '%s' "$_out"
+}
+
+# ---- phase a: buffering with the upstream down ----
+
+phase_buffer() {
+	local sys=$1 port dir line c0 c1 c2=0 acked_total=0 failed=0 n samples end_ms
+	port=$(free_port)
+	UPSTREAM[$sys]=$(free_port)
+	dir=$WORK/$sys-data
+	DATA[$sys]=$dir
+	log "$sys: buffering (upstream 127.0.0.1:${UPSTREAM[$sys]} is down)"
+	start_system "$sys" "$port" "${UPSTREAM[$sys]}" "$dir" "$WORK/$sys.log"
+	watch_start "$SYS_PID" "$WORK/$sys.rss-buffer"
+	c0=$(cpu_ticks "$SYS_PID")
+	for n in 500 2000; do
+		if [ $n = 500 ]; then
+			samples=$SAMPLES_500
+			end_ms=$(( $(date +%s) * 1000 - 6 * 3600 * 1000 ))
+		else
+			samples=$SAMPLES_2000
+			end_ms=$(( $(date +%s) * 1000 ))
+		fi
+		loadgen_run line --url "$(ingest_url "$port")" --series-per-request $n \
+			--samples "$samples" --end-ms "$end_ms"
+		sleep "$SETTLE"
+		c1=$(cpu_ticks "$SYS_PID")
+		raw "$sys buffer n=$n cpu_ticks=$((c1 - c0)) $line"
+		log "$sys: $n-series: $line"
+		M[$sys.rate$n]=$(kv "$line" samples_per_s)
+		M[$sys.acked$n]=$(kv "$line" samples_acked)
+		M[$sys.failed$n]=$(kv "$line" failed)
+		M[$sys.cpu$n]=$(cpu_us $((c1 - c0)) "${M[$sys.acked$n]}")
+		acked_total=$((acked_total + M[$sys.acked$n]))
+		failed=$((failed + M[$sys.failed$n]))
+		c2=$((c2 + c1 - c0))
+		c0=$c1
+	done
+	M[$sys.cpu]=$(cpu_us "$c2" "$acked_total")
+	M[$sys.backlog]=$acked_total
+	M[$sys.failed]=$failed
+	watch_stop
+	M[$sys.rss_buffer]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-buffer")
+	stop_proc "$SYS_PID"
+	M[$sys.disk]=$(disk_bytes "$dir")
+	M[$sys.disk_per_sample]=$(awk -v d="${M[$sys.disk]}" -v s="$acked_total" \
+		'BEGIN { printf "%.2f", (s > 0 ? d / s : 0) }')
+	raw "$sys buffer backlog=$acked_total disk_bytes=${M[$sys.disk]}" \
+		"apparent_bytes=$(du -s -b "$dir" | awk '{ print $1 }')" \
+		"rss_anon_peak_kb=$(cat "$WORK/$sys.rss-buffer")"
+}
+
+# ---- phase b: drain the backlog into a fresh VictoriaMetrics ----
+
+vm_rows() {
+	curl -s --max-time 2 "http://127.0.0.1:$1/metrics" |
+		awk '/^vm_rows_inserted_total\{type="promremotewrite"\}/ { printf "%.0f\n", $2; f = 1 }
+		     END { if (!f) print 0 }'
+}
+
+phase_drain() {
+	local sys=$1 vmport=${UPSTREAM[$1]} vmdir=$WORK/$1-vm vmpid port t0 t_last rows
+	local last=0 t cpu reached=0 target=${M[$1.backlog]}
+	local stall_us=$((DRAIN_STALL * 1000000)) timeout_us=$((DRAIN_TIMEOUT * 1000000))
+	mkdir -p "$vmdir"
+	"$VICTORIA" -storageDataPath="$vmdir" -httpListenAddr="127.0.0.1:$vmport" \
+		-loggerLevel=ERROR >"$WORK/$sys-vm.log" 2>&1 &
+	vmpid=$!
+	PIDS+=("$vmpid")
+	wait_http "http://127.0.0.1:$vmport/health" "$vmpid" 60 ||
+		die "victoria-metrics did not start; see $WORK/$sys-vm.log"
+	port=$(free_port)
+	log "$sys: draining $target samples into 127.0.0.1:$vmport"
+	t0=$(now_us)
+	start_system "$sys" "$port" "$vmport" "${DATA[$sys]}" "$WORK/$sys.log"
+	watch_start "$SYS_PID" "$WORK/$sys.rss-drain"
+	t_last=$t0
+	cpu=$(cpu_ticks "$SYS_PID")
+	while :; do
+		rows=$(vm_rows "$vmport")
+		t=$(now_us)
+		if [ "$rows" -gt "$last" ]; then
+			last=$rows
+			t_last=$t
+			cpu=$(cpu_ticks "$SYS_PID")
+		fi
+		if [ "$rows" -ge "$target" ]; then
+			reached=1
+			break
+		fi
+		[ $((t - t_last)) -ge $stall_us ] && break
+		[ $((t - t0)) -ge $timeout_us ] && break
+		kill -0 "$SYS_PID" 2>/dev/null || { log "$sys exited during the drain"; break; }
+		sleep 0.25
+	done
+	watch_stop
+	M[$sys.delivered]=$last
+	M[$sys.drain_s]=$(awk -v d=$((t_last - t0)) 'BEGIN { printf "%.2f", d / 1e6 }')
+	M[$sys.drain_cpu]=$(cpu_us "$cpu" "$last")
+	M[$sys.lost]=$(awk -v g="$target" -v d="$last" 'BEGIN { printf "%.0f", (g > d ? g - d : 0) }')
+	M[$sys.rss_drain]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-drain")
+	[ $reached = 1 ] || log "$sys: drain stopped at $last of $target samples"
+	raw "$sys drain backlog=$target delivered=$last seconds=${M[$sys.drain_s]}" \
+		"cpu_ticks=$cpu reached=$reached rss_anon_peak_kb=$(cat "$WORK/$sys.rss-drain")"
+	log "$sys: drained $last samples in ${M[$sys.drain_s]} s"
+	stop_proc "$SYS_PID"
+	stop_proc "$vmpid"
+	rm -rf "$vmdir" "${DATA[$sys]}"
+}
+
+# ---- phase c: ack latency under a fixed rate ----
+
+phase_latency() {
+	local sys=$1 rate=$2 n=$3 port up dir line samples
+	port=$(free_port)
+	up=$(free_port)
+	dir=$WORK/$sys-lat
+	samples=$(awk -v r="$rate" -v s="$LAT_SECONDS" 'BEGIN { printf "%.0f", r * s }')
+	log "$sys: latency at $rate samples/s, $n series per request"
+	start_system "$sys" "$port" "$up" "$dir" "$WORK/$sys.log"
+	loadgen_run line --url "$(ingest_url "$port")" --series-per-request "$n" \
+		--samples "$samples" --rate "$rate"
+	raw "$sys latency rate=$rate n=$n $line"
+	log "$sys: latency: $line"
+	M[$sys.p50]=$(kv "$line" p50_ms)
+	M[$sys.p99]=$(kv "$line" p99_ms)
+	M[$sys.pmax]=$(kv "$line" max_ms)
+	M[$sys.lat_rate]=$(kv "$line" samples_per_s)
+	stop_proc "$SYS_PID"
+	rm -rf "$dir"
+}
+
+# ---- run ----
+
+START=$(now)
+log "work dir $WORK; systems: ${RUN[*]}; $SAMPLES_500 + $SAMPLES_2000 samples per system"
+for sys in "${RUN[@]}"; do phase_buffer "$sys"; done
+for sys in "${RUN[@]}"; do phase_drain "$sys"; done
+
+LAT_RATE=${BENCH_LAT_RATE:-}
+LAT_SERIES=${BENCH_LAT_SERIES:-}
+if [ -n "${M[vmagent.rate500]:-}" ]; then
+	if awk -v a="${M[vmagent.rate500]}" -v b="${M[vmagent.rate2000]}" 'BEGIN { exit !(a > b) }'; then
+		top=${M[vmagent.rate500]}
+		LAT_SERIES=${LAT_SERIES:-500}
+	else
+		top=${M[vmagent.rate2000]}
+		LAT_SERIES=${LAT_SERIES:-2000}
+	fi
+	LAT_RATE=${LAT_RATE:-$(awk -v t="$top" 'BEGIN { printf "%.0f", t / 2 }')}
+fi
+LAT_SERIES=${LAT_SERIES:-2000}
+if [ -n "$LAT_RATE" ]; then
+	for sys in "${RUN[@]}"; do phase_latency "$sys" "$LAT_RATE" "$LAT_SERIES"; done
+else
+	log "no vmagent rate and no BENCH_LAT_RATE: skipping the latency phase"
+fi
+
+# ---- report ----
+
+val() { echo "${M[$1]:--}"; }
+# ratio KEY: relay/vmagent of M[*.KEY], or "-".
+ratio() {
+	local a=${M[relay.$1]:-} b=${M[vmagent.$1]:-}
+	if [ -z "$a" ] || [ -z "$b" ]; then echo "-"; return; fi
+	awk -v a="$a" -v b="$b" 'BEGIN { if (b == 0) print "-"; else printf "%.3f", a / b }'
+}
+# met RATIO OP LIMIT: yes/no, or "" without a ratio.
+met() {
+	[ "$1" = "-" ] && { echo ""; return; }
+	awk -v r="$1" -v op="$2" -v l="$3" 'BEGIN {
+		ok = (op == "<=") ? r <= l : r >= l; print ok ? "yes" : "NO" }'
+}
+
+TABLE=$WORK/table.txt
+{
+	printf '%-44s %12s %12s %9s %9s %4s\n' metric relay vmagent ratio target met
+	row() { # row LABEL KEY [OP LIMIT]: the target applies to the ratio
+		local r
+		r=$(ratio "$2")
+		printf '%-44s %12s %12s %9s %9s %4s\n' "$1" "$(val "relay.$2")" \
+			"$(val "vmagent.$2")" "$r" "${3:+$3 $4}" \
+			"$([ -n "${3:-}" ] && met "$r" "$3" "$4")"
+	}
+	row "samples/s acked, 500-series x$CONNS conns" rate500 ">=" 1.5
+	row "samples/s acked, 2000-series x$CONNS conns" rate2000 ">=" 1.5
+	row "CPU us/sample acked, upstream down" cpu "<=" 0.33
+	row "  500-series requests" cpu500
+	row "  2000-series requests" cpu2000
+	row "RssAnon peak MiB, buffering" rss_buffer "<=" 0.2
+	row "disk bytes per buffered sample" disk_per_sample "<=" 1.0
+	row "backlog samples (acked in a)" backlog
+	row "drain time s (backlog into VM)" drain_s "<=" 1.0
+	row "CPU us/sample delivered, drain" drain_cpu "<=" 0.33
+	row "RssAnon peak MiB, drain" rss_drain "<=" 0.2
+	row "samples delivered" delivered
+	row "samples lost (backlog - delivered)" lost
+	row "failed requests, phase a" failed
+	row "p50 ack ms @ ${LAT_RATE:--} samples/s, ${LAT_SERIES}-series" p50
+	# the latency aim is absolute: the relay's own p99
+	printf '%-44s %12s %12s %9s %9s %4s\n' "p99 ack ms" "$(val relay.p99)" \
+		"$(val vmagent.p99)" "$(ratio p99)" "relay<=10" \
+		"$([ -n "${M[relay.p99]:-}" ] && met "${M[relay.p99]}" "<=" 10)"
+	row "max ack ms" pmax
+	for sys in "${RUN[@]}"; do
+		[ "${M[$sys.lost]:-0}" != 0 ] &&
+			echo "! $sys delivered ${M[$sys.delivered]} of ${M[$sys.backlog]} buffered samples;" \
+				"its drain figures cover only what arrived"
+		[ "${M[$sys.failed]:-0}" != 0 ] &&
+			echo "! $sys answered ${M[$sys.failed]} requests with an error in phase a (not retried)"
+	done
+	[ ${#RUN[@]} = 2 ] || echo "! only ${RUN[*]} measured: no ratios"
+} >"$TABLE"
+
+mkdir -p "$BUILD/bench"
+{
+	echo "# make bench, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(uname -m), nproc=$(nproc)"
+	echo "# vmagent: $VMAGENT (victoria-metrics $(dpkg-query -W -f '${Version}' victoria-metrics 2>/dev/null || echo '?'))"
+	[ $want_relay = 1 ] && echo "# relay: $RELAY ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo no git))"
+	echo "# load: $CONNS connections, $TARGETS targets, $SAMPLES_500 samples in 500-series + $SAMPLES_2000 in 2000-series requests"
+	echo "# ratio = relay/vmagent; targets apply to the ratio; total $(fsub "$(now)" "$START") s"
+	cat "$TABLE"
+	echo
+	echo "# raw"
+	cat "$RAW"
+} >"$BUILD/bench/result.txt"
+
+cat "$TABLE"
+log "written $BUILD/bench/result.txt"

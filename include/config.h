@@ -1,0 +1,124 @@
+/*
+ * config.h - relay.conf: an INI file of [section] headers and key = value
+ * lines ('#' or ';' start a comment, also after a value).
+ *
+ * Every key lives in one table in config.c (name, type, default, bounds,
+ * help). Sizes take KiB/MiB/GiB/TiB (or KB/MB/GB/TB, powers of ten) or plain
+ * bytes; durations take ms, s, m, h, d. Errors are reported as
+ * "FILE:LINE: reason".
+ */
+#ifndef RELAY_CONFIG_H
+#define RELAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TENANT_ID_MAX 64
+
+/* One [tenant ID] section. */
+struct config_tenant {
+	char *id;                   /* owned; [A-Za-z0-9_.-]{1,64} */
+	char *token;                /* owned, NULL if none */
+	uint8_t token_sha256[32];   /* valid when has_token_sha256 */
+	int has_token_sha256;
+	char *account_id;           /* owned, NULL if unset ("12") */
+	char *project_id;           /* owned, NULL if unset */
+	double max_samples_per_second; /* 0: no limit */
+	uint64_t max_buffer_bytes;  /* 0: no limit */
+	int limit_status;           /* 429 (default) or 503 */
+	struct config_tenant *next; /* owned; in file order */
+};
+
+struct config {
+	char *file;                 /* owned; path it was read from */
+
+	/* [server] */
+	char *listen;               /* "127.0.0.1:9201" */
+	uint64_t max_body_size;     /* 32MiB: compressed body limit */
+	uint64_t max_decoded_size;  /* 64MiB: snappy-decoded limit */
+	uint64_t max_inflight_bytes;/* 1GiB: decoded bytes in flight, 503 past it */
+	int threads;                /* 2: HTTP worker threads */
+	int max_connections;        /* 1024 */
+	uint64_t idle_timeout_ms;   /* 60s: per-connection inactivity limit */
+	char *admin_token;          /* owned, NULL: admin endpoints refused */
+	char *tls_cert;             /* owned, NULL: plain HTTP */
+	char *tls_key;
+	char *tls_client_ca;
+
+	/* [limits] */
+	int max_labels_per_series;  /* 128 */
+	int max_label_name_length;  /* 256 */
+	int max_label_value_length; /* 16384 */
+
+	/* [storage] */
+	char *path;                 /* "./data" */
+	uint64_t max_size;          /* 8GiB */
+	int when_full;              /* WHEN_FULL_REJECT or WHEN_FULL_DROP_OLDEST */
+	uint64_t max_age_ms;        /* 7d */
+	uint64_t dedup_window_ms;   /* 10m: resent batches are not stored twice */
+	uint64_t usage_retention_ms;/* 400d */
+
+	/* [upstream] */
+	char *url;                  /* may hold {tenant} {account_id} {project_id} */
+	uint64_t timeout_ms;        /* 30s: whole request */
+	uint64_t min_backoff_ms;    /* 100ms */
+	uint64_t max_backoff_ms;    /* 30s */
+	uint64_t max_request_size;  /* 8MiB: decoded bytes per forwarded request */
+	int concurrency;            /* 4: forwarder threads (one request each) */
+	char *bearer_token;         /* owned, NULL: none */
+	char *basic_user;           /* owned, NULL: none */
+	char *basic_password;
+	char *ca_file;              /* owned, NULL: system CAs */
+	char *client_cert;
+	char *client_key;
+	int tls_verify;             /* 1 */
+
+	/* [tenancy] */
+	char *tenant_label;         /* "tenant" */
+	char *tenant_header;        /* "X-Scope-OrgID" */
+	int trust_header;           /* 0 */
+	char *default_tenant;       /* owned, NULL when empty */
+
+	/* [log] */
+	int log_level;              /* enum log_level, LOG_INFO */
+
+	struct config_tenant *tenants; /* owned list */
+	int ntenants;
+};
+
+enum { WHEN_FULL_REJECT = 0, WHEN_FULL_DROP_OLDEST = 1 };
+
+/* Fills cfg with every default (no tenants). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Reads path into cfg (which the call initialises with the defaults first).
+ * Returns 0, or -1 with "FILE:LINE: reason" in err (cfg then holds nothing
+ * that needs freeing beyond config_free). Unknown sections or keys, bad
+ * values, values out of bounds and duplicate tenants are errors.
+ */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Frees everything cfg owns. */
+void config_free(struct config *cfg);
+
+/* Finds a tenant by id; NULL if none. */
+const struct config_tenant *config_tenant_find(const struct config *cfg,
+					       const char *id, size_t idlen);
+
+/*
+ * Describes the i-th key of the fixed sections (in relay.conf order), for
+ * help output and tests: returns its name, or NULL past the last key.
+ * *section, *def and *help (each may be NULL) point to static strings;
+ * *def is the default as written in relay.conf, NULL when unset.
+ */
+const char *config_key_info(size_t i, const char **section, const char **def,
+			    const char **help);
+
+/* Parses "8GiB", "32MiB", "1000" ... Returns 0 or -1. */
+int config_parse_size(const char *s, uint64_t *out);
+
+/* Parses "30s", "100ms", "5m", "1h", "7d". Returns 0 or -1. */
+int config_parse_duration(const char *s, uint64_t *out_ms);
+
+#endif

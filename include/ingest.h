@@ -1,0 +1,50 @@
+/*
+ * ingest.h - from a request body to a batch the writer can store.
+ *
+ * Checks snappy's stated decoded length against the limit before it
+ * allocates, decodes, validates with the wire scanner (setting the tenant
+ * label when asked), and leaves compressed chunks of whole series, each at
+ * most [upstream] max_request_size decoded. When nothing was rewritten and
+ * the request is small enough, the body as received is the chunk: nothing
+ * is compressed again.
+ */
+#ifndef RELAY_INGEST_H
+#define RELAY_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "wire.h"
+#include "writer.h"
+
+struct ingest_req {
+	const char *tenant;        /* ref: tenant id, "" for none */
+	size_t tlen;
+	const char *tenant_label;  /* ref: label to set, NULL: leave labels */
+	void (*on_series)(void *arg, uint64_t hash); /* may be NULL */
+	void *arg;
+};
+
+/*
+ * Reads the stated decoded length of a snappy body. Returns 0, or an HTTP
+ * status (400 corrupt, 413 over max_decoded_size) with a reason in why.
+ */
+int ingest_check_length(const struct config *cfg, const uint8_t *body,
+			size_t len, uint64_t *decoded, char *why, size_t whylen);
+
+/*
+ * Turns body into b's chunks and counts it in *counts. body is the
+ * compressed request; ingest may take its storage (body->p is NULL then).
+ * Returns 0, or an HTTP status (400, 413, 415) with a one-line reason in
+ * why; b then holds nothing.
+ */
+int ingest_body(const struct config *cfg, const struct ingest_req *r,
+		struct buf *body, struct batch *b, struct wire_counts *counts,
+		uint64_t *decoded, char *why, size_t whylen);
+
+/* Frees this thread's scratch buffers. */
+void ingest_thread_cleanup(void);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * metrics.h - the relay's own counters, rendered in the Prometheus text
+ * format at GET /metrics. All names start with relay_.
+ *
+ * Counters are process-wide atomics (relaxed: each is exact on its own, a
+ * scrape is not a snapshot across them). Gauges of what is buffered come
+ * from the queue at render time.
+ */
+#ifndef RELAY_METRICS_H
+#define RELAY_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct queue;
+
+/* Why a request was refused; index of relay_requests_refused_total. */
+enum refuse_reason {
+	REFUSE_BAD_REQUEST,  /* 400: corrupt snappy, bad protobuf, bad labels */
+	REFUSE_UNAUTHORIZED, /* 401 */
+	REFUSE_METHOD,       /* 405 */
+	REFUSE_TOO_LARGE,    /* 413 */
+	REFUSE_UNSUPPORTED,  /* 415: content type, encoding, Remote Write 2.0 */
+	REFUSE_RATE_LIMITED, /* 429/503: tenant over its rate */
+	REFUSE_TENANT_FULL,  /* 429/503: tenant over its share of the buffer */
+	REFUSE_BUFFER_FULL,  /* 503: buffer at max_size */
+	REFUSE_OVERLOADED,   /* 503: decoded bytes in flight at the limit */
+	REFUSE_STORAGE,      /* 503: LMDB commit failed */
+	REFUSE_SHUTTING_DOWN,/* 503 */
+	REFUSE_NREASONS
+};
+
+#define METRICS_LAT_BUCKETS 14
+
+struct latency {
+	_Atomic uint64_t buckets[METRICS_LAT_BUCKETS]; /* cumulative at render */
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_us;
+};
+
+struct metrics {
+	_Atomic uint64_t requests[600];          /* by HTTP status we answered */
+	_Atomic uint64_t refused[REFUSE_NREASONS];
+	_Atomic uint64_t samples_refused[REFUSE_NREASONS];
+	_Atomic uint64_t series_received;
+	_Atomic uint64_t samples_received;
+	_Atomic uint64_t histograms_received;
+	_Atomic uint64_t exemplars_received;
+	_Atomic uint64_t metadata_received;
+	_Atomic uint64_t bytes_received;         /* compressed bodies accepted */
+	_Atomic uint64_t bytes_decoded;          /* decoded bodies accepted */
+	_Atomic uint64_t duplicates;             /* resent batches not stored again */
+	_Atomic uint64_t samples_forwarded;
+	_Atomic uint64_t series_forwarded;
+	_Atomic uint64_t bytes_forwarded;        /* compressed bytes sent and 2xx'd */
+	_Atomic uint64_t upstream_requests[600]; /* by status; 0 = network error */
+	_Atomic uint64_t upstream_retries;
+	_Atomic uint64_t batches_set_aside;
+	_Atomic uint64_t samples_set_aside;
+	_Atomic uint64_t samples_dropped_full;   /* when_full = drop_oldest */
+	_Atomic uint64_t samples_dropped_age;    /* older than max_age */
+	_Atomic uint64_t commits;
+	_Atomic uint64_t commit_batches;         /* requests made durable */
+	_Atomic uint64_t commit_errors;
+	struct latency commit_latency;           /* one LMDB commit incl. sync */
+	struct latency upstream_latency;         /* one upstream request */
+	_Atomic uint64_t inflight_bytes;         /* decoded bytes being handled */
+	_Atomic uint64_t storage_used_bytes;     /* LMDB pages in use, last commit */
+	_Atomic uint64_t start_time_s;
+};
+
+extern struct metrics metrics;
+
+static inline void metric_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline uint64_t metric_get(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Records one observation of us microseconds. */
+void latency_observe(struct latency *l, uint64_t us);
+
+/* Counts one answered request with its status. */
+void metrics_count_request(unsigned status);
+
+/* Appends the whole exposition to out. q may be NULL (no buffer gauges). */
+int metrics_render(struct buf *out, struct queue *q);
+
+/* Name of a refuse_reason, as in the reason label. */
+const char *refuse_reason_name(enum refuse_reason r);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * queue.h - the in-memory index of what the buffer holds, per tenant.
+ *
+ * The entries themselves live in LMDB (store.h); this keeps per tenant the
+ * counts, the range of sequence numbers, and the forwarder's place in it.
+ * The writer thread adds what it committed and removes what it deleted; the
+ * forwarder threads claim one tenant at a time, so at most one request per
+ * tenant is in flight and each series' samples go out in order. One mutex
+ * guards it all; every call is short.
+ */
+#ifndef RELAY_QUEUE_H
+#define RELAY_QUEUE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct usage_rec;
+
+/* Per-tenant counters for /metrics (since start). */
+struct tenant_counters {
+	uint64_t requests;          /* stored */
+	uint64_t samples;           /* stored */
+	uint64_t series;
+	uint64_t bytes;             /* compressed, stored */
+	uint64_t duplicates;        /* resends not stored again */
+	uint64_t refused[16];       /* requests refused, by enum refuse_reason */
+	uint64_t samples_refused;   /* decoded samples in refused requests */
+	uint64_t samples_forwarded;
+};
+
+struct queue_tenant {
+	char id[TENANT_ID_MAX + 1];
+	size_t idlen;
+	/* What the buffer holds for this tenant (committed, not yet deleted). */
+	uint64_t entries;
+	uint64_t bytes;        /* LMDB value bytes */
+	uint64_t samples;
+	uint64_t first_seq;    /* oldest entry's sequence number, if entries */
+	uint64_t last_seq;     /* newest entry's sequence number, if entries */
+	uint64_t oldest_ms;    /* when the oldest entry was committed */
+	/* Forwarder state. */
+	uint64_t send_seq;     /* next sequence number to send */
+	uint64_t isolate_to;   /* send one entry a request up to this seq */
+	uint64_t retry_at_ms;  /* not before this time */
+	unsigned attempts;     /* failed attempts in a row */
+	int busy;              /* claimed by a forwarder thread */
+	/* Rate limit: a token bucket of samples, one second deep. */
+	double tokens;
+	uint64_t tokens_ms;
+	struct tenant_counters counters;
+	struct queue_tenant *next;
+};
+
+struct queue {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;   /* signalled when work may be there */
+	struct queue_tenant *tenants;
+	unsigned ntenants;
+	uint64_t entries, bytes, samples; /* sums over tenants */
+	int stopping;
+};
+
+struct queue_totals {
+	uint64_t entries, bytes, samples;
+	uint64_t oldest_ms;    /* 0 if empty */
+	unsigned tenants_waiting; /* tenants in backoff */
+};
+
+void queue_init(struct queue *q);
+void queue_destroy(struct queue *q);
+
+/* Finds or creates (create != 0) a tenant; call with q->lock held. Returns
+ * NULL if absent and not created, or out of memory. */
+struct queue_tenant *queue_tenant_get(struct queue *q, const char *id,
+				      size_t idlen, int create);
+
+/* The writer committed an entry (or found one at start). */
+void queue_added(struct queue *q, const char *id, size_t idlen, uint64_t seq,
+		 uint64_t bytes, uint64_t samples, uint64_t created_ms);
+
+/* The writer deleted entries; first_left is the oldest entry's
+ * (seq, created_ms) still in the buffer for the tenant, seq 0 if none. */
+void queue_removed(struct queue *q, const char *id, size_t idlen,
+		   uint64_t entries, uint64_t bytes, uint64_t samples,
+		   uint64_t next_seq, uint64_t next_created_ms);
+
+/* What a forwarder thread took on with queue_claim. */
+struct queue_job {
+	char id[TENANT_ID_MAX + 1];
+	size_t idlen;
+	uint64_t send_seq;     /* first sequence number to send */
+	uint64_t isolate_to;   /* send one entry a request up to this seq */
+	uint64_t last_seq;     /* newest entry when claimed */
+	unsigned attempts;     /* failed attempts in a row so far */
+};
+
+/*
+ * Forwarder: waits until some tenant has unsent entries, is not busy and
+ * not backing off, marks it busy and fills job. Tenants take turns. Waits
+ * at most until the earliest backoff ends. Returns 0, or -1 once stopping.
+ */
+int queue_claim(struct queue *q, struct queue_job *job);
+
+/*
+ * Forwarder: releases a claimed tenant. Sending resumes at next_seq (or
+ * later, if the writer removed entries meanwhile). retry_in_ms > 0 makes the
+ * tenant back off that long and counts a failed attempt; 0 clears both.
+ * isolate_to replaces the tenant's isolate_to.
+ */
+void queue_release(struct queue *q, const struct queue_job *job,
+		   uint64_t next_seq, uint64_t retry_in_ms, uint64_t isolate_to);
+
+void queue_totals(struct queue *q, struct queue_totals *t);
+
+/* Bytes the buffer holds for a tenant. */
+uint64_t queue_tenant_bytes(struct queue *q, const char *id, size_t idlen);
+
+/* Counts a stored request (u) or a duplicate one (u NULL, dup 1). */
+void queue_count_received(struct queue *q, const char *id, size_t idlen,
+			  const struct usage_rec *u, int dup);
+
+/* Counts a refused request and its decoded samples. */
+void queue_count_refused(struct queue *q, const char *id, size_t idlen,
+			 int reason, uint64_t samples);
+
+/* Counts samples the upstream took. */
+void queue_count_forwarded(struct queue *q, const char *id, size_t idlen,
+			   uint64_t samples);
+
+/*
+ * Takes n samples from the tenant's bucket refilled at rate per second.
+ * Returns 0, or -1 when the bucket is empty (nothing is taken then). A
+ * request larger than the bucket passes when it is full, leaving a debt.
+ */
+int queue_take_tokens(struct queue *q, const char *id, size_t idlen,
+		      double rate, uint64_t n);
+
+/* The oldest entry of a tenant, for eviction. */
+struct queue_head {
+	char id[TENANT_ID_MAX + 1];
+	size_t idlen;
+	uint64_t seq;          /* 0: the tenant has nothing left */
+	uint64_t created_ms;
+};
+
+/* Fills heads (room for max) with the oldest entry of each tenant that has
+ * one; returns how many. */
+size_t queue_heads(struct queue *q, struct queue_head *heads, size_t max);
+
+/* Calls fn for each tenant with the lock held (fn must not call queue_*). */
+void queue_each(struct queue *q, void (*fn)(const struct queue_tenant *t,
+					    void *arg), void *arg);
+
+/* Wakes every waiter; queue_claim returns -1 from then on. */
+void queue_stop(struct queue *q);
+
+uint64_t now_ms(void);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * tenant.h - who sent a request.
+ *
+ * In order:
+ *  1. Authorization: Bearer TOKEN, or Basic with user = tenant id and
+ *     password = TOKEN: the [tenant] whose token it is. A token that
+ *     matches no tenant is refused (401). Tokens are compared as SHA-256
+ *     digests in constant time, against every tenant.
+ *  2. [tenancy] trust_header: the tenant named in that header (a proxy in
+ *     front has authenticated it).
+ *  3. [tenancy] default, when no [tenant] has a token.
+ *  4. When no tenant has a token and trust_header is off: no tenant; the
+ *     series are stored as sent.
+ *  Otherwise 401.
+ */
+#ifndef RELAY_TENANT_H
+#define RELAY_TENANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct tenant_ident {
+	char id[TENANT_ID_MAX + 1]; /* "" when there is no tenancy */
+	size_t idlen;
+	const struct config_tenant *conf; /* ref; NULL if not configured */
+};
+
+/* Fills token_sha256 of tenants configured with a plain token. */
+void tenant_prepare(struct config *cfg);
+
+/* Whether any tenant has a token (so requests must carry one). */
+int tenant_tokens_required(const struct config *cfg);
+
+/*
+ * Resolves a request's tenant from its Authorization header and the
+ * [tenancy] header's value (either may be NULL). Returns 0, or 401 with a
+ * short reason in why (never the token).
+ */
+int tenant_resolve(const struct config *cfg, const char *authorization,
+		   const char *header_value, struct tenant_ident *out,
+		   char *why, size_t whylen);
+
+/* Whether s[0..n) is a valid tenant id: [A-Za-z0-9_.-]{1,64}. */
+int tenant_valid_id(const char *s, size_t n);
+
+/* SHA-256 of data. */
+void tenant_sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* SHA-256 of a then b. Returns 0, or -1 if the digest could not be made. */
+int tenant_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
+		     uint8_t out[32]);
+
+/* Constant-time comparison of a bearer token with a configured secret
+ * (the admin token). Returns 1 if equal. */
+int tenant_token_equal(const char *given, const char *secret);
+
+#endif

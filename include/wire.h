@@ -1,0 +1,79 @@
+/*
+ * wire.h - the Remote Write 1.0 scanner: one pass over a decoded (not
+ * compressed) prometheus.WriteRequest that validates it, counts it, and
+ * writes a copy with the tenant label set on every series.
+ *
+ * It allocates nothing per label: the output goes straight into a caller's
+ * bounded buffer, and fields other than a series' labels are copied byte for
+ * byte (sample doubles keep their exact bits, stale-marker NaNs included).
+ * The protobuf-c code generated from proto/ is the reference decoder that
+ * the tests hold this scanner against.
+ */
+#ifndef RELAY_WIRE_H
+#define RELAY_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum wire_result {
+	WIRE_OK = 0,
+	WIRE_BAD = -1,      /* malformed or against the spec: 400 */
+	WIRE_V2 = -2,       /* a Remote Write 2.0 body (fields 4/5): 415 */
+	WIRE_TOO_LARGE = -3 /* the output passed out->max: 413 */
+};
+
+struct wire_counts {
+	uint64_t series;     /* TimeSeries messages */
+	uint64_t samples;    /* Sample messages */
+	uint64_t histograms; /* native Histogram messages */
+	uint64_t exemplars;  /* Exemplar messages */
+	uint64_t metadata;   /* MetricMetadata messages */
+};
+
+struct wire_opts {
+	/* Label to set on every series, or NULL to leave labels as sent. */
+	const char *tenant_label;
+	const char *tenant_value;
+	/* Bounds; 0 means none. */
+	size_t max_labels_per_series;
+	size_t max_label_name_length;
+	size_t max_label_value_length;
+	/* Called once per series with a 64-bit hash of its final label set
+	 * (after the tenant label is set); may be NULL. */
+	void (*on_series)(void *arg, uint64_t hash);
+	void *arg;
+};
+
+/*
+ * Scans the decoded WriteRequest in[0..len) and, when out is not NULL,
+ * appends the rewritten request to out. Counts are added to *c.
+ * Returns WIRE_OK or a negative wire_result; on failure a one-line reason
+ * (no newline, e.g. "series 3: labels not sorted: \"job\" after \"zone\"")
+ * is in why and out holds a partial result the caller must discard.
+ *
+ * Checks: well-formed protobuf (varints, lengths, wire types of known
+ * fields, packed or unpacked repeated scalars); each series has at least one
+ * label; label names match [a-zA-Z_][a-zA-Z0-9_]*, are strictly ascending
+ * (so unique) and non-empty; values are non-empty valid UTF-8; a __name__
+ * value matches [a-zA-Z_:][a-zA-Z0-9_:]*; the opts bounds.
+ */
+int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
+	      struct wire_counts *c, struct buf *out, char *why, size_t whylen);
+
+/*
+ * Returns the offset just past the top-level field that starts at off in a
+ * WriteRequest that wire_scan accepted (used to cut a request into chunks
+ * at series boundaries), or 0 when off is not at a field.
+ */
+size_t wire_next_field(const uint8_t *in, size_t len, size_t off);
+
+/*
+ * Frees the calling thread's scratch, which wire_scan keeps between calls
+ * once it met a series with more than 64 labels. Call it before a thread
+ * that ran wire_scan exits; wire_scan may be called again afterwards.
+ */
+void wire_scratch_free(void);
+
+#endif

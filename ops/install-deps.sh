@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# ops/install-deps.sh - installs the Debian 12 packages the relay needs to
+# build and test: compiler, libraries, VictoriaMetrics and Prometheus as test
+# peers, curl and jq for the integration tests. Idempotent: when everything
+# is installed it only asks dpkg and exits.
+#
+# The victoria-metrics and prometheus packages try to start their system
+# services on install; where policy-rc.d refuses that, the refusal is
+# harmless. The tests never use those services: they start their own
+# instances on free loopback ports.
+set -eu
+
+PACKAGES=(
+	build-essential
+	pkg-config
+	libprotobuf-c-dev
+	protobuf-c-compiler
+	libsnappy-dev
+	libcurl4-openssl-dev
+	libssl-dev
+	libmicrohttpd-dev
+	liblmdb-dev
+	lmdb-utils
+	curl
+	jq
+	victoria-metrics
+	prometheus
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	[ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+fi
+$SUDO apt-get update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,745 @@
+/*
+ * config.c - relay.conf reader (see config.h).
+ *
+ * Every key of the fixed sections is one row of config_keys[]: section,
+ * type, place in struct config, default and bounds as written in the file,
+ * and a help line. Defaults and bounds go through the same parsers as the
+ * file, so the table cannot hold a value the file would refuse. [tenant ID]
+ * sections fill a list instead of struct config; tenant_set() reads them.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum config_section {
+	SEC_NONE = -1,
+	SEC_SERVER, SEC_LIMITS, SEC_STORAGE, SEC_UPSTREAM, SEC_TENANCY, SEC_LOG,
+	SEC_TENANT
+};
+static const char *const section_names[] = {
+	"server", "limits", "storage", "upstream", "tenancy", "log"
+};
+
+enum config_type { CONF_STRING, CONF_SIZE, CONF_DURATION, CONF_INT, CONF_BOOL, CONF_ENUM };
+
+/* Extra checks on a string value. */
+enum config_check { CHECK_NONE, CHECK_URL, CHECK_LABEL, CHECK_TENANT_ID };
+
+struct config_key {
+	const char *name;
+	enum config_section section;
+	enum config_type type;
+	size_t offset;              /* into struct config */
+	const char *def;            /* as written in relay.conf; NULL: unset */
+	const char *min, *max;      /* bounds as written; NULL: none */
+	const char *const *names;   /* CONF_ENUM: index is the stored int */
+	enum config_check check;    /* CONF_STRING */
+	const char *help;
+};
+
+static const char *const when_full_names[] = {"reject", "drop_oldest", NULL};
+/* In enum log_level order. */
+static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+
+#define KEY(name, sec, type, field, def, min, max, names, check, help)       \
+	{ name, sec, type, offsetof(struct config, field), def, min, max,    \
+	  names, check, help }
+#define STR(name, sec, field, def, check, help)                              \
+	KEY(name, sec, CONF_STRING, field, def, NULL, NULL, NULL, check, help)
+#define NUM(name, sec, type, field, def, min, max, help)                     \
+	KEY(name, sec, type, field, def, min, max, NULL, CHECK_NONE, help)
+#define ENUM(name, sec, field, def, names, help)                             \
+	KEY(name, sec, CONF_ENUM, field, def, NULL, NULL, names, CHECK_NONE, help)
+
+/* In the order relay.conf lists them. */
+static const struct config_key config_keys[] = {
+	STR("listen", SEC_SERVER, listen, "127.0.0.1:9201", CHECK_NONE,
+	    "host:port of the HTTP API (remote write, /metrics, health)."),
+	NUM("max_body_size", SEC_SERVER, CONF_SIZE, max_body_size, "32MiB", "1KiB", "1GiB",
+	    "Largest compressed request body; larger ones get 413."),
+	NUM("max_decoded_size", SEC_SERVER, CONF_SIZE, max_decoded_size, "64MiB", "1KiB", "4GiB",
+	    "Largest snappy-decoded body, checked before decoding."),
+	NUM("max_inflight_bytes", SEC_SERVER, CONF_SIZE, max_inflight_bytes, "1GiB", "1MiB", NULL,
+	    "Decoded bytes handled at once; requests past it get 503."),
+	NUM("threads", SEC_SERVER, CONF_INT, threads, "2", "1", "64",
+	    "HTTP worker threads."),
+	NUM("max_connections", SEC_SERVER, CONF_INT, max_connections, "1024", "1", "100000",
+	    "Most client connections open at once."),
+	NUM("idle_timeout", SEC_SERVER, CONF_DURATION, idle_timeout_ms, "60s", "1s", "1d",
+	    "A connection idle this long is closed."),
+	STR("admin_token", SEC_SERVER, admin_token, NULL, CHECK_NONE,
+	    "Bearer token for the admin endpoints; empty: they are refused."),
+	STR("tls_cert", SEC_SERVER, tls_cert, NULL, CHECK_NONE,
+	    "PEM certificate chain for HTTPS; empty: plain HTTP."),
+	STR("tls_key", SEC_SERVER, tls_key, NULL, CHECK_NONE,
+	    "PEM private key of tls_cert."),
+	STR("tls_client_ca", SEC_SERVER, tls_client_ca, NULL, CHECK_NONE,
+	    "PEM CA bundle; when set, clients must show a certificate it signed."),
+
+	NUM("max_labels_per_series", SEC_LIMITS, CONF_INT, max_labels_per_series,
+	    "128", "1", "10000", "Most labels one series may carry."),
+	NUM("max_label_name_length", SEC_LIMITS, CONF_INT, max_label_name_length,
+	    "256", "1", "65536", "Longest label name, in bytes."),
+	NUM("max_label_value_length", SEC_LIMITS, CONF_INT, max_label_value_length,
+	    "16384", "1", "1048576", "Longest label value, in bytes."),
+
+	STR("path", SEC_STORAGE, path, "./data", CHECK_NONE,
+	    "Directory of the LMDB store."),
+	NUM("max_size", SEC_STORAGE, CONF_SIZE, max_size, "8GiB", "1MiB", NULL,
+	    "Most disk space the store may use (the LMDB map size)."),
+	ENUM("when_full", SEC_STORAGE, when_full, "reject", when_full_names,
+	     "When the store is full: reject new writes, or drop_oldest data."),
+	NUM("max_age", SEC_STORAGE, CONF_DURATION, max_age_ms, "7d", "1m", NULL,
+	    "Data not forwarded within this time is dropped."),
+	NUM("dedup_window", SEC_STORAGE, CONF_DURATION, dedup_window_ms, "10m", "0", "1d",
+	    "A batch resent within this time is stored once; 0: off."),
+	NUM("usage_retention", SEC_STORAGE, CONF_DURATION, usage_retention_ms, "400d", "1d", NULL,
+	    "How long per-tenant usage records are kept."),
+
+	STR("url", SEC_UPSTREAM, url, "http://127.0.0.1:8428/api/v1/write", CHECK_URL,
+	    "Remote-write URL; may use {tenant}, {account_id} and {project_id}."),
+	NUM("timeout", SEC_UPSTREAM, CONF_DURATION, timeout_ms, "30s", "100ms", "1h",
+	    "Time limit for one whole upstream request."),
+	NUM("min_backoff", SEC_UPSTREAM, CONF_DURATION, min_backoff_ms, "100ms", "1ms", "1h",
+	    "First delay before a retry; it doubles on each failure."),
+	NUM("max_backoff", SEC_UPSTREAM, CONF_DURATION, max_backoff_ms, "30s", "1ms", "1d",
+	    "Longest delay between retries (at least min_backoff)."),
+	NUM("max_request_size", SEC_UPSTREAM, CONF_SIZE, max_request_size, "8MiB", "64KiB", "30MiB",
+	    "Decoded bytes per forwarded request."),
+	NUM("concurrency", SEC_UPSTREAM, CONF_INT, concurrency, "4", "1", "64",
+	    "Forwarder threads, one request in flight each."),
+	STR("bearer_token", SEC_UPSTREAM, bearer_token, NULL, CHECK_NONE,
+	    "Bearer token sent upstream; empty: none."),
+	STR("basic_user", SEC_UPSTREAM, basic_user, NULL, CHECK_NONE,
+	    "Basic-auth user sent upstream; empty: none."),
+	STR("basic_password", SEC_UPSTREAM, basic_password, NULL, CHECK_NONE,
+	    "Basic-auth password of basic_user."),
+	STR("ca_file", SEC_UPSTREAM, ca_file, NULL, CHECK_NONE,
+	    "PEM CA bundle to verify upstream with; empty: system CAs."),
+	STR("client_cert", SEC_UPSTREAM, client_cert, NULL, CHECK_NONE,
+	    "PEM client certificate shown upstream; empty: none."),
+	STR("client_key", SEC_UPSTREAM, client_key, NULL, CHECK_NONE,
+	    "PEM private key of client_cert."),
+	NUM("tls_verify", SEC_UPSTREAM, CONF_BOOL, tls_verify, "true", NULL, NULL,
+	    "Verify the upstream certificate and host name."),
+
+	STR("label", SEC_TENANCY, tenant_label, "tenant", CHECK_LABEL,
+	    "Label that names the tenant on every forwarded series."),
+	STR("header", SEC_TENANCY, tenant_header, "X-Scope-OrgID", CHECK_NONE,
+	    "Request header that names the tenant when trust_header is on."),
+	NUM("trust_header", SEC_TENANCY, CONF_BOOL, trust_header, "false", NULL, NULL,
+	    "Take the tenant from header without a token (behind an authenticating proxy)."),
+	STR("default", SEC_TENANCY, default_tenant, NULL, CHECK_TENANT_ID,
+	    "Tenant of requests that name none; empty: none."),
+
+	ENUM("level", SEC_LOG, log_level, "info", level_names,
+	     "Lowest level logged: debug, info, warn or error."),
+};
+#define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+/* Keys of a [tenant ID] section; bit i of parser.tenant_seen. */
+enum { TK_TOKEN, TK_SHA256, TK_ACCOUNT, TK_PROJECT, TK_RATE, TK_BUFFER, TK_STATUS, TK_COUNT };
+static const char *const tenant_keys[TK_COUNT] = {
+	"token", "token_sha256", "account_id", "project_id",
+	"max_samples_per_second", "max_buffer_bytes", "limit_status"
+};
+
+struct parser {
+	struct config *cfg;           /* ref */
+	const char *file;             /* ref */
+	unsigned line;
+	enum config_section section;
+	struct config_tenant *tenant; /* ref: the current [tenant] */
+	unsigned tenant_seen;
+	unsigned key_line[NKEYS];     /* line a key was set on, 0: default */
+	char *err;                    /* ref */
+	size_t errlen;
+};
+
+/* Writes "FILE:LINE: reason" (or "FILE: reason" for line 0) into p->err.
+ * Always returns -1. */
+__attribute__((format(printf, 3, 4)))
+static int fail(struct parser *p, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (p->err == NULL || p->errlen == 0)
+		return -1;
+	if (line > 0)
+		n = snprintf(p->err, p->errlen, "%s:%u: ", p->file, line);
+	else
+		n = snprintf(p->err, p->errlen, "%s: ", p->file);
+	if (n < 0 || (size_t)n >= p->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+struct unit {
+	const char *suffix;
+	uint64_t mult;
+};
+
+static const struct unit size_units[] = {
+	{"", 1}, {"B", 1},
+	{"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40},
+	{"KB", 1000ULL}, {"MB", 1000000ULL}, {"GB", 1000000000ULL}, {"TB", 1000000000000ULL},
+	{NULL, 0}
+};
+static const struct unit duration_units[] = {
+	{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {NULL, 0}
+};
+
+/*
+ * Parses digits, a fraction when frac_ok, and one suffix of units into a
+ * whole number. Fails on anything else, on overflow, and on a fraction that
+ * does not come to a whole number ("1.5B"). Returns 0 or -1.
+ */
+static int parse_units(const char *p, const struct unit *u, int frac_ok, uint64_t *out)
+{
+	uint64_t whole = 0, frac = 0, scale = 1, f;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (whole > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		whole = whole * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '.' && frac_ok) {
+		if (!isdigit((unsigned char)*++p))
+			return -1;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (scale > UINT64_MAX / 10)
+				return -1;      /* more digits than anyone means */
+			frac = frac * 10 + (uint64_t)(*p - '0');
+			scale *= 10;
+		}
+	}
+	while (u->suffix != NULL && strcmp(p, u->suffix) != 0)
+		u++;
+	if (u->suffix == NULL || whole > UINT64_MAX / u->mult || frac > UINT64_MAX / u->mult)
+		return -1;
+	f = frac * u->mult;
+	if (f % scale != 0 || whole * u->mult > UINT64_MAX - f / scale)
+		return -1;
+	*out = whole * u->mult + f / scale;
+	return 0;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+	return parse_units(s, size_units, 1, out);
+}
+
+int config_parse_duration(const char *s, uint64_t *out_ms)
+{
+	if (strcmp(s, "0") == 0) {
+		*out_ms = 0;
+		return 0;
+	}
+	return parse_units(s, duration_units, 0, out_ms);
+}
+
+/* Parses a number of type (CONF_SIZE, CONF_DURATION or CONF_INT; an int
+ * below 0 comes out as UINT64_MAX, past any bound). Returns 0 or -1. */
+static int parse_number(enum config_type type, const char *v, uint64_t *out)
+{
+	int neg = *v == '-';
+
+	if (type == CONF_SIZE)
+		return config_parse_size(v, out);
+	if (type == CONF_DURATION)
+		return config_parse_duration(v, out);
+	if (v[neg + strspn(v + neg, "0123456789")] != '\0' ||
+	    parse_units(v + neg, size_units, 0, out) < 0)
+		return -1;
+	if (neg && *out != 0)
+		*out = UINT64_MAX;
+	return 0;
+}
+
+static int valid_tenant_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= TENANT_ID_MAX &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* [a-zA-Z_][a-zA-Z0-9_]*, not starting with "__" (reserved by Prometheus). */
+static int valid_label_name(const char *s)
+{
+	return (isalpha((unsigned char)s[0]) || (s[0] == '_' && s[1] != '_')) &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
+	       strlen(s);
+}
+
+static int check_string(const struct config_key *k, const char *v, char *why, size_t n)
+{
+	if (k->check == CHECK_URL && strncmp(v, "http://", 7) != 0 &&
+	    strncmp(v, "https://", 8) != 0)
+		snprintf(why, n, "%s: \"%s\" must start with http:// or https://", k->name, v);
+	else if (k->check == CHECK_LABEL && !valid_label_name(v))
+		snprintf(why, n, "%s: \"%s\" is not a valid label name "
+			 "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", k->name, v);
+	else if (k->check == CHECK_TENANT_ID && !valid_tenant_id(v))
+		snprintf(why, n, "%s: \"%s\" is not a valid tenant id "
+			 "(1 to 64 of A-Z a-z 0-9 _ . -)", k->name, v);
+	else
+		return 0;
+	return -1;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+			*out = strcmp(v, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Parses v as the value of k and stores it in cfg, freeing the string it
+ * replaces. Returns 0, or -1 with the reason (without FILE:LINE) in why;
+ * cfg is then unchanged.
+ */
+static int key_apply(const struct config_key *k, struct config *cfg, const char *v,
+		     char *why, size_t n)
+{
+	void *dst = (char *)cfg + k->offset;
+	uint64_t u = 0, lo = 0, hi = UINT64_MAX;
+	char *copy = NULL;
+	int i, len;
+
+	switch (k->type) {
+	case CONF_STRING:
+		if (*v == '\0' && k->def != NULL) {
+			snprintf(why, n, "%s: must not be empty", k->name);
+			return -1;
+		}
+		if (*v != '\0' && check_string(k, v, why, n) < 0)
+			return -1;
+		if (*v != '\0' && (copy = strdup(v)) == NULL) {
+			snprintf(why, n, "out of memory");
+			return -1;
+		}
+		free(*(char **)dst);
+		*(char **)dst = copy;
+		return 0;
+	case CONF_BOOL:
+		if (parse_bool(v, &i) == 0) {
+			*(int *)dst = i;
+			return 0;
+		}
+		snprintf(why, n, "%s: \"%s\" is not a boolean (use true or false)", k->name, v);
+		return -1;
+	case CONF_ENUM:
+		for (i = 0; k->names[i] != NULL; i++) {
+			if (strcmp(v, k->names[i]) == 0) {
+				*(int *)dst = i;
+				return 0;
+			}
+		}
+		len = snprintf(why, n, "%s: \"%s\" is not one of", k->name, v);
+		for (i = 0; k->names[i] != NULL && len > 0 && (size_t)len < n; i++)
+			len += snprintf(why + len, n - (size_t)len, "%s %s", i ? "," : "",
+					k->names[i]);
+		return -1;
+	case CONF_SIZE:
+	case CONF_DURATION:
+	case CONF_INT:
+		break;
+	}
+
+	if (parse_number(k->type, v, &u) < 0) {
+		snprintf(why, n, "%s: \"%s\" is not %s", k->name, v,
+			 k->type == CONF_SIZE ? "a size (use e.g. 512MiB, 8GiB)" :
+			 k->type == CONF_DURATION ? "a duration (use e.g. 500ms, 30s, 5m, 1h, 7d)" :
+			 "an integer");
+		return -1;
+	}
+	if (k->min != NULL)
+		parse_number(k->type, k->min, &lo);     /* the table's own */
+	if (k->max != NULL)
+		parse_number(k->type, k->max, &hi);
+	if (u < lo || u > hi) {
+		if (k->max == NULL)
+			snprintf(why, n, "%s: %s is below the minimum %s", k->name, v, k->min);
+		else
+			snprintf(why, n, "%s: %s is out of range %s..%s", k->name, v,
+				 k->min, k->max);
+		return -1;
+	}
+	if (k->type == CONF_INT)
+		*(int *)dst = (int)u;
+	else
+		*(uint64_t *)dst = u;
+	return 0;
+}
+
+/* Clears cfg and fills in every default. Returns 0, or -1 with the reason
+ * in why (out of memory); cfg then needs config_free. */
+static int defaults_set(struct config *cfg, char *why, size_t n)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+		if (key_apply(k, cfg, k->def ? k->def : "", why, n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void config_defaults(struct config *cfg)
+{
+	char why[256];
+
+	if (defaults_set(cfg, why, sizeof(why)) < 0)
+		fatal("cannot set config defaults", "error=\"%s\"", why);
+}
+
+const char *config_key_info(size_t i, const char **section, const char **def,
+			    const char **help)
+{
+	if (i >= NKEYS)
+		return NULL;
+	if (section != NULL)
+		*section = section_names[config_keys[i].section];
+	if (def != NULL)
+		*def = config_keys[i].def;
+	if (help != NULL)
+		*help = config_keys[i].help;
+	return config_keys[i].name;
+}
+
+static size_t key_index(enum config_section section, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (config_keys[i].section == section && strcmp(config_keys[i].name, name) == 0)
+			break;
+	return i;
+}
+
+/* Copies v into *dst (freeing the old string); "" stores NULL. */
+static int set_string(struct parser *p, char **dst, const char *v)
+{
+	char *copy = NULL;
+
+	if (*v != '\0' && (copy = strdup(v)) == NULL)
+		return fail(p, p->line, "out of memory");
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+/* A VictoriaMetrics account or project id: 0..4294967295 in decimal. */
+static int valid_vm_id(const char *v)
+{
+	size_t n = strspn(v, "0123456789");
+
+	return v[n] == '\0' && n <= 10 && (n < 10 || strcmp(v, "4294967295") <= 0);
+}
+
+/* A rate such as "1000" or "0.5": digits and a point only (no sign, no
+ * exponent, no hex). Returns 0 or -1. */
+static int parse_rate(const char *v, double *out)
+{
+	char *end;
+	double d;
+
+	if (*v == '\0' || v[strspn(v, "0123456789.")] != '\0')
+		return -1;
+	errno = 0;
+	d = strtod(v, &end);
+	if (*end != '\0' || errno != 0 || !isfinite(d))
+		return -1;
+	*out = d;
+	return 0;
+}
+
+static int parse_sha256(const char *v, uint8_t out[32])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (strlen(v) != 64 || strspn(v, "0123456789abcdefABCDEF") != 64)
+		return -1;
+	for (int i = 0; i < 64; i++) {
+		int d = (int)(strchr(hex, tolower((unsigned char)v[i])) - hex);
+		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | d : d << 4);
+	}
+	return 0;
+}
+
+/* Sets one key of the current [tenant ID] section. Returns 0 or -1. */
+static int tenant_set(struct parser *p, const char *key, const char *v)
+{
+	struct config_tenant *t = p->tenant;
+	const struct config_tenant *o;
+	int i;
+
+	for (i = 0; i < TK_COUNT && strcmp(key, tenant_keys[i]) != 0; i++)
+		;
+	if (i == TK_COUNT)
+		return fail(p, p->line, "unknown key \"%s\" in [tenant %s]", key, t->id);
+	if (p->tenant_seen & (1u << i))
+		return fail(p, p->line, "duplicate key \"%s\" in [tenant %s]", key, t->id);
+	p->tenant_seen |= 1u << i;
+
+	switch (i) {
+	case TK_TOKEN:
+		if (*v != '\0' && t->has_token_sha256)
+			break;
+		for (o = p->cfg->tenants; *v != '\0' && o != NULL; o = o->next)
+			if (o != t && o->token != NULL && strcmp(o->token, v) == 0)
+				return fail(p, p->line, "token of tenant \"%s\" is already "
+					    "used by tenant \"%s\"", t->id, o->id);
+		return set_string(p, &t->token, v);
+	case TK_SHA256:
+		if (*v == '\0')
+			return 0;
+		if (t->token != NULL)
+			break;
+		if (parse_sha256(v, t->token_sha256) < 0)
+			return fail(p, p->line, "token_sha256: must be 64 hex digits "
+				    "(sha256sum of the token)");
+		t->has_token_sha256 = 1;
+		for (o = p->cfg->tenants; o != NULL; o = o->next)
+			if (o != t && o->has_token_sha256 &&
+			    memcmp(o->token_sha256, t->token_sha256, 32) == 0)
+				return fail(p, p->line, "token of tenant \"%s\" is already "
+					    "used by tenant \"%s\"", t->id, o->id);
+		return 0;
+	case TK_ACCOUNT:
+	case TK_PROJECT:
+		if (!valid_vm_id(v))
+			return fail(p, p->line, "%s: \"%s\" is not a number in "
+				    "0..4294967295", key, v);
+		return set_string(p, i == TK_ACCOUNT ? &t->account_id : &t->project_id, v);
+	case TK_RATE:
+		if (parse_rate(v, &t->max_samples_per_second) < 0)
+			return fail(p, p->line, "%s: \"%s\" is not a non-negative number",
+				    key, v);
+		return 0;
+	case TK_BUFFER:
+		if (config_parse_size(v, &t->max_buffer_bytes) < 0)
+			return fail(p, p->line, "%s: \"%s\" is not a size (use e.g. "
+				    "512MiB, 8GiB)", key, v);
+		return 0;
+	default:
+		if (strcmp(v, "429") != 0 && strcmp(v, "503") != 0)
+			return fail(p, p->line, "%s: \"%s\" must be 429 or 503", key, v);
+		t->limit_status = atoi(v);
+		return 0;
+	}
+	return fail(p, p->line, "tenant \"%s\" sets both token and token_sha256; "
+		    "keep one", t->id);
+}
+
+static char *trim(char *s)
+{
+	size_t n;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Reads "[name]" or "[tenant ID]" (s is trimmed and starts with '['). */
+static int parse_header(struct parser *p, char *s)
+{
+	struct config_tenant *t, **tail;
+	size_t n = strlen(s);
+	char *name, *rest;
+
+	if (s[n - 1] != ']')
+		return fail(p, p->line, "expected \"]\" at the end of a section header");
+	s[n - 1] = '\0';
+	name = trim(s + 1);
+	rest = name + strcspn(name, " \t");
+	if (*rest != '\0')
+		*rest++ = '\0';
+	rest = trim(rest);
+
+	for (int i = 0; i < SEC_TENANT; i++) {
+		if (*rest == '\0' && strcmp(name, section_names[i]) == 0) {
+			p->section = (enum config_section)i;
+			return 0;
+		}
+	}
+	if (strcmp(name, "tenant") != 0)
+		return fail(p, p->line, "unknown section [%s%s%s]", name,
+			    *rest ? " " : "", rest);
+	if (*rest == '\0')
+		return fail(p, p->line, "[tenant] needs an id, e.g. [tenant acme]");
+	if (!valid_tenant_id(rest))
+		return fail(p, p->line, "invalid tenant id \"%s\" (1 to 64 of "
+			    "A-Z a-z 0-9 _ . -)", rest);
+	for (tail = &p->cfg->tenants; *tail != NULL; tail = &(*tail)->next)
+		if (strcmp((*tail)->id, rest) == 0)
+			return fail(p, p->line, "duplicate tenant \"%s\"", rest);
+	if ((t = calloc(1, sizeof(*t))) == NULL || (t->id = strdup(rest)) == NULL) {
+		free(t);
+		return fail(p, p->line, "out of memory");
+	}
+	t->limit_status = 429;
+	*tail = t;
+	p->cfg->ntenants++;
+	p->tenant = t;
+	p->tenant_seen = 0;
+	p->section = SEC_TENANT;
+	return 0;
+}
+
+static int parse_line(struct parser *p, char *line)
+{
+	char why[512], *s, *eq, *key, *value;
+	size_t i;
+
+	/* A comment starts a line or follows whitespace: "a=b#c" keeps "#c". */
+	for (i = 0; line[i] != '\0'; i++) {
+		if ((line[i] == '#' || line[i] == ';') &&
+		    (i == 0 || isspace((unsigned char)line[i - 1]))) {
+			line[i] = '\0';
+			break;
+		}
+	}
+	s = trim(line);
+	if (*s == '\0')
+		return 0;
+	if (*s == '[')
+		return parse_header(p, s);
+	if ((eq = strchr(s, '=')) == NULL || eq == s)
+		return fail(p, p->line, "expected \"key = value\" or \"[section]\"");
+	*eq = '\0';
+	key = trim(s);
+	value = trim(eq + 1);
+	if (p->section == SEC_NONE)
+		return fail(p, p->line, "key \"%s\" before any [section]", key);
+	if (p->section == SEC_TENANT)
+		return tenant_set(p, key, value);
+
+	if ((i = key_index(p->section, key)) == NKEYS)
+		return fail(p, p->line, "unknown key \"%s\" in [%s]", key,
+			    section_names[p->section]);
+	if (p->key_line[i] != 0)
+		return fail(p, p->line, "duplicate key \"%s\" in [%s] (first set on "
+			    "line %u)", key, section_names[p->section], p->key_line[i]);
+	if (key_apply(&config_keys[i], p->cfg, value, why, sizeof(why)) < 0)
+		return fail(p, p->line, "%s", why);
+	p->key_line[i] = p->line;
+	return 0;
+}
+
+/* The later of the lines two keys were set on; 0 if both are defaults. */
+static unsigned later_line(const struct parser *p, enum config_section sec,
+			   const char *a, const char *b)
+{
+	unsigned la = p->key_line[key_index(sec, a)];
+	unsigned lb = p->key_line[key_index(sec, b)];
+
+	return la > lb ? la : lb;
+}
+
+/* Checks that involve more than one key, once the whole file is read. */
+static int check_cross(struct parser *p)
+{
+	const struct config *c = p->cfg;
+
+	if (c->max_backoff_ms < c->min_backoff_ms)
+		return fail(p, later_line(p, SEC_UPSTREAM, "min_backoff", "max_backoff"),
+			    "max_backoff must not be less than min_backoff");
+	if ((c->tls_cert == NULL) != (c->tls_key == NULL))
+		return fail(p, later_line(p, SEC_SERVER, "tls_cert", "tls_key"),
+			    "tls_cert and tls_key must be set together");
+	if ((c->client_cert == NULL) != (c->client_key == NULL))
+		return fail(p, later_line(p, SEC_UPSTREAM, "client_cert", "client_key"),
+			    "client_cert and client_key must be set together");
+	return 0;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct parser p = {
+		.cfg = cfg, .file = path, .section = SEC_NONE, .err = err, .errlen = errlen,
+	};
+	char why[256], *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int rc = -1;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (defaults_set(cfg, why, sizeof(why)) < 0)
+		return fail(&p, 0, "%s", why);
+	if ((cfg->file = strdup(path)) == NULL)
+		return fail(&p, 0, "out of memory");
+	if ((f = fopen(path, "r")) == NULL)
+		return fail(&p, 0, "cannot open: %s", strerror(errno));
+
+	while (getline(&line, &cap, f) >= 0) {
+		p.line++;
+		if (parse_line(&p, line) < 0)
+			goto out;
+	}
+	if (ferror(f)) {
+		fail(&p, 0, "cannot read: %s", strerror(errno));
+		goto out;
+	}
+	if (check_cross(&p) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+void config_free(struct config *cfg)
+{
+	struct config_tenant *t, *next;
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (config_keys[i].type == CONF_STRING)
+			free(*(char **)((char *)cfg + config_keys[i].offset));
+	for (t = cfg->tenants; t != NULL; t = next) {
+		next = t->next;
+		free(t->id);
+		free(t->token);
+		free(t->account_id);
+		free(t->project_id);
+		free(t);
+	}
+	free(cfg->file);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const struct config_tenant *config_tenant_find(const struct config *cfg, const char *id,
+					       size_t idlen)
+{
+	for (const struct config_tenant *t = cfg->tenants; t != NULL; t = t->next)
+		if (strlen(t->id) == idlen && memcmp(t->id, id, idlen) == 0)
+			return t;
+	return NULL;
+}

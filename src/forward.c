@@ -1,0 +1,358 @@
+/*
+ * forward.c - upstream delivery threads (see forward.h).
+ */
+#include "forward.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "retry.h"
+#include "store.h"
+#include "writer.h"
+
+#ifndef RELAY_VERSION
+#define RELAY_VERSION "0.1.0"
+#endif
+
+#define MAX_ENTRIES_PER_REQUEST 256
+#define REASON_MAX 512
+#define RETRY_AFTER_CAP_MS (10u * 60 * 1000)
+
+struct forwarder {
+	const struct config *cfg; /* ref */
+	struct store *st;         /* ref */
+	struct queue *q;          /* ref */
+	struct writer *w;         /* ref */
+	pthread_t *threads;
+	int nthreads;
+};
+
+/* One thread's connection and buffers. */
+struct sender {
+	struct forwarder *f;      /* ref */
+	CURL *curl;
+	struct curl_slist *headers;
+	struct buf body;
+	char reason[REASON_MAX];  /* start of the upstream's answer */
+	size_t reason_len;
+	char retry_after[64];
+	char errbuf[CURL_ERROR_SIZE];
+	uint32_t rnd;
+};
+
+int forward_url(const struct config *cfg, const char *tenant, size_t tlen,
+		char *out, size_t outlen)
+{
+	const struct config_tenant *t = config_tenant_find(cfg, tenant, tlen);
+	const char *p = cfg->url, *val;
+	size_t o = 0, n;
+
+	while (*p != '\0') {
+		val = NULL;
+		if (strncmp(p, "{tenant}", 8) == 0) {
+			n = tlen;
+			val = tenant;
+			p += 8;
+		} else if (strncmp(p, "{account_id}", 12) == 0) {
+			val = t && t->account_id ? t->account_id : "0";
+			n = strlen(val);
+			p += 12;
+		} else if (strncmp(p, "{project_id}", 12) == 0) {
+			val = t && t->project_id ? t->project_id : "0";
+			n = strlen(val);
+			p += 12;
+		} else {
+			n = 1;
+			val = p++;
+		}
+		if (o + n >= outlen)
+			return -1;
+		memcpy(out + o, val, n);
+		o += n;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sender *s = arg;
+	size_t n = size * nmemb, room = sizeof(s->reason) - 1 - s->reason_len;
+
+	if (room > 0) {
+		size_t k = n < room ? n : room;
+		memcpy(s->reason + s->reason_len, data, k);
+		s->reason_len += k;
+		s->reason[s->reason_len] = '\0';
+	}
+	return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sender *s = arg;
+	size_t n = size * nmemb, k;
+
+	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+		k = n - 12;
+		if (k >= sizeof(s->retry_after))
+			k = sizeof(s->retry_after) - 1;
+		memcpy(s->retry_after, data + 12, k);
+		s->retry_after[k] = '\0';
+		for (char *e = s->retry_after + k;
+		     e > s->retry_after && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ');)
+			*--e = '\0';
+	}
+	return n;
+}
+
+static int sender_init(struct sender *s, struct forwarder *f)
+{
+	const struct config *cfg = f->cfg;
+
+	memset(s, 0, sizeof(*s));
+	s->f = f;
+	s->rnd = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)s;
+	buf_init(&s->body, cfg->max_request_size + (1u << 20));
+	s->curl = curl_easy_init();
+	if (s->curl == NULL)
+		return -1;
+	s->headers = curl_slist_append(s->headers, "Content-Encoding: snappy");
+	s->headers = curl_slist_append(s->headers, "Content-Type: application/x-protobuf");
+	s->headers = curl_slist_append(s->headers, "X-Prometheus-Remote-Write-Version: 0.1.0");
+	s->headers = curl_slist_append(s->headers, "Expect:");
+	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, s->headers);
+	curl_easy_setopt(s->curl, CURLOPT_USERAGENT, "remote-write-relay/" RELAY_VERSION);
+	curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
+	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(cfg->timeout_ms < 10000 ? cfg->timeout_ms : 10000));
+	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(s->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(s->curl, CURLOPT_SSL_VERIFYPEER, cfg->tls_verify ? 1L : 0L);
+	curl_easy_setopt(s->curl, CURLOPT_SSL_VERIFYHOST, cfg->tls_verify ? 2L : 0L);
+	if (cfg->ca_file != NULL)
+		curl_easy_setopt(s->curl, CURLOPT_CAINFO, cfg->ca_file);
+	if (cfg->client_cert != NULL)
+		curl_easy_setopt(s->curl, CURLOPT_SSLCERT, cfg->client_cert);
+	if (cfg->client_key != NULL)
+		curl_easy_setopt(s->curl, CURLOPT_SSLKEY, cfg->client_key);
+	if (cfg->bearer_token != NULL) {
+		curl_easy_setopt(s->curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		curl_easy_setopt(s->curl, CURLOPT_XOAUTH2_BEARER, cfg->bearer_token);
+	} else if (cfg->basic_user != NULL) {
+		curl_easy_setopt(s->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(s->curl, CURLOPT_USERNAME, cfg->basic_user);
+		curl_easy_setopt(s->curl, CURLOPT_PASSWORD,
+				 cfg->basic_password ? cfg->basic_password : "");
+	}
+	return 0;
+}
+
+static void sender_free(struct sender *s)
+{
+	if (s->curl != NULL)
+		curl_easy_cleanup(s->curl);
+	curl_slist_free_all(s->headers);
+	buf_free(&s->body);
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Posts s->body to url. Returns the HTTP status, or 0 for a network
+ * error (the reason is in s->reason either way). */
+static long sender_post(struct sender *s, const char *url)
+{
+	uint64_t t0 = mono_us();
+	long status = 0;
+	CURLcode rc;
+
+	s->reason[0] = '\0';
+	s->reason_len = 0;
+	s->retry_after[0] = '\0';
+	s->errbuf[0] = '\0';
+	curl_easy_setopt(s->curl, CURLOPT_URL, url);
+	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, s->body.p);
+	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body.len);
+	rc = curl_easy_perform(s->curl);
+	latency_observe(&metrics.upstream_latency, mono_us() - t0);
+	if (rc != CURLE_OK) {
+		snprintf(s->reason, sizeof(s->reason), "%s",
+			 s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+		metric_add(&metrics.upstream_requests[0], 1);
+		return 0;
+	}
+	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 100 || status > 599)
+		status = 0;
+	metric_add(&metrics.upstream_requests[status], 1);
+	/* One line of the answer is enough for a reason. */
+	for (size_t i = 0; i < s->reason_len; i++) {
+		if (s->reason[i] == '\n' || s->reason[i] == '\r') {
+			s->reason[i] = '\0';
+			break;
+		}
+	}
+	return status;
+}
+
+static uint32_t next_rand(struct sender *s)
+{
+	s->rnd ^= s->rnd << 13;
+	s->rnd ^= s->rnd >> 17;
+	s->rnd ^= s->rnd << 5;
+	return s->rnd;
+}
+
+/* Sends one request for a claimed tenant and releases it. */
+static void forward_one(struct sender *s, struct queue_job *job)
+{
+	struct forwarder *f = s->f;
+	struct store_span span;
+	char url[2048], qreason[REASON_MAX + 8];
+	uint64_t max_entries, delay;
+	long status;
+	int64_t ra;
+
+	max_entries = job->isolate_to >= job->send_seq ? 1 : MAX_ENTRIES_PER_REQUEST;
+	buf_reset(&s->body);
+	if (store_read_batch(f->st, job->id, job->idlen, job->send_seq,
+			     f->cfg->max_request_size, max_entries, &s->body,
+			     &span) < 0) {
+		log_msg(LOG_ERROR, "cannot read buffer", "tenant=%s", job->id);
+		queue_release(f->q, job, job->send_seq, 1000, job->isolate_to);
+		return;
+	}
+	if (span.entries == 0) {
+		queue_release(f->q, job, job->last_seq + 1, 0, 0);
+		return;
+	}
+	if (forward_url(f->cfg, job->id, job->idlen, url, sizeof(url)) < 0) {
+		log_msg(LOG_ERROR, "upstream url too long", "tenant=%s", job->id);
+		queue_release(f->q, job, job->send_seq, f->cfg->max_backoff_ms,
+			      job->isolate_to);
+		return;
+	}
+	status = sender_post(s, url);
+	switch (retry_classify(status)) {
+	case RETRY_DONE:
+		writer_ack(f->w, job->id, job->idlen, span.first_seq, span.last_seq);
+		metric_add(&metrics.samples_forwarded, span.samples);
+		queue_count_forwarded(f->q, job->id, job->idlen, span.samples);
+		metric_add(&metrics.series_forwarded, span.series);
+		metric_add(&metrics.bytes_forwarded, s->body.len);
+		if (job->attempts > 0)
+			log_msg(LOG_INFO, "upstream delivery resumed",
+				"tenant=%s failed_attempts=%u", job->id, job->attempts);
+		queue_release(f->q, job, span.last_seq + 1, 0, job->isolate_to);
+		break;
+	case RETRY_AGAIN:
+		metric_add(&metrics.upstream_retries, 1);
+		ra = s->retry_after[0] ? retry_after_ms(s->retry_after, time(NULL),
+							RETRY_AFTER_CAP_MS) : -1;
+		delay = ra >= 0 ? (uint64_t)ra :
+			retry_backoff_ms(job->attempts + 1, f->cfg->min_backoff_ms,
+					 f->cfg->max_backoff_ms, next_rand(s));
+		if (delay == 0)
+			delay = 1;
+		log_msg(job->attempts == 0 ? LOG_WARN : LOG_DEBUG,
+			"upstream request failed, will retry",
+			"tenant=%s status=%ld attempt=%u retry_in_ms=%llu reason=%s",
+			job->id, status, job->attempts + 1,
+			(unsigned long long)delay,
+			log_quote(s->reason, strlen(s->reason), qreason, sizeof(qreason)));
+		queue_release(f->q, job, job->send_seq, delay, job->isolate_to);
+		break;
+	case RETRY_REFUSED:
+		log_quote(s->reason, strlen(s->reason), qreason, sizeof(qreason));
+		if (span.entries > 1) {
+			log_msg(LOG_WARN, "upstream refused a merged request, "
+				"sending its entries one by one",
+				"tenant=%s status=%ld entries=%llu reason=%s", job->id,
+				status, (unsigned long long)span.entries, qreason);
+			queue_release(f->q, job, job->send_seq, 0, span.last_seq);
+			break;
+		}
+		log_msg(LOG_ERROR, "upstream refused a batch, set aside",
+			"tenant=%s seq=%llu status=%ld samples=%llu reason=%s",
+			job->id, (unsigned long long)span.first_seq, status,
+			(unsigned long long)span.samples, qreason);
+		writer_set_aside(f->w, job->id, job->idlen, span.first_seq, status,
+				 s->reason);
+		metric_add(&metrics.batches_set_aside, 1);
+		metric_add(&metrics.samples_set_aside, span.samples);
+		queue_release(f->q, job, span.last_seq + 1, 0, job->isolate_to);
+		break;
+	}
+}
+
+static void *forward_main(void *arg)
+{
+	struct forwarder *f = arg;
+	struct sender s;
+	struct queue_job job;
+
+	if (sender_init(&s, f) < 0) {
+		log_msg(LOG_ERROR, "cannot start forwarder", "reason=curl_easy_init");
+		sender_free(&s);
+		return NULL;
+	}
+	while (queue_claim(f->q, &job) == 0)
+		forward_one(&s, &job);
+	sender_free(&s);
+	return NULL;
+}
+
+struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
+				  struct queue *q, struct writer *w)
+{
+	struct forwarder *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	f->cfg = cfg;
+	f->st = st;
+	f->q = q;
+	f->w = w;
+	f->threads = calloc((size_t)cfg->concurrency, sizeof(*f->threads));
+	if (f->threads == NULL) {
+		free(f);
+		return NULL;
+	}
+	for (int i = 0; i < cfg->concurrency; i++) {
+		if (pthread_create(&f->threads[i], NULL, forward_main, f) != 0)
+			break;
+		f->nthreads++;
+	}
+	if (f->nthreads == 0) {
+		free(f->threads);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void forwarder_stop(struct forwarder *f)
+{
+	for (int i = 0; i < f->nthreads; i++)
+		pthread_join(f->threads[i], NULL);
+	free(f->threads);
+	free(f);
+}

@@ -1,0 +1,186 @@
+/*
+ * ingest.c - request body to batch (see ingest.h).
+ */
+#include "ingest.h"
+
+#include <snappy-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+/* Per-thread scratch, reused between requests; freed when a large request
+ * left it bigger than this. */
+#define SCRATCH_KEEP (8u << 20)
+
+static __thread struct buf decoded_scratch, rewrite_scratch;
+
+void ingest_thread_cleanup(void)
+{
+	buf_free(&decoded_scratch);
+	buf_free(&rewrite_scratch);
+}
+
+static void trim_scratch(struct buf *b)
+{
+	if (b->cap > SCRATCH_KEEP)
+		buf_free(b);
+	buf_reset(b);
+}
+
+int ingest_check_length(const struct config *cfg, const uint8_t *body,
+			size_t len, uint64_t *decoded, char *why, size_t whylen)
+{
+	size_t n;
+
+	if (snappy_uncompressed_length((const char *)body, len, &n) != SNAPPY_OK) {
+		snprintf(why, whylen, "corrupt snappy block: bad length preamble");
+		return 400;
+	}
+	*decoded = n;
+	if (n > cfg->max_decoded_size) {
+		snprintf(why, whylen, "decoded size %zu over the limit of %llu bytes",
+			 n, (unsigned long long)cfg->max_decoded_size);
+		return 413;
+	}
+	return 0;
+}
+
+static int add_chunk(struct batch *b, uint8_t *block, size_t len,
+		     uint32_t raw_len, const struct wire_counts *c)
+{
+	struct chunk *ch = realloc(b->chunks, (b->nchunks + 1) * sizeof(*ch));
+
+	if (ch == NULL)
+		return -1;
+	b->chunks = ch;
+	ch = &b->chunks[b->nchunks++];
+	ch->block = block;
+	ch->len = len;
+	ch->raw_len = raw_len;
+	ch->counts = *c;
+	b->value_bytes += len + sizeof(struct entry_hdr);
+	return 0;
+}
+
+/* Compresses raw[0..len) into a new chunk of b. Returns 0 or -1. */
+static int compress_chunk(struct batch *b, const uint8_t *raw, size_t len,
+			  const struct wire_counts *c)
+{
+	size_t cap = snappy_max_compressed_length(len), n = cap;
+	uint8_t *block = malloc(cap);
+
+	if (block == NULL)
+		return -1;
+	if (snappy_compress((const char *)raw, len, (char *)block, &n) != SNAPPY_OK ||
+	    add_chunk(b, block, n, (uint32_t)len, c) < 0) {
+		free(block);
+		return -1;
+	}
+	return 0;
+}
+
+/* Cuts raw into chunks of whole top-level fields of at most max bytes (a
+ * single larger field travels alone) and compresses each. */
+static int split_chunks(const struct config *cfg, struct batch *b,
+			const uint8_t *raw, size_t len)
+{
+	size_t start = 0, off = 0, next;
+	struct wire_counts c;
+	char why[8];
+
+	while (start < len) {
+		off = start;
+		while (off < len) {
+			next = wire_next_field(raw, len, off);
+			if (next == 0)
+				return -1;
+			if (next - start > cfg->max_request_size && off > start)
+				break;
+			off = next;
+		}
+		memset(&c, 0, sizeof(c));
+		if (wire_scan(raw + start, off - start, &(struct wire_opts){0},
+			      &c, NULL, why, sizeof(why)) != WIRE_OK ||
+		    compress_chunk(b, raw + start, off - start, &c) < 0)
+			return -1;
+		start = off;
+	}
+	return 0;
+}
+
+int ingest_body(const struct config *cfg, const struct ingest_req *r,
+		struct buf *body, struct batch *b, struct wire_counts *counts,
+		uint64_t *decoded, char *why, size_t whylen)
+{
+	struct buf *raw = &decoded_scratch, *out = &rewrite_scratch;
+	struct wire_opts opts;
+	const uint8_t *final;
+	size_t n, final_len;
+	int rc, status = 0;
+
+	memset(b, 0, sizeof(*b));
+	memset(counts, 0, sizeof(*counts));
+	memcpy(b->tenant, r->tenant, r->tlen);
+	b->tlen = r->tlen;
+	if ((status = ingest_check_length(cfg, body->p, body->len, decoded, why,
+					  whylen)) != 0)
+		return status;
+	raw->max = cfg->max_decoded_size;
+	buf_reset(raw);
+	if (buf_reserve(raw, *decoded ? *decoded : 1) < 0) {
+		snprintf(why, whylen, "out of memory for %llu decoded bytes",
+			 (unsigned long long)*decoded);
+		return 503;
+	}
+	n = raw->cap;
+	if (snappy_uncompress((const char *)body->p, body->len, (char *)raw->p,
+			      &n) != SNAPPY_OK || n != *decoded) {
+		snprintf(why, whylen, "corrupt snappy block");
+		status = 400;
+		goto out;
+	}
+	raw->len = n;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.tenant_label = r->tenant_label;
+	opts.tenant_value = r->tenant;
+	opts.max_labels_per_series = (size_t)cfg->max_labels_per_series;
+	opts.max_label_name_length = (size_t)cfg->max_label_name_length;
+	opts.max_label_value_length = (size_t)cfg->max_label_value_length;
+	opts.on_series = r->on_series;
+	opts.arg = r->arg;
+	out->max = cfg->max_decoded_size + cfg->max_decoded_size / 2;
+	buf_reset(out);
+	rc = wire_scan(raw->p, raw->len, &opts, counts,
+		       r->tenant_label != NULL ? out : NULL, why, whylen);
+	if (rc != WIRE_OK) {
+		status = rc == WIRE_V2 ? 415 : (rc == WIRE_TOO_LARGE ? 413 : 400);
+		goto out;
+	}
+	final = r->tenant_label != NULL ? out->p : raw->p;
+	final_len = r->tenant_label != NULL ? out->len : raw->len;
+	if (final_len <= cfg->max_request_size) {
+		if (r->tenant_label == NULL) {
+			/* Store the body as it came: it is the chunk. */
+			rc = add_chunk(b, body->p, body->len, (uint32_t)final_len,
+				       counts);
+			if (rc == 0)
+				buf_init(body, body->max);
+		} else {
+			rc = compress_chunk(b, final, final_len, counts);
+		}
+	} else {
+		rc = split_chunks(cfg, b, final, final_len);
+	}
+	if (rc < 0) {
+		batch_release(b);
+		snprintf(why, whylen, "out of memory");
+		status = 503;
+	}
+out:
+	trim_scratch(raw);
+	trim_scratch(out);
+	return status;
+}

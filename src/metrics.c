@@ -1,0 +1,301 @@
+/*
+ * metrics.c - counters and their text exposition (see metrics.h).
+ */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <time.h>
+
+#include "queue.h"
+
+#ifndef RELAY_VERSION
+#define RELAY_VERSION "0.1.0"
+#endif
+
+struct metrics metrics;
+
+/* Upper bounds of the latency buckets, in microseconds. */
+static const uint64_t lat_bounds_us[METRICS_LAT_BUCKETS] = {
+	250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000,
+	256000, 1000000, 4000000, 16000000,
+};
+
+static const char *const reason_names[REFUSE_NREASONS] = {
+	"bad_request", "unauthorized", "method", "too_large", "unsupported",
+	"rate_limited", "tenant_buffer_full", "buffer_full", "overloaded",
+	"storage_error", "shutting_down",
+};
+
+const char *refuse_reason_name(enum refuse_reason r)
+{
+	return r < REFUSE_NREASONS ? reason_names[r] : "unknown";
+}
+
+void latency_observe(struct latency *l, uint64_t us)
+{
+	for (int i = 0; i < METRICS_LAT_BUCKETS; i++) {
+		if (us <= lat_bounds_us[i]) {
+			metric_add(&l->buckets[i], 1);
+			break;
+		}
+	}
+	metric_add(&l->count, 1);
+	metric_add(&l->sum_us, us);
+}
+
+void metrics_count_request(unsigned status)
+{
+	if (status < 600)
+		metric_add(&metrics.requests[status], 1);
+}
+
+static int counter(struct buf *out, const char *name, const char *help,
+		   _Atomic uint64_t *c)
+{
+	return buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n",
+			  name, help, name, name, metric_get(c));
+}
+
+static int gauge(struct buf *out, const char *name, const char *help,
+		 double v)
+{
+	return buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n",
+			  name, help, name, name, v);
+}
+
+static int by_code(struct buf *out, const char *name, const char *help,
+		   _Atomic uint64_t *codes, const char *zero_label)
+{
+	int rc = buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help,
+			    name);
+
+	for (int i = 0; i < 600 && rc == 0; i++) {
+		uint64_t v = metric_get(&codes[i]);
+		if (v == 0)
+			continue;
+		if (i == 0)
+			rc = buf_printf(out, "%s{code=\"%s\"} %" PRIu64 "\n", name,
+					zero_label, v);
+		else
+			rc = buf_printf(out, "%s{code=\"%d\"} %" PRIu64 "\n", name,
+					i, v);
+	}
+	return rc;
+}
+
+static int histogram(struct buf *out, const char *name, const char *help,
+		     struct latency *l)
+{
+	uint64_t cum = 0;
+	int rc = buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
+			    name);
+
+	for (int i = 0; i < METRICS_LAT_BUCKETS && rc == 0; i++) {
+		cum += metric_get(&l->buckets[i]);
+		rc = buf_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+				(double)lat_bounds_us[i] / 1e6, cum);
+	}
+	if (rc == 0)
+		rc = buf_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+				"%s_sum %.6f\n%s_count %" PRIu64 "\n", name,
+				metric_get(&l->count), name,
+				(double)metric_get(&l->sum_us) / 1e6, name,
+				metric_get(&l->count));
+	return rc;
+}
+
+static int refused(struct buf *out)
+{
+	int rc = buf_printf(out,
+		"# HELP relay_requests_refused_total Requests refused, by reason.\n"
+		"# TYPE relay_requests_refused_total counter\n");
+
+	for (int i = 0; i < REFUSE_NREASONS && rc == 0; i++)
+		rc = buf_printf(out, "relay_requests_refused_total{reason=\"%s\"} %"
+				PRIu64 "\n", reason_names[i],
+				metric_get(&metrics.refused[i]));
+	if (rc == 0)
+		rc = buf_printf(out,
+			"# HELP relay_samples_refused_total Samples in refused requests "
+			"that were decoded, by reason.\n"
+			"# TYPE relay_samples_refused_total counter\n");
+	for (int i = 0; i < REFUSE_NREASONS && rc == 0; i++)
+		rc = buf_printf(out, "relay_samples_refused_total{reason=\"%s\"} %"
+				PRIu64 "\n", reason_names[i],
+				metric_get(&metrics.samples_refused[i]));
+	return rc;
+}
+
+struct tenant_render {
+	struct buf *out;
+	int field;
+	int rc;
+};
+
+/* The per-tenant series: name, help, type and which number they show. */
+static const struct {
+	const char *name, *help, *type;
+} tenant_series[] = {
+	{"relay_tenant_requests_total", "Write requests made durable, by tenant.", "counter"},
+	{"relay_tenant_samples_received_total", "Samples made durable, by tenant.", "counter"},
+	{"relay_tenant_series_received_total", "Series made durable, by tenant.", "counter"},
+	{"relay_tenant_bytes_received_total", "Compressed bytes made durable, by tenant.", "counter"},
+	{"relay_tenant_duplicate_requests_total", "Resent requests not stored again, by tenant.", "counter"},
+	{"relay_tenant_requests_refused_total", "Requests refused, by tenant and reason.", "counter"},
+	{"relay_tenant_samples_refused_total", "Decoded samples in refused requests, by tenant.", "counter"},
+	{"relay_tenant_samples_forwarded_total", "Samples the upstream acknowledged, by tenant.", "counter"},
+	{"relay_tenant_buffer_samples", "Samples waiting in the buffer, by tenant.", "gauge"},
+	{"relay_tenant_buffer_bytes", "Bytes of the buffer's entries, by tenant.", "gauge"},
+	{"relay_tenant_buffer_oldest_age_seconds", "Age of the tenant's oldest entry (0 if none).", "gauge"},
+};
+
+static void render_tenant(const struct queue_tenant *t, void *arg)
+{
+	struct tenant_render *tr = arg;
+	const struct tenant_counters *c = &t->counters;
+	const char *name = tenant_series[tr->field].name;
+	uint64_t v = 0, now;
+
+	if (t->idlen == 0)
+		return;
+	switch (tr->field) {
+	case 0: v = c->requests; break;
+	case 1: v = c->samples; break;
+	case 2: v = c->series; break;
+	case 3: v = c->bytes; break;
+	case 4: v = c->duplicates; break;
+	case 5:
+		for (int i = 0; i < REFUSE_NREASONS; i++) {
+			if (c->refused[i] == 0)
+				continue;
+			tr->rc |= buf_printf(tr->out, "%s{tenant=\"%s\",reason=\"%s\"} %"
+					     PRIu64 "\n", name, t->id,
+					     reason_names[i], c->refused[i]);
+		}
+		return;
+	case 6: v = c->samples_refused; break;
+	case 7: v = c->samples_forwarded; break;
+	case 8: v = t->samples; break;
+	case 9: v = t->bytes; break;
+	case 10:
+		now = now_ms();
+		v = t->entries && t->oldest_ms && now > t->oldest_ms ?
+		    (now - t->oldest_ms) / 1000 : 0;
+		break;
+	}
+	tr->rc |= buf_printf(tr->out, "%s{tenant=\"%s\"} %" PRIu64 "\n", name,
+			     t->id, v);
+}
+
+static int render_tenants(struct buf *out, struct queue *q)
+{
+	struct tenant_render tr = {out, 0, 0};
+	size_t n = sizeof(tenant_series) / sizeof(tenant_series[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		tr.field = (int)i;
+		tr.rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
+				    tenant_series[i].name, tenant_series[i].help,
+				    tenant_series[i].name, tenant_series[i].type);
+		queue_each(q, render_tenant, &tr);
+	}
+	return tr.rc;
+}
+
+int metrics_render(struct buf *out, struct queue *q)
+{
+	struct metrics *m = &metrics;
+	struct queue_totals t;
+	double age = 0;
+	int rc = 0;
+
+	rc |= buf_printf(out, "# HELP relay_build_info Version of the relay.\n"
+			 "# TYPE relay_build_info gauge\n"
+			 "relay_build_info{version=\"%s\"} 1\n", RELAY_VERSION);
+	rc |= gauge(out, "relay_start_time_seconds", "Unix time the relay started.",
+		    (double)metric_get(&m->start_time_s));
+	rc |= by_code(out, "relay_requests_total",
+		      "Write requests answered, by HTTP status.", m->requests, "0");
+	rc |= refused(out);
+	rc |= counter(out, "relay_series_received_total",
+		      "Series in requests made durable.", &m->series_received);
+	rc |= counter(out, "relay_samples_received_total",
+		      "Samples in requests made durable.", &m->samples_received);
+	rc |= counter(out, "relay_histograms_received_total",
+		      "Native histogram samples in requests made durable.",
+		      &m->histograms_received);
+	rc |= counter(out, "relay_exemplars_received_total",
+		      "Exemplars in requests made durable.", &m->exemplars_received);
+	rc |= counter(out, "relay_metadata_received_total",
+		      "Metadata entries in requests made durable.",
+		      &m->metadata_received);
+	rc |= counter(out, "relay_bytes_received_total",
+		      "Compressed body bytes of requests made durable.",
+		      &m->bytes_received);
+	rc |= counter(out, "relay_decoded_bytes_received_total",
+		      "Decoded bytes of requests made durable.", &m->bytes_decoded);
+	rc |= counter(out, "relay_duplicate_requests_total",
+		      "Resent requests acknowledged but not stored again.",
+		      &m->duplicates);
+	if (q != NULL) {
+		queue_totals(q, &t);
+		if (t.oldest_ms != 0) {
+			uint64_t now = now_ms();
+			age = now > t.oldest_ms ? (double)(now - t.oldest_ms) / 1000 : 0;
+		}
+		rc |= gauge(out, "relay_buffer_entries", "Entries in the buffer.",
+			    (double)t.entries);
+		rc |= gauge(out, "relay_buffer_bytes",
+			    "Bytes of the entries in the buffer.", (double)t.bytes);
+		rc |= gauge(out, "relay_buffer_samples",
+			    "Samples waiting in the buffer.", (double)t.samples);
+		rc |= gauge(out, "relay_buffer_oldest_age_seconds",
+			    "Age of the oldest entry in the buffer (0 if empty).", age);
+		rc |= gauge(out, "relay_upstream_tenants_backing_off",
+			    "Tenants whose delivery is waiting to retry.",
+			    (double)t.tenants_waiting);
+		rc |= render_tenants(out, q);
+	}
+	rc |= counter(out, "relay_samples_forwarded_total",
+		      "Samples the upstream acknowledged.", &m->samples_forwarded);
+	rc |= counter(out, "relay_series_forwarded_total",
+		      "Series the upstream acknowledged.", &m->series_forwarded);
+	rc |= counter(out, "relay_bytes_forwarded_total",
+		      "Compressed bytes the upstream acknowledged.",
+		      &m->bytes_forwarded);
+	rc |= by_code(out, "relay_upstream_requests_total",
+		      "Requests to the upstream, by HTTP status (error: no answer).",
+		      m->upstream_requests, "error");
+	rc |= counter(out, "relay_upstream_retries_total",
+		      "Upstream requests that failed and will be retried.",
+		      &m->upstream_retries);
+	rc |= counter(out, "relay_batches_set_aside_total",
+		      "Entries the upstream refused for good, kept apart.",
+		      &m->batches_set_aside);
+	rc |= counter(out, "relay_samples_set_aside_total",
+		      "Samples in entries set aside.", &m->samples_set_aside);
+	rc |= counter(out, "relay_commits_total",
+		      "LMDB transactions committed and synced.", &m->commits);
+	rc |= counter(out, "relay_commit_requests_total",
+		      "Write requests made durable by those commits.",
+		      &m->commit_batches);
+	rc |= counter(out, "relay_commit_errors_total",
+		      "LMDB transactions that failed.", &m->commit_errors);
+	rc |= histogram(out, "relay_commit_duration_seconds",
+			"Time of one LMDB commit including the sync.",
+			&m->commit_latency);
+	rc |= histogram(out, "relay_upstream_request_duration_seconds",
+			"Time of one upstream request.", &m->upstream_latency);
+	rc |= gauge(out, "relay_storage_used_bytes",
+		    "Bytes of LMDB pages in use (what max_size limits).",
+		    (double)metric_get(&m->storage_used_bytes));
+	rc |= counter(out, "relay_samples_dropped_total{reason=\"full\"}",
+		      "Samples dropped from the buffer, by reason.",
+		      &m->samples_dropped_full);
+	rc |= buf_printf(out, "relay_samples_dropped_total{reason=\"age\"} %" PRIu64 "\n",
+			 metric_get(&m->samples_dropped_age));
+	rc |= gauge(out, "relay_inflight_decoded_bytes",
+		    "Decoded bytes of requests being handled.",
+		    (double)metric_get(&m->inflight_bytes));
+	return rc ? -1 : 0;
+}

@@ -1,0 +1,359 @@
+/*
+ * queue.c - in-memory index of the buffer, per tenant (see queue.h).
+ */
+#include "queue.h"
+
+#include "usage.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void queue_init(struct queue *q)
+{
+	pthread_condattr_t ca;
+
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_REALTIME);
+	pthread_cond_init(&q->wake, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void queue_destroy(struct queue *q)
+{
+	struct queue_tenant *t, *next;
+
+	for (t = q->tenants; t != NULL; t = next) {
+		next = t->next;
+		free(t);
+	}
+	q->tenants = NULL;
+	pthread_cond_destroy(&q->wake);
+	pthread_mutex_destroy(&q->lock);
+}
+
+struct queue_tenant *queue_tenant_get(struct queue *q, const char *id,
+				      size_t idlen, int create)
+{
+	struct queue_tenant *t, **tail = &q->tenants;
+
+	for (t = q->tenants; t != NULL; t = t->next) {
+		if (t->idlen == idlen && memcmp(t->id, id, idlen) == 0)
+			return t;
+		tail = &t->next;
+	}
+	if (!create || idlen > TENANT_ID_MAX)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	memcpy(t->id, id, idlen);
+	t->idlen = idlen;
+	*tail = t;
+	q->ntenants++;
+	return t;
+}
+
+void queue_added(struct queue *q, const char *id, size_t idlen, uint64_t seq,
+		 uint64_t bytes, uint64_t samples, uint64_t created_ms)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	t = queue_tenant_get(q, id, idlen, 1);
+	if (t != NULL) {
+		if (t->entries == 0) {
+			t->first_seq = seq;
+			t->oldest_ms = created_ms;
+		}
+		if (t->send_seq == 0)
+			t->send_seq = seq;
+		t->last_seq = seq;
+		t->entries++;
+		t->bytes += bytes;
+		t->samples += samples;
+		q->entries++;
+		q->bytes += bytes;
+		q->samples += samples;
+	}
+	pthread_cond_broadcast(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static uint64_t sub_floor(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
+}
+
+void queue_removed(struct queue *q, const char *id, size_t idlen,
+		   uint64_t entries, uint64_t bytes, uint64_t samples,
+		   uint64_t next_seq, uint64_t next_created_ms)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	t = queue_tenant_get(q, id, idlen, 0);
+	if (t != NULL) {
+		t->entries = sub_floor(t->entries, entries);
+		t->bytes = sub_floor(t->bytes, bytes);
+		t->samples = sub_floor(t->samples, samples);
+		if (next_seq == 0 || t->entries == 0) {
+			t->entries = t->bytes = t->samples = 0;
+			t->first_seq = t->last_seq + 1;
+			t->oldest_ms = 0;
+			if (t->send_seq < t->first_seq)
+				t->send_seq = t->first_seq;
+		} else {
+			t->first_seq = next_seq;
+			t->oldest_ms = next_created_ms;
+			if (t->send_seq < next_seq)
+				t->send_seq = next_seq;
+		}
+	}
+	q->entries = sub_floor(q->entries, entries);
+	q->bytes = sub_floor(q->bytes, bytes);
+	q->samples = sub_floor(q->samples, samples);
+	pthread_cond_broadcast(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Whether t has something to send now; sets *wait_until to the end of its
+ * backoff when that is all that holds it. Call with the lock held. */
+static int tenant_ready(const struct queue_tenant *t, uint64_t now,
+			uint64_t *wait_until)
+{
+	if (t->busy || t->entries == 0 || t->send_seq > t->last_seq)
+		return 0;
+	if (t->retry_at_ms > now) {
+		if (*wait_until == 0 || t->retry_at_ms < *wait_until)
+			*wait_until = t->retry_at_ms;
+		return 0;
+	}
+	return 1;
+}
+
+int queue_claim(struct queue *q, struct queue_job *job)
+{
+	struct queue_tenant *t;
+	struct timespec ts;
+	uint64_t wait_until, now;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		if (q->stopping) {
+			pthread_mutex_unlock(&q->lock);
+			return -1;
+		}
+		now = now_ms();
+		wait_until = 0;
+		for (t = q->tenants; t != NULL; t = t->next) {
+			if (tenant_ready(t, now, &wait_until))
+				break;
+		}
+		if (t != NULL)
+			break;
+		if (wait_until == 0)
+			wait_until = now + 1000;
+		ts.tv_sec = (time_t)(wait_until / 1000);
+		ts.tv_nsec = (long)(wait_until % 1000) * 1000000;
+		pthread_cond_timedwait(&q->wake, &q->lock, &ts);
+	}
+	t->busy = 1;
+	memcpy(job->id, t->id, t->idlen);
+	job->id[t->idlen] = '\0';
+	job->idlen = t->idlen;
+	job->send_seq = t->send_seq;
+	job->isolate_to = t->isolate_to;
+	job->last_seq = t->last_seq;
+	job->attempts = t->attempts;
+	/* Move the tenant to the tail so that tenants take turns. */
+	if (t->next != NULL) {
+		struct queue_tenant **pp = &q->tenants, *last;
+		while (*pp != t)
+			pp = &(*pp)->next;
+		*pp = t->next;
+		for (last = t->next; last->next != NULL; last = last->next)
+			;
+		last->next = t;
+		t->next = NULL;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+}
+
+void queue_release(struct queue *q, const struct queue_job *job,
+		   uint64_t next_seq, uint64_t retry_in_ms, uint64_t isolate_to)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	t = queue_tenant_get(q, job->id, job->idlen, 0);
+	if (t != NULL) {
+		t->busy = 0;
+		if (t->send_seq < next_seq)
+			t->send_seq = next_seq;
+		if (retry_in_ms > 0) {
+			t->attempts++;
+			t->retry_at_ms = now_ms() + retry_in_ms;
+		} else {
+			t->attempts = 0;
+			t->retry_at_ms = 0;
+		}
+		t->isolate_to = isolate_to;
+	}
+	pthread_cond_broadcast(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_totals(struct queue *q, struct queue_totals *out)
+{
+	struct queue_tenant *t;
+	uint64_t now = now_ms();
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&q->lock);
+	out->entries = q->entries;
+	out->bytes = q->bytes;
+	out->samples = q->samples;
+	for (t = q->tenants; t != NULL; t = t->next) {
+		if (t->entries > 0 && t->oldest_ms != 0 &&
+		    (out->oldest_ms == 0 || t->oldest_ms < out->oldest_ms))
+			out->oldest_ms = t->oldest_ms;
+		if (t->retry_at_ms > now)
+			out->tenants_waiting++;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_stop(struct queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->stopping = 1;
+	pthread_cond_broadcast(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+uint64_t queue_tenant_bytes(struct queue *q, const char *id, size_t idlen)
+{
+	struct queue_tenant *t;
+	uint64_t bytes = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if ((t = queue_tenant_get(q, id, idlen, 0)) != NULL)
+		bytes = t->bytes;
+	pthread_mutex_unlock(&q->lock);
+	return bytes;
+}
+
+void queue_count_received(struct queue *q, const char *id, size_t idlen,
+			  const struct usage_rec *u, int dup)
+{
+	struct queue_tenant *t;
+
+	if (idlen == 0)
+		return;
+	pthread_mutex_lock(&q->lock);
+	if ((t = queue_tenant_get(q, id, idlen, 1)) != NULL) {
+		if (dup)
+			t->counters.duplicates++;
+		if (u != NULL) {
+			t->counters.requests += u->requests;
+			t->counters.samples += u->samples;
+			t->counters.series += u->series;
+			t->counters.bytes += u->bytes_compressed;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_count_refused(struct queue *q, const char *id, size_t idlen,
+			 int reason, uint64_t samples)
+{
+	struct queue_tenant *t;
+
+	if (idlen == 0 || reason < 0 || reason >= 16)
+		return;
+	pthread_mutex_lock(&q->lock);
+	if ((t = queue_tenant_get(q, id, idlen, 1)) != NULL) {
+		t->counters.refused[reason]++;
+		t->counters.samples_refused += samples;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_count_forwarded(struct queue *q, const char *id, size_t idlen,
+			   uint64_t samples)
+{
+	struct queue_tenant *t;
+
+	if (idlen == 0)
+		return;
+	pthread_mutex_lock(&q->lock);
+	if ((t = queue_tenant_get(q, id, idlen, 0)) != NULL)
+		t->counters.samples_forwarded += samples;
+	pthread_mutex_unlock(&q->lock);
+}
+
+int queue_take_tokens(struct queue *q, const char *id, size_t idlen,
+		      double rate, uint64_t n)
+{
+	struct queue_tenant *t;
+	uint64_t now = now_ms();
+	int ok = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if ((t = queue_tenant_get(q, id, idlen, 1)) != NULL) {
+		if (t->tokens_ms == 0) {
+			t->tokens = rate;
+		} else if (now > t->tokens_ms) {
+			t->tokens += rate * (double)(now - t->tokens_ms) / 1000.0;
+			if (t->tokens > rate)
+				t->tokens = rate;
+		}
+		t->tokens_ms = now;
+		if (t->tokens > 0)
+			t->tokens -= (double)n;
+		else
+			ok = -1;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return ok;
+}
+
+void queue_each(struct queue *q, void (*fn)(const struct queue_tenant *t,
+					    void *arg), void *arg)
+{
+	pthread_mutex_lock(&q->lock);
+	for (struct queue_tenant *t = q->tenants; t != NULL; t = t->next)
+		fn(t, arg);
+	pthread_mutex_unlock(&q->lock);
+}
+
+size_t queue_heads(struct queue *q, struct queue_head *heads, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&q->lock);
+	for (struct queue_tenant *t = q->tenants; t != NULL && n < max; t = t->next) {
+		if (t->entries == 0)
+			continue;
+		memcpy(heads[n].id, t->id, t->idlen + 1);
+		heads[n].idlen = t->idlen;
+		heads[n].seq = t->first_seq;
+		heads[n].created_ms = t->oldest_ms;
+		n++;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}

@@ -1,0 +1,214 @@
+/*
+ * tenant.c - request identity (see tenant.h).
+ */
+#include "tenant.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+void tenant_sha256(const void *data, size_t len, uint8_t out[32])
+{
+	SHA256(data, len, out);
+}
+
+int tenant_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
+		    uint8_t out[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned n = 32;
+	int rc = 0;
+
+	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(c, a, alen) != 1 || EVP_DigestUpdate(c, b, blen) != 1 ||
+	    EVP_DigestFinal_ex(c, out, &n) != 1)
+		rc = -1;
+	EVP_MD_CTX_free(c);
+	return rc;
+}
+
+void tenant_prepare(struct config *cfg)
+{
+	for (struct config_tenant *t = cfg->tenants; t != NULL; t = t->next) {
+		if (t->token != NULL && !t->has_token_sha256) {
+			tenant_sha256(t->token, strlen(t->token), t->token_sha256);
+			t->has_token_sha256 = 1;
+		}
+	}
+}
+
+int tenant_tokens_required(const struct config *cfg)
+{
+	for (const struct config_tenant *t = cfg->tenants; t != NULL; t = t->next)
+		if (t->token != NULL || t->has_token_sha256)
+			return 1;
+	return 0;
+}
+
+int tenant_valid_id(const char *s, size_t n)
+{
+	if (n == 0 || n > TENANT_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int tenant_token_equal(const char *given, const char *secret)
+{
+	uint8_t a[32], b[32];
+
+	if (given == NULL || secret == NULL)
+		return 0;
+	tenant_sha256(given, strlen(given), a);
+	tenant_sha256(secret, strlen(secret), b);
+	return CRYPTO_memcmp(a, b, 32) == 0;
+}
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decodes standard base64 (padding optional) into out; returns the length
+ * or -1. */
+static long b64_decode(const char *in, char *out, size_t outlen)
+{
+	uint32_t acc = 0;
+	size_t o = 0;
+	int bits = 0, v;
+
+	for (; *in != '\0' && *in != '='; in++) {
+		if ((v = b64_value((unsigned char)*in)) < 0)
+			return -1;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o >= outlen)
+				return -1;
+			out[o++] = (char)(acc >> bits & 0xff);
+		}
+	}
+	return (long)o;
+}
+
+static void set_ident(struct tenant_ident *out, const char *id, size_t n,
+		      const struct config_tenant *conf)
+{
+	memcpy(out->id, id, n);
+	out->id[n] = '\0';
+	out->idlen = n;
+	out->conf = conf;
+}
+
+/* Finds the tenant whose token hashes to digest, looking at every tenant
+ * so that the time taken does not depend on which one matches. */
+static const struct config_tenant *match_token(const struct config *cfg,
+					       const uint8_t digest[32])
+{
+	const struct config_tenant *found = NULL;
+
+	for (const struct config_tenant *t = cfg->tenants; t != NULL; t = t->next) {
+		if (t->has_token_sha256 &&
+		    CRYPTO_memcmp(t->token_sha256, digest, 32) == 0)
+			found = t;
+	}
+	return found;
+}
+
+static int check_authorization(const struct config *cfg, const char *auth,
+			       struct tenant_ident *out, char *why,
+			       size_t whylen)
+{
+	const struct config_tenant *t;
+	uint8_t digest[32];
+	char cred[512], *colon;
+	long n;
+
+	while (*auth == ' ')
+		auth++;
+	if (strncasecmp(auth, "Bearer ", 7) == 0) {
+		auth += 7;
+		while (*auth == ' ')
+			auth++;
+		tenant_sha256(auth, strlen(auth), digest);
+		if ((t = match_token(cfg, digest)) == NULL) {
+			snprintf(why, whylen, "invalid token");
+			return 401;
+		}
+		set_ident(out, t->id, strlen(t->id), t);
+		return 0;
+	}
+	if (strncasecmp(auth, "Basic ", 6) == 0) {
+		n = b64_decode(auth + 6, cred, sizeof(cred) - 1);
+		if (n < 0 || (colon = memchr(cred, ':', (size_t)n)) == NULL) {
+			snprintf(why, whylen, "malformed basic credentials");
+			return 401;
+		}
+		tenant_sha256(colon + 1, (size_t)(cred + n - colon - 1), digest);
+		t = config_tenant_find(cfg, cred, (size_t)(colon - cred));
+		if (t == NULL || !t->has_token_sha256 ||
+		    CRYPTO_memcmp(t->token_sha256, digest, 32) != 0) {
+			snprintf(why, whylen, "invalid credentials");
+			return 401;
+		}
+		set_ident(out, t->id, strlen(t->id), t);
+		return 0;
+	}
+	snprintf(why, whylen, "unsupported Authorization scheme; use Bearer or Basic");
+	return 401;
+}
+
+int tenant_resolve(const struct config *cfg, const char *authorization,
+		   const char *header_value, struct tenant_ident *out,
+		   char *why, size_t whylen)
+{
+	int tokens = tenant_tokens_required(cfg);
+
+	memset(out, 0, sizeof(*out));
+	if (authorization != NULL && tokens)
+		return check_authorization(cfg, authorization, out, why, whylen);
+	if (cfg->trust_header && header_value != NULL) {
+		size_t n = strlen(header_value);
+		if (!tenant_valid_id(header_value, n)) {
+			snprintf(why, whylen, "invalid tenant in %s", cfg->tenant_header);
+			return 401;
+		}
+		set_ident(out, header_value, n, config_tenant_find(cfg, header_value, n));
+		return 0;
+	}
+	if (tokens) {
+		snprintf(why, whylen, "missing credentials: send Authorization: "
+			 "Bearer <token>");
+		return 401;
+	}
+	if (cfg->default_tenant != NULL) {
+		size_t n = strlen(cfg->default_tenant);
+		set_ident(out, cfg->default_tenant, n,
+			  config_tenant_find(cfg, cfg->default_tenant, n));
+		return 0;
+	}
+	if (cfg->trust_header) {
+		snprintf(why, whylen, "missing %s header", cfg->tenant_header);
+		return 401;
+	}
+	return 0;
+}

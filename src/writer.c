@@ -1,0 +1,685 @@
+/*
+ * writer.c - group commit: the single LMDB writer thread (see writer.h).
+ */
+#include "writer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dedup.h"
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "store.h"
+
+enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED };
+
+/* Entries dropped per round at most for age (keeps commits short). */
+#define EVICT_PER_ROUND 1024
+#define MAX_HEADS 4096
+/* How often old sketches and usage past retention are removed. */
+#define CLEANUP_EVERY_MS (60 * 1000)
+
+struct writer_op {
+	enum op_kind kind;
+	char tenant[TENANT_ID_MAX + 1];
+	size_t tlen;
+	uint64_t first, last;
+	long status;             /* OP_SET_ASIDE: upstream status; OP_REFUSED: reason */
+	uint64_t samples;        /* OP_REFUSED */
+	char reason[512];
+	struct writer_op *next;
+};
+
+
+/* An entry being assembled this round: one tenant's consecutive chunks. */
+struct open_entry {
+	const char *tenant;       /* ref: the first batch's */
+	size_t tlen;
+	struct sblock_part *parts;/* owned, grows */
+	size_t nparts, cap;
+	struct entry_hdr hdr;
+	uint64_t raw;
+	uint64_t round_bytes;     /* admitted for the tenant this round */
+};
+
+/* What the queue learns once the transaction is committed. */
+struct change {
+	int added;                /* 1: added; 0: removed */
+	char tenant[TENANT_ID_MAX + 1];
+	size_t tlen;
+	uint64_t seq, bytes, samples, created_ms;
+	struct store_span gone, next;
+};
+
+struct writer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct batch *batches;
+	struct batch **batches_tail;
+	struct writer_op *ops;
+	struct writer_op **ops_tail;
+	int stopping;
+	int exited;               /* the thread is gone */
+	const struct config *cfg; /* ref */
+	struct store *st;         /* ref */
+	struct queue *q;          /* ref */
+	/* Reused between rounds. */
+	struct open_entry *open;
+	size_t nopen, open_cap;
+	struct usage_round usage;
+	uint64_t last_cleanup_ms;
+	uint64_t last_age_check_ms;
+	uint64_t dropped_entries[USAGE_DROPPED_SLOTS]; /* not yet logged */
+	uint64_t dropped_samples[USAGE_DROPPED_SLOTS];
+	uint64_t drop_logged_ms[USAGE_DROPPED_SLOTS];
+	struct queue_head *heads; /* oldest entry per tenant, this round */
+	size_t nheads;
+	int have_heads;
+	struct change *changes;
+	size_t nchanges, changes_cap;
+};
+
+void batch_release(struct batch *b)
+{
+	for (size_t i = 0; i < b->nchunks; i++)
+		free(b->chunks[i].block);
+	free(b->chunks);
+	b->chunks = NULL;
+	b->nchunks = 0;
+}
+
+static struct change *change_new(struct writer *w, const char *tenant,
+				 size_t tlen)
+{
+	struct change *c;
+
+	if (w->nchanges == w->changes_cap) {
+		size_t cap = w->changes_cap ? w->changes_cap * 2 : 64;
+		c = realloc(w->changes, cap * sizeof(*c));
+		if (c == NULL)
+			return NULL;
+		w->changes = c;
+		w->changes_cap = cap;
+	}
+	c = &w->changes[w->nchanges++];
+	memset(c, 0, sizeof(*c));
+	memcpy(c->tenant, tenant, tlen);
+	c->tlen = tlen;
+	return c;
+}
+
+/* Applies the forwarder's acknowledgements and set-asides. Returns 0 or an
+ * LMDB error code. */
+static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
+		     uint64_t now)
+{
+	struct usage_rec *d;
+	struct writer_op *op;
+	struct change *c;
+	int rc;
+
+	for (op = ops; op != NULL; op = op->next) {
+		if ((d = usage_round_get(&w->usage, op->tenant, op->tlen,
+					 usage_hour(now))) == NULL)
+			return ENOMEM;
+		if (op->kind == OP_REFUSED) {
+			if (op->status >= 0 && op->status < USAGE_REFUSED_SLOTS)
+				d->samples_refused[op->status] += op->samples;
+			continue;
+		}
+		if ((c = change_new(w, op->tenant, op->tlen)) == NULL)
+			return ENOMEM;
+		if (op->kind == OP_ACK) {
+			rc = store_delete_range(txn, w->st, op->tenant, op->tlen,
+						op->first, op->last, &c->gone,
+						&c->next);
+		} else {
+			rc = store_set_aside(txn, w->st, op->tenant, op->tlen,
+					     op->first, op->status, op->reason,
+					     &c->gone);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+			if (rc == 0) {
+				/* Find what is left after it. */
+				struct store_span none;
+				memset(&none, 0, sizeof(none));
+				rc = store_delete_range(txn, w->st, op->tenant,
+							op->tlen, op->first,
+							op->first, &none,
+							&c->next);
+			}
+		}
+		if (rc != 0)
+			return rc;
+		if (op->kind == OP_ACK)
+			d->samples_delivered += c->gone.samples;
+		else
+			d->samples_dropped[DROP_SET_ASIDE] += c->gone.samples;
+	}
+	return 0;
+}
+
+/* Why an entry is dropped, and the bound that stops it. */
+struct evict_goal {
+	enum usage_drop why;
+	uint64_t cutoff_ms;       /* DROP_AGE: drop while older than this */
+	uint64_t *used, need, limit; /* DROP_FULL: drop until used+need fits */
+};
+
+static int evict_done(const struct evict_goal *g, const struct queue_head *h)
+{
+	if (h == NULL)
+		return 1;
+	if (g->why == DROP_AGE)
+		return h->created_ms >= g->cutoff_ms;
+	return *g->used + g->need <= g->limit;
+}
+
+/*
+ * Drops the oldest entries of all tenants until the goal is met, at most
+ * max of them. Counts them in usage and metrics. Returns 0 or an LMDB error
+ * code.
+ */
+static int evict(struct writer *w, MDB_txn *txn, const struct evict_goal *g,
+		 uint64_t now, int max)
+{
+	struct queue_head *h;
+	struct usage_rec *u;
+	struct change *c;
+	uint64_t samples = 0, entries = 0;
+	int rc, n = 0;
+
+	if (!w->have_heads) {
+		w->nheads = queue_heads(w->q, w->heads, MAX_HEADS);
+		w->have_heads = 1;
+	}
+	for (; n < max; n++) {
+		h = NULL;
+		for (size_t i = 0; i < w->nheads; i++) {
+			if (w->heads[i].seq != 0 &&
+			    (h == NULL || w->heads[i].created_ms < h->created_ms))
+				h = &w->heads[i];
+		}
+		if (evict_done(g, h))
+			break;
+		if ((c = change_new(w, h->id, h->idlen)) == NULL)
+			return ENOMEM;
+		rc = store_delete_range(txn, w->st, h->id, h->idlen, h->seq,
+					h->seq, &c->gone, &c->next);
+		if (rc != 0)
+			return rc;
+		h->seq = c->next.entries ? c->next.first_seq : 0;
+		h->created_ms = c->next.created_ms;
+		if (c->gone.entries == 0)
+			continue;
+		if (g->why == DROP_FULL) {
+			uint64_t fp = store_value_footprint(w->st, c->gone.bytes);
+			*g->used = *g->used > fp ? *g->used - fp : 0;
+		}
+		if ((u = usage_round_get(&w->usage, h->id, h->idlen,
+					 usage_hour(now))) == NULL)
+			return ENOMEM;
+		u->samples_dropped[g->why] += c->gone.samples;
+		samples += c->gone.samples;
+		entries += c->gone.entries;
+	}
+	if (entries > 0) {
+		metric_add(g->why == DROP_AGE ? &metrics.samples_dropped_age :
+			   &metrics.samples_dropped_full, samples);
+		w->dropped_entries[g->why] += entries;
+		w->dropped_samples[g->why] += samples;
+	}
+	/* One line per reason every ten seconds at most. */
+	if (w->dropped_entries[g->why] > 0 && now - w->drop_logged_ms[g->why] >= 10000) {
+		log_msg(LOG_WARN, g->why == DROP_AGE ?
+			"dropped buffer entries older than max_age" :
+			"buffer full, dropped the oldest entries",
+			"entries=%llu samples=%llu",
+			(unsigned long long)w->dropped_entries[g->why],
+			(unsigned long long)w->dropped_samples[g->why]);
+		w->dropped_entries[g->why] = w->dropped_samples[g->why] = 0;
+		w->drop_logged_ms[g->why] = now;
+	}
+	return 0;
+}
+
+static int open_add(struct open_entry *e, const struct chunk *ch)
+{
+	if (e->nparts == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 16;
+		struct sblock_part *p = realloc(e->parts, cap * sizeof(*p));
+		if (p == NULL)
+			return -1;
+		e->parts = p;
+		e->cap = cap;
+	}
+	e->parts[e->nparts].p = ch->block;
+	e->parts[e->nparts].len = ch->len;
+	e->nparts++;
+	e->raw += ch->raw_len;
+	e->hdr.series += (uint32_t)ch->counts.series;
+	e->hdr.samples += (uint32_t)ch->counts.samples;
+	e->hdr.histograms += (uint32_t)ch->counts.histograms;
+	e->hdr.exemplars += (uint32_t)ch->counts.exemplars;
+	e->hdr.metadata += (uint32_t)ch->counts.metadata;
+	return 0;
+}
+
+/* Writes an assembled entry and empties it. Returns 0 or an error code. */
+static int open_flush(struct writer *w, MDB_txn *txn, struct open_entry *e,
+		      uint64_t created_ms)
+{
+	struct change *c;
+	uint64_t bytes, seq;
+	int rc;
+
+	if (e->nparts == 0)
+		return 0;
+	seq = w->st->next_seq++;
+	e->hdr.created_ms = created_ms;
+	rc = store_put_entry(txn, w->st, e->tenant, e->tlen, seq, &e->hdr,
+			     e->parts, e->nparts, &bytes);
+	if (rc != 0)
+		return rc;
+	if ((c = change_new(w, e->tenant, e->tlen)) == NULL)
+		return ENOMEM;
+	c->added = 1;
+	c->seq = seq;
+	c->bytes = bytes;
+	c->samples = e->hdr.samples;
+	c->created_ms = created_ms;
+	e->nparts = 0;
+	e->raw = 0;
+	memset(&e->hdr, 0, sizeof(e->hdr));
+	return 0;
+}
+
+static struct open_entry *open_find(struct writer *w, const char *tenant,
+				    size_t tlen)
+{
+	struct open_entry *e;
+
+	for (size_t i = 0; i < w->nopen; i++) {
+		e = &w->open[i];
+		if (e->tlen == tlen && memcmp(e->tenant, tenant, tlen) == 0)
+			return e;
+	}
+	if (w->nopen == w->open_cap) {
+		size_t cap = w->open_cap ? w->open_cap * 2 : 8;
+		e = realloc(w->open, cap * sizeof(*e));
+		if (e == NULL)
+			return NULL;
+		memset(e + w->open_cap, 0, (cap - w->open_cap) * sizeof(*e));
+		w->open = e;
+		w->open_cap = cap;
+	}
+	e = &w->open[w->nopen++];
+	e->tenant = tenant;
+	e->tlen = tlen;
+	e->nparts = 0;
+	e->raw = 0;
+	e->round_bytes = 0;
+	memset(&e->hdr, 0, sizeof(e->hdr));
+	return e;
+}
+
+/* Decides which batches are stored (not resent, within the buffer and the
+ * tenant's share) and writes those, merged per tenant, with their usage.
+ * Returns 0 or an LMDB error code. */
+static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
+			 uint64_t now)
+{
+	uint64_t used, limit = w->cfg->max_size;
+	uint64_t window = w->cfg->dedup_window_ms;
+	struct usage_rec *d;
+	struct open_entry *e;
+	struct batch *b;
+	int rc;
+
+	used = store_used_bytes(txn, w->st);
+	w->nopen = 0;
+	for (b = list; b != NULL; b = b->next) {
+		uint64_t fp = store_value_footprint(w->st, b->value_bytes);
+		if ((rc = b->has_digest ? dedup_seen(txn, w->st, b->digest, now,
+						     window) : 0) < 0)
+			return -rc;
+		if (rc == 1) {
+			b->status = BATCH_DUPLICATE;
+			continue;
+		}
+		if (used + fp > limit && w->cfg->when_full == WHEN_FULL_DROP_OLDEST) {
+			struct evict_goal g = {DROP_FULL, 0, &used, fp, limit};
+			if ((rc = evict(w, txn, &g, now, INT32_MAX)) != 0)
+				return rc;
+		}
+		if (used + fp > limit) {
+			b->status = BATCH_FULL;
+			continue;
+		}
+		if ((e = open_find(w, b->tenant, b->tlen)) == NULL)
+			return ENOMEM;
+		if (b->tenant_max_bytes > 0 &&
+		    queue_tenant_bytes(w->q, b->tenant, b->tlen) + e->round_bytes +
+		    b->value_bytes > b->tenant_max_bytes) {
+			b->status = BATCH_TENANT_FULL;
+			continue;
+		}
+		used += fp;
+		e->round_bytes += b->value_bytes;
+		b->status = BATCH_STORED;
+		if (b->has_digest && window > 0 &&
+		    (rc = dedup_remember(txn, w->st, b->digest, now)) != 0)
+			return rc;
+		d = usage_round_get(&w->usage, b->tenant, b->tlen, usage_hour(now));
+		if (d == NULL)
+			return ENOMEM;
+		usage_add(d, &b->usage);
+		if (b->nhll > 0 &&
+		    (rc = usage_round_series(&w->usage, txn, w->st->usage_hll,
+					     b->tenant, b->tlen, usage_hour(now),
+					     b->hll, b->nhll)) != 0)
+			return rc;
+		e->hdr.requests++;
+		for (size_t i = 0; i < b->nchunks; i++) {
+			if (e->nparts > 0 &&
+			    e->raw + b->chunks[i].raw_len > w->cfg->max_request_size &&
+			    (rc = open_flush(w, txn, e, now)) != 0)
+				return rc;
+			if (open_add(e, &b->chunks[i]) < 0)
+				return ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < w->nopen; i++) {
+		if ((rc = open_flush(w, txn, &w->open[i], now)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Drops entries older than max_age, checked at most once a second. */
+static int evict_old(struct writer *w, MDB_txn *txn, uint64_t now)
+{
+	struct evict_goal g = {DROP_AGE, 0, NULL, 0, 0};
+
+	if (w->cfg->max_age_ms == 0 || now - w->last_age_check_ms < 1000 ||
+	    now < w->cfg->max_age_ms)
+		return 0;
+	w->last_age_check_ms = now;
+	g.cutoff_ms = now - w->cfg->max_age_ms;
+	return evict(w, txn, &g, now, EVICT_PER_ROUND);
+}
+
+/* Tells the queue what the committed transaction changed. */
+static void publish_changes(struct writer *w)
+{
+	for (size_t i = 0; i < w->nchanges; i++) {
+		struct change *c = &w->changes[i];
+		if (c->added)
+			queue_added(w->q, c->tenant, c->tlen, c->seq, c->bytes,
+				    c->samples, c->created_ms);
+		else if (c->gone.entries > 0)
+			queue_removed(w->q, c->tenant, c->tlen, c->gone.entries,
+				      c->gone.bytes, c->gone.samples,
+				      c->next.entries ? c->next.first_seq : 0,
+				      c->next.created_ms);
+	}
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* One transaction: ops, then batches. Returns 0 or the error code. */
+static int commit_round(struct writer *w, struct batch *list,
+			struct writer_op *ops)
+{
+	uint64_t seq0 = w->st->next_seq, t0 = mono_us(), now = now_ms(), used;
+	MDB_txn *txn;
+	int rc;
+
+	w->nchanges = 0;
+	w->have_heads = 0;
+	usage_round_clear(&w->usage);
+	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = dedup_expire(txn, w->st, now, w->cfg->dedup_window_ms)) != 0 ||
+	    (now - w->last_cleanup_ms > CLEANUP_EVERY_MS &&
+	     (rc = usage_cleanup(txn, w->st->usage, w->st->usage_hll, now,
+				 w->cfg->usage_retention_ms)) != 0) ||
+	    (rc = apply_ops(w, txn, ops, now)) != 0 ||
+	    (rc = evict_old(w, txn, now)) != 0 ||
+	    (rc = write_batches(w, txn, list, now)) != 0 ||
+	    (rc = usage_round_flush(&w->usage, txn, w->st->usage,
+				    w->st->usage_hll)) != 0 ||
+	    (w->st->next_seq != seq0 &&
+	     (rc = store_put_next_seq(txn, w->st)) != 0)) {
+		mdb_txn_abort(txn);
+		w->st->next_seq = seq0;
+		return rc;
+	}
+	used = store_used_bytes(txn, w->st);
+	rc = mdb_txn_commit(txn);
+	if (rc != 0) {
+		w->st->next_seq = seq0;
+		return rc;
+	}
+	if (now - w->last_cleanup_ms > CLEANUP_EVERY_MS)
+		w->last_cleanup_ms = now;
+	atomic_store(&metrics.storage_used_bytes, used);
+	latency_observe(&metrics.commit_latency, mono_us() - t0);
+	metric_add(&metrics.commits, 1);
+	publish_changes(w);
+	return 0;
+}
+
+static void finish_batches(struct writer *w, struct batch *list,
+			   enum batch_status failed)
+{
+	struct batch *b, *next;
+	uint64_t n = 0;
+
+	for (b = list; b != NULL; b = next) {
+		next = b->next;
+		if (failed != BATCH_PENDING)
+			b->status = failed;
+		if (b->status == BATCH_STORED) {
+			n++;
+			queue_count_received(w->q, b->tenant, b->tlen, &b->usage, 0);
+		} else if (b->status == BATCH_DUPLICATE) {
+			queue_count_received(w->q, b->tenant, b->tlen, NULL, 1);
+		}
+		b->done(b, b->arg);
+	}
+	metric_add(&metrics.commit_batches, n);
+}
+
+static void free_ops(struct writer_op *ops)
+{
+	struct writer_op *next;
+
+	for (; ops != NULL; ops = next) {
+		next = ops->next;
+		free(ops);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	struct batch *list;
+	struct writer_op *ops;
+	int rc, stopping;
+
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		while (w->batches == NULL && w->ops == NULL && !w->stopping)
+			pthread_cond_wait(&w->cond, &w->lock);
+		list = w->batches;
+		ops = w->ops;
+		w->batches = NULL;
+		w->batches_tail = &w->batches;
+		w->ops = NULL;
+		w->ops_tail = &w->ops;
+		stopping = w->stopping;
+		if (list == NULL && ops == NULL && stopping)
+			w->exited = 1;
+		pthread_mutex_unlock(&w->lock);
+		if (list == NULL && ops == NULL && stopping)
+			break;
+
+		rc = commit_round(w, list, ops);
+		if (rc == 0) {
+			finish_batches(w, list, BATCH_PENDING);
+			free_ops(ops);
+			continue;
+		}
+		metric_add(&metrics.commit_errors, 1);
+		log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" batches_refused=%d",
+			store_strerror(rc), list != NULL);
+		finish_batches(w, list, BATCH_FAILED);
+		/* Acknowledgements alone need little space: try them again. */
+		if (ops != NULL && list != NULL &&
+		    (rc = commit_round(w, NULL, ops)) != 0)
+			log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" "
+				"deliveries_forgotten=1", store_strerror(rc));
+		free_ops(ops);
+	}
+	return NULL;
+}
+
+struct writer *writer_start(const struct config *cfg, struct store *st,
+			    struct queue *q)
+{
+	struct writer *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->cfg = cfg;
+	w->st = st;
+	w->q = q;
+	w->batches_tail = &w->batches;
+	w->ops_tail = &w->ops;
+	w->heads = calloc(MAX_HEADS, sizeof(*w->heads));
+	if (w->heads == NULL) {
+		free(w);
+		return NULL;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void writer_stop(struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->stopping = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	for (size_t i = 0; i < w->open_cap; i++)
+		free(w->open[i].parts);
+	free(w->open);
+	free(w->changes);
+	usage_round_free(&w->usage);
+	free(w->heads);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+}
+
+void writer_submit(struct writer *w, struct batch *b)
+{
+	b->status = BATCH_PENDING;
+	b->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	if (w->exited) {
+		pthread_mutex_unlock(&w->lock);
+		b->status = BATCH_FAILED;
+		b->done(b, b->arg);
+		return;
+	}
+	*w->batches_tail = b;
+	w->batches_tail = &b->next;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void push_op(struct writer *w, struct writer_op *op)
+{
+	op->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	*w->ops_tail = op;
+	w->ops_tail = &op->next;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static struct writer_op *op_new(enum op_kind kind, const char *tenant,
+				size_t tlen)
+{
+	struct writer_op *op = calloc(1, sizeof(*op));
+
+	if (op == NULL || tlen > TENANT_ID_MAX) {
+		free(op);
+		log_msg(LOG_ERROR, "out of memory", "where=writer_op");
+		return NULL;
+	}
+	op->kind = kind;
+	memcpy(op->tenant, tenant, tlen);
+	op->tlen = tlen;
+	return op;
+}
+
+void writer_ack(struct writer *w, const char *tenant, size_t tlen,
+		uint64_t first, uint64_t last)
+{
+	struct writer_op *op = op_new(OP_ACK, tenant, tlen);
+
+	if (op == NULL)
+		return;
+	op->first = first;
+	op->last = last;
+	push_op(w, op);
+}
+
+void writer_set_aside(struct writer *w, const char *tenant, size_t tlen,
+		      uint64_t seq, long status, const char *reason)
+{
+	struct writer_op *op = op_new(OP_SET_ASIDE, tenant, tlen);
+
+	if (op == NULL)
+		return;
+	op->first = op->last = seq;
+	op->status = status;
+	snprintf(op->reason, sizeof(op->reason), "%s", reason);
+	push_op(w, op);
+}
+
+void writer_refused(struct writer *w, const char *tenant, size_t tlen,
+		    int reason, uint64_t samples)
+{
+	struct writer_op *op;
+
+	if (tlen == 0 || samples == 0)
+		return;
+	if ((op = op_new(OP_REFUSED, tenant, tlen)) == NULL)
+		return;
+	op->status = reason;
+	op->samples = samples;
+	push_op(w, op);
+}

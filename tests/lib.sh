@@ -1,0 +1,450 @@
+# tests/lib.sh - shared helpers for tests/integration/t_*.sh (source it).
+#
+# Each script gets its own temporary directory ($T), its own loopback ports
+# and its own VictoriaMetrics; every process started through these helpers
+# is stopped when the script exits, whatever the reason. Results are lines
+# "ok - NAME" or "FAIL - NAME: REASON" on stdout; the script exits 1 when any
+# check failed. Nothing here asserts on timing: waits poll with a generous
+# cap, and not reaching a state within the cap is a failure.
+#
+# Environment (set by tests/run.sh, defaulted here for running one script
+# by hand from the repo root): RELAY_BIN, BUILD_DIR, REPO.
+
+set -u
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BUILD_DIR=${BUILD_DIR:-$REPO/build}
+RELAY_BIN=${RELAY_BIN:-$BUILD_DIR/relay}
+RWSEND=${RWSEND:-$BUILD_DIR/bin/rwsend}
+VM_BIN=${VM_BIN:-victoria-metrics}
+WAIT_CAP=${WAIT_CAP:-60}
+
+TEST_NAME=$(basename "$0" .sh)
+T=$(mktemp -d "${TMPDIR:-/tmp}/$TEST_NAME.XXXXXX")
+FAILS=0
+PASSES=0
+PIDS=()          # every background process we started
+VM_PID=
+VM_PORT=
+VM_LOG=
+RELAY_PID=
+RELAY_PORT=
+RELAY_LOG=$T/relay.log
+
+# --- results ---------------------------------------------------------------
+
+ok() {
+	PASSES=$((PASSES + 1))
+	echo "ok - $TEST_NAME: $1"
+}
+
+fail() {
+	FAILS=$((FAILS + 1))
+	echo "FAIL - $TEST_NAME: $1: ${2:-failed}"
+}
+
+# check NAME CMD...: ok when CMD succeeds, else fail with CMD as the reason.
+check() {
+	local name=$1
+	shift
+	if "$@"; then
+		ok "$name"
+	else
+		fail "$name" "$*"
+	fi
+}
+
+# note TEXT...: a diagnostic line that run.sh does not count.
+note() {
+	echo "# $*"
+}
+
+# --- cleanup ---------------------------------------------------------------
+
+# Stops pid $1: SIGTERM, up to 10 s, then SIGKILL. Quiet if already gone.
+_stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+_forget_pid() {
+	local pid=$1 p keep=()
+	for p in "${PIDS[@]}"; do
+		[ "$p" = "$pid" ] || keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+_dump_log() {
+	local f=$1 n=${2:-25}
+	[ -s "$f" ] || return 0
+	note "--- last $n lines of $(basename "$f") ---"
+	tail -n "$n" "$f" | sed 's/^/# /'
+}
+
+_cleanup() {
+	local rc=$? i
+	trap - EXIT INT TERM
+	# Last started, first stopped: senders before the relay before upstream.
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		_stop_pid "${PIDS[$i]}"
+	done
+	# Under make check the relay is built with sanitizers: a report in its
+	# log is a failure of this script, whatever else passed.
+	if [ -s "$RELAY_LOG" ] &&
+		grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$RELAY_LOG"; then
+		fail "sanitizer" "$(grep -m1 -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$RELAY_LOG")"
+	fi
+	if [ "$FAILS" -gt 0 ] || [ "$rc" -ne 0 ]; then
+		_dump_log "$RELAY_LOG" 40
+		[ -n "$VM_LOG" ] && _dump_log "$VM_LOG" 10
+	fi
+	if [ -n "${KEEP_TMP:-}" ]; then
+		note "kept $T"
+	else
+		rm -rf "$T"
+	fi
+	if [ "$FAILS" -gt 0 ]; then
+		exit 1
+	fi
+	exit "$rc"
+}
+trap _cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# tmpdir [NAME]: a fresh directory under this test's $T (removed on exit).
+tmpdir() {
+	local d
+	d=$(mktemp -d "$T/${1:-d}.XXXXXX") || return 1
+	echo "$d"
+}
+
+# --- waiting ---------------------------------------------------------------
+
+# wait_until TIMEOUT_S CMD...: runs CMD every 0.2 s until it succeeds.
+# Returns 0 when it did, 1 when TIMEOUT_S passed first.
+wait_until() {
+	local cap=$1 deadline
+	shift
+	deadline=$((SECONDS + cap))
+	while :; do
+		"$@" && return 0
+		[ "$SECONDS" -ge "$deadline" ] && return 1
+		sleep 0.2
+	done
+}
+
+# --- ports and HTTP --------------------------------------------------------
+
+_port_listening() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# free_port: prints a loopback TCP port nobody listens on, below the
+# kernel's ephemeral range, not handed out before in this script (the list
+# is a file: free_port runs in a $(...) subshell).
+free_port() {
+	local p i
+	for ((i = 0; i < 500; i++)); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM + BASHPID + i * 7919) % 12000))
+		grep -qx "$p" "$T/.ports" 2>/dev/null && continue
+		_port_listening "$p" && continue
+		echo "$p" >>"$T/.ports"
+		echo "$p"
+		return 0
+	done
+	echo "free_port: no free port found" >&2
+	return 1
+}
+
+# http_code URL [curl args...]: prints the status code of a request (000 on
+# a transport error).
+http_code() {
+	local url=$1
+	shift
+	curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$@" "$url"
+}
+
+_http_ok() {
+	[ "$(curl -s --max-time 5 "$1")" = "${2:-OK}" ]
+}
+
+_http_2xx() {
+	local c
+	c=$(http_code "$1")
+	[ "${c:0:1}" = 2 ]
+}
+
+# --- VictoriaMetrics -------------------------------------------------------
+
+# start_vm DIR PORT [extra flags...]: starts VictoriaMetrics storing in DIR
+# on 127.0.0.1:PORT and waits until /health answers OK. Sets VM_PID,
+# VM_PORT, VM_LOG. Returns 1 when it does not come up.
+start_vm() {
+	local dir=$1 port=$2
+	shift 2
+	VM_PORT=$port
+	VM_LOG=$T/vm-$port.log
+	mkdir -p "$dir"
+	"$VM_BIN" -storageDataPath="$dir" -httpListenAddr="127.0.0.1:$port" \
+		-retentionPeriod=100y -search.disableCache \
+		-search.latencyOffset=0 -dedup.minScrapeInterval=0 \
+		-loggerLevel=WARN "$@" >>"$VM_LOG" 2>&1 &
+	VM_PID=$!
+	PIDS+=("$VM_PID")
+	if ! wait_until "$WAIT_CAP" _vm_up "$port"; then
+		echo "start_vm: victoria-metrics on port $port did not come up" >&2
+		_dump_log "$VM_LOG" 10 >&2
+		return 1
+	fi
+}
+
+_vm_up() {
+	kill -0 "$VM_PID" 2>/dev/null || return 1
+	_http_ok "http://127.0.0.1:$1/health"
+}
+
+# stop_vm: stops the VictoriaMetrics started last (SIGTERM, then waits).
+stop_vm() {
+	[ -n "$VM_PID" ] || return 0
+	_stop_pid "$VM_PID"
+	_forget_pid "$VM_PID"
+	VM_PID=
+}
+
+# vm_flush PORT: makes freshly written data searchable.
+vm_flush() {
+	curl -s --max-time 30 -o /dev/null "http://127.0.0.1:$1/internal/force_flush"
+}
+
+# vm_export PORT MATCH: prints /api/v1/export for a series selector (JSON
+# lines, one series each; VictoriaMetrics writes NaN values as bare NaN).
+vm_export() {
+	vm_flush "$1"
+	curl -s --max-time 60 -G --data-urlencode "match[]=$2" \
+		"http://127.0.0.1:$1/api/v1/export"
+}
+
+# vm_count PORT MATCH: prints how many samples VictoriaMetrics stores for a
+# series selector, e.g. vm_count 8428 '{__name__=~"t1_.*"}'.
+vm_count() {
+	local out
+	out=$(vm_export "$1" "$2") || return 1
+	if [ -z "$out" ]; then
+		echo 0
+		return 0
+	fi
+	printf '%s\n' "$out" | jq -s '[.[].timestamps | length] | add // 0'
+}
+
+# vm_count_distinct PORT MATCH: like vm_count, but a (series, timestamp)
+# pair stored twice counts once.
+vm_count_distinct() {
+	local out
+	out=$(vm_export "$1" "$2") || return 1
+	if [ -z "$out" ]; then
+		echo 0
+		return 0
+	fi
+	printf '%s\n' "$out" |
+		jq -s '[.[].timestamps | unique | length] | add // 0'
+}
+
+# vm_series PORT MATCH: prints how many series match.
+vm_series() {
+	local out
+	out=$(vm_export "$1" "$2") || return 1
+	printf '%s' "$out" | grep -c '"metric"'
+}
+
+# vm_has PORT MATCH N: true when at least N distinct samples match (for
+# wait_until).
+vm_has() {
+	local n
+	n=$(vm_count_distinct "$1" "$2") || return 1
+	[ "${n:-0}" -ge "$3" ]
+}
+
+# vm_is PORT MATCH N: true when exactly N samples match.
+vm_is() {
+	local n
+	n=$(vm_count "$1" "$2") || return 1
+	[ "${n:-x}" = "$3" ]
+}
+
+# --- the relay -------------------------------------------------------------
+
+# require_relay: ends the script with a failure when there is no relay binary.
+require_relay() {
+	if [ ! -x "$RELAY_BIN" ]; then
+		fail setup "no relay binary at $RELAY_BIN"
+		exit 1
+	fi
+	if [ ! -x "$RWSEND" ]; then
+		fail setup "no rwsend at $RWSEND (make tools)"
+		exit 1
+	fi
+}
+
+# write_conf FILE [section.key=value ...]: writes a relay config. The base
+# listens on $RELAY_PORT, stores in $T/data and forwards to $VM_PORT with
+# short backoffs; each argument adds or replaces one key.
+write_conf() {
+	local file=$1 arg sec key val s line
+	shift
+	local -a order=(server storage upstream)
+	local -A kv=(
+		[server.listen]="127.0.0.1:$RELAY_PORT"
+		[storage.path]="$T/data"
+		[upstream.url]="http://127.0.0.1:$VM_PORT/api/v1/write"
+		[upstream.min_backoff]=100ms
+		[upstream.max_backoff]=1s
+	)
+	local -a keys=(server.listen storage.path upstream.url
+		upstream.min_backoff upstream.max_backoff)
+	for arg in "$@"; do
+		key=${arg%%=*}
+		val=${arg#*=}
+		[ -n "${kv[$key]+x}" ] || keys+=("$key")
+		kv[$key]=$val
+		sec=${key%%.*}
+		case " ${order[*]} " in
+		*" $sec "*) ;;
+		*) order+=("$sec") ;;
+		esac
+	done
+	{
+		echo "# written by $TEST_NAME"
+		for s in "${order[@]}"; do
+			echo "[$s]"
+			for key in "${keys[@]}"; do
+				[ "${key%%.*}" = "$s" ] || continue
+				line=${kv[$key]}
+				echo "${key#*.} = $line"
+			done
+		done
+	} >"$file"
+}
+
+_conf_listen_port() {
+	sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*[^:]*:\([0-9]*\).*/\1/p' "$1" | head -n 1
+}
+
+# start_relay CONF: starts the relay in the background (log in $RELAY_LOG)
+# and waits until /-/ready answers 2xx. Sets RELAY_PID and RELAY_PORT.
+start_relay() {
+	local conf=$1
+	RELAY_PORT=$(_conf_listen_port "$conf")
+	echo "--- start $(date +%T) $conf" >>"$RELAY_LOG"
+	"$RELAY_BIN" -c "$conf" >>"$RELAY_LOG" 2>&1 &
+	RELAY_PID=$!
+	PIDS+=("$RELAY_PID")
+	if ! wait_until "$WAIT_CAP" _relay_up; then
+		echo "start_relay: relay not ready on port $RELAY_PORT" >&2
+		return 1
+	fi
+}
+
+_relay_up() {
+	kill -0 "$RELAY_PID" 2>/dev/null || return 1
+	_http_2xx "http://127.0.0.1:$RELAY_PORT/-/ready"
+}
+
+# stop_relay: SIGTERM, then waits for the exit (cap $WAIT_CAP s). Returns the
+# relay's exit status, or 1 when it had to be killed.
+stop_relay() {
+	local rc
+	[ -n "$RELAY_PID" ] || return 0
+	kill -TERM "$RELAY_PID" 2>/dev/null
+	if ! wait_until "$WAIT_CAP" _gone "$RELAY_PID"; then
+		echo "stop_relay: relay did not stop on SIGTERM, killing it" >&2
+		kill -KILL "$RELAY_PID" 2>/dev/null
+		wait "$RELAY_PID" 2>/dev/null
+		_forget_pid "$RELAY_PID"
+		RELAY_PID=
+		return 1
+	fi
+	wait "$RELAY_PID" 2>/dev/null
+	rc=$?
+	_forget_pid "$RELAY_PID"
+	RELAY_PID=
+	return "$rc"
+}
+
+# kill9_relay: SIGKILL, no chance to flush anything.
+kill9_relay() {
+	[ -n "$RELAY_PID" ] || return 0
+	kill -KILL "$RELAY_PID" 2>/dev/null
+	wait "$RELAY_PID" 2>/dev/null
+	_forget_pid "$RELAY_PID"
+	RELAY_PID=
+	return 0
+}
+
+_gone() {
+	! kill -0 "$1" 2>/dev/null
+}
+
+# metric PORT NAME [LABELS]: prints the value of a relay metric from
+# /metrics, summed over all its label variants, or over those whose label
+# set contains LABELS (e.g. 'code="204"'). Prints nothing and returns 1
+# when no line matches.
+metric() {
+	local port=$1 name=$2 labels=${3:-}
+	curl -s --max-time 10 "http://127.0.0.1:$port/metrics" |
+		awk -v name="$name" -v labels="$labels" '
+		/^#/ { next }
+		{
+			series = $1
+			base = series
+			sub(/\{.*/, "", base)
+			if (base != name) next
+			if (labels != "" && index(series, labels) == 0) next
+			sum += $2
+			found = 1
+		}
+		END {
+			if (!found) exit 1
+			printf "%.0f\n", sum
+		}'
+}
+
+# metric_is PORT NAME VALUE [LABELS]: true when the metric equals VALUE.
+metric_is() {
+	local v
+	v=$(metric "$1" "$2" "${4:-}") || return 1
+	[ "$v" = "$3" ]
+}
+
+# metric_ge PORT NAME VALUE [LABELS]: true when the metric is >= VALUE.
+metric_ge() {
+	local v
+	v=$(metric "$1" "$2" "${4:-}") || return 1
+	[ "$v" -ge "$3" ]
+}
+
+# --- sending ---------------------------------------------------------------
+
+# rwsend ARGS...: runs the sender; its summary line goes to stdout.
+rwsend() {
+	"$RWSEND" "$@"
+}
+
+# field LINE KEY: prints KEY's value from a "k=v k=v" summary line.
+field() {
+	printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# now_ms: current time in milliseconds.
+now_ms() {
+	echo $(($(date +%s) * 1000))
+}

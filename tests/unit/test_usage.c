@@ -1,0 +1,534 @@
+/*
+ * test_usage.c - usage records: the HyperLogLog sketch of active series
+ * (accuracy from 1 to a million distinct series, duplicates), time parsing
+ * for from/to, and the JSON and CSV reports read from a real LMDB
+ * environment (tenant and time filters, columns, values).
+ */
+#include "metrics.h"
+#include "store.h"
+#include "unit.h"
+#include "usage.h"
+
+#include <inttypes.h>
+#include <lmdb.h>
+#include <math.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* --- the sketch ----------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Whether est is within 2% of n (for tiny n, within one). */
+static int close_enough(uint64_t est, uint64_t n)
+{
+	double err = fabs((double)est - (double)n);
+
+	return err <= (n < 50 ? 1.0 : 0.02 * (double)n);
+}
+
+static void test_hll_code_range(void)
+{
+	uint64_t seed = 42;
+
+	for (int i = 0; i < 100000; i++) {
+		uint32_t c = usage_hll_code(splitmix64(&seed));
+		uint32_t idx = c >> 8, rank = c & 0xff;
+
+		CHECK(idx < USAGE_HLL_M);
+		CHECK(rank >= 1 && rank <= 64 - USAGE_HLL_P + 1);
+	}
+	/* Deterministic. */
+	CHECK_EQ_INT(usage_hll_code(12345), usage_hll_code(12345));
+	/* Zero and all-ones are valid hashes too. */
+	CHECK((usage_hll_code(0) & 0xff) >= 1);
+	CHECK((usage_hll_code(UINT64_MAX) >> 8) < USAGE_HLL_M);
+}
+
+static void test_hll_empty(void)
+{
+	uint8_t *regs = calloc(USAGE_HLL_M, 1);
+
+	CHECK(regs != NULL);
+	CHECK_EQ_INT(usage_hll_estimate(regs), 0);
+	free(regs);
+}
+
+/* Adds n distinct random hashes (seeded) to regs, then checks the estimate;
+ * then adds them all again and checks the registers and the estimate do
+ * not change. */
+static int hll_run(uint64_t n, uint64_t seed0, int sequential, uint64_t *est_out,
+		   int *dup_same)
+{
+	uint8_t *regs = calloc(USAGE_HLL_M, 1), *copy = malloc(USAGE_HLL_M);
+	uint64_t seed, est;
+
+	if (regs == NULL || copy == NULL)
+		return -1;
+	seed = seed0;
+	for (uint64_t i = 0; i < n; i++)
+		usage_hll_apply(regs, usage_hll_code(sequential ? i : splitmix64(&seed)));
+	est = usage_hll_estimate(regs);
+	memcpy(copy, regs, USAGE_HLL_M);
+	seed = seed0;
+	for (uint64_t i = 0; i < n; i++)
+		usage_hll_apply(regs, usage_hll_code(sequential ? i : splitmix64(&seed)));
+	*dup_same = memcmp(copy, regs, USAGE_HLL_M) == 0 &&
+		    usage_hll_estimate(regs) == est;
+	*est_out = est;
+	free(regs);
+	free(copy);
+	return 0;
+}
+
+static void test_hll_accuracy(void)
+{
+	static const uint64_t ns[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		uint64_t est;
+		int same;
+
+		CHECK(hll_run(ns[i], 0x5eed0000 + i, 0, &est, &same) == 0);
+		printf("# hll random n=%" PRIu64 " estimate=%" PRIu64 " (%+.3f%%)\n",
+		       ns[i], est, 100.0 * ((double)est - (double)ns[i]) / (double)ns[i]);
+		CHECK(close_enough(est, ns[i]));
+		CHECK(same);
+	}
+}
+
+/* Hashes that differ only in their low bits still spread over the
+ * registers (usage_hll_code mixes them). */
+static void test_hll_sequential(void)
+{
+	static const uint64_t ns[] = {1000, 100000};
+
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		uint64_t est;
+		int same;
+
+		CHECK(hll_run(ns[i], 0, 1, &est, &same) == 0);
+		printf("# hll sequential n=%" PRIu64 " estimate=%" PRIu64 "\n",
+		       ns[i], est);
+		CHECK(close_enough(est, ns[i]));
+		CHECK(same);
+	}
+}
+
+/* Two sketches merged register by register estimate the union. */
+static void test_hll_merge(void)
+{
+	uint8_t *a = calloc(USAGE_HLL_M, 1), *b = calloc(USAGE_HLL_M, 1);
+	uint64_t seed = 7, est;
+
+	CHECK(a != NULL && b != NULL);
+	/* 60000 in a, the last 30000 of them plus 30000 more in b: 90000. */
+	for (int i = 0; i < 60000; i++) {
+		uint32_t c = usage_hll_code(splitmix64(&seed));
+		usage_hll_apply(a, c);
+		if (i >= 30000)
+			usage_hll_apply(b, c);
+	}
+	for (int i = 0; i < 30000; i++)
+		usage_hll_apply(b, usage_hll_code(splitmix64(&seed)));
+	for (unsigned r = 0; r < USAGE_HLL_M; r++)
+		usage_hll_apply(a, r << 8 | b[r]);
+	est = usage_hll_estimate(a);
+	printf("# hll union of 60000 and 60000 sharing 30000: %" PRIu64 "\n", est);
+	CHECK(close_enough(est, 90000));
+	free(a);
+	free(b);
+}
+
+/* --- time parsing ---------------------------------------------------------- */
+
+static void test_parse_time(void)
+{
+	uint64_t t = 99;
+
+	CHECK_EQ_INT(usage_parse_time("1700000000", &t), 0);
+	CHECK_EQ_INT(t, 1700000000);
+	CHECK_EQ_INT(usage_parse_time("0", &t), 0);
+	CHECK_EQ_INT(t, 0);
+	/* date -u -d 2026-11-24 +%s */
+	CHECK_EQ_INT(usage_parse_time("2026-11-24", &t), 0);
+	CHECK_EQ_INT(t, 1795478400);
+	CHECK_EQ_INT(usage_parse_time("2026-11-24T19:00:00Z", &t), 0);
+	CHECK_EQ_INT(t, 1795546800);
+	CHECK_EQ_INT(usage_parse_time("2026-11-24T19:30:15Z", &t), 0);
+	CHECK_EQ_INT(t, 1795546800 + 30 * 60 + 15);
+	CHECK_EQ_INT(usage_parse_time("1970-01-01T00:00:00Z", &t), 0);
+	CHECK_EQ_INT(t, 0);
+	/* Leap day. */
+	CHECK_EQ_INT(usage_parse_time("2024-02-29", &t), 0);
+	CHECK_EQ_INT(t, 1709164800);
+
+	t = 4242;
+	CHECK_EQ_INT(usage_parse_time("garbage", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("123abc", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("12 34", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("2026-13-01", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("2026-00-10", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("2026-11-32", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("2026-11-24T25:00:00Z", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("2026-11-24T19:61:00Z", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("2026-11-24T19:00", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("2026-11-24T19:00:00Zjunk", &t), -1);
+	CHECK_EQ_INT(usage_parse_time("2026-11-24junk", &t), -1);
+	CHECK_EQ_INT(t, 4242); /* untouched on error */
+}
+
+/* --- reports from LMDB ----------------------------------------------------- */
+
+static char envdir[48];
+static MDB_env *env;
+static MDB_dbi usage_dbi;
+
+#define H1 1795546800ull            /* 2026-11-24T19:00:00Z */
+#define H2 (H1 + 3600)              /* 2026-11-24T20:00:00Z */
+#define H3 (H1 + 2 * 3600)          /* 2026-11-24T21:00:00Z */
+
+static int put_rec(MDB_txn *txn, const char *tenant, uint64_t hour,
+		   uint64_t base)
+{
+	uint8_t key[STORE_KEY_MAX];
+	struct usage_rec rec;
+	MDB_val k, v;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.version = USAGE_FORMAT;
+	rec.requests = base + 1;
+	rec.series = base + 2;
+	rec.samples = base + 3;
+	rec.histograms = base + 4;
+	rec.exemplars = base + 5;
+	rec.metadata = base + 6;
+	rec.bytes_compressed = base + 7;
+	rec.bytes_decoded = base + 8;
+	rec.active_series = base + 9;
+	rec.samples_delivered = base + 10;
+	rec.samples_refused[REFUSE_RATE_LIMITED] = base + 11;
+	rec.samples_refused[REFUSE_UNAUTHORIZED] = base + 12;
+	rec.samples_dropped[DROP_AGE] = base + 13;
+	k.mv_size = store_key(key, tenant, strlen(tenant), hour);
+	k.mv_data = key;
+	v.mv_size = sizeof(rec);
+	v.mv_data = &rec;
+	return mdb_put(txn, usage_dbi, &k, &v, 0);
+}
+
+static int setup_env(void)
+{
+	MDB_txn *txn;
+
+	snprintf(envdir, sizeof(envdir), "/tmp/test_usage.XXXXXX");
+	if (mkdtemp(envdir) == NULL)
+		return -1;
+	if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
+	    mdb_env_set_mapsize(env, 16u << 20) != 0 ||
+	    mdb_env_open(env, envdir, MDB_NOTLS, 0600) != 0)
+		return -1;
+	if (mdb_txn_begin(env, NULL, 0, &txn) != 0)
+		return -1;
+	if (mdb_dbi_open(txn, "usage", MDB_CREATE, &usage_dbi) != 0 ||
+	    put_rec(txn, "acme", H1, 100) != 0 ||
+	    put_rec(txn, "acme", H2, 200) != 0 ||
+	    put_rec(txn, "acme2", H1, 300) != 0 ||
+	    put_rec(txn, "acm", H3, 400) != 0 ||
+	    put_rec(txn, "globex", H1, 500) != 0 ||
+	    put_rec(txn, "globex", H3, 600) != 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}
+
+static void teardown_env(void)
+{
+	char p[96];
+
+	if (env != NULL)
+		mdb_env_close(env);
+	snprintf(p, sizeof(p), "%s/data.mdb", envdir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/lock.mdb", envdir);
+	unlink(p);
+	rmdir(envdir);
+}
+
+/* Runs usage_format into a NUL-terminated malloc'd string (NULL on error). */
+static char *report(const char *tenant, uint64_t from, uint64_t to, int csv)
+{
+	struct usage_filter f = {tenant, from, to};
+	struct buf out;
+	MDB_txn *txn;
+	char *s = NULL;
+
+	buf_init(&out, 1u << 24);
+	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+		return NULL;
+	if (usage_format(txn, usage_dbi, &f, csv, &out) == 0 &&
+	    buf_append(&out, "", 1) == 0) {
+		s = strdup((const char *)out.p);
+	}
+	mdb_txn_abort(txn);
+	buf_free(&out);
+	return s;
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Rows of a JSON report: occurrences of "tenant":. */
+static int json_rows(const char *s)
+{
+	return count(s, "{\"tenant\":");
+}
+
+/* Lines of a CSV report minus the header. */
+static int csv_rows(const char *s)
+{
+	return count(s, "\n") - 1;
+}
+
+static void test_format_all_json(void)
+{
+	char *s = report(NULL, 0, 0, 0);
+
+	CHECK(s != NULL);
+	CHECK(strncmp(s, "{\"usage\":[", 10) == 0);
+	CHECK(strstr(s, "]}") != NULL);
+	CHECK_EQ_INT(json_rows(s), 6);
+	/* Key order: tenant, then hour ascending within a tenant. */
+	{
+		const char *a1 = strstr(s, "\"tenant\":\"acme\",\"hour\":\"2026-11-24T19:00:00Z\"");
+		const char *a2 = strstr(s, "\"tenant\":\"acme\",\"hour\":\"2026-11-24T20:00:00Z\"");
+		const char *g1 = strstr(s, "\"tenant\":\"globex\",\"hour\":\"2026-11-24T19:00:00Z\"");
+		const char *g3 = strstr(s, "\"tenant\":\"globex\",\"hour\":\"2026-11-24T21:00:00Z\"");
+		const char *c3 = strstr(s, "\"tenant\":\"acm\",\"hour\":\"2026-11-24T21:00:00Z\"");
+		const char *b1 = strstr(s, "\"tenant\":\"acme2\",\"hour\":\"2026-11-24T19:00:00Z\"");
+		CHECK(a1 && a2 && g1 && g3 && c3 && b1);
+		CHECK(c3 < a1 && a1 < a2 && a2 < b1 && b1 < g1 && g1 < g3);
+	}
+	/* Values of acme's first hour (base 100). */
+	CHECK(strstr(s, "\"hour\":\"2026-11-24T19:00:00Z\",\"requests\":101,"
+		      "\"series\":102,\"samples\":103,") != NULL);
+	CHECK(strstr(s, "\"bytes_compressed\":107,\"bytes_decoded\":108,"
+		      "\"active_series\":109,\"samples_delivered\":110") != NULL);
+	CHECK(strstr(s, "\"samples_refused_rate_limited\":111") != NULL);
+	CHECK(strstr(s, "\"samples_refused_unauthorized\":112") != NULL);
+	CHECK(strstr(s, "\"samples_refused_bad_request\":0") != NULL);
+	free(s);
+}
+
+static void test_format_tenant_filter(void)
+{
+	char *s;
+
+	s = report("acme", 0, 0, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 2);
+	CHECK_EQ_INT(count(s, "\"tenant\":\"acme\","), 2);
+	CHECK(strstr(s, "acme2") == NULL && strstr(s, "globex") == NULL &&
+	      strstr(s, "\"acm\"") == NULL);
+	free(s);
+	/* A prefix of another tenant's id matches only itself. */
+	s = report("acm", 0, 0, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 1);
+	CHECK(strstr(s, "\"tenant\":\"acm\",\"hour\":\"2026-11-24T21:00:00Z\",\"requests\":401") != NULL);
+	free(s);
+	s = report("acme2", 0, 0, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 1);
+	CHECK(strstr(s, "\"requests\":301") != NULL);
+	free(s);
+	/* Unknown tenant: no rows, still valid JSON. */
+	s = report("nobody", 0, 0, 0);
+	CHECK(s != NULL);
+	CHECK_STR(s, "{\"usage\":[]}\n");
+	free(s);
+	s = report("zzz", 0, 0, 1);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(csv_rows(s), 0);
+	CHECK(strncmp(s, "tenant,hour,", 12) == 0);
+	free(s);
+}
+
+static void test_format_time_filter(void)
+{
+	char *s;
+
+	/* from inclusive. */
+	s = report(NULL, H2, 0, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 3); /* acme H2, acm H3, globex H3 */
+	CHECK(strstr(s, "T19:00:00Z") == NULL);
+	free(s);
+	/* to exclusive. */
+	s = report(NULL, 0, H2, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 3); /* acme H1, acme2 H1, globex H1 */
+	CHECK(strstr(s, "T20:00:00Z") == NULL && strstr(s, "T21:00:00Z") == NULL);
+	free(s);
+	s = report(NULL, H2, H3, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 1);
+	CHECK(strstr(s, "\"tenant\":\"acme\",\"hour\":\"2026-11-24T20:00:00Z\",\"requests\":201") != NULL);
+	free(s);
+	/* A from inside an hour does not include that hour's record. */
+	s = report("acme", H1 + 1, 0, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 1);
+	CHECK(strstr(s, "T20:00:00Z") != NULL);
+	free(s);
+	/* Tenant and range together. */
+	s = report("globex", H2, 0, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 1);
+	CHECK(strstr(s, "\"tenant\":\"globex\",\"hour\":\"2026-11-24T21:00:00Z\",\"requests\":601") != NULL);
+	free(s);
+	s = report("globex", H1, H2, 1);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(csv_rows(s), 1);
+	CHECK(strstr(s, "\nglobex,2026-11-24T19:00:00Z,501,502,503,") != NULL);
+	free(s);
+	/* An empty range. */
+	s = report(NULL, H3 + 3600, 0, 0);
+	CHECK(s != NULL);
+	CHECK_EQ_INT(json_rows(s), 0);
+	free(s);
+}
+
+/* Splits the first JSON object's keys, in order, into keys (comma-joined). */
+static int json_first_keys(const char *s, char *keys, size_t keyslen)
+{
+	const char *p = strstr(s, "{\"tenant\"");
+	const char *end;
+	size_t o = 0;
+
+	if (p == NULL || (end = strchr(p, '}')) == NULL)
+		return -1;
+	keys[0] = '\0';
+	for (p++; p < end;) {
+		const char *q;
+
+		if (*p != '"')
+			return -1;
+		q = strchr(p + 1, '"');
+		if (q == NULL || q[1] != ':')
+			return -1;
+		if (o + (size_t)(q - p) + 2 >= keyslen)
+			return -1;
+		if (o > 0)
+			keys[o++] = ',';
+		memcpy(keys + o, p + 1, (size_t)(q - p - 1));
+		o += (size_t)(q - p - 1);
+		keys[o] = '\0';
+		/* Skip the value: a string or a number, then a comma. */
+		p = q + 2;
+		if (*p == '"') {
+			p = strchr(p + 1, '"');
+			if (p == NULL)
+				return -1;
+			p++;
+		} else {
+			while (p < end && *p != ',')
+				p++;
+		}
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static void test_format_csv(void)
+{
+	char *j = report(NULL, 0, 0, 0), *c = report(NULL, 0, 0, 1);
+	char keys[4096], header[4096];
+	const char *nl;
+
+	CHECK(j != NULL && c != NULL);
+	nl = strchr(c, '\n');
+	CHECK(nl != NULL && (size_t)(nl - c) < sizeof(header));
+	memcpy(header, c, (size_t)(nl - c));
+	header[nl - c] = '\0';
+	CHECK(json_first_keys(j, keys, sizeof(keys)) == 0);
+	if (strcmp(header, keys) != 0)
+		printf("# csv header: %s\n# json keys:  %s\n", header, keys);
+	CHECK(strcmp(header, keys) == 0);
+	/* The columns the issue names, in its order. */
+	CHECK(strncmp(header, "tenant,hour,requests,series,samples,", 36) == 0);
+	{
+		const char *want[] = {"tenant", "hour", "requests", "series", "samples",
+				      "bytes_compressed", "bytes_decoded",
+				      "active_series", "samples_delivered",
+				      "samples_refused_rate_limited"};
+		const char *prev = header;
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			char col[64];
+			const char *at;
+			snprintf(col, sizeof(col), "%s%s,", i ? "," : "", want[i]);
+			at = strstr(i ? prev : header, col);
+			CHECK(at != NULL && (i == 0 ? at == header : at >= prev));
+			prev = at + 1;
+		}
+	}
+	CHECK_EQ_INT(csv_rows(c), 6);
+	/* Every row has as many fields as the header. */
+	{
+		int cols = count(header, ",") + 1;
+		for (const char *line = nl + 1; *line; ) {
+			const char *e = strchr(line, '\n');
+			int n = 1;
+			CHECK(e != NULL);
+			for (const char *p = line; p < e; p++)
+				n += *p == ',';
+			CHECK_EQ_INT(n, cols);
+			line = e + 1;
+		}
+	}
+	CHECK(strstr(c, "\nacme,2026-11-24T19:00:00Z,101,102,103,") != NULL);
+	CHECK(strstr(c, "\nacme,2026-11-24T20:00:00Z,201,202,203,") != NULL);
+	/* Same values in both formats: acme H2's rate_limited refusals. */
+	CHECK(strstr(j, "\"samples_refused_rate_limited\":211") != NULL);
+	CHECK(strstr(c, ",211,") != NULL);
+	free(j);
+	free(c);
+}
+
+int main(void)
+{
+	RUN(test_hll_code_range);
+	RUN(test_hll_empty);
+	RUN(test_hll_accuracy);
+	RUN(test_hll_sequential);
+	RUN(test_hll_merge);
+	RUN(test_parse_time);
+	if (setup_env() != 0) {
+		printf("FAIL - setup_env: cannot create a test LMDB environment\n");
+		teardown_env();
+		return 1;
+	}
+	RUN(test_format_all_json);
+	RUN(test_format_tenant_filter);
+	RUN(test_format_time_filter);
+	RUN(test_format_csv);
+	teardown_env();
+	return unit_done();
+}
