@@ -17,7 +17,7 @@ LDLIBS  = -lmicrohttpd -lcurl -llmdb -lsnappy -lprotobuf-c -lcrypto -lpthread -l
 # Library sources: everything but main.c, shared by the relay and the tests.
 LIB_SRCS = src/buf.c src/log.c src/config.c src/wire.c src/sblock.c \
            src/store.c src/queue.c src/writer.c src/ingest.c src/retry.c \
-           src/forward.c src/metrics.c src/http.c src/tenant.c src/usage.c src/dedup.c
+           src/forward.c src/metrics.c src/http.c src/tenant.c src/usage.c src/dedup.c src/setaside.c
 PROTOS   = proto/types.proto proto/remote.proto
 PROTO_C  = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_O  = $(PROTO_C:.c=.o)
@@ -27,7 +27,27 @@ UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS = $(wildcard bench/*.c)
 TOOL_BINS = $(patsubst bench/%.c,$(BUILD)/bin/%,$(TOOL_SRCS))
 
-.PHONY: all run test check bench fuzz deps install clean unit tools
+# make check: sanitizer behaviour. Reports abort the process, so a test (or
+# the relay under an integration test) that hits one fails.
+CHECK_ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=1
+CHECK_UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+# make fuzz: clang's libFuzzer with ASan and UBSan; the library code and
+# the generated protobuf code are built again, instrumented, in FUZZ_DIR.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= decoder config
+FUZZ_DIR      = build/fuzz
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
+                -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
+                -Iinclude -I$(FUZZ_DIR)/gen -MMD -MP
+FUZZ_PROTO_C  = $(patsubst proto/%.proto,$(FUZZ_DIR)/gen/%.pb-c.c,$(PROTOS))
+FUZZ_PROTO_O  = $(FUZZ_PROTO_C:.c=.o)
+FUZZ_OBJS     = $(patsubst src/%.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS)) $(FUZZ_PROTO_O)
+FUZZ_BINS     = $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
+
+.PHONY: all run test check bench fuzz fuzz-build deps install clean unit tools
 
 all: $(BUILD)/relay
 
@@ -40,15 +60,24 @@ run: deps all
 test: deps all unit tools
 	@tests/run.sh $(BUILD)
 
+# The whole suite (unit and integration) built with ASan and UBSan in
+# build-san/; any report fails the test that saw it.
 check:
+	ASAN_OPTIONS=$(CHECK_ASAN_OPTIONS) UBSAN_OPTIONS=$(CHECK_UBSAN_OPTIONS) \
 	$(MAKE) BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
 	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 bench: deps all tools
 	@bench/run.sh $(BUILD)
 
-fuzz: deps
-	@tests/fuzz/run.sh
+# libFuzzer targets (tests/fuzz/) built with clang in build/fuzz/, each run
+# for FUZZ_SECONDS on a scratch copy of its seed corpus.
+fuzz:
+	@ops/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_BINS)
 
 unit: $(UNIT_BINS)
 tools: $(TOOL_BINS) $(BUILD)/bin/rwsend
@@ -78,6 +107,26 @@ $(BUILD)/bin/rwsend: tests/tools/rwsend.c $(PROTO_O) | $(BUILD)/bin
 $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests $(BUILD)/bin:
 	mkdir -p $@
 
+# Fuzz targets: the library objects get coverage instrumentation only
+# (fuzzer-no-link); the target itself links libFuzzer's main.
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+
+$(FUZZ_DIR)/obj/%.o: src/%.c $(FUZZ_PROTO_C) | $(FUZZ_DIR)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/gen/%.pb-c.c $(FUZZ_DIR)/gen/%.pb-c.h: proto/%.proto | $(FUZZ_DIR)/gen
+	protoc-c --proto_path=proto --c_out=$(FUZZ_DIR)/gen $<
+
+$(FUZZ_DIR)/gen/%.pb-c.o: $(FUZZ_DIR)/gen/%.pb-c.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Wno-missing-prototypes -c -o $@ $<
+
+$(FUZZ_DIR)/obj $(FUZZ_DIR)/gen:
+	mkdir -p $@
+
+# Reached only through the pattern rules above: keep them between runs.
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_PROTO_C)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/relay $(DESTDIR)$(PREFIX)/bin/relay
@@ -86,3 +135,4 @@ clean:
 	rm -rf build build-san
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/bin/*.d)
+-include $(wildcard $(FUZZ_DIR)/obj/*.d $(FUZZ_DIR)/*.d)

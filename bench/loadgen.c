@@ -369,7 +369,7 @@ static const char *const go_memstats[] = {
 
 static void cat_add_target(struct catalog *cat, uint32_t t, uint64_t seed)
 {
-	char inst[32], cpu[8], buf[96];
+	char inst[32], cpu[12], buf[96];
 	uint64_t h = splitmix64(seed ^ (t * 0x9e37ULL));
 	int ncpu = 2 << (h % 4);                        /* 2, 4, 8 or 16 */
 	int ndisk = 1 + (int)((h >> 8) % 3);
@@ -648,6 +648,14 @@ static void cat_build(struct catalog *cat, uint32_t ntargets, uint64_t seed)
 		cat->offset_ms[t] = (int64_t)(splitmix64(seed + t) % SCRAPE_INTERVAL_MS);
 		cat_add_target(cat, t, seed);
 	}
+}
+
+static void cat_free(struct catalog *cat)
+{
+	for (size_t i = 0; i < cat->n; i++)
+		free(cat->series[i].labels);
+	free(cat->series);
+	free(cat->offset_ms);
 }
 
 /* The value series s reports at scrape `round`. */
@@ -1088,5 +1096,13 @@ int main(int argc, char **argv)
 
 	report(&run);
 	curl_global_cleanup();
+	for (long i = 0; i < run.npool; i++)
+		free(run.bodies[i].data);
+	free(run.bodies);
+	free(run.latency_ms);
+	free(workers);
+	free(th);
+	mtx_destroy(&run.end_lock);
+	cat_free(&cat);
 	return atomic_load(&run.ok) > 0 ? 0 : 1;
 }

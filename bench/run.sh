@@ -137,17 +137,21 @@ RUN=()
 # ---- helpers ----
 
 USED_PORTS=" "
-# A loopback port nothing listens on, not handed out before in this run.
+read -r EPH_LO _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPH_LO=32768
+# A loopback port that no TCP socket uses (listening or connected), below
+# the ephemeral range so that no outgoing connection takes it later, and
+# not handed out before in this run. free_port VAR: stores it in VAR.
 free_port() {
-	local p
+	local p hex span=$((EPH_LO - 12000))
+	[ $span -gt 1000 ] || span=1000
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((12000 + (RANDOM * 32768 + RANDOM) % span))
 		case $USED_PORTS in *" $p "*) continue ;; esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			USED_PORTS="$USED_PORTS$p "
-			echo "$p"
-			return
-		fi
+		printf -v hex ':%04X ' "$p"
+		grep -qF "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null && continue
+		USED_PORTS="$USED_PORTS$p "
+		printf -v "$1" '%s' "$p"
+		return
 	done
 }
 
@@ -160,6 +164,7 @@ cpu_ticks() {
 	local stat rest
 	read -r stat <"/proc/$1/stat" || { echo 0; return; }
 	rest=${stat##*) }
+	# shellcheck disable=SC2086 # split the fields on purpose
 	set -- $rest
 	echo $((${12} + ${13}))
 }
@@ -201,8 +206,8 @@ watch_stop() {
 
 # wait_http URL PID SECONDS: until URL answers 200 while PID lives.
 wait_http() {
-	local i code
-	for i in $(seq 1 $(($3 * 10))); do
+	local code
+	for _ in $(seq 1 $(($3 * 10))); do
 		kill -0 "$2" 2>/dev/null || return 1
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1")
 		[ "$code" = 200 ] && return 0
@@ -213,9 +218,9 @@ wait_http() {
 
 # stop_proc PID: SIGTERM, up to 60 s for a clean exit, then SIGKILL.
 stop_proc() {
-	local pid=$1 i
+	local pid=$1
 	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 600); do
+	for _ in $(seq 1 600); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -300,8 +305,8 @@ loadgen_run() {
 
 phase_buffer() {
 	local sys=$1 port dir line c0 c1 c2=0 acked_total=0 failed=0 n samples end_ms
-	port=$(free_port)
-	UPSTREAM[$sys]=$(free_port)
+	free_port port
+	free_port "UPSTREAM[$sys]"
 	dir=$WORK/$sys-data
 	DATA[$sys]=$dir
 	log "$sys: buffering (upstream 127.0.0.1:${UPSTREAM[$sys]} is down)"
@@ -310,8 +315,11 @@ phase_buffer() {
 	c0=$(cpu_ticks "$SYS_PID")
 	for n in 500 2000; do
 		if [ $n = 500 ]; then
+			# ends before the 2000-series run's first scrape round begins
+			# (a target has over 500 series), so no sample repeats
 			samples=$SAMPLES_500
-			end_ms=$(( $(date +%s) * 1000 - 6 * 3600 * 1000 ))
+			end_ms=$(( $(date +%s) * 1000 -
+				(SAMPLES_2000 / (500 * TARGETS) + 10) * 15000 ))
 		else
 			samples=$SAMPLES_2000
 			end_ms=$(( $(date +%s) * 1000 ))
@@ -364,7 +372,7 @@ phase_drain() {
 	PIDS+=("$vmpid")
 	wait_http "http://127.0.0.1:$vmport/health" "$vmpid" 60 ||
 		die "victoria-metrics did not start; see $WORK/$sys-vm.log"
-	port=$(free_port)
+	free_port port
 	log "$sys: draining $target samples into 127.0.0.1:$vmport"
 	t0=$(now_us)
 	start_system "$sys" "$port" "$vmport" "${DATA[$sys]}" "$WORK/$sys.log"
@@ -407,8 +415,8 @@ phase_drain() {
 
 phase_latency() {
 	local sys=$1 rate=$2 n=$3 port up dir line samples
-	port=$(free_port)
-	up=$(free_port)
+	free_port port
+	free_port up
 	dir=$WORK/$sys-lat
 	samples=$(awk -v r="$rate" -v s="$LAT_SECONDS" 'BEGIN { printf "%.0f", r * s }')
 	log "$sys: latency at $rate samples/s, $n series per request"
@@ -428,6 +436,9 @@ phase_latency() {
 # ---- run ----
 
 START=$(now)
+free_kb=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
+[ "${free_kb:-0}" -lt $((6 * 1024 * 1024)) ] &&
+	log "warning: only $((free_kb / 1024)) MiB free under $WORK; the default run writes about 2 GiB per system"
 log "work dir $WORK; systems: ${RUN[*]}; $SAMPLES_500 + $SAMPLES_2000 samples per system"
 for sys in "${RUN[@]}"; do phase_buffer "$sys"; done
 for sys in "${RUN[@]}"; do phase_drain "$sys"; done
@@ -503,6 +514,11 @@ TABLE=$WORK/table.txt
 				"its drain figures cover only what arrived"
 		[ "${M[$sys.failed]:-0}" != 0 ] &&
 			echo "! $sys answered ${M[$sys.failed]} requests with an error in phase a (not retried)"
+	done
+	for sys in "${RUN[@]}"; do
+		[ "${M[$sys.backlog]:-0}" -lt 10000000 ] &&
+			echo "! $sys buffered ${M[$sys.backlog]:-0} samples, fewer than the 10 million" \
+				"the drain target is defined for"
 	done
 	[ ${#RUN[@]} = 2 ] || echo "! only ${RUN[*]} measured: no ratios"
 } >"$TABLE"

@@ -57,6 +57,8 @@ struct config {
 	uint64_t max_age_ms;        /* 7d */
 	uint64_t dedup_window_ms;   /* 10m: resent batches are not stored twice */
 	uint64_t usage_retention_ms;/* 400d */
+	uint64_t setaside_max_size; /* 1GiB: batches the upstream refused */
+	uint64_t setaside_max_age_ms; /* 30d */
 
 	/* [upstream] */
 	char *url;                  /* may hold {tenant} {account_id} {project_id} */

@@ -91,6 +91,7 @@ struct store {
 	uint64_t max_size;
 	uint64_t next_seq;    /* writer's: next sequence number to assign */
 	unsigned page_size;
+	int lock_fd;          /* flock on PATH/relay.lock; -1 if none */
 };
 
 /* Totals of entries read or removed. */
@@ -104,12 +105,24 @@ struct store_span {
 };
 
 /*
- * Opens (creating path 0700 if missing) the environment. Clears reader
- * slots left by dead processes. Returns 0, or -1 with a reason in err.
+ * Opens (creating path 0700 if missing) the environment, holding an
+ * exclusive lock on PATH/relay.lock so that one process at a time writes
+ * it. Clears reader slots left by dead processes. Returns 0, or -1 with a
+ * reason in err.
  */
 int store_open(struct store *st, const char *path, uint64_t max_size,
 	       char *err, size_t errlen);
+
+/* Opens an existing environment to read only, without the lock (safe
+ * beside a running relay). Returns 0, or -1 with a reason in err. */
+int store_open_readonly(struct store *st, const char *path, char *err,
+			size_t errlen);
 void store_close(struct store *st);
+
+/* Takes PATH/relay.lock. Returns its fd, -2 if another process holds it,
+ * or -1 if it cannot be taken (no directory, ...). */
+int store_lock(const char *path);
+void store_unlock(int fd);
 
 /* Fills q with what the queue database holds. Returns 0 or -1. */
 struct queue;
@@ -135,7 +148,8 @@ int store_put_entry(MDB_txn *txn, struct store *st, const char *tenant,
 /*
  * Writer: deletes the tenant's entries with first <= seq <= last, adding
  * what it removed to *gone; *next (entries = 0 if none) describes the
- * oldest entry left for the tenant. Returns 0 or an LMDB error code.
+ * tenant's oldest entry left, wherever it is. Returns 0 or an LMDB error
+ * code.
  */
 int store_delete_range(MDB_txn *txn, struct store *st, const char *tenant,
 		       size_t tlen, uint64_t first, uint64_t last,

@@ -80,6 +80,12 @@ void writer_submit(struct writer *w, struct batch *b);
 void writer_ack(struct writer *w, const char *tenant, size_t tlen,
 		uint64_t first, uint64_t last);
 
+struct setaside_filter;
+
+/* Replays (replay = 1) or purges the matching set-aside entries. */
+void writer_setaside_op(struct writer *w, const struct setaside_filter *f,
+			int replay);
+
 /* A request of the tenant was refused: count its samples in usage. */
 void writer_refused(struct writer *w, const char *tenant, size_t tlen,
 		    int reason, uint64_t samples);

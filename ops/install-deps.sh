@@ -4,6 +4,10 @@
 # peers, curl and jq for the integration tests. Idempotent: when everything
 # is installed it only asks dpkg and exits.
 #
+# "ops/install-deps.sh fuzz" (used by make fuzz) also installs clang with
+# its libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
+# stack traces.
+#
 # The victoria-metrics and prometheus packages try to start their system
 # services on install; where policy-rc.d refuses that, the refusal is
 # harmless. The tests never use those services: they start their own
@@ -26,6 +30,23 @@ PACKAGES=(
 	victoria-metrics
 	prometheus
 )
+
+# Only for make fuzz: clang 14 is Debian 12's default clang; the fuzzer,
+# ASan and UBSan runtimes for it are in libclang-rt-14-dev.
+FUZZ_PACKAGES=(
+	clang-14
+	libclang-rt-14-dev
+	llvm-14
+)
+
+case "${1:-}" in
+"") ;;
+fuzz) PACKAGES+=("${FUZZ_PACKAGES[@]}") ;;
+*)
+	echo "usage: $0 [fuzz]" >&2
+	exit 2
+	;;
+esac
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -102,6 +102,10 @@ static const struct config_key config_keys[] = {
 	    "A batch resent within this time is stored once; 0: off."),
 	NUM("usage_retention", SEC_STORAGE, CONF_DURATION, usage_retention_ms, "400d", "1d", NULL,
 	    "How long per-tenant usage records are kept."),
+	NUM("setaside_max_size", SEC_STORAGE, CONF_SIZE, setaside_max_size, "1GiB", "1MiB", NULL,
+	    "Most bytes kept of batches the upstream refused; the oldest go first."),
+	NUM("setaside_max_age", SEC_STORAGE, CONF_DURATION, setaside_max_age_ms, "30d", "1h", NULL,
+	    "Batches the upstream refused are deleted after this time."),
 
 	STR("url", SEC_UPSTREAM, url, "http://127.0.0.1:8428/api/v1/write", CHECK_URL,
 	    "Remote-write URL; may use {tenant}, {account_id} and {project_id}."),

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "setaside.h"
 #include "store.h"
 #include "tenant.h"
 #include "usage.h"
@@ -219,15 +220,6 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	}
 	if (atomic_load(&h->stopping))
 		return refuse_req(r, 503, REFUSE_SHUTTING_DOWN, "shutting down");
-	if (cfg->when_full == WHEN_FULL_REJECT &&
-	    atomic_load(&metrics.storage_used_bytes) + r->body.len > cfg->max_size)
-		return refuse_req(r, 503, REFUSE_BUFFER_FULL,
-				  "buffer full; retry later");
-	if (tc && tc->max_buffer_bytes &&
-	    queue_tenant_bytes(h->d.q, r->ident.id, r->ident.idlen) + r->body.len >
-	    tc->max_buffer_bytes)
-		return refuse_req(r, limit_status(r), REFUSE_TENANT_FULL,
-				  "tenant's share of the buffer is full; retry later");
 	r->body_len = r->body.len;
 	status = ingest_check_length(cfg, r->body.p, r->body.len, &r->decoded, why,
 				     sizeof(why));
@@ -260,6 +252,20 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 			status == 415 ? REFUSE_UNSUPPORTED :
 			status == 503 ? REFUSE_OVERLOADED : REFUSE_BAD_REQUEST;
 		return refuse_req(r, (unsigned)status, reason, why);
+	}
+	/* Refusals that concern the tenant come after decoding, so that the
+	 * refused samples are counted in its usage. */
+	if (cfg->when_full == WHEN_FULL_REJECT &&
+	    atomic_load(&metrics.storage_used_bytes) + b->value_bytes > cfg->max_size) {
+		batch_release(b);
+		return refuse_req(r, 503, REFUSE_BUFFER_FULL, "buffer full; retry later");
+	}
+	if (tc && tc->max_buffer_bytes &&
+	    queue_tenant_bytes(h->d.q, r->ident.id, r->ident.idlen) + b->value_bytes >
+	    tc->max_buffer_bytes) {
+		batch_release(b);
+		return refuse_req(r, limit_status(r), REFUSE_TENANT_FULL,
+				  "tenant's share of the buffer is full; retry later");
 	}
 	if (tc && tc->max_samples_per_second > 0 &&
 	    queue_take_tokens(h->d.q, r->ident.id, r->ident.idlen,
@@ -487,6 +493,53 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn)
 	return ret;
 }
 
+/* GET /api/v1/setaside, POST /api/v1/setaside/replay|purge (admin). */
+static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *conn,
+				       const char *url, const char *method)
+{
+	struct setaside_filter f;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	struct buf out;
+	MDB_txn *txn;
+	const char *op = url + strlen("/api/v1/setaside");
+	int rc;
+
+	if (!admin_ok(h, conn, &ret))
+		return ret;
+	if (setaside_filter_parse(&f,
+		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
+		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "seq")) < 0)
+		return respond(conn, 400, "bad tenant or seq\n", NULL);
+	if (strcmp(op, "/replay") == 0 || strcmp(op, "/purge") == 0) {
+		if (strcmp(method, "POST") != 0)
+			return respond(conn, 405, "use POST\n", NULL);
+		writer_setaside_op(h->d.w, &f, op[1] == 'r');
+		return respond(conn, 202, op[1] == 'r' ? "replay queued\n" :
+			       "purge queued\n", NULL);
+	}
+	if (op[0] != '\0')
+		return respond(conn, 404, "not found\n", NULL);
+	if (mdb_txn_begin(h->d.st->env, NULL, MDB_RDONLY, &txn) != 0)
+		return respond(conn, 503, "storage unavailable\n", NULL);
+	buf_init(&out, (size_t)1 << 30);
+	rc = setaside_format(txn, h->d.st, &f, 1, &out);
+	mdb_txn_abort(txn);
+	if (rc < 0 || out.p == NULL) {
+		buf_free(&out);
+		return respond(conn, 500, "cannot list\n", NULL);
+	}
+	resp = MHD_create_response_from_buffer(out.len, out.p, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		buf_free(&out);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload,
@@ -503,6 +556,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (*con_cls == NULL && strcmp(method, "POST") == 0) {
+		/* Answer a POST once its (ignored) body is in. */
+		*con_cls = h;
+		return MHD_YES;
+	}
+	if (strncmp(url, "/api/v1/setaside", 16) == 0)
+		return handle_setaside(h, conn, url, method);
 	if (strcmp(url, "/metrics") == 0 && get)
 		return handle_metrics(h, conn);
 	if (strcmp(url, "/api/v1/usage") == 0 && get)
@@ -525,10 +585,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct request *r = *con_cls;
 
-	(void)cls;
 	(void)conn;
 	(void)toe;
-	if (r == NULL)
+	if (r == NULL || (void *)r == cls)
 		return;
 	inflight_release(r);
 	batch_release(&r->batch);

@@ -3,6 +3,7 @@
  */
 #include "ingest.h"
 
+#include <pthread.h>
 #include <snappy-c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,53 @@
  * left it bigger than this. */
 #define SCRATCH_KEEP (8u << 20)
 
-static __thread struct buf decoded_scratch, rewrite_scratch;
+struct scratch {
+	struct buf decoded;
+	struct buf rewritten;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+/* Runs when a thread that used ingest_body exits. */
+static void scratch_free(void *p)
+{
+	struct scratch *s = p;
+
+	buf_free(&s->decoded);
+	buf_free(&s->rewritten);
+	free(s);
+}
+
+static void scratch_key_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* This thread's scratch buffers; NULL when out of memory. */
+static struct scratch *scratch_get(void)
+{
+	struct scratch *s;
+
+	pthread_once(&scratch_once, scratch_key_init);
+	s = pthread_getspecific(scratch_key);
+	if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL &&
+	    pthread_setspecific(scratch_key, s) != 0) {
+		free(s);
+		s = NULL;
+	}
+	return s;
+}
 
 void ingest_thread_cleanup(void)
 {
-	buf_free(&decoded_scratch);
-	buf_free(&rewrite_scratch);
+	struct scratch *s;
+
+	pthread_once(&scratch_once, scratch_key_init);
+	if ((s = pthread_getspecific(scratch_key)) != NULL) {
+		scratch_free(s);
+		pthread_setspecific(scratch_key, NULL);
+	}
 }
 
 static void trim_scratch(struct buf *b)
@@ -114,7 +156,8 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		struct buf *body, struct batch *b, struct wire_counts *counts,
 		uint64_t *decoded, char *why, size_t whylen)
 {
-	struct buf *raw = &decoded_scratch, *out = &rewrite_scratch;
+	struct scratch *sc = scratch_get();
+	struct buf *raw, *out;
 	struct wire_opts opts;
 	const uint8_t *final;
 	size_t n, final_len;
@@ -122,6 +165,12 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 
 	memset(b, 0, sizeof(*b));
 	memset(counts, 0, sizeof(*counts));
+	if (sc == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return 503;
+	}
+	raw = &sc->decoded;
+	out = &sc->rewritten;
 	memcpy(b->tenant, r->tenant, r->tlen);
 	b->tlen = r->tlen;
 	if ((status = ingest_check_length(cfg, body->p, body->len, decoded, why,

@@ -34,6 +34,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "setaside.h"
 #include "store.h"
 #include "tenant.h"
 #include "usage.h"
@@ -55,6 +56,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: relay [-n] -c FILE\n"
 		"       relay usage -c FILE [--tenant T] [--from TIME] [--to TIME] [--csv]\n"
+		"       relay setaside list|replay|purge -c FILE [--tenant T] [--seq N]\n"
 		"       relay -h | -V\n"
 		"\n"
 		"Prometheus remote-write relay: stores each batch durably in LMDB\n"
@@ -139,6 +141,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "usage") == 0)
 		return usage_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "setaside") == 0)
+		return setaside_main(argc - 1, argv + 1);
 	while ((opt = getopt(argc, argv, "c:nhV")) != -1) {
 		switch (opt) {
 		case 'c':

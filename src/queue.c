@@ -108,6 +108,7 @@ void queue_removed(struct queue *q, const char *id, size_t idlen,
 		t->entries = sub_floor(t->entries, entries);
 		t->bytes = sub_floor(t->bytes, bytes);
 		t->samples = sub_floor(t->samples, samples);
+		/* next_seq is the tenant's oldest entry left (0: none). */
 		if (next_seq == 0 || t->entries == 0) {
 			t->entries = t->bytes = t->samples = 0;
 			t->first_seq = t->last_seq + 1;

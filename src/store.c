@@ -5,6 +5,9 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,6 +37,29 @@ static int mkdir_p(const char *path)
 	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
 		return -1;
 	return 0;
+}
+
+int store_lock(const char *path)
+{
+	char file[4200];
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/relay.lock", path);
+	fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		return e == EWOULDBLOCK ? -2 : -1;
+	}
+	return fd;
+}
+
+void store_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
 
 const char *store_strerror(int rc)
@@ -84,11 +110,18 @@ int store_open(struct store *st, const char *path, uint64_t max_size,
 	memset(st, 0, sizeof(*st));
 	st->max_size = max_size;
 	st->next_seq = 1;
+	st->lock_fd = -1;
 	if (mkdir_p(path) < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
 	chmod(path, 0700);
+	st->lock_fd = store_lock(path);
+	if (st->lock_fd < 0) {
+		snprintf(err, errlen, st->lock_fd == -2 ?
+			 "another relay is using %s" : "cannot lock %s", path);
+		return -1;
+	}
 	/* Headroom above max_size: deletes need free pages to copy on write
 	 * even when the buffer is at its limit. The file grows only as pages
 	 * are used; the map is address space. */
@@ -142,16 +175,52 @@ fail:
 	if (st->env != NULL)
 		mdb_env_close(st->env);
 	st->env = NULL;
+	store_unlock(st->lock_fd);
+	st->lock_fd = -1;
 	return -1;
+}
+
+int store_open_readonly(struct store *st, const char *path, char *err,
+			size_t errlen)
+{
+	MDB_txn *txn = NULL;
+	MDB_stat ms;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	st->lock_fd = -1;
+	if ((rc = mdb_env_create(&st->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(st->env, STORE_MAX_DBS)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(st->env, STORE_MAX_READERS)) != 0 ||
+	    (rc = mdb_env_open(st->env, path, MDB_RDONLY | MDB_NOTLS, 0600)) != 0 ||
+	    (rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "queue", 0, &st->queue)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "setaside", 0, &st->setaside)) != 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, mdb_strerror(rc));
+		if (txn != NULL)
+			mdb_txn_abort(txn);
+		if (st->env != NULL)
+			mdb_env_close(st->env);
+		st->env = NULL;
+		return -1;
+	}
+	mdb_dbi_open(txn, "usage", 0, &st->usage);
+	mdb_txn_commit(txn);
+	mdb_env_stat(st->env, &ms);
+	st->page_size = ms.ms_psize;
+	return 0;
 }
 
 void store_close(struct store *st)
 {
 	if (st->env != NULL) {
-		mdb_env_sync(st->env, 1);
+		if (st->lock_fd >= 0)
+			mdb_env_sync(st->env, 1);
 		mdb_env_close(st->env);
 		st->env = NULL;
 	}
+	store_unlock(st->lock_fd);
+	st->lock_fd = -1;
 }
 
 size_t store_key(uint8_t *key, const char *tenant, size_t tlen, uint64_t seq)
@@ -295,6 +364,35 @@ int store_put_entry(MDB_txn *txn, struct store *st, const char *tenant,
 	return 0;
 }
 
+/* Fills next with the tenant's oldest entry (entries = 0 if none). */
+static int tenant_head(MDB_cursor *cur, const char *tenant, size_t tlen,
+		       struct store_span *next)
+{
+	uint8_t key[STORE_KEY_MAX];
+	struct entry_hdr h;
+	MDB_val k, v;
+	const char *t;
+	size_t n;
+	uint64_t seq;
+	int rc;
+
+	memset(next, 0, sizeof(*next));
+	k.mv_size = store_key(key, tenant, tlen, 0);
+	k.mv_data = key;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (store_key_parse(&k, &t, &n, &seq) < 0 || n != tlen ||
+	    memcmp(t, tenant, tlen) != 0)
+		return 0;
+	if (store_entry_hdr(&v, &h) < 0)
+		memset(&h, 0, sizeof(h));
+	span_add(next, seq, &v, &h);
+	return 0;
+}
+
 int store_delete_range(MDB_txn *txn, struct store *st, const char *tenant,
 		       size_t tlen, uint64_t first, uint64_t last,
 		       struct store_span *gone, struct store_span *next)
@@ -316,16 +414,12 @@ int store_delete_range(MDB_txn *txn, struct store *st, const char *tenant,
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0) {
 		if (store_key_parse(&k, &t, &n, &seq) < 0 || n != tlen ||
-		    memcmp(t, tenant, tlen) != 0) {
+		    memcmp(t, tenant, tlen) != 0 || seq > last) {
 			rc = MDB_NOTFOUND;
 			break;
 		}
 		if (store_entry_hdr(&v, &h) < 0)
 			memset(&h, 0, sizeof(h));
-		if (seq > last) {
-			span_add(next, seq, &v, &h);
-			break;
-		}
 		span_add(gone, seq, &v, &h);
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
@@ -333,8 +427,10 @@ int store_delete_range(MDB_txn *txn, struct store *st, const char *tenant,
 		if (rc == EINVAL)  /* deleted the last item of the database */
 			rc = MDB_NOTFOUND;
 	}
+	if (rc == MDB_NOTFOUND)
+		rc = tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return rc;
 }
 
 int store_set_aside(MDB_txn *txn, struct store *st, const char *tenant,

@@ -114,6 +114,8 @@ struct scan {
 	int rewrite;                   /* out != NULL and a tenant label set */
 	const uint8_t *tname, *tvalue; /* ref: the tenant label, or NULL */
 	size_t tnlen, tvlen;
+	uint8_t tenc[128];             /* its encoding, when it fits */
+	size_t tenclen;                /* bytes in tenc, or 0 */
 };
 
 /* Per-thread scratch for series with many labels, kept between calls and
@@ -283,28 +285,16 @@ static int wrong_type(struct scan *s, const char *msg, const struct field *f)
 		    f->type, msg, f->num, (size_t)(f->start - s->base));
 }
 
-/* Whether p[0..n) is valid UTF-8: no overlong forms, no surrogates,
- * nothing past U+10FFFF. ASCII is checked eight bytes at a time. */
-static inline int utf8_valid(const uint8_t *p, size_t n)
+/* Whether p[0..n), which holds some non-ASCII byte, is valid UTF-8: no
+ * overlong forms, no surrogates, nothing past U+10FFFF. */
+static int utf8_valid_slow(const uint8_t *p, size_t n)
+	__attribute__((noinline));
+static int utf8_valid_slow(const uint8_t *p, size_t n)
 {
-	uint64_t acc = 0, w;
 	size_t i = 0;
 	uint8_t c;
 
-	if (n >= 8) {
-		for (; i + 8 <= n; i += 8) {
-			memcpy(&w, p + i, 8);
-			acc |= w;
-		}
-		memcpy(&w, p + n - 8, 8);
-		acc |= w;
-	} else {
-		for (; i < n; i++)
-			acc |= p[i];
-	}
-	if ((acc & 0x8080808080808080ull) == 0)
-		return 1;
-	for (i = 0; i < n;) {
+	while (i < n) {
 		c = p[i];
 		if (c < 0x80) {
 			i++;
@@ -336,8 +326,50 @@ static inline int utf8_valid(const uint8_t *p, size_t n)
 	return 1;
 }
 
+/* Whether p[0..n) is valid UTF-8; ASCII is taken eight bytes at a time. */
+static inline int utf8_valid(const uint8_t *p, size_t n)
+{
+	uint64_t acc = 0, w;
+	size_t i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8) {
+			memcpy(&w, p + i, 8);
+			acc |= w;
+		}
+		memcpy(&w, p + n - 8, 8);
+		acc |= w;
+	} else {
+		for (i = 0; i < n; i++)
+			acc |= p[i];
+	}
+	return (acc & 0x8080808080808080ull) == 0 || utf8_valid_slow(p, n);
+}
+
+/* Per byte of w (all below 0x80): 0x80 where it lies in [lo, hi], else 0. */
+static inline uint64_t bytes_in(uint64_t w, unsigned lo, unsigned hi)
+{
+	const uint64_t ones = 0x0101010101010101ull;
+
+	return (w + ones * (0x80 - lo)) & ~(w + ones * (0x7f - hi)) &
+	       ones * 0x80;
+}
+
+/* Whether the 8 bytes at p are all name characters (metric: colon too). */
+static inline int name_word(const uint8_t *p, int metric)
+{
+	const uint64_t high = 0x8080808080808080ull;
+	uint64_t w, ok;
+
+	memcpy(&w, p, 8);
+	ok = bytes_in(w | 0x2020202020202020ull, 'a', 'z') |
+	     bytes_in(w, '0', '9') | bytes_in(w, '_', '_') |
+	     (metric ? bytes_in(w, ':', ':') : 0);
+	return (w & high) == 0 && ok == high;
+}
+
 /* Whether p[0..n) matches [a-zA-Z_][a-zA-Z0-9_]*, or with metric set
- * [a-zA-Z_:][a-zA-Z0-9_:]*. */
+ * [a-zA-Z_:][a-zA-Z0-9_:]*. Eight bytes at a time past the first. */
 static inline int name_valid(const uint8_t *p, size_t n, int metric)
 {
 	unsigned acc = 0xff;
@@ -345,6 +377,12 @@ static inline int name_valid(const uint8_t *p, size_t n, int metric)
 
 	if (n == 0 || !(name_class[p[0]] & (metric ? 4 : 1)))
 		return 0;
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8)
+			if (!name_word(p + i, metric))
+				return 0;
+		return name_word(p + n - 8, metric);
+	}
 	for (i = 1; i < n; i++)
 		acc &= name_class[p[i]];
 	return (acc & (metric ? 8 : 2)) != 0;
@@ -373,30 +411,15 @@ static inline size_t label_size(size_t nlen, size_t vlen)
 
 /* Reads the Label message in field f into *l (the last name and value
  * win, as protobuf merges). Returns 0 or WIRE_BAD. */
-static inline int label_read(struct scan *s, const struct field *f,
-			     struct label *l)
+static int label_read(struct scan *s, const struct field *f, struct label *l)
 {
-	const uint8_t *p = f->data;
-	size_t len = (size_t)(f->end - p), nlen;
+	const uint8_t *p;
 	struct field g;
 
-	/* The usual shape: 0x0a nlen name 0x12 vlen value, one-byte lengths. */
-	if (len >= 4 && p[0] == 0x0a && (nlen = p[1]) < 0x80 &&
-	    nlen + 4 <= len && p[nlen + 2] == 0x12 && p[nlen + 3] < 0x80 &&
-	    nlen + 4 + p[nlen + 3] == len) {
-		l->name = p + 2;
-		l->nlen = nlen;
-		l->value = p + nlen + 4;
-		l->vlen = p[nlen + 3];
-		l->enc = f->start[0] == 0x0a && p == f->start + 2 ? f->start :
-									NULL;
-		l->size = label_size(l->nlen, l->vlen);
-		return 0;
-	}
-	l->name = l->value = p;
+	l->name = l->value = f->data;
 	l->nlen = l->vlen = 0;
 	l->enc = NULL;
-	for (; p < f->end; p = g.end) {
+	for (p = f->data; p < f->end; p = g.end) {
 		if (next_field(s, p, f->end, &g) < 0)
 			return WIRE_BAD;
 		if (g.num != 1 && g.num != 2)
@@ -413,6 +436,47 @@ static inline int label_read(struct scan *s, const struct field *f,
 	}
 	l->size = label_size(l->nlen, l->vlen);
 	return 0;
+}
+
+/*
+ * The usual shapes, read without the general parser: a label field
+ * 0x0a len 0x0a nlen name 0x12 vlen value, and a sample field
+ * 0x12 len 0x09 value(8) 0x10 timestamp, all lengths in one byte.
+ * Each returns the end of the field at p, or NULL when it has another
+ * shape (the general parser then takes it, and reports any error).
+ */
+static inline const uint8_t *label_fast(const uint8_t *p, const uint8_t *end,
+					struct label *l)
+{
+	size_t len, nlen;
+
+	if (end - p < 6 || p[0] != 0x0a || (len = p[1]) >= 0x80 ||
+	    len + 2 > (size_t)(end - p) || p[2] != 0x0a ||
+	    (nlen = p[3]) >= 0x80 || nlen + 4 > len || p[nlen + 4] != 0x12 ||
+	    nlen + 4 + p[nlen + 5] != len)
+		return NULL;
+	l->name = p + 4;
+	l->nlen = nlen;
+	l->value = p + nlen + 6;
+	l->vlen = p[nlen + 5];
+	l->enc = p;
+	l->size = len + 2;
+	return p + len + 2;
+}
+
+static inline const uint8_t *sample_fast(const uint8_t *p, const uint8_t *end)
+{
+	const uint8_t *q = p + 12, *e;
+	size_t len;
+	uint64_t v;
+
+	if (end - p < 13 || p[0] != 0x12 || (len = p[1]) < 11 || len >= 0x80 ||
+	    len + 2 > (size_t)(end - p) || p[2] != 0x09 || p[11] != 0x10)
+		return NULL;
+	e = p + len + 2;
+	if (varint_get(&q, e, 10, &v) != F_OK || q != e)
+		return NULL;
+	return e;
 }
 
 /* Checks an exemplar's label: a valid name and a UTF-8 value (which may be
@@ -508,63 +572,85 @@ static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 	return 0;
 }
 
-/* Checks that a Sample field holds a fixed64 value and a varint
- * timestamp, the usual shape first. Returns 0 or WIRE_BAD. */
-static inline int scan_sample(struct scan *s, const struct field *f)
-{
-	const uint8_t *p = f->data;
-	uint64_t v;
-
-	if (f->end - p >= 11 && p[0] == 0x09 && p[9] == 0x10) {
-		p += 10;
-		if (varint_get(&p, f->end, 10, &v) == F_OK && p == f->end)
-			return 0;
-	}
-	return scan_msg(s, sample_kinds, sizeof(sample_kinds), "sample",
-			f->data, f->end);
-}
+/* What is wrong with a series label (label_check). */
+enum {
+	L_OK = 0,
+	L_EMPTY_NAME,
+	L_NAME_LONG,
+	L_NAME_BAD,
+	L_DUPLICATE,
+	L_UNSORTED,
+	L_EMPTY_VALUE,
+	L_VALUE_LONG,
+	L_VALUE_UTF8,
+	L_METRIC_BAD
+};
 
 /*
  * Checks label l of a series (prev is the one before it, or NULL): name,
- * order against prev, value, and the opts bounds. Returns 0 or WIRE_BAD.
+ * order against prev, value, and the opts bounds. Returns an L_ value.
  */
-static inline int label_check(struct scan *s, const struct label *l,
+static inline int label_check(const struct wire_opts *o, const struct label *l,
 			      const struct label *prev)
 {
-	const struct wire_opts *o = s->o;
-	char q[WIRE_QUOTE_MAX + 4], r[WIRE_QUOTE_MAX + 4];
-	int d = 1;
+	int d;
 
 	if (l->nlen == 0)
-		return fail(s, WIRE_BAD, "empty label name");
+		return L_EMPTY_NAME;
 	if (o->max_label_name_length && l->nlen > o->max_label_name_length)
-		return fail(s, WIRE_BAD, "label name \"%s\" longer than %zu bytes",
-			    quote(q, l->name, l->nlen), o->max_label_name_length);
+		return L_NAME_LONG;
 	if (!name_valid(l->name, l->nlen, 0))
-		return fail(s, WIRE_BAD, "invalid label name \"%s\"",
-			    quote(q, l->name, l->nlen));
-	if (prev != NULL && (d = name_cmp(l->name, l->nlen, prev->name,
-					  prev->nlen)) <= 0)
-		return d == 0 ? fail(s, WIRE_BAD, "duplicate label name \"%s\"",
-				     quote(q, l->name, l->nlen)) :
-			fail(s, WIRE_BAD, "labels not sorted: \"%s\" after \"%s\"",
-			     quote(q, l->name, l->nlen),
-			     quote(r, prev->name, prev->nlen));
+		return L_NAME_BAD;
+	if (prev != NULL &&
+	    (d = name_cmp(l->name, l->nlen, prev->name, prev->nlen)) <= 0)
+		return d == 0 ? L_DUPLICATE : L_UNSORTED;
 	if (l->vlen == 0)
-		return fail(s, WIRE_BAD, "empty label value for \"%s\"",
-			    quote(q, l->name, l->nlen));
+		return L_EMPTY_VALUE;
 	if (o->max_label_value_length && l->vlen > o->max_label_value_length)
-		return fail(s, WIRE_BAD,
-			    "value of label \"%s\" longer than %zu bytes",
-			    quote(q, l->name, l->nlen), o->max_label_value_length);
+		return L_VALUE_LONG;
 	if (!utf8_valid(l->value, l->vlen))
-		return fail(s, WIRE_BAD, "invalid UTF-8 in value of \"%s\"",
-			    quote(q, l->name, l->nlen));
+		return L_VALUE_UTF8;
 	if (l->nlen == 8 && memcmp(l->name, "__name__", 8) == 0 &&
 	    !name_valid(l->value, l->vlen, 1))
+		return L_METRIC_BAD;
+	return L_OK;
+}
+
+/* Writes the reason for label_check's rc. Returns WIRE_BAD. */
+static int label_error(struct scan *s, const struct label *l,
+		       const struct label *prev, int rc)
+	__attribute__((cold, noinline));
+static int label_error(struct scan *s, const struct label *l,
+		       const struct label *prev, int rc)
+{
+	char q[WIRE_QUOTE_MAX + 4], r[WIRE_QUOTE_MAX + 4];
+
+	quote(q, l->name, l->nlen);
+	switch (rc) {
+	case L_EMPTY_NAME:
+		return fail(s, WIRE_BAD, "empty label name");
+	case L_NAME_LONG:
+		return fail(s, WIRE_BAD, "label name \"%s\" longer than %zu bytes",
+			    q, s->o->max_label_name_length);
+	case L_NAME_BAD:
+		return fail(s, WIRE_BAD, "invalid label name \"%s\"", q);
+	case L_DUPLICATE:
+		return fail(s, WIRE_BAD, "duplicate label name \"%s\"", q);
+	case L_UNSORTED:
+		return fail(s, WIRE_BAD, "labels not sorted: \"%s\" after \"%s\"",
+			    q, quote(r, prev->name, prev->nlen));
+	case L_EMPTY_VALUE:
+		return fail(s, WIRE_BAD, "empty label value for \"%s\"", q);
+	case L_VALUE_LONG:
+		return fail(s, WIRE_BAD,
+			    "value of label \"%s\" longer than %zu bytes", q,
+			    s->o->max_label_value_length);
+	case L_VALUE_UTF8:
+		return fail(s, WIRE_BAD, "invalid UTF-8 in value of \"%s\"", q);
+	default:
 		return fail(s, WIRE_BAD, "invalid metric name \"%s\"",
-			    quote(q, l->value, l->vlen));
-	return 0;
+			    quote(r, l->value, l->vlen));
+	}
 }
 
 /* Moves the n labels at l to the per-thread scratch with room for 2n.
@@ -632,7 +718,13 @@ static uint8_t *put_labels(const struct scan *s, uint8_t *d,
 			run = run_end = NULL;
 		}
 		if (i == at) {
-			d = put_label(d, s->tname, s->tnlen, s->tvalue, s->tvlen);
+			if (s->tenclen > 0) {
+				memcpy(d, s->tenc, s->tenclen);
+				d += s->tenclen;
+			} else {
+				d = put_label(d, s->tname, s->tnlen, s->tvalue,
+					      s->tvlen);
+			}
 			if (replace)
 				continue;
 		}
@@ -717,7 +809,8 @@ static int series_write(struct scan *s, const uint8_t *p, const uint8_t *end,
 	uint8_t *d, *labels;
 	struct field f;
 
-	if (buf_reserve(s->out, total) < 0) {
+	if (s->out->cap - s->out->len < total &&
+	    buf_reserve(s->out, total) < 0) {
 		s->what = NULL;
 		return fail(s, WIRE_TOO_LARGE,
 			    "decoded request over the size limit");
@@ -775,13 +868,33 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	struct label stack[WIRE_STACK_LABELS], *l = stack;
 	size_t n = 0, cap = WIRE_STACK_LABELS, other = 0, llen = 0;
 	size_t max = s->o->max_labels_per_series, at = SIZE_MAX, lo, hi, mid;
-	const uint8_t *rest = NULL, *series = p;
+	const uint8_t *rest = NULL, *series = p, *q;
 	int interleaved = 0, replace = 0, rc, d;
 	struct field f;
 
-	for (; p < end; p = f.end) {
+	while (p < end) {
+		if (n < cap && (max == 0 || n < max) &&
+		    (q = label_fast(p, end, &l[n])) != NULL) {
+			if ((rc = label_check(s->o, &l[n], n ? &l[n - 1] :
+							      NULL)) != L_OK)
+				return label_error(s, &l[n], n ? &l[n - 1] :
+							   NULL, rc);
+			llen += l[n++].size;
+			interleaved |= rest != NULL;
+			p = q;
+			continue;
+		}
+		if ((q = sample_fast(p, end)) != NULL) {
+			s->n.samples++;
+			if (rest == NULL)
+				rest = p;
+			other += (size_t)(q - p);
+			p = q;
+			continue;
+		}
 		if (next_field(s, p, end, &f) < 0)
 			return WIRE_BAD;
+		p = f.end;
 		if (f.num == 1) {
 			if (f.type != WT_LEN)
 				return wrong_type(s, "series", &f);
@@ -794,9 +907,12 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 						    "out of memory for labels");
 				cap = 2 * n;
 			}
-			if (label_read(s, &f, &l[n]) < 0 ||
-			    label_check(s, &l[n], n ? &l[n - 1] : NULL) < 0)
+			if (label_read(s, &f, &l[n]) < 0)
 				return WIRE_BAD;
+			if ((rc = label_check(s->o, &l[n], n ? &l[n - 1] :
+							      NULL)) != L_OK)
+				return label_error(s, &l[n], n ? &l[n - 1] :
+							   NULL, rc);
 			llen += l[n++].size;
 			interleaved |= rest != NULL;
 			continue;
@@ -804,7 +920,8 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 		if (f.num >= 2 && f.num <= 4 && f.type != WT_LEN)
 			return wrong_type(s, "series", &f);
 		if (f.num == 2) {
-			rc = scan_sample(s, &f);
+			rc = scan_msg(s, sample_kinds, sizeof(sample_kinds),
+				      "sample", f.data, f.end);
 			s->n.samples++;
 		} else if (f.num == 3) {
 			rc = scan_msg(s, exemplar_kinds, sizeof(exemplar_kinds),
@@ -879,6 +996,10 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 					     s.o->tenant_value : "");
 		s.tvlen = strlen((const char *)s.tvalue);
 		s.rewrite = out != NULL;
+		if (label_size(s.tnlen, s.tvlen) <= sizeof(s.tenc))
+			s.tenclen = (size_t)(put_label(s.tenc, s.tname, s.tnlen,
+						       s.tvalue, s.tvlen) -
+					     s.tenc);
 	}
 
 	for (; p < end; p = f.end) {

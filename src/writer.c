@@ -13,9 +13,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "setaside.h"
 #include "store.h"
 
-enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED };
+enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
 
 /* Entries dropped per round at most for age (keeps commits short). */
 #define EVICT_PER_ROUND 1024
@@ -31,6 +32,7 @@ struct writer_op {
 	long status;             /* OP_SET_ASIDE: upstream status; OP_REFUSED: reason */
 	uint64_t samples;        /* OP_REFUSED */
 	char reason[512];
+	struct setaside_filter filter; /* OP_REPLAY, OP_PURGE */
 	struct writer_op *next;
 };
 
@@ -113,6 +115,81 @@ static struct change *change_new(struct writer *w, const char *tenant,
 	return c;
 }
 
+/* Sink of set-aside operations inside the writer's transaction. */
+struct sink_ctx {
+	struct writer *w;
+	uint64_t now;
+	int failed;
+};
+
+static void sink_replayed(void *arg, const char *tenant, size_t tlen,
+			  uint64_t seq, uint64_t bytes, uint64_t samples,
+			  uint64_t created_ms)
+{
+	struct sink_ctx *sc = arg;
+	struct change *c = change_new(sc->w, tenant, tlen);
+
+	if (c == NULL) {
+		sc->failed = 1;
+		return;
+	}
+	c->added = 1;
+	c->seq = seq;
+	c->bytes = bytes;
+	c->samples = samples;
+	c->created_ms = created_ms;
+}
+
+static void sink_deleted(void *arg, const char *tenant, size_t tlen,
+			 uint64_t samples)
+{
+	struct sink_ctx *sc = arg;
+	struct usage_rec *u = usage_round_get(&sc->w->usage, tenant, tlen,
+					      usage_hour(sc->now));
+
+	if (u == NULL)
+		sc->failed = 1;
+	else
+		u->samples_dropped[DROP_PURGED] += samples;
+}
+
+/* Replays or purges set-aside entries. Returns 0 or an error code. */
+static int setaside_op(struct writer *w, MDB_txn *txn,
+		       const struct writer_op *op, uint64_t now)
+{
+	struct sink_ctx sc = {w, now, 0};
+	struct setaside_sink sink = {sink_replayed, sink_deleted, &sc};
+	uint64_t n = 0;
+	int rc;
+
+	rc = op->kind == OP_REPLAY ?
+	     setaside_replay(txn, w->st, &op->filter, &sink, &n) :
+	     setaside_purge(txn, w->st, &op->filter, &sink, &n);
+	if (rc == 0 && sc.failed)
+		rc = ENOMEM;
+	if (rc == 0)
+		log_msg(LOG_INFO, op->kind == OP_REPLAY ?
+			"set-aside entries queued again" : "set-aside entries deleted",
+			"entries=%llu", (unsigned long long)n);
+	return rc;
+}
+
+/* Keeps the set-aside entries within their size and age. */
+static int trim_setaside(struct writer *w, MDB_txn *txn, uint64_t now)
+{
+	struct sink_ctx sc = {w, now, 0};
+	struct setaside_sink sink = {NULL, sink_deleted, &sc};
+	uint64_t n = 0;
+	int rc;
+
+	rc = setaside_trim(txn, w->st, w->cfg->setaside_max_size,
+			   w->cfg->setaside_max_age_ms, now, &sink, &n);
+	if (rc == 0 && n > 0)
+		log_msg(LOG_WARN, "set-aside entries past their size or age deleted",
+			"entries=%llu", (unsigned long long)n);
+	return rc == 0 && sc.failed ? ENOMEM : rc;
+}
+
 /* Applies the forwarder's acknowledgements and set-asides. Returns 0 or an
  * LMDB error code. */
 static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
@@ -132,6 +209,11 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 				d->samples_refused[op->status] += op->samples;
 			continue;
 		}
+		if (op->kind == OP_REPLAY || op->kind == OP_PURGE) {
+			if ((rc = setaside_op(w, txn, op, now)) != 0)
+				return rc;
+			continue;
+		}
 		if ((c = change_new(w, op->tenant, op->tlen)) == NULL)
 			return ENOMEM;
 		if (op->kind == OP_ACK) {
@@ -145,12 +227,11 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 			if (rc == MDB_NOTFOUND)
 				rc = 0;
 			if (rc == 0) {
-				/* Find what is left after it. */
+				/* Learn the tenant's oldest entry left. */
 				struct store_span none;
 				memset(&none, 0, sizeof(none));
 				rc = store_delete_range(txn, w->st, op->tenant,
-							op->tlen, op->first,
-							op->first, &none,
+							op->tlen, 1, 0, &none,
 							&c->next);
 			}
 		}
@@ -384,12 +465,14 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 					     b->tenant, b->tlen, usage_hour(now),
 					     b->hll, b->nhll)) != 0)
 			return rc;
-		e->hdr.requests++;
 		for (size_t i = 0; i < b->nchunks; i++) {
 			if (e->nparts > 0 &&
 			    e->raw + b->chunks[i].raw_len > w->cfg->max_request_size &&
 			    (rc = open_flush(w, txn, e, now)) != 0)
 				return rc;
+			/* The request counts in the entry its first chunk is in. */
+			if (i == 0)
+				e->hdr.requests++;
 			if (open_add(e, &b->chunks[i]) < 0)
 				return ENOMEM;
 		}
@@ -453,8 +536,9 @@ static int commit_round(struct writer *w, struct batch *list,
 		return rc;
 	if ((rc = dedup_expire(txn, w->st, now, w->cfg->dedup_window_ms)) != 0 ||
 	    (now - w->last_cleanup_ms > CLEANUP_EVERY_MS &&
-	     (rc = usage_cleanup(txn, w->st->usage, w->st->usage_hll, now,
-				 w->cfg->usage_retention_ms)) != 0) ||
+	     ((rc = usage_cleanup(txn, w->st->usage, w->st->usage_hll, now,
+				  w->cfg->usage_retention_ms)) != 0 ||
+	      (rc = trim_setaside(w, txn, now)) != 0)) ||
 	    (rc = apply_ops(w, txn, ops, now)) != 0 ||
 	    (rc = evict_old(w, txn, now)) != 0 ||
 	    (rc = write_batches(w, txn, list, now)) != 0 ||
@@ -681,5 +765,16 @@ void writer_refused(struct writer *w, const char *tenant, size_t tlen,
 		return;
 	op->status = reason;
 	op->samples = samples;
+	push_op(w, op);
+}
+
+void writer_setaside_op(struct writer *w, const struct setaside_filter *f,
+			int replay)
+{
+	struct writer_op *op = op_new(replay ? OP_REPLAY : OP_PURGE, "", 0);
+
+	if (op == NULL)
+		return;
+	op->filter = *f;
 	push_op(w, op);
 }

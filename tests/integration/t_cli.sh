@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # t_cli.sh - the command line: -n on good and bad configs, -h, -V, a missing
 # config file, and a clean stop on SIGTERM and SIGINT.
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 

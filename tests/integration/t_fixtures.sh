@@ -9,6 +9,7 @@
 # numbers. So the honest assertions are: as many samples and series as a
 # reference instance fed the same files directly, and one NaN-or-null value
 # per stale marker in the fixtures.
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 

@@ -2,6 +2,7 @@
 # t_forward.sh - the plain path: 20 requests of 500 series reach
 # VictoriaMetrics through the relay, every sample exactly once, and the
 # relay's counters and buffer gauges say so.
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 

@@ -2,6 +2,7 @@
 # t_full.sh - a full buffer pushes back with 503 and Retry-After (never a
 # silent loss): upstream is down, the store is 1MiB; once upstream is back
 # every acknowledged sample arrives and the relay takes writes again.
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 

@@ -3,6 +3,7 @@
 # while VictoriaMetrics is down, is killed right after the last ack, and on
 # restart on the same store forwards everything. A second round kills it
 # while it is forwarding (at least once: nothing may be missing).
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 

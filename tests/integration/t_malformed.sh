@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # t_malformed.sh - requests the relay must refuse, each with its status, and
 # a relay that still serves afterwards: a valid request gets 204 and arrives.
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 

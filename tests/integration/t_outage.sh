@@ -2,6 +2,7 @@
 # t_outage.sh - VictoriaMetrics goes away while clients send: the relay
 # keeps answering 204 and buffers; when VictoriaMetrics is back on the same
 # data directory, every acknowledged sample arrives.
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 

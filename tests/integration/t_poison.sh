@@ -4,6 +4,7 @@
 # relay gets small requests around one of about 240000 decoded bytes (3000
 # series, well under the relay's own limits). Everything else arrives and
 # the refused batch is set aside.
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 

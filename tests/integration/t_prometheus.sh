@@ -2,6 +2,7 @@
 # t_prometheus.sh - a real Prometheus (the Debian package, 2.42) scrapes
 # itself every second and remote-writes to the relay; its samples, and the
 # metadata requests it sends along, get through to VictoriaMetrics.
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
 command -v prometheus >/dev/null || { fail setup "prometheus is not installed (ops/install-deps.sh)"; exit 1; }
