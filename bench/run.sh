@@ -22,16 +22,17 @@
 #
 # Prints a table (relay, vmagent, relay/vmagent, target) and writes it with
 # the raw measurements to BUILD_DIR/bench/result.txt. Only ratios from one
-# run mean anything: the machine is small and shared.
+# run mean anything: the machine is small and shared. A default run takes
+# about 3 minutes; the caps below bound it to about 15.
 #
 # Environment (defaults in brackets):
 #   BENCH_SAMPLES [20000000]    samples per request size in phase a (backlog = 2x)
 #   BENCH_SAMPLES_500, BENCH_SAMPLES_2000   override per size
 #   BENCH_CONNECTIONS [8]       loadgen connections
 #   BENCH_TARGETS [100]         node_exporter targets the series come from
-#   BENCH_MAX_SECONDS [180]     cap on one loadgen run
+#   BENCH_MAX_SECONDS [120]     cap on one loadgen run
 #   BENCH_SETTLE [2]            seconds after a load before CPU is read
-#   BENCH_DRAIN_TIMEOUT [300]   cap on one drain, seconds
+#   BENCH_DRAIN_TIMEOUT [180]   cap on one drain, seconds
 #   BENCH_DRAIN_STALL [30]      a drain ends when VM's count is flat this long
 #   BENCH_LAT_SECONDS [15]      length of the latency run
 #   BENCH_LAT_RATE              samples/s for phase c (default: vmagent top / 2)
@@ -54,9 +55,9 @@ SAMPLES_500=${BENCH_SAMPLES_500:-$SAMPLES}
 SAMPLES_2000=${BENCH_SAMPLES_2000:-$SAMPLES}
 CONNS=${BENCH_CONNECTIONS:-8}
 TARGETS=${BENCH_TARGETS:-100}
-MAX_SECONDS=${BENCH_MAX_SECONDS:-180}
+MAX_SECONDS=${BENCH_MAX_SECONDS:-120}
 SETTLE=${BENCH_SETTLE:-2}
-DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-300}
+DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-180}
 DRAIN_STALL=${BENCH_DRAIN_STALL:-30}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-15}
 SYSTEMS=${BENCH_SYSTEMS:-relay vmagent}

@@ -117,6 +117,16 @@ const struct config_tenant *config_tenant_find(const struct config *cfg,
 const char *config_key_info(size_t i, const char **section, const char **def,
 			    const char **help);
 
+/*
+ * Makes next keep cur's value of every key that a reload cannot change
+ * (all but [tenant] sections, [tenancy], [server] admin_token, [upstream]
+ * url and [log] level), and lists in changed ("listen, threads") those
+ * whose value next had differed. Returns how many differed, or -1 when out
+ * of memory.
+ */
+int config_keep_fixed(struct config *next, const struct config *cur,
+		      char *changed, size_t changedlen);
+
 /* Parses "8GiB", "32MiB", "1000" ... Returns 0 or -1. */
 int config_parse_size(const char *s, uint64_t *out);
 

@@ -27,6 +27,10 @@ void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
  * holds spaces, quotes, '=' or control bytes; cut to fit. Returns out. */
 const char *log_quote(const char *s, size_t slen, char *out, size_t n);
 
+/* Copies url into out (size n) with any user:password@ replaced by
+ * "***@", so that credentials never reach the log. Returns out. */
+const char *log_redact_url(const char *url, char *out, size_t n);
+
 /* Prints an error and exits 1; for start-up only. */
 void fatal(const char *msg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));

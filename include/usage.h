@@ -35,8 +35,9 @@
 enum usage_drop {
 	DROP_FULL,       /* when_full = drop_oldest */
 	DROP_AGE,        /* older than max_age */
-	DROP_SET_ASIDE,  /* refused for good by the upstream */
-	DROP_PURGED      /* set-aside entries deleted by an operator */
+	DROP_UNUSED,     /* reserved (format 1 slot, always 0) */
+	DROP_PURGED      /* set-aside entries deleted: by an operator, or
+			  * past setaside_max_size or setaside_max_age */
 };
 
 struct usage_rec {

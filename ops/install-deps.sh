@@ -23,6 +23,7 @@ PACKAGES=(
 	libcurl4-openssl-dev
 	libssl-dev
 	libmicrohttpd-dev
+	libgnutls28-dev
 	liblmdb-dev
 	lmdb-utils
 	curl

@@ -683,6 +683,65 @@ static int check_cross(struct parser *p)
 	return 0;
 }
 
+/* Keys a reload applies; every other key keeps the value it started with. */
+static int reloadable(const struct config_key *k)
+{
+	static const char *const names[] = {"admin_token", "url", "label", "header",
+					    "trust_header", "default", "level", NULL};
+
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcmp(k->name, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int config_keep_fixed(struct config *next, const struct config *cur,
+		      char *changed, size_t changedlen)
+{
+	size_t n = sizeof(config_keys) / sizeof(config_keys[0]), used = 0;
+	int differ = 0;
+
+	if (changedlen > 0)
+		changed[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const struct config_key *k = &config_keys[i];
+		char *np = (char *)next + k->offset;
+		const char *cp = (const char *)cur + k->offset;
+		int same;
+
+		if (reloadable(k))
+			continue;
+		if (k->type == CONF_STRING) {
+			char **ns = (char **)np;
+			char *const *cs = (char *const *)cp;
+			same = (*ns == NULL && *cs == NULL) ||
+			       (*ns != NULL && *cs != NULL && strcmp(*ns, *cs) == 0);
+			if (!same) {
+				char *copy = *cs ? strdup(*cs) : NULL;
+				if (*cs != NULL && copy == NULL)
+					return -1;
+				free(*ns);
+				*ns = copy;
+			}
+		} else {
+			size_t sz = k->type == CONF_SIZE || k->type == CONF_DURATION ?
+				    sizeof(uint64_t) : sizeof(int);
+			same = memcmp(np, cp, sz) == 0;
+			memcpy(np, cp, sz);
+		}
+		if (!same) {
+			differ++;
+			if (used < changedlen) {
+				int w = snprintf(changed + used, changedlen - used, "%s%s",
+						 used ? ", " : "", k->name);
+				if (w > 0)
+					used += (size_t)w;
+			}
+		}
+	}
+	return differ;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct parser p = {

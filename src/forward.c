@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "reload.h"
 #include "retry.h"
 #include "store.h"
 #include "writer.h"
@@ -244,7 +245,7 @@ static void forward_one(struct sender *s, struct queue_job *job)
 		queue_release(f->q, job, job->last_seq + 1, 0, 0);
 		return;
 	}
-	if (forward_url(f->cfg, job->id, job->idlen, url, sizeof(url)) < 0) {
+	if (forward_url(config_current(), job->id, job->idlen, url, sizeof(url)) < 0) {
 		log_msg(LOG_ERROR, "upstream url too long", "tenant=%s", job->id);
 		queue_release(f->q, job, job->send_seq, f->cfg->max_backoff_ms,
 			      job->isolate_to);

@@ -9,6 +9,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdatomic.h>
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "reload.h"
 #include "setaside.h"
 #include "store.h"
 #include "tenant.h"
@@ -35,6 +37,7 @@ enum req_state { REQ_RECEIVING, REQ_WAITING, REQ_DONE };
 
 struct request {
 	struct http *h;                 /* ref */
+	const struct config *cfg;       /* ref: in force when it arrived */
 	struct MHD_Connection *conn;    /* ref */
 	enum req_state state;
 	struct buf body;
@@ -205,7 +208,7 @@ static int body_digest(const struct request *r, uint8_t out[32])
 /* The body is complete: decode, validate, and hand it to the writer. */
 static enum MHD_Result write_complete(struct http *h, struct request *r)
 {
-	const struct config *cfg = h->d.cfg;
+	const struct config *cfg = r->cfg;
 	const struct config_tenant *tc = r->ident.conf;
 	struct ingest_req ir;
 	struct batch *b = &r->batch;
@@ -343,7 +346,7 @@ static enum MHD_Result handle_write(struct http *h, struct MHD_Connection *conn,
 				    const char *method, const char *upload,
 				    size_t *upload_size, void **con_cls)
 {
-	const struct config *cfg = h->d.cfg;
+	const struct config *cfg = config_current();
 	struct request *r = *con_cls;
 	const char *v;
 	char why[256];
@@ -377,6 +380,7 @@ static enum MHD_Result handle_write(struct http *h, struct MHD_Connection *conn,
 			return refuse(conn, (unsigned)status, REFUSE_UNAUTHORIZED, why, 0);
 		}
 		r->h = h;
+		r->cfg = cfg;
 		r->conn = conn;
 		r->state = REQ_RECEIVING;
 		buf_init(&r->body, cfg->max_body_size);
@@ -426,19 +430,20 @@ static enum MHD_Result handle_metrics(struct http *h, struct MHD_Connection *con
 }
 
 /* Whether the request carries [server] admin_token; answers it if not. */
-static int admin_ok(struct http *h, struct MHD_Connection *conn,
-		    enum MHD_Result *ret)
+static int admin_ok(struct MHD_Connection *conn, enum MHD_Result *ret)
 {
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						       "Authorization");
 
-	if (h->d.cfg->admin_token == NULL) {
+	const struct config *cfg = config_current();
+
+	if (cfg->admin_token == NULL) {
 		*ret = respond(conn, 403, "admin endpoints are off: set [server] "
 			       "admin_token\n", NULL);
 		return 0;
 	}
 	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
-	    !tenant_token_equal(auth + 7, h->d.cfg->admin_token)) {
+	    !tenant_token_equal(auth + 7, cfg->admin_token)) {
 		*ret = respond(conn, 401, "admin token required\n", NULL);
 		return 0;
 	}
@@ -455,7 +460,7 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn)
 	MDB_txn *txn;
 	int csv = 0, rc;
 
-	if (!admin_ok(h, conn, &ret))
+	if (!admin_ok(conn, &ret))
 		return ret;
 	v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant");
 	f.tenant = v && *v ? v : NULL;
@@ -493,6 +498,22 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn)
 	return ret;
 }
 
+/* POST /-/reload (admin): reads the file again. */
+static enum MHD_Result handle_reload(struct MHD_Connection *conn)
+{
+	enum MHD_Result ret;
+	char msg[1200], line[1210];
+
+	if (!admin_ok(conn, &ret))
+		return ret;
+	if (reload_now(msg, sizeof(msg)) < 0) {
+		snprintf(line, sizeof(line), "%s\n", msg);
+		return respond(conn, 400, line, NULL);
+	}
+	snprintf(line, sizeof(line), "%s\n", msg);
+	return respond(conn, 200, line, NULL);
+}
+
 /* GET /api/v1/setaside, POST /api/v1/setaside/replay|purge (admin). */
 static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *conn,
 				       const char *url, const char *method)
@@ -505,7 +526,7 @@ static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *co
 	const char *op = url + strlen("/api/v1/setaside");
 	int rc;
 
-	if (!admin_ok(h, conn, &ret))
+	if (!admin_ok(conn, &ret))
 		return ret;
 	if (setaside_filter_parse(&f,
 		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
@@ -540,6 +561,28 @@ static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *co
 	return ret;
 }
 
+/*
+ * With [server] tls_client_ca, libmicrohttpd asks for a client certificate
+ * but does not insist: check that one was shown and that it verifies
+ * against that CA. Returns 1 if the request may go on.
+ */
+static int client_cert_ok(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+	unsigned status = 0, n = 0;
+	gnutls_session_t sess;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return 0;
+	sess = (gnutls_session_t)ci->tls_session;
+	if (gnutls_certificate_get_peers(sess, &n) == NULL || n == 0)
+		return 0;
+	if (gnutls_certificate_verify_peers2(sess, &status) != GNUTLS_E_SUCCESS)
+		return 0;
+	return status == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload,
@@ -549,6 +592,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
 	(void)version;
+	if (*con_cls == NULL && h->tls_ca != NULL && !client_cert_ok(conn)) {
+		log_msg(LOG_WARN, "client certificate missing or not trusted",
+			"url=%s", url);
+		return respond(conn, 403, "client certificate required\n", NULL);
+	}
 	if (strcmp(url, "/api/v1/write") == 0)
 		return handle_write(h, conn, method, upload, upload_size, con_cls);
 	if (*upload_size > 0) {
@@ -563,6 +611,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	}
 	if (strncmp(url, "/api/v1/setaside", 16) == 0)
 		return handle_setaside(h, conn, url, method);
+	if (strcmp(url, "/-/reload") == 0 && strcmp(method, "POST") == 0)
+		return handle_reload(conn);
 	if (strcmp(url, "/metrics") == 0 && get)
 		return handle_metrics(h, conn);
 	if (strcmp(url, "/api/v1/usage") == 0 && get)

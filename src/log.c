@@ -95,6 +95,22 @@ const char *log_quote(const char *s, size_t slen, char *out, size_t n)
 	return out;
 }
 
+const char *log_redact_url(const char *url, char *out, size_t n)
+{
+	const char *scheme = strstr(url, "://"), *host, *at;
+	size_t pre;
+
+	host = scheme ? scheme + 3 : url;
+	at = strchr(host, '@');
+	if (at == NULL || (strchr(host, '/') && strchr(host, '/') < at)) {
+		snprintf(out, n, "%s", url);
+		return out;
+	}
+	pre = (size_t)(host - url);
+	snprintf(out, n, "%.*s***%s", (int)pre, url, at);
+	return out;
+}
+
 void fatal(const char *msg, const char *fmt, ...)
 {
 	va_list ap;

@@ -16,6 +16,8 @@
  * variable); writer -> forwarders through the queue (queue.h); forwarders
  * -> writer through writer_ack/writer_set_aside. The process never forks.
  *
+ * SIGHUP reloads the file (reload.h) on the main thread.
+ *
  * Stop order: stop accepting and answer what is in flight (http), stop the
  * forwarders after their current request, let the writer finish what it
  * was given, close LMDB.
@@ -34,6 +36,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "reload.h"
 #include "setaside.h"
 #include "store.h"
 #include "tenant.h"
@@ -44,11 +47,14 @@
 #define RELAY_VERSION "0.1.0"
 #endif
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, hup_signal;
 
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	if (sig == SIGHUP)
+		hup_signal = 1;
+	else
+		stop_signal = sig;
 }
 
 static void usage(FILE *out)
@@ -108,15 +114,22 @@ static int run(struct config *cfg)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((h = http_start(&deps, err, sizeof(err))) == NULL)
 		fatal("cannot start HTTP server", "reason=\"%s\"", err);
 	log_msg(LOG_INFO, "relay started", "version=%s listen=%s upstream=%s",
-		RELAY_VERSION, cfg->listen, cfg->url);
+		RELAY_VERSION, cfg->listen,
+		log_redact_url(cfg->url, err, sizeof(err)));
 
-	while (!stop_signal)
+	while (!stop_signal) {
 		pause();
+		if (hup_signal) {
+			hup_signal = 0;
+			reload_now(err, sizeof(err));
+		}
+	}
 
 	log_msg(LOG_INFO, "stopping", "signal=%d", (int)stop_signal);
 	http_stop(h, 10000);
@@ -135,7 +148,7 @@ static int run(struct config *cfg)
 int main(int argc, char **argv)
 {
 	const char *file = NULL;
-	struct config cfg;
+	struct config *cfg;
 	char err[1024];
 	int opt, check = 0, rc;
 
@@ -166,18 +179,22 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (config_load(&cfg, file, err, sizeof(err)) < 0) {
+	if ((cfg = malloc(sizeof(*cfg))) == NULL)
+		fatal("out of memory", NULL);
+	if (config_load(cfg, file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
-		config_free(&cfg);
+		config_free(cfg);
+		free(cfg);
 		return 1;
 	}
-	tenant_prepare(&cfg);
+	tenant_prepare(cfg);
+	reload_init(cfg);
 	if (check) {
 		printf("configuration OK\n");
-		config_free(&cfg);
+		reload_free_all();
 		return 0;
 	}
-	rc = run(&cfg);
-	config_free(&cfg);
+	rc = run(cfg);
+	reload_free_all();
 	return rc;
 }

@@ -14,7 +14,9 @@
 #include <time.h>
 
 #include "config.h"
+#include "log.h"
 #include "tenant.h"
+#include "usage.h"
 
 /* One set-aside value, split up. */
 struct item {
@@ -118,12 +120,15 @@ int setaside_format(MDB_txn *txn, struct store *st,
 			json_string(out, it.reason, it.sh.reason_len);
 			buf_printf(out, "}");
 		} else {
-			buf_printf(out, "tenant=%.*s seq=%" PRIu64 " set_aside=%s "
+			char q[1100];
+			buf_printf(out, "tenant=%s seq=%" PRIu64 " set_aside=%s "
 				   "status=%u samples=%u series=%u bytes=%zu "
-				   "reason=\"%.*s\"\n", (int)it.tlen, it.tenant,
+				   "reason=%s\n",
+				   it.tlen ? log_quote(it.tenant, it.tlen, q, 80) : "\"\"",
 				   it.seq, when, it.sh.status, it.eh.samples,
 				   it.eh.series, it.entry.mv_size,
-				   (int)it.sh.reason_len, it.reason);
+				   log_quote(it.reason, it.sh.reason_len, q + 80,
+					     sizeof(q) - 80));
 		}
 		first = 0;
 	}
@@ -293,6 +298,17 @@ int setaside_filter_parse(struct setaside_filter *f, const char *tenant,
 	return 0;
 }
 
+/* Counts purged samples in the usage of the hour they are purged in. */
+static void cli_deleted(void *arg, const char *tenant, size_t tlen,
+			uint64_t samples)
+{
+	struct usage_rec *u = usage_round_get(arg, tenant, tlen,
+					      usage_hour((uint64_t)time(NULL) * 1000));
+
+	if (u != NULL)
+		u->samples_dropped[DROP_PURGED] += samples;
+}
+
 static void cli_help(FILE *out)
 {
 	fprintf(out, "usage: relay setaside list|replay|purge -c FILE [--tenant T] "
@@ -424,8 +440,14 @@ int setaside_main(int argc, char **argv)
 				fwrite(out.p, 1, out.len, stdout);
 		}
 	} else if (mdb_txn_begin(st.env, NULL, 0, &txn) == 0) {
+		struct usage_round round = {0};
+		struct setaside_sink sink = {NULL, cli_deleted, &round};
 		int r = strcmp(op, "replay") == 0 ? setaside_replay(txn, &st, &f, NULL, &n) :
-			setaside_purge(txn, &st, &f, NULL, &n);
+			setaside_purge(txn, &st, &f, &sink, &n);
+		/* A purge counts in usage, as the relay counts its own. */
+		if (r == 0)
+			r = usage_round_flush(&round, txn, st.usage, st.usage_hll);
+		usage_round_free(&round);
 		if (r == 0)
 			r = mdb_txn_commit(txn);
 		else

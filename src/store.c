@@ -458,6 +458,9 @@ int store_set_aside(MDB_txn *txn, struct store *st, const char *tenant,
 	out.mv_data = NULL;
 	if ((rc = mdb_put(txn, st->setaside, &k, &out, MDB_RESERVE)) != 0)
 		return rc;
+	/* The put may have moved the queue value: look it up again. */
+	if ((rc = mdb_get(txn, st->queue, &k, &v)) != 0)
+		return rc;
 	memcpy(out.mv_data, &sh, sizeof(sh));
 	memcpy((uint8_t *)out.mv_data + sizeof(sh), reason, sh.reason_len);
 	memcpy((uint8_t *)out.mv_data + sizeof(sh) + sh.reason_len, v.mv_data,

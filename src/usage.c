@@ -267,7 +267,7 @@ static size_t build_columns(struct column *cols, size_t max)
 		{"samples_delivered", offsetof(struct usage_rec, samples_delivered)},
 	};
 	static const char *const drops[USAGE_DROPPED_SLOTS] = {
-		"full", "age", "set_aside", "purged"};
+		"full", "age", NULL, "purged"};
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) && n < max; i++, n++) {
@@ -280,11 +280,14 @@ static size_t build_columns(struct column *cols, size_t max)
 		cols[n].offset = offsetof(struct usage_rec, samples_refused) +
 				 (size_t)i * sizeof(uint64_t);
 	}
-	for (int i = 0; i < USAGE_DROPPED_SLOTS && n < max; i++, n++) {
+	for (int i = 0; i < USAGE_DROPPED_SLOTS && n < max; i++) {
+		if (drops[i] == NULL)
+			continue;
 		snprintf(cols[n].name, sizeof(cols[n].name), "samples_dropped_%s",
 			 drops[i]);
 		cols[n].offset = offsetof(struct usage_rec, samples_dropped) +
 				 (size_t)i * sizeof(uint64_t);
+		n++;
 	}
 	return n;
 }

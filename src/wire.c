@@ -11,7 +11,7 @@
  *     0x0a len(label) 0x0a len(name) name 0x12 len(value) value   per label
  *     samples, exemplars, histograms, unknown fields               verbatim
  *
- * Labels that already come in that encoding (Prometheus writes nothing
+ * Labels that already come in that encoding (Prometheus sends nothing
  * else) are copied in runs rather than re-encoded. The series hash is taken
  * over the canonical label encoding, so it depends on the final label set
  * only, never on how the sender encoded it.
@@ -24,24 +24,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Labels a series may carry before the scratch moves off the stack. */
-#define WIRE_STACK_LABELS 64
-/* Bytes of canonical labels hashed on the stack when not rewriting. */
-#define WIRE_STACK_BYTES 2048
-/* Longest piece of a name or value quoted in a reason. */
-#define WIRE_QUOTE_MAX 64
+#define WIRE_STACK_LABELS 64 /* labels per series before the heap scratch */
+#define WIRE_STACK_BYTES 2048 /* label bytes hashed on the stack */
+#define WIRE_QUOTE_MAX 64    /* longest name or value quoted in a reason */
 
 enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
 
 /* Outcomes of field_parse. */
-enum {
-	F_OK = 0,
-	F_TRUNC_VARINT,
-	F_TRUNC_FIXED,
-	F_LONG_VARINT,
-	F_FIELD0,
-	F_WIRETYPE,
-	F_LENGTH
+enum { F_OK, F_TRUNC_VARINT, F_TRUNC_FIXED, F_LONG_VARINT, F_FIELD0,
+       F_WIRETYPE, F_LENGTH };
+
+static const char *const field_errors[] = {
+	[F_TRUNC_VARINT] = "truncated varint",
+	[F_TRUNC_FIXED] = "truncated fixed-size field",
+	[F_LONG_VARINT] = "overlong varint",
+	[F_FIELD0] = "field number 0",
+	[F_WIRETYPE] = "invalid wire type",
+	[F_LENGTH] = "length past the end of the message",
 };
 
 /* One field of a message; the pointers borrow from the request. */
@@ -61,6 +60,18 @@ struct label {
 	size_t nlen;
 	size_t vlen;
 	size_t size;          /* bytes of its canonical encoding */
+};
+
+/* A series between its scan and its output. */
+struct series {
+	struct label *l;      /* ref: on the stack or the thread's scratch */
+	size_t n;             /* labels in l */
+	size_t at;            /* where the tenant label goes; SIZE_MAX: none */
+	int replace;          /* the tenant label replaces l[at] */
+	size_t llen;          /* bytes of the final labels */
+	const uint8_t *rest;  /* the first field that is not a label */
+	size_t other;         /* bytes of all fields that are not labels */
+	int interleaved;      /* some label comes after such a field */
 };
 
 /* What the fields of a nested message must be (see scan_msg). */
@@ -101,6 +112,10 @@ static const uint8_t name_class[256] = {
 	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
 };
 
+/* What is wrong with a series label (label_check). */
+enum { L_OK, L_EMPTY_NAME, L_NAME_LONG, L_NAME_BAD, L_DUPLICATE, L_UNSORTED,
+       L_EMPTY_VALUE, L_VALUE_LONG, L_VALUE_UTF8, L_METRIC_BAD };
+
 /* The state of one wire_scan call. */
 struct scan {
 	const struct wire_opts *o;     /* ref */
@@ -118,8 +133,8 @@ struct scan {
 	size_t tenclen;                /* bytes in tenc, or 0 */
 };
 
-/* Per-thread scratch for series with many labels, kept between calls and
- * freed by wire_scratch_free. */
+/* Per-thread scratch for series with many labels, kept between calls
+ * until wire_scratch_free. */
 static __thread struct label *scratch_labels;
 static __thread size_t scratch_labels_cap;
 static __thread uint8_t *scratch_bytes;
@@ -194,8 +209,8 @@ static inline int varint_get(const uint8_t **pp, const uint8_t *end,
 
 /*
  * Parses the field that starts at p (p < end). Tags and lengths may take
- * at most 5 bytes (as protobuf-c), other varints 10; a length may not pass
- * end. Fills *f and returns F_OK, or another F_ value.
+ * at most 5 bytes (as in protobuf-c), other varints 10; a length may not
+ * pass end. Fills *f and returns F_OK, or another F_ value.
  */
 static inline int field_parse(const uint8_t *p, const uint8_t *end,
 			      struct field *f)
@@ -212,9 +227,9 @@ static inline int field_parse(const uint8_t *p, const uint8_t *end,
 	f->type = (uint32_t)(tag & 7);
 	if (f->num == 0)
 		return F_FIELD0;
+	f->data = p;
 	switch (f->type) {
 	case WT_VARINT:
-		f->data = p;
 		if ((rc = varint_get(&p, end, 10, &v)) != F_OK)
 			return rc;
 		break;
@@ -223,7 +238,6 @@ static inline int field_parse(const uint8_t *p, const uint8_t *end,
 		v = f->type == WT_FIXED64 ? 8 : 4;
 		if ((uint64_t)(end - p) < v)
 			return F_TRUNC_FIXED;
-		f->data = p;
 		p += v;
 		break;
 	case WT_LEN:
@@ -241,40 +255,21 @@ static inline int field_parse(const uint8_t *p, const uint8_t *end,
 	return F_OK;
 }
 
-/* Writes the reason for field_parse's rc at p. Returns WIRE_BAD. */
-static int field_error(struct scan *s, const uint8_t *p, int rc)
-	__attribute__((cold, noinline));
-static int field_error(struct scan *s, const uint8_t *p, int rc)
-{
-	size_t at = (size_t)(p - s->base);
-
-	switch (rc) {
-	case F_TRUNC_VARINT:
-		return fail(s, WIRE_BAD, "truncated varint at byte %zu", at);
-	case F_TRUNC_FIXED:
-		return fail(s, WIRE_BAD, "truncated fixed-size field at byte %zu",
-			    at);
-	case F_LONG_VARINT:
-		return fail(s, WIRE_BAD, "overlong varint at byte %zu", at);
-	case F_FIELD0:
-		return fail(s, WIRE_BAD, "field number 0 at byte %zu", at);
-	case F_WIRETYPE:
-		return fail(s, WIRE_BAD, "invalid wire type %u at byte %zu",
-			    (unsigned)(*p & 7), at);
-	default:
-		return fail(s, WIRE_BAD,
-			    "length past the end of the message at byte %zu",
-			    at);
-	}
-}
-
 /* field_parse with the reason written on failure. Returns 0 or WIRE_BAD. */
 static inline int next_field(struct scan *s, const uint8_t *p,
 			     const uint8_t *end, struct field *f)
 {
 	int rc = field_parse(p, end, f);
 
-	return rc == F_OK ? 0 : field_error(s, p, rc);
+	if (rc == F_OK)
+		return 0;
+	if (rc == F_WIRETYPE)
+		fail(s, WIRE_BAD, "invalid wire type %u at byte %zu",
+		     (unsigned)(*p & 7), (size_t)(p - s->base));
+	else
+		fail(s, WIRE_BAD, "%s at byte %zu", field_errors[rc],
+		     (size_t)(p - s->base));
+	return WIRE_BAD;
 }
 
 static int wrong_type(struct scan *s, const char *msg, const struct field *f)
@@ -288,40 +283,36 @@ static int wrong_type(struct scan *s, const char *msg, const struct field *f)
 /* Whether p[0..n), which holds some non-ASCII byte, is valid UTF-8: no
  * overlong forms, no surrogates, nothing past U+10FFFF. */
 static int utf8_valid_slow(const uint8_t *p, size_t n)
-	__attribute__((noinline));
-static int utf8_valid_slow(const uint8_t *p, size_t n)
 {
-	size_t i = 0;
-	uint8_t c;
+	size_t i = 0, k, len;
+	uint8_t c, lo, hi;
 
 	while (i < n) {
-		c = p[i];
-		if (c < 0x80) {
+		if ((c = p[i]) < 0x80) {
 			i++;
-		} else if (c < 0xc2) {
-			return 0;
-		} else if (c < 0xe0) {
-			if (n - i < 2 || (p[i + 1] & 0xc0) != 0x80)
-				return 0;
-			i += 2;
-		} else if (c < 0xf0) {
-			if (n - i < 3 || (p[i + 1] & 0xc0) != 0x80 ||
-			    (p[i + 2] & 0xc0) != 0x80 ||
-			    (c == 0xe0 && p[i + 1] < 0xa0) ||
-			    (c == 0xed && p[i + 1] >= 0xa0))
-				return 0;
-			i += 3;
-		} else if (c < 0xf5) {
-			if (n - i < 4 || (p[i + 1] & 0xc0) != 0x80 ||
-			    (p[i + 2] & 0xc0) != 0x80 ||
-			    (p[i + 3] & 0xc0) != 0x80 ||
-			    (c == 0xf0 && p[i + 1] < 0x90) ||
-			    (c == 0xf4 && p[i + 1] >= 0x90))
-				return 0;
-			i += 4;
+			continue;
+		}
+		lo = 0x80;
+		hi = 0xbf;
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			lo = c == 0xe0 ? 0xa0 : lo;
+			hi = c == 0xed ? 0x9f : hi;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			lo = c == 0xf0 ? 0x90 : lo;
+			hi = c == 0xf4 ? 0x8f : hi;
 		} else {
 			return 0;
 		}
+		if (n - i < len || p[i + 1] < lo || p[i + 1] > hi)
+			return 0;
+		for (k = 2; k < len; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+		i += len;
 	}
 	return 1;
 }
@@ -370,7 +361,8 @@ static inline int name_word(const uint8_t *p, int metric)
 
 /* Whether p[0..n) matches [a-zA-Z_][a-zA-Z0-9_]*, or with metric set
  * [a-zA-Z_:][a-zA-Z0-9_:]*. Eight bytes at a time past the first. */
-static inline int name_valid(const uint8_t *p, size_t n, int metric)
+static inline int name_valid(const uint8_t *p, size_t n, int metric,
+			     const uint8_t *limit)
 {
 	unsigned acc = 0xff;
 	size_t i;
@@ -382,6 +374,21 @@ static inline int name_valid(const uint8_t *p, size_t n, int metric)
 			if (!name_word(p + i, metric))
 				return 0;
 		return name_word(p + n - 8, metric);
+	}
+	if (p + 8 <= limit) {
+		/* Eight bytes are readable: check the first n as a word. */
+		static const uint8_t mask[16] = { 0xff, 0xff, 0xff, 0xff, 0xff,
+						  0xff, 0xff, 0xff };
+		uint64_t w, m, ok;
+
+		memcpy(&w, p, 8);
+		memcpy(&m, mask + 8 - n, 8);
+		ok = bytes_in(w | 0x2020202020202020ull, 'a', 'z') |
+		     bytes_in(w, '0', '9') | bytes_in(w, '_', '_') |
+		     (metric ? bytes_in(w, ':', ':') : 0);
+		return (w & m & 0x8080808080808080ull) == 0 &&
+		       ((ok | ~m) & 0x8080808080808080ull) ==
+			       0x8080808080808080ull;
 	}
 	for (i = 1; i < n; i++)
 		acc &= name_class[p[i]];
@@ -466,50 +473,18 @@ static inline const uint8_t *label_fast(const uint8_t *p, const uint8_t *end,
 
 static inline const uint8_t *sample_fast(const uint8_t *p, const uint8_t *end)
 {
-	const uint8_t *q = p + 12, *e;
+	const uint8_t *q, *e;
 	size_t len;
 	uint64_t v;
 
 	if (end - p < 13 || p[0] != 0x12 || (len = p[1]) < 11 || len >= 0x80 ||
 	    len + 2 > (size_t)(end - p) || p[2] != 0x09 || p[11] != 0x10)
 		return NULL;
+	q = p + 12;
 	e = p + len + 2;
 	if (varint_get(&q, e, 10, &v) != F_OK || q != e)
 		return NULL;
 	return e;
-}
-
-/* Checks an exemplar's label: a valid name and a UTF-8 value (which may be
- * empty). Returns 0 or WIRE_BAD. */
-static int exemplar_label(struct scan *s, const struct field *f)
-{
-	char q[WIRE_QUOTE_MAX + 4];
-	struct label l;
-
-	if (label_read(s, f, &l) < 0)
-		return WIRE_BAD;
-	if (!name_valid(l.name, l.nlen, 0))
-		return fail(s, WIRE_BAD, "invalid exemplar label name \"%s\"",
-			    quote(q, l.name, l.nlen));
-	if (!utf8_valid(l.value, l.vlen))
-		return fail(s, WIRE_BAD,
-			    "invalid UTF-8 in exemplar label value of \"%s\"",
-			    quote(q, l.name, l.nlen));
-	return 0;
-}
-
-/* Checks that a packed run of varints is whole. Returns 0 or WIRE_BAD. */
-static int packed_varints(struct scan *s, const struct field *f)
-{
-	const uint8_t *p = f->data;
-	uint64_t v;
-
-	while (p < f->end)
-		if (varint_get(&p, f->end, 10, &v) != F_OK)
-			return fail(s, WIRE_BAD,
-				    "bad packed varint in field %u at byte %zu",
-				    f->num, (size_t)(p - s->base));
-	return 0;
 }
 
 /*
@@ -520,7 +495,11 @@ static int packed_varints(struct scan *s, const struct field *f)
 static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 		    const char *msg, const uint8_t *p, const uint8_t *end)
 {
+	char name[WIRE_QUOTE_MAX + 4];
+	const uint8_t *q;
+	struct label l;
 	struct field f;
+	uint64_t v;
 	int ok;
 
 	for (; p < end; p = f.end) {
@@ -541,9 +520,12 @@ static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 					    msg, f.num);
 			break;
 		case K_REP_VARINT:
-			if ((ok = f.type == WT_VARINT || f.type == WT_LEN) &&
-			    f.type == WT_LEN && packed_varints(s, &f) < 0)
-				return WIRE_BAD;
+			ok = f.type == WT_VARINT || f.type == WT_LEN;
+			for (q = f.data; ok && f.type == WT_LEN && q < f.end;)
+				if (varint_get(&q, f.end, 10, &v) != F_OK)
+					return fail(s, WIRE_BAD,
+						    "bad packed varint in field %u at byte %zu",
+						    f.num, (size_t)(q - s->base));
 			break;
 		case K_REP_FIXED64:
 			if ((ok = f.type == WT_FIXED64 || f.type == WT_LEN) &&
@@ -558,9 +540,16 @@ static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 				     "bucket span", f.data, f.end) < 0)
 				return WIRE_BAD;
 			break;
-		case K_LABEL:
-			if ((ok = f.type == WT_LEN) && exemplar_label(s, &f) < 0)
+		case K_LABEL: /* a valid name; any UTF-8 value, even empty */
+			if (!(ok = f.type == WT_LEN))
+				break;
+			if (label_read(s, &f, &l) < 0)
 				return WIRE_BAD;
+			if (!name_valid(l.name, l.nlen, 0, NULL) ||
+			    !utf8_valid(l.value, l.vlen))
+				return fail(s, WIRE_BAD,
+					    "invalid exemplar label \"%s\"",
+					    quote(name, l.name, l.nlen));
 			break;
 		default:
 			ok = 1;
@@ -572,26 +561,12 @@ static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 	return 0;
 }
 
-/* What is wrong with a series label (label_check). */
-enum {
-	L_OK = 0,
-	L_EMPTY_NAME,
-	L_NAME_LONG,
-	L_NAME_BAD,
-	L_DUPLICATE,
-	L_UNSORTED,
-	L_EMPTY_VALUE,
-	L_VALUE_LONG,
-	L_VALUE_UTF8,
-	L_METRIC_BAD
-};
-
 /*
  * Checks label l of a series (prev is the one before it, or NULL): name,
  * order against prev, value, and the opts bounds. Returns an L_ value.
  */
 static inline int label_check(const struct wire_opts *o, const struct label *l,
-			      const struct label *prev)
+			      const struct label *prev, const uint8_t *limit)
 {
 	int d;
 
@@ -599,7 +574,7 @@ static inline int label_check(const struct wire_opts *o, const struct label *l,
 		return L_EMPTY_NAME;
 	if (o->max_label_name_length && l->nlen > o->max_label_name_length)
 		return L_NAME_LONG;
-	if (!name_valid(l->name, l->nlen, 0))
+	if (!name_valid(l->name, l->nlen, 0, limit))
 		return L_NAME_BAD;
 	if (prev != NULL &&
 	    (d = name_cmp(l->name, l->nlen, prev->name, prev->nlen)) <= 0)
@@ -611,7 +586,7 @@ static inline int label_check(const struct wire_opts *o, const struct label *l,
 	if (!utf8_valid(l->value, l->vlen))
 		return L_VALUE_UTF8;
 	if (l->nlen == 8 && memcmp(l->name, "__name__", 8) == 0 &&
-	    !name_valid(l->value, l->vlen, 1))
+	    !name_valid(l->value, l->vlen, 1, limit))
 		return L_METRIC_BAD;
 	return L_OK;
 }
@@ -653,9 +628,51 @@ static int label_error(struct scan *s, const struct label *l,
 	}
 }
 
-/* Moves the n labels at l to the per-thread scratch with room for 2n.
- * Returns the scratch (which keeps owning it), or NULL when memory is
- * short. */
+/*
+ * Reads the series field at p (< end) and sets *next past it: a label
+ * into *l (returns 1), or another field, which is checked and counted
+ * (returns 0). Returns WIRE_BAD when it is malformed.
+ */
+static inline int series_field(struct scan *s, const uint8_t *p,
+			       const uint8_t *end, struct label *l,
+			       const uint8_t **next)
+{
+	struct field f;
+
+	if ((*next = label_fast(p, end, l)) != NULL)
+		return 1;
+	if ((*next = sample_fast(p, end)) != NULL) {
+		s->n.samples++;
+		return 0;
+	}
+	if (next_field(s, p, end, &f) < 0)
+		return WIRE_BAD;
+	*next = f.end;
+	if (f.num >= 1 && f.num <= 4 && f.type != WT_LEN)
+		return wrong_type(s, "series", &f);
+	switch (f.num) {
+	case 1:
+		return label_read(s, &f, l) < 0 ? WIRE_BAD : 1;
+	case 2:
+		s->n.samples++;
+		return scan_msg(s, sample_kinds, sizeof(sample_kinds), "sample",
+				f.data, f.end);
+	case 3:
+		s->n.exemplars++;
+		return scan_msg(s, exemplar_kinds, sizeof(exemplar_kinds),
+				"exemplar", f.data, f.end);
+	case 4:
+		s->n.histograms++;
+		return scan_msg(s, histogram_kinds, sizeof(histogram_kinds),
+				"histogram", f.data, f.end);
+	default:
+		return 0;
+	}
+}
+
+/* Makes room for 2n labels in the thread's scratch and moves the n at l
+ * there. Returns the scratch (which keeps owning it), or NULL when memory
+ * is short. */
 static struct label *labels_grow(struct label *l, size_t n)
 {
 	struct label *p = scratch_labels;
@@ -700,35 +717,34 @@ static uint8_t *put_label(uint8_t *d, const uint8_t *name, size_t nlen,
 	return d + vlen;
 }
 
-/* Writes the final label set at d: l[0..n) with the tenant label put at
- * position at (replacing l[at] when replace; at > n: no tenant label).
- * Canonical labels adjacent in the request are copied as one run.
- * Returns the end. */
-static uint8_t *put_labels(const struct scan *s, uint8_t *d,
-			   const struct label *l, size_t n, size_t at,
-			   int replace)
+/* Writes the final labels of series r at d: the tenant label at r->at,
+ * canonical labels adjacent in the request copied as one run, the others
+ * encoded afresh. Returns the end. */
+static uint8_t *put_labels(const struct scan *s, const struct series *r,
+			   uint8_t *d)
 {
 	const uint8_t *run = NULL, *run_end = NULL;
+	const struct label *l = r->l;
 	size_t i;
 
-	for (i = 0; i <= n; i++) {
-		if (run != NULL && (i == n || i == at || l[i].enc != run_end)) {
+	for (i = 0; i <= r->n; i++) {
+		if (run != NULL &&
+		    (i == r->n || i == r->at || l[i].enc != run_end)) {
 			memcpy(d, run, (size_t)(run_end - run));
 			d += run_end - run;
-			run = run_end = NULL;
+			run = NULL;
 		}
-		if (i == at) {
-			if (s->tenclen > 0) {
-				memcpy(d, s->tenc, s->tenclen);
-				d += s->tenclen;
-			} else {
+		if (i == r->at) {
+			if (s->tenclen > 0)
+				d = (uint8_t *)memcpy(d, s->tenc, s->tenclen) +
+				    s->tenclen;
+			else
 				d = put_label(d, s->tname, s->tnlen, s->tvalue,
 					      s->tvlen);
-			}
-			if (replace)
+			if (r->replace)
 				continue;
 		}
-		if (i == n)
+		if (i == r->n)
 			break;
 		if (l[i].enc == NULL) {
 			d = put_label(d, l[i].name, l[i].nlen, l[i].value,
@@ -742,39 +758,46 @@ static uint8_t *put_labels(const struct scan *s, uint8_t *d,
 	return d;
 }
 
+#ifdef __SIZEOF_INT128__
+__extension__ typedef unsigned __int128 wire_u128;
+#endif
+
 static inline uint64_t hash_mix(uint64_t a, uint64_t b)
 {
 #ifdef __SIZEOF_INT128__
-	unsigned __int128 r = (unsigned __int128)a * b;
+	wire_u128 r = (wire_u128)a * b;
 
 	return (uint64_t)r ^ (uint64_t)(r >> 64);
 #else
-	uint64_t lo = a * b, hi = (a >> 32) * (b >> 32);
-
-	return lo ^ hi ^ ((lo >> 29) | (hi << 35));
+	return (a * b) ^ ((a >> 32) * (b >> 32)) ^ ((a * b) >> 29);
 #endif
 }
 
-/* Little-endian load of the n (1..8) bytes at p. */
-static inline uint64_t load_le(const uint8_t *p, size_t n)
+/* Little-endian loads, so that the hash is the same on every host. */
+static inline uint64_t load64(const uint8_t *p)
 {
-	uint64_t v = 0;
-	size_t i;
+	uint64_t v;
 
-	if (n == 8) {
-		memcpy(&v, p, 8);
+	memcpy(&v, p, 8);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-		v = __builtin_bswap64(v);
+	v = __builtin_bswap64(v);
 #endif
-		return v;
-	}
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static inline uint64_t load32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
 	return v;
 }
 
 /* A fast non-cryptographic 64-bit hash of p[0..n): multiply-fold mixing,
- * 16 bytes a step, the same on every host. */
+ * 16 bytes a step, the length mixed in first and last. */
 static uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
 	const uint64_t k1 = 0xc2b2ae3d27d4eb4full, k2 = 0x165667b19e3779f9ull,
@@ -783,32 +806,46 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
 	size_t len = n;
 
 	for (; n > 16; p += 16, n -= 16)
-		h = hash_mix(load_le(p, 8) ^ k1, load_le(p + 8, 8) ^ h);
+		h = hash_mix(load64(p) ^ k1, load64(p + 8) ^ h);
 	if (n > 8) {
-		a = load_le(p, 8);
-		b = load_le(p + n - 8, 8);
+		a = load64(p);
+		b = load64(p + n - 8);
+	} else if (n >= 4) {
+		a = load32(p) << 32 | load32(p + n - 4);
 	} else if (n > 0) {
-		a = load_le(p, n);
+		a = (uint64_t)p[0] << 16 | (uint64_t)p[n / 2] << 8 | p[n - 1];
 	}
 	h = hash_mix(a ^ k1, b ^ h ^ k3);
 	return hash_mix(h ^ k2, len ^ k3);
 }
 
 /*
- * Writes series p[0..end) with its labels l[0..n) to s->out as the file
- * comment shows, reporting its hash; llen is the size of the final labels,
- * rest/other the first non-label field and their total size (interleaved:
- * some label comes after one of them). Returns 0 or WIRE_TOO_LARGE.
+ * Hands series r (its fields at p[0..end)) on: in rewrite mode appends it
+ * to s->out as the file comment shows; reports its hash when asked.
+ * Returns 0, or WIRE_TOO_LARGE when out would pass its bound or memory is
+ * short.
  */
-static int series_write(struct scan *s, const uint8_t *p, const uint8_t *end,
-			const struct label *l, size_t n, size_t at,
-			int replace, size_t llen, const uint8_t *rest,
-			size_t other, int interleaved)
+static int series_emit(struct scan *s, const struct series *r,
+		       const uint8_t *p, const uint8_t *end)
 {
-	size_t body = llen + other, total = 1 + varint_size(body) + body;
-	uint8_t *d, *labels;
+	size_t body = r->llen + r->other, total = 1 + varint_size(body) + body;
+	uint8_t tmp[WIRE_STACK_BYTES], *d = tmp, *labels;
 	struct field f;
 
+	if (!s->rewrite) {
+		if (r->llen > sizeof(tmp) && r->llen > scratch_bytes_cap) {
+			if ((d = realloc(scratch_bytes, r->llen)) == NULL)
+				return fail(s, WIRE_TOO_LARGE,
+					    "out of memory for labels");
+			scratch_bytes = d;
+			scratch_bytes_cap = r->llen;
+		}
+		if (r->llen > sizeof(tmp))
+			d = scratch_bytes;
+		put_labels(s, r, d);
+		s->o->on_series(s->o->arg, hash_bytes(d, r->llen));
+		return 0;
+	}
 	if (s->out->cap - s->out->len < total &&
 	    buf_reserve(s->out, total) < 0) {
 		s->what = NULL;
@@ -817,44 +854,21 @@ static int series_write(struct scan *s, const uint8_t *p, const uint8_t *end,
 	}
 	d = s->out->p + s->out->len;
 	*d++ = 0x0a;
-	d = put_varint(d, body);
-	labels = d;
-	d = put_labels(s, d, l, n, at, replace);
+	labels = d = put_varint(d, body);
+	d = put_labels(s, r, d);
 	if (s->o->on_series != NULL)
-		s->o->on_series(s->o->arg, hash_bytes(labels, llen));
-	if (!interleaved && other > 0) {
-		memcpy(d, rest, other);
-	} else if (interleaved) {
-		for (; p < end && field_parse(p, end, &f) == F_OK; p = f.end) {
-			if (f.num != 1) {
-				memcpy(d, f.start, (size_t)(f.end - f.start));
-				d += f.end - f.start;
-			}
-		}
+		s->o->on_series(s->o->arg, hash_bytes(labels, r->llen));
+	if (!r->interleaved) {
+		if (r->other > 0)
+			memcpy(d, r->rest, r->other);
+	} else {
+		for (; p < end && field_parse(p, end, &f) == F_OK; p = f.end)
+			if (f.num != 1)
+				d = (uint8_t *)memcpy(d, f.start,
+						      (size_t)(f.end - f.start)) +
+				    (f.end - f.start);
 	}
 	s->out->len += total;
-	return 0;
-}
-
-/* Reports the hash of the final labels when not rewriting. Returns 0 or
- * WIRE_TOO_LARGE when memory is short. */
-static int series_hash(struct scan *s, const struct label *l, size_t n,
-		       size_t at, int replace, size_t llen)
-{
-	uint8_t tmp[WIRE_STACK_BYTES], *d = tmp;
-
-	if (llen > sizeof(tmp)) {
-		if (llen > scratch_bytes_cap) {
-			if ((d = realloc(scratch_bytes, llen)) == NULL)
-				return fail(s, WIRE_TOO_LARGE,
-					    "out of memory for labels");
-			scratch_bytes = d;
-			scratch_bytes_cap = llen;
-		}
-		d = scratch_bytes;
-	}
-	put_labels(s, d, l, n, at, replace);
-	s->o->on_series(s->o->arg, hash_bytes(d, llen));
 	return 0;
 }
 
@@ -865,110 +879,50 @@ static int series_hash(struct scan *s, const struct label *l, size_t n,
  */
 static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 {
-	struct label stack[WIRE_STACK_LABELS], *l = stack;
-	size_t n = 0, cap = WIRE_STACK_LABELS, other = 0, llen = 0;
-	size_t max = s->o->max_labels_per_series, at = SIZE_MAX, lo, hi, mid;
-	const uint8_t *rest = NULL, *series = p, *q;
-	int interleaved = 0, replace = 0, rc, d;
-	struct field f;
+	struct label stack[WIRE_STACK_LABELS], *prev;
+	size_t cap = WIRE_STACK_LABELS, max = s->o->max_labels_per_series;
+	const uint8_t *start = p, *q;
+	struct series r;
+	int rc, d = 1;
 
-	while (p < end) {
-		if (n < cap && (max == 0 || n < max) &&
-		    (q = label_fast(p, end, &l[n])) != NULL) {
-			if ((rc = label_check(s->o, &l[n], n ? &l[n - 1] :
-							      NULL)) != L_OK)
-				return label_error(s, &l[n], n ? &l[n - 1] :
-							   NULL, rc);
-			llen += l[n++].size;
-			interleaved |= rest != NULL;
-			p = q;
-			continue;
+	memset(&r, 0, sizeof(r));
+	r.l = stack;
+	r.at = SIZE_MAX;
+	for (; p < end; p = q) {
+		if (r.n == cap) {
+			if ((r.l = labels_grow(r.l, r.n)) == NULL)
+				return fail(s, WIRE_TOO_LARGE,
+					    "out of memory for labels");
+			cap = 2 * r.n;
 		}
-		if ((q = sample_fast(p, end)) != NULL) {
-			s->n.samples++;
-			if (rest == NULL)
-				rest = p;
-			other += (size_t)(q - p);
-			p = q;
-			continue;
-		}
-		if (next_field(s, p, end, &f) < 0)
-			return WIRE_BAD;
-		p = f.end;
-		if (f.num == 1) {
-			if (f.type != WT_LEN)
-				return wrong_type(s, "series", &f);
-			if (max && n == max)
-				return fail(s, WIRE_BAD, "more than %zu labels",
-					    max);
-			if (n == cap) {
-				if ((l = labels_grow(l, n)) == NULL)
-					return fail(s, WIRE_TOO_LARGE,
-						    "out of memory for labels");
-				cap = 2 * n;
-			}
-			if (label_read(s, &f, &l[n]) < 0)
-				return WIRE_BAD;
-			if ((rc = label_check(s->o, &l[n], n ? &l[n - 1] :
-							      NULL)) != L_OK)
-				return label_error(s, &l[n], n ? &l[n - 1] :
-							   NULL, rc);
-			llen += l[n++].size;
-			interleaved |= rest != NULL;
-			continue;
-		}
-		if (f.num >= 2 && f.num <= 4 && f.type != WT_LEN)
-			return wrong_type(s, "series", &f);
-		if (f.num == 2) {
-			rc = scan_msg(s, sample_kinds, sizeof(sample_kinds),
-				      "sample", f.data, f.end);
-			s->n.samples++;
-		} else if (f.num == 3) {
-			rc = scan_msg(s, exemplar_kinds, sizeof(exemplar_kinds),
-				      "exemplar", f.data, f.end);
-			s->n.exemplars++;
-		} else if (f.num == 4) {
-			rc = scan_msg(s, histogram_kinds,
-				      sizeof(histogram_kinds), "histogram",
-				      f.data, f.end);
-			s->n.histograms++;
-		} else {
-			rc = 0;
-		}
-		if (rc < 0)
+		if ((rc = series_field(s, p, end, &r.l[r.n], &q)) < 0)
 			return rc;
-		if (rest == NULL)
-			rest = f.start;
-		other += (size_t)(f.end - f.start);
-	}
-	if (n == 0)
-		return fail(s, WIRE_BAD, "no labels");
-
-	if (s->tname != NULL) {
-		/* Binary search of the sorted names for the tenant's place. */
-		for (lo = 0, hi = n; lo < hi;) {
-			mid = lo + (hi - lo) / 2;
-			d = name_cmp(l[mid].name, l[mid].nlen, s->tname,
-				     s->tnlen);
-			if (d == 0) {
-				lo = mid;
-				replace = 1;
-				break;
-			}
-			if (d < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
+		if (rc == 0) {
+			r.rest = r.rest != NULL ? r.rest : p;
+			r.other += (size_t)(q - p);
+			continue;
 		}
-		at = lo;
-		llen += label_size(s->tnlen, s->tvlen) -
-			(replace ? l[at].size : 0);
+		if (max && r.n == max)
+			return fail(s, WIRE_BAD, "more than %zu labels", max);
+		prev = r.n > 0 ? &r.l[r.n - 1] : NULL;
+		if ((rc = label_check(s->o, &r.l[r.n], prev, end)) != L_OK)
+			return label_error(s, &r.l[r.n], prev, rc);
+		r.llen += r.l[r.n++].size;
+		r.interleaved |= r.rest != NULL;
 	}
-	if (s->rewrite)
-		return series_write(s, series, end, l, n, at, replace, llen,
-				    rest, other, interleaved);
-	if (s->o->on_series != NULL)
-		return series_hash(s, l, n, at, replace, llen);
+	if (r.n == 0)
+		return fail(s, WIRE_BAD, "no labels");
+	if (s->tname != NULL) {
+		for (r.at = 0; r.at < r.n; r.at++)
+			if ((d = name_cmp(r.l[r.at].name, r.l[r.at].nlen,
+					  s->tname, s->tnlen)) >= 0)
+				break;
+		r.replace = r.at < r.n && d == 0;
+		r.llen += label_size(s->tnlen, s->tvlen) -
+			  (r.replace ? r.l[r.at].size : 0);
+	}
+	if (s->rewrite || s->o->on_series != NULL)
+		return series_emit(s, &r, start, end);
 	return 0;
 }
 
@@ -991,9 +945,9 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		why[0] = '\0';
 	if (s.o->tenant_label != NULL) {
 		s.tname = (const uint8_t *)s.o->tenant_label;
-		s.tnlen = strlen(s.o->tenant_label);
 		s.tvalue = (const uint8_t *)(s.o->tenant_value != NULL ?
 					     s.o->tenant_value : "");
+		s.tnlen = strlen((const char *)s.tname);
 		s.tvlen = strlen((const char *)s.tvalue);
 		s.rewrite = out != NULL;
 		if (label_size(s.tnlen, s.tvlen) <= sizeof(s.tenc))
@@ -1001,7 +955,6 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 						       s.tvalue, s.tvlen) -
 					     s.tenc);
 	}
-
 	for (; p < end; p = f.end) {
 		if (next_field(&s, p, end, &f) < 0)
 			return WIRE_BAD;
@@ -1016,18 +969,15 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 			s.index = s.n.series++;
 			if ((rc = scan_series(&s, f.data, f.end)) < 0)
 				return rc;
-			s.what = NULL;
-			continue;
-		}
-		if (f.num == 3) {
+		} else if (f.num == 3) {
 			s.what = "metadata";
 			s.index = s.n.metadata++;
 			if (scan_msg(&s, metadata_kinds, sizeof(metadata_kinds),
 				     "metadata", f.data, f.end) < 0)
 				return WIRE_BAD;
-			s.what = NULL;
 		}
-		if (s.rewrite &&
+		s.what = NULL;
+		if (s.rewrite && f.num != 1 &&
 		    buf_append(out, f.start, (size_t)(f.end - f.start)) < 0)
 			return fail(&s, WIRE_TOO_LARGE,
 				    "decoded request over the size limit");

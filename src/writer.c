@@ -4,6 +4,7 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <sys/statvfs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,13 @@ struct writer {
 	pthread_cond_t cond;
 	struct batch *batches;
 	struct batch **batches_tail;
+	unsigned nbatches;        /* in the list */
+	/* Group commit: after a round that stored n requests, the next waits
+	 * a little for their senders' next requests (see gather()). */
+	unsigned last_round;
+	uint64_t last_commit_us;
+	uint64_t commit_failures;         /* since the last line about them */
+	uint64_t commit_failure_logged_ms;
 	struct writer_op *ops;
 	struct writer_op **ops_tail;
 	int stopping;
@@ -237,10 +245,10 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 		}
 		if (rc != 0)
 			return rc;
+		/* Set-aside samples are kept, not dropped: they count as dropped
+		 * when purged, as delivered when replayed and delivered. */
 		if (op->kind == OP_ACK)
 			d->samples_delivered += c->gone.samples;
-		else
-			d->samples_dropped[DROP_SET_ASIDE] += c->gone.samples;
 	}
 	return 0;
 }
@@ -596,17 +604,83 @@ static void free_ops(struct writer_op *ops)
 	}
 }
 
+/*
+ * Called with the lock held once something is waiting. Senders of the
+ * requests answered by the last round send their next ones a moment later;
+ * if the round started at once it would take only those that came while
+ * the last one synced, and the senders would settle into groups that each
+ * wait for two syncs. So wait until as many requests as the last round
+ * answered have come on top of those already waiting, but no longer than
+ * half a commit (and at most 1 ms): a sync costs more than that wait.
+ */
+static void gather(struct writer *w)
+{
+	unsigned want = w->nbatches + w->last_round;
+	uint64_t wait_us = w->last_commit_us / 2;
+	struct timespec until;
+
+	if (w->last_round == 0 || w->batches == NULL || w->stopping)
+		return;
+	if (wait_us > 1000)
+		wait_us = 1000;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)wait_us * 1000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (w->nbatches < want && !w->stopping &&
+	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
+		;
+}
+
+/* Logs a failed commit with its likely cause: LMDB turns a write cut
+ * short by a full disk into EIO, so the free space is looked at too. */
+static void log_commit_error(struct writer *w, int rc, int refused)
+{
+	struct statvfs fs;
+	unsigned long long avail = 0;
+	uint64_t now = now_ms();
+	int known;
+
+	/* One line every five seconds at most, with how many failed. */
+	w->commit_failures++;
+	if (now - w->commit_failure_logged_ms < 5000)
+		return;
+	w->commit_failure_logged_ms = now;
+	known = statvfs(w->cfg->path, &fs) == 0;
+	if (known)
+		avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+	if (rc == ENOSPC || ((rc == EIO || rc == MDB_MAP_FULL) && known &&
+			     avail < (16u << 20)))
+		log_msg(LOG_ERROR, "buffer commit failed: no space left on the "
+			"filesystem; refusing writes with 503 until space returns",
+			"error=\"%s\" fs_free_bytes=%llu path=%s failed_commits=%llu "
+			"requests_refused=%d", store_strerror(rc), avail, w->cfg->path,
+			(unsigned long long)w->commit_failures, refused);
+	else
+		log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" "
+			"fs_free_bytes=%llu failed_commits=%llu requests_refused=%d",
+			store_strerror(rc), avail,
+			(unsigned long long)w->commit_failures, refused);
+	w->commit_failures = 0;
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	struct batch *list;
 	struct writer_op *ops;
+	uint64_t t0;
 	int rc, stopping;
 
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		while (w->batches == NULL && w->ops == NULL && !w->stopping)
 			pthread_cond_wait(&w->cond, &w->lock);
+		gather(w);
+		w->last_round = w->nbatches;
+		w->nbatches = 0;
 		list = w->batches;
 		ops = w->ops;
 		w->batches = NULL;
@@ -620,15 +694,16 @@ static void *writer_main(void *arg)
 		if (list == NULL && ops == NULL && stopping)
 			break;
 
+		t0 = mono_us();
 		rc = commit_round(w, list, ops);
+		w->last_commit_us = mono_us() - t0;
 		if (rc == 0) {
 			finish_batches(w, list, BATCH_PENDING);
 			free_ops(ops);
 			continue;
 		}
 		metric_add(&metrics.commit_errors, 1);
-		log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" batches_refused=%d",
-			store_strerror(rc), list != NULL);
+		log_commit_error(w, rc, list != NULL);
 		finish_batches(w, list, BATCH_FAILED);
 		/* Acknowledgements alone need little space: try them again. */
 		if (ops != NULL && list != NULL &&
@@ -699,6 +774,7 @@ void writer_submit(struct writer *w, struct batch *b)
 	}
 	*w->batches_tail = b;
 	w->batches_tail = &b->next;
+	w->nbatches++;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }

@@ -25,9 +25,10 @@
  *   - the series hashes do not depend on whether the output is written,
  *     and rewriting the output again gives the same bytes and hashes.
  * The ingest checks: the status is the one wire_scan's result maps to; on
- * success the chunks decompress to whole requests whose counts add up and
- * whose concatenation is the (rewritten) request; a body small enough and
- * not rewritten is kept as it came; on failure the batch holds nothing.
+ * success the counts and series hashes are wire_scan's, the chunks
+ * decompress to whole requests whose counts add up and whose concatenation
+ * is the (rewritten) request, and a body small enough and not rewritten is
+ * kept as it came; on failure the batch holds nothing.
  *
  * decoder_check() returns NULL, or a one-line description of the first
  * mismatch (in a static buffer). Memory errors are left to the sanitizers.
@@ -531,6 +532,7 @@ static const char *dc_ingest(const struct config *cfg, const uint8_t *body,
 	struct wire_counts counts, want;
 	struct wire_opts o;
 	struct buf in, out;
+	struct dc_hashes hw = { 0 }, hi = { 0 };
 	uint8_t *raw = NULL;
 	uint64_t decoded = 0, decoded2 = 0;
 	size_t n = 0;
@@ -575,6 +577,8 @@ static const char *dc_ingest(const struct config *cfg, const uint8_t *body,
 			o.max_labels_per_series = (size_t)cfg->max_labels_per_series;
 			o.max_label_name_length = (size_t)cfg->max_label_name_length;
 			o.max_label_value_length = (size_t)cfg->max_label_value_length;
+			o.on_series = dc_on_series;
+			o.arg = &hw;
 			rc = wire_scan(raw, n, &o, &want, name != NULL ? &out : NULL,
 				       why, sizeof(why));
 			expect = rc == WIRE_OK ? 0 : rc == WIRE_V2 ? 415 :
@@ -588,6 +592,8 @@ static const char *dc_ingest(const struct config *cfg, const uint8_t *body,
 	ir.tenant = name != NULL ? tenant : "";
 	ir.tlen = strlen(ir.tenant);
 	ir.tenant_label = name;
+	ir.on_series = dc_on_series;
+	ir.arg = &hi;
 	why[0] = '\0';
 	status = ingest_body(cfg, &ir, &in, &b, &counts, &decoded2, why,
 			     sizeof(why));
@@ -614,6 +620,11 @@ static const char *dc_ingest(const struct config *cfg, const uint8_t *body,
 			    dc_counts_str(&want, s2, sizeof(s2)));
 		goto out;
 	}
+	if (!dc_hashes_equal(&hw, &hi)) {
+		e = dc_fail("ingest_body reported other series hashes than "
+			    "wire_scan (%zu and %zu)", hi.n, hw.n);
+		goto out;
+	}
 	if (name == NULL && n <= cfg->max_request_size &&
 	    (b.nchunks != 1 || b.chunks[0].len != len ||
 	     memcmp(b.chunks[0].block, body, len) != 0 || in.p != NULL)) {
@@ -628,6 +639,8 @@ out:
 	buf_free(&in);
 	buf_free(&out);
 	free(raw);
+	free(hw.h);
+	free(hi.h);
 	return e;
 }
 

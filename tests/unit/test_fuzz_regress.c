@@ -50,7 +50,7 @@ static long replay(const char *sub, check_fn check, int need, int *failed)
 	if ((d = opendir(dir)) == NULL) {
 		if (!need)
 			return 0;
-		snprintf(unit_msg, sizeof(unit_msg), "cannot read %s", dir);
+		snprintf(unit_msg, sizeof(unit_msg), "cannot read %.400s", dir);
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -72,7 +72,7 @@ static long replay(const char *sub, check_fn check, int need, int *failed)
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		len = 0;
 		if ((data = unit_read_file(path, &len)) == NULL) {
-			snprintf(unit_msg, sizeof(unit_msg), "cannot read %s",
+			snprintf(unit_msg, sizeof(unit_msg), "cannot read %.400s",
 				 path);
 			*failed = 1;
 			break;

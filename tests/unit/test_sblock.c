@@ -251,6 +251,7 @@ static void test_preamble_malformed(void)
 		over32[] = { 0xff, 0xff, 0xff, 0xff, 0x1f },
 		over32b[] = { 0x80, 0x80, 0x80, 0x80, 0x10 },
 		six[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 },
+		six_zero[] = { 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 },
 		two[] = { 0x80, 0x01 };
 	uint32_t raw = 777;
 
@@ -262,8 +263,9 @@ static void test_preamble_malformed(void)
 	/* More than 32 bits. */
 	CHECK_EQ_INT(sblock_preamble(over32, 5, &raw), 0);
 	CHECK_EQ_INT(sblock_preamble(over32b, 5, &raw), 0);
-	/* A sixth byte is never read. */
+	/* A sixth byte is never read, even when the value would fit. */
 	CHECK_EQ_INT(sblock_preamble(six, 6, &raw), 0);
+	CHECK_EQ_INT(sblock_preamble(six_zero, 6, &raw), 0);
 	/* *raw untouched on failure. */
 	CHECK_EQ_INT(raw, 777);
 }

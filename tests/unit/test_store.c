@@ -52,7 +52,7 @@
 /* Upper bounds on waiting, so that a broken writer fails a test instead of
  * hanging it (generous: valgrind runs these too). */
 #define WAIT_DONE_S 300
-#define POLL_TRIES 300000
+#define POLL_TRIES 60000
 #define POLL_SLEEP_NS 1000000L
 
 #define MIB (1024ull * 1024)
@@ -703,6 +703,7 @@ static void test_reopen_keeps_data(void)
 	queue_init(&E.q);
 	E.q_init = 1;
 	CHECK_EQ_INT(store_load_queue(&E.st, &E.q), 0);
+	CHECK_EQ_INT(E.st.next_seq, 42);
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, 1);
 	CHECK_EQ_INT(t.bytes, bytes);
@@ -712,6 +713,28 @@ static void test_reopen_keeps_data(void)
 	CHECK_EQ_INT(span.first_seq, 41);
 	CHECK_EQ_INT(span.raw, fx[2].rawlen + fx[5].rawlen);
 	CHECK_EQ_INT(span.series, h.series);
+
+	/* An entry numbered past the recorded next_seq: the numbers go on
+	 * after it, whatever meta says. */
+	CHECK(mdb_txn_begin(E.st.env, NULL, 0, &txn) == 0);
+	rc = store_put_entry(txn, &E.st, "other", 5, 77, &h, parts, 1, &bytes);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	CHECK_EQ_INT(rc, 0);
+	store_close(&E.st);
+	E.st_open = 0;
+	queue_destroy(&E.q);
+	E.q_init = 0;
+	CHECK(store_open(&E.st, E.path, E.cfg.max_size, why, sizeof(why)) == 0);
+	E.st_open = 1;
+	queue_init(&E.q);
+	E.q_init = 1;
+	CHECK_EQ_INT(store_load_queue(&E.st, &E.q), 0);
+	CHECK_EQ_INT(E.st.next_seq, 78);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 2);
 }
 
 /* Writes value into meta "format" of the environment at E.path directly. */
@@ -776,7 +799,7 @@ static void test_wrong_format_refused(void)
 	/* The message names both versions. */
 	if (!has_number(why, other) || !has_number(why, STORE_FORMAT)) {
 		snprintf(unit_msg, sizeof(unit_msg),
-			 "%s:%d: message does not name versions %u and %u: %s",
+			 "%s:%d: message does not name versions %u and %u: %.200s",
 			 __FILE__, __LINE__, other, STORE_FORMAT, why);
 		unit_cur_failed = 1;
 		return;
@@ -964,6 +987,97 @@ static void test_key_order(void)
 	CHECK_EQ_INT(count, NT * NS);
 	for (size_t i = 0; i < NT; i++)
 		CHECK(seen[i]);
+}
+
+/*
+ * store_delete_range on its own, in one write transaction: what it removes
+ * and what it reports as the tenant's oldest entry left.
+ */
+static void test_delete_range_direct(void)
+{
+	struct sblock_part part = { fx[7].z, fx[7].zlen };
+	struct store_span gone, next;
+	struct entry_hdr h;
+	uint64_t value = 0;
+	char why[512];
+	MDB_txn *txn;
+	MDB_stat ms;
+	int rc = 0;
+
+	CHECK_NOERR(env_mkdir());
+	CHECK(store_open(&E.st, E.path, 64 * MIB, why, sizeof(why)) == 0);
+	E.st_open = 1;
+	CHECK(mdb_txn_begin(E.st.env, NULL, 0, &txn) == 0);
+	for (uint64_t s = 1; s <= 10 && rc == 0; s++) {
+		memset(&h, 0, sizeof(h));
+		h.samples = (uint32_t)s;
+		h.created_ms = 1000 + s;
+		rc = store_put_entry(txn, &E.st, "a", 1, s, &h, &part, 1, &value);
+		if (rc == 0 && s <= 3)
+			rc = store_put_entry(txn, &E.st, "b", 1, s, &h, &part, 1,
+					     &value);
+		if (rc == 0)
+			rc = store_put_entry(txn, &E.st, "", 0, s, &h, &part, 1,
+					     &value);
+	}
+	if (rc != 0)
+		mdb_txn_abort(txn);
+	CHECK_EQ_INT(rc, 0);
+
+#define DELETE(tenant, first, last)                                           \
+	do {                                                                  \
+		memset(&gone, 0, sizeof(gone));                               \
+		rc = store_delete_range(txn, &E.st, tenant, strlen(tenant),   \
+					first, last, &gone, &next);           \
+		if (rc != 0)                                                  \
+			mdb_txn_abort(txn);                                   \
+		CHECK_EQ_INT(rc, 0);                                          \
+	} while (0)
+
+	/* The middle: the oldest left is still the first. */
+	DELETE("a", 4, 6);
+	CHECK_EQ_INT(gone.entries, 3);
+	CHECK_EQ_INT(gone.first_seq, 4);
+	CHECK_EQ_INT(gone.last_seq, 6);
+	CHECK_EQ_INT(gone.samples, 4 + 5 + 6);
+	CHECK_EQ_INT(gone.bytes, 3 * value);
+	CHECK_EQ_INT(gone.raw, 3 * fx[7].rawlen);
+	CHECK_EQ_INT(gone.created_ms, 1004);
+	CHECK_EQ_INT(next.entries, 1);
+	CHECK_EQ_INT(next.first_seq, 1);
+	CHECK_EQ_INT(next.created_ms, 1001);
+	/* The head. */
+	DELETE("a", 0, 2);
+	CHECK_EQ_INT(gone.entries, 2);
+	CHECK_EQ_INT(next.first_seq, 3);
+	/* The tail, past the newest: the head stays. */
+	DELETE("a", 9, UINT64_MAX);
+	CHECK_EQ_INT(gone.entries, 2);
+	CHECK_EQ_INT(next.first_seq, 3);
+	/* Nothing in range. */
+	DELETE("a", 4, 6);
+	CHECK_EQ_INT(gone.entries, 0);
+	CHECK_EQ_INT(next.first_seq, 3);
+	/* A tenant that does not exist, between two that do. */
+	DELETE("ab", 0, UINT64_MAX);
+	CHECK_EQ_INT(gone.entries, 0);
+	CHECK_EQ_INT(next.entries, 0);
+	/* All of "b", the last tenant of the database. */
+	DELETE("b", 0, UINT64_MAX);
+	CHECK_EQ_INT(gone.entries, 3);
+	CHECK_EQ_INT(next.entries, 0);
+	/* The empty tenant id, the first of the database. */
+	DELETE("", 2, 9);
+	CHECK_EQ_INT(gone.entries, 8);
+	CHECK_EQ_INT(next.first_seq, 1);
+	DELETE("a", 3, 3);
+	CHECK_EQ_INT(next.first_seq, 7);
+#undef DELETE
+	/* What is left: "" 1 and 10; "a" 7 and 8. */
+	rc = mdb_stat(txn, E.st.queue, &ms);
+	mdb_txn_abort(txn);
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_INT(ms.ms_entries, 4);
 }
 
 /* ---- through the writer ------------------------------------------------ */
@@ -1739,6 +1853,8 @@ static void test_merge_one_round(void)
 	const char *e = NULL;
 	size_t n;
 
+	memset(&h0, 0, sizeof(h0));
+	memset(&h1, 0, sizeof(h1));
 	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
 	CHECK_NOERR(batches_new(NFX));
 	for (int i = 0; i < NFX; i++)
@@ -1998,6 +2114,7 @@ int main(void)
 	RUN_STORE(test_wrong_format_refused);
 	RUN_STORE(test_key_roundtrip);
 	RUN_STORE(test_key_order);
+	RUN_STORE(test_delete_range_direct);
 	RUN_STORE(test_writer_stores_and_reads_back);
 	RUN_STORE(test_ack_deletes_range);
 	RUN_STORE(test_set_aside_moves_entry);

@@ -1039,6 +1039,126 @@ static void test_limits(void)
 	buf_free(&req);
 }
 
+/* The reference rules, byte by byte. */
+static int ref_name_ok(const uint8_t *p, size_t n, int metric)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 c == '_' || (metric && c == ':') ||
+			 (i > 0 && c >= '0' && c <= '9');
+
+		if (!ok)
+			return 0;
+	}
+	return n > 0;
+}
+
+/* Label and metric names of 1 to 20 bytes with every byte value at every
+ * position agree with the rules applied byte by byte. */
+static void test_name_characters(void)
+{
+	char name[24], metric[24];
+	const char *kv[5];
+	size_t len, pos;
+	struct buf req;
+	unsigned b;
+	int rc;
+
+	buf_init(&req, OUT_MAX);
+	for (len = 1; len <= 20; len++) {
+		for (pos = 0; pos < len; pos++) {
+			for (b = 1; b < 256; b++) {
+				memset(name, 'n', len);
+				name[len] = '\0';
+				name[pos] = (char)b;
+				memcpy(metric, name, len + 1);
+				/* as a label name */
+				kv[0] = name;
+				kv[1] = "v";
+				kv[2] = NULL;
+				buf_reset(&req);
+				pb_series(&req, kv);
+				rc = scan(req.p, req.len, NULL, NULL, NULL);
+				if ((rc == WIRE_OK) !=
+				    ref_name_ok((const uint8_t *)name, len, 0)) {
+					snprintf(unit_msg, sizeof(unit_msg),
+						 "label name len %zu byte 0x%02x at %zu: %d",
+						 len, b, pos, rc);
+					unit_cur_failed = 1;
+					return;
+				}
+				/* as a metric name */
+				kv[0] = "__name__";
+				kv[1] = metric;
+				buf_reset(&req);
+				pb_series(&req, kv);
+				rc = scan(req.p, req.len, NULL, NULL, NULL);
+				if ((rc == WIRE_OK) !=
+				    ref_name_ok((const uint8_t *)metric, len, 1)) {
+					snprintf(unit_msg, sizeof(unit_msg),
+						 "metric name len %zu byte 0x%02x at %zu: %d",
+						 len, b, pos, rc);
+					unit_cur_failed = 1;
+					return;
+				}
+			}
+		}
+	}
+	buf_free(&req);
+}
+
+/* Labels too long for one-byte lengths and a tenant label too long to be
+ * kept encoded take the general path and come out the same. */
+static void test_long_labels(void)
+{
+	char value[300], tenant[200];
+	const char *kv[7];
+	struct wire_opts o;
+	struct buf req, out;
+	uint64_t h;
+
+	memset(value, 'v', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	memset(tenant, 't', sizeof(tenant) - 1);
+	tenant[sizeof(tenant) - 1] = '\0';
+	kv[0] = "__name__";
+	kv[1] = "up";
+	kv[2] = "long";
+	kv[3] = value;
+	kv[4] = "zone";
+	kv[5] = "a";
+	kv[6] = NULL;
+	buf_init(&req, OUT_MAX);
+	buf_init(&out, OUT_MAX);
+	pb_series(&req, kv);
+	pb_series(&req, kv + 2);
+	memset(&o, 0, sizeof(o));
+	o.tenant_label = "tenant";
+	o.tenant_value = tenant;
+	o.on_series = on_series;
+	nhashes = 0;
+	CHECK_EQ_INT(scan(req.p, req.len, &o, NULL, &out), WIRE_OK);
+	CHECK_EQ_INT(nhashes, 2);
+	h = hashes[0];
+	CHECK_NOERR(request_equal(req.p, req.len, out.p, out.len, "tenant",
+				  tenant));
+	nhashes = 0;
+	CHECK_EQ_INT(scan(req.p, req.len, &o, NULL, NULL), WIRE_OK);
+	CHECK(hashes[0] == h);
+	/* Rewriting the output again changes nothing. */
+	buf_reset(&req);
+	buf_append(&req, out.p, out.len);
+	buf_reset(&out);
+	CHECK_EQ_INT(scan(req.p, req.len, &o, NULL, &out), WIRE_OK);
+	CHECK_EQ_INT(out.len, req.len);
+	CHECK(memcmp(out.p, req.p, req.len) == 0);
+	buf_free(&req);
+	buf_free(&out);
+}
+
 struct raw_case {
 	const char *name;
 	const char *bytes;
@@ -1144,7 +1264,7 @@ static void test_malformed(void)
 		{ "exemplar label bad name",
 		  RAW("\x0a\x10\x0a\x06\x0a\x01\x61\x12\x01\x62"
 		      "\x1a\x06\x0a\x04\x0a\x02\x31\x78"), WIRE_BAD,
-		  "series 0: invalid exemplar label name \"1x\"" },
+		  "series 0: invalid exemplar label \"1x\"" },
 		{ "exemplar label empty value",
 		  RAW("\x0a\x10\x0a\x06\x0a\x01\x61\x12\x01\x62"
 		      "\x1a\x06\x0a\x04\x0a\x02\x74\x78"), WIRE_OK, "" },
@@ -1152,7 +1272,7 @@ static void test_malformed(void)
 		  RAW("\x0a\x13\x0a\x06\x0a\x01\x61\x12\x01\x62"
 		      "\x1a\x09\x0a\x07\x0a\x02\x74\x78\x12\x01\xc1"),
 		  WIRE_BAD,
-		  "series 0: invalid UTF-8 in exemplar label value of \"tx\"" },
+		  "series 0: invalid exemplar label \"tx\"" },
 		{ "unknown fields of every wire type",
 		  RAW("\x48\x01\x51\x01\x02\x03\x04\x05\x06\x07\x08"
 		      "\x5a\x01\x00\x65\x01\x02\x03\x04\x12\x00"),
@@ -1389,6 +1509,8 @@ int main(void)
 	RUN(test_series_hash);
 	RUN(test_many_labels);
 	RUN(test_label_rules);
+	RUN(test_name_characters);
+	RUN(test_long_labels);
 	RUN(test_limits);
 	RUN(test_malformed);
 	RUN(test_truncation);
