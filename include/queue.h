@@ -19,6 +19,15 @@
 
 struct usage_rec;
 
+#define QUEUE_MAX_INFLIGHT 64
+
+/* Entries first..last of a tenant that a request took and must send again;
+ * isolate: one entry a request (the upstream refused them together). */
+struct queue_range {
+	uint64_t first, last;
+	int isolate;
+};
+
 /* Per-tenant counters for /metrics (since start). */
 struct tenant_counters {
 	uint64_t requests;          /* stored */
@@ -42,11 +51,13 @@ struct queue_tenant {
 	uint64_t last_seq;     /* newest entry's sequence number, if entries */
 	uint64_t oldest_ms;    /* when the oldest entry was committed */
 	/* Forwarder state. */
-	uint64_t send_seq;     /* next sequence number to send */
-	uint64_t isolate_to;   /* send one entry a request up to this seq */
+	uint64_t send_seq;     /* next sequence number no request has taken */
+	struct queue_range retry[2 * QUEUE_MAX_INFLIGHT + 2]; /* to send again */
+	unsigned nretry;
+	unsigned inflight;     /* requests being sent */
+	int reading;           /* a thread is reading new entries */
 	uint64_t retry_at_ms;  /* not before this time */
 	unsigned attempts;     /* failed attempts in a row */
-	int busy;              /* claimed by a forwarder thread */
 	/* Rate limit: a token bucket of samples, one second deep. */
 	double tokens;
 	uint64_t tokens_ms;
@@ -91,27 +102,43 @@ void queue_removed(struct queue *q, const char *id, size_t idlen,
 struct queue_job {
 	char id[TENANT_ID_MAX + 1];
 	size_t idlen;
-	uint64_t send_seq;     /* first sequence number to send */
-	uint64_t isolate_to;   /* send one entry a request up to this seq */
-	uint64_t last_seq;     /* newest entry when claimed */
+	uint64_t first;        /* send entries from this seq on */
+	uint64_t last;         /* up to this one */
+	int isolate;           /* one entry only */
+	int fresh;             /* new entries (else a range sent before) */
 	unsigned attempts;     /* failed attempts in a row so far */
 };
 
 /*
- * Forwarder: waits until some tenant has unsent entries, is not busy and
- * not backing off, marks it busy and fills job. Tenants take turns. Waits
- * at most until the earliest backoff ends. Returns 0, or -1 once stopping.
+ * Forwarder: waits until some tenant has entries to send (again), has
+ * fewer than max_inflight requests in flight, is not backing off and no
+ * other thread is reading its new entries; takes them and fills job.
+ * Tenants take turns. Returns 0, or -1 once stopping.
  */
-int queue_claim(struct queue *q, struct queue_job *job);
+int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job);
 
 /*
- * Forwarder: releases a claimed tenant. Sending resumes at next_seq (or
- * later, if the writer removed entries meanwhile). retry_in_ms > 0 makes the
- * tenant back off that long and counts a failed attempt; 0 clears both.
- * isolate_to replaces the tenant's isolate_to.
+ * Forwarder: after reading, says which entries the request holds
+ * (first..last; none if entries is 0). What the job took but the request
+ * does not hold is left for the next claim.
  */
-void queue_release(struct queue *q, const struct queue_job *job,
-		   uint64_t next_seq, uint64_t retry_in_ms, uint64_t isolate_to);
+void queue_taken(struct queue *q, const struct queue_job *job,
+		 uint64_t entries, uint64_t first, uint64_t last);
+
+/* Forwarder: gives a claim back untouched, as if it had not been made. */
+void queue_unclaim(struct queue *q, const struct queue_job *job);
+
+enum queue_outcome { QUEUE_SENT, QUEUE_RETRY, QUEUE_ISOLATE };
+
+/*
+ * Forwarder: the request holding first..last is done. QUEUE_SENT: the
+ * upstream took it or it was set aside; QUEUE_RETRY: send it again after
+ * retry_in_ms (the tenant backs off); QUEUE_ISOLATE: send its entries
+ * again one by one.
+ */
+void queue_done(struct queue *q, const struct queue_job *job,
+		enum queue_outcome outcome, uint64_t first, uint64_t last,
+		uint64_t retry_in_ms);
 
 void queue_totals(struct queue *q, struct queue_totals *t);
 

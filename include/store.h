@@ -166,13 +166,15 @@ int store_put_next_seq(MDB_txn *txn, struct store *st);
 
 /*
  * Forwarder: appends to body one snappy block merging the tenant's entries
- * from seq on, oldest first, as long as the decoded total stays within
- * max_raw (at least one entry) and at most max_entries. span describes
- * them; span->entries is 0 if there were none. Returns 0 or -1.
+ * with seq <= their sequence number <= max_seq, oldest first, as long as
+ * the decoded total stays within max_raw (at least one entry) and at most
+ * max_entries. span describes them; span->entries is 0 if there were none.
+ * Returns 0 or -1.
  */
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,
-		     uint64_t seq, uint64_t max_raw, uint64_t max_entries,
-		     struct buf *body, struct store_span *span);
+		     uint64_t seq, uint64_t max_seq, uint64_t max_raw,
+		     uint64_t max_entries, struct buf *body,
+		     struct store_span *span);
 
 /* Reads an entry header from a value; returns 0, or -1 if malformed. */
 int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr);

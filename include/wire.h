@@ -48,7 +48,8 @@ struct wire_opts {
 
 /*
  * Scans the decoded WriteRequest in[0..len) and, when out is not NULL,
- * appends the rewritten request to out. Counts are added to *c.
+ * appends the rewritten request to out. Counts are added to *c (which may
+ * be NULL) when the request is accepted.
  * Returns WIRE_OK or a negative wire_result; on failure a one-line reason
  * (no newline, e.g. "series 3: labels not sorted: \"job\" after \"zone\"")
  * is in why and out holds a partial result the caller must discard.
@@ -71,8 +72,9 @@ size_t wire_next_field(const uint8_t *in, size_t len, size_t off);
 
 /*
  * Frees the calling thread's scratch, which wire_scan keeps between calls
- * once it met a series with more than 64 labels. Call it before a thread
- * that ran wire_scan exits; wire_scan may be called again afterwards.
+ * once it met a series with many labels (more than 64, or over 2 KiB).
+ * Call it before a thread that ran wire_scan exits; wire_scan may be
+ * called again afterwards.
  */
 void wire_scratch_free(void);
 

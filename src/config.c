@@ -119,6 +119,8 @@ static const struct config_key config_keys[] = {
 	    "Decoded bytes per forwarded request."),
 	NUM("concurrency", SEC_UPSTREAM, CONF_INT, concurrency, "4", "1", "64",
 	    "Forwarder threads, one request in flight each."),
+	NUM("inflight_per_tenant", SEC_UPSTREAM, CONF_INT, inflight_per_tenant, "1", "1", "64",
+	    "Requests of one tenant in flight at once; above 1, samples of a series may arrive out of order."),
 	STR("bearer_token", SEC_UPSTREAM, bearer_token, NULL, CHECK_NONE,
 	    "Bearer token sent upstream; empty: none."),
 	STR("basic_user", SEC_UPSTREAM, basic_user, NULL, CHECK_NONE,

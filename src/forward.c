@@ -222,33 +222,33 @@ static uint32_t next_rand(struct sender *s)
 	return s->rnd;
 }
 
-/* Sends one request for a claimed tenant and releases it. */
+/* Sends one request for a claimed tenant and tells the queue how it went. */
 static void forward_one(struct sender *s, struct queue_job *job)
 {
 	struct forwarder *f = s->f;
 	struct store_span span;
 	char url[2048], qreason[REASON_MAX + 8];
-	uint64_t max_entries, delay;
+	uint64_t delay;
 	long status;
 	int64_t ra;
 
-	max_entries = job->isolate_to >= job->send_seq ? 1 : MAX_ENTRIES_PER_REQUEST;
 	buf_reset(&s->body);
-	if (store_read_batch(f->st, job->id, job->idlen, job->send_seq,
-			     f->cfg->max_request_size, max_entries, &s->body,
+	if (store_read_batch(f->st, job->id, job->idlen, job->first, job->last,
+			     f->cfg->max_request_size,
+			     job->isolate ? 1 : MAX_ENTRIES_PER_REQUEST, &s->body,
 			     &span) < 0) {
 		log_msg(LOG_ERROR, "cannot read buffer", "tenant=%s", job->id);
-		queue_release(f->q, job, job->send_seq, 1000, job->isolate_to);
+		queue_taken(f->q, job, 1, job->first, job->last);
+		queue_done(f->q, job, QUEUE_RETRY, job->first, job->last, 1000);
 		return;
 	}
-	if (span.entries == 0) {
-		queue_release(f->q, job, job->last_seq + 1, 0, 0);
+	queue_taken(f->q, job, span.entries, span.first_seq, span.last_seq);
+	if (span.entries == 0)
 		return;
-	}
 	if (forward_url(config_current(), job->id, job->idlen, url, sizeof(url)) < 0) {
 		log_msg(LOG_ERROR, "upstream url too long", "tenant=%s", job->id);
-		queue_release(f->q, job, job->send_seq, f->cfg->max_backoff_ms,
-			      job->isolate_to);
+		queue_done(f->q, job, QUEUE_RETRY, span.first_seq, span.last_seq,
+			   f->cfg->max_backoff_ms);
 		return;
 	}
 	status = sender_post(s, url);
@@ -256,13 +256,13 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	case RETRY_DONE:
 		writer_ack(f->w, job->id, job->idlen, span.first_seq, span.last_seq);
 		metric_add(&metrics.samples_forwarded, span.samples);
-		queue_count_forwarded(f->q, job->id, job->idlen, span.samples);
 		metric_add(&metrics.series_forwarded, span.series);
 		metric_add(&metrics.bytes_forwarded, s->body.len);
+		queue_count_forwarded(f->q, job->id, job->idlen, span.samples);
 		if (job->attempts > 0)
 			log_msg(LOG_INFO, "upstream delivery resumed",
-				"tenant=%s failed_attempts=%u", job->id, job->attempts);
-		queue_release(f->q, job, span.last_seq + 1, 0, job->isolate_to);
+				"tenant=\"%s\" failed_attempts=%u", job->id, job->attempts);
+		queue_done(f->q, job, QUEUE_SENT, span.first_seq, span.last_seq, 0);
 		break;
 	case RETRY_AGAIN:
 		metric_add(&metrics.upstream_retries, 1);
@@ -275,31 +275,32 @@ static void forward_one(struct sender *s, struct queue_job *job)
 			delay = 1;
 		log_msg(job->attempts == 0 ? LOG_WARN : LOG_DEBUG,
 			"upstream request failed, will retry",
-			"tenant=%s status=%ld attempt=%u retry_in_ms=%llu reason=%s",
+			"tenant=\"%s\" status=%ld attempt=%u retry_in_ms=%llu reason=%s",
 			job->id, status, job->attempts + 1,
 			(unsigned long long)delay,
 			log_quote(s->reason, strlen(s->reason), qreason, sizeof(qreason)));
-		queue_release(f->q, job, job->send_seq, delay, job->isolate_to);
+		queue_done(f->q, job, QUEUE_RETRY, span.first_seq, span.last_seq, delay);
 		break;
 	case RETRY_REFUSED:
 		log_quote(s->reason, strlen(s->reason), qreason, sizeof(qreason));
 		if (span.entries > 1) {
 			log_msg(LOG_WARN, "upstream refused a merged request, "
 				"sending its entries one by one",
-				"tenant=%s status=%ld entries=%llu reason=%s", job->id,
+				"tenant=\"%s\" status=%ld entries=%llu reason=%s", job->id,
 				status, (unsigned long long)span.entries, qreason);
-			queue_release(f->q, job, job->send_seq, 0, span.last_seq);
+			queue_done(f->q, job, QUEUE_ISOLATE, span.first_seq,
+				   span.last_seq, 0);
 			break;
 		}
 		log_msg(LOG_ERROR, "upstream refused a batch, set aside",
-			"tenant=%s seq=%llu status=%ld samples=%llu reason=%s",
+			"tenant=\"%s\" seq=%llu status=%ld samples=%llu reason=%s",
 			job->id, (unsigned long long)span.first_seq, status,
 			(unsigned long long)span.samples, qreason);
 		writer_set_aside(f->w, job->id, job->idlen, span.first_seq, status,
 				 s->reason);
 		metric_add(&metrics.batches_set_aside, 1);
 		metric_add(&metrics.samples_set_aside, span.samples);
-		queue_release(f->q, job, span.last_seq + 1, 0, job->isolate_to);
+		queue_done(f->q, job, QUEUE_SENT, span.first_seq, span.last_seq, 0);
 		break;
 	}
 }
@@ -315,7 +316,7 @@ static void *forward_main(void *arg)
 		sender_free(&s);
 		return NULL;
 	}
-	while (queue_claim(f->q, &job) == 0)
+	while (queue_claim(f->q, (unsigned)f->cfg->inflight_per_tenant, &job) == 0)
 		forward_one(&s, &job);
 	sender_free(&s);
 	return NULL;

@@ -131,10 +131,12 @@ void queue_removed(struct queue *q, const char *id, size_t idlen,
 
 /* Whether t has something to send now; sets *wait_until to the end of its
  * backoff when that is all that holds it. Call with the lock held. */
-static int tenant_ready(const struct queue_tenant *t, uint64_t now,
-			uint64_t *wait_until)
+static int tenant_ready(const struct queue_tenant *t, unsigned max_inflight,
+			uint64_t now, uint64_t *wait_until)
 {
-	if (t->busy || t->entries == 0 || t->send_seq > t->last_seq)
+	int fresh = !t->reading && t->entries > 0 && t->send_seq <= t->last_seq;
+
+	if (t->inflight >= max_inflight || (t->nretry == 0 && !fresh))
 		return 0;
 	if (t->retry_at_ms > now) {
 		if (*wait_until == 0 || t->retry_at_ms < *wait_until)
@@ -144,7 +146,23 @@ static int tenant_ready(const struct queue_tenant *t, uint64_t now,
 	return 1;
 }
 
-int queue_claim(struct queue *q, struct queue_job *job)
+/* Moves t to the tail of the list so that tenants take turns. */
+static void to_tail(struct queue *q, struct queue_tenant *t)
+{
+	struct queue_tenant **pp = &q->tenants, *last;
+
+	if (t->next == NULL)
+		return;
+	while (*pp != t)
+		pp = &(*pp)->next;
+	*pp = t->next;
+	for (last = t->next; last->next != NULL; last = last->next)
+		;
+	last->next = t;
+	t->next = NULL;
+}
+
+int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 {
 	struct queue_tenant *t;
 	struct timespec ts;
@@ -159,7 +177,7 @@ int queue_claim(struct queue *q, struct queue_job *job)
 		now = now_ms();
 		wait_until = 0;
 		for (t = q->tenants; t != NULL; t = t->next) {
-			if (tenant_ready(t, now, &wait_until))
+			if (tenant_ready(t, max_inflight, now, &wait_until))
 				break;
 		}
 		if (t != NULL)
@@ -170,48 +188,124 @@ int queue_claim(struct queue *q, struct queue_job *job)
 		ts.tv_nsec = (long)(wait_until % 1000) * 1000000;
 		pthread_cond_timedwait(&q->wake, &q->lock, &ts);
 	}
-	t->busy = 1;
 	memcpy(job->id, t->id, t->idlen);
 	job->id[t->idlen] = '\0';
 	job->idlen = t->idlen;
-	job->send_seq = t->send_seq;
-	job->isolate_to = t->isolate_to;
-	job->last_seq = t->last_seq;
 	job->attempts = t->attempts;
-	/* Move the tenant to the tail so that tenants take turns. */
-	if (t->next != NULL) {
-		struct queue_tenant **pp = &q->tenants, *last;
-		while (*pp != t)
-			pp = &(*pp)->next;
-		*pp = t->next;
-		for (last = t->next; last->next != NULL; last = last->next)
-			;
-		last->next = t;
-		t->next = NULL;
+	if (t->nretry > 0) {
+		/* What failed goes again first, oldest first. */
+		job->first = t->retry[0].first;
+		job->last = t->retry[0].last;
+		job->isolate = t->retry[0].isolate;
+		job->fresh = 0;
+		t->nretry--;
+		memmove(&t->retry[0], &t->retry[1], t->nretry * sizeof(t->retry[0]));
+	} else {
+		job->first = t->send_seq;
+		job->last = t->last_seq;
+		job->isolate = 0;
+		job->fresh = 1;
+		t->reading = 1;
 	}
+	t->inflight++;
+	to_tail(q, t);
 	pthread_mutex_unlock(&q->lock);
 	return 0;
 }
 
-void queue_release(struct queue *q, const struct queue_job *job,
-		   uint64_t next_seq, uint64_t retry_in_ms, uint64_t isolate_to)
+/* Puts first..last back to be sent again, keeping the list in order.
+ * Call with the lock held. */
+static void retry_push(struct queue_tenant *t, uint64_t first, uint64_t last,
+		       int isolate)
+{
+	unsigned i;
+
+	if (t->nretry == sizeof(t->retry) / sizeof(t->retry[0])) {
+		/* Cannot happen with at most QUEUE_MAX_INFLIGHT requests in
+		 * flight; widen the last range rather than lose one. */
+		struct queue_range *r = &t->retry[t->nretry - 1];
+		r->first = first < r->first ? first : r->first;
+		r->last = last > r->last ? last : r->last;
+		r->isolate |= isolate;
+		return;
+	}
+	for (i = 0; i < t->nretry && t->retry[i].first < first; i++)
+		;
+	memmove(&t->retry[i + 1], &t->retry[i], (t->nretry - i) * sizeof(t->retry[0]));
+	t->retry[i].first = first;
+	t->retry[i].last = last;
+	t->retry[i].isolate = isolate;
+	t->nretry++;
+}
+
+void queue_taken(struct queue *q, const struct queue_job *job,
+		 uint64_t entries, uint64_t first, uint64_t last)
+{
+	struct queue_tenant *t;
+
+	(void)first;
+	pthread_mutex_lock(&q->lock);
+	t = queue_tenant_get(q, job->id, job->idlen, 0);
+	if (t != NULL) {
+		if (job->fresh) {
+			t->reading = 0;
+			/* What the request does not hold waits for the next. */
+			uint64_t next = entries ? last + 1 : job->last + 1;
+			if (t->send_seq < next)
+				t->send_seq = next;
+		} else if (entries > 0 && last < job->last) {
+			retry_push(t, last + 1, job->last, job->isolate);
+		}
+		if (entries == 0 && t->inflight > 0)
+			t->inflight--;
+	}
+	pthread_cond_broadcast(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_unclaim(struct queue *q, const struct queue_job *job)
 {
 	struct queue_tenant *t;
 
 	pthread_mutex_lock(&q->lock);
 	t = queue_tenant_get(q, job->id, job->idlen, 0);
 	if (t != NULL) {
-		t->busy = 0;
-		if (t->send_seq < next_seq)
-			t->send_seq = next_seq;
-		if (retry_in_ms > 0) {
-			t->attempts++;
-			t->retry_at_ms = now_ms() + retry_in_ms;
-		} else {
+		if (job->fresh)
+			t->reading = 0;
+		else
+			retry_push(t, job->first, job->last, job->isolate);
+		if (t->inflight > 0)
+			t->inflight--;
+	}
+	pthread_cond_broadcast(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_done(struct queue *q, const struct queue_job *job,
+		enum queue_outcome outcome, uint64_t first, uint64_t last,
+		uint64_t retry_in_ms)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	t = queue_tenant_get(q, job->id, job->idlen, 0);
+	if (t != NULL) {
+		if (t->inflight > 0)
+			t->inflight--;
+		switch (outcome) {
+		case QUEUE_SENT:
 			t->attempts = 0;
 			t->retry_at_ms = 0;
+			break;
+		case QUEUE_RETRY:
+			retry_push(t, first, last, job->isolate);
+			t->attempts++;
+			t->retry_at_ms = now_ms() + retry_in_ms;
+			break;
+		case QUEUE_ISOLATE:
+			retry_push(t, first, last, 1);
+			break;
 		}
-		t->isolate_to = isolate_to;
 	}
 	pthread_cond_broadcast(&q->wake);
 	pthread_mutex_unlock(&q->lock);

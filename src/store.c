@@ -503,8 +503,9 @@ int store_put_next_seq(MDB_txn *txn, struct store *st)
 }
 
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,
-		     uint64_t seq, uint64_t max_raw, uint64_t max_entries,
-		     struct buf *body, struct store_span *span)
+		     uint64_t seq, uint64_t max_seq, uint64_t max_raw,
+		     uint64_t max_entries, struct buf *body,
+		     struct store_span *span)
 {
 	struct sblock_part parts[256];
 	uint8_t key[STORE_KEY_MAX];
@@ -531,7 +532,7 @@ int store_read_batch(struct store *st, const char *tenant, size_t tlen,
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (store_key_parse(&k, &t, &n, &s) < 0 || n != tlen ||
-		    memcmp(t, tenant, tlen) != 0)
+		    memcmp(t, tenant, tlen) != 0 || s > max_seq)
 			break;
 		if (store_entry_hdr(&v, &h) < 0) {
 			/* Unreadable: let it travel alone so the upstream's

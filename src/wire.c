@@ -272,6 +272,7 @@ static inline int next_field(struct scan *s, const uint8_t *p,
 	return WIRE_BAD;
 }
 
+/* The reason for a known field with the wrong wire type. Returns WIRE_BAD. */
 static int wrong_type(struct scan *s, const char *msg, const struct field *f)
 	__attribute__((cold, noinline));
 static int wrong_type(struct scan *s, const char *msg, const struct field *f)
@@ -361,8 +362,7 @@ static inline int name_word(const uint8_t *p, int metric)
 
 /* Whether p[0..n) matches [a-zA-Z_][a-zA-Z0-9_]*, or with metric set
  * [a-zA-Z_:][a-zA-Z0-9_:]*. Eight bytes at a time past the first. */
-static inline int name_valid(const uint8_t *p, size_t n, int metric,
-			     const uint8_t *limit)
+static inline int name_valid(const uint8_t *p, size_t n, int metric)
 {
 	unsigned acc = 0xff;
 	size_t i;
@@ -374,21 +374,6 @@ static inline int name_valid(const uint8_t *p, size_t n, int metric,
 			if (!name_word(p + i, metric))
 				return 0;
 		return name_word(p + n - 8, metric);
-	}
-	if (p + 8 <= limit) {
-		/* Eight bytes are readable: check the first n as a word. */
-		static const uint8_t mask[16] = { 0xff, 0xff, 0xff, 0xff, 0xff,
-						  0xff, 0xff, 0xff };
-		uint64_t w, m, ok;
-
-		memcpy(&w, p, 8);
-		memcpy(&m, mask + 8 - n, 8);
-		ok = bytes_in(w | 0x2020202020202020ull, 'a', 'z') |
-		     bytes_in(w, '0', '9') | bytes_in(w, '_', '_') |
-		     (metric ? bytes_in(w, ':', ':') : 0);
-		return (w & m & 0x8080808080808080ull) == 0 &&
-		       ((ok | ~m) & 0x8080808080808080ull) ==
-			       0x8080808080808080ull;
 	}
 	for (i = 1; i < n; i++)
 		acc &= name_class[p[i]];
@@ -545,7 +530,7 @@ static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 				break;
 			if (label_read(s, &f, &l) < 0)
 				return WIRE_BAD;
-			if (!name_valid(l.name, l.nlen, 0, NULL) ||
+			if (!name_valid(l.name, l.nlen, 0) ||
 			    !utf8_valid(l.value, l.vlen))
 				return fail(s, WIRE_BAD,
 					    "invalid exemplar label \"%s\"",
@@ -566,7 +551,7 @@ static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
  * order against prev, value, and the opts bounds. Returns an L_ value.
  */
 static inline int label_check(const struct wire_opts *o, const struct label *l,
-			      const struct label *prev, const uint8_t *limit)
+			      const struct label *prev)
 {
 	int d;
 
@@ -574,7 +559,7 @@ static inline int label_check(const struct wire_opts *o, const struct label *l,
 		return L_EMPTY_NAME;
 	if (o->max_label_name_length && l->nlen > o->max_label_name_length)
 		return L_NAME_LONG;
-	if (!name_valid(l->name, l->nlen, 0, limit))
+	if (!name_valid(l->name, l->nlen, 0))
 		return L_NAME_BAD;
 	if (prev != NULL &&
 	    (d = name_cmp(l->name, l->nlen, prev->name, prev->nlen)) <= 0)
@@ -586,7 +571,7 @@ static inline int label_check(const struct wire_opts *o, const struct label *l,
 	if (!utf8_valid(l->value, l->vlen))
 		return L_VALUE_UTF8;
 	if (l->nlen == 8 && memcmp(l->name, "__name__", 8) == 0 &&
-	    !name_valid(l->value, l->vlen, 1, limit))
+	    !name_valid(l->value, l->vlen, 1))
 		return L_METRIC_BAD;
 	return L_OK;
 }
@@ -690,6 +675,7 @@ static struct label *labels_grow(struct label *l, size_t n)
 	return p;
 }
 
+/* Writes v as a varint at d (room for 10 bytes); returns the end. */
 static inline uint8_t *put_varint(uint8_t *d, uint64_t v)
 {
 	while (v >= 0x80) {
@@ -762,6 +748,7 @@ static uint8_t *put_labels(const struct scan *s, const struct series *r,
 __extension__ typedef unsigned __int128 wire_u128;
 #endif
 
+/* Folds the 128-bit product of a and b to 64 bits. */
 static inline uint64_t hash_mix(uint64_t a, uint64_t b)
 {
 #ifdef __SIZEOF_INT128__
@@ -905,7 +892,7 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 		if (max && r.n == max)
 			return fail(s, WIRE_BAD, "more than %zu labels", max);
 		prev = r.n > 0 ? &r.l[r.n - 1] : NULL;
-		if ((rc = label_check(s->o, &r.l[r.n], prev, end)) != L_OK)
+		if ((rc = label_check(s->o, &r.l[r.n], prev)) != L_OK)
 			return label_error(s, &r.l[r.n], prev, rc);
 		r.llen += r.l[r.n++].size;
 		r.interleaved |= r.rest != NULL;

@@ -586,7 +586,7 @@ static const char *queue_is(const char *tenant, const int *want, size_t n,
 	const char *e;
 
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(&E.st, tenant, strlen(tenant), 0, UINT64_MAX, 256,
+	if (store_read_batch(&E.st, tenant, strlen(tenant), 0, UINT64_MAX, UINT64_MAX, 256,
 			     &body, span) < 0)
 		e = "store_read_batch failed";
 	else if (span->entries == 0)
@@ -1156,7 +1156,7 @@ static void test_writer_stores_and_reads_back(void)
 
 	/* The limits of one read: entries, decoded bytes (at least one). */
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(&E.st, "t1", 2, 0, UINT64_MAX, 3, &body, &span) < 0)
+	if (store_read_batch(&E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 3, &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (span.entries != 3)
 		e = err("max_entries 3 read %llu", (unsigned long long)span.entries);
@@ -1164,7 +1164,7 @@ static void test_writer_stores_and_reads_back(void)
 		e = block_is(body.p, body.len, all8, 3);
 	buf_reset(&body);
 	if (e == NULL &&
-	    store_read_batch(&E.st, "t1", 2, 0, fx[0].rawlen + fx[1].rawlen, 256,
+	    store_read_batch(&E.st, "t1", 2, 0, UINT64_MAX, fx[0].rawlen + fx[1].rawlen, 256,
 			     &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL && span.entries != 2)
@@ -1173,14 +1173,14 @@ static void test_writer_stores_and_reads_back(void)
 		e = block_is(body.p, body.len, all8, 2);
 	buf_reset(&body);
 	if (e == NULL &&
-	    store_read_batch(&E.st, "t1", 2, 0, 1, 256, &body, &span) < 0)
+	    store_read_batch(&E.st, "t1", 2, 0, UINT64_MAX, 1, 256, &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL && span.entries != 1)
 		e = "a tiny max_raw must still read one entry";
 	buf_reset(&body);
 	/* From the middle on. */
 	if (e == NULL &&
-	    store_read_batch(&E.st, "t1", 2, span.first_seq + 5, UINT64_MAX, 256,
+	    store_read_batch(&E.st, "t1", 2, span.first_seq + 5, UINT64_MAX, UINT64_MAX, 256,
 			     &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL)
@@ -1188,7 +1188,7 @@ static void test_writer_stores_and_reads_back(void)
 	buf_reset(&body);
 	/* Another tenant, a prefix of this one: nothing. */
 	if (e == NULL &&
-	    (store_read_batch(&E.st, "t", 1, 0, UINT64_MAX, 256, &body,
+	    (store_read_batch(&E.st, "t", 1, 0, UINT64_MAX, UINT64_MAX, 256, &body,
 			      &span) < 0 || span.entries != 0 || body.len != 0))
 		e = "tenant \"t\" read entries of \"t1\"";
 	buf_free(&body);
@@ -1355,9 +1355,9 @@ static void test_set_aside_middle_keeps_older(void)
 	CHECK_NOERR(wait_entries(4));
 	CHECK_EQ_INT(tenant_state("t1", &ts), 0);
 	CHECK_EQ_INT(ts.entries, 4);
-	CHECK_EQ_INT(queue_claim(&E.q, &job), 0);
-	queue_release(&E.q, &job, job.send_seq, 0, 0);
-	CHECK_EQ_INT(job.send_seq, s0);
+	CHECK_EQ_INT(queue_claim(&E.q, 1, &job), 0);
+	queue_unclaim(&E.q, &job);
+	CHECK_EQ_INT(job.first, s0);
 	CHECK_EQ_INT(ts.first_seq, s0);
 }
 
@@ -1381,9 +1381,9 @@ static void test_ack_middle_keeps_older(void)
 	CHECK_NOERR(wait_entries(3));
 	CHECK_EQ_INT(tenant_state("t1", &ts), 0);
 	CHECK_EQ_INT(ts.entries, 3);
-	CHECK_EQ_INT(queue_claim(&E.q, &job), 0);
-	queue_release(&E.q, &job, job.send_seq, 0, 0);
-	CHECK_EQ_INT(job.send_seq, s0);
+	CHECK_EQ_INT(queue_claim(&E.q, 1, &job), 0);
+	queue_unclaim(&E.q, &job);
+	CHECK_EQ_INT(job.first, s0);
 	CHECK_EQ_INT(ts.first_seq, s0);
 }
 
@@ -1412,9 +1412,9 @@ static void test_ack_newest_keeps_older(void)
 	CHECK_EQ_INT(ts.entries, 3);
 	CHECK_EQ_INT(ts.samples, 3 * 500);
 	CHECK_EQ_INT(ts.first_seq, s0);
-	CHECK_EQ_INT(queue_claim(&E.q, &job), 0);
-	queue_release(&E.q, &job, job.send_seq, 0, 0);
-	CHECK_EQ_INT(job.send_seq, s0);
+	CHECK_EQ_INT(queue_claim(&E.q, 1, &job), 0);
+	queue_unclaim(&E.q, &job);
+	CHECK_EQ_INT(job.first, s0);
 }
 
 /* Reopening rebuilds the queue from the records, and sequence numbers go
@@ -1778,7 +1778,7 @@ static void test_buffer_full(void)
 	buf_init(&body, 1u << 30);
 	for (uint64_t seq = 0; e == NULL;) {
 		buf_reset(&body);
-		if (store_read_batch(&E.st, "t1", 2, seq, UINT64_MAX, 256, &body,
+		if (store_read_batch(&E.st, "t1", 2, seq, UINT64_MAX, UINT64_MAX, 256, &body,
 				     &span) < 0) {
 			e = "store_read_batch failed";
 		} else if (span.entries == 0) {
@@ -2061,7 +2061,7 @@ static void test_ingest_then_store(void)
 
 	/* The labelled tenant: every series carries tenant="labelled". */
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(&E.st, "labelled", 8, 0, UINT64_MAX, 256, &body,
+	if (store_read_batch(&E.st, "labelled", 8, 0, UINT64_MAX, UINT64_MAX, 256, &body,
 			     &span) < 0 || span.entries == 0) {
 		e = "nothing stored for \"labelled\"";
 	} else {
