@@ -38,6 +38,8 @@
 #   BENCH_LAT_RATE              samples/s for phase c (default: vmagent top / 2)
 #   BENCH_LAT_SERIES            series per request in phase c (default: the
 #                               size at which vmagent was fastest)
+#   BENCH_RELAY_INFLIGHT [4]    the relay's [upstream] inflight_per_tenant, as
+#                               many requests at once as vmagent's 4 queues
 #   BENCH_SYSTEMS ["relay vmagent"]
 #   BENCH_TMP [${TMPDIR:-/tmp}] where the data dirs go (needs a few GB)
 #   BENCH_KEEP [0]              1: keep the temporary directory
@@ -54,6 +56,7 @@ SAMPLES=${BENCH_SAMPLES:-20000000}
 SAMPLES_500=${BENCH_SAMPLES_500:-$SAMPLES}
 SAMPLES_2000=${BENCH_SAMPLES_2000:-$SAMPLES}
 CONNS=${BENCH_CONNECTIONS:-8}
+RELAY_INFLIGHT=${BENCH_RELAY_INFLIGHT:-4}
 TARGETS=${BENCH_TARGETS:-100}
 MAX_SECONDS=${BENCH_MAX_SECONDS:-120}
 SETTLE=${BENCH_SETTLE:-2}
@@ -270,6 +273,10 @@ start_system() {
 
 		[upstream]
 		url = http://127.0.0.1:$up/api/v1/write
+		# vmagent sends -remoteWrite.queues (2 x CPUs = 4 here) requests
+		# at once, in no per-series order; the relay does the same only
+		# when told (its default, 1, keeps every series in order).
+		inflight_per_tenant = $RELAY_INFLIGHT
 		EOF
 		"$RELAY" -c "$conf" >>"$logf" 2>&1 &
 		SYS_PID=$!

@@ -31,6 +31,7 @@ static void scratch_free(void *p)
 	buf_free(&s->decoded);
 	buf_free(&s->rewritten);
 	free(s);
+	wire_scratch_free();
 }
 
 static void scratch_key_init(void)
