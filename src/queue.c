@@ -86,8 +86,12 @@ void queue_added(struct queue *q, const char *id, size_t idlen, uint64_t seq,
 		q->entries++;
 		q->bytes += bytes;
 		q->samples += samples;
+		/* One forwarder is enough for new entries, and none while the
+		 * tenant backs off or its new entries are being read: its
+		 * claim's timed wait or queue_taken() comes back for them. */
+		if (!t->reading && t->retry_at_ms <= now_ms())
+			pthread_cond_signal(&q->wake);
 	}
-	pthread_cond_broadcast(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -125,7 +129,7 @@ void queue_removed(struct queue *q, const char *id, size_t idlen,
 	q->entries = sub_floor(q->entries, entries);
 	q->bytes = sub_floor(q->bytes, bytes);
 	q->samples = sub_floor(q->samples, samples);
-	pthread_cond_broadcast(&q->wake);
+	/* Removing entries makes no new work: no one to wake. */
 	pthread_mutex_unlock(&q->lock);
 }
 
