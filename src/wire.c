@@ -14,9 +14,11 @@
  * Labels that already come in that encoding (Prometheus sends nothing
  * else) are copied in runs rather than re-encoded. The series hash is taken
  * over the canonical label encoding, so it depends on the final label set
- * only, never on how the sender encoded it.
+ * only, never on how the sender encoded it. Label names and values are
+ * held to the rules in labels.h.
  */
 #include "wire.h"
+#include "labels.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -26,7 +28,6 @@
 
 #define WIRE_STACK_LABELS 64 /* labels per series before the heap scratch */
 #define WIRE_STACK_BYTES 2048 /* label bytes hashed on the stack */
-#define WIRE_QUOTE_MAX 64    /* longest name or value quoted in a reason */
 
 enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
 
@@ -102,16 +103,6 @@ static const uint8_t histogram_kinds[] = {
 	[13] = K_REP_FIXED64, [14] = K_VARINT,  [15] = K_VARINT
 };
 
-/* Name characters: 1 starts a label name, 2 continues one, 4 starts a
- * metric name, 8 continues one. */
-static const uint8_t name_class[256] = {
-	[0x30] = 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 12,
-	[0x41] = 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
-	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, [0x5f] = 15,
-	[0x61] = 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
-	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15
-};
-
 /* What is wrong with a series label (label_check). */
 enum { L_OK, L_EMPTY_NAME, L_NAME_LONG, L_NAME_BAD, L_DUPLICATE, L_UNSORTED,
        L_EMPTY_VALUE, L_VALUE_LONG, L_VALUE_UTF8, L_METRIC_BAD };
@@ -160,24 +151,6 @@ static int fail(struct scan *s, int rc, const char *fmt, ...)
 	vsnprintf(s->why + n, s->whylen - (size_t)n, fmt, ap);
 	va_end(ap);
 	return rc;
-}
-
-/* Copies p[0..n) into dst as printable ASCII ('?' for anything else), cut
- * to WIRE_QUOTE_MAX bytes with "...". Returns dst. */
-static const char *quote(char dst[WIRE_QUOTE_MAX + 4], const uint8_t *p,
-			 size_t n)
-{
-	size_t i, m = n > WIRE_QUOTE_MAX ? WIRE_QUOTE_MAX : n;
-
-	for (i = 0; i < m; i++)
-		dst[i] = p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' &&
-				 p[i] != '\\' ? (char)p[i] : '?';
-	if (m < n) {
-		memcpy(dst + m, "...", 3);
-		m += 3;
-	}
-	dst[m] = '\0';
-	return dst;
 }
 
 /* Reads a varint of at most max bytes from *pp (< end) and advances *pp.
@@ -281,105 +254,6 @@ static int wrong_type(struct scan *s, const char *msg, const struct field *f)
 		    f->type, msg, f->num, (size_t)(f->start - s->base));
 }
 
-/* Whether p[0..n), which holds some non-ASCII byte, is valid UTF-8: no
- * overlong forms, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid_slow(const uint8_t *p, size_t n)
-{
-	size_t i = 0, k, len;
-	uint8_t c, lo, hi;
-
-	while (i < n) {
-		if ((c = p[i]) < 0x80) {
-			i++;
-			continue;
-		}
-		lo = 0x80;
-		hi = 0xbf;
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			lo = c == 0xe0 ? 0xa0 : lo;
-			hi = c == 0xed ? 0x9f : hi;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			lo = c == 0xf0 ? 0x90 : lo;
-			hi = c == 0xf4 ? 0x8f : hi;
-		} else {
-			return 0;
-		}
-		if (n - i < len || p[i + 1] < lo || p[i + 1] > hi)
-			return 0;
-		for (k = 2; k < len; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-		i += len;
-	}
-	return 1;
-}
-
-/* Whether p[0..n) is valid UTF-8; ASCII is taken eight bytes at a time. */
-static inline int utf8_valid(const uint8_t *p, size_t n)
-{
-	uint64_t acc = 0, w;
-	size_t i;
-
-	if (n >= 8) {
-		for (i = 0; i + 8 < n; i += 8) {
-			memcpy(&w, p + i, 8);
-			acc |= w;
-		}
-		memcpy(&w, p + n - 8, 8);
-		acc |= w;
-	} else {
-		for (i = 0; i < n; i++)
-			acc |= p[i];
-	}
-	return (acc & 0x8080808080808080ull) == 0 || utf8_valid_slow(p, n);
-}
-
-/* Per byte of w (all below 0x80): 0x80 where it lies in [lo, hi], else 0. */
-static inline uint64_t bytes_in(uint64_t w, unsigned lo, unsigned hi)
-{
-	const uint64_t ones = 0x0101010101010101ull;
-
-	return (w + ones * (0x80 - lo)) & ~(w + ones * (0x7f - hi)) &
-	       ones * 0x80;
-}
-
-/* Whether the 8 bytes at p are all name characters (metric: colon too). */
-static inline int name_word(const uint8_t *p, int metric)
-{
-	const uint64_t high = 0x8080808080808080ull;
-	uint64_t w, ok;
-
-	memcpy(&w, p, 8);
-	ok = bytes_in(w | 0x2020202020202020ull, 'a', 'z') |
-	     bytes_in(w, '0', '9') | bytes_in(w, '_', '_') |
-	     (metric ? bytes_in(w, ':', ':') : 0);
-	return (w & high) == 0 && ok == high;
-}
-
-/* Whether p[0..n) matches [a-zA-Z_][a-zA-Z0-9_]*, or with metric set
- * [a-zA-Z_:][a-zA-Z0-9_:]*. Eight bytes at a time past the first. */
-static inline int name_valid(const uint8_t *p, size_t n, int metric)
-{
-	unsigned acc = 0xff;
-	size_t i;
-
-	if (n == 0 || !(name_class[p[0]] & (metric ? 4 : 1)))
-		return 0;
-	if (n >= 8) {
-		for (i = 0; i + 8 < n; i += 8)
-			if (!name_word(p + i, metric))
-				return 0;
-		return name_word(p + n - 8, metric);
-	}
-	for (i = 1; i < n; i++)
-		acc &= name_class[p[i]];
-	return (acc & (metric ? 8 : 2)) != 0;
-}
-
 /* Byte-order comparison of two names. */
 static inline int name_cmp(const uint8_t *a, size_t an, const uint8_t *b,
 			   size_t bn)
@@ -480,7 +354,7 @@ static inline const uint8_t *sample_fast(const uint8_t *p, const uint8_t *end)
 static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 		    const char *msg, const uint8_t *p, const uint8_t *end)
 {
-	char name[WIRE_QUOTE_MAX + 4];
+	char name[LABELS_QUOTE_SIZE];
 	const uint8_t *q;
 	struct label l;
 	struct field f;
@@ -499,7 +373,7 @@ static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 			break;
 		case K_UTF8:
 			if ((ok = f.type == WT_LEN) &&
-			    !utf8_valid(f.data, (size_t)(f.end - f.data)))
+			    !labels_utf8_valid(f.data, (size_t)(f.end - f.data)))
 				return fail(s, WIRE_BAD,
 					    "invalid UTF-8 in %s field %u",
 					    msg, f.num);
@@ -530,11 +404,11 @@ static int scan_msg(struct scan *s, const uint8_t *kinds, size_t nkinds,
 				break;
 			if (label_read(s, &f, &l) < 0)
 				return WIRE_BAD;
-			if (!name_valid(l.name, l.nlen, 0) ||
-			    !utf8_valid(l.value, l.vlen))
+			if (!labels_name_valid(l.name, l.nlen) ||
+			    !labels_utf8_valid(l.value, l.vlen))
 				return fail(s, WIRE_BAD,
 					    "invalid exemplar label \"%s\"",
-					    quote(name, l.name, l.nlen));
+					    labels_quote(name, l.name, l.nlen));
 			break;
 		default:
 			ok = 1;
@@ -559,7 +433,7 @@ static inline int label_check(const struct wire_opts *o, const struct label *l,
 		return L_EMPTY_NAME;
 	if (o->max_label_name_length && l->nlen > o->max_label_name_length)
 		return L_NAME_LONG;
-	if (!name_valid(l->name, l->nlen, 0))
+	if (!labels_name_valid(l->name, l->nlen))
 		return L_NAME_BAD;
 	if (prev != NULL &&
 	    (d = name_cmp(l->name, l->nlen, prev->name, prev->nlen)) <= 0)
@@ -568,10 +442,10 @@ static inline int label_check(const struct wire_opts *o, const struct label *l,
 		return L_EMPTY_VALUE;
 	if (o->max_label_value_length && l->vlen > o->max_label_value_length)
 		return L_VALUE_LONG;
-	if (!utf8_valid(l->value, l->vlen))
+	if (!labels_utf8_valid(l->value, l->vlen))
 		return L_VALUE_UTF8;
 	if (l->nlen == 8 && memcmp(l->name, "__name__", 8) == 0 &&
-	    !name_valid(l->value, l->vlen, 1))
+	    !labels_metric_name_valid(l->value, l->vlen))
 		return L_METRIC_BAD;
 	return L_OK;
 }
@@ -583,9 +457,9 @@ static int label_error(struct scan *s, const struct label *l,
 static int label_error(struct scan *s, const struct label *l,
 		       const struct label *prev, int rc)
 {
-	char q[WIRE_QUOTE_MAX + 4], r[WIRE_QUOTE_MAX + 4];
+	char q[LABELS_QUOTE_SIZE], r[LABELS_QUOTE_SIZE];
 
-	quote(q, l->name, l->nlen);
+	labels_quote(q, l->name, l->nlen);
 	switch (rc) {
 	case L_EMPTY_NAME:
 		return fail(s, WIRE_BAD, "empty label name");
@@ -598,7 +472,7 @@ static int label_error(struct scan *s, const struct label *l,
 		return fail(s, WIRE_BAD, "duplicate label name \"%s\"", q);
 	case L_UNSORTED:
 		return fail(s, WIRE_BAD, "labels not sorted: \"%s\" after \"%s\"",
-			    q, quote(r, prev->name, prev->nlen));
+			    q, labels_quote(r, prev->name, prev->nlen));
 	case L_EMPTY_VALUE:
 		return fail(s, WIRE_BAD, "empty label value for \"%s\"", q);
 	case L_VALUE_LONG:
@@ -609,7 +483,7 @@ static int label_error(struct scan *s, const struct label *l,
 		return fail(s, WIRE_BAD, "invalid UTF-8 in value of \"%s\"", q);
 	default:
 		return fail(s, WIRE_BAD, "invalid metric name \"%s\"",
-			    quote(r, l->value, l->vlen));
+			    labels_quote(r, l->value, l->vlen));
 	}
 }
 
@@ -658,7 +532,7 @@ static inline int series_field(struct scan *s, const uint8_t *p,
 /* Makes room for 2n labels in the thread's scratch and moves the n at l
  * there. Returns the scratch (which keeps owning it), or NULL when memory
  * is short. */
-static struct label *labels_grow(struct label *l, size_t n)
+static struct label *scratch_grow(struct label *l, size_t n)
 {
 	struct label *p = scratch_labels;
 
@@ -877,7 +751,7 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	r.at = SIZE_MAX;
 	for (; p < end; p = q) {
 		if (r.n == cap) {
-			if ((r.l = labels_grow(r.l, r.n)) == NULL)
+			if ((r.l = scratch_grow(r.l, r.n)) == NULL)
 				return fail(s, WIRE_TOO_LARGE,
 					    "out of memory for labels");
 			cap = 2 * r.n;

@@ -9,8 +9,11 @@
  * promises: values within their bounds, the cross-key rules, valid and
  * findable tenants. On failure the message is one line "FILE:LINE: reason"
  * or "FILE: reason", with LINE a line of the input; a short message buffer
- * is truncated, never overrun, and does not change the outcome. The size
- * and duration parsers also get the input as one string.
+ * is truncated, never overrun, and does not change the outcome. An
+ * accepted config also goes through config_keep_fixed as a reload onto the
+ * defaults: it lists as many real keys as it counts, a short list buffer
+ * is not overrun, and a second call changes nothing. The size and duration
+ * parsers also get the input as one string.
  *
  * config_check() returns NULL, or a one-line description of what is wrong
  * (in a static buffer).
@@ -195,6 +198,68 @@ static const char *cc_error(const char *err, size_t lines)
 	return NULL;
 }
 
+/* Whether name is a key of the fixed sections. */
+static int cc_is_key(const char *name, size_t n)
+{
+	const char *k;
+
+	for (size_t i = 0; (k = config_key_info(i, NULL, NULL, NULL)) != NULL;
+	     i++)
+		if (strlen(k) == n && memcmp(k, name, n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * config_keep_fixed(next, defaults) as a reload onto a relay running with
+ * the defaults: returns how many keys differed (*count) and lists them in
+ * a changed buffer of changedlen bytes (exactly that size, so that ASan
+ * sees an overrun). With a full-size buffer the list must name *count real
+ * keys; a second call must find nothing left to change. Returns NULL or
+ * what is wrong; *count is -1 when memory was short.
+ */
+static const char *cc_keep_fixed(struct config *next, size_t changedlen,
+				 int *count)
+{
+	struct config cur;
+	char *changed = malloc(changedlen), again[64];
+	const char *e = NULL, *p, *q;
+	int n, names = 0;
+
+	*count = -1;
+	if (changed == NULL)
+		return NULL;
+	config_defaults(&cur);
+	n = config_keep_fixed(next, &cur, changed, changedlen);
+	if (n < 0)
+		goto out;
+	*count = n;
+	if (changedlen > 1024) {
+		for (p = changed; *p != '\0'; p = *q ? q + 2 : q, names++) {
+			q = strstr(p, ", ");
+			if (q == NULL)
+				q = p + strlen(p);
+			if (!cc_is_key(p, (size_t)(q - p))) {
+				e = cc_fail("config_keep_fixed listed \"%.*s\", "
+					    "not a key", (int)(q - p), p);
+				goto out;
+			}
+		}
+		if (names != n) {
+			e = cc_fail("config_keep_fixed returned %d but listed "
+				    "%d keys: %.200s", n, names, changed);
+			goto out;
+		}
+	}
+	if ((n = config_keep_fixed(next, &cur, again, sizeof(again))) > 0)
+		e = cc_fail("a second config_keep_fixed still changed %d keys "
+			    "(%s)", n, again);
+out:
+	config_free(&cur);
+	free(changed);
+	return e;
+}
+
 static const char *config_check(const uint8_t *data, size_t size)
 {
 	struct config cfg;
@@ -202,7 +267,7 @@ static const char *config_check(const uint8_t *data, size_t size)
 	const char *e = NULL;
 	size_t i, lines = 0;
 	uint64_t v;
-	int rc, rc2;
+	int rc, rc2, kept = -1, kept2 = -1;
 
 	/* The unit parsers on the input as one string. */
 	if ((s = malloc(size + 1)) != NULL) {
@@ -222,9 +287,10 @@ static const char *config_check(const uint8_t *data, size_t size)
 
 	memset(&cfg, 0, sizeof(cfg));
 	rc = config_load(&cfg, cc_path, err, sizeof(err));
-	if (rc == 0)
-		e = cc_loaded(&cfg);
-	else if (rc != -1)
+	if (rc == 0) {
+		if ((e = cc_loaded(&cfg)) == NULL)
+			e = cc_keep_fixed(&cfg, 4096, &kept);
+	} else if (rc != -1)
 		e = cc_fail("config_load returned %d", rc);
 	else
 		e = cc_error(err, lines);
@@ -243,6 +309,10 @@ static const char *config_check(const uint8_t *data, size_t size)
 		e = cc_fail("config_load overran a short message buffer");
 	else if (rc != 0 && strncmp(small, err, strlen(small)) != 0)
 		e = cc_fail("the short message is not the start of the long one");
+	else if (rc == 0 && (e = cc_keep_fixed(&cfg, 24, &kept2)) == NULL &&
+		 kept >= 0 && kept2 >= 0 && kept2 != kept)
+		e = cc_fail("config_keep_fixed counted %d keys with a short "
+			    "list buffer, %d with a long one", kept2, kept);
 	config_free(&cfg);
 	free(small);
 	return e;

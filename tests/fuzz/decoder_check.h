@@ -58,8 +58,12 @@
 #define DC_WHY 512
 
 /* Tenant labels: one that sorts first, one that replaces the "job" label
- * most series carry, the default, and one that sorts last. */
-static const char *const dc_labels[] = { "A", "job", "tenant", "zz_tenant" };
+ * most series carry, the default, and a long one that sorts last (with the
+ * long tenant its encoding takes more than 127 bytes). */
+static const char *const dc_labels[] = {
+	"A", "job", "tenant",
+	"zz_tenant_label_with_a_long_name_0123456789_0123456789_0123456789_0123456789"
+};
 static const char *const dc_tenants[] = {
 	"acme",
 	"t0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"
@@ -329,8 +333,10 @@ static const char *dc_wire(const uint8_t *raw, size_t len, unsigned pick)
 	memset(&c1, 0, sizeof(c1));
 	memset(&c2, 0, sizeof(c2));
 	buf_init(&copy, len + 1);
-	buf_init(&out, 2 * len + 1024);
-	buf_init(&out2, 2 * len + 1024);
+	/* The rewrite adds at most a tenant label (under 200 bytes) and a
+	 * longer length to each series, which takes at least 2 bytes. */
+	buf_init(&out, len + (len / 2 + 1) * 256);
+	buf_init(&out2, len + (len / 2 + 1) * 256);
 
 	rc0 = dc_scan(raw, len, &o0, &c0, &copy, DC_WHY, &e);
 	if (e != NULL)
