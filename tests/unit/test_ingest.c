@@ -9,31 +9,18 @@
  */
 #include "ingest.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <snappy-c.h>
-
 #include "buf.h"
 #include "config.h"
 #include "remote.pb-c.h"
 #include "store.h"
+#include "testlib.h"
 #include "unit.h"
 #include "wire.h"
-
-#define CHECK_NOERR(expr)                                                     \
-	do {                                                                  \
-		const char *check_e = (expr);                                 \
-		if (check_e != NULL) {                                        \
-			snprintf(unit_msg, sizeof(unit_msg), "%s:%d: %s",     \
-				 __FILE__, __LINE__, check_e);                \
-			unit_cur_failed = 1;                                  \
-			return;                                               \
-		}                                                             \
-	} while (0)
 
 static const char *const fixture_names[] = {
 	"req00000.bin", "req00001.bin", "req00002.bin", "req00003.bin",
@@ -41,154 +28,7 @@ static const char *const fixture_names[] = {
 };
 #define NFIXTURES (sizeof(fixture_names) / sizeof(fixture_names[0]))
 
-static char errbuf[512];
 static char why[256];
-
-static const char *err(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static const char *err(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
-	va_end(ap);
-	return errbuf;
-}
-
-/* Reads fixture name into a malloc'd compressed body (caller frees). */
-static uint8_t *fixture(const char *name, size_t *len)
-{
-	const char *dir = getenv("RELAY_FIXTURES");
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/fixtures", name);
-	return unit_read_file(path, len);
-}
-
-/* Decodes block; returns a malloc'd buffer (caller frees) or NULL. */
-static uint8_t *uncompress(const uint8_t *z, size_t zlen, size_t *len)
-{
-	uint8_t *raw;
-
-	if (snappy_uncompressed_length((const char *)z, zlen, len) != SNAPPY_OK ||
-	    (raw = malloc(*len ? *len : 1)) == NULL)
-		return NULL;
-	if (snappy_uncompress((const char *)z, zlen, (char *)raw, len) !=
-	    SNAPPY_OK) {
-		free(raw);
-		return NULL;
-	}
-	return raw;
-}
-
-/* Compresses raw[0..len); returns a malloc'd block (caller frees). */
-static uint8_t *compress(const uint8_t *raw, size_t len, size_t *zlen)
-{
-	size_t cap = snappy_max_compressed_length(len);
-	uint8_t *z = malloc(cap);
-
-	*zlen = cap;
-	if (z != NULL && snappy_compress((const char *)raw, len, (char *)z,
-					 zlen) != SNAPPY_OK) {
-		free(z);
-		z = NULL;
-	}
-	return z;
-}
-
-static void ref_counts(const Prometheus__WriteRequest *r,
-		       struct wire_counts *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->series = r->n_timeseries;
-	c->metadata = r->n_metadata;
-	for (size_t i = 0; i < r->n_timeseries; i++) {
-		c->samples += r->timeseries[i]->n_samples;
-		c->exemplars += r->timeseries[i]->n_exemplars;
-		c->histograms += r->timeseries[i]->n_histograms;
-	}
-}
-
-static int counts_equal(const struct wire_counts *a,
-			const struct wire_counts *b)
-{
-	return a->series == b->series && a->samples == b->samples &&
-	       a->histograms == b->histograms && a->exemplars == b->exemplars &&
-	       a->metadata == b->metadata;
-}
-
-static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
-{
-	uint8_t *p;
-
-	*len = protobuf_c_message_get_packed_size(m);
-	p = malloc(*len + 1);
-	if (p != NULL)
-		protobuf_c_message_pack(m, p);
-	return p;
-}
-
-static int message_equal(const void *a, const void *b)
-{
-	size_t na, nb;
-	uint8_t *pa = pack(a, &na), *pb = pack(b, &nb);
-	int eq = pa != NULL && pb != NULL && na == nb &&
-		 memcmp(pa, pb, na) == 0;
-
-	free(pa);
-	free(pb);
-	return eq;
-}
-
-/* Checks that series out is series in with label tenant=value added (tenant
- * NULL: identical). Returns NULL or what differs. */
-static const char *series_equal(const Prometheus__TimeSeries *in,
-				const Prometheus__TimeSeries *out,
-				const char *tenant, const char *value)
-{
-	size_t i, j, seen = 0;
-
-	if (tenant == NULL)
-		return message_equal(in, out) ? NULL : "series differs";
-	for (i = 1; i < out->n_labels; i++)
-		if (strcmp(out->labels[i - 1]->name, out->labels[i]->name) >= 0)
-			return err("labels not sorted: %s after %s",
-				   out->labels[i]->name, out->labels[i - 1]->name);
-	for (i = 0; i < out->n_labels; i++)
-		if (strcmp(out->labels[i]->name, tenant) == 0) {
-			if (strcmp(out->labels[i]->value, value) != 0)
-				return err("tenant label is %s",
-					   out->labels[i]->value);
-			seen++;
-		}
-	if (seen != 1)
-		return err("%zu tenant labels", seen);
-	for (i = 0, j = 0;; i++, j++) {
-		if (i < in->n_labels && strcmp(in->labels[i]->name, tenant) == 0)
-			i++;
-		if (j < out->n_labels && strcmp(out->labels[j]->name, tenant) == 0)
-			j++;
-		if (i >= in->n_labels && j >= out->n_labels)
-			break;
-		if (i >= in->n_labels || j >= out->n_labels)
-			return "label counts differ";
-		if (strcmp(in->labels[i]->name, out->labels[j]->name) != 0 ||
-		    strcmp(in->labels[i]->value, out->labels[j]->value) != 0)
-			return err("label %s=%s became %s=%s",
-				   in->labels[i]->name, in->labels[i]->value,
-				   out->labels[j]->name, out->labels[j]->value);
-	}
-	if (in->n_samples != out->n_samples)
-		return "sample counts differ";
-	for (i = 0; i < in->n_samples; i++)
-		if (!message_equal(in->samples[i], out->samples[i]))
-			return err("sample %zu differs", i);
-	if (in->n_exemplars != out->n_exemplars ||
-	    in->n_histograms != out->n_histograms)
-		return "exemplar or histogram counts differ";
-	return NULL;
-}
 
 /*
  * Checks that the chunks of b, decoded and read in order, hold the series

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "remote.pb-c.h"
+#include "testlib.h"
 #include "unit.h"
 
 #define OUT_MAX (256u << 20)
@@ -58,39 +59,6 @@ static void fill_data(uint8_t *p, size_t n)
 		}
 		i += run;
 	}
-}
-
-/* Compresses raw[0..len); returns a malloc'd block (caller frees) or NULL. */
-static uint8_t *compress(const uint8_t *raw, size_t len, size_t *zlen)
-{
-	size_t cap = snappy_max_compressed_length(len);
-	uint8_t *z = malloc(cap ? cap : 1);
-
-	*zlen = cap;
-	if (z != NULL && snappy_compress((const char *)raw, len, (char *)z,
-					 zlen) != SNAPPY_OK) {
-		free(z);
-		z = NULL;
-	}
-	return z;
-}
-
-/* Decodes block; returns a malloc'd buffer (caller frees) or NULL. */
-static uint8_t *uncompress(const uint8_t *z, size_t zlen, size_t *len)
-{
-	uint8_t *raw;
-
-	if (snappy_validate_compressed_buffer((const char *)z, zlen) != SNAPPY_OK ||
-	    snappy_uncompressed_length((const char *)z, zlen, len) != SNAPPY_OK)
-		return NULL;
-	if ((raw = malloc(*len ? *len : 1)) == NULL)
-		return NULL;
-	if (snappy_uncompress((const char *)z, zlen, (char *)raw, len) !=
-	    SNAPPY_OK) {
-		free(raw);
-		return NULL;
-	}
-	return raw;
 }
 
 /*
@@ -196,27 +164,6 @@ out:
 	free(raws);
 	free(lens);
 	return e;
-}
-
-#define CHECK_NOERR(expr)                                                     \
-	do {                                                                  \
-		const char *check_e = (expr);                                 \
-		if (check_e != NULL) {                                        \
-			snprintf(unit_msg, sizeof(unit_msg), "%s:%d: %s",     \
-				 __FILE__, __LINE__, check_e);                \
-			unit_cur_failed = 1;                                  \
-			return;                                               \
-		}                                                             \
-	} while (0)
-
-/* Reads fixture name into a malloc'd compressed body (caller frees). */
-static uint8_t *fixture(const char *name, size_t *len)
-{
-	const char *dir = getenv("RELAY_FIXTURES");
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/fixtures", name);
-	return unit_read_file(path, len);
 }
 
 static void test_preamble(void)
@@ -587,30 +534,6 @@ static void test_merge_appends(void)
 	free(z);
 	buf_free(&out);
 	CHECK(ok);
-}
-
-/* Packs a message; returns malloc'd bytes (caller frees). */
-static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
-{
-	uint8_t *p;
-
-	*len = protobuf_c_message_get_packed_size(m);
-	p = malloc(*len + 1);
-	if (p != NULL)
-		protobuf_c_message_pack(m, p);
-	return p;
-}
-
-static int message_equal(const void *a, const void *b)
-{
-	size_t na, nb;
-	uint8_t *pa = pack(a, &na), *pb = pack(b, &nb);
-	int eq = pa != NULL && pb != NULL && na == nb &&
-		 memcmp(pa, pb, na) == 0;
-
-	free(pa);
-	free(pb);
-	return eq;
 }
 
 /*

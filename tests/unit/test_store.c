@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,27 +26,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <snappy-c.h>
-
 #include "buf.h"
 #include "config.h"
 #include "ingest.h"
 #include "queue.h"
 #include "remote.pb-c.h"
+#include "testlib.h"
 #include "unit.h"
 #include "wire.h"
 #include "writer.h"
-
-#define CHECK_NOERR(expr)                                                     \
-	do {                                                                  \
-		const char *check_e = (expr);                                 \
-		if (check_e != NULL) {                                        \
-			snprintf(unit_msg, sizeof(unit_msg), "%s:%d: %s",     \
-				 __FILE__, __LINE__, check_e);                \
-			unit_cur_failed = 1;                                  \
-			return;                                               \
-		}                                                             \
-	} while (0)
 
 /* Upper bounds on waiting, so that a broken writer fails a test instead of
  * hanging it (generous: valgrind runs these too). */
@@ -77,63 +64,18 @@ static struct fixture fx[] = {
 };
 #define NFX ((int)(sizeof(fx) / sizeof(fx[0])))
 
-static char errbuf[512];
-
-static const char *err(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static const char *err(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
-	va_end(ap);
-	return errbuf;
-}
-
-/* Decodes block; returns a malloc'd buffer (caller frees) or NULL. */
-static uint8_t *uncompress(const uint8_t *z, size_t zlen, size_t *len)
-{
-	uint8_t *raw;
-
-	if (snappy_uncompressed_length((const char *)z, zlen, len) != SNAPPY_OK ||
-	    (raw = malloc(*len ? *len : 1)) == NULL)
-		return NULL;
-	if (snappy_uncompress((const char *)z, zlen, (char *)raw, len) !=
-	    SNAPPY_OK) {
-		free(raw);
-		return NULL;
-	}
-	return raw;
-}
-
-static void ref_counts(const Prometheus__WriteRequest *r,
-		       struct wire_counts *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->series = r->n_timeseries;
-	c->metadata = r->n_metadata;
-	for (size_t i = 0; i < r->n_timeseries; i++) {
-		c->samples += r->timeseries[i]->n_samples;
-		c->exemplars += r->timeseries[i]->n_exemplars;
-		c->histograms += r->timeseries[i]->n_histograms;
-	}
-}
-
+/* Reads, decodes and unpacks every fixture of fx[]. Returns 0, or -1 with
+ * what was loaded left for free_fixtures() to free. */
 static int load_fixtures(void)
 {
-	const char *dir = getenv("RELAY_FIXTURES");
-	char path[512];
-
 	for (int i = 0; i < NFX; i++) {
-		snprintf(path, sizeof(path), "%s/%s",
-			 dir ? dir : "tests/fixtures", fx[i].name);
-		if ((fx[i].z = unit_read_file(path, &fx[i].zlen)) == NULL ||
+		if ((fx[i].z = fixture(fx[i].name, &fx[i].zlen)) == NULL ||
 		    (fx[i].raw = uncompress(fx[i].z, fx[i].zlen,
 					    &fx[i].rawlen)) == NULL ||
 		    (fx[i].req = prometheus__write_request__unpack(
 			     NULL, fx[i].rawlen, fx[i].raw)) == NULL) {
-			fprintf(stderr, "cannot load fixture %s\n", path);
+			fprintf(stderr, "cannot load fixture %s/%s\n",
+				fixture_dir(), fx[i].name);
 			return -1;
 		}
 		ref_counts(fx[i].req, &fx[i].counts);
@@ -337,17 +279,12 @@ static const char *batches_new(size_t n)
 static const char *batch_add_chunk(struct batch *b, const uint8_t *raw,
 				   size_t len, const struct wire_counts *c)
 {
-	size_t zlen = snappy_max_compressed_length(len);
 	struct chunk *ch;
-	uint8_t *z = malloc(zlen);
+	size_t zlen;
+	uint8_t *z;
 
-	if (z == NULL)
-		return "out of memory";
-	if (snappy_compress((const char *)raw, len, (char *)z, &zlen) !=
-	    SNAPPY_OK) {
-		free(z);
+	if ((z = compress(raw, len, &zlen)) == NULL)
 		return "snappy_compress failed";
-	}
 	if ((ch = realloc(b->chunks, (b->nchunks + 1) * sizeof(*ch))) == NULL) {
 		free(z);
 		return "out of memory";
@@ -513,29 +450,6 @@ static size_t entries_of(const struct entries *es, const char *tenant,
 		if (strcmp(es->e[i].tenant, tenant) == 0 && n < max)
 			idx[n++] = i;
 	return n;
-}
-
-static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
-{
-	uint8_t *p;
-
-	*len = protobuf_c_message_get_packed_size(m);
-	p = malloc(*len + 1);
-	if (p != NULL)
-		protobuf_c_message_pack(m, p);
-	return p;
-}
-
-static int message_equal(const void *a, const void *b)
-{
-	size_t na, nb;
-	uint8_t *pa = pack(a, &na), *pb = pack(b, &nb);
-	int eq = pa != NULL && pb != NULL && na == nb &&
-		 memcmp(pa, pb, na) == 0;
-
-	free(pa);
-	free(pb);
-	return eq;
 }
 
 /*

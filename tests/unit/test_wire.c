@@ -9,31 +9,17 @@
 #include "wire.h"
 
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <snappy-c.h>
-
 #include "buf.h"
 #include "remote.pb-c.h"
+#include "testlib.h"
 #include "unit.h"
 
 #define OUT_MAX (64u << 20)
 #define STALE_NAN 0x7ff0000000000002ull
-
-/* Fails the current test with the message a checker returned. */
-#define CHECK_NOERR(expr)                                                     \
-	do {                                                                  \
-		const char *check_e = (expr);                                 \
-		if (check_e != NULL) {                                        \
-			snprintf(unit_msg, sizeof(unit_msg), "%s:%d: %s",     \
-				 __FILE__, __LINE__, check_e);                \
-			unit_cur_failed = 1;                                  \
-			return;                                               \
-		}                                                             \
-	} while (0)
 
 struct fixture {
 	char name[64];
@@ -44,7 +30,6 @@ struct fixture {
 static struct fixture fixtures[32];
 static size_t nfixtures;
 static char why[256];
-static char errbuf[512];
 
 /* Hashes reported through on_series. */
 static uint64_t hashes[4096];
@@ -58,18 +43,6 @@ static void on_series(void *arg, uint64_t hash)
 	nhashes++;
 }
 
-static const char *err(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static const char *err(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
-	va_end(ap);
-	return errbuf;
-}
-
 static int fixture_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct fixture *)a)->name,
@@ -79,16 +52,12 @@ static int fixture_cmp(const void *a, const void *b)
 /* Loads and decodes every req*.bin of the fixture directory. */
 static void load_fixtures(void)
 {
-	const char *dir = getenv("RELAY_FIXTURES");
-	char path[512];
 	struct dirent *e;
-	unsigned char *z;
+	uint8_t *z;
 	size_t zlen, n;
 	DIR *d;
 
-	if (dir == NULL)
-		dir = "tests/fixtures";
-	if ((d = opendir(dir)) == NULL)
+	if ((d = opendir(fixture_dir())) == NULL)
 		return;
 	while ((e = readdir(d)) != NULL && nfixtures < 32) {
 		struct fixture *f = &fixtures[nfixtures];
@@ -97,16 +66,10 @@ static void load_fixtures(void)
 		if (strncmp(e->d_name, "req", 3) != 0 || n < 5 || n > 60 ||
 		    strcmp(e->d_name + n - 4, ".bin") != 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if ((z = unit_read_file(path, &zlen)) == NULL)
+		if ((z = fixture(e->d_name, &zlen)) == NULL)
 			continue;
-		if (snappy_uncompressed_length((const char *)z, zlen, &n) ==
-			    SNAPPY_OK &&
-		    (f->body = malloc(n + 1)) != NULL &&
-		    snappy_uncompress((const char *)z, zlen, (char *)f->body,
-				      &n) == SNAPPY_OK) {
-			f->len = n;
-			memcpy(f->name, e->d_name, strlen(e->d_name) + 1);
+		if ((f->body = uncompress(z, zlen, &f->len)) != NULL) {
+			memcpy(f->name, e->d_name, n + 1);
 			nfixtures++;
 		}
 		free(z);
@@ -138,130 +101,6 @@ static int scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 static Prometheus__WriteRequest *unpack(const uint8_t *p, size_t len)
 {
 	return prometheus__write_request__unpack(NULL, len, p);
-}
-
-static void ref_counts(const Prometheus__WriteRequest *r,
-		       struct wire_counts *c)
-{
-	size_t i;
-
-	memset(c, 0, sizeof(*c));
-	c->series = r->n_timeseries;
-	c->metadata = r->n_metadata;
-	for (i = 0; i < r->n_timeseries; i++) {
-		c->samples += r->timeseries[i]->n_samples;
-		c->exemplars += r->timeseries[i]->n_exemplars;
-		c->histograms += r->timeseries[i]->n_histograms;
-	}
-}
-
-static const char *counts_equal(const struct wire_counts *a,
-				const struct wire_counts *b)
-{
-	if (a->series != b->series || a->samples != b->samples ||
-	    a->exemplars != b->exemplars || a->histograms != b->histograms ||
-	    a->metadata != b->metadata)
-		return err("counts differ: series %llu/%llu samples %llu/%llu "
-			   "exemplars %llu/%llu histograms %llu/%llu "
-			   "metadata %llu/%llu",
-			   (unsigned long long)a->series,
-			   (unsigned long long)b->series,
-			   (unsigned long long)a->samples,
-			   (unsigned long long)b->samples,
-			   (unsigned long long)a->exemplars,
-			   (unsigned long long)b->exemplars,
-			   (unsigned long long)a->histograms,
-			   (unsigned long long)b->histograms,
-			   (unsigned long long)a->metadata,
-			   (unsigned long long)b->metadata);
-	return NULL;
-}
-
-static uint64_t bits(double d)
-{
-	uint64_t u;
-
-	memcpy(&u, &d, sizeof(u));
-	return u;
-}
-
-/* Whether two messages pack to the same bytes (doubles compared by bits). */
-static int message_equal(const void *a, const void *b)
-{
-	size_t na = protobuf_c_message_get_packed_size(a);
-	size_t nb = protobuf_c_message_get_packed_size(b);
-	uint8_t *pa, *pb;
-	int eq = 0;
-
-	if (na != nb)
-		return 0;
-	pa = malloc(na + 1);
-	pb = malloc(nb + 1);
-	if (pa != NULL && pb != NULL) {
-		protobuf_c_message_pack(a, pa);
-		protobuf_c_message_pack(b, pb);
-		eq = memcmp(pa, pb, na) == 0;
-	}
-	free(pa);
-	free(pb);
-	return eq;
-}
-
-/* Checks that series out is series in with label tenant set to value
- * (tenant NULL: labels unchanged). Returns NULL or what differs. */
-static const char *series_equal(const Prometheus__TimeSeries *in,
-				const Prometheus__TimeSeries *out,
-				const char *tenant, const char *value)
-{
-	size_t i, j, seen = 0;
-
-	for (i = 1; i < out->n_labels; i++)
-		if (strcmp(out->labels[i - 1]->name, out->labels[i]->name) >= 0)
-			return err("labels not sorted: %s after %s",
-				   out->labels[i]->name,
-				   out->labels[i - 1]->name);
-	for (i = 0; tenant != NULL && i < out->n_labels; i++)
-		if (strcmp(out->labels[i]->name, tenant) == 0) {
-			if (strcmp(out->labels[i]->value, value) != 0)
-				return err("tenant label is %s",
-					   out->labels[i]->value);
-			seen++;
-		}
-	if (tenant != NULL && seen != 1)
-		return err("%zu tenant labels", seen);
-	for (i = 0, j = 0; i < in->n_labels || j < out->n_labels; i++, j++) {
-		if (tenant != NULL && i < in->n_labels &&
-		    strcmp(in->labels[i]->name, tenant) == 0)
-			i++;
-		if (tenant != NULL && j < out->n_labels &&
-		    strcmp(out->labels[j]->name, tenant) == 0)
-			j++;
-		if (i >= in->n_labels && j >= out->n_labels)
-			break;
-		if (i >= in->n_labels || j >= out->n_labels)
-			return err("label counts differ");
-		if (strcmp(in->labels[i]->name, out->labels[j]->name) != 0 ||
-		    strcmp(in->labels[i]->value, out->labels[j]->value) != 0)
-			return err("label %s=%s became %s=%s",
-				   in->labels[i]->name, in->labels[i]->value,
-				   out->labels[j]->name, out->labels[j]->value);
-	}
-	if (in->n_samples != out->n_samples ||
-	    in->n_exemplars != out->n_exemplars ||
-	    in->n_histograms != out->n_histograms)
-		return err("sample/exemplar/histogram counts differ");
-	for (i = 0; i < in->n_samples; i++)
-		if (bits(in->samples[i]->value) !=
-			    bits(out->samples[i]->value) ||
-		    in->samples[i]->timestamp != out->samples[i]->timestamp)
-			return err("sample %zu differs", i);
-	for (i = 0; i < in->n_exemplars; i++)
-		if (!message_equal(in->exemplars[i], out->exemplars[i]))
-			return err("exemplar %zu differs", i);
-	for (i = 0; i < in->n_histograms; i++)
-		if (!message_equal(in->histograms[i], out->histograms[i]))
-			return err("histogram %zu differs", i);
-	return NULL;
 }
 
 /* Checks that out (a rewritten request) is in with the tenant label set,
@@ -324,7 +163,7 @@ static void pb_fixed64(struct buf *b, uint32_t field, uint64_t v)
 
 static void pb_double(struct buf *b, uint32_t field, double d)
 {
-	pb_fixed64(b, field, bits(d));
+	pb_fixed64(b, field, double_bits(d));
 }
 
 static void pb_bytes(struct buf *b, uint32_t field, const void *p, size_t n)
@@ -518,7 +357,7 @@ static void test_fixtures_match_reference(void)
 		CHECK((r = unpack(f->body, f->len)) != NULL);
 		ref_counts(r, &ref);
 		prometheus__write_request__free_unpacked(r, NULL);
-		CHECK_NOERR(counts_equal(&c, &ref));
+		CHECK_NOERR(counts_check(&c, &ref));
 		CHECK_EQ_INT(nhashes, c.series);
 		CHECK_EQ_INT(out.len, f->len);
 		CHECK(memcmp(out.p, f->body, f->len) == 0);
@@ -565,7 +404,7 @@ static size_t count_stale(const uint8_t *p, size_t len)
 		return 0;
 	for (i = 0; i < r->n_timeseries; i++)
 		for (j = 0; j < r->timeseries[i]->n_samples; j++)
-			n += bits(r->timeseries[i]->samples[j]->value) ==
+			n += double_bits(r->timeseries[i]->samples[j]->value) ==
 			     STALE_NAN;
 	prometheus__write_request__free_unpacked(r, NULL);
 	return n;
@@ -708,7 +547,7 @@ static void test_histograms_and_exemplars(void)
 	o.tenant_value = "acme";
 	memset(&c, 0, sizeof(c));
 	CHECK_EQ_INT(scan(req.p, req.len, &o, &c, &out), WIRE_OK);
-	CHECK_NOERR(counts_equal(&c, &ref));
+	CHECK_NOERR(counts_check(&c, &ref));
 	CHECK_NOERR(request_equal(req.p, req.len, out.p, out.len, "tenant",
 				  "acme"));
 	buf_free(&req);
@@ -1341,7 +1180,7 @@ static const char *differential(const uint8_t *body, size_t len,
 		e = "accepted a body protobuf-c rejects";
 	} else if (rc == WIRE_OK) {
 		ref_counts(r, &ref);
-		if ((e = counts_equal(&c, &ref)) == NULL)
+		if ((e = counts_check(&c, &ref)) == NULL)
 			e = request_equal(p, len, out.p, out.len, "tenant",
 					  "acme");
 	} else if (rc != WIRE_BAD && rc != WIRE_V2) {
@@ -1489,7 +1328,7 @@ static void test_concatenation(void)
 	CHECK_EQ_INT(scan(a->body, a->len, NULL, &ca, NULL), WIRE_OK);
 	CHECK_EQ_INT(scan(b->body, b->len, NULL, &ca, NULL), WIRE_OK);
 	CHECK_EQ_INT(scan(both.p, both.len, NULL, &c, &out), WIRE_OK);
-	CHECK_NOERR(counts_equal(&c, &ca));
+	CHECK_NOERR(counts_check(&c, &ca));
 	CHECK_EQ_INT(out.len, both.len);
 	buf_free(&both);
 	buf_free(&out);

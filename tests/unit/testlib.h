@@ -1,0 +1,266 @@
+/*
+ * testlib.h - what several unit tests share: reading the captured requests
+ * under tests/fixtures, snappy blocks made and decoded with the snappy
+ * library, and requests held against protobuf-c, the reference decoder
+ * generated from proto/ (counts, packed bytes, series).
+ *
+ * Like unit.h it is a header only: every function is static inline, so a
+ * test binary compiles in the ones it uses and no Makefile rule is needed.
+ *
+ * Fixtures are read from $RELAY_FIXTURES, or tests/fixtures when unset
+ * (run from the top of the tree).
+ */
+#ifndef RELAY_TESTLIB_H
+#define RELAY_TESTLIB_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <snappy-c.h>
+
+#include "remote.pb-c.h"
+#include "unit.h"
+#include "wire.h"
+
+/* Fails the current test with the message a checker returned (NULL: no
+ * failure). */
+#define CHECK_NOERR(expr)                                                     \
+	do {                                                                  \
+		const char *check_e = (expr);                                 \
+		if (check_e != NULL) {                                        \
+			snprintf(unit_msg, sizeof(unit_msg), "%s:%d: %s",     \
+				 __FILE__, __LINE__, check_e);                \
+			unit_cur_failed = 1;                                  \
+			return;                                               \
+		}                                                             \
+	} while (0)
+
+/* ---- reasons ----------------------------------------------------------- */
+
+/* Formats a reason a checker returns. Returns a static buffer (nobody
+ * frees) that the next call overwrites: a caller that passes one reason
+ * into the next copies it first. */
+static inline const char *err(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static inline const char *err(const char *fmt, ...)
+{
+	static char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+/* Returns the fixture directory: $RELAY_FIXTURES or tests/fixtures (not
+ * to be freed). */
+static inline const char *fixture_dir(void)
+{
+	const char *dir = getenv("RELAY_FIXTURES");
+
+	return dir != NULL ? dir : "tests/fixtures";
+}
+
+/* Reads fixture name (a compressed body as Prometheus sent it). Returns a
+ * malloc'd buffer (caller frees) and its length in *len, or NULL. */
+static inline uint8_t *fixture(const char *name, size_t *len)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", fixture_dir(), name);
+	return unit_read_file(path, len);
+}
+
+/* ---- snappy ------------------------------------------------------------ */
+
+/* Compresses raw[0..len) into one snappy block. Returns a malloc'd block
+ * (caller frees) and its length in *zlen, or NULL. */
+static inline uint8_t *compress(const uint8_t *raw, size_t len, size_t *zlen)
+{
+	size_t cap = snappy_max_compressed_length(len);
+	uint8_t *z = malloc(cap ? cap : 1);
+
+	*zlen = cap;
+	if (z != NULL && snappy_compress((const char *)raw, len, (char *)z,
+					 zlen) != SNAPPY_OK) {
+		free(z);
+		z = NULL;
+	}
+	return z;
+}
+
+/* Decodes the snappy block z[0..zlen), which the snappy library must
+ * validate first. Returns a malloc'd buffer (caller frees) and its length
+ * in *len, or NULL. */
+static inline uint8_t *uncompress(const uint8_t *z, size_t zlen, size_t *len)
+{
+	uint8_t *raw;
+
+	if (snappy_validate_compressed_buffer((const char *)z, zlen) != SNAPPY_OK ||
+	    snappy_uncompressed_length((const char *)z, zlen, len) != SNAPPY_OK)
+		return NULL;
+	if ((raw = malloc(*len ? *len : 1)) == NULL)
+		return NULL;
+	if (snappy_uncompress((const char *)z, zlen, (char *)raw, len) !=
+	    SNAPPY_OK) {
+		free(raw);
+		return NULL;
+	}
+	return raw;
+}
+
+/* ---- counts ------------------------------------------------------------ */
+
+/* Fills *c with the counts protobuf-c finds in r (nothing allocated). */
+static inline void ref_counts(const Prometheus__WriteRequest *r,
+			      struct wire_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->series = r->n_timeseries;
+	c->metadata = r->n_metadata;
+	for (size_t i = 0; i < r->n_timeseries; i++) {
+		c->samples += r->timeseries[i]->n_samples;
+		c->exemplars += r->timeseries[i]->n_exemplars;
+		c->histograms += r->timeseries[i]->n_histograms;
+	}
+}
+
+/* Returns 1 when a and b hold the same five counts, else 0. */
+static inline int counts_equal(const struct wire_counts *a,
+			       const struct wire_counts *b)
+{
+	return a->series == b->series && a->samples == b->samples &&
+	       a->exemplars == b->exemplars &&
+	       a->histograms == b->histograms && a->metadata == b->metadata;
+}
+
+/* Returns NULL when a and b hold the same counts, else both sets of counts
+ * in err()'s buffer (nobody frees). */
+static inline const char *counts_check(const struct wire_counts *a,
+				       const struct wire_counts *b)
+{
+	if (counts_equal(a, b))
+		return NULL;
+	return err("counts differ: series %llu/%llu samples %llu/%llu "
+		   "exemplars %llu/%llu histograms %llu/%llu "
+		   "metadata %llu/%llu",
+		   (unsigned long long)a->series,
+		   (unsigned long long)b->series,
+		   (unsigned long long)a->samples,
+		   (unsigned long long)b->samples,
+		   (unsigned long long)a->exemplars,
+		   (unsigned long long)b->exemplars,
+		   (unsigned long long)a->histograms,
+		   (unsigned long long)b->histograms,
+		   (unsigned long long)a->metadata,
+		   (unsigned long long)b->metadata);
+}
+
+/* ---- protobuf-c messages ----------------------------------------------- */
+
+/* Returns the bits of d, so that NaN payloads and -0.0 compare too. */
+static inline uint64_t double_bits(double d)
+{
+	uint64_t u;
+
+	memcpy(&u, &d, sizeof(u));
+	return u;
+}
+
+/* Packs m with protobuf-c. Returns malloc'd bytes (caller frees) and their
+ * length in *len, or NULL. */
+static inline uint8_t *pack(const ProtobufCMessage *m, size_t *len)
+{
+	uint8_t *p;
+
+	*len = protobuf_c_message_get_packed_size(m);
+	p = malloc(*len + 1);
+	if (p != NULL)
+		protobuf_c_message_pack(m, p);
+	return p;
+}
+
+/* Returns 1 when messages a and b pack to the same bytes, else 0 (also
+ * when memory is short). */
+static inline int message_equal(const void *a, const void *b)
+{
+	size_t na, nb;
+	uint8_t *pa = pack(a, &na), *pb = pack(b, &nb);
+	int eq = pa != NULL && pb != NULL && na == nb &&
+		 memcmp(pa, pb, na) == 0;
+
+	free(pa);
+	free(pb);
+	return eq;
+}
+
+/*
+ * Checks that series out is series in with label tenant=value set: out's
+ * labels sorted, the tenant label there exactly once with that value, the
+ * other labels in's (a tenant label in in is the one replaced), and the
+ * samples (value bits, timestamp and packed bytes), exemplars and
+ * histograms in's. With tenant NULL, out must pack to in's bytes. Returns
+ * NULL or what differs (a constant or err()'s buffer; nobody frees).
+ */
+static inline const char *series_equal(const Prometheus__TimeSeries *in,
+				       const Prometheus__TimeSeries *out,
+				       const char *tenant, const char *value)
+{
+	size_t i, j, seen = 0;
+
+	if (tenant == NULL)
+		return message_equal(in, out) ? NULL : "series differs";
+	for (i = 1; i < out->n_labels; i++)
+		if (strcmp(out->labels[i - 1]->name, out->labels[i]->name) >= 0)
+			return err("labels not sorted: %s after %s",
+				   out->labels[i]->name, out->labels[i - 1]->name);
+	for (i = 0; i < out->n_labels; i++)
+		if (strcmp(out->labels[i]->name, tenant) == 0) {
+			if (strcmp(out->labels[i]->value, value) != 0)
+				return err("tenant label is %s",
+					   out->labels[i]->value);
+			seen++;
+		}
+	if (seen != 1)
+		return err("%zu tenant labels", seen);
+	for (i = 0, j = 0;; i++, j++) {
+		if (i < in->n_labels && strcmp(in->labels[i]->name, tenant) == 0)
+			i++;
+		if (j < out->n_labels && strcmp(out->labels[j]->name, tenant) == 0)
+			j++;
+		if (i >= in->n_labels && j >= out->n_labels)
+			break;
+		if (i >= in->n_labels || j >= out->n_labels)
+			return "label counts differ";
+		if (strcmp(in->labels[i]->name, out->labels[j]->name) != 0 ||
+		    strcmp(in->labels[i]->value, out->labels[j]->value) != 0)
+			return err("label %s=%s became %s=%s",
+				   in->labels[i]->name, in->labels[i]->value,
+				   out->labels[j]->name, out->labels[j]->value);
+	}
+	if (in->n_samples != out->n_samples ||
+	    in->n_exemplars != out->n_exemplars ||
+	    in->n_histograms != out->n_histograms)
+		return "sample, exemplar or histogram counts differ";
+	for (i = 0; i < in->n_samples; i++)
+		if (double_bits(in->samples[i]->value) !=
+			    double_bits(out->samples[i]->value) ||
+		    in->samples[i]->timestamp != out->samples[i]->timestamp ||
+		    !message_equal(in->samples[i], out->samples[i]))
+			return err("sample %zu differs", i);
+	for (i = 0; i < in->n_exemplars; i++)
+		if (!message_equal(in->exemplars[i], out->exemplars[i]))
+			return err("exemplar %zu differs", i);
+	for (i = 0; i < in->n_histograms; i++)
+		if (!message_equal(in->histograms[i], out->histograms[i]))
+			return err("histogram %zu differs", i);
+	return NULL;
+}
+
+#endif
