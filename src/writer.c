@@ -69,6 +69,8 @@ struct writer {
 	 * a little for their senders' next requests (see gather()). */
 	unsigned last_round;
 	uint64_t last_commit_us;
+	int idle;                 /* waiting for work: wake on any */
+	unsigned want;            /* gathering: wake when this many wait */
 	uint64_t commit_failures;         /* since the last line about them */
 	uint64_t commit_failure_logged_ms;
 	struct writer_op *ops;
@@ -629,9 +631,11 @@ static void gather(struct writer *w)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
+	w->want = want;
 	while (w->nbatches < want && !w->stopping &&
 	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
 		;
+	w->want = 0;
 }
 
 /* Logs a failed commit with its likely cause: LMDB turns a write cut
@@ -676,8 +680,10 @@ static void *writer_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
+		w->idle = 1;
 		while (w->batches == NULL && w->ops == NULL && !w->stopping)
 			pthread_cond_wait(&w->cond, &w->lock);
+		w->idle = 0;
 		gather(w);
 		w->last_round = w->nbatches;
 		w->nbatches = 0;
@@ -775,7 +781,10 @@ void writer_submit(struct writer *w, struct batch *b)
 	*w->batches_tail = b;
 	w->batches_tail = &b->next;
 	w->nbatches++;
-	pthread_cond_signal(&w->cond);
+	/* Mid-commit the writer comes back by itself; gathering, it wants a
+	 * word only once enough are there. */
+	if (w->idle || (w->want > 0 && w->nbatches >= w->want))
+		pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
 
