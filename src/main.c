@@ -23,6 +23,7 @@
  * was given, close LMDB.
  */
 #include <curl/curl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,11 @@ static int run(struct config *cfg)
 	char err[512];
 
 	log_set_level((enum log_level)cfg->log_level);
+	/* Few allocations per request, from up to a dozen threads: two malloc
+	 * arenas are plenty, and keep less freed memory resident than one
+	 * arena per thread (measured: 5.4 -> 3.7 MB anonymous after buffering
+	 * 5 million samples). */
+	mallopt(M_ARENA_MAX, 2);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fatal("cannot initialise libcurl", NULL);
 	metric_add(&metrics.start_time_s, (uint64_t)time(NULL));
