@@ -49,6 +49,9 @@ FUZZ_BINS     = $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 
 .PHONY: all run test check bench fuzz fuzz-build deps install clean unit tools
 
+# The generated protobuf-c sources are kept, not removed after every run.
+.SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
+
 all: $(BUILD)/relay
 
 deps:

@@ -29,6 +29,9 @@ int log_parse_level(const char *s, enum log_level *out)
 }
 
 static void vlog(enum log_level level, const char *msg, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void vlog(enum log_level level, const char *msg, const char *fmt, va_list ap)
 {
 	char line[2048], ts[32];
 	struct timespec now;

@@ -48,7 +48,7 @@ for target in "$@"; do
 		-print_final_stats=1 -artifact_prefix="$FUZZ_DIR/artifacts/$target-")
 	[ -f "$REPO/tests/fuzz/$target.dict" ] &&
 		opts+=(-dict="$REPO/tests/fuzz/$target.dict")
-	echo "# fuzz_$target: ${SECONDS_EACH}s on $(ls "$corpus" | wc -l) inputs" \
+	echo "# fuzz_$target: ${SECONDS_EACH}s on $(find "$corpus" -type f | wc -l) inputs" \
 		"(log: $log)"
 	# shellcheck disable=SC2086 # FUZZ_ARGS is a list of options
 	(cd "$FUZZ_DIR" && "$bin" "${opts[@]}" ${FUZZ_ARGS:-} "$corpus") \
@@ -57,7 +57,7 @@ for target in "$@"; do
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
 	if [ "$rc" -eq 0 ]; then
-		summary+=("fuzz_$target: ok, ${runs:-?} runs in ${took:-?}s, corpus $(ls "$corpus" | wc -l) inputs")
+		summary+=("fuzz_$target: ok, ${runs:-?} runs in ${took:-?}s, corpus $(find "$corpus" -type f | wc -l) inputs")
 	else
 		failed=1
 		found=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
