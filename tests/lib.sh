@@ -186,6 +186,34 @@ _http_2xx() {
 
 # --- VictoriaMetrics -------------------------------------------------------
 
+# start_prometheus DIR PORT RELAY_PORT [EXTRA]: starts Prometheus on
+# 127.0.0.1:PORT scraping itself every second, with remote_write to the relay
+# on RELAY_PORT (batches sent after at most 1 s); EXTRA is more YAML for
+# that remote_write entry, indented by four spaces. Its log is DIR/prometheus.log
+# (in PROM_LOG); it is stopped on exit.
+start_prometheus() {
+	local dir=$1 port=$2 relay_port=$3 extra=${4:-}
+	mkdir -p "$dir"
+	cat >"$dir/prometheus.yml" <<YML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ['127.0.0.1:$port']
+remote_write:
+  - url: http://127.0.0.1:$relay_port/api/v1/write
+    queue_config:
+      batch_send_deadline: 1s
+$extra
+YML
+	PROM_LOG=$dir/prometheus.log
+	prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
+		--web.listen-address="127.0.0.1:$port" >"$PROM_LOG" 2>&1 &
+	PIDS+=("$!")
+}
+
 # start_vm DIR PORT [extra flags...]: starts VictoriaMetrics storing in DIR
 # on 127.0.0.1:PORT and waits until /health answers OK. Sets VM_PID,
 # VM_PORT, VM_LOG. Returns 1 when it does not come up.

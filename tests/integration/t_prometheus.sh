@@ -14,25 +14,8 @@ start_vm "$T/vm" "$VM_PORT" || { fail setup "victoria-metrics did not start"; ex
 write_conf "$T/relay.conf"
 start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1; }
 
-cat >"$T/prometheus.yml" <<YML
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: prometheus
-    static_configs:
-      - targets: ['127.0.0.1:$PROM_PORT']
-remote_write:
-  - url: http://127.0.0.1:$RELAY_PORT/api/v1/write
-    queue_config:
-      batch_send_deadline: 1s
-    metadata_config:
-      send_interval: 2s
-YML
-PROM_LOG=$T/prometheus.log
-prometheus --config.file="$T/prometheus.yml" --storage.tsdb.path="$T/prom" \
-	--web.listen-address="127.0.0.1:$PROM_PORT" >"$PROM_LOG" 2>&1 &
-PIDS+=("$!")
+start_prometheus "$T/prom" "$PROM_PORT" "$RELAY_PORT" '    metadata_config:
+      send_interval: 2s'
 
 SEL='up{job="prometheus"}'
 if wait_until "$WAIT_CAP" vm_has "$VM_PORT" "$SEL" 1; then
