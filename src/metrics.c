@@ -289,10 +289,12 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= gauge(out, "relay_storage_used_bytes",
 		    "Bytes of LMDB pages in use (what max_size limits).",
 		    (double)metric_get(&m->storage_used_bytes));
-	rc |= counter(out, "relay_samples_dropped_total{reason=\"full\"}",
-		      "Samples dropped from the buffer, by reason.",
-		      &m->samples_dropped_full);
-	rc |= buf_printf(out, "relay_samples_dropped_total{reason=\"age\"} %" PRIu64 "\n",
+	rc |= buf_printf(out, "# HELP relay_samples_dropped_total Samples dropped "
+			 "from the buffer, by reason.\n"
+			 "# TYPE relay_samples_dropped_total counter\n"
+			 "relay_samples_dropped_total{reason=\"full\"} %" PRIu64 "\n"
+			 "relay_samples_dropped_total{reason=\"age\"} %" PRIu64 "\n",
+			 metric_get(&m->samples_dropped_full),
 			 metric_get(&m->samples_dropped_age));
 	rc |= gauge(out, "relay_inflight_decoded_bytes",
 		    "Decoded bytes of requests being handled.",
