@@ -155,11 +155,13 @@ int store_delete_range(MDB_txn *txn, struct store *st, const char *tenant,
 		       size_t tlen, uint64_t first, uint64_t last,
 		       struct store_span *gone, struct store_span *next);
 
-/* Writer: moves one entry into setaside with the upstream's answer.
- * Returns 0, MDB_NOTFOUND, or an LMDB error code. */
+/* Writer: moves one entry into setaside with the upstream's answer,
+ * adding it to *gone; *next describes the tenant's oldest entry left, as
+ * in store_delete_range. Returns 0, MDB_NOTFOUND (no such entry), or an
+ * LMDB error code. */
 int store_set_aside(MDB_txn *txn, struct store *st, const char *tenant,
 		    size_t tlen, uint64_t seq, long status, const char *reason,
-		    struct store_span *gone);
+		    struct store_span *gone, struct store_span *next);
 
 /* Writer: records next_seq in meta. Returns 0 or an LMDB error code. */
 int store_put_next_seq(MDB_txn *txn, struct store *st);

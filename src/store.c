@@ -435,13 +435,16 @@ int store_delete_range(MDB_txn *txn, struct store *st, const char *tenant,
 
 int store_set_aside(MDB_txn *txn, struct store *st, const char *tenant,
 		    size_t tlen, uint64_t seq, long status, const char *reason,
-		    struct store_span *gone)
+		    struct store_span *gone, struct store_span *next)
 {
 	uint8_t key[STORE_KEY_MAX];
 	struct setaside_hdr sh;
 	struct entry_hdr h;
+	MDB_cursor *cur;
 	MDB_val k, v, out;
 	int rc;
+
+	memset(next, 0, sizeof(*next));
 
 	k.mv_size = store_key(key, tenant, tlen, seq);
 	k.mv_data = key;
@@ -466,7 +469,12 @@ int store_set_aside(MDB_txn *txn, struct store *st, const char *tenant,
 	memcpy((uint8_t *)out.mv_data + sizeof(sh) + sh.reason_len, v.mv_data,
 	       v.mv_size);
 	span_add(gone, seq, &v, &h);
-	return mdb_del(txn, st->queue, &k, NULL);
+	if ((rc = mdb_del(txn, st->queue, &k, NULL)) != 0 ||
+	    (rc = mdb_cursor_open(txn, st->queue, &cur)) != 0)
+		return rc;
+	rc = tenant_head(cur, tenant, tlen, next);
+	mdb_cursor_close(cur);
+	return rc;
 }
 
 uint64_t store_used_bytes(MDB_txn *txn, struct store *st)

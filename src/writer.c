@@ -233,17 +233,9 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 		} else {
 			rc = store_set_aside(txn, w->st, op->tenant, op->tlen,
 					     op->first, op->status, op->reason,
-					     &c->gone);
-			if (rc == MDB_NOTFOUND)
+					     &c->gone, &c->next);
+			if (rc == MDB_NOTFOUND)  /* gone already: nothing moved */
 				rc = 0;
-			if (rc == 0) {
-				/* Learn the tenant's oldest entry left. */
-				struct store_span none;
-				memset(&none, 0, sizeof(none));
-				rc = store_delete_range(txn, w->st, op->tenant,
-							op->tlen, 1, 0, &none,
-							&c->next);
-			}
 		}
 		if (rc != 0)
 			return rc;
