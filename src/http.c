@@ -83,6 +83,25 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
 	return ret;
 }
 
+/*
+ * Logs a 5xx refusal: a sender retries those, so while the buffer is full
+ * each retry would add a line. One line per reason every ten seconds at
+ * most, with how many there were; the metrics count every one.
+ */
+static void log_refusal(unsigned status, enum refuse_reason reason)
+{
+	static _Atomic uint64_t last_ms[REFUSE_NREASONS], unlogged[REFUSE_NREASONS];
+	uint64_t now = now_ms(), last = atomic_load(&last_ms[reason]);
+	uint64_t n = atomic_fetch_add(&unlogged[reason], 1) + 1;
+
+	if (now - last < 10000 ||
+	    !atomic_compare_exchange_strong(&last_ms[reason], &last, now))
+		return;
+	atomic_fetch_sub(&unlogged[reason], n);
+	log_msg(LOG_WARN, "writes refused", "status=%u reason=%s count=%llu",
+		status, refuse_reason_name(reason), (unsigned long long)n);
+}
+
 /* Answers a write request with an error, counting it. */
 static enum MHD_Result refuse(struct MHD_Connection *conn, unsigned status,
 			      enum refuse_reason reason, const char *why,
@@ -95,8 +114,7 @@ static enum MHD_Result refuse(struct MHD_Connection *conn, unsigned status,
 	metric_add(&metrics.samples_refused[reason], samples);
 	snprintf(line, sizeof(line), "%s\n", why);
 	if (status >= 500)
-		log_msg(LOG_WARN, "write refused", "status=%u reason=%s", status,
-			refuse_reason_name(reason));
+		log_refusal(status, reason);
 	else
 		log_msg(LOG_DEBUG, "write refused", "status=%u reason=%s", status,
 			refuse_reason_name(reason));
