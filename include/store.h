@@ -9,11 +9,11 @@
  *             value: struct entry_hdr, then one snappy block
  *   setaside  same key; value: struct setaside_hdr, the upstream's reason,
  *             then the queue value as it was
- *   dedup     key: SHA-256 of tenant id, 0x00, request body; value: u64 ms
- *             when it was stored (a resend within the window is not stored
- *             again)
- *   dedup_time key: u64 big-endian ms, then the 32-byte digest; empty
- *             value (to expire dedup in time order)
+ *   dedup     empty; earlier versions kept digest -> time here, and
+ *             dedup_open empties it
+ *   dedup_time key: u64 big-endian ms when the request was stored, then
+ *             the SHA-256 of tenant id, 0x00, request body; empty value
+ *             (a resend within the window is not stored again; dedup.h)
  *   usage, usage_hll  see usage.h
  *
  *   queue value:

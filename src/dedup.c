@@ -1,57 +1,236 @@
 /*
- * dedup.c - digests of stored requests, by time (see dedup.h).
+ * dedup.c - digests of stored requests, by time, indexed in memory (see
+ * dedup.h).
  */
 #include "dedup.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
 
 /* Expired records removed per call at most (keeps commits short). */
 #define EXPIRE_PER_CALL 4096
+#define MIN_SLOTS 1024
 
-int dedup_seen(MDB_txn *txn, struct store *st, const uint8_t digest[32],
-	       uint64_t now, uint64_t window_ms)
-{
-	MDB_val k = {32, (void *)digest}, v;
+/* One digest in the index: its first 8 bytes (0 marks a free slot, so a
+ * digest starting with 8 zero bytes is kept as 1) and its record's time. */
+struct slot {
+	uint64_t key;
 	uint64_t t;
+};
+
+/* A digest added this round, to take out again if the round is undone. */
+struct added {
+	uint64_t key;
+	uint64_t t;
+};
+
+struct dedup {
+	struct slot *slots;   /* owned; open addressing, linear probing */
+	size_t cap;           /* a power of two */
+	size_t n;
+	struct added *round;  /* owned */
+	size_t nround, round_cap;
+};
+
+static uint64_t digest_key(const uint8_t digest[32])
+{
+	uint64_t k;
+
+	memcpy(&k, digest, 8);
+	return k != 0 ? k : 1;
+}
+
+static void time_key(uint8_t out[40], uint64_t t, const uint8_t digest[32])
+{
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)(t >> (56 - 8 * i));
+	memcpy(out + 8, digest, 32);
+}
+
+/* Puts (key, t) into a free slot; the caller made room. */
+static void place(struct slot *slots, size_t cap, uint64_t key, uint64_t t)
+{
+	size_t i = (size_t)key & (cap - 1);
+
+	while (slots[i].key != 0)
+		i = (i + 1) & (cap - 1);
+	slots[i].key = key;
+	slots[i].t = t;
+}
+
+/* Moves the index to cap slots. Returns 0 or -1 (it is left as it was). */
+static int resize(struct dedup *d, size_t cap)
+{
+	struct slot *s = calloc(cap, sizeof(*s));
+
+	if (s == NULL)
+		return -1;
+	for (size_t i = 0; i < d->cap; i++)
+		if (d->slots[i].key != 0)
+			place(s, cap, d->slots[i].key, d->slots[i].t);
+	free(d->slots);
+	d->slots = s;
+	d->cap = cap;
+	return 0;
+}
+
+static int insert(struct dedup *d, uint64_t key, uint64_t t)
+{
+	if (2 * (d->n + 1) > d->cap && resize(d, 2 * d->cap) < 0)
+		return -1;
+	place(d->slots, d->cap, key, t);
+	d->n++;
+	return 0;
+}
+
+/* Removes the slot holding (key, t), if any, shifting back the slots after
+ * it that would no longer be found. */
+static void remove_slot(struct dedup *d, uint64_t key, uint64_t t)
+{
+	size_t mask = d->cap - 1, i = (size_t)key & mask, j, home;
+
+	for (; d->slots[i].key != 0; i = (i + 1) & mask)
+		if (d->slots[i].key == key && d->slots[i].t == t)
+			break;
+	if (d->slots[i].key == 0)
+		return;
+	d->n--;
+	for (j = (i + 1) & mask; d->slots[j].key != 0; j = (j + 1) & mask) {
+		home = (size_t)d->slots[j].key & mask;
+		/* Slot j may move to i only if its home is not in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			d->slots[i] = d->slots[j];
+			i = j;
+		}
+	}
+	d->slots[i].key = 0;
+	d->slots[i].t = 0;
+}
+
+struct dedup *dedup_open(MDB_txn *txn, struct store *st, uint64_t now,
+			 uint64_t window_ms, int *rc)
+{
+	struct dedup *d = calloc(1, sizeof(*d));
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint64_t t;
+
+	*rc = ENOMEM;
+	if (d == NULL || (d->slots = calloc(MIN_SLOTS, sizeof(*d->slots))) == NULL)
+		goto fail;
+	d->cap = MIN_SLOTS;
+	if ((*rc = mdb_drop(txn, st->dedup, 0)) != 0 ||
+	    (*rc = mdb_cursor_open(txn, st->dedup_time, &cur)) != 0)
+		goto fail;
+	for (*rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); *rc == 0;
+	     *rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 40)
+			continue;
+		t = 0;
+		for (int i = 0; i < 8; i++)
+			t = t << 8 | ((const uint8_t *)k.mv_data)[i];
+		if (window_ms == 0 || t + window_ms <= now)
+			continue;
+		if (insert(d, digest_key((const uint8_t *)k.mv_data + 8), t) < 0) {
+			*rc = ENOMEM;
+			goto fail;
+		}
+	}
+	if (*rc != MDB_NOTFOUND)
+		goto fail;
+	mdb_cursor_close(cur);
+	*rc = 0;
+	return d;
+fail:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	dedup_free(d);
+	return NULL;
+}
+
+void dedup_free(struct dedup *d)
+{
+	if (d == NULL)
+		return;
+	free(d->slots);
+	free(d->round);
+	free(d);
+}
+
+size_t dedup_count(const struct dedup *d)
+{
+	return d->n;
+}
+
+int dedup_seen(struct dedup *d, MDB_txn *txn, struct store *st,
+	       const uint8_t digest[32], uint64_t now, uint64_t window_ms)
+{
+	uint64_t key = digest_key(digest);
+	size_t mask = d->cap - 1;
+	uint8_t tk[40];
+	MDB_val k = {sizeof(tk), tk}, v;
 	int rc;
 
 	if (window_ms == 0)
 		return 0;
-	rc = mdb_get(txn, st->dedup, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0)
-		return -rc;
-	if (v.mv_size != 8)
-		return 0;
-	memcpy(&t, v.mv_data, 8);
-	return t + window_ms > now;
+	for (size_t i = (size_t)key & mask; d->slots[i].key != 0;
+	     i = (i + 1) & mask) {
+		if (d->slots[i].key != key || d->slots[i].t + window_ms <= now)
+			continue;
+		/* Eight bytes matched: the record says whether all do. */
+		time_key(tk, d->slots[i].t, digest);
+		rc = mdb_get(txn, st->dedup_time, &k, &v);
+		if (rc == 0)
+			return 1;
+		if (rc != MDB_NOTFOUND)
+			return -rc;
+	}
+	return 0;
 }
 
-int dedup_remember(MDB_txn *txn, struct store *st, const uint8_t digest[32],
-		   uint64_t now)
+int dedup_remember(struct dedup *d, MDB_txn *txn, struct store *st,
+		   const uint8_t digest[32], uint64_t now)
 {
-	uint8_t tkey[8 + 32];
-	MDB_val k = {32, (void *)digest}, v = {8, &now}, empty = {0, NULL};
+	uint8_t tk[40];
+	MDB_val k = {sizeof(tk), tk}, empty = {0, NULL};
+	uint64_t key = digest_key(digest);
 	int rc;
 
-	if ((rc = mdb_put(txn, st->dedup, &k, &v, 0)) != 0)
+	time_key(tk, now, digest);
+	if ((rc = mdb_put(txn, st->dedup_time, &k, &empty, 0)) != 0)
 		return rc;
-	for (int i = 0; i < 8; i++)
-		tkey[i] = (uint8_t)(now >> (56 - 8 * i));
-	memcpy(tkey + 8, digest, 32);
-	k.mv_size = sizeof(tkey);
-	k.mv_data = tkey;
-	return mdb_put(txn, st->dedup_time, &k, &empty, 0);
+	if (d->nround == d->round_cap) {
+		size_t cap = d->round_cap ? 2 * d->round_cap : 64;
+		struct added *a = realloc(d->round, cap * sizeof(*a));
+		if (a == NULL)
+			return ENOMEM;
+		d->round = a;
+		d->round_cap = cap;
+	}
+	if (insert(d, key, now) < 0)
+		return ENOMEM;
+	d->round[d->nround].key = key;
+	d->round[d->nround].t = now;
+	d->nround++;
+	return 0;
 }
 
-int dedup_expire(MDB_txn *txn, struct store *st, uint64_t now,
-		 uint64_t window_ms)
+void dedup_round_end(struct dedup *d, int committed)
+{
+	if (!committed)
+		for (size_t i = d->nround; i-- > 0;)
+			remove_slot(d, d->round[i].key, d->round[i].t);
+	d->nround = 0;
+}
+
+int dedup_expire(struct dedup *d, MDB_txn *txn, struct store *st,
+		 uint64_t now, uint64_t window_ms)
 {
 	MDB_cursor *cur;
-	MDB_val k, v, dk, cur_v;
+	MDB_val k, v;
 	uint64_t t;
 	int rc, n = 0;
 
@@ -59,26 +238,20 @@ int dedup_expire(MDB_txn *txn, struct store *st, uint64_t now,
 		return rc;
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
 	       n++ < EXPIRE_PER_CALL) {
-		if (k.mv_size != 8 + 32)
-			break;
 		t = 0;
-		for (int i = 0; i < 8; i++)
-			t = t << 8 | ((const uint8_t *)k.mv_data)[i];
-		if (t + window_ms > now)
-			break;
-		dk.mv_size = 32;
-		dk.mv_data = (uint8_t *)k.mv_data + 8;
-		/* Only the record of this time: a later resend may have
-		 * renewed the digest. */
-		if (mdb_get(txn, st->dedup, &dk, &cur_v) == 0 && cur_v.mv_size == 8) {
-			uint64_t stored;
-			memcpy(&stored, cur_v.mv_data, 8);
-			if (stored == t && (rc = mdb_del(txn, st->dedup, &dk, NULL)) != 0)
+		if (k.mv_size == 40) {
+			for (int i = 0; i < 8; i++)
+				t = t << 8 | ((const uint8_t *)k.mv_data)[i];
+			if (window_ms > 0 && t + window_ms > now)
 				break;
+			remove_slot(d, digest_key((const uint8_t *)k.mv_data + 8), t);
 		}
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
 	}
 	mdb_cursor_close(cur);
+	/* Give memory back after a burst. */
+	if (d->cap > MIN_SLOTS && 8 * d->n < d->cap)
+		resize(d, d->cap / 2);
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }

@@ -94,6 +94,7 @@ struct writer {
 	int have_heads;
 	struct change *changes;
 	size_t nchanges, changes_cap;
+	struct dedup *dedup;      /* owned */
 };
 
 void batch_release(struct batch *b)
@@ -428,7 +429,7 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 	w->nopen = 0;
 	for (b = list; b != NULL; b = b->next) {
 		uint64_t fp = store_value_footprint(w->st, b->value_bytes);
-		if ((rc = b->has_digest ? dedup_seen(txn, w->st, b->digest, now,
+		if ((rc = b->has_digest ? dedup_seen(w->dedup, txn, w->st, b->digest, now,
 						     window) : 0) < 0)
 			return -rc;
 		if (rc == 1) {
@@ -456,7 +457,7 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 		e->round_bytes += b->value_bytes;
 		b->status = BATCH_STORED;
 		if (b->has_digest && window > 0 &&
-		    (rc = dedup_remember(txn, w->st, b->digest, now)) != 0)
+		    (rc = dedup_remember(w->dedup, txn, w->st, b->digest, now)) != 0)
 			return rc;
 		d = usage_round_get(&w->usage, b->tenant, b->tlen, usage_hour(now));
 		if (d == NULL)
@@ -536,7 +537,8 @@ static int commit_round(struct writer *w, struct batch *list,
 	usage_round_clear(&w->usage);
 	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) != 0)
 		return rc;
-	if ((rc = dedup_expire(txn, w->st, now, w->cfg->dedup_window_ms)) != 0 ||
+	if ((rc = dedup_expire(w->dedup, txn, w->st, now,
+				 w->cfg->dedup_window_ms)) != 0 ||
 	    (now - w->last_cleanup_ms > CLEANUP_EVERY_MS &&
 	     ((rc = usage_cleanup(txn, w->st->usage, w->st->usage_hll, now,
 				  w->cfg->usage_retention_ms)) != 0 ||
@@ -549,11 +551,13 @@ static int commit_round(struct writer *w, struct batch *list,
 	    (w->st->next_seq != seq0 &&
 	     (rc = store_put_next_seq(txn, w->st)) != 0)) {
 		mdb_txn_abort(txn);
+		dedup_round_end(w->dedup, 0);
 		w->st->next_seq = seq0;
 		return rc;
 	}
 	used = store_used_bytes(txn, w->st);
 	rc = mdb_txn_commit(txn);
+	dedup_round_end(w->dedup, rc == 0);
 	if (rc != 0) {
 		w->st->next_seq = seq0;
 		return rc;
@@ -713,6 +717,28 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* The dedup index, built from the store before the thread starts. */
+static struct dedup *open_dedup(struct writer *w)
+{
+	struct dedup *d = NULL;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) == 0) {
+		d = dedup_open(txn, w->st, now_ms(), w->cfg->dedup_window_ms, &rc);
+		if (d == NULL)
+			mdb_txn_abort(txn);
+		else if ((rc = mdb_txn_commit(txn)) != 0) {
+			dedup_free(d);
+			d = NULL;
+		}
+	}
+	if (d == NULL)
+		log_msg(LOG_ERROR, "cannot read the dedup records", "error=\"%s\"",
+			store_strerror(rc));
+	return d;
+}
+
 struct writer *writer_start(const struct config *cfg, struct store *st,
 			    struct queue *q)
 {
@@ -730,11 +756,18 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		free(w);
 		return NULL;
 	}
+	if ((w->dedup = open_dedup(w)) == NULL) {
+		free(w->heads);
+		free(w);
+		return NULL;
+	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
+		dedup_free(w->dedup);
+		free(w->heads);
 		free(w);
 		return NULL;
 	}
@@ -753,6 +786,7 @@ void writer_stop(struct writer *w)
 	free(w->open);
 	free(w->changes);
 	usage_round_free(&w->usage);
+	dedup_free(w->dedup);
 	free(w->heads);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);

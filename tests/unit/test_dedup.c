@@ -1,0 +1,330 @@
+/*
+ * test_dedup.c - the dedup records and their index in memory: seen within
+ * the window and not after, expiry, an undone round, rebuilding from the
+ * store, digests that share their first 8 bytes, growing and shrinking,
+ * and the digest-keyed database of earlier versions being emptied.
+ *
+ * Each test works on its own store in a directory under /tmp.
+ */
+#include "dedup.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+#include "unit.h"
+
+#define MIB (1024ull * 1024)
+#define WINDOW 600000ull
+#define T0 1700000000000ull
+
+static char dir[64], path[96];
+static struct store st;
+static int st_open;
+static struct dedup *dd;
+
+static int rm_entry(const char *p, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int setup(void)
+{
+	char why[256];
+
+	snprintf(dir, sizeof(dir), "/tmp/relay-test-dedup-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/buf", dir);
+	if (store_open(&st, path, 64 * MIB, why, sizeof(why)) < 0) {
+		fprintf(stderr, "store_open: %s\n", why);
+		return -1;
+	}
+	st_open = 1;
+	return 0;
+}
+
+static void cleanup(void)
+{
+	dedup_free(dd);
+	dd = NULL;
+	if (st_open)
+		store_close(&st);
+	st_open = 0;
+	if (dir[0] != '\0')
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	dir[0] = '\0';
+}
+
+/* A digest made from n; the first 8 bytes come from prefix. */
+static void digest(uint8_t d[32], uint64_t prefix, uint64_t n)
+{
+	memcpy(d, &prefix, 8);
+	for (int i = 8; i < 32; i++)
+		d[i] = (uint8_t)(n >> (8 * (i % 8)) ^ (uint64_t)i * 0x9d);
+}
+
+/* (Re)builds dd from the store at now. */
+static int open_index(uint64_t now)
+{
+	MDB_txn *txn;
+	int rc;
+
+	dedup_free(dd);
+	dd = NULL;
+	if (mdb_txn_begin(st.env, NULL, 0, &txn) != 0)
+		return -1;
+	if ((dd = dedup_open(txn, &st, now, WINDOW, &rc)) == NULL) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}
+
+/* Remembers the digests in one committed (or aborted) transaction. */
+static int remember(const uint8_t (*d)[32], size_t n, uint64_t now, int commit)
+{
+	MDB_txn *txn;
+	int rc = 0;
+
+	if (mdb_txn_begin(st.env, NULL, 0, &txn) != 0)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = dedup_remember(dd, txn, &st, d[i], now);
+	if (rc != 0 || !commit) {
+		mdb_txn_abort(txn);
+		dedup_round_end(dd, 0);
+		return rc != 0 ? -1 : 0;
+	}
+	rc = mdb_txn_commit(txn);
+	dedup_round_end(dd, rc == 0);
+	return rc == 0 ? 0 : -1;
+}
+
+static int seen(const uint8_t d[32], uint64_t now)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (mdb_txn_begin(st.env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	rc = dedup_seen(dd, txn, &st, d, now, WINDOW);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int expire(uint64_t now)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (mdb_txn_begin(st.env, NULL, 0, &txn) != 0)
+		return -1;
+	if ((rc = dedup_expire(dd, txn, &st, now, WINDOW)) != 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}
+
+static size_t records(void)
+{
+	MDB_txn *txn;
+	MDB_stat ms;
+
+	if (mdb_txn_begin(st.env, NULL, MDB_RDONLY, &txn) != 0)
+		return SIZE_MAX;
+	mdb_stat(txn, st.dedup_time, &ms);
+	mdb_txn_abort(txn);
+	return ms.ms_entries;
+}
+
+static void test_seen_within_window(void)
+{
+	uint8_t d[2][32];
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	digest(d[0], 11, 1);
+	digest(d[1], 12, 2);
+	CHECK_EQ_INT(seen(d[0], T0), 0);
+	CHECK(remember(d, 1, T0, 1) == 0);
+	CHECK_EQ_INT(seen(d[0], T0), 1);
+	CHECK_EQ_INT(seen(d[0], T0 + WINDOW - 1), 1);
+	CHECK_EQ_INT(seen(d[0], T0 + WINDOW), 0);
+	CHECK_EQ_INT(seen(d[1], T0), 0);
+	CHECK_EQ_INT(records(), 1);
+}
+
+static void test_same_round_sees_own_records(void)
+{
+	uint8_t d[32];
+	MDB_txn *txn;
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	digest(d, 21, 1);
+	CHECK(mdb_txn_begin(st.env, NULL, 0, &txn) == 0);
+	CHECK_EQ_INT(dedup_seen(dd, txn, &st, d, T0, WINDOW), 0);
+	CHECK_EQ_INT(dedup_remember(dd, txn, &st, d, T0), 0);
+	CHECK_EQ_INT(dedup_seen(dd, txn, &st, d, T0, WINDOW), 1);
+	CHECK(mdb_txn_commit(txn) == 0);
+	dedup_round_end(dd, 1);
+	CHECK_EQ_INT(seen(d, T0 + 1), 1);
+}
+
+static void test_aborted_round_forgotten(void)
+{
+	uint8_t d[3][32];
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	for (int i = 0; i < 3; i++)
+		digest(d[i], 31 + (uint64_t)i, (uint64_t)i);
+	CHECK(remember(d, 1, T0, 1) == 0);
+	CHECK(remember(d + 1, 2, T0 + 1, 0) == 0);
+	CHECK_EQ_INT(dedup_count(dd), 1);
+	CHECK_EQ_INT(seen(d[0], T0 + 2), 1);
+	CHECK_EQ_INT(seen(d[1], T0 + 2), 0);
+	CHECK_EQ_INT(seen(d[2], T0 + 2), 0);
+	CHECK_EQ_INT(records(), 1);
+}
+
+static void test_rebuilt_from_store(void)
+{
+	uint8_t d[3][32];
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	for (int i = 0; i < 3; i++)
+		digest(d[i], 41 + (uint64_t)i, (uint64_t)i);
+	CHECK(remember(d, 1, T0, 1) == 0);
+	CHECK(remember(d + 1, 2, T0 + 1000, 1) == 0);
+	/* A new index, as after a restart, just after d[0] expired. */
+	CHECK(open_index(T0 + WINDOW) == 0);
+	CHECK_EQ_INT(dedup_count(dd), 2);
+	CHECK_EQ_INT(seen(d[0], T0 + WINDOW), 0);
+	CHECK_EQ_INT(seen(d[1], T0 + WINDOW), 1);
+	CHECK_EQ_INT(seen(d[2], T0 + WINDOW), 1);
+	CHECK(expire(T0 + WINDOW) == 0);
+	CHECK_EQ_INT(records(), 2);
+}
+
+static void test_shared_prefix(void)
+{
+	uint8_t a[1][32], b[1][32];
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	/* Same first 8 bytes, different digests: only the stored one is a
+	 * resend. */
+	digest(a[0], 51, 1);
+	digest(b[0], 51, 2);
+	CHECK(memcmp(a[0], b[0], 32) != 0);
+	CHECK(remember(a, 1, T0, 1) == 0);
+	CHECK_EQ_INT(seen(b[0], T0), 0);
+	CHECK(remember(b, 1, T0 + 5, 1) == 0);
+	CHECK_EQ_INT(seen(a[0], T0 + 6), 1);
+	CHECK_EQ_INT(seen(b[0], T0 + 6), 1);
+	/* Expiring a leaves b found. */
+	CHECK(expire(T0 + WINDOW) == 0);
+	CHECK_EQ_INT(dedup_count(dd), 1);
+	CHECK_EQ_INT(seen(a[0], T0 + WINDOW), 0);
+	CHECK_EQ_INT(seen(b[0], T0 + WINDOW), 1);
+	/* A prefix of zeros is kept too. */
+	digest(a[0], 0, 3);
+	CHECK(remember(a, 1, T0 + 10, 1) == 0);
+	CHECK_EQ_INT(seen(a[0], T0 + 11), 1);
+}
+
+static void test_resent_after_window_stored_again(void)
+{
+	uint8_t d[1][32];
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	digest(d[0], 61, 1);
+	CHECK(remember(d, 1, T0, 1) == 0);
+	/* Past the window but before expiry ran: not a resend any more, and
+	 * the new record outlives the removal of the old one. */
+	CHECK_EQ_INT(seen(d[0], T0 + WINDOW), 0);
+	CHECK(remember(d, 1, T0 + WINDOW, 1) == 0);
+	CHECK(expire(T0 + WINDOW) == 0);
+	CHECK_EQ_INT(records(), 1);
+	CHECK_EQ_INT(seen(d[0], T0 + WINDOW + 1), 1);
+}
+
+static void test_many_grow_expire_shrink(void)
+{
+	enum { N = 20000 };
+	static uint8_t d[N][32];
+	int found = 0;
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	for (uint64_t i = 0; i < N; i++)
+		digest(d[i], i * 0x9e3779b97f4a7c15ull, i);
+	/* In 100 rounds one millisecond apart. */
+	for (int r = 0; r < 100; r++)
+		CHECK(remember(d + r * (N / 100), N / 100, T0 + (uint64_t)r, 1) == 0);
+	CHECK_EQ_INT(dedup_count(dd), N);
+	for (int i = 0; i < N; i++)
+		found += seen(d[i], T0 + 100) == 1;
+	CHECK_EQ_INT(found, N);
+	/* The first 50 rounds expire, a bounded number per call. */
+	for (int i = 0; i < 10; i++)
+		CHECK(expire(T0 + 49 + WINDOW) == 0);
+	CHECK_EQ_INT(dedup_count(dd), N / 2);
+	CHECK_EQ_INT(records(), N / 2);
+	found = 0;
+	for (int i = 0; i < N; i++)
+		found += seen(d[i], T0 + 49 + WINDOW) == 1;
+	CHECK_EQ_INT(found, N / 2);
+	for (int i = N / 2; i < N; i++)
+		CHECK_EQ_INT(seen(d[i], T0 + 49 + WINDOW), 1);
+	/* All gone: the index is back to its smallest. */
+	for (int i = 0; i < 20; i++)
+		CHECK(expire(T0 + 200 + WINDOW) == 0);
+	CHECK_EQ_INT(dedup_count(dd), 0);
+	CHECK_EQ_INT(records(), 0);
+	CHECK_EQ_INT(seen(d[N - 1], T0 + 200 + WINDOW), 0);
+}
+
+static void test_old_digest_db_emptied(void)
+{
+	uint8_t d[32] = {1, 2, 3};
+	uint64_t t = T0;
+	MDB_val k = {32, d}, v = {8, &t};
+	MDB_txn *txn;
+	MDB_stat ms;
+
+	CHECK(setup() == 0);
+	CHECK(mdb_txn_begin(st.env, NULL, 0, &txn) == 0);
+	CHECK(mdb_put(txn, st.dedup, &k, &v, 0) == 0);
+	CHECK(mdb_txn_commit(txn) == 0);
+	CHECK(open_index(T0) == 0);
+	CHECK(mdb_txn_begin(st.env, NULL, MDB_RDONLY, &txn) == 0);
+	mdb_stat(txn, st.dedup, &ms);
+	mdb_txn_abort(txn);
+	CHECK_EQ_INT(ms.ms_entries, 0);
+}
+
+int main(void)
+{
+#define RUN_DEDUP(fn)                                                         \
+	do {                                                                  \
+		RUN(fn);                                                      \
+		cleanup();                                                    \
+	} while (0)
+	RUN_DEDUP(test_seen_within_window);
+	RUN_DEDUP(test_same_round_sees_own_records);
+	RUN_DEDUP(test_aborted_round_forgotten);
+	RUN_DEDUP(test_rebuilt_from_store);
+	RUN_DEDUP(test_shared_prefix);
+	RUN_DEDUP(test_resent_after_window_stored_again);
+	RUN_DEDUP(test_many_grow_expire_shrink);
+	RUN_DEDUP(test_old_digest_db_emptied);
+	return unit_done();
+}
