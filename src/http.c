@@ -56,6 +56,8 @@ struct http {
 	struct MHD_Daemon *daemon;
 	_Atomic int stopping;
 	_Atomic long waiting;           /* requests handed to the writer */
+	struct MHD_Response *stored;    /* owned: the 204 every stored write
+					 * gets, made once */
 	char *tls_cert, *tls_key, *tls_ca; /* owned: PEM text */
 };
 
@@ -330,7 +332,7 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 	case BATCH_DUPLICATE:
 		metric_add(&metrics.duplicates, 1);
 		metrics_count_request(204);
-		ret = respond(r->conn, 204, NULL, NULL);
+		ret = MHD_queue_response(r->conn, 204, h->stored);
 		break;
 	case BATCH_STORED:
 		metric_add(&metrics.series_received, r->counts.series);
@@ -341,7 +343,7 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 		metric_add(&metrics.bytes_decoded, r->decoded);
 		metric_add(&metrics.bytes_received, r->body_len);
 		metrics_count_request(204);
-		ret = respond(r->conn, 204, NULL, NULL);
+		ret = MHD_queue_response(r->conn, 204, h->stored);
 		break;
 	case BATCH_FULL:
 		ret = refuse_req(r, 503, REFUSE_BUFFER_FULL,
@@ -761,6 +763,12 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 		return NULL;
 	}
 	h->d = *deps;
+	h->stored = MHD_create_response_from_buffer(0, (void *)"",
+						    MHD_RESPMEM_PERSISTENT);
+	if (h->stored == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
 					    (intptr_t)on_mhd_log, h};
 	if (cfg->tls_cert != NULL || cfg->tls_key != NULL) {
@@ -800,6 +808,8 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 	}
 	return h;
 fail:
+	if (h->stored != NULL)
+		MHD_destroy_response(h->stored);
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_ca);
@@ -819,6 +829,7 @@ void http_stop(struct http *h, unsigned wait_ms)
 	/* Let resumed connections send their answers. */
 	nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
 	MHD_stop_daemon(h->daemon);
+	MHD_destroy_response(h->stored);
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_ca);
