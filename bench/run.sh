@@ -32,6 +32,9 @@
 #   BENCH_TARGETS [100]         node_exporter targets the series come from
 #   BENCH_MAX_SECONDS [120]     cap on one loadgen run
 #   BENCH_SETTLE [2]            seconds after a load before CPU is read
+#   BENCH_DISK_SETTLE [3]       before each phase: sync, then this many
+#                               seconds, so that neither system pays for
+#                               the writeback of the one before it
 #   BENCH_DRAIN_TIMEOUT [180]   cap on one drain, seconds
 #   BENCH_DRAIN_STALL [30]      a drain ends when VM's count is flat this long
 #   BENCH_LAT_SECONDS [15]      length of the latency run
@@ -60,6 +63,7 @@ RELAY_INFLIGHT=${BENCH_RELAY_INFLIGHT:-4}
 TARGETS=${BENCH_TARGETS:-100}
 MAX_SECONDS=${BENCH_MAX_SECONDS:-120}
 SETTLE=${BENCH_SETTLE:-2}
+DISK_SETTLE=${BENCH_DISK_SETTLE:-3}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-180}
 DRAIN_STALL=${BENCH_DRAIN_STALL:-30}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-15}
@@ -245,6 +249,12 @@ kv() {
 	echo 0
 }
 
+# Flushes what earlier phases left dirty and lets the disk go quiet.
+settle_disk() {
+	sync
+	sleep "$DISK_SETTLE"
+}
+
 disk_bytes() { du -s -B1 "$1" | awk '{ print $1 }'; }
 
 declare -A M        # M[system.metric] = value
@@ -317,6 +327,7 @@ phase_buffer() {
 	free_port "UPSTREAM[$sys]"
 	dir=$WORK/$sys-data
 	DATA[$sys]=$dir
+	settle_disk
 	log "$sys: buffering (upstream 127.0.0.1:${UPSTREAM[$sys]} is down)"
 	start_system "$sys" "$port" "${UPSTREAM[$sys]}" "$dir" "$WORK/$sys.log"
 	watch_start "$SYS_PID" "$WORK/$sys.rss-buffer"
@@ -373,6 +384,7 @@ phase_drain() {
 	local sys=$1 vmport=${UPSTREAM[$1]} vmdir=$WORK/$1-vm vmpid port t0 t_last rows
 	local last=0 t cpu reached=0 target=${M[$1.backlog]}
 	local stall_us=$((DRAIN_STALL * 1000000)) timeout_us=$((DRAIN_TIMEOUT * 1000000))
+	settle_disk
 	mkdir -p "$vmdir"
 	"$VICTORIA" -storageDataPath="$vmdir" -httpListenAddr="127.0.0.1:$vmport" \
 		-loggerLevel=ERROR >"$WORK/$sys-vm.log" 2>&1 &
@@ -426,6 +438,7 @@ phase_latency() {
 	free_port port
 	free_port up
 	dir=$WORK/$sys-lat
+	settle_disk
 	samples=$(awk -v r="$rate" -v s="$LAT_SECONDS" 'BEGIN { printf "%.0f", r * s }')
 	log "$sys: latency at $rate samples/s, $n series per request"
 	start_system "$sys" "$port" "$up" "$dir" "$WORK/$sys.log"
