@@ -13,9 +13,9 @@
  * each one more page to sync before the acknowledgement. Lookups by digest
  * go through an index in memory instead, built from dedup_time at start:
  * the first 8 bytes of the digest and the record's time, 16 bytes a slot,
- * between a quarter and a half of the slots used (so 32 to 64 bytes per
- * request in the window). A match is confirmed with the full record in
- * dedup_time.
+ * a quarter to a half of the slots used as the window fills (32 to 64
+ * bytes per request in it), down to an eighth as it empties before the
+ * index halves. A match is confirmed with the full record in dedup_time.
  *
  * Owned by the writer thread; not thread-safe.
  */
