@@ -258,7 +258,11 @@ vm_flush() {
 # lines, one series each; VictoriaMetrics writes NaN values as bare NaN).
 vm_export() {
 	vm_flush "$1"
+	# end: export stops at now by default, and senders such as rwsend may
+	# have written timestamps a little ahead of it (one a second from an
+	# hour ago, for more than an hour's worth of requests).
 	curl -s --max-time 60 -G --data-urlencode "match[]=$2" \
+		--data-urlencode "end=$(($(date +%s) + 86400))" \
 		"http://127.0.0.1:$1/api/v1/export"
 }
 
