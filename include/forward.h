@@ -2,13 +2,15 @@
  * forward.h - delivery of the buffer to the upstream.
  *
  * [upstream] concurrency threads, each with its own keep-alive libcurl
- * handle. A thread claims one tenant (queue_claim), reads that tenant's
- * oldest entries up to max_request_size decoded into one request body
- * (merged without recompressing), sends it, and then: on 2xx asks the
- * writer to delete them; on 5xx, 429, 408 or a network error backs the
- * tenant off (capped exponential with jitter, or Retry-After); on any other
- * status sends the entries one by one, and sets aside the one that is
- * refused alone, so a poison batch never blocks the rest.
+ * handle. A thread claims one tenant (queue_claim), takes that tenant's
+ * oldest entries up to max_request_size decoded as one request body
+ * (merged without recompressing, and streamed to libcurl from the LMDB map
+ * in a read transaction held for that request: the body is never copied
+ * whole), sends it, and then: on 2xx asks the writer to delete them; on
+ * 5xx, 429, 408 or a network error backs the tenant off (capped
+ * exponential with jitter, or Retry-After); on any other status sends the
+ * entries one by one, and sets aside the one that is refused alone, so a
+ * poison batch never blocks the rest.
  */
 #ifndef RELAY_FORWARD_H
 #define RELAY_FORWARD_H

@@ -44,4 +44,46 @@ int64_t sblock_concat(struct buf *out, const struct sblock_part *parts, size_t n
 /* Bytes sblock_concat appends for parts with these totals. */
 size_t sblock_concat_size(uint64_t raw_total, size_t elements_total);
 
+/*
+ * Turns a whole block into its elements: moves part past its preamble and
+ * adds the decoded length the preamble states to *raw_total. Returns 0, or
+ * -1 when the preamble is malformed (part is unchanged then).
+ */
+int sblock_strip(struct sblock_part *part, uint64_t *raw_total);
+
+/*
+ * The block sblock_concat would make, read piece by piece from where its
+ * parts lie instead of copied into one buffer: the merged preamble, then
+ * each part's elements in order.
+ *
+ *   preamble (varint32 raw_total) | elements[0] | elements[1] | ...
+ */
+struct sblock_stream {
+	const struct sblock_part *elements; /* ref: preambles stripped */
+	size_t n;
+	uint8_t preamble[5];
+	size_t preamble_len;
+	uint64_t len;   /* bytes of the whole block */
+	uint64_t pos;   /* bytes read so far */
+	size_t part;    /* element part pos is in (n at the end) */
+	size_t off;     /* pos's offset in that part */
+};
+
+/*
+ * Sets s to read the block merging the n parts of elements[] (stripped with
+ * sblock_strip, so raw_total is their decoded total), from the start. The
+ * parts are borrowed: they must stay where they are while s is read.
+ * Returns 0, or -1 when raw_total passes SBLOCK_MAX_RAW.
+ */
+int sblock_stream_init(struct sblock_stream *s,
+		       const struct sblock_part *elements, size_t n,
+		       uint64_t raw_total);
+
+/* Copies the next bytes of the block, at most max, to dst. Returns how
+ * many: less than max only at the end, 0 once all were read. */
+size_t sblock_stream_read(struct sblock_stream *s, void *dst, size_t max);
+
+/* Goes back to the start of the block. */
+void sblock_stream_rewind(struct sblock_stream *s);
+
 #endif

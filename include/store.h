@@ -37,7 +37,8 @@
  * convert the old one; never reuse a version number.
  *
  * Threads: one writer thread owns every write transaction (writer.h);
- * readers use short read transactions (MDB_NOTLS, so any thread may).
+ * readers use short read transactions (MDB_NOTLS, so any thread may); a
+ * forwarder's lasts one upstream request (struct store_body).
  */
 #ifndef RELAY_STORE_H
 #define RELAY_STORE_H
@@ -166,12 +167,57 @@ int store_set_aside(MDB_txn *txn, struct store *st, const char *tenant,
 /* Writer: records next_seq in meta. Returns 0 or an LMDB error code. */
 int store_put_next_seq(MDB_txn *txn, struct store *st);
 
+/* Most entries one request body merges. */
+#define STORE_BODY_MAX_ENTRIES 256
+
 /*
- * Forwarder: appends to body one snappy block merging the tenant's entries
- * with seq <= their sequence number <= max_seq, oldest first, as long as
- * the decoded total stays within max_raw (at least one entry) and at most
- * max_entries. span describes them; span->entries is 0 if there were none.
- * Returns 0 or -1.
+ * One upstream request body left where its entries lie in the map: a read
+ * transaction, and for each entry its snappy block's elements (after the
+ * 40-byte entry header and the block's own preamble), read behind one
+ * merged preamble by stream.
+ *
+ * Holding the transaction while the body is sent is safe: the entries
+ * being delivered are deleted only after the upstream acknowledged them,
+ * and in any case a read transaction keeps its snapshot's pages as they
+ * were. It is not free, though: while a reader is open LMDB cannot reuse
+ * the pages freed by commits after its snapshot, so the file grows with
+ * every write while it lasts. The caller therefore holds it for one
+ * request only (bounded by [upstream] timeout) and releases it promptly.
+ */
+struct store_body {
+	MDB_txn *txn;        /* owned; NULL when nothing is held */
+	struct sblock_part elements[STORE_BODY_MAX_ENTRIES]; /* ref: the map */
+	struct sblock_stream stream;
+};
+
+/*
+ * Forwarder: sets body to the one snappy block merging the tenant's
+ * entries with seq <= their sequence number <= max_seq, oldest first, as
+ * long as the decoded total stays within max_raw (at least one entry) and
+ * at most max_entries (at most STORE_BODY_MAX_ENTRIES). An entry whose
+ * header is unreadable travels alone. span describes them; span->entries
+ * is 0 if there were none. body->stream reads the block from the map (its
+ * length is body->stream.len); nothing is copied.
+ *
+ * Returns 0, with a read transaction held in body that the caller ends
+ * with store_body_release as soon as the request is done (nothing is held
+ * when span->entries is 0). Returns -1, holding nothing, when the store
+ * cannot be read, an entry's block is malformed or the merged decoded
+ * length passes SBLOCK_MAX_RAW.
+ */
+int store_body_open(struct store *st, const char *tenant, size_t tlen,
+		    uint64_t seq, uint64_t max_seq, uint64_t max_raw,
+		    uint64_t max_entries, struct store_body *body,
+		    struct store_span *span);
+
+/* Ends body's read transaction; its parts are not to be read after this.
+ * Does nothing when nothing is held. */
+void store_body_release(struct store_body *body);
+
+/*
+ * The block store_body_open describes, appended to body (bounded as body
+ * is), with the transaction released before returning. Returns 0 or -1
+ * (store_body_open's failures, or body's bound).
  */
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,
 		     uint64_t seq, uint64_t max_seq, uint64_t max_raw,

@@ -22,7 +22,6 @@
 #define RELAY_VERSION "0.1.0"
 #endif
 
-#define MAX_ENTRIES_PER_REQUEST 256
 #define REASON_MAX 512
 #define RETRY_AFTER_CAP_MS (10u * 60 * 1000)
 
@@ -40,7 +39,7 @@ struct sender {
 	struct forwarder *f;      /* ref */
 	CURL *curl;
 	struct curl_slist *headers;
-	struct buf body;
+	struct store_body body;   /* the request being sent, read from the map */
 	char reason[REASON_MAX];  /* start of the upstream's answer */
 	size_t reason_len;
 	char retry_after[64];
@@ -114,6 +113,22 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* curl's read callback: the next bytes of the body, straight from the map. */
+static size_t on_read(char *dst, size_t size, size_t nitems, void *arg)
+{
+	return sblock_stream_read(arg, dst, size * nitems);
+}
+
+/* curl's seek callback: it rewinds to resend a body (a reused connection
+ * that turned out closed); nothing else is needed. */
+static int on_seek(void *arg, curl_off_t offset, int origin)
+{
+	if (origin != SEEK_SET || offset != 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	sblock_stream_rewind(arg);
+	return CURL_SEEKFUNC_OK;
+}
+
 static int sender_init(struct sender *s, struct forwarder *f)
 {
 	const struct config *cfg = f->cfg;
@@ -121,7 +136,6 @@ static int sender_init(struct sender *s, struct forwarder *f)
 	memset(s, 0, sizeof(*s));
 	s->f = f;
 	s->rnd = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)s;
-	buf_init(&s->body, cfg->max_request_size + (1u << 20));
 	s->curl = curl_easy_init();
 	if (s->curl == NULL)
 		return -1;
@@ -135,6 +149,12 @@ static int sender_init(struct sender *s, struct forwarder *f)
 	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
 	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(cfg->timeout_ms < 10000 ? cfg->timeout_ms : 10000));
+	curl_easy_setopt(s->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(s->curl, CURLOPT_READDATA, &s->body.stream);
+	curl_easy_setopt(s->curl, CURLOPT_SEEKFUNCTION, on_seek);
+	curl_easy_setopt(s->curl, CURLOPT_SEEKDATA, &s->body.stream);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -166,7 +186,7 @@ static void sender_free(struct sender *s)
 	if (s->curl != NULL)
 		curl_easy_cleanup(s->curl);
 	curl_slist_free_all(s->headers);
-	buf_free(&s->body);
+	store_body_release(&s->body);
 }
 
 static uint64_t mono_us(void)
@@ -177,8 +197,8 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* Posts s->body to url. Returns the HTTP status, or 0 for a network
- * error (the reason is in s->reason either way). */
+/* Posts s->body (streamed from the map) to url. Returns the HTTP status,
+ * or 0 for a network error (the reason is in s->reason either way). */
 static long sender_post(struct sender *s, const char *url)
 {
 	uint64_t t0 = mono_us();
@@ -190,8 +210,8 @@ static long sender_post(struct sender *s, const char *url)
 	s->retry_after[0] = '\0';
 	s->errbuf[0] = '\0';
 	curl_easy_setopt(s->curl, CURLOPT_URL, url);
-	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, s->body.p);
-	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body.len);
+	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+			 (curl_off_t)s->body.stream.len);
 	rc = curl_easy_perform(s->curl);
 	latency_observe(&metrics.upstream_latency, mono_us() - t0);
 	if (rc != CURLE_OK) {
@@ -228,15 +248,14 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	struct forwarder *f = s->f;
 	struct store_span span;
 	char url[2048], qreason[REASON_MAX + 8];
-	uint64_t delay;
+	uint64_t delay, body_len;
 	long status;
 	int64_t ra;
 
-	buf_reset(&s->body);
-	if (store_read_batch(f->st, job->id, job->idlen, job->first, job->last,
-			     f->cfg->max_request_size,
-			     job->isolate ? 1 : MAX_ENTRIES_PER_REQUEST, &s->body,
-			     &span) < 0) {
+	if (store_body_open(f->st, job->id, job->idlen, job->first, job->last,
+			    f->cfg->max_request_size,
+			    job->isolate ? 1 : STORE_BODY_MAX_ENTRIES, &s->body,
+			    &span) < 0) {
 		log_msg(LOG_ERROR, "cannot read buffer", "tenant=%s", job->id);
 		queue_taken(f->q, job, 1, job->first, job->last);
 		queue_done(f->q, job, QUEUE_RETRY, job->first, job->last, 1000);
@@ -247,17 +266,21 @@ static void forward_one(struct sender *s, struct queue_job *job)
 		return;
 	if (forward_url(config_current(), job->id, job->idlen, url, sizeof(url)) < 0) {
 		log_msg(LOG_ERROR, "upstream url too long", "tenant=%s", job->id);
+		store_body_release(&s->body);
 		queue_done(f->q, job, QUEUE_RETRY, span.first_seq, span.last_seq,
 			   f->cfg->max_backoff_ms);
 		return;
 	}
+	/* The read transaction lasts this one request (see store.h). */
 	status = sender_post(s, url);
+	body_len = s->body.stream.len;
+	store_body_release(&s->body);
 	switch (retry_classify(status)) {
 	case RETRY_DONE:
 		writer_ack(f->w, job->id, job->idlen, span.first_seq, span.last_seq);
 		metric_add(&metrics.samples_forwarded, span.samples);
 		metric_add(&metrics.series_forwarded, span.series);
-		metric_add(&metrics.bytes_forwarded, s->body.len);
+		metric_add(&metrics.bytes_forwarded, body_len);
 		queue_count_forwarded(f->q, job->id, job->idlen, span.samples);
 		if (job->attempts > 0)
 			log_msg(LOG_INFO, "upstream delivery resumed",

@@ -10,8 +10,9 @@
  *              the writer has made its batch durable.
  *   writer     the only LMDB writer: group commit of batches, deletion of
  *              delivered entries, set-aside; syncs every commit.
- *   forward(N) [upstream] concurrency threads: read entries in short read
- *              transactions (MDB_NOTLS) and send them with libcurl.
+ *   forward(N) [upstream] concurrency threads: send entries with libcurl
+ *              straight from the map, each in a read transaction
+ *              (MDB_NOTLS) held for one request.
  * Hand-over: http -> writer through writer_submit (a list and a condition
  * variable); writer -> forwarders through the queue (queue.h); forwarders
  * -> writer through writer_ack/writer_set_aside. The process never forks.

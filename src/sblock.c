@@ -3,6 +3,8 @@
  */
 #include "sblock.h"
 
+#include <string.h>
+
 size_t sblock_preamble(const uint8_t *p, size_t len, uint32_t *raw)
 {
 	uint64_t v = 0;
@@ -47,4 +49,78 @@ int64_t sblock_concat(struct buf *out, const struct sblock_part *parts, size_t n
 		buf_append(out, parts[i].p + pre, parts[i].len - pre);
 	}
 	return (int64_t)total;
+}
+
+int sblock_strip(struct sblock_part *part, uint64_t *raw_total)
+{
+	uint32_t raw;
+	size_t pre = sblock_preamble(part->p, part->len, &raw);
+
+	if (pre == 0)
+		return -1;
+	part->p += pre;
+	part->len -= pre;
+	*raw_total += raw;
+	return 0;
+}
+
+int sblock_stream_init(struct sblock_stream *s,
+		       const struct sblock_part *elements, size_t n,
+		       uint64_t raw_total)
+{
+	uint64_t v = raw_total;
+
+	memset(s, 0, sizeof(*s));
+	if (raw_total > SBLOCK_MAX_RAW)
+		return -1;
+	s->elements = elements;
+	s->n = n;
+	while (v >= 0x80) {
+		s->preamble[s->preamble_len++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	s->preamble[s->preamble_len++] = (uint8_t)v;
+	s->len = s->preamble_len;
+	for (size_t i = 0; i < n; i++)
+		s->len += elements[i].len;
+	return 0;
+}
+
+size_t sblock_stream_read(struct sblock_stream *s, void *dst, size_t max)
+{
+	uint8_t *out = dst;
+	size_t done = 0, k;
+
+	if (s->pos < s->preamble_len) {
+		k = s->preamble_len - (size_t)s->pos;
+		if (k > max)
+			k = max;
+		memcpy(out, s->preamble + s->pos, k);
+		done = k;
+		s->pos += k;
+	}
+	while (done < max && s->part < s->n) {
+		const struct sblock_part *e = &s->elements[s->part];
+
+		k = e->len - s->off;
+		if (k > max - done)
+			k = max - done;
+		if (k > 0)
+			memcpy(out + done, e->p + s->off, k);
+		done += k;
+		s->pos += k;
+		s->off += k;
+		if (s->off == e->len) {
+			s->part++;
+			s->off = 0;
+		}
+	}
+	return done;
+}
+
+void sblock_stream_rewind(struct sblock_stream *s)
+{
+	s->pos = 0;
+	s->part = 0;
+	s->off = 0;
 }

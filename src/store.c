@@ -510,29 +510,31 @@ int store_put_next_seq(MDB_txn *txn, struct store *st)
 	return mdb_put(txn, st->meta, &k, &v, 0);
 }
 
-int store_read_batch(struct store *st, const char *tenant, size_t tlen,
-		     uint64_t seq, uint64_t max_seq, uint64_t max_raw,
-		     uint64_t max_entries, struct buf *body,
-		     struct store_span *span)
+int store_body_open(struct store *st, const char *tenant, size_t tlen,
+		    uint64_t seq, uint64_t max_seq, uint64_t max_raw,
+		    uint64_t max_entries, struct store_body *body,
+		    struct store_span *span)
 {
-	struct sblock_part parts[256];
 	uint8_t key[STORE_KEY_MAX];
-	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct entry_hdr h;
+	struct sblock_part *e;
 	const char *t;
 	size_t n, nparts = 0;
-	uint64_t s;
+	uint64_t s, raw_total = 0;
 	int rc, ret = 0;
 
 	memset(span, 0, sizeof(*span));
-	if (max_entries > 256)
-		max_entries = 256;
-	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
+	body->txn = NULL;
+	if (max_entries > STORE_BODY_MAX_ENTRIES)
+		max_entries = STORE_BODY_MAX_ENTRIES;
+	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &body->txn) != 0) {
+		body->txn = NULL;
 		return -1;
-	if (mdb_cursor_open(txn, st->queue, &cur) != 0) {
-		mdb_txn_abort(txn);
+	}
+	if (mdb_cursor_open(body->txn, st->queue, &cur) != 0) {
+		store_body_release(body);
 		return -1;
 	}
 	k.mv_size = store_key(key, tenant, tlen, seq);
@@ -551,16 +553,59 @@ int store_read_batch(struct store *st, const char *tenant, size_t tlen,
 		if (nparts > 0 && (span->raw + h.raw_len > max_raw ||
 				   nparts >= max_entries))
 			break;
-		parts[nparts].p = (const uint8_t *)v.mv_data + sizeof(h);
-		parts[nparts].len = v.mv_size - sizeof(h);
-		nparts++;
+		e = &body->elements[nparts++];
 		span_add(span, s, &v, &h);
+		/* No block behind the header, or a malformed preamble: the
+		 * batch cannot be read. */
+		if (v.mv_size <= sizeof(h)) {
+			ret = -1;
+			break;
+		}
+		e->p = (const uint8_t *)v.mv_data + sizeof(h);
+		e->len = v.mv_size - sizeof(h);
+		if (sblock_strip(e, &raw_total) < 0) {
+			ret = -1;
+			break;
+		}
 		if (nparts >= max_entries)
 			break;
 	}
-	if (nparts > 0 && sblock_concat(body, parts, nparts) < 0)
-		ret = -1;
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	if (ret == 0 && nparts > 0 &&
+	    sblock_stream_init(&body->stream, body->elements, nparts,
+			       raw_total) < 0)
+		ret = -1;
+	if (ret < 0 || nparts == 0)
+		store_body_release(body);
+	return ret;
+}
+
+void store_body_release(struct store_body *body)
+{
+	if (body->txn != NULL)
+		mdb_txn_abort(body->txn);
+	body->txn = NULL;
+}
+
+int store_read_batch(struct store *st, const char *tenant, size_t tlen,
+		     uint64_t seq, uint64_t max_seq, uint64_t max_raw,
+		     uint64_t max_entries, struct buf *body,
+		     struct store_span *span)
+{
+	struct store_body b;
+	size_t len;
+	int ret = 0;
+
+	if (store_body_open(st, tenant, tlen, seq, max_seq, max_raw,
+			    max_entries, &b, span) < 0)
+		return -1;
+	if (span->entries == 0)
+		return 0;
+	len = (size_t)b.stream.len;
+	if (buf_reserve(body, len) < 0)
+		ret = -1;
+	else
+		body->len += sblock_stream_read(&b.stream, body->p + body->len, len);
+	store_body_release(&b);
 	return ret;
 }

@@ -2,7 +2,9 @@
  * test_sblock.c - merging snappy blocks by concatenating their elements:
  * the merged block must decode, with the snappy library itself, to the
  * concatenation of the parts, and merged request bodies must decode, with
- * protobuf-c, to the union of the requests' series.
+ * protobuf-c, to the union of the requests' series. The same block read
+ * piecewise from the parts where they lie (sblock_stream, what the
+ * forwarder streams to the upstream) must be the same bytes.
  *
  * Fixtures are read from $RELAY_FIXTURES, or tests/fixtures when unset
  * (run from the top of the tree).
@@ -62,8 +64,47 @@ static void fill_data(uint8_t *p, size_t n)
 }
 
 /*
+ * Checks that a stream over the n whole blocks parts[] (preambles stripped
+ * from copies with sblock_strip) gives what sblock_concat makes of them,
+ * read in pieces of any size and after rewinds. Returns NULL or what is
+ * wrong.
+ */
+static const char *stream_check(const struct sblock_part *parts, size_t n)
+{
+	struct sblock_part *elements = calloc(n ? n : 1, sizeof(*elements));
+	struct sblock_stream s;
+	const char *e = NULL;
+	uint64_t raw = 0;
+	struct buf want;
+	int64_t r;
+
+	buf_init(&want, OUT_MAX);
+	if (elements == NULL) {
+		e = "out of memory";
+		goto out;
+	}
+	r = sblock_concat(&want, parts, n);
+	for (size_t i = 0; i < n && e == NULL; i++) {
+		elements[i] = parts[i];
+		if (sblock_strip(&elements[i], &raw) < 0)
+			e = err("sblock_strip refused block %zu", i);
+	}
+	if (e == NULL && (r < 0 || (uint64_t)r != raw))
+		e = "sblock_strip and sblock_concat disagree on the total";
+	else if (e == NULL && sblock_stream_init(&s, elements, n, raw) < 0)
+		e = "sblock_stream_init refused the parts";
+	else if (e == NULL)
+		e = stream_is(&s, want.p, want.len);
+out:
+	free(elements);
+	buf_free(&want);
+	return e;
+}
+
+/*
  * Compresses each of n raw inputs, merges the blocks and checks the result
- * against the concatenation of the inputs. Returns NULL or what is wrong
+ * against the concatenation of the inputs, and the stream over the blocks
+ * against the merged block (stream_check). Returns NULL or what is wrong
  * (a static string).
  */
 static const char *merge_check(uint8_t *const *raws, const size_t *lens,
@@ -127,6 +168,8 @@ static const char *merge_check(uint8_t *const *raws, const size_t *lens,
 	}
 	if (memcmp(want, got, total) != 0)
 		e = "merged block decodes to other bytes than the concatenation";
+	else
+		e = stream_check(parts, n);
 out:
 	for (size_t i = 0; blocks != NULL && i < n; i++)
 		free(blocks[i]);
@@ -622,6 +665,72 @@ static void test_merge_fixture_bodies(void)
 	CHECK_NOERR(merge_fixtures("req00004.bin", "req00004.bin"));
 }
 
+/* No parts: a stream of the one-byte block that decodes to nothing. */
+static void test_stream_none(void)
+{
+	static const uint8_t empty[] = { 0x00 };
+	struct sblock_stream s;
+
+	CHECK(sblock_stream_init(&s, NULL, 0, 0) == 0);
+	CHECK_NOERR(stream_is(&s, empty, sizeof(empty)));
+	CHECK_NOERR(stream_check(NULL, 0));
+}
+
+/* Totals that take preambles of 1 to 5 bytes (stated lengths only: the
+ * stream decodes nothing), and parts with no elements between others. */
+static void test_stream_preamble_sizes(void)
+{
+	static const uint8_t b1[] = { 0x7f, 'a', 'b', 'c' },
+		b2[] = { 0x80, 0x01, 'd' },
+		b3[] = { 0xff, 0xff, 0x7f, 'e', 'f' },
+		b4[] = { 0x80, 0x80, 0x80, 0x7f },
+		b5[] = { 0xff, 0xff, 0xff, 0xff, 0x0e, 'g', 'h', 'i', 'j' },
+		none[] = { 0x00 };
+	const struct sblock_part parts[] = {
+		{ b1, sizeof(b1) }, { none, sizeof(none) }, { b2, sizeof(b2) },
+		{ b3, sizeof(b3) }, { none, sizeof(none) }, { b4, sizeof(b4) },
+		{ b5, sizeof(b5) }, { none, sizeof(none) },
+	};
+
+	CHECK_NOERR(stream_check(parts, 1));      /* 1 byte */
+	CHECK_NOERR(stream_check(parts, 3));      /* 0x7f + 0x80: 2 bytes */
+	CHECK_NOERR(stream_check(parts, 4));      /* 3 bytes */
+	CHECK_NOERR(stream_check(parts + 5, 1));  /* 4 bytes */
+	CHECK_NOERR(stream_check(parts + 6, 2));  /* 5 bytes */
+	CHECK_NOERR(stream_check(parts + 1, 1));  /* nothing but a preamble */
+}
+
+/* A malformed preamble is refused and the part left as it was. */
+static void test_strip_malformed(void)
+{
+	static const uint8_t trunc[] = { 0x80 },
+		over32[] = { 0xff, 0xff, 0xff, 0xff, 0x1f, 0x00 };
+	const struct sblock_part bad[] = {
+		{ trunc, sizeof(trunc) }, { over32, sizeof(over32) },
+		{ over32, 0 },
+	};
+	uint64_t raw = 5;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sblock_part p = bad[i];
+
+		CHECK_EQ_INT(sblock_strip(&p, &raw), -1);
+		CHECK(p.p == bad[i].p && p.len == bad[i].len);
+		CHECK_EQ_INT(raw, 5);
+	}
+}
+
+/* A total past what a varint32 preamble holds is refused, as
+ * sblock_concat refuses it. */
+static void test_stream_total_too_large(void)
+{
+	struct sblock_stream s;
+
+	CHECK_EQ_INT(sblock_stream_init(&s, NULL, 0, SBLOCK_MAX_RAW + 1ull), -1);
+	CHECK_EQ_INT(sblock_stream_init(&s, NULL, 0, SBLOCK_MAX_RAW), 0);
+	CHECK_EQ_INT(s.len, 5);
+}
+
 int main(void)
 {
 	RUN(test_preamble);
@@ -641,5 +750,9 @@ int main(void)
 	RUN(test_merge_out_bound);
 	RUN(test_merge_appends);
 	RUN(test_merge_fixture_bodies);
+	RUN(test_stream_none);
+	RUN(test_stream_preamble_sizes);
+	RUN(test_strip_malformed);
+	RUN(test_stream_total_too_large);
 	return unit_done();
 }

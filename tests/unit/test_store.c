@@ -2,7 +2,8 @@
  * test_store.c - the durable buffer: the LMDB format and keys, and what the
  * writer thread makes of batches, acknowledgements and set-asides, read
  * back the way the forwarder reads it and decoded with snappy and
- * protobuf-c.
+ * protobuf-c. Request bodies read in place (store_body_open) must stream
+ * the very bytes sblock_concat makes of the same entries.
  *
  * Every test works in its own directory under /tmp and removes it. Batches
  * go through the real writer thread; a test waits for their done callbacks
@@ -994,9 +995,283 @@ static void test_delete_range_direct(void)
 	CHECK_EQ_INT(ms.ms_entries, 4);
 }
 
-/* ---- through the writer ------------------------------------------------ */
+/* ---- request bodies read in place -------------------------------------- */
 
 static const int all8[] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+
+/* Opens the store at a fresh E.path without the writer. */
+static const char *store_direct(void)
+{
+	const char *e;
+	char why[512];
+
+	if ((e = env_mkdir()) != NULL)
+		return e;
+	if (store_open(&E.st, E.path, 64 * MIB, why, sizeof(why)) < 0)
+		return err("store_open: %s", why);
+	E.st_open = 1;
+	return NULL;
+}
+
+/* Stores fixture f[i] as entry (tenant, first + i) for i < n, in one
+ * write transaction, counted as the fixture. Returns NULL or what failed. */
+static const char *put_fixtures(const char *tenant, uint64_t first,
+				const int *f, size_t n)
+{
+	struct sblock_part part;
+	struct entry_hdr h;
+	uint64_t value;
+	MDB_txn *txn;
+	int rc = 0;
+
+	if (mdb_txn_begin(E.st.env, NULL, 0, &txn) != 0)
+		return "cannot begin a write transaction";
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		part.p = fx[f[i]].z;
+		part.len = fx[f[i]].zlen;
+		memset(&h, 0, sizeof(h));
+		h.series = (uint32_t)fx[f[i]].counts.series;
+		h.samples = (uint32_t)fx[f[i]].counts.samples;
+		h.created_ms = 1000 + first + i;
+		rc = store_put_entry(txn, &E.st, tenant, strlen(tenant),
+				     first + i, &h, &part, 1, &value);
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return err("store_put_entry: %s", mdb_strerror(rc));
+	}
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? NULL : err("commit: %s", mdb_strerror(rc));
+}
+
+/* Sets byte off of the value of (tenant, seq) to b, or cuts the value to
+ * off bytes when b < 0. Returns NULL or what failed. */
+static const char *poke_entry(const char *tenant, uint64_t seq, size_t off,
+			      int b)
+{
+	uint8_t key[STORE_KEY_MAX], *copy = NULL;
+	const char *e = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	int rc;
+
+	k.mv_size = store_key(key, tenant, strlen(tenant), seq);
+	k.mv_data = key;
+	if (mdb_txn_begin(E.st.env, NULL, 0, &txn) != 0)
+		return "cannot begin a write transaction";
+	if ((rc = mdb_get(txn, E.st.queue, &k, &v)) != 0 || off >= v.mv_size ||
+	    (copy = malloc(v.mv_size)) == NULL) {
+		mdb_txn_abort(txn);
+		return rc != 0 ? mdb_strerror(rc) : "no such byte, or no memory";
+	}
+	memcpy(copy, v.mv_data, v.mv_size);
+	if (b >= 0)
+		copy[off] = (uint8_t)b;
+	else
+		v.mv_size = off;
+	v.mv_data = copy;
+	if ((rc = mdb_put(txn, E.st.queue, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		e = mdb_strerror(rc);
+	} else if ((rc = mdb_txn_commit(txn)) != 0) {
+		e = mdb_strerror(rc);
+	}
+	free(copy);
+	return e;
+}
+
+/*
+ * Opens the body of tenant for [seq, max_seq], max_raw and max_entries
+ * and checks that it spans the entries of fixtures want[0..n) (stored by
+ * put_fixtures from seq 1 on: fixture i at seq i + 1) and that its stream
+ * gives what sblock_concat makes of their blocks, in pieces of any size
+ * and after rewinds (stream_is). Leaves what it found in *span and
+ * releases the body. Returns NULL or what differs.
+ */
+static const char *body_is(const char *tenant, uint64_t seq, uint64_t max_seq,
+			   uint64_t max_raw, uint64_t max_entries,
+			   const int *want, size_t n, struct store_span *span)
+{
+	struct sblock_part parts[NFX];
+	struct store_body body;
+	const char *e = NULL;
+	struct buf ref;
+
+	buf_init(&ref, 1u << 30);
+	for (size_t i = 0; i < n; i++) {
+		parts[i].p = fx[want[i]].z;
+		parts[i].len = fx[want[i]].zlen;
+	}
+	if (sblock_concat(&ref, parts, n) < 0) {
+		buf_free(&ref);
+		return "sblock_concat failed";
+	}
+	if (store_body_open(&E.st, tenant, strlen(tenant), seq, max_seq,
+			    max_raw, max_entries, &body, span) < 0) {
+		buf_free(&ref);
+		return "store_body_open failed";
+	}
+	if (span->entries != n)
+		e = err("%llu entries, want %zu",
+			(unsigned long long)span->entries, n);
+	else if (span->first_seq != (uint64_t)want[0] + 1 ||
+		 span->last_seq != (uint64_t)want[n - 1] + 1)
+		e = err("entries %llu..%llu, want %d..%d",
+			(unsigned long long)span->first_seq,
+			(unsigned long long)span->last_seq, want[0] + 1,
+			want[n - 1] + 1);
+	else if (body.txn == NULL)
+		e = "no read transaction held for the parts";
+	else
+		e = stream_is(&body.stream, ref.p, ref.len);
+	store_body_release(&body);
+	if (e == NULL && body.txn != NULL)
+		e = "the read transaction outlived store_body_release";
+	buf_free(&ref);
+	return e;
+}
+
+/* The forwarder's spans, streamed: one entry, all of them, the cuts by
+ * max_raw, max_entries (1: an isolated entry) and max_seq. */
+static void test_body_streams_entries(void)
+{
+	static const int one[] = { 7 };
+	struct store_body body;
+	struct store_span span;
+	uint64_t raw = 0;
+
+	CHECK_NOERR(store_direct());
+	CHECK_NOERR(put_fixtures("t", 1, one, 1));
+	CHECK_NOERR(put_fixtures("t1", 1, all8, NFX));
+	CHECK_NOERR(put_fixtures("t2", 1, one, 1));
+
+	/* One entry: a range of one. */
+	CHECK_NOERR(body_is("t1", 3, 3, UINT64_MAX, 256, all8 + 2, 1, &span));
+	CHECK_EQ_INT(span.raw, fx[2].rawlen);
+	/* Many: every entry of the tenant and nothing of its neighbours. */
+	CHECK_NOERR(body_is("t1", 0, UINT64_MAX, UINT64_MAX, 256, all8, NFX,
+			    &span));
+	for (int i = 0; i < NFX; i++)
+		raw += fx[i].rawlen;
+	CHECK_EQ_INT(span.raw, raw);
+	CHECK_EQ_INT(span.samples, fx_samples(all8, NFX));
+	CHECK_EQ_INT(span.created_ms, 1001);
+	/* max_raw: as many as fit, and at least one. */
+	CHECK_NOERR(body_is("t1", 0, UINT64_MAX,
+			    fx[0].rawlen + fx[1].rawlen + fx[2].rawlen - 1, 256,
+			    all8, 2, &span));
+	CHECK_NOERR(body_is("t1", 4, UINT64_MAX, 1, 256, all8 + 3, 1, &span));
+	/* Isolation: one entry at a time, from the middle. */
+	CHECK_NOERR(body_is("t1", 5, UINT64_MAX, UINT64_MAX, 1, all8 + 4, 1,
+			    &span));
+	/* max_entries and max_seq. */
+	CHECK_NOERR(body_is("t1", 2, 7, UINT64_MAX, 3, all8 + 1, 3, &span));
+	CHECK_NOERR(body_is("t1", 6, 7, UINT64_MAX, 256, all8 + 5, 2, &span));
+	/* Nothing: past the tenant's newest, and a tenant with no entries
+	 * (a prefix of one that has); nothing is held then. */
+	CHECK(store_body_open(&E.st, "t1", 2, 9, UINT64_MAX, UINT64_MAX, 256,
+			      &body, &span) == 0);
+	CHECK(span.entries == 0 && body.txn == NULL);
+	CHECK(store_body_open(&E.st, "t2x", 3, 0, UINT64_MAX, UINT64_MAX, 256,
+			      &body, &span) == 0);
+	CHECK(span.entries == 0 && body.txn == NULL);
+	store_body_release(&body);
+}
+
+/* The parts stay readable while the entries are deleted and others are
+ * written: the body is the snapshot it was opened on, until released. */
+static void test_body_outlives_delete(void)
+{
+	struct sblock_part parts[NFX];
+	struct store_span span, gone, next;
+	struct store_body body;
+	struct buf ref;
+	const char *e = NULL;
+	MDB_txn *txn;
+	int rc;
+
+	CHECK_NOERR(store_direct());
+	CHECK_NOERR(put_fixtures("t1", 1, all8, NFX));
+	CHECK(store_body_open(&E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 256,
+			      &body, &span) == 0);
+	CHECK_EQ_INT(span.entries, NFX);
+	/* Delete them all, then fill the space again, several times. */
+	for (int round = 0; round < 4 && e == NULL; round++) {
+		if (mdb_txn_begin(E.st.env, NULL, 0, &txn) != 0) {
+			e = "cannot begin a write transaction";
+			break;
+		}
+		memset(&gone, 0, sizeof(gone));
+		rc = store_delete_range(txn, &E.st, "t1", 2, 0, UINT64_MAX,
+					&gone, &next);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc != 0)
+			e = err("delete: %s", mdb_strerror(rc));
+		else
+			e = put_fixtures("t1", 100 + 10 * (uint64_t)round, all8,
+					 NFX);
+	}
+	buf_init(&ref, 1u << 30);
+	for (int i = 0; i < NFX; i++) {
+		parts[i].p = fx[i].z;
+		parts[i].len = fx[i].zlen;
+	}
+	if (e == NULL && sblock_concat(&ref, parts, NFX) < 0)
+		e = "sblock_concat failed";
+	if (e == NULL)
+		e = stream_is(&body.stream, ref.p, ref.len);
+	store_body_release(&body);
+	buf_free(&ref);
+	CHECK_NOERR(e);
+	/* A body opened now sees what is there now. */
+	CHECK(store_body_open(&E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 256,
+			      &body, &span) == 0);
+	store_body_release(&body);
+	CHECK_EQ_INT(span.first_seq, 130);
+}
+
+/*
+ * Unreadable entries, handled as the forwarder always did: an entry whose
+ * header is unreadable travels alone, its block as stored; one whose block
+ * cannot be merged (malformed preamble, no block at all) fails the read,
+ * and nothing is held.
+ */
+static void test_body_unreadable_entry(void)
+{
+	static const int three[] = { 0, 1, 2 };
+	struct store_body body;
+	struct store_span span;
+	const uint64_t max_raw = 8 * MIB;
+
+	CHECK_NOERR(store_direct());
+	CHECK_NOERR(put_fixtures("u", 1, three, 3));
+	CHECK_NOERR(poke_entry("u", 2, 0, 9));  /* version 9 */
+	CHECK_NOERR(body_is("u", 0, UINT64_MAX, max_raw, 256, three, 1, &span));
+	CHECK_NOERR(body_is("u", 2, UINT64_MAX, max_raw, 256, three + 1, 1,
+			    &span));
+	CHECK_EQ_INT(span.raw, max_raw);
+	CHECK_NOERR(body_is("u", 3, UINT64_MAX, max_raw, 256, three + 2, 1,
+			    &span));
+	/* A preamble that never ends. */
+	for (size_t i = 0; i < 6; i++)
+		CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr) + i, 0xff));
+	CHECK_EQ_INT(store_body_open(&E.st, "u", 1, 2, UINT64_MAX, max_raw, 256,
+				     &body, &span), -1);
+	CHECK(body.txn == NULL);
+	/* A header and no block. */
+	CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr), -1));
+	CHECK_EQ_INT(store_body_open(&E.st, "u", 1, 2, UINT64_MAX, max_raw, 256,
+				     &body, &span), -1);
+	CHECK(body.txn == NULL);
+	/* The entries before and after it still read. */
+	CHECK_NOERR(body_is("u", 0, 1, max_raw, 256, three, 1, &span));
+	CHECK_NOERR(body_is("u", 3, 3, max_raw, 256, three + 2, 1, &span));
+}
+
+/* ---- through the writer ------------------------------------------------ */
 
 /* Eight batches, each committed alone: eight entries holding the fixtures
  * in order; the forwarder's read merges them back. */
@@ -2029,6 +2304,9 @@ int main(void)
 	RUN_STORE(test_key_roundtrip);
 	RUN_STORE(test_key_order);
 	RUN_STORE(test_delete_range_direct);
+	RUN_STORE(test_body_streams_entries);
+	RUN_STORE(test_body_outlives_delete);
+	RUN_STORE(test_body_unreadable_entry);
 	RUN_STORE(test_writer_stores_and_reads_back);
 	RUN_STORE(test_ack_deletes_range);
 	RUN_STORE(test_set_aside_moves_entry);

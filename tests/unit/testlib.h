@@ -2,7 +2,8 @@
  * testlib.h - what several unit tests share: reading the captured requests
  * under tests/fixtures, snappy blocks made and decoded with the snappy
  * library, and requests held against protobuf-c, the reference decoder
- * generated from proto/ (counts, packed bytes, series).
+ * generated from proto/ (counts, packed bytes, series); merged blocks read
+ * piecewise (sblock_stream) held against the block they must give.
  *
  * Like unit.h it is a header only: every function is static inline, so a
  * test binary compiles in the ones it uses and no Makefile rule is needed.
@@ -22,6 +23,7 @@
 #include <snappy-c.h>
 
 #include "remote.pb-c.h"
+#include "sblock.h"
 #include "unit.h"
 #include "wire.h"
 
@@ -113,6 +115,72 @@ static inline uint8_t *uncompress(const uint8_t *z, size_t zlen, size_t *len)
 		return NULL;
 	}
 	return raw;
+}
+
+/* ---- streamed blocks --------------------------------------------------- */
+
+/* Reads s in pieces of at most step bytes (as curl's read callback is fed)
+ * into got, which has room for cap bytes; a piece shorter than step must
+ * be the last. Returns NULL or what is wrong, with the bytes read in *len. */
+static inline const char *stream_pieces(struct sblock_stream *s, size_t step,
+					uint8_t *got, size_t cap, size_t *len)
+{
+	uint8_t more[1];
+	size_t k;
+
+	*len = 0;
+	while (cap - *len >= step &&
+	       (k = sblock_stream_read(s, got + *len, step)) > 0) {
+		*len += k;
+		if (k < step && sblock_stream_read(s, more, sizeof(more)) != 0)
+			return err("a short read of %zu bytes in pieces of %zu "
+				   "was not the last", k, step);
+	}
+	return NULL;
+}
+
+/*
+ * Checks that s gives exactly want[0..len): read from where it is (its
+ * start, unread) in pieces of 7 bytes, then after rewinds in pieces of 1
+ * and 4096 bytes and all at once, and after a rewind from the middle of a
+ * piece; and that it gives nothing more at its end. Returns NULL or what
+ * differs.
+ */
+static inline const char *stream_is(struct sblock_stream *s,
+				    const uint8_t *want, size_t len)
+{
+	static const size_t steps[] = { 7, 1, 4096 };
+	size_t cap = len + 4096, got_len;
+	uint8_t *got = malloc(cap);
+	const char *e = NULL;
+
+	if (got == NULL)
+		return "out of memory";
+	if (s->len != len)
+		e = err("stream length %llu, want %zu",
+			(unsigned long long)s->len, len);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && e == NULL; i++) {
+		if (i > 0)
+			sblock_stream_rewind(s);
+		if ((e = stream_pieces(s, steps[i], got, cap, &got_len)) == NULL &&
+		    (got_len != len || memcmp(got, want, len) != 0))
+			e = err("read in pieces of %zu: %zu bytes, not the %zu "
+				"wanted byte for byte", steps[i], got_len, len);
+	}
+	if (e == NULL) {
+		/* Halfway and 3 bytes into a piece of 7, then back. */
+		sblock_stream_rewind(s);
+		for (size_t k = 0; k < len / 2 + 3 && k < len; k += 7)
+			sblock_stream_read(s, got, 7);
+		sblock_stream_rewind(s);
+		got_len = sblock_stream_read(s, got, cap);
+		if (got_len != len || memcmp(got, want, len) != 0)
+			e = "after a rewind from the middle: other bytes";
+		else if (sblock_stream_read(s, got, cap) != 0 || s->pos != s->len)
+			e = "bytes after the end";
+	}
+	free(got);
+	return e;
 }
 
 /* ---- counts ------------------------------------------------------------ */
