@@ -40,6 +40,11 @@ struct sender {
 	CURL *curl;
 	struct curl_slist *headers;
 	struct store_body body;   /* the request being sent, read from the map */
+	/* What body was opened with and found, to open it again if curl
+	 * rewinds after the transaction was released. */
+	const struct queue_job *job; /* ref */
+	uint64_t max_entries;
+	struct store_span span;
 	char reason[REASON_MAX];  /* start of the upstream's answer */
 	size_t reason_len;
 	char retry_after[64];
@@ -113,19 +118,55 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* curl's read callback: the next bytes of the body, straight from the map. */
+/* Opens s->body for s->job: the tenant's entries from job->first on. */
+static int body_open(struct sender *s, struct store_span *span)
+{
+	const struct queue_job *job = s->job;
+
+	return store_body_open(s->f->st, job->id, job->idlen, job->first,
+			       job->last, s->f->cfg->max_request_size,
+			       s->max_entries, &s->body, span);
+}
+
+/*
+ * curl's read callback: the next bytes of the body, straight from the map.
+ * Once curl has them all the read transaction ends: an upstream that takes
+ * its time to answer must not keep LMDB from reusing pages meanwhile.
+ */
 static size_t on_read(char *dst, size_t size, size_t nitems, void *arg)
 {
-	return sblock_stream_read(arg, dst, size * nitems);
+	struct sender *s = arg;
+	size_t n = sblock_stream_read(&s->body.stream, dst, size * nitems);
+
+	if (s->body.stream.pos == s->body.stream.len)
+		store_body_release(&s->body);
+	return n;
 }
 
 /* curl's seek callback: it rewinds to resend a body (a reused connection
- * that turned out closed); nothing else is needed. */
+ * that turned out closed). After the release the body is opened again,
+ * and used only if it is the same. */
 static int on_seek(void *arg, curl_off_t offset, int origin)
 {
+	struct sender *s = arg;
+	struct store_span again;
+	uint64_t len = s->body.stream.len;
+
 	if (origin != SEEK_SET || offset != 0)
 		return CURL_SEEKFUNC_CANTSEEK;
-	sblock_stream_rewind(arg);
+	if (s->body.txn != NULL) {
+		sblock_stream_rewind(&s->body.stream);
+		return CURL_SEEKFUNC_OK;
+	}
+	if (body_open(s, &again) < 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	if (again.entries != s->span.entries ||
+	    again.first_seq != s->span.first_seq ||
+	    again.last_seq != s->span.last_seq || s->body.stream.len != len) {
+		store_body_release(&s->body);
+		s->body.stream.len = len;
+		return CURL_SEEKFUNC_CANTSEEK;
+	}
 	return CURL_SEEKFUNC_OK;
 }
 
@@ -152,9 +193,9 @@ static int sender_init(struct sender *s, struct forwarder *f)
 	curl_easy_setopt(s->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, NULL);
 	curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, on_read);
-	curl_easy_setopt(s->curl, CURLOPT_READDATA, &s->body.stream);
+	curl_easy_setopt(s->curl, CURLOPT_READDATA, s);
 	curl_easy_setopt(s->curl, CURLOPT_SEEKFUNCTION, on_seek);
-	curl_easy_setopt(s->curl, CURLOPT_SEEKDATA, &s->body.stream);
+	curl_easy_setopt(s->curl, CURLOPT_SEEKDATA, s);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -252,15 +293,15 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	long status;
 	int64_t ra;
 
-	if (store_body_open(f->st, job->id, job->idlen, job->first, job->last,
-			    f->cfg->max_request_size,
-			    job->isolate ? 1 : STORE_BODY_MAX_ENTRIES, &s->body,
-			    &span) < 0) {
+	s->job = job;
+	s->max_entries = job->isolate ? 1 : STORE_BODY_MAX_ENTRIES;
+	if (body_open(s, &span) < 0) {
 		log_msg(LOG_ERROR, "cannot read buffer", "tenant=%s", job->id);
 		queue_taken(f->q, job, 1, job->first, job->last);
 		queue_done(f->q, job, QUEUE_RETRY, job->first, job->last, 1000);
 		return;
 	}
+	s->span = span;
 	queue_taken(f->q, job, span.entries, span.first_seq, span.last_seq);
 	if (span.entries == 0)
 		return;
