@@ -9,7 +9,6 @@
 #include "dedup.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "store.h"
+#include "tmpdir.h"
 #include "unit.h"
 
 #define MIB (1024ull * 1024)
@@ -27,15 +27,6 @@ static char dir[64], path[96];
 static struct store st;
 static int st_open;
 static struct dedup *dd;
-
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int setup(void)
 {
@@ -60,8 +51,7 @@ static void cleanup(void)
 	if (st_open)
 		store_close(&st);
 	st_open = 0;
-	if (dir[0] != '\0')
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(dir);
 	dir[0] = '\0';
 }
 

@@ -17,7 +17,6 @@
 #include "store.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +32,7 @@
 #include "queue.h"
 #include "remote.pb-c.h"
 #include "testlib.h"
+#include "tmpdir.h"
 #include "unit.h"
 #include "wire.h"
 #include "writer.h"
@@ -178,15 +178,6 @@ static void gate_open(struct gate *g)
 	pthread_mutex_unlock(&done_lock);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Makes the test's directory. Returns NULL or what failed. */
 static const char *env_mkdir(void)
 {
@@ -255,8 +246,7 @@ static void env_cleanup(void)
 	for (size_t i = 0; i < E.nb; i++)
 		batch_release(&E.b[i]);
 	free(E.b);
-	if (E.dir[0] != '\0')
-		nftw(E.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(E.dir);
 	if (E.have_cfg)
 		config_free(&E.cfg);
 	memset(&E, 0, sizeof(E));
