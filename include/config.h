@@ -56,6 +56,7 @@ struct config {
 	int when_full;              /* WHEN_FULL_REJECT or WHEN_FULL_DROP_OLDEST */
 	uint64_t max_age_ms;        /* 7d */
 	uint64_t dedup_window_ms;   /* 10m: resent batches are not stored twice */
+	uint64_t preallocate;       /* 32MiB: zeros written ahead of the data */
 	uint64_t usage_retention_ms;/* 400d */
 	uint64_t setaside_max_size; /* 1GiB: batches the upstream refused */
 	uint64_t setaside_max_age_ms; /* 30d */

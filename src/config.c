@@ -100,6 +100,8 @@ static const struct config_key config_keys[] = {
 	    "Data not forwarded within this time is dropped."),
 	NUM("dedup_window", SEC_STORAGE, CONF_DURATION, dedup_window_ms, "10m", "0", "1d",
 	    "A batch resent within this time is stored once; 0: off."),
+	NUM("preallocate", SEC_STORAGE, CONF_SIZE, preallocate, "32MiB", "0", "1GiB",
+	    "Zeros kept written past the data so that commits overwrite rather than extend the file; up to a quarter of the data; 0: off."),
 	NUM("usage_retention", SEC_STORAGE, CONF_DURATION, usage_retention_ms, "400d", "1d", NULL,
 	    "How long per-tenant usage records are kept."),
 	NUM("setaside_max_size", SEC_STORAGE, CONF_SIZE, setaside_max_size, "1GiB", "1MiB", NULL,

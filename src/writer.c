@@ -13,6 +13,7 @@
 #include "dedup.h"
 #include "log.h"
 #include "metrics.h"
+#include "prealloc.h"
 #include "queue.h"
 #include "setaside.h"
 #include "store.h"
@@ -95,6 +96,7 @@ struct writer {
 	struct change *changes;
 	size_t nchanges, changes_cap;
 	struct dedup *dedup;      /* owned */
+	struct prealloc *pre;     /* owned; NULL when off */
 };
 
 void batch_release(struct batch *b)
@@ -535,8 +537,11 @@ static int commit_round(struct writer *w, struct batch *list,
 	w->nchanges = 0;
 	w->have_heads = 0;
 	usage_round_clear(&w->usage);
-	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) != 0)
+	prealloc_lock(w->pre);
+	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) != 0) {
+		prealloc_unlock(w->pre);
 		return rc;
+	}
 	if ((rc = dedup_expire(w->dedup, txn, w->st, now,
 				 w->cfg->dedup_window_ms)) != 0 ||
 	    (now - w->last_cleanup_ms > CLEANUP_EVERY_MS &&
@@ -551,12 +556,14 @@ static int commit_round(struct writer *w, struct batch *list,
 	    (w->st->next_seq != seq0 &&
 	     (rc = store_put_next_seq(txn, w->st)) != 0)) {
 		mdb_txn_abort(txn);
+		prealloc_unlock(w->pre);
 		dedup_round_end(w->dedup, 0);
 		w->st->next_seq = seq0;
 		return rc;
 	}
 	used = store_used_bytes(txn, w->st);
 	rc = mdb_txn_commit(txn);
+	prealloc_unlock(w->pre);
 	dedup_round_end(w->dedup, rc == 0);
 	if (rc != 0) {
 		w->st->next_seq = seq0;
@@ -761,9 +768,11 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		free(w);
 		return NULL;
 	}
+	w->pre = prealloc_start(st, cfg->preallocate);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		prealloc_stop(w->pre);
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
 		dedup_free(w->dedup);
@@ -781,6 +790,7 @@ void writer_stop(struct writer *w)
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
+	prealloc_stop(w->pre);
 	for (size_t i = 0; i < w->open_cap; i++)
 		free(w->open[i].parts);
 	free(w->open);

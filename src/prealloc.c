@@ -1,0 +1,235 @@
+/*
+ * prealloc.c - zeros written ahead of the end of LMDB's data file.
+ *
+ * One thread, woken by the writer after a commit that left the margin
+ * under half of what it should be. It then writes zeros in pieces of
+ * PIECE bytes at the file's end, each piece under the writer's lock, and
+ * syncs after every SYNC_EVERY bytes without the lock. The margin is a
+ * quarter of LMDB's data, rounded down to whole SYNC_EVERY steps, and at
+ * most the configured size: a buffer under 4 MiB gets none.
+ *
+ * Failures (a full disk, above all) cost nothing but the gain: the thread
+ * logs once, leaves the file as it is and tries again RETRY_MS later.
+ */
+#include "prealloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define ZERO_BYTES (64u << 10)
+#define PIECE_IOVS 4
+#define PIECE ((uint64_t)PIECE_IOVS * ZERO_BYTES)  /* 256 KiB per lock */
+#define SYNC_EVERY (4 * PIECE)                      /* 1 MiB per sync */
+#define RETRY_MS 10000
+
+/* Read only: the pages stay mapped to the kernel's zero page. */
+static uint8_t zeros[ZERO_BYTES];
+
+struct prealloc {
+	MDB_env *env;
+	int fd;               /* LMDB's own descriptor of data.mdb */
+	unsigned page_size;
+	uint64_t max_margin;
+	uint64_t limit;       /* the map size: nothing is written past it */
+	uint64_t size;        /* the file's size as this thread left it */
+	uint64_t synced;      /* zeros up to here are on disk */
+	uint64_t retry_at_ms; /* after a failure, wait until then */
+	int filling;
+	int stopping;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Where LMDB's data ends. Only between write transactions, that is with
+ * the lock held. */
+static uint64_t lmdb_end(const struct prealloc *p)
+{
+	MDB_envinfo info;
+
+	mdb_env_info(p->env, &info);
+	return ((uint64_t)info.me_last_pgno + 1) * p->page_size;
+}
+
+static uint64_t margin_for(const struct prealloc *p, uint64_t end)
+{
+	uint64_t m = end / 4;
+
+	if (m > p->max_margin)
+		m = p->max_margin;
+	return m - m % SYNC_EVERY;
+}
+
+/* Writes one piece of zeros at the end. Called and returns with the lock
+ * held. Returns the bytes written, 0 when the margin is complete, -1 on a
+ * failure (logged). */
+static int64_t write_piece(struct prealloc *p)
+{
+	uint64_t end = lmdb_end(p), want = end + margin_for(p, end);
+	uint64_t from = p->size > end ? p->size : end, n;
+	struct iovec iov[PIECE_IOVS];
+	int cnt = 0, err;
+	ssize_t w;
+
+	if (want > p->limit)
+		want = p->limit;
+	if (from >= want)
+		return 0;
+	n = want - from < PIECE ? want - from : PIECE;
+	for (uint64_t left = n; left > 0; cnt++) {
+		iov[cnt].iov_base = zeros;
+		iov[cnt].iov_len = left < ZERO_BYTES ? (size_t)left : ZERO_BYTES;
+		left -= iov[cnt].iov_len;
+	}
+	w = pwritev(p->fd, iov, cnt, (off_t)from);
+	if (w > 0) {
+		p->size = from + (uint64_t)w;
+		return w;
+	}
+	err = w < 0 ? errno : ENOSPC;
+	p->retry_at_ms = now_ms() + RETRY_MS;
+	log_msg(LOG_WARN, "cannot write zeros ahead of the buffer file; "
+		"commits extend it instead", "error=\"%s\" offset=%llu "
+		"retry_in_ms=%d", strerror(err), (unsigned long long)from,
+		RETRY_MS);
+	return -1;
+}
+
+static void *prealloc_main(void *arg)
+{
+	struct prealloc *p = arg;
+	uint64_t unsynced = 0;
+	int64_t n;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stopping) {
+		if (!p->filling) {
+			pthread_cond_wait(&p->cond, &p->lock);
+			continue;
+		}
+		n = write_piece(p);
+		if (n > 0)
+			unsynced += (uint64_t)n;
+		if (n > 0 && unsynced < SYNC_EVERY)
+			continue;
+		if (n <= 0)
+			p->filling = 0;
+		if (unsynced == 0)
+			continue;
+		pthread_mutex_unlock(&p->lock);
+		if (fdatasync(p->fd) != 0)
+			log_msg(LOG_WARN, "cannot sync zeros ahead of the buffer file",
+				"error=\"%s\"", strerror(errno));
+		pthread_mutex_lock(&p->lock);
+		unsynced = 0;
+		p->synced = p->size;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+struct prealloc *prealloc_start(struct store *st, uint64_t max_margin)
+{
+	struct prealloc *p;
+	MDB_envinfo info;
+	struct stat sb;
+	int fd;
+
+	if (max_margin < SYNC_EVERY || st->env == NULL ||
+	    mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0 ||
+	    (p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	mdb_env_info(st->env, &info);
+	p->env = st->env;
+	p->fd = fd;
+	p->page_size = st->page_size ? st->page_size : 4096;
+	p->max_margin = max_margin;
+	p->limit = info.me_mapsize;
+	p->size = p->synced = (uint64_t)sb.st_size;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->filling = 1;
+	if (pthread_create(&p->thread, NULL, prealloc_main, p) != 0) {
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->cond);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void prealloc_lock(struct prealloc *p)
+{
+	if (p != NULL)
+		pthread_mutex_lock(&p->lock);
+}
+
+void prealloc_unlock(struct prealloc *p)
+{
+	uint64_t end;
+
+	if (p == NULL)
+		return;
+	/* A commit just moved the end: wake the thread when the margin is
+	 * down to half, not after every commit. */
+	end = lmdb_end(p);
+	if (!p->filling && p->size < end + margin_for(p, end) / 2 &&
+	    p->size < p->limit &&
+	    (p->retry_at_ms == 0 || now_ms() >= p->retry_at_ms)) {
+		p->filling = 1;
+		pthread_cond_signal(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t prealloc_margin(struct prealloc *p)
+{
+	uint64_t end, m;
+
+	if (p == NULL)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	end = lmdb_end(p);
+	m = p->synced > end ? p->synced - end : 0;
+	pthread_mutex_unlock(&p->lock);
+	return m;
+}
+
+void prealloc_stop(struct prealloc *p)
+{
+	struct stat sb;
+	uint64_t end;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stopping = 1;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	/* No write transaction comes after this: give the zeros back. */
+	end = lmdb_end(p);
+	if (fstat(p->fd, &sb) == 0 && (uint64_t)sb.st_size > end &&
+	    ftruncate(p->fd, (off_t)end) != 0)
+		log_msg(LOG_WARN, "cannot cut the buffer file back to its data",
+			"error=\"%s\"", strerror(errno));
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
