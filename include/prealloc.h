@@ -24,10 +24,13 @@ struct prealloc;
 
 /*
  * Keeps up to max_margin bytes of zeros past LMDB's end (a quarter of the
- * data at most, so a small buffer stays small). NULL when max_margin is 0
+ * data at most, so a small buffer stays small). With direct, the zeros
+ * bypass the page cache where the filesystem allows O_DIRECT; without, or
+ * where it does not, they go through the cache. NULL when max_margin is 0
  * or the thread cannot start; the relay then works as before.
  */
-struct prealloc *prealloc_start(struct store *st, uint64_t max_margin);
+struct prealloc *prealloc_start(struct store *st, uint64_t max_margin,
+				int direct);
 
 /* The writer: around each write transaction, from begin to commit or
  * abort. Both accept NULL. */

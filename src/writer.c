@@ -768,7 +768,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		free(w);
 		return NULL;
 	}
-	w->pre = prealloc_start(st, cfg->preallocate);
+	w->pre = prealloc_start(st, cfg->preallocate, 1);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {

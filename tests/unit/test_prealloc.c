@@ -161,13 +161,14 @@ static int zeros_from(uint64_t off)
 	return ok;
 }
 
-static void test_margin_ahead_of_data(void)
+/* direct: O_DIRECT writes, or through the page cache. */
+static void margin_ahead_of_data(int direct)
 {
 	uint64_t end, margin, size;
 	char why[256];
 
 	CHECK(setup() == 0);
-	pa = prealloc_start(&st, 4 * MIB);
+	pa = prealloc_start(&st, 4 * MIB, direct);
 	CHECK(pa != NULL);
 	/* About 18 MiB of values: a quarter of it is more than the cap. */
 	CHECK(put_values(0, 300) == 0);
@@ -194,12 +195,22 @@ static void test_margin_ahead_of_data(void)
 	CHECK_EQ_INT(values_intact(400), 400);
 }
 
+static void test_margin_ahead_of_data_direct(void)
+{
+	margin_ahead_of_data(1);
+}
+
+static void test_margin_ahead_of_data_cached(void)
+{
+	margin_ahead_of_data(0);
+}
+
 static void test_margin_is_a_quarter_of_small_data(void)
 {
 	uint64_t end, margin;
 
 	CHECK(setup() == 0);
-	pa = prealloc_start(&st, 64 * MIB);
+	pa = prealloc_start(&st, 64 * MIB, 1);
 	CHECK(pa != NULL);
 	/* About 6 MiB of values: the target is a quarter, rounded down to
 	 * whole MiB, so 1 MiB. */
@@ -218,7 +229,7 @@ static void test_off(void)
 	uint64_t size;
 
 	CHECK(setup() == 0);
-	CHECK(prealloc_start(&st, 0) == NULL);
+	CHECK(prealloc_start(&st, 0, 1) == NULL);
 	/* The writer's calls take NULL. */
 	CHECK(put_values(0, 100) == 0);
 	size = file_size();
@@ -235,7 +246,8 @@ int main(void)
 		RUN(fn);                                                      \
 		cleanup();                                                    \
 	} while (0)
-	RUN_PRE(test_margin_ahead_of_data);
+	RUN_PRE(test_margin_ahead_of_data_direct);
+	RUN_PRE(test_margin_ahead_of_data_cached);
 	RUN_PRE(test_margin_is_a_quarter_of_small_data);
 	RUN_PRE(test_off);
 	return unit_done();
