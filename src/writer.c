@@ -25,6 +25,7 @@ enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
 #define MAX_HEADS 4096
 /* How often old sketches and usage past retention are removed. */
 #define CLEANUP_EVERY_MS (60 * 1000)
+#define ACK_WAIT_MS 100L
 
 struct writer_op {
 	enum op_kind kind;
@@ -71,11 +72,13 @@ struct writer {
 	unsigned last_round;
 	uint64_t last_commit_us;
 	int idle;                 /* waiting for work: wake on any */
+	int acks_only;            /* waiting for more deliveries: wake on any */
 	unsigned want;            /* gathering: wake when this many wait */
 	uint64_t commit_failures;         /* since the last line about them */
 	uint64_t commit_failure_logged_ms;
 	struct writer_op *ops;
 	struct writer_op **ops_tail;
+	unsigned nops, nacks;     /* in ops: all, and deliveries */
 	int stopping;
 	int exited;               /* the thread is gone */
 	const struct config *cfg; /* ref */
@@ -641,6 +644,39 @@ static void gather(struct writer *w)
 	w->want = 0;
 }
 
+/*
+ * Called with the lock held. Deliveries come back one request at a time,
+ * and a commit for each costs a sync apiece, while nothing waits for them:
+ * a forwarder moves on as soon as it has reported one. So when only
+ * deliveries wait, wait up to ACK_WAIT_MS for one from every forwarder
+ * thread before committing. Anything else (a request to store, a stop)
+ * ends the wait. Not right after a round that stored requests: their
+ * senders' next ones may be on the way, and gather() must not then wait
+ * for as many again behind a round that took only a request or two. After a crash, the deliveries of those milliseconds are
+ * sent again, as those of a commit that did not happen would be.
+ */
+static void gather_acks(struct writer *w)
+{
+	unsigned want = w->cfg->concurrency > 0 ? (unsigned)w->cfg->concurrency : 1;
+	struct timespec until;
+
+	if (w->batches != NULL || w->nops != w->nacks || w->stopping ||
+	    w->last_round != 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += ACK_WAIT_MS * 1000000L;
+	while (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	w->acks_only = 1;
+	while (w->nacks < want && w->nops == w->nacks && w->batches == NULL &&
+	       !w->stopping &&
+	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
+		;
+	w->acks_only = 0;
+}
+
 /* Logs a failed commit with its likely cause: LMDB turns a write cut
  * short by a full disk into EIO, so the free space is looked at too. */
 static void log_commit_error(struct writer *w, int rc, int refused)
@@ -687,6 +723,7 @@ static void *writer_main(void *arg)
 		while (w->batches == NULL && w->ops == NULL && !w->stopping)
 			pthread_cond_wait(&w->cond, &w->lock);
 		w->idle = 0;
+		gather_acks(w);
 		gather(w);
 		w->last_round = w->nbatches;
 		w->nbatches = 0;
@@ -696,6 +733,7 @@ static void *writer_main(void *arg)
 		w->batches_tail = &w->batches;
 		w->ops = NULL;
 		w->ops_tail = &w->ops;
+		w->nops = w->nacks = 0;
 		stopping = w->stopping;
 		if (list == NULL && ops == NULL && stopping)
 			w->exited = 1;
@@ -818,8 +856,8 @@ void writer_submit(struct writer *w, struct batch *b)
 	w->batches_tail = &b->next;
 	w->nbatches++;
 	/* Mid-commit the writer comes back by itself; gathering, it wants a
-	 * word only once enough are there. */
-	if (w->idle || (w->want > 0 && w->nbatches >= w->want))
+	 * word only once enough are there; waiting for deliveries, at once. */
+	if (w->idle || w->acks_only || (w->want > 0 && w->nbatches >= w->want))
 		pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
@@ -830,6 +868,8 @@ static void push_op(struct writer *w, struct writer_op *op)
 	pthread_mutex_lock(&w->lock);
 	*w->ops_tail = op;
 	w->ops_tail = &op->next;
+	w->nops++;
+	w->nacks += op->kind == OP_ACK;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
