@@ -42,7 +42,7 @@ void prealloc_unlock(struct prealloc *p);
 void prealloc_stop(struct prealloc *p);
 
 /* Bytes of zeros past LMDB's end that this process has written and synced
- * so far (for tests and metrics). */
+ * so far (for the tests). */
 uint64_t prealloc_margin(struct prealloc *p);
 
 #endif
