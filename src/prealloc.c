@@ -15,9 +15,9 @@
  * is refused (tmpfs, say) they go through the cache, and each piece is
  * written back before the next one is written. Measured with 2000-series
  * requests at 2.5 M samples/s: zeros left dirty up to 1 MiB put the p99
- * of acknowledgements at 8-9 ms, against 2.0-2.5 ms without zeros ahead;
- * either way here it stays at 2.1-2.3 ms while the p50 drops from 1.1-1.3
- * to 0.8 ms. O_DIRECT took half the thread's CPU of the written-back
+ * of acknowledgements at 8-9 ms, against 1.9-2.5 ms without zeros ahead;
+ * written as here it was 2.1-3.0 ms, and the p50 0.8-1.1 ms against
+ * 1.1-1.3. O_DIRECT took half the thread's CPU of the written-back
  * pieces (9 against 18 ticks per 20 M samples buffered).
  *
  * Failures (a full disk, above all) cost nothing but the gain: the thread
