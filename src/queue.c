@@ -263,7 +263,9 @@ void queue_taken(struct queue *q, const struct queue_job *job,
 		if (entries == 0 && t->inflight > 0)
 			t->inflight--;
 	}
-	pthread_cond_broadcast(&q->wake);
+	/* Each change here allows one more claim at most, and that claim
+	 * comes back here: one forwarder is enough (see queue_claim()). */
+	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -281,7 +283,7 @@ void queue_unclaim(struct queue *q, const struct queue_job *job)
 		if (t->inflight > 0)
 			t->inflight--;
 	}
-	pthread_cond_broadcast(&q->wake);
+	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -311,7 +313,7 @@ void queue_done(struct queue *q, const struct queue_job *job,
 			break;
 		}
 	}
-	pthread_cond_broadcast(&q->wake);
+	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 }
 
