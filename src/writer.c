@@ -79,6 +79,7 @@ struct writer {
 	struct writer_op *ops;
 	struct writer_op **ops_tail;
 	unsigned nops, nacks;     /* in ops: all, and deliveries */
+	uint64_t first_ack_us;    /* when the first delivery in ops came */
 	int stopping;
 	int exited;               /* the thread is gone */
 	const struct config *cfg; /* ref */
@@ -648,30 +649,31 @@ static void gather(struct writer *w)
  * Called with the lock held. Deliveries come back one request at a time,
  * and a commit for each costs a sync apiece, while nothing waits for them:
  * a forwarder moves on as soon as it has reported one. So when only
- * deliveries wait, wait up to ACK_WAIT_MS for one from every forwarder
- * thread before committing. Anything else (a request to store, a stop)
- * ends the wait. Not right after a round that stored requests: their
- * senders' next ones may be on the way, and gather() must not then wait
- * for as many again behind a round that took only a request or two. After a crash, the deliveries of those milliseconds are
- * sent again, as those of a commit that did not happen would be.
+ * deliveries wait, commit them ACK_WAIT_MS after the first of them came,
+ * together with all that came meanwhile. Anything else (a request to
+ * store, a stop) ends the wait. Not right after a round that stored
+ * requests: their senders' next ones may be on the way, and gather() must
+ * not then wait for as many again behind a round that took only a request
+ * or two. After a crash, the deliveries of those milliseconds are sent
+ * again, as those of a commit that did not happen would be.
  */
 static void gather_acks(struct writer *w)
 {
-	unsigned want = w->cfg->concurrency > 0 ? (unsigned)w->cfg->concurrency : 1;
+	uint64_t now = mono_us(), due = w->first_ack_us + ACK_WAIT_MS * 1000;
 	struct timespec until;
 
 	if (w->batches != NULL || w->nops != w->nacks || w->stopping ||
-	    w->last_round != 0)
+	    w->last_round != 0 || due <= now)
 		return;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += ACK_WAIT_MS * 1000000L;
-	while (until.tv_nsec >= 1000000000) {
+	until.tv_sec += (time_t)((due - now) / 1000000);
+	until.tv_nsec += (long)((due - now) % 1000000) * 1000;
+	if (until.tv_nsec >= 1000000000) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
 	w->acks_only = 1;
-	while (w->nacks < want && w->nops == w->nacks && w->batches == NULL &&
-	       !w->stopping &&
+	while (w->nops == w->nacks && w->batches == NULL && !w->stopping &&
 	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
 		;
 	w->acks_only = 0;
@@ -868,9 +870,13 @@ static void push_op(struct writer *w, struct writer_op *op)
 	pthread_mutex_lock(&w->lock);
 	*w->ops_tail = op;
 	w->ops_tail = &op->next;
+	if (op->kind == OP_ACK && w->nacks++ == 0)
+		w->first_ack_us = mono_us();
 	w->nops++;
-	w->nacks += op->kind == OP_ACK;
-	pthread_cond_signal(&w->cond);
+	/* Mid-commit or gathering it comes back by itself; waiting for more
+	 * deliveries, only something else ends the wait. */
+	if (w->idle || (w->acks_only && op->kind != OP_ACK))
+		pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
 
