@@ -257,6 +257,20 @@ settle_disk() {
 
 disk_bytes() { du -s -B1 "$1" | awk '{ print $1 }'; }
 
+# sync_probe: milliseconds per 4 KiB write with O_DSYNC over a file that
+# exists already (as a commit's writes over zeros ahead of LMDB's end),
+# on the disk under $WORK. The relay waits for two such syncs per commit;
+# vmagent for none, so its rates do not follow this figure.
+sync_probe() {
+	local f=$WORK/sync-probe t0 t1
+	dd if=/dev/zero of="$f" bs=4k count=200 conv=fsync status=none
+	t0=$(now_us)
+	dd if=/dev/zero of="$f" bs=4k count=200 conv=notrunc oflag=dsync status=none
+	t1=$(now_us)
+	rm -f "$f"
+	awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 200 / 1000 }'
+}
+
 declare -A M        # M[system.metric] = value
 declare -A UPSTREAM # port each system forwards to; closed until phase b
 declare -A DATA     # data directory of each system
@@ -328,6 +342,8 @@ phase_buffer() {
 	dir=$WORK/$sys-data
 	DATA[$sys]=$dir
 	settle_disk
+	M[$sys.sync_ms]=$(sync_probe)
+	raw "$sys buffer sync_probe_ms=${M[$sys.sync_ms]}"
 	log "$sys: buffering (upstream 127.0.0.1:${UPSTREAM[$sys]} is down)"
 	start_system "$sys" "$port" "${UPSTREAM[$sys]}" "$dir" "$WORK/$sys.log"
 	watch_start "$SYS_PID" "$WORK/$sys.rss-buffer"
@@ -550,6 +566,7 @@ mkdir -p "$BUILD/bench"
 	echo "# vmagent: $VMAGENT (victoria-metrics $(dpkg-query -W -f '${Version}' victoria-metrics 2>/dev/null || echo '?'))"
 	[ $want_relay = 1 ] && echo "# relay: $RELAY ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo no git))"
 	echo "# load: $CONNS connections, $TARGETS targets, $SAMPLES_500 samples in 500-series + $SAMPLES_2000 in 2000-series requests"
+	echo "# disk: ms per 4 KiB O_DSYNC write just before phase a:$(for sys in "${RUN[@]}"; do printf ' %s %s' "$sys" "${M[$sys.sync_ms]:-?}"; done)"
 	echo "# ratio = relay/vmagent; targets apply to the ratio; total $(fsub "$(now)" "$START") s"
 	cat "$TABLE"
 	echo
