@@ -12,10 +12,11 @@
  * would rewrite a random leaf page for every request, several per commit,
  * each one more page to sync before the acknowledgement. Lookups by digest
  * go through an index in memory instead, built from dedup_time at start:
- * the first 8 bytes of the digest and the record's time, 16 bytes a slot,
- * a quarter to a half of the slots used as the window fills (32 to 64
- * bytes per request in it), down to an eighth as it empties before the
- * index halves. A match is confirmed with the full record in dedup_time.
+ * 36 bits of the digest and the low 28 bits of the record's time in ms,
+ * 8 bytes a slot, a quarter to a half of the slots used as the window
+ * fills (16 to 32 bytes per request in it), down to an eighth as it
+ * empties before the index halves. A match is confirmed with the full
+ * record in dedup_time.
  *
  * Owned by the writer thread; not thread-safe.
  */

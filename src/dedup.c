@@ -14,12 +14,17 @@
 #define EXPIRE_PER_CALL 4096
 #define MIN_SLOTS 1024
 
-/* One digest in the index: its first 8 bytes (0 marks a free slot, so a
- * digest starting with 8 zero bytes is kept as 1) and its record's time. */
-struct slot {
-	uint64_t key;
-	uint64_t t;
-};
+/*
+ * One digest in the index, in 8 bytes: the top 36 bits of the digest's
+ * first 8 bytes (the key; never 0, so that 0 marks a free slot) over the
+ * low T_BITS bits of its record's time in ms. The time is read back as
+ * the one with those bits nearest to the current time, which is exact
+ * while the record is less than 2^27 ms (37 hours) older or newer: more
+ * than the longest dedup_window (a day). A key that matches only in its
+ * 36 bits costs one lookup of the record, which has the whole digest.
+ */
+#define T_BITS 28
+#define T_MASK ((UINT64_C(1) << T_BITS) - 1)
 
 /* A digest added this round, to take out again if the round is undone. */
 struct added {
@@ -28,7 +33,7 @@ struct added {
 };
 
 struct dedup {
-	struct slot *slots;   /* owned; open addressing, linear probing */
+	uint64_t *slots;      /* owned; open addressing, linear probing */
 	size_t cap;           /* a power of two */
 	size_t n;
 	struct added *round;  /* owned */
@@ -40,7 +45,26 @@ static uint64_t digest_key(const uint8_t digest[32])
 	uint64_t k;
 
 	memcpy(&k, digest, 8);
+	k >>= T_BITS;
 	return k != 0 ? k : 1;
+}
+
+static inline uint64_t slot_make(uint64_t key, uint64_t t)
+{
+	return key << T_BITS | (t & T_MASK);
+}
+
+static inline uint64_t slot_key(uint64_t slot)
+{
+	return slot >> T_BITS;
+}
+
+/* The record time of slot, as seen at now (see above). */
+static uint64_t slot_time(uint64_t slot, uint64_t now)
+{
+	uint64_t back = (now - slot) & T_MASK;
+
+	return back <= T_MASK / 2 ? now - back : now + (T_MASK + 1 - back);
 }
 
 static void time_key(uint8_t out[40], uint64_t t, const uint8_t digest[32])
@@ -50,27 +74,26 @@ static void time_key(uint8_t out[40], uint64_t t, const uint8_t digest[32])
 	memcpy(out + 8, digest, 32);
 }
 
-/* Puts (key, t) into a free slot; the caller made room. */
-static void place(struct slot *slots, size_t cap, uint64_t key, uint64_t t)
+/* Puts slot into a free place; the caller made room. */
+static void place(uint64_t *slots, size_t cap, uint64_t slot)
 {
-	size_t i = (size_t)key & (cap - 1);
+	size_t i = (size_t)slot_key(slot) & (cap - 1);
 
-	while (slots[i].key != 0)
+	while (slots[i] != 0)
 		i = (i + 1) & (cap - 1);
-	slots[i].key = key;
-	slots[i].t = t;
+	slots[i] = slot;
 }
 
 /* Moves the index to cap slots. Returns 0 or -1 (it is left as it was). */
 static int resize(struct dedup *d, size_t cap)
 {
-	struct slot *s = calloc(cap, sizeof(*s));
+	uint64_t *s = calloc(cap, sizeof(*s));
 
 	if (s == NULL)
 		return -1;
 	for (size_t i = 0; i < d->cap; i++)
-		if (d->slots[i].key != 0)
-			place(s, cap, d->slots[i].key, d->slots[i].t);
+		if (d->slots[i] != 0)
+			place(s, cap, d->slots[i]);
 	free(d->slots);
 	d->slots = s;
 	d->cap = cap;
@@ -81,33 +104,33 @@ static int insert(struct dedup *d, uint64_t key, uint64_t t)
 {
 	if (2 * (d->n + 1) > d->cap && resize(d, 2 * d->cap) < 0)
 		return -1;
-	place(d->slots, d->cap, key, t);
+	place(d->slots, d->cap, slot_make(key, t));
 	d->n++;
 	return 0;
 }
 
-/* Removes the slot holding (key, t), if any, shifting back the slots after
- * it that would no longer be found. */
+/* Removes the slot of (key, t), if any, shifting back the slots after it
+ * that would no longer be found. */
 static void remove_slot(struct dedup *d, uint64_t key, uint64_t t)
 {
 	size_t mask = d->cap - 1, i = (size_t)key & mask, j, home;
+	uint64_t want = slot_make(key, t);
 
-	for (; d->slots[i].key != 0; i = (i + 1) & mask)
-		if (d->slots[i].key == key && d->slots[i].t == t)
+	for (; d->slots[i] != 0; i = (i + 1) & mask)
+		if (d->slots[i] == want)
 			break;
-	if (d->slots[i].key == 0)
+	if (d->slots[i] == 0)
 		return;
 	d->n--;
-	for (j = (i + 1) & mask; d->slots[j].key != 0; j = (j + 1) & mask) {
-		home = (size_t)d->slots[j].key & mask;
+	for (j = (i + 1) & mask; d->slots[j] != 0; j = (j + 1) & mask) {
+		home = (size_t)slot_key(d->slots[j]) & mask;
 		/* Slot j may move to i only if its home is not in (i, j]. */
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			d->slots[i] = d->slots[j];
 			i = j;
 		}
 	}
-	d->slots[i].key = 0;
-	d->slots[i].t = 0;
+	d->slots[i] = 0;
 }
 
 struct dedup *dedup_open(MDB_txn *txn, struct store *st, uint64_t now,
@@ -168,7 +191,7 @@ size_t dedup_count(const struct dedup *d)
 int dedup_seen(struct dedup *d, MDB_txn *txn, struct store *st,
 	       const uint8_t digest[32], uint64_t now, uint64_t window_ms)
 {
-	uint64_t key = digest_key(digest);
+	uint64_t key = digest_key(digest), t;
 	size_t mask = d->cap - 1;
 	uint8_t tk[40];
 	MDB_val k = {sizeof(tk), tk}, v;
@@ -176,12 +199,14 @@ int dedup_seen(struct dedup *d, MDB_txn *txn, struct store *st,
 
 	if (window_ms == 0)
 		return 0;
-	for (size_t i = (size_t)key & mask; d->slots[i].key != 0;
+	for (size_t i = (size_t)key & mask; d->slots[i] != 0;
 	     i = (i + 1) & mask) {
-		if (d->slots[i].key != key || d->slots[i].t + window_ms <= now)
+		if (slot_key(d->slots[i]) != key)
 			continue;
-		/* Eight bytes matched: the record says whether all do. */
-		time_key(tk, d->slots[i].t, digest);
+		if ((t = slot_time(d->slots[i], now)) + window_ms <= now)
+			continue;
+		/* 36 bits matched: the record says whether all do. */
+		time_key(tk, t, digest);
 		rc = mdb_get(txn, st->dedup_time, &k, &v);
 		if (rc == 0)
 			return 1;

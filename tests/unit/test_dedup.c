@@ -282,6 +282,36 @@ static void test_many_grow_expire_shrink(void)
 	CHECK_EQ_INT(seen(d[N - 1], T0 + 200 + WINDOW), 0);
 }
 
+/* The index keeps only the low bits of a record's time: times on both
+ * sides of a carry out of those bits, and a clock set back a little, still
+ * find their records, and expiry still takes them out of the index. */
+static void test_time_bits_wrap(void)
+{
+	const uint64_t wrap = ((T0 >> 28) + 1) << 28;
+	uint8_t d[2][32];
+
+	CHECK(setup() == 0 && open_index(wrap - 10) == 0);
+	digest(d[0], 0x1111111111111111ull, 1);
+	digest(d[1], 0x2222222222222222ull, 2);
+	CHECK(remember(&d[0], 1, wrap - 5, 1) == 0);
+	CHECK(remember(&d[1], 1, wrap + 3, 1) == 0);
+	CHECK_EQ_INT(seen(d[0], wrap + 100), 1);
+	CHECK_EQ_INT(seen(d[0], wrap - 5 + WINDOW - 1), 1);
+	CHECK_EQ_INT(seen(d[0], wrap - 5 + WINDOW), 0);
+	CHECK_EQ_INT(seen(d[1], wrap - 1000), 1);
+	CHECK_EQ_INT(seen(d[1], wrap + 3 + WINDOW - 1), 1);
+	CHECK(open_index(wrap + 50) == 0);
+	CHECK_EQ_INT(dedup_count(dd), 2);
+	CHECK_EQ_INT(seen(d[0], wrap + 50), 1);
+	CHECK_EQ_INT(seen(d[1], wrap + 50), 1);
+	CHECK(expire(wrap - 5 + WINDOW) == 0);
+	CHECK_EQ_INT(dedup_count(dd), 1);
+	CHECK_EQ_INT(seen(d[1], wrap - 5 + WINDOW), 1);
+	CHECK(expire(wrap + 3 + WINDOW) == 0);
+	CHECK_EQ_INT(dedup_count(dd), 0);
+	CHECK_EQ_INT(records(), 0);
+}
+
 static void test_old_digest_db_emptied(void)
 {
 	uint8_t d[32] = {1, 2, 3};
@@ -315,6 +345,7 @@ int main(void)
 	RUN_DEDUP(test_shared_prefix);
 	RUN_DEDUP(test_resent_after_window_stored_again);
 	RUN_DEDUP(test_many_grow_expire_shrink);
+	RUN_DEDUP(test_time_bits_wrap);
 	RUN_DEDUP(test_old_digest_db_emptied);
 	return unit_done();
 }
