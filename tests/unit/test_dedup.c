@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 
 #include "store.h"
-#include "tmpdir.h"
+#include "tmpstore.h"
 #include "unit.h"
 
 #define MIB (1024ull * 1024)
@@ -30,16 +30,9 @@ static struct dedup *dd;
 
 static int setup(void)
 {
-	char why[256];
-
-	snprintf(dir, sizeof(dir), "/tmp/relay-test-dedup-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpstore_open(dir, sizeof(dir), path, sizeof(path), "dedup", &st,
+			  64 * MIB) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/buf", dir);
-	if (store_open(&st, path, 64 * MIB, why, sizeof(why)) < 0) {
-		fprintf(stderr, "store_open: %s\n", why);
-		return -1;
-	}
 	st_open = 1;
 	return 0;
 }

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "store.h"
-#include "tmpdir.h"
+#include "tmpstore.h"
 #include "unit.h"
 
 #define MIB (1024ull * 1024)
@@ -34,17 +34,10 @@ static struct prealloc *pa;
 
 static int setup(void)
 {
-	char why[256];
-
-	snprintf(dir, sizeof(dir), "/tmp/relay-test-prealloc-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpstore_open(dir, sizeof(dir), path, sizeof(path), "prealloc", &st,
+			  256 * MIB) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/buf", dir);
 	snprintf(file, sizeof(file), "%s/data.mdb", path);
-	if (store_open(&st, path, 256 * MIB, why, sizeof(why)) < 0) {
-		fprintf(stderr, "store_open: %s\n", why);
-		return -1;
-	}
 	st_open = 1;
 	return 0;
 }
