@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "dedup.h"
+#include "entries.h"
 #include "log.h"
 #include "metrics.h"
 #include "prealloc.h"
@@ -37,18 +38,6 @@ struct writer_op {
 	char reason[512];
 	struct setaside_filter filter; /* OP_REPLAY, OP_PURGE */
 	struct writer_op *next;
-};
-
-
-/* An entry being assembled this round: one tenant's consecutive chunks. */
-struct open_entry {
-	const char *tenant;       /* ref: the first batch's */
-	size_t tlen;
-	struct sblock_part *parts;/* owned, grows */
-	size_t nparts, cap;
-	struct entry_hdr hdr;
-	uint64_t raw;
-	uint64_t round_bytes;     /* admitted for the tenant this round */
 };
 
 /* What the queue learns once the transaction is committed. */
@@ -86,8 +75,7 @@ struct writer {
 	struct store *st;         /* ref */
 	struct queue *q;          /* ref */
 	/* Reused between rounds. */
-	struct open_entry *open;
-	size_t nopen, open_cap;
+	struct entry_set entries;
 	struct usage_round usage;
 	uint64_t last_cleanup_ms;
 	uint64_t last_age_check_ms;
@@ -338,84 +326,25 @@ static int evict(struct writer *w, MDB_txn *txn, const struct evict_goal *g,
 	return 0;
 }
 
-static int open_add(struct open_entry *e, const struct chunk *ch)
-{
-	if (e->nparts == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 16;
-		struct sblock_part *p = realloc(e->parts, cap * sizeof(*p));
-		if (p == NULL)
-			return -1;
-		e->parts = p;
-		e->cap = cap;
-	}
-	e->parts[e->nparts].p = ch->block;
-	e->parts[e->nparts].len = ch->len;
-	e->nparts++;
-	e->raw += ch->raw_len;
-	e->hdr.series += (uint32_t)ch->counts.series;
-	e->hdr.samples += (uint32_t)ch->counts.samples;
-	e->hdr.histograms += (uint32_t)ch->counts.histograms;
-	e->hdr.exemplars += (uint32_t)ch->counts.exemplars;
-	e->hdr.metadata += (uint32_t)ch->counts.metadata;
-	return 0;
-}
-
-/* Writes an assembled entry and empties it. Returns 0 or an error code. */
+/* Writes an assembled entry, if any, and records the change for the
+ * queue. Returns 0 or an error code. */
 static int open_flush(struct writer *w, MDB_txn *txn, struct open_entry *e,
 		      uint64_t created_ms)
 {
+	struct entry_written out;
 	struct change *c;
-	uint64_t bytes, seq;
 	int rc;
 
-	if (e->nparts == 0)
-		return 0;
-	seq = w->st->next_seq++;
-	e->hdr.created_ms = created_ms;
-	rc = store_put_entry(txn, w->st, e->tenant, e->tlen, seq, &e->hdr,
-			     e->parts, e->nparts, &bytes);
-	if (rc != 0)
-		return rc;
+	if ((rc = entry_write(e, txn, w->st, created_ms, &out)) != 0)
+		return rc == 1 ? 0 : rc;
 	if ((c = change_new(w, e->tenant, e->tlen)) == NULL)
 		return ENOMEM;
 	c->added = 1;
-	c->seq = seq;
-	c->bytes = bytes;
-	c->samples = e->hdr.samples;
+	c->seq = out.seq;
+	c->bytes = out.bytes;
+	c->samples = out.samples;
 	c->created_ms = created_ms;
-	e->nparts = 0;
-	e->raw = 0;
-	memset(&e->hdr, 0, sizeof(e->hdr));
 	return 0;
-}
-
-static struct open_entry *open_find(struct writer *w, const char *tenant,
-				    size_t tlen)
-{
-	struct open_entry *e;
-
-	for (size_t i = 0; i < w->nopen; i++) {
-		e = &w->open[i];
-		if (e->tlen == tlen && memcmp(e->tenant, tenant, tlen) == 0)
-			return e;
-	}
-	if (w->nopen == w->open_cap) {
-		size_t cap = w->open_cap ? w->open_cap * 2 : 8;
-		e = realloc(w->open, cap * sizeof(*e));
-		if (e == NULL)
-			return NULL;
-		memset(e + w->open_cap, 0, (cap - w->open_cap) * sizeof(*e));
-		w->open = e;
-		w->open_cap = cap;
-	}
-	e = &w->open[w->nopen++];
-	e->tenant = tenant;
-	e->tlen = tlen;
-	e->nparts = 0;
-	e->raw = 0;
-	e->round_bytes = 0;
-	memset(&e->hdr, 0, sizeof(e->hdr));
-	return e;
 }
 
 /* Decides which batches are stored (not resent, within the buffer and the
@@ -432,7 +361,7 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 	int rc;
 
 	used = store_used_bytes(txn, w->st);
-	w->nopen = 0;
+	entry_set_reset(&w->entries);
 	for (b = list; b != NULL; b = b->next) {
 		uint64_t fp = store_value_footprint(w->st, b->value_bytes);
 		if ((rc = b->has_digest ? dedup_seen(w->dedup, txn, w->st, b->digest, now,
@@ -451,7 +380,7 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 			b->status = BATCH_FULL;
 			continue;
 		}
-		if ((e = open_find(w, b->tenant, b->tlen)) == NULL)
+		if ((e = entry_set_find(&w->entries, b->tenant, b->tlen)) == NULL)
 			return ENOMEM;
 		if (b->tenant_max_bytes > 0 &&
 		    queue_tenant_bytes(w->q, b->tenant, b->tlen) + e->round_bytes +
@@ -482,12 +411,12 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 			/* The request counts in the entry its first chunk is in. */
 			if (i == 0)
 				e->hdr.requests++;
-			if (open_add(e, &b->chunks[i]) < 0)
+			if (entry_add(e, &b->chunks[i]) < 0)
 				return ENOMEM;
 		}
 	}
-	for (size_t i = 0; i < w->nopen; i++) {
-		if ((rc = open_flush(w, txn, &w->open[i], now)) != 0)
+	for (size_t i = 0; i < w->entries.n; i++) {
+		if ((rc = open_flush(w, txn, &w->entries.open[i], now)) != 0)
 			return rc;
 	}
 	return 0;
@@ -831,9 +760,7 @@ void writer_stop(struct writer *w)
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
 	prealloc_stop(w->pre);
-	for (size_t i = 0; i < w->open_cap; i++)
-		free(w->open[i].parts);
-	free(w->open);
+	entry_set_free(&w->entries);
 	free(w->changes);
 	usage_round_free(&w->usage);
 	dedup_free(w->dedup);
