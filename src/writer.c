@@ -459,6 +459,21 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* The wall-clock time us microseconds from now, for a timed wait. */
+static struct timespec realtime_in(uint64_t us)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += (time_t)(us / 1000000);
+	t.tv_nsec += (long)(us % 1000000) * 1000;
+	if (t.tv_nsec >= 1000000000) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000;
+	}
+	return t;
+}
+
 /* One transaction: ops, then batches. Returns 0 or the error code. */
 static int commit_round(struct writer *w, struct batch *list,
 			struct writer_op *ops)
@@ -561,12 +576,7 @@ static void gather(struct writer *w)
 		return;
 	if (wait_us > 1000)
 		wait_us = 1000;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)wait_us * 1000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	until = realtime_in(wait_us);
 	w->want = want;
 	while (w->nbatches < want && !w->stopping &&
 	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
@@ -594,13 +604,7 @@ static void gather_acks(struct writer *w)
 	if (w->batches != NULL || w->nops != w->nacks || w->stopping ||
 	    w->last_round != 0 || due <= now)
 		return;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)((due - now) / 1000000);
-	until.tv_nsec += (long)((due - now) % 1000000) * 1000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	until = realtime_in(due - now);
 	w->acks_only = 1;
 	while (w->nops == w->nacks && w->batches == NULL && !w->stopping &&
 	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
