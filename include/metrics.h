@@ -16,20 +16,27 @@
 
 struct queue;
 
-/* Why a request was refused; index of relay_requests_refused_total. */
+/*
+ * Why a request was refused; index of relay_requests_refused_total and of
+ * the refusal columns in usage records.
+ *
+ * ON DISK: these values are stored in usage records (usage.h). Each keeps
+ * its number for ever: add new reasons at the end, never renumber or
+ * reuse one, and bump USAGE_FORMAT if a value's meaning changes.
+ */
 enum refuse_reason {
-	REFUSE_BAD_REQUEST,  /* 400: corrupt snappy, bad protobuf, bad labels */
-	REFUSE_UNAUTHORIZED, /* 401 */
-	REFUSE_METHOD,       /* 405 */
-	REFUSE_TOO_LARGE,    /* 413 */
-	REFUSE_UNSUPPORTED,  /* 415: content type, encoding, Remote Write 2.0 */
-	REFUSE_RATE_LIMITED, /* 429/503: tenant over its rate */
-	REFUSE_TENANT_FULL,  /* 429/503: tenant over its share of the buffer */
-	REFUSE_BUFFER_FULL,  /* 503: buffer at max_size */
-	REFUSE_OVERLOADED,   /* 503: decoded bytes in flight at the limit */
-	REFUSE_STORAGE,      /* 503: LMDB commit failed */
-	REFUSE_SHUTTING_DOWN,/* 503 */
-	REFUSE_NREASONS
+	REFUSE_BAD_REQUEST = 0,   /* 400: corrupt snappy, bad protobuf, bad labels */
+	REFUSE_UNAUTHORIZED = 1,  /* 401 */
+	REFUSE_METHOD = 2,        /* 405 */
+	REFUSE_TOO_LARGE = 3,     /* 413 */
+	REFUSE_UNSUPPORTED = 4,   /* 415: content type, encoding, Remote Write 2.0 */
+	REFUSE_RATE_LIMITED = 5,  /* 429/503: tenant over its rate */
+	REFUSE_TENANT_FULL = 6,   /* 429/503: tenant over its share of the buffer */
+	REFUSE_BUFFER_FULL = 7,   /* 503: buffer at max_size */
+	REFUSE_OVERLOADED = 8,    /* 503: decoded bytes in flight at the limit */
+	REFUSE_STORAGE = 9,       /* 503: LMDB commit failed */
+	REFUSE_SHUTTING_DOWN = 10,/* 503 */
+	REFUSE_NREASONS           /* not stored: the count of the above */
 };
 
 #define METRICS_LAT_BUCKETS 14

@@ -184,6 +184,5 @@ void queue_each(struct queue *q, void (*fn)(const struct queue_tenant *t,
 /* Wakes every waiter; queue_claim returns -1 from then on. */
 void queue_stop(struct queue *q);
 
-uint64_t now_ms(void);
 
 #endif

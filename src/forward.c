@@ -10,17 +10,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
 #include "reload.h"
 #include "retry.h"
 #include "store.h"
+#include "version.h"
 #include "writer.h"
 
-#ifndef RELAY_VERSION
-#define RELAY_VERSION "0.1.0"
-#endif
 
 #define REASON_MAX 512
 #define RETRY_AFTER_CAP_MS (10u * 60 * 1000)
@@ -230,19 +229,11 @@ static void sender_free(struct sender *s)
 	store_body_release(&s->body);
 }
 
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Posts s->body (streamed from the map) to url. Returns the HTTP status,
  * or 0 for a network error (the reason is in s->reason either way). */
 static long sender_post(struct sender *s, const char *url)
 {
-	uint64_t t0 = mono_us();
+	uint64_t t0 = clock_mono_us();
 	long status = 0;
 	CURLcode rc;
 
@@ -254,7 +245,7 @@ static long sender_post(struct sender *s, const char *url)
 	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)s->body.stream.len);
 	rc = curl_easy_perform(s->curl);
-	latency_observe(&metrics.upstream_latency, mono_us() - t0);
+	latency_observe(&metrics.upstream_latency, clock_mono_us() - t0);
 	if (rc != CURLE_OK) {
 		snprintf(s->reason, sizeof(s->reason), "%s",
 			 s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
@@ -93,7 +94,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
 static void log_refusal(unsigned status, enum refuse_reason reason)
 {
 	static _Atomic uint64_t last_ms[REFUSE_NREASONS], unlogged[REFUSE_NREASONS];
-	uint64_t now = now_ms(), last = atomic_load(&last_ms[reason]);
+	uint64_t now = clock_mono_ms(), last = atomic_load(&last_ms[reason]);
 	uint64_t n = atomic_fetch_add(&unlogged[reason], 1) + 1;
 
 	if (now - last < 10000 ||

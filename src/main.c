@@ -43,11 +43,9 @@
 #include "store.h"
 #include "tenant.h"
 #include "usage.h"
+#include "version.h"
 #include "writer.h"
 
-#ifndef RELAY_VERSION
-#define RELAY_VERSION "0.1.0"
-#endif
 
 static volatile sig_atomic_t stop_signal, hup_signal;
 

@@ -6,11 +6,10 @@
 #include <inttypes.h>
 #include <time.h>
 
+#include "clock.h"
 #include "queue.h"
+#include "version.h"
 
-#ifndef RELAY_VERSION
-#define RELAY_VERSION "0.1.0"
-#endif
 
 struct metrics metrics;
 
@@ -178,7 +177,7 @@ static void render_tenant(const struct queue_tenant *t, void *arg)
 	case 8: v = t->samples; break;
 	case 9: v = t->bytes; break;
 	case 10:
-		now = now_ms();
+		now = clock_wall_ms();
 		v = t->entries && t->oldest_ms && now > t->oldest_ms ?
 		    (now - t->oldest_ms) / 1000 : 0;
 		break;
@@ -240,7 +239,7 @@ int metrics_render(struct buf *out, struct queue *q)
 	if (q != NULL) {
 		queue_totals(q, &t);
 		if (t.oldest_ms != 0) {
-			uint64_t now = now_ms();
+			uint64_t now = clock_wall_ms();
 			age = now > t.oldest_ms ? (double)(now - t.oldest_ms) / 1000 : 0;
 		}
 		rc |= gauge(out, "relay_buffer_entries", "Entries in the buffer.",

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define ZERO_BYTES (64u << 10)
@@ -65,14 +66,6 @@ struct prealloc {
 	pthread_cond_t cond;
 	pthread_t thread;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Where LMDB's data ends. Only between write transactions, that is with
  * the lock held. */
@@ -148,7 +141,7 @@ static int64_t write_piece(struct prealloc *p)
 		return w;
 	}
 	err = w < 0 ? errno : ENOSPC;
-	p->retry_at_ms = now_ms() + RETRY_MS;
+	p->retry_at_ms = clock_mono_ms() + RETRY_MS;
 	log_msg(LOG_WARN, "cannot write zeros ahead of the buffer file; "
 		"commits extend it instead", "error=\"%s\" offset=%llu "
 		"retry_in_ms=%d", strerror(err), (unsigned long long)from,
@@ -253,7 +246,7 @@ void prealloc_unlock(struct prealloc *p)
 	end = lmdb_end(p);
 	if (!p->filling && p->size < end + margin_for(p, end) / 2 &&
 	    p->size < p->limit &&
-	    (p->retry_at_ms == 0 || now_ms() >= p->retry_at_ms)) {
+	    (p->retry_at_ms == 0 || clock_mono_ms() >= p->retry_at_ms)) {
 		p->filling = 1;
 		pthread_cond_signal(&p->cond);
 	}

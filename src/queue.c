@@ -3,6 +3,7 @@
  */
 #include "queue.h"
 
+#include "clock.h"
 #include "usage.h"
 
 #include <errno.h>
@@ -10,24 +11,11 @@
 #include <string.h>
 #include <time.h>
 
-uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void queue_init(struct queue *q)
 {
-	pthread_condattr_t ca;
-
 	memset(q, 0, sizeof(*q));
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_REALTIME);
-	pthread_cond_init(&q->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&q->wake);
 }
 
 void queue_destroy(struct queue *q)
@@ -89,7 +77,7 @@ void queue_added(struct queue *q, const char *id, size_t idlen, uint64_t seq,
 		/* One forwarder is enough for new entries, and none while the
 		 * tenant backs off or its new entries are being read: its
 		 * claim's timed wait or queue_taken() comes back for them. */
-		if (!t->reading && t->retry_at_ms <= now_ms())
+		if (!t->reading && t->retry_at_ms <= clock_mono_ms())
 			pthread_cond_signal(&q->wake);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -178,7 +166,7 @@ int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 			pthread_mutex_unlock(&q->lock);
 			return -1;
 		}
-		now = now_ms();
+		now = clock_mono_ms();
 		wait_until = 0;
 		for (t = q->tenants; t != NULL; t = t->next) {
 			if (tenant_ready(t, max_inflight, now, &wait_until))
@@ -186,10 +174,10 @@ int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 		}
 		if (t != NULL)
 			break;
-		if (wait_until == 0)
+		if (wait_until == 0 || wait_until > now + 1000)
 			wait_until = now + 1000;
-		ts.tv_sec = (time_t)(wait_until / 1000);
-		ts.tv_nsec = (long)(wait_until % 1000) * 1000000;
+		ts = clock_deadline(wait_until > now ?
+				    (wait_until - now) * 1000 : 0);
 		pthread_cond_timedwait(&q->wake, &q->lock, &ts);
 	}
 	memcpy(job->id, t->id, t->idlen);
@@ -306,7 +294,7 @@ void queue_done(struct queue *q, const struct queue_job *job,
 		case QUEUE_RETRY:
 			retry_push(t, first, last, job->isolate);
 			t->attempts++;
-			t->retry_at_ms = now_ms() + retry_in_ms;
+			t->retry_at_ms = clock_mono_ms() + retry_in_ms;
 			break;
 		case QUEUE_ISOLATE:
 			retry_push(t, first, last, 1);
@@ -320,7 +308,7 @@ void queue_done(struct queue *q, const struct queue_job *job,
 void queue_totals(struct queue *q, struct queue_totals *out)
 {
 	struct queue_tenant *t;
-	uint64_t now = now_ms();
+	uint64_t now = clock_mono_ms();
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&q->lock);
@@ -410,7 +398,7 @@ int queue_take_tokens(struct queue *q, const char *id, size_t idlen,
 		      double rate, uint64_t n)
 {
 	struct queue_tenant *t;
-	uint64_t now = now_ms();
+	uint64_t now = clock_mono_ms();
 	int ok = 0;
 
 	pthread_mutex_lock(&q->lock);

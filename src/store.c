@@ -4,6 +4,8 @@
  */
 #include "store.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -456,7 +458,7 @@ int store_set_aside(MDB_txn *txn, struct store *st, const char *tenant,
 	sh.reason_len = (uint32_t)strlen(reason);
 	if (sh.reason_len > 1024)
 		sh.reason_len = 1024;
-	sh.set_aside_ms = now_ms();
+	sh.set_aside_ms = clock_wall_ms();
 	out.mv_size = sizeof(sh) + sh.reason_len + v.mv_size;
 	out.mv_data = NULL;
 	if ((rc = mdb_put(txn, st->setaside, &k, &out, MDB_RESERVE)) != 0)

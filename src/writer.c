@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "dedup.h"
 #include "entries.h"
 #include "log.h"
@@ -451,34 +452,11 @@ static void publish_changes(struct writer *w)
 	}
 }
 
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* The wall-clock time us microseconds from now, for a timed wait. */
-static struct timespec realtime_in(uint64_t us)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += (time_t)(us / 1000000);
-	t.tv_nsec += (long)(us % 1000000) * 1000;
-	if (t.tv_nsec >= 1000000000) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000;
-	}
-	return t;
-}
-
 /* One transaction: ops, then batches. Returns 0 or the error code. */
 static int commit_round(struct writer *w, struct batch *list,
 			struct writer_op *ops)
 {
-	uint64_t seq0 = w->st->next_seq, t0 = mono_us(), now = now_ms(), used;
+	uint64_t seq0 = w->st->next_seq, t0 = clock_mono_us(), now = clock_wall_ms(), used;
 	MDB_txn *txn;
 	int rc;
 
@@ -520,7 +498,7 @@ static int commit_round(struct writer *w, struct batch *list,
 	if (now - w->last_cleanup_ms > CLEANUP_EVERY_MS)
 		w->last_cleanup_ms = now;
 	atomic_store(&metrics.storage_used_bytes, used);
-	latency_observe(&metrics.commit_latency, mono_us() - t0);
+	latency_observe(&metrics.commit_latency, clock_mono_us() - t0);
 	metric_add(&metrics.commits, 1);
 	publish_changes(w);
 	return 0;
@@ -576,7 +554,7 @@ static void gather(struct writer *w)
 		return;
 	if (wait_us > 1000)
 		wait_us = 1000;
-	until = realtime_in(wait_us);
+	until = clock_deadline(wait_us);
 	w->want = want;
 	while (w->nbatches < want && !w->stopping &&
 	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
@@ -598,13 +576,13 @@ static void gather(struct writer *w)
  */
 static void gather_acks(struct writer *w)
 {
-	uint64_t now = mono_us(), due = w->first_ack_us + ACK_WAIT_MS * 1000;
+	uint64_t now = clock_mono_us(), due = w->first_ack_us + ACK_WAIT_MS * 1000;
 	struct timespec until;
 
 	if (w->batches != NULL || w->nops != w->nacks || w->stopping ||
 	    w->last_round != 0 || due <= now)
 		return;
-	until = realtime_in(due - now);
+	until = clock_deadline(due - now);
 	w->acks_only = 1;
 	while (w->nops == w->nacks && w->batches == NULL && !w->stopping &&
 	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
@@ -618,7 +596,7 @@ static void log_commit_error(struct writer *w, int rc, int refused)
 {
 	struct statvfs fs;
 	unsigned long long avail = 0;
-	uint64_t now = now_ms();
+	uint64_t now = clock_wall_ms();
 	int known;
 
 	/* One line every five seconds at most, with how many failed. */
@@ -676,9 +654,9 @@ static void *writer_main(void *arg)
 		if (list == NULL && ops == NULL && stopping)
 			break;
 
-		t0 = mono_us();
+		t0 = clock_mono_us();
 		rc = commit_round(w, list, ops);
-		w->last_commit_us = mono_us() - t0;
+		w->last_commit_us = clock_mono_us() - t0;
 		if (rc == 0) {
 			finish_batches(w, list, BATCH_PENDING);
 			free_ops(ops);
@@ -705,7 +683,7 @@ static struct dedup *open_dedup(struct writer *w)
 	int rc;
 
 	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) == 0) {
-		d = dedup_open(txn, w->st, now_ms(), w->cfg->dedup_window_ms, &rc);
+		d = dedup_open(txn, w->st, clock_wall_ms(), w->cfg->dedup_window_ms, &rc);
 		if (d == NULL)
 			mdb_txn_abort(txn);
 		else if ((rc = mdb_txn_commit(txn)) != 0) {
@@ -743,7 +721,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 	}
 	w->pre = prealloc_start(st, cfg->preallocate, 1);
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
+	clock_cond_init(&w->cond);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		prealloc_stop(w->pre);
 		pthread_mutex_destroy(&w->lock);
@@ -802,7 +780,7 @@ static void push_op(struct writer *w, struct writer_op *op)
 	*w->ops_tail = op;
 	w->ops_tail = &op->next;
 	if (op->kind == OP_ACK && w->nacks++ == 0)
-		w->first_ack_us = mono_us();
+		w->first_ack_us = clock_mono_us();
 	w->nops++;
 	/* Mid-commit or gathering it comes back by itself; waiting for more
 	 * deliveries, only something else ends the wait. */

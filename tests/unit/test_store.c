@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "ingest.h"
 #include "queue.h"
@@ -1279,9 +1280,9 @@ static void test_writer_stores_and_reads_back(void)
 	CHECK_NOERR(batches_new(NFX));
 	for (int i = 0; i < NFX; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
-	before = now_ms();
+	before = clock_wall_ms();
 	CHECK_NOERR(submit_each(0, NFX));
-	after = now_ms();
+	after = clock_wall_ms();
 	for (int i = 0; i < NFX; i++)
 		CHECK_EQ_INT(E.b[i].status, BATCH_STORED);
 	queue_totals(&E.q, &t);
@@ -1447,7 +1448,7 @@ static void test_set_aside_moves_entry(void)
 	es.e[2].val = NULL;
 	entries_free(&es);
 
-	before = now_ms();
+	before = clock_wall_ms();
 	writer_set_aside(E.w, "t1", 2, s0 + 2, 400, reason);
 	e = wait_entries(NFX - 1);
 	if (e == NULL)
@@ -1467,7 +1468,7 @@ static void test_set_aside_moves_entry(void)
 			 memcmp(sa.e[0].val + sizeof(sh), reason,
 				sh.reason_len) != 0)
 			e = "reason not kept";
-		else if (sh.set_aside_ms < before || sh.set_aside_ms > now_ms())
+		else if (sh.set_aside_ms < before || sh.set_aside_ms > clock_wall_ms())
 			e = "set_aside_ms outside the test";
 		else if (sa.e[0].vlen != sizeof(sh) + sh.reason_len + origlen ||
 			 memcmp(sa.e[0].val + sizeof(sh) + sh.reason_len, orig,
