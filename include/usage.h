@@ -25,10 +25,11 @@
 
 #include "buf.h"
 #include "config.h"
+#include "hll.h"
 
 #define USAGE_FORMAT 1
-#define USAGE_HLL_P 14
-#define USAGE_HLL_M (1u << USAGE_HLL_P)
+#define USAGE_HLL_P HLL_P
+#define USAGE_HLL_M HLL_M
 #define USAGE_REFUSED_SLOTS 16
 #define USAGE_DROPPED_SLOTS 4
 
@@ -66,21 +67,23 @@ static inline uint64_t usage_hour(uint64_t ms)
 	return ms / 1000 / 3600 * 3600;
 }
 
-/* A series hash as a register update: index << 8 | rank. */
-uint32_t usage_hll_code(uint64_t hash);
+/* A series hash as a register update (see hll.h). */
+static inline uint32_t usage_hll_code(uint64_t hash)
+{
+	return hll_code(hash);
+}
 
 /* Applies a register update to regs (USAGE_HLL_M bytes). */
 static inline void usage_hll_apply(uint8_t *regs, uint32_t code)
 {
-	uint32_t idx = code >> 8;
-	uint8_t rank = (uint8_t)(code & 0xff);
-
-	if (regs[idx] < rank)
-		regs[idx] = rank;
+	hll_dense_apply(regs, code);
 }
 
 /* Estimated distinct series from the registers. */
-uint64_t usage_hll_estimate(const uint8_t *regs);
+static inline uint64_t usage_hll_estimate(const uint8_t *regs)
+{
+	return hll_dense_estimate(regs);
+}
 
 /* Usage to add in one transaction, per tenant and hour. */
 struct usage_delta {

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,37 +34,6 @@ void usage_add(struct usage_rec *dst, const struct usage_rec *src)
 		dst->samples_refused[i] += src->samples_refused[i];
 	for (int i = 0; i < USAGE_DROPPED_SLOTS; i++)
 		dst->samples_dropped[i] += src->samples_dropped[i];
-}
-
-uint32_t usage_hll_code(uint64_t hash)
-{
-	/* Mix all input bits into the top ones that pick the register. */
-	hash ^= hash >> 33;
-	hash *= 0xff51afd7ed558ccdull;
-	hash ^= hash >> 33;
-	hash *= 0xc4ceb9fe1a85ec53ull;
-	hash ^= hash >> 33;
-
-	uint32_t idx = (uint32_t)(hash >> (64 - USAGE_HLL_P));
-	uint64_t rest = hash << USAGE_HLL_P | (1ull << (USAGE_HLL_P - 1));
-	uint32_t rank = (uint32_t)__builtin_clzll(rest) + 1;
-
-	return idx << 8 | rank;
-}
-
-uint64_t usage_hll_estimate(const uint8_t *regs)
-{
-	double m = USAGE_HLL_M, sum = 0, est;
-	unsigned zeros = 0;
-
-	for (unsigned i = 0; i < USAGE_HLL_M; i++) {
-		sum += ldexp(1.0, -(int)regs[i]);
-		zeros += regs[i] == 0;
-	}
-	est = 0.7213 / (1 + 1.079 / m) * m * m / sum;
-	if (est <= 2.5 * m && zeros > 0)
-		est = m * log(m / zeros);
-	return (uint64_t)(est + 0.5);
 }
 
 struct usage_rec *usage_round_get(struct usage_round *r, const char *tenant,
