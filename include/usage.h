@@ -8,10 +8,13 @@
  *
  *   usage      key: tenant id, 0x00, u64 big-endian hour (Unix seconds,
  *              a multiple of 3600); value: struct usage_rec
- *   usage_hll  same key; value: USAGE_HLL_M one-byte HyperLogLog registers
- *              of the series seen in that hour. Kept while the hour can
- *              still change (the current and the previous hour); the
- *              record's active_series holds the estimate.
+ *   usage_hll  same key; value: the HyperLogLog sketch of the series
+ *              seen in that hour, sparse (1 + 3 bytes per register set,
+ *              version byte 1) or dense (exactly USAGE_HLL_M one-byte
+ *              registers, the only form earlier relays wrote): see hll.h.
+ *              Kept while the hour can still change (the current and the
+ *              previous hour); the record's active_series holds the
+ *              estimate.
  *
  * Active series are a HyperLogLog estimate with 2^14 registers (hll.h):
  * no bias, a standard error of 0.81%.
@@ -91,7 +94,8 @@ struct usage_delta {
 	size_t tlen;
 	uint64_t hour;
 	struct usage_rec add;
-	uint8_t *regs;           /* owned: sketch, loaded when first needed */
+	struct hll sketch;       /* owned: loaded when first needed */
+	int has_sketch;          /* sketch loaded */
 };
 
 struct usage_round {

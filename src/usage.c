@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "err.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -78,17 +79,16 @@ int usage_round_series(struct usage_round *r, MDB_txn *txn, MDB_dbi hll_dbi,
 	for (d = r->d; d->hour != hour || d->tlen != tlen ||
 	     memcmp(d->tenant, tenant, tlen) != 0; d++)
 		;
-	if (d->regs == NULL) {
-		if ((d->regs = calloc(1, USAGE_HLL_M)) == NULL)
-			return ENOMEM;
+	if (!d->has_sketch) {
 		k.mv_size = store_key(key, tenant, tlen, hour);
 		k.mv_data = key;
-		if (mdb_get(txn, hll_dbi, &k, &v) == 0 && v.mv_size == USAGE_HLL_M)
-			memcpy(d->regs, v.mv_data, USAGE_HLL_M);
+		/* A value that is not a sketch (ERR_CORRUPT) starts afresh. */
+		if (mdb_get(txn, hll_dbi, &k, &v) == 0 &&
+		    hll_merge_value(&d->sketch, v.mv_data, v.mv_size) == ERR_NOMEM)
+			return ENOMEM;
+		d->has_sketch = 1;
 	}
-	for (size_t i = 0; i < n; i++)
-		usage_hll_apply(d->regs, codes[i]);
-	return 0;
+	return hll_add(&d->sketch, codes, n) == 0 ? 0 : ENOMEM;
 }
 
 int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
@@ -107,12 +107,12 @@ int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
 		if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size >= sizeof(rec))
 			memcpy(&rec, v.mv_data, sizeof(rec));
 		usage_add(&rec, &d->add);
-		if (d->regs != NULL) {
-			rec.active_series = usage_hll_estimate(d->regs);
-			v.mv_size = USAGE_HLL_M;
-			v.mv_data = d->regs;
-			if ((rc = mdb_put(txn, hll_dbi, &k, &v, 0)) != 0)
+		if (d->has_sketch) {
+			rec.active_series = hll_estimate(&d->sketch);
+			v.mv_size = hll_encoded_size(&d->sketch);
+			if ((rc = mdb_put(txn, hll_dbi, &k, &v, MDB_RESERVE)) != 0)
 				return rc;
+			hll_encode(&d->sketch, v.mv_data);
 		}
 		v.mv_size = sizeof(rec);
 		v.mv_data = &rec;
@@ -125,7 +125,7 @@ int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
 void usage_round_clear(struct usage_round *r)
 {
 	for (size_t i = 0; i < r->n; i++)
-		free(r->d[i].regs);
+		hll_free(&r->d[i].sketch);
 	r->n = 0;
 }
 
