@@ -398,7 +398,9 @@ static enum MHD_Result handle_write(struct http *h, struct MHD_Connection *conn,
 			&r->ident, why, sizeof(why));
 		if (status != 0) {
 			free(r);
-			return refuse(conn, (unsigned)status, REFUSE_UNAUTHORIZED, why, 0);
+			return refuse(conn, (unsigned)status, status == 401 ?
+				      REFUSE_UNAUTHORIZED : REFUSE_TOO_MANY_TENANTS,
+				      why, 0);
 		}
 		r->h = h;
 		r->cfg = cfg;
