@@ -10,9 +10,11 @@
 #include "config.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@ static const char *const section_names[] = {
 enum config_type { CONF_STRING, CONF_SIZE, CONF_DURATION, CONF_INT, CONF_BOOL, CONF_ENUM };
 
 /* Extra checks on a string value. */
-enum config_check { CHECK_NONE, CHECK_URL, CHECK_LABEL, CHECK_TENANT_ID };
+enum config_check { CHECK_NONE, CHECK_URL, CHECK_LABEL, CHECK_TENANT_ID, CHECK_LISTEN };
 
 struct config_key {
 	const char *name;
@@ -60,8 +62,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error", NULL
 
 /* In the order relay.conf lists them. */
 static const struct config_key config_keys[] = {
-	STR("listen", SEC_SERVER, listen, "127.0.0.1:9201", CHECK_NONE,
-	    "host:port of the HTTP API (remote write, /metrics, health)."),
+	STR("listen", SEC_SERVER, listen, "127.0.0.1:9201", CHECK_LISTEN,
+	    "host:port of the HTTP API (remote write, /metrics, health); port 1-65535, an IPv6 address in brackets, no host: every address."),
 	NUM("max_body_size", SEC_SERVER, CONF_SIZE, max_body_size, "32MiB", "1KiB", "1GiB",
 	    "Largest compressed request body; larger ones get 413."),
 	NUM("max_decoded_size", SEC_SERVER, CONF_SIZE, max_decoded_size, "64MiB", "1KiB", "4GiB",
@@ -293,8 +295,77 @@ static int valid_label_name(const char *s)
 	       strlen(s);
 }
 
+/*
+ * A listen address: HOST:PORT, [IPV6]:PORT or :PORT (every address). The
+ * port is 1..65535 in decimal; the host is an address literal or a name
+ * that resolves now. Returns 0, or -1 with the reason in why.
+ */
+static int check_listen(const char *name, const char *v, char *why, size_t n)
+{
+	const char *colon = strrchr(v, ':'), *port;
+	struct addrinfo hints, *res;
+	struct in6_addr a6;
+	char host[256];
+	size_t hlen;
+	int rc;
+
+	if (colon == NULL) {
+		snprintf(why, n, "%s: \"%s\" is not host:port", name, v);
+		return -1;
+	}
+	port = colon + 1;
+	if (*port == '\0' || port[strspn(port, "0123456789")] != '\0' ||
+	    strlen(port) > 5 || atoi(port) < 1 || atoi(port) > 65535) {
+		snprintf(why, n, "%s: \"%s\": the port must be a number from 1 to 65535",
+			 name, v);
+		return -1;
+	}
+	hlen = (size_t)(colon - v);
+	if (hlen >= sizeof(host)) {
+		snprintf(why, n, "%s: \"%s\": the host is too long", name, v);
+		return -1;
+	}
+	memcpy(host, v, hlen);
+	host[hlen] = '\0';
+	if (hlen > 0 && host[0] == '[') {
+		if (hlen < 3 || host[hlen - 1] != ']') {
+			snprintf(why, n, "%s: \"%s\": no closing ] after the IPv6 address",
+				 name, v);
+			return -1;
+		}
+		memmove(host, host + 1, hlen - 2);
+		host[hlen - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1) {
+			snprintf(why, n, "%s: \"%s\": \"%s\" is not an IPv6 address",
+				 name, v, host);
+			return -1;
+		}
+		return 0;
+	}
+	if (strchr(host, ':') != NULL || strchr(host, ']') != NULL) {
+		snprintf(why, n, "%s: \"%s\": an IPv6 address goes in brackets, "
+			 "as [::1]:9201", name, v);
+		return -1;
+	}
+	if (hlen == 0)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(why, n, "%s: \"%s\": cannot resolve \"%s\": %s", name, v,
+			 host, gai_strerror(rc));
+		return -1;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
 static int check_string(const struct config_key *k, const char *v, char *why, size_t n)
 {
+	if (k->check == CHECK_LISTEN)
+		return check_listen(k->name, v, why, n);
 	if (k->check == CHECK_URL && strncmp(v, "http://", 7) != 0 &&
 	    strncmp(v, "https://", 8) != 0)
 		snprintf(why, n, "%s: \"%s\" must start with http:// or https://", k->name, v);
