@@ -7,6 +7,9 @@
 # the same size barely grows data.mdb).
 #
 # The data directory is a small tmpfs mounted for this test (root needed).
+# It fills memory-backed space and mounts and unmounts filesystems: it runs
+# with no other test beside it.
+# serial
 . "$(dirname "$0")/../lib.sh"
 require_relay
 
