@@ -44,12 +44,12 @@ declare -A job_name=() job_start=() # by pid of the test's timeout process
 durations=$BUILD_DIR/tests/.durations   # "NAME SECONDS" lines of the last run
 declare -A took=()                      # this run's times, for the next one
 
-# Every running test's timeout process leads a process group of its own and,
-# told to stop, signals that whole group.
+# Every running test's timeout process leads a process group of its own:
+# the whole group is told to stop.
 stop_all() {
 	local pid
 	for pid in "${!job_name[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
 	done
 	wait
 }
