@@ -38,7 +38,7 @@ mount_tmpfs() {
 
 FS=$T/fs
 if ! mount_tmpfs "$FS" 5m; then
-	ok "disk full: skipped (cannot mount a tmpfs: $(cat "$T/mount.err"))"
+	skip "disk full" "cannot mount a tmpfs: $(head -n 1 "$T/mount.err")"
 	exit 0
 fi
 

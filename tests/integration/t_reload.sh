@@ -45,15 +45,6 @@ reload_api() {
 	printf '%s %s\n' "$code" "$(printf '%s' "$body" | tr '\n' ' ')"
 }
 
-# checkx NAME EXPR: like check, for a compound shell expression.
-checkx() {
-	if eval "$2"; then
-		ok "$1"
-	else
-		fail "$1" "$2"
-	fi
-}
-
 # log_count PATTERN: how many relay log lines contain the fixed string.
 log_count() {
 	grep -cF -- "$1" "$RELAY_LOG"
