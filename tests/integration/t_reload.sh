@@ -72,10 +72,7 @@ code_with() {
 	elif [ "$(field "$sum" status_4xx)" = 1 ]; then
 		# rwsend does not print the code; ask curl for the exact one.
 		"$RWSEND" --emit "$T/probe.bin" --series 1 --name-prefix "$2"
-		http_code "$URL" -X POST -H 'Content-Type: application/x-protobuf' \
-			-H 'Content-Encoding: snappy' \
-			-H 'X-Prometheus-Remote-Write-Version: 0.1.0' \
-			-H "Authorization: Bearer $1" --data-binary "@$T/probe.bin"
+		post_rw "$URL" "$T/probe.bin" -H "Authorization: Bearer $1"
 	else
 		echo "other($sum)"
 	fi
