@@ -8,13 +8,12 @@
  * sections fill a list instead of struct config; tenant_set() reads them.
  */
 #include "config.h"
+#include "addr.h"
 #include "log.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,77 +294,10 @@ static int valid_label_name(const char *s)
 	       strlen(s);
 }
 
-/*
- * A listen address: HOST:PORT, [IPV6]:PORT or :PORT (every address). The
- * port is 1..65535 in decimal; the host is an address literal or a name
- * that resolves now. Returns 0, or -1 with the reason in why.
- */
-static int check_listen(const char *name, const char *v, char *why, size_t n)
-{
-	const char *colon = strrchr(v, ':'), *port;
-	struct addrinfo hints, *res;
-	struct in6_addr a6;
-	char host[256];
-	size_t hlen;
-	int rc;
-
-	if (colon == NULL) {
-		snprintf(why, n, "%s: \"%s\" is not host:port", name, v);
-		return -1;
-	}
-	port = colon + 1;
-	if (*port == '\0' || port[strspn(port, "0123456789")] != '\0' ||
-	    strlen(port) > 5 || atoi(port) < 1 || atoi(port) > 65535) {
-		snprintf(why, n, "%s: \"%s\": the port must be a number from 1 to 65535",
-			 name, v);
-		return -1;
-	}
-	hlen = (size_t)(colon - v);
-	if (hlen >= sizeof(host)) {
-		snprintf(why, n, "%s: \"%s\": the host is too long", name, v);
-		return -1;
-	}
-	memcpy(host, v, hlen);
-	host[hlen] = '\0';
-	if (hlen > 0 && host[0] == '[') {
-		if (hlen < 3 || host[hlen - 1] != ']') {
-			snprintf(why, n, "%s: \"%s\": no closing ] after the IPv6 address",
-				 name, v);
-			return -1;
-		}
-		memmove(host, host + 1, hlen - 2);
-		host[hlen - 2] = '\0';
-		if (inet_pton(AF_INET6, host, &a6) != 1) {
-			snprintf(why, n, "%s: \"%s\": \"%s\" is not an IPv6 address",
-				 name, v, host);
-			return -1;
-		}
-		return 0;
-	}
-	if (strchr(host, ':') != NULL || strchr(host, ']') != NULL) {
-		snprintf(why, n, "%s: \"%s\": an IPv6 address goes in brackets, "
-			 "as [::1]:9201", name, v);
-		return -1;
-	}
-	if (hlen == 0)
-		return 0;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(why, n, "%s: \"%s\": cannot resolve \"%s\": %s", name, v,
-			 host, gai_strerror(rc));
-		return -1;
-	}
-	freeaddrinfo(res);
-	return 0;
-}
-
 static int check_string(const struct config_key *k, const char *v, char *why, size_t n)
 {
 	if (k->check == CHECK_LISTEN)
-		return check_listen(k->name, v, why, n);
+		return addr_check_listen(k->name, v, why, n);
 	if (k->check == CHECK_URL && strncmp(v, "http://", 7) != 0 &&
 	    strncmp(v, "https://", 8) != 0)
 		snprintf(why, n, "%s: \"%s\" must start with http:// or https://", k->name, v);

@@ -471,6 +471,8 @@ static const struct { const char *text, *want; } error_cases[] = {
 	 "2: listen: \"::1:9201\": an IPv6 address goes in brackets, as [::1]:9201"},
 	{"[server]\nlisten = [::1:9201\n",
 	 "2: listen: \"[::1:9201\": no closing ] after the IPv6 address"},
+	{"[server]\nlisten = local host:9201\n",
+	 "2: listen: \"local host:9201\": \"local host\" is not a host name or address"},
 	{"[server]\nlisten = [127.0.0.1]:9201\n",
 	 "2: listen: \"[127.0.0.1]:9201\": \"127.0.0.1\" is not an IPv6 address"},
 };
