@@ -8,6 +8,7 @@
  * sections fill a list instead of struct config; tenant_set() reads them.
  */
 #include "config.h"
+#include "addr.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -30,7 +31,7 @@ static const char *const section_names[] = {
 enum config_type { CONF_STRING, CONF_SIZE, CONF_DURATION, CONF_INT, CONF_BOOL, CONF_ENUM };
 
 /* Extra checks on a string value. */
-enum config_check { CHECK_NONE, CHECK_URL, CHECK_LABEL, CHECK_TENANT_ID };
+enum config_check { CHECK_NONE, CHECK_URL, CHECK_LABEL, CHECK_TENANT_ID, CHECK_LISTEN };
 
 struct config_key {
 	const char *name;
@@ -60,8 +61,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error", NULL
 
 /* In the order relay.conf lists them. */
 static const struct config_key config_keys[] = {
-	STR("listen", SEC_SERVER, listen, "127.0.0.1:9201", CHECK_NONE,
-	    "host:port of the HTTP API (remote write, /metrics, health)."),
+	STR("listen", SEC_SERVER, listen, "127.0.0.1:9201", CHECK_LISTEN,
+	    "host:port of the HTTP API (remote write, /metrics, health); port 1-65535, an IPv6 address in brackets, no host: every address."),
 	NUM("max_body_size", SEC_SERVER, CONF_SIZE, max_body_size, "32MiB", "1KiB", "1GiB",
 	    "Largest compressed request body; larger ones get 413."),
 	NUM("max_decoded_size", SEC_SERVER, CONF_SIZE, max_decoded_size, "64MiB", "1KiB", "4GiB",
@@ -297,6 +298,8 @@ static int valid_label_name(const char *s)
 
 static int check_string(const struct config_key *k, const char *v, char *why, size_t n)
 {
+	if (k->check == CHECK_LISTEN)
+		return addr_check_listen(k->name, v, why, n);
 	if (k->check == CHECK_URL && strncmp(v, "http://", 7) != 0 &&
 	    strncmp(v, "https://", 8) != 0)
 		snprintf(why, n, "%s: \"%s\" must start with http:// or https://", k->name, v);

@@ -279,10 +279,12 @@ static void forward_one(struct sender *s, struct queue_job *job)
 {
 	struct forwarder *f = s->f;
 	struct store_span span;
+	const struct config *held;
 	char url[2048], qreason[REASON_MAX + 8];
 	uint64_t delay, body_len;
 	long status;
 	int64_t ra;
+	int rc;
 
 	s->job = job;
 	s->max_entries = job->isolate ? 1 : STORE_BODY_MAX_ENTRIES;
@@ -296,7 +298,10 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	queue_taken(f->q, job, span.entries, span.first_seq, span.last_seq);
 	if (span.entries == 0)
 		return;
-	if (forward_url(config_current(), job->id, job->idlen, url, sizeof(url)) < 0) {
+	held = config_hold();
+	rc = forward_url(held, job->id, job->idlen, url, sizeof(url));
+	config_release(held);
+	if (rc < 0) {
 		log_msg(LOG_ERROR, "upstream url too long", "tenant=%s", job->id);
 		store_body_release(&s->body);
 		queue_done(f->q, job, QUEUE_RETRY, span.first_seq, span.last_seq,

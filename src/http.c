@@ -38,7 +38,8 @@ enum req_state { REQ_RECEIVING, REQ_WAITING, REQ_DONE };
 
 struct request {
 	struct http *h;                 /* ref */
-	const struct config *cfg;       /* ref: in force when it arrived */
+	const struct config *cfg;       /* held (config_hold) from arrival
+					 * until on_completed */
 	struct MHD_Connection *conn;    /* ref */
 	enum req_state state;
 	struct buf body;
@@ -363,44 +364,59 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 	return ret;
 }
 
+/* refuse() for a request that is refused before it holds cfg: lets cfg go. */
+static enum MHD_Result refuse_unheld(const struct config *cfg,
+				     struct MHD_Connection *conn, unsigned status,
+				     enum refuse_reason reason, const char *why,
+				     uint64_t samples)
+{
+	config_release(cfg);
+	return refuse(conn, status, reason, why, samples);
+}
+
 static enum MHD_Result handle_write(struct http *h, struct MHD_Connection *conn,
 				    const char *method, const char *upload,
 				    size_t *upload_size, void **con_cls)
 {
-	const struct config *cfg = config_current();
+	const struct config *cfg;
 	struct request *r = *con_cls;
 	const char *v;
 	char why[256];
 	int status;
 
 	if (r == NULL) {
+		cfg = config_hold(); /* released in on_completed, or on refusal */
 		if (strcmp(method, "POST") != 0)
-			return refuse(conn, 405, REFUSE_METHOD,
-				      "method not allowed; use POST", 0);
+			return refuse_unheld(cfg, conn, 405, REFUSE_METHOD,
+					     "method not allowed; use POST", 0);
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
 		if ((status = http_check_content_type(v, why, sizeof(why))) != 0)
-			return refuse(conn, (unsigned)status, REFUSE_UNSUPPORTED, why, 0);
+			return refuse_unheld(cfg, conn, (unsigned)status,
+					     REFUSE_UNSUPPORTED, why, 0);
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
 		if ((status = check_encoding(v, why, sizeof(why))) != 0)
-			return refuse(conn, (unsigned)status, REFUSE_UNSUPPORTED, why, 0);
+			return refuse_unheld(cfg, conn, (unsigned)status,
+					     REFUSE_UNSUPPORTED, why, 0);
 		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (v != NULL && strtoull(v, NULL, 10) > cfg->max_body_size) {
 			snprintf(why, sizeof(why), "body over the limit of %llu bytes",
 				 (unsigned long long)cfg->max_body_size);
-			return refuse(conn, 413, REFUSE_TOO_LARGE, why, 0);
+			return refuse_unheld(cfg, conn, 413, REFUSE_TOO_LARGE, why, 0);
 		}
 		r = calloc(1, sizeof(*r));
-		if (r == NULL)
+		if (r == NULL) {
+			config_release(cfg);
 			return MHD_NO;
+		}
 		status = tenant_resolve(cfg,
 			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
 			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, cfg->tenant_header),
 			&r->ident, why, sizeof(why));
 		if (status != 0) {
 			free(r);
-			return refuse(conn, (unsigned)status, status == 401 ?
-				      REFUSE_UNAUTHORIZED : REFUSE_TOO_MANY_TENANTS,
-				      why, 0);
+			return refuse_unheld(cfg, conn, (unsigned)status,
+					     status == 401 ? REFUSE_UNAUTHORIZED :
+					     REFUSE_TOO_MANY_TENANTS, why, 0);
 		}
 		r->h = h;
 		r->cfg = cfg;
@@ -458,15 +474,18 @@ static int admin_ok(struct MHD_Connection *conn, enum MHD_Result *ret)
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						       "Authorization");
 
-	const struct config *cfg = config_current();
+	const struct config *cfg = config_hold();
+	int off = cfg->admin_token == NULL;
+	int good = !off && auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
+		   tenant_token_equal(auth + 7, cfg->admin_token);
 
-	if (cfg->admin_token == NULL) {
+	config_release(cfg);
+	if (off) {
 		*ret = respond(conn, 403, "admin endpoints are off: set [server] "
 			       "admin_token\n", NULL);
 		return 0;
 	}
-	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
-	    !tenant_token_equal(auth + 7, cfg->admin_token)) {
+	if (!good) {
 		*ret = respond(conn, 401, "admin token required\n", NULL);
 		return 0;
 	}
@@ -663,6 +682,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r == NULL || (void *)r == cls)
 		return;
 	inflight_release(r);
+	config_release(r->cfg);
 	batch_release(&r->batch);
 	buf_free(&r->body);
 	buf_free(&r->hll);

@@ -2,26 +2,34 @@
  * main.c - the relay's entry point: arguments, configuration, signals,
  * start and stop.
  *
- * Threads and what they own:
+ * Threads and what they own (the relay starts no others):
  *   main       parses arguments and the file, starts the others, waits for
- *              SIGTERM/SIGINT, stops them in order.
- *   http (N)   libmicrohttpd's pool ([server] threads): receives, decodes
- *              and validates requests, then suspends each connection until
- *              the writer has made its batch durable.
+ *              signals, runs reloads (SIGHUP, reload.h), stops the others
+ *              in order.
+ *   http (N)   libmicrohttpd's internal polling threads, [server] threads
+ *              of them (one when threads = 1, else a pool): receive,
+ *              decode and validate requests, then suspend each connection
+ *              until the writer has made its batch durable; also answer
+ *              /metrics, the admin and usage API.
  *   writer     the only LMDB writer: group commit of batches, deletion of
- *              delivered entries, set-aside; syncs every commit.
+ *              delivered entries, set-aside, usage rounds; syncs every
+ *              commit.
+ *   prealloc   started by writer_start (prealloc.h) unless [storage]
+ *              preallocate is under 1 MiB: writes zeros ahead of the end of
+ *              data.mdb when the writer wakes it after a commit; each piece
+ *              is written under a lock the writer holds around its commits.
  *   forward(N) [upstream] concurrency threads: send entries with libcurl
  *              straight from the map, each in a read transaction
- *              (MDB_NOTLS) held for one request.
+ *              (MDB_NOTLS) held for one request. libcurl may add a short
+ *              lived resolver thread while it looks up a host name.
  * Hand-over: http -> writer through writer_submit (a list and a condition
  * variable); writer -> forwarders through the queue (queue.h); forwarders
- * -> writer through writer_ack/writer_set_aside. The process never forks.
- *
- * SIGHUP reloads the file (reload.h) on the main thread.
+ * -> writer through writer_ack/writer_set_aside; writer -> prealloc through
+ * prealloc_unlock (a condition variable). The process never forks.
  *
  * Stop order: stop accepting and answer what is in flight (http), stop the
  * forwarders after their current request, let the writer finish what it
- * was given, close LMDB.
+ * was given (it then stops the prealloc thread), close LMDB.
  */
 #include <curl/curl.h>
 #include <malloc.h>

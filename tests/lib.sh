@@ -3,8 +3,9 @@
 # Each script gets its own temporary directory ($T), its own loopback ports
 # and its own VictoriaMetrics; every process started through these helpers
 # is stopped when the script exits, whatever the reason. Results are lines
-# "ok - NAME" or "FAIL - NAME: REASON" on stdout; the script exits 1 when any
-# check failed. Nothing here asserts on timing: waits poll with a generous
+# "ok - NAME" or "FAIL - NAME: REASON" on stdout, or "ok - NAME # SKIP
+# REASON" for a check that cannot run here (tests/run.sh counts those as
+# skipped, not passed); the script exits 1 when any check failed. Nothing here asserts on timing: waits poll with a generous
 # cap, and not reaching a state within the cap is a failure.
 #
 # Environment (set by tests/run.sh, defaulted here for running one script
@@ -23,6 +24,7 @@ TEST_NAME=$(basename "$0" .sh)
 T=$(mktemp -d "${TMPDIR:-/tmp}/$TEST_NAME.XXXXXX")
 FAILS=0
 PASSES=0
+SKIPS=0
 PIDS=()          # every background process we started
 VM_PID=
 VM_PORT=
@@ -52,6 +54,24 @@ check() {
 	else
 		fail "$name" "$*"
 	fi
+}
+
+# checkx NAME EXPR: like check, for a condition written as one string of
+# shell (run with eval, so it may hold && || and $(...)); EXPR is the reason
+# when it fails.
+checkx() {
+	if eval "$2"; then
+		ok "$1"
+	else
+		fail "$1" "$2"
+	fi
+}
+
+# skip NAME REASON: a check that cannot run on this machine; counted as
+# skipped, neither passed nor failed.
+skip() {
+	SKIPS=$((SKIPS + 1))
+	echo "ok - $TEST_NAME: $1 # SKIP $2"
 }
 
 # note TEXT...: a diagnostic line that run.sh does not count.
@@ -172,6 +192,21 @@ http_code() {
 	local url=$1
 	shift
 	curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$@" "$url"
+}
+
+# post_rw URL FILE [curl args...]: POSTs FILE as a Remote Write body (snappy
+# protobuf, version 0.1.0 headers) and prints the status code (000 on a
+# transport error). The answer's body goes to the file $POST_OUT when that
+# is set, else nowhere. Extra args add headers (-H, -u) or options
+# (--cacert, -D FILE for the answer's headers).
+post_rw() {
+	local url=$1 file=$2
+	shift 2
+	curl -s -o "${POST_OUT:-/dev/null}" -w '%{http_code}' --max-time 30 -X POST \
+		-H 'Content-Type: application/x-protobuf' \
+		-H 'Content-Encoding: snappy' \
+		-H 'X-Prometheus-Remote-Write-Version: 0.1.0' \
+		--data-binary "@$file" "$@" "$url"
 }
 
 _http_ok() {
@@ -462,6 +497,22 @@ metric_ge() {
 	local v
 	v=$(metric "$1" "$2" "${4:-}") || return 1
 	[ "$v" -ge "$3" ]
+}
+
+# --- usage -----------------------------------------------------------------
+
+# usage_json BASE TOKEN [QUERY]: the relay's usage report (GET
+# BASE/api/v1/usage?QUERY with the admin token), JSON unless QUERY asks for
+# format=csv.
+usage_json() {
+	curl -s --max-time 10 -H "Authorization: Bearer $2" "$1/api/v1/usage${3:+?$3}"
+}
+
+# usage_sum JSON TENANT FIELD: FIELD summed over TENANT's hours in a JSON
+# usage report (0 when there are none).
+usage_sum() {
+	printf '%s' "$1" | jq --arg t "$2" --arg f "$3" \
+		'[.usage[] | select(.tenant == $t) | .[$f]] | add // 0'
 }
 
 # --- sending ---------------------------------------------------------------

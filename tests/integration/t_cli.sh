@@ -65,6 +65,17 @@ url = http://127.0.0.1:$VM_PORT/api/v1/write
 min_backoff = soon
 CONF
 
+bad_case "a listen port out of range" 3 port <<CONF
+[server]
+# 99999 is no port: refused, not bound as some other one
+listen = 127.0.0.1:99999
+CONF
+
+bad_case "an IPv6 listen address without brackets" 2 ipv6 <<CONF
+[server]
+listen = ::1:$RELAY_PORT
+CONF
+
 # A missing file is an error that names the file.
 out=$("$RELAY_BIN" -n -c "$T/missing.conf" 2>&1)
 rc=$?

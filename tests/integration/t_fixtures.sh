@@ -23,14 +23,9 @@ start_vm "$T/vm" "$MAIN_PORT" || { fail setup "victoria-metrics did not start"; 
 write_conf "$T/relay.conf"
 start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1; }
 
-post() {
-	curl -s -o "$T/resp" -w '%{http_code}' --max-time 30 -H 'Expect:' \
-		-H 'Content-Type: application/x-protobuf' \
-		-H 'Content-Encoding: snappy' \
-		-H 'X-Prometheus-Remote-Write-Version: 0.1.0' \
-		-H 'User-Agent: Prometheus/2.42.0' \
-		--data-binary "@$2" "$1"
-}
+# Posted as Prometheus would; the relay's answer is kept in $T/resp.
+POST_OUT=$T/resp
+PROM_HDRS=(-H 'Expect:' -H 'User-Agent: Prometheus/2.42.0')
 
 samples=0 stale=0 plain_nan=0 nfix=0
 for f in "$FIX"/req*.bin; do
@@ -42,7 +37,7 @@ for f in "$FIX"/req*.bin; do
 	stale=$((stale + $(printf '%s\n' "$dec" | grep -o 'NaN(0x7ff0000000000002)' | wc -l)))
 	plain_nan=$((plain_nan + $(printf '%s\n' "$dec" | grep -o 'NaN(0x[0-9a-f]*)' | grep -vc 7ff0000000000002)))
 	meta=$(printf '%s\n' "$dec" | sed -n 's/.* metadata=\([0-9]*\)$/\1/p')
-	code=$(post "http://127.0.0.1:$RELAY_PORT/api/v1/write" "$f")
+	code=$(post_rw "http://127.0.0.1:$RELAY_PORT/api/v1/write" "$f" "${PROM_HDRS[@]}")
 	what=$name
 	[ "$s" = 0 ] && what="$name (metadata only, $meta entries)"
 	if [ "$code" = 204 ]; then
@@ -50,7 +45,7 @@ for f in "$FIX"/req*.bin; do
 	else
 		fail "$what -> 204" "got $code: $(head -c 200 "$T/resp")"
 	fi
-	code=$(post "http://127.0.0.1:$REF_PORT/api/v1/write" "$f")
+	code=$(post_rw "http://127.0.0.1:$REF_PORT/api/v1/write" "$f" "${PROM_HDRS[@]}")
 	[ "${code:0:1}" = 2 ] || note "reference victoria-metrics answered $code for $name"
 done
 note "fixtures: $nfix files, $samples samples, $stale stale markers, $plain_nan plain NaNs"

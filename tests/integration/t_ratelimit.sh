@@ -39,25 +39,6 @@ start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1
 BASE=http://127.0.0.1:$RELAY_PORT
 URL=$BASE/api/v1/write
 
-usage_json() {
-	curl -s --max-time 10 -H "Authorization: Bearer $ADMIN" "$BASE/api/v1/usage${1:+?$1}"
-}
-
-sum_of() {
-	printf '%s' "$1" | jq --arg t "$2" --arg f "$3" \
-		'[.usage[] | select(.tenant == $t) | .[$f]] | add // 0'
-}
-
-# post_hdr FILE TOKEN HEADERS_OUT: posts a body, saves the response headers,
-# prints the status.
-post_hdr() {
-	http_code "$URL" -X POST -D "$3" \
-		-H 'Content-Type: application/x-protobuf' \
-		-H 'Content-Encoding: snappy' \
-		-H "Authorization: Bearer $2" \
-		--data-binary "@$1"
-}
-
 # retry_after FILE: the Retry-After value of saved response headers.
 retry_after() {
 	tr -d '\r' <"$1" | sed -n 's/^[Rr]etry-[Aa]fter:[[:space:]]*//p' | head -n 1
@@ -96,21 +77,21 @@ check "no refusal counted for y ($n)" [ "${n:-0}" = 0 ]
 
 _usage_x_settled() {
 	local j
-	j=$(usage_json "tenant=x")
-	[ "$(sum_of "$j" x samples_refused_rate_limited)" = $((X4 * 500)) ]
+	j=$(usage_json "$BASE" "$ADMIN" "tenant=x")
+	[ "$(usage_sum "$j" x samples_refused_rate_limited)" = $((X4 * 500)) ]
 }
 if wait_until "$WAIT_CAP" _usage_x_settled; then
 	ok "usage: x's samples_refused_rate_limited = $((X4 * 500))"
 else
 	fail "usage: x's samples_refused_rate_limited" \
-		"$(sum_of "$(usage_json tenant=x)" x samples_refused_rate_limited), want $((X4 * 500))"
+		"$(usage_sum "$(usage_json "$BASE" "$ADMIN" tenant=x)" x samples_refused_rate_limited), want $((X4 * 500))"
 fi
-J=$(usage_json)
-check "usage: x's samples = acknowledged ($((X2 * 500)))" [ "$(sum_of "$J" x samples)" = $((X2 * 500)) ]
-check "usage: x's requests = acknowledged ($X2)" [ "$(sum_of "$J" x requests)" = "$X2" ]
-check "usage: y's samples = 20000" [ "$(sum_of "$J" y samples)" = 20000 ]
-check "usage: y's samples_refused_rate_limited = 0" [ "$(sum_of "$J" y samples_refused_rate_limited)" = 0 ]
-C=$(usage_json "format=csv")
+J=$(usage_json "$BASE" "$ADMIN")
+check "usage: x's samples = acknowledged ($((X2 * 500)))" [ "$(usage_sum "$J" x samples)" = $((X2 * 500)) ]
+check "usage: x's requests = acknowledged ($X2)" [ "$(usage_sum "$J" x requests)" = "$X2" ]
+check "usage: y's samples = 20000" [ "$(usage_sum "$J" y samples)" = 20000 ]
+check "usage: y's samples_refused_rate_limited = 0" [ "$(usage_sum "$J" y samples_refused_rate_limited)" = 0 ]
+C=$(usage_json "$BASE" "$ADMIN" "format=csv")
 col=$(printf '%s\n' "$C" | head -n 1 | tr ',' '\n' | grep -nx samples_refused_rate_limited | cut -d: -f1)
 v=$(printf '%s\n' "$C" | awk -F, -v c="${col:-0}" '$1 == "x" && c { s += $c } END { printf "%d", s }')
 check "usage csv: x's samples_refused_rate_limited = $((X4 * 500)) (got $v)" [ "$v" = $((X4 * 500)) ]
@@ -132,7 +113,7 @@ fi
 "$RWSEND" --emit "$T/x500.bin" --series 500 --samples-per-series 1 --name-prefix rl_xh
 got=
 for i in $(seq 1 20); do
-	code=$(post_hdr "$T/x500.bin" x-token "$T/h429")
+	code=$(post_rw "$URL" "$T/x500.bin" -H "Authorization: Bearer x-token" -D "$T/h429")
 	if [ "$code" = 429 ]; then
 		got=429
 		break
@@ -152,7 +133,7 @@ check "z (limit_status = 503): some requests refused with 5xx ($sz)" \
 check "z: none refused with 4xx" [ "$(field "$sz" status_4xx)" = 0 ]
 got=
 for i in $(seq 1 20); do
-	code=$(post_hdr "$T/x500.bin" z-token "$T/h503")
+	code=$(post_rw "$URL" "$T/x500.bin" -H "Authorization: Bearer z-token" -D "$T/h503")
 	if [ "$code" = 503 ]; then
 		got=503
 		break
@@ -170,12 +151,12 @@ check "relay_tenant_requests_refused_total{tenant=\"z\",reason=\"rate_limited\"}
 # it at -4000, so the next request is refused until it refills (4 s).
 "$RWSEND" --emit "$T/w5000.bin" --series 5000 --samples-per-series 1 --name-prefix rl_w
 "$RWSEND" --emit "$T/w1.bin" --series 1 --samples-per-series 1 --name-prefix rl_w1
-code=$(post_hdr "$T/w5000.bin" w-token "$T/hw")
+code=$(post_rw "$URL" "$T/w5000.bin" -H "Authorization: Bearer w-token" -D "$T/hw")
 check "w: a 5000-sample request into a full 1000 bucket passes (got $code)" [ "$code" = 204 ]
-code=$(post_hdr "$T/w1.bin" w-token "$T/hw")
+code=$(post_rw "$URL" "$T/w1.bin" -H "Authorization: Bearer w-token" -D "$T/hw")
 check "w: right after it, even a 1-sample request is refused (got $code)" [ "$code" = 429 ]
 _w_passes() {
-	[ "$(post_hdr "$T/w1.bin" w-token "$T/hw")" = 204 ]
+	[ "$(post_rw "$URL" "$T/w1.bin" -H "Authorization: Bearer w-token" -D "$T/hw")" = 204 ]
 }
 if wait_until 20 _w_passes; then
 	ok "w: once the bucket refills, requests pass again"
@@ -196,7 +177,7 @@ check "q: its buffered bytes stay within max_buffer_bytes ($qb <= 20000)" [ "${q
 check "q: refusals counted as tenant_buffer_full" \
 	metric_ge "$RELAY_PORT" relay_tenant_requests_refused_total 1 'tenant="q",reason="tenant_buffer_full"'
 "$RWSEND" --emit "$T/q.bin" --series 200 --samples-per-series 1 --name-prefix rl_qh
-code=$(post_hdr "$T/q.bin" q-token "$T/hq")
+code=$(post_rw "$URL" "$T/q.bin" -H "Authorization: Bearer q-token" -D "$T/hq")
 check "q: a further request gets 429 (got $code)" [ "$code" = 429 ]
 ra=$(retry_after "$T/hq")
 check "q: with Retry-After (got '$ra')" bash -c '[[ $1 =~ ^[0-9]+$ ]]' _ "$ra"
@@ -207,13 +188,13 @@ check "y: unaffected by q's full share, 10 of 10 answered 204 ($sy)" \
 # Every refused request held 200 samples; usage should say so.
 Q4=$(( $(field "$qsum" status_4xx) + 1 ))
 _usage_q_refused() {
-	[ "$(sum_of "$(usage_json tenant=q)" q samples_refused_tenant_buffer_full)" = $((Q4 * 200)) ]
+	[ "$(usage_sum "$(usage_json "$BASE" "$ADMIN" tenant=q)" q samples_refused_tenant_buffer_full)" = $((Q4 * 200)) ]
 }
 if wait_until 10 _usage_q_refused; then
 	ok "usage: q's samples_refused_tenant_buffer_full = $((Q4 * 200)) ($Q4 requests x 200)"
 else
 	fail "usage: q's samples_refused_tenant_buffer_full" \
-		"got $(sum_of "$(usage_json tenant=q)" q samples_refused_tenant_buffer_full), want $((Q4 * 200)) for $Q4 refused requests; relay_tenant_samples_refused_total{tenant=\"q\"}=$(metric "$RELAY_PORT" relay_tenant_samples_refused_total 'tenant="q"'), relay_tenant_requests_refused_total{tenant=\"q\",reason=\"tenant_buffer_full\"}=$(metric "$RELAY_PORT" relay_tenant_requests_refused_total 'tenant="q",reason="tenant_buffer_full"')"
+		"got $(usage_sum "$(usage_json "$BASE" "$ADMIN" tenant=q)" q samples_refused_tenant_buffer_full), want $((Q4 * 200)) for $Q4 refused requests; relay_tenant_samples_refused_total{tenant=\"q\"}=$(metric "$RELAY_PORT" relay_tenant_samples_refused_total 'tenant="q"'), relay_tenant_requests_refused_total{tenant=\"q\",reason=\"tenant_buffer_full\"}=$(metric "$RELAY_PORT" relay_tenant_requests_refused_total 'tenant="q",reason="tenant_buffer_full"')"
 fi
-J=$(usage_json "tenant=q")
-check "usage: q's samples = its acknowledged $((Q2 * 200)) + 0" [ "$(sum_of "$J" q samples)" = $((Q2 * 200)) ]
+J=$(usage_json "$BASE" "$ADMIN" "tenant=q")
+check "usage: q's samples = its acknowledged $((Q2 * 200)) + 0" [ "$(usage_sum "$J" q samples)" = $((Q2 * 200)) ]

@@ -45,15 +45,6 @@ reload_api() {
 	printf '%s %s\n' "$code" "$(printf '%s' "$body" | tr '\n' ' ')"
 }
 
-# checkx NAME EXPR: like check, for a compound shell expression.
-checkx() {
-	if eval "$2"; then
-		ok "$1"
-	else
-		fail "$1" "$2"
-	fi
-}
-
 # log_count PATTERN: how many relay log lines contain the fixed string.
 log_count() {
 	grep -cF -- "$1" "$RELAY_LOG"
@@ -81,10 +72,7 @@ code_with() {
 	elif [ "$(field "$sum" status_4xx)" = 1 ]; then
 		# rwsend does not print the code; ask curl for the exact one.
 		"$RWSEND" --emit "$T/probe.bin" --series 1 --name-prefix "$2"
-		http_code "$URL" -X POST -H 'Content-Type: application/x-protobuf' \
-			-H 'Content-Encoding: snappy' \
-			-H 'X-Prometheus-Remote-Write-Version: 0.1.0' \
-			-H "Authorization: Bearer $1" --data-binary "@$T/probe.bin"
+		post_rw "$URL" "$T/probe.bin" -H "Authorization: Bearer $1"
 	else
 		echo "other($sum)"
 	fi

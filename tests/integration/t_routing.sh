@@ -143,7 +143,7 @@ while True:
 	wait_until 10 bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$PA) 2>/dev/null" ||
 		fail "silent listener" "port $PA still taken"
 else
-	note "no python3: the silent-upstream phase is skipped"
+	skip "silent upstream" "no python3 to run a listener that never answers"
 fi
 
 # --- VM A back: a's backlog arrives, only there --------------------------

@@ -28,15 +28,6 @@ start_relay "$CONF" || { fail setup "relay did not become ready"; exit 1; }
 BASE=http://127.0.0.1:$RELAY_PORT
 URL=$BASE/api/v1/write
 
-# checkx NAME EXPR: like check, for a compound shell expression.
-checkx() {
-	if eval "$2"; then
-		ok "$1"
-	else
-		fail "$1" "$2"
-	fi
-}
-
 # sa_json: GET /api/v1/setaside (admin).
 sa_json() {
 	curl -s --max-time 10 -H "Authorization: Bearer $ADMIN" "$BASE/api/v1/setaside"
@@ -71,13 +62,6 @@ one_seq_not() {
 	j=$(sa_json)
 	[ "$(jq '.setaside | length' <<<"$j" 2>/dev/null)" = 1 ] &&
 		[ "$(jq '.setaside[0].seq' <<<"$j")" != "$1" ]
-}
-
-# usage_sum FIELD: FIELD summed over tenant acme's usage records.
-usage_sum() {
-	curl -s --max-time 10 -H "Authorization: Bearer $ADMIN" \
-		"$BASE/api/v1/usage?tenant=acme" |
-		jq "[.usage[] | .$1 // 0] | add // 0"
 }
 
 # --- a batch refused for good -----------------------------------------------
@@ -205,7 +189,7 @@ fi
 # --- purge (through the running relay) -------------------------------------
 stop_vm
 start_vm "$T/vm" "$VM_PORT" "$VM_SMALL" || { fail setup "victoria-metrics did not restart"; exit 1; }
-purged0=$(usage_sum samples_dropped_purged)
+purged0=$(usage_sum "$(usage_json "$BASE" "$ADMIN" tenant=acme)" acme samples_dropped_purged)
 sum=$(big sa_big2)
 check "another 3000-series request: 204" [ "$(field "$sum" status_2xx)" = 1 ]
 if wait_until "$WAIT_CAP" sa_len_is 1; then
@@ -225,8 +209,9 @@ else
 fi
 check "relay_samples_set_aside_total counts all three set-asides (9000)" \
 	metric_is "$RELAY_PORT" relay_samples_set_aside_total 9000
-u=$(usage_sum samples_dropped_purged)
-note "acme usage: samples_dropped_purged=$u (before: $purged0), samples_dropped_set_aside=$(usage_sum samples_dropped_set_aside), samples_delivered=$(usage_sum samples_delivered)"
+j=$(usage_json "$BASE" "$ADMIN" tenant=acme)
+u=$(usage_sum "$j" acme samples_dropped_purged)
+note "acme usage: samples_dropped_purged=$u (before: $purged0), samples_dropped_set_aside=$(usage_sum "$j" acme samples_dropped_set_aside), samples_delivered=$(usage_sum "$j" acme samples_delivered)"
 check "acme's usage: samples_dropped_purged = 3000 ($u)" [ "$u" = 3000 ]
 u=$("$RELAY_BIN" usage -c "$CONF" --tenant acme --csv 2>&1)
 col=$(head -n 1 <<<"$u" | tr ',' '\n' | grep -nx samples_dropped_purged | cut -d: -f1)
@@ -299,5 +284,5 @@ fi
 n=$(vm_count "$VM_PORT" '{__name__="sa_d_metric"}')
 check "the entry purged offline never arrives ($n)" [ "$n" = 0 ]
 check "the set-aside list is empty at the end" sa_len_is 0
-u=$(usage_sum samples_dropped_purged)
+u=$(usage_sum "$(usage_json "$BASE" "$ADMIN" tenant=acme)" acme samples_dropped_purged)
 note "acme usage after the offline purge: samples_dropped_purged=$u"

@@ -20,15 +20,6 @@ SERIES=20                # samples per request (one sample per series)
 REQUESTS=20000
 SEL='{__name__="sd_metric"}'
 
-# checkx NAME EXPR: like check, for a compound shell expression.
-checkx() {
-	if eval "$2"; then
-		ok "$1"
-	else
-		fail "$1" "$2"
-	fi
-}
-
 # logval KEY LINE: value of KEY=... in a logfmt line.
 logval() {
 	printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1

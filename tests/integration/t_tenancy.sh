@@ -28,17 +28,6 @@ start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1
 BASE=http://127.0.0.1:$RELAY_PORT
 URL=$BASE/api/v1/write
 
-# post FILE [curl args...]: posts a snappy body, prints the status code.
-post() {
-	local file=$1
-	shift
-	http_code "$URL" -X POST \
-		-H 'Content-Type: application/x-protobuf' \
-		-H 'Content-Encoding: snappy' \
-		-H 'X-Prometheus-Remote-Write-Version: 0.1.0' \
-		--data-binary "@$file" "$@"
-}
-
 # --- acme forges tenant="globex" on every series ---------------------------
 sum=$(rwsend "$URL" --token "$ACME_TOKEN" --label tenant=globex \
 	--series 25 --samples-per-series 2 --requests 4 --name-prefix tn_acme \
@@ -58,11 +47,11 @@ GLOBEX_SAMPLES=$(field "$sum" samples_acked)
 # --- basic auth: user = tenant id, password = token -----------------------
 "$RWSEND" --emit "$T/basic.bin" --series 7 --samples-per-series 1 \
 	--name-prefix tn_basic --label tenant=acme
-code=$(post "$T/basic.bin" -u "globex:$GLOBEX_TOKEN")
+code=$(post_rw "$URL" "$T/basic.bin" -u "globex:$GLOBEX_TOKEN")
 check "globex (basic auth): 204 (got $code)" [ "$code" = 204 ]
 "$RWSEND" --emit "$T/basic_acme.bin" --series 3 --samples-per-series 1 \
 	--name-prefix tn_basic_acme
-code=$(post "$T/basic_acme.bin" -u "acme:$ACME_TOKEN")
+code=$(post_rw "$URL" "$T/basic_acme.bin" -u "acme:$ACME_TOKEN")
 check "acme (basic auth): 204 (got $code)" [ "$code" = 204 ]
 
 # --- VictoriaMetrics: every series carries its sender's tenant -------------
@@ -115,21 +104,21 @@ fi
 recv0=$(metric "$RELAY_PORT" relay_samples_received_total)
 reqs0=$(metric "$RELAY_PORT" relay_requests_total 'code="204"')
 "$RWSEND" --emit "$T/unauth.bin" --series 5 --samples-per-series 1 --name-prefix tn_unauth
-code=$(post "$T/unauth.bin")
+code=$(post_rw "$URL" "$T/unauth.bin")
 check "no Authorization header: 401 (got $code)" [ "$code" = 401 ]
-code=$(post "$T/unauth.bin" -H "Authorization: Bearer not-a-token")
+code=$(post_rw "$URL" "$T/unauth.bin" -H "Authorization: Bearer not-a-token")
 check "wrong bearer token: 401 (got $code)" [ "$code" = 401 ]
-code=$(post "$T/unauth.bin" -H "Authorization: Bearer ${ACME_TOKEN}x")
+code=$(post_rw "$URL" "$T/unauth.bin" -H "Authorization: Bearer ${ACME_TOKEN}x")
 check "acme's token plus a character: 401 (got $code)" [ "$code" = 401 ]
-code=$(post "$T/unauth.bin" -H "Authorization: Bearer $GLOBEX_SHA")
+code=$(post_rw "$URL" "$T/unauth.bin" -H "Authorization: Bearer $GLOBEX_SHA")
 check "globex's SHA-256 used as a token: 401 (got $code)" [ "$code" = 401 ]
-code=$(post "$T/unauth.bin" -u "acme:$GLOBEX_TOKEN")
+code=$(post_rw "$URL" "$T/unauth.bin" -u "acme:$GLOBEX_TOKEN")
 check "basic auth with another tenant's token: 401 (got $code)" [ "$code" = 401 ]
-code=$(post "$T/unauth.bin" -u "nobody:$ACME_TOKEN")
+code=$(post_rw "$URL" "$T/unauth.bin" -u "nobody:$ACME_TOKEN")
 check "basic auth with an unknown user: 401 (got $code)" [ "$code" = 401 ]
-code=$(post "$T/unauth.bin" -H "Authorization: Basic %%%notbase64")
+code=$(post_rw "$URL" "$T/unauth.bin" -H "Authorization: Basic %%%notbase64")
 check "malformed basic credentials: 401 (got $code)" [ "$code" = 401 ]
-code=$(post "$T/unauth.bin" -H "X-Scope-OrgID: acme")
+code=$(post_rw "$URL" "$T/unauth.bin" -H "X-Scope-OrgID: acme")
 check "tenant header without trust_header: 401 (got $code)" [ "$code" = 401 ]
 sum=$(rwsend "$URL" --series 5 --requests 3 --name-prefix tn_unauth2 --quiet)
 check "rwsend without token: 3 requests refused with 4xx ($sum)" \
@@ -152,7 +141,7 @@ check "nothing buffered after the refusals" \
 # An authorized marker sent after the refusals arrives; the refused data
 # never does.
 "$RWSEND" --emit "$T/marker.bin" --series 2 --samples-per-series 1 --name-prefix tn_marker
-code=$(post "$T/marker.bin" -H "Authorization: Bearer $ACME_TOKEN")
+code=$(post_rw "$URL" "$T/marker.bin" -H "Authorization: Bearer $ACME_TOKEN")
 check "marker after the refusals: 204 (got $code)" [ "$code" = 204 ]
 if wait_until "$WAIT_CAP" vm_has "$VM_PORT" '{__name__="tn_marker_metric"}' 2; then
 	ok "the marker arrived"

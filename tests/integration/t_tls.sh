@@ -134,13 +134,13 @@ tls_metric() {
 emit() {
 	rwsend --emit "$T/$1.bin" --series 50 --samples-per-series 2 --name-prefix "$1"
 }
-# post SCHEME BODY [curl args]: posts a body to the relay, prints the status.
+# post SCHEME BODY [curl args]: posts $T/BODY.bin to the relay over SCHEME
+# (trusting the test CA), prints the status.
 post() {
 	local scheme=$1 body=$2
 	shift 2
-	https_code "$scheme://127.0.0.1:$RELAY_PORT/api/v1/write" -H 'Expect:' \
-		-H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy' \
-		--data-binary "@$T/$body.bin" "$@"
+	post_rw "$scheme://127.0.0.1:$RELAY_PORT/api/v1/write" "$T/$body.bin" \
+		--cacert "$CA" -H 'Expect:' "$@"
 }
 for p in ta tb tc td te tf tg th ti; do emit "$p"; done
 

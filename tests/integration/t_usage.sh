@@ -27,27 +27,6 @@ start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1
 BASE=http://127.0.0.1:$RELAY_PORT
 URL=$BASE/api/v1/write
 
-# post FILE TOKEN: posts a snappy body as a tenant, prints the status code.
-post() {
-	http_code "$URL" -X POST \
-		-H 'Content-Type: application/x-protobuf' \
-		-H 'Content-Encoding: snappy' \
-		-H "Authorization: Bearer $2" \
-		--data-binary "@$1"
-}
-
-# usage_json [QUERY]: the usage report over HTTP.
-usage_json() {
-	curl -s --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" \
-		"$BASE/api/v1/usage${1:+?$1}"
-}
-
-# sum_of JSON TENANT FIELD: FIELD summed over the tenant's hours.
-sum_of() {
-	printf '%s' "$1" | jq --arg t "$2" --arg f "$3" \
-		'[.usage[] | select(.tenant == $t) | .[$f]] | add // 0'
-}
-
 # csv_sum CSV TENANT FIELD: the same from a CSV report (by header name).
 csv_sum() {
 	printf '%s\n' "$1" | awk -F, -v t="$2" -v f="$3" '
@@ -126,42 +105,42 @@ else
 fi
 _delivered_all() {
 	local j
-	j=$(usage_json) || return 1
-	[ "$(sum_of "$j" acme samples_delivered)" = "${SMP[acme]}" ] &&
-		[ "$(sum_of "$j" globex samples_delivered)" = "${SMP[globex]}" ]
+	j=$(usage_json "$BASE" "$ADMIN_TOKEN") || return 1
+	[ "$(usage_sum "$j" acme samples_delivered)" = "${SMP[acme]}" ] &&
+		[ "$(usage_sum "$j" globex samples_delivered)" = "${SMP[globex]}" ]
 }
 if wait_until "$WAIT_CAP" _delivered_all; then
 	ok "usage: samples_delivered = samples for both tenants"
 else
-	j=$(usage_json)
-	fail "samples_delivered" "acme $(sum_of "$j" acme samples_delivered)/${SMP[acme]} globex $(sum_of "$j" globex samples_delivered)/${SMP[globex]}"
+	j=$(usage_json "$BASE" "$ADMIN_TOKEN")
+	fail "samples_delivered" "acme $(usage_sum "$j" acme samples_delivered)/${SMP[acme]} globex $(usage_sum "$j" globex samples_delivered)/${SMP[globex]}"
 fi
 
-J=$(usage_json)
+J=$(usage_json "$BASE" "$ADMIN_TOKEN")
 note "usage: $J"
 rows=$(printf '%s' "$J" | jq '.usage | length')
 check "usage JSON parses, one or two rows per tenant (got $rows)" \
 	_between "$rows" 2 4
 for t in acme globex; do
 	for f in requests series samples; do
-		v=$(sum_of "$J" "$t" "$f")
+		v=$(usage_sum "$J" "$t" "$f")
 		case $f in requests) w=${REQ[$t]} ;; series) w=${SER[$t]} ;; samples) w=${SMP[$t]} ;; esac
 		check "json: $t $f = $w (got $v)" [ "$v" = "$w" ]
 	done
-	v=$(sum_of "$J" "$t" bytes_compressed)
+	v=$(usage_sum "$J" "$t" bytes_compressed)
 	check "json: $t bytes_compressed = ${BYTES[$t]}, the body bytes posted (got $v)" \
 		[ "$v" = "${BYTES[$t]}" ]
-	v=$(sum_of "$J" "$t" bytes_decoded)
+	v=$(usage_sum "$J" "$t" bytes_decoded)
 	check "json: $t bytes_decoded = ${DEC[$t]}, the bodies' decoded lengths (got $v)" \
 		[ "$v" = "${DEC[$t]}" ]
-	v=$(sum_of "$J" "$t" samples_refused_rate_limited)
+	v=$(usage_sum "$J" "$t" samples_refused_rate_limited)
 	check "json: $t samples_refused_rate_limited = 0 (got $v)" [ "$v" = 0 ]
 done
 if [ "$(printf '%s' "$J" | jq '.usage | length')" = 2 ]; then
 	# An estimate: within 2%, at these sizes within one.
-	v=$(sum_of "$J" acme active_series)
+	v=$(usage_sum "$J" acme active_series)
 	check "json: acme active_series = 40 +-1 (got $v)" _between "$v" 39 41
-	v=$(sum_of "$J" globex active_series)
+	v=$(usage_sum "$J" globex active_series)
 	check "json: globex active_series = 90 +-1 (got $v)" _between "$v" 89 91
 else
 	note "the run crossed an hour boundary: active_series per hour not checked"
@@ -179,35 +158,35 @@ check "usage samples add up to relay_samples_received_total ($v)" \
 	[ "$v" = $((SMP[acme] + SMP[globex])) ]
 
 # Filters.
-j=$(usage_json "tenant=globex")
+j=$(usage_json "$BASE" "$ADMIN_TOKEN" "tenant=globex")
 check "json ?tenant=globex: only globex rows" \
 	[ "$(printf '%s' "$j" | jq -r '[.usage[].tenant] | unique | join(",")')" = globex ]
-check "json ?tenant=globex: samples = ${SMP[globex]}" [ "$(sum_of "$j" globex samples)" = "${SMP[globex]}" ]
-j=$(usage_json "to=$HOUR0")
+check "json ?tenant=globex: samples = ${SMP[globex]}" [ "$(usage_sum "$j" globex samples)" = "${SMP[globex]}" ]
+j=$(usage_json "$BASE" "$ADMIN_TOKEN" "to=$HOUR0")
 check "json ?to=<the run's first hour>: no rows (to is exclusive)" \
 	[ "$(printf '%s' "$j" | jq '.usage | length')" = 0 ]
-j=$(usage_json "from=$h0")
+j=$(usage_json "$BASE" "$ADMIN_TOKEN" "from=$h0")
 check "json ?from=$h0 (RFC 3339): every row" \
 	[ "$(printf '%s' "$j" | jq '.usage | length')" = "$rows" ]
-j=$(usage_json "from=$((HOUR0 + 7 * 86400))")
+j=$(usage_json "$BASE" "$ADMIN_TOKEN" "from=$((HOUR0 + 7 * 86400))")
 check "json ?from=<next week>: no rows" [ "$(printf '%s' "$j" | jq '.usage | length')" = 0 ]
-j=$(usage_json "tenant=acme&from=$(date -u -d "@$HOUR0" +%Y-%m-%d)&to=$((HOUR0 + 3 * 86400))")
+j=$(usage_json "$BASE" "$ADMIN_TOKEN" "tenant=acme&from=$(date -u -d "@$HOUR0" +%Y-%m-%d)&to=$((HOUR0 + 3 * 86400))")
 check "json ?tenant=acme&from=<date>&to=<unix>: acme's samples" \
-	[ "$(sum_of "$j" acme samples)" = "${SMP[acme]}" ]
+	[ "$(usage_sum "$j" acme samples)" = "${SMP[acme]}" ]
 code=$(http_code "$BASE/api/v1/usage?from=yesterday" -H "Authorization: Bearer $ADMIN_TOKEN")
 check "json ?from=yesterday: 400 (got $code)" [ "$code" = 400 ]
 code=$(http_code "$BASE/api/v1/usage?format=xml" -H "Authorization: Bearer $ADMIN_TOKEN")
 check "?format=xml: 400 (got $code)" [ "$code" = 400 ]
 
 # CSV.
-C=$(usage_json "format=csv")
+C=$(usage_json "$BASE" "$ADMIN_TOKEN" "format=csv")
 hdr=$(printf '%s\n' "$C" | head -n 1)
 keys=$(printf '%s' "$J" | jq -r '.usage[0] | keys_unsorted | join(",")')
 check "csv header = the JSON keys in order" [ "$hdr" = "$keys" ]
 check "csv: one line per JSON row" [ "$(printf '%s\n' "$C" | tail -n +2 | grep -c .)" = "$rows" ]
 for t in acme globex; do
 	for f in requests series samples bytes_compressed bytes_decoded samples_delivered; do
-		check "csv: $t $f matches json" [ "$(csv_sum "$C" "$t" "$f")" = "$(sum_of "$J" "$t" "$f")" ]
+		check "csv: $t $f matches json" [ "$(csv_sum "$C" "$t" "$f")" = "$(usage_sum "$J" "$t" "$f")" ]
 	done
 done
 check "csv: Content-Type text/csv" bash -c "curl -s -o /dev/null -D - -H 'Authorization: Bearer $ADMIN_TOKEN' '$BASE/api/v1/usage?format=csv' | grep -qi '^content-type: text/csv'"
@@ -223,7 +202,7 @@ cli=$("$RELAY_BIN" usage -c "$T/relay.conf" --tenant acme)
 check "relay usage --tenant acme: acme's rows only" \
 	[ "$(printf '%s' "$cli" | jq -r '[.usage[].tenant] | unique | join(",")')" = acme ]
 check "relay usage --tenant acme: samples ${SMP[acme]}" \
-	[ "$(sum_of "$cli" acme samples)" = "${SMP[acme]}" ]
+	[ "$(usage_sum "$cli" acme samples)" = "${SMP[acme]}" ]
 cli=$("$RELAY_BIN" usage -c "$T/relay.conf" --tenant globex --from "$h0" --to "$((HOUR0 + 86400))" --csv)
 check "relay usage --tenant globex --from --to --csv: globex's samples" \
 	[ "$(csv_sum "$cli" globex samples)" = "${SMP[globex]}" ]
@@ -236,31 +215,31 @@ check "relay usage --from garbage: non-zero exit (got $rc)" [ "$rc" -ne 0 ]
 # --- 2. a byte-identical resend --------------------------------------------
 "$RWSEND" --emit "$T/dup.bin" --series 30 --samples-per-series 2 --name-prefix us_dup
 DUPBYTES=$(stat -c %s "$T/dup.bin")
-code=$(post "$T/dup.bin" "$ACME_TOKEN")
+code=$(post_rw "$URL" "$T/dup.bin" -H "Authorization: Bearer $ACME_TOKEN")
 check "dup: first post 204 (got $code)" [ "$code" = 204 ]
-before=$(usage_json "tenant=acme")
-code=$(post "$T/dup.bin" "$ACME_TOKEN")
+before=$(usage_json "$BASE" "$ADMIN_TOKEN" "tenant=acme")
+code=$(post_rw "$URL" "$T/dup.bin" -H "Authorization: Bearer $ACME_TOKEN")
 check "dup: second, identical post 204 (got $code)" [ "$code" = 204 ]
-code=$(post "$T/dup.bin" "$ACME_TOKEN")
+code=$(post_rw "$URL" "$T/dup.bin" -H "Authorization: Bearer $ACME_TOKEN")
 check "dup: third, identical post 204 (got $code)" [ "$code" = 204 ]
-after=$(usage_json "tenant=acme")
+after=$(usage_json "$BASE" "$ADMIN_TOKEN" "tenant=acme")
 for f in requests series samples bytes_compressed bytes_decoded; do
-	check "dup: acme $f unchanged by the resends ($(sum_of "$before" acme "$f") -> $(sum_of "$after" acme "$f"))" \
-		[ "$(sum_of "$before" acme "$f")" = "$(sum_of "$after" acme "$f")" ]
+	check "dup: acme $f unchanged by the resends ($(usage_sum "$before" acme "$f") -> $(usage_sum "$after" acme "$f"))" \
+		[ "$(usage_sum "$before" acme "$f")" = "$(usage_sum "$after" acme "$f")" ]
 done
-check "dup: acme's requests = 7 after one stored copy" [ "$(sum_of "$after" acme requests)" = 7 ]
+check "dup: acme's requests = 7 after one stored copy" [ "$(usage_sum "$after" acme requests)" = 7 ]
 check "dup: relay_tenant_duplicate_requests_total{tenant=\"acme\"} = 2" \
 	metric_is "$RELAY_PORT" relay_tenant_duplicate_requests_total 2 'tenant="acme"'
 # The same body from another tenant is that tenant's data.
-code=$(post "$T/dup.bin" "$GLOBEX_TOKEN")
+code=$(post_rw "$URL" "$T/dup.bin" -H "Authorization: Bearer $GLOBEX_TOKEN")
 check "dup: the same body as globex 204 (got $code)" [ "$code" = 204 ]
-j=$(usage_json "tenant=globex")
-check "dup: globex's requests counted it (5)" [ "$(sum_of "$j" globex requests)" = 5 ]
+j=$(usage_json "$BASE" "$ADMIN_TOKEN" "tenant=globex")
+check "dup: globex's requests counted it (5)" [ "$(usage_sum "$j" globex requests)" = 5 ]
 check "dup: globex's bytes_compressed grew by the body" \
-	[ "$(sum_of "$j" globex bytes_compressed)" = $((BYTES[globex] + DUPBYTES)) ]
+	[ "$(usage_sum "$j" globex bytes_compressed)" = $((BYTES[globex] + DUPBYTES)) ]
 # A marker after the resends; once it is in, anything stored before it is.
 "$RWSEND" --emit "$T/mark.bin" --series 1 --samples-per-series 1 --name-prefix us_mark
-code=$(post "$T/mark.bin" "$ACME_TOKEN")
+code=$(post_rw "$URL" "$T/mark.bin" -H "Authorization: Bearer $ACME_TOKEN")
 check "dup: marker 204 (got $code)" [ "$code" = 204 ]
 if wait_until "$WAIT_CAP" vm_has "$VM_PORT" '{__name__="us_mark_metric"}' 1 &&
 	wait_until "$WAIT_CAP" vm_has "$VM_PORT" '{__name__="us_dup_metric",tenant="globex"}' 60 &&
@@ -275,10 +254,10 @@ n=$(vm_count "$VM_PORT" '{__name__="us_dup_metric",tenant="globex"}')
 check "dup: victoria-metrics holds globex's 60 samples once (got $n)" [ "$n" = 60 ]
 
 # --- 3. kill -9 under load, upstream down ------------------------------------
-j=$(usage_json)
-A0=$(sum_of "$j" acme samples)
-R0=$(sum_of "$j" acme requests)
-D0=$(sum_of "$j" acme samples_delivered)
+j=$(usage_json "$BASE" "$ADMIN_TOKEN")
+A0=$(usage_sum "$j" acme samples)
+R0=$(usage_sum "$j" acme requests)
+D0=$(usage_sum "$j" acme samples_delivered)
 stop_vm
 ok204=$(metric "$RELAY_PORT" relay_requests_total 'code="204"')
 "$RWSEND" "$URL" --token "$ACME_TOKEN" --series 50 --samples-per-series 2 \
@@ -306,8 +285,8 @@ check "the kill came mid-load (acked $ACKREQ of 10000 requests)" \
 cli=$("$RELAY_BIN" usage -c "$T/relay.conf" --tenant acme)
 rc=$?
 check "relay usage after kill -9 exits 0" [ "$rc" = 0 ]
-U=$(( $(sum_of "$cli" acme samples) - A0 ))
-UR=$(( $(sum_of "$cli" acme requests) - R0 ))
+U=$(( $(usage_sum "$cli" acme samples) - A0 ))
+UR=$(( $(usage_sum "$cli" acme requests) - R0 ))
 note "usage after kill -9: $U samples in $UR requests; rwsend: $ACKED acked in $ACKREQ"
 check "usage after kill -9 holds every acknowledged sample ($U >= $ACKED)" [ "$U" -ge "$ACKED" ]
 check "usage after kill -9: requests x 100 = samples ($UR x 100 = $U)" [ $((UR * 100)) = "$U" ]
@@ -322,11 +301,11 @@ else
 fi
 
 start_relay "$T/relay.conf" || { fail "restart" "relay did not come back"; exit 1; }
-j=$(usage_json "tenant=acme")
+j=$(usage_json "$BASE" "$ADMIN_TOKEN" "tenant=acme")
 check "after restart the endpoint reports the same samples" \
-	[ $(( $(sum_of "$j" acme samples) - A0 )) = "$U" ]
+	[ $(( $(usage_sum "$j" acme samples) - A0 )) = "$U" ]
 check "after restart nothing of the outage is counted as delivered" \
-	[ "$(sum_of "$j" acme samples_delivered)" = "$D0" ]
+	[ "$(usage_sum "$j" acme samples_delivered)" = "$D0" ]
 check "after restart relay_buffer_samples = $U" metric_is "$RELAY_PORT" relay_buffer_samples "$U"
 
 start_vm "$T/vm" "$VM_PORT" || { fail "vm restart" "victoria-metrics did not come back"; exit 1; }
@@ -341,11 +320,11 @@ check "victoria-metrics holds exactly what usage counted ($n = $U)" [ "$n" = "$U
 check "victoria-metrics holds every acknowledged sample ($n >= $ACKED)" [ "$n" -ge "$ACKED" ]
 _delivered_kill() {
 	local j
-	j=$(usage_json "tenant=acme")
-	[ "$(sum_of "$j" acme samples_delivered)" = $((D0 + U)) ]
+	j=$(usage_json "$BASE" "$ADMIN_TOKEN" "tenant=acme")
+	[ "$(usage_sum "$j" acme samples_delivered)" = $((D0 + U)) ]
 }
 if wait_until "$WAIT_CAP" _delivered_kill; then
 	ok "usage samples_delivered caught up (+$U)"
 else
-	fail "samples_delivered after restart" "$(sum_of "$(usage_json tenant=acme)" acme samples_delivered), want $((D0 + U))"
+	fail "samples_delivered after restart" "$(usage_sum "$(usage_json "$BASE" "$ADMIN_TOKEN" tenant=acme)" acme samples_delivered), want $((D0 + U))"
 fi

@@ -453,6 +453,28 @@ static const struct { const char *text, *want; } error_cases[] = {
 	 "2: tls_cert and tls_key must be set together"},
 	{"[upstream]\nclient_key = /k.pem\n",
 	 "2: client_cert and client_key must be set together"},
+	{"[server]\n\nlisten = 127.0.0.1:99999\n",
+	 "3: listen: \"127.0.0.1:99999\": the port must be a number from 1 to 65535"},
+	{"[server]\nlisten = 127.0.0.1:0\n",
+	 "2: listen: \"127.0.0.1:0\": the port must be a number from 1 to 65535"},
+	{"[server]\nlisten = 127.0.0.1:\n",
+	 "2: listen: \"127.0.0.1:\": the port must be a number from 1 to 65535"},
+	{"[server]\nlisten = 127.0.0.1:-1\n",
+	 "2: listen: \"127.0.0.1:-1\": the port must be a number from 1 to 65535"},
+	{"[server]\nlisten = 127.0.0.1:0x50\n",
+	 "2: listen: \"127.0.0.1:0x50\": the port must be a number from 1 to 65535"},
+	{"[server]\nlisten = 127.0.0.1:000080\n",
+	 "2: listen: \"127.0.0.1:000080\": the port must be a number from 1 to 65535"},
+	{"[server]\nlisten = 127.0.0.1\n",
+	 "2: listen: \"127.0.0.1\" is not host:port"},
+	{"[server]\nlisten = ::1:9201\n",
+	 "2: listen: \"::1:9201\": an IPv6 address goes in brackets, as [::1]:9201"},
+	{"[server]\nlisten = [::1:9201\n",
+	 "2: listen: \"[::1:9201\": no closing ] after the IPv6 address"},
+	{"[server]\nlisten = local host:9201\n",
+	 "2: listen: \"local host:9201\": \"local host\" is not a host name or address"},
+	{"[server]\nlisten = [127.0.0.1]:9201\n",
+	 "2: listen: \"[127.0.0.1]:9201\": \"127.0.0.1\" is not an IPv6 address"},
 };
 
 static void test_errors(void)
@@ -467,6 +489,32 @@ static void test_errors(void)
 		CHECK_STR(err, want);
 		CHECK_EQ_INT(rc, -1);
 	}
+}
+
+/* listen: the forms that load, and a host that does not resolve. */
+static void test_listen_forms(void)
+{
+	static const char *const good[] = {
+		"127.0.0.1:1", "127.0.0.1:65535", "0.0.0.0:9201", "[::1]:9201",
+		"[::]:9201", ":9201", "localhost:9201",
+	};
+	struct config cfg;
+	char text[128], err[ERRLEN], want[ERRLEN];
+	int rc;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "[server]\nlisten = %s\n", good[i]);
+		rc = load(text, &cfg, err, sizeof(err));
+		CHECK_STR(rc == 0 ? cfg.listen : err, good[i]);
+		config_free(&cfg);
+	}
+	rc = load("[server]\nlisten = no-such-host.invalid:9201\n", &cfg, err, sizeof(err));
+	config_free(&cfg);
+	CHECK_EQ_INT(rc, -1);
+	snprintf(want, sizeof(want), "%s:2: listen: \"no-such-host.invalid:9201\": "
+		 "cannot resolve \"no-such-host.invalid\": ", conf);
+	err[strlen(want) < sizeof(err) ? strlen(want) : 0] = '\0';
+	CHECK_STR(err, want);
 }
 
 static void test_missing_file(void)
@@ -669,6 +717,7 @@ int main(void)
 	RUN(test_size_parser);
 	RUN(test_duration_parser);
 	RUN(test_errors);
+	RUN(test_listen_forms);
 	RUN(test_missing_file);
 	RUN(test_small_or_no_error_buffer);
 	RUN(test_tenants);
