@@ -139,7 +139,7 @@ static int run(struct config *cfg)
 	log_msg(LOG_INFO, "stopping", "signal=%d", (int)stop_signal);
 	http_stop(h, 10000);
 	queue_stop(&q);
-	forwarder_stop(f);
+	forwarder_stop(f, 0);
 	writer_stop(w);
 	queue_totals(&q, &tot);
 	store_close(&st);

@@ -265,6 +265,11 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= by_code(out, "relay_upstream_requests_total",
 		      "Requests to the upstream, by HTTP status (error: no answer).",
 		      m->upstream_requests, "error");
+	rc |= by_code(out, "relay_upstream_misconfigured_total",
+		      "Upstream answers that say the URL or credentials are "
+		      "wrong (3xx, 401, 403, 404, ...), by HTTP status; the "
+		      "data is kept and retried.",
+		      m->upstream_misconfigured, "error");
 	rc |= counter(out, "relay_upstream_retries_total",
 		      "Upstream requests that failed and will be retried.",
 		      &m->upstream_retries);
