@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "forward.h"
 #include "http.h"
@@ -84,6 +85,7 @@ static int run(struct config *cfg)
 	struct http_deps deps;
 	struct sigaction sa;
 	struct queue_totals tot;
+	uint64_t deadline, now;
 	char err[512];
 
 	log_set_level((enum log_level)cfg->log_level);
@@ -136,10 +138,19 @@ static int run(struct config *cfg)
 		}
 	}
 
-	log_msg(LOG_INFO, "stopping", "signal=%d", (int)stop_signal);
-	http_stop(h, 10000);
+	/* The stop takes shutdown_timeout at most: /-/ready and new writes
+	 * get 503 at once while the HTTP server still answers; upstream
+	 * requests in flight at the deadline are abandoned (their entries
+	 * stay buffered); then HTTP stops, and the writer commits what it
+	 * was given. */
+	deadline = clock_mono_ms() + cfg->shutdown_timeout_ms;
+	log_msg(LOG_INFO, "stopping", "signal=%d shutdown_timeout_ms=%llu",
+		(int)stop_signal, (unsigned long long)cfg->shutdown_timeout_ms);
+	http_refuse_new(h);
 	queue_stop(&q);
-	forwarder_stop(f, 0);
+	forwarder_stop(f, deadline);
+	now = clock_mono_ms();
+	http_stop(h, now + 100 < deadline ? (unsigned)(deadline - now) : 100);
 	writer_stop(w);
 	queue_totals(&q, &tot);
 	store_close(&st);
