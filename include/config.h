@@ -40,6 +40,7 @@ struct config {
 	int threads;                /* 2: HTTP worker threads */
 	int max_connections;        /* 1024 */
 	uint64_t idle_timeout_ms;   /* 60s: per-connection inactivity limit */
+	uint64_t shutdown_timeout_ms; /* 5s: longest stop, then in-flight upstream requests are abandoned */
 	char *admin_token;          /* owned, NULL: admin endpoints refused */
 	char *tls_cert;             /* owned, NULL: plain HTTP */
 	char *tls_key;

@@ -6,11 +6,19 @@
  * oldest entries up to max_request_size decoded as one request body
  * (merged without recompressing, and streamed to libcurl from the LMDB map
  * in a read transaction held for that request: the body is never copied
- * whole), sends it, and then: on 2xx asks the writer to delete them; on
- * 5xx, 429, 408 or a network error backs the tenant off (capped
- * exponential with jitter, or Retry-After); on any other status sends the
- * entries one by one, and sets aside the one that is refused alone, so a
- * poison batch never blocks the rest.
+ * whole), sends it, and then (retry.h classifies the answer):
+ *   2xx            asks the writer to delete them;
+ *   5xx, 429, 408, a network error
+ *                  backs the tenant off (capped exponential with jitter,
+ *                  or Retry-After held within min_backoff..max_backoff);
+ *   400, 413, 422  the content is refused: sends a merged request's
+ *                  entries one by one, and sets aside the one refused
+ *                  alone, so a poison batch never blocks the rest;
+ *   anything else  (3xx, 401, 403, 404, 405, ...) the URL or credentials
+ *                  are wrong: backs off like a 5xx, keeps the data,
+ *                  counts relay_upstream_misconfigured_total{code} and
+ *                  logs status, reason and Location once per 30 s per
+ *                  tenant and status.
  */
 #ifndef RELAY_FORWARD_H
 #define RELAY_FORWARD_H
@@ -29,9 +37,13 @@ struct forwarder;
 struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
 				  struct queue *q, struct writer *w);
 
-/* Lets each thread finish its current request, joins them, frees f.
- * queue_stop must have been called first. */
-void forwarder_stop(struct forwarder *f);
+/*
+ * Lets each thread finish its current request, but abandons those still
+ * in flight at deadline_ms (clock_mono_ms; their entries stay buffered and
+ * go again after a restart); joins the threads, frees f. queue_stop must
+ * have been called first.
+ */
+void forwarder_stop(struct forwarder *f, uint64_t deadline_ms);
 
 /*
  * Expands {tenant}, {account_id} and {project_id} in the upstream URL for

@@ -32,6 +32,10 @@ struct http_deps {
  * err on failure. */
 struct http *http_start(const struct http_deps *deps, char *err, size_t errlen);
 
+/* From now on /-/ready and new writes get 503 (the relay is stopping);
+ * everything else is served as before. */
+void http_refuse_new(struct http *h);
+
 /* Stops accepting, answers the requests in flight (waiting up to
  * wait_ms for their commits), then closes every connection and frees h. */
 void http_stop(struct http *h, unsigned wait_ms);

@@ -7,14 +7,35 @@
 
 #include <stdint.h>
 
+/*
+ * Only an answer that condemns a batch's content may set it aside: the
+ * batch is acknowledged data, and any other answer says nothing about it.
+ * A wrong URL, redirect or credential (3xx, 401, 403, 404, 405, and any
+ * other status not listed) is the relay's configuration or the upstream's
+ * at fault: the batch is kept and sent again, like after a 503.
+ */
 enum retry_verdict {
-	RETRY_DONE,    /* 2xx: delivered, delete it */
-	RETRY_AGAIN,   /* 5xx, 429, 408, network error: back off and resend */
-	RETRY_REFUSED  /* other status: will never succeed, set it aside */
+	RETRY_DONE,         /* 2xx: delivered, delete it */
+	RETRY_AGAIN,        /* 5xx, 429, 408, network error: back off, resend */
+	RETRY_MISCONFIGURED,/* 1xx, 3xx, 4xx but those below: the URL or the
+			     * credentials are wrong; back off, resend, log */
+	RETRY_REFUSED       /* 400, 413, 422: the content is refused; split a
+			     * merged request, set a lone entry aside */
 };
 
 /* Classifies an HTTP status; 0 stands for a network or protocol error. */
 enum retry_verdict retry_classify(long status);
+
+/*
+ * The delay before the next attempt after a failed one: the upstream's
+ * Retry-After value (retry_after, NULL or "" if none) when it is valid,
+ * held within [min_ms, max_ms] so that 0, a past date or an absurd value
+ * never makes a hot loop nor an endless wait; else retry_backoff_ms.
+ * now_s is the wall clock (Unix seconds) for an HTTP date.
+ */
+uint64_t retry_delay_ms(const char *retry_after, int64_t now_s,
+			unsigned attempt, uint64_t min_ms, uint64_t max_ms,
+			uint32_t rnd);
 
 /*
  * Delay before attempt number attempt (1 for the first retry): min_ms

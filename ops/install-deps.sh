@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # ops/install-deps.sh - installs the Debian 12 packages the relay needs to
 # build and test: compiler, libraries, VictoriaMetrics and Prometheus as test
-# peers, curl and jq for the integration tests. Idempotent: when everything
+# peers, curl and jq for the integration tests, nginx (a misbehaving
+# upstream: wrong URL, 401, 503 with Retry-After) and faketime (wall-clock
+# steps under libfaketime) for the upstream and clock tests. Idempotent: when everything
 # is installed it only asks dpkg and exits.
 #
 # "ops/install-deps.sh fuzz" (used by make fuzz) also installs clang with
 # its libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
 # stack traces.
 #
-# The victoria-metrics and prometheus packages try to start their system
+# The victoria-metrics, prometheus and nginx packages try to start their system
 # services on install; where policy-rc.d refuses that, the refusal is
 # harmless. The tests never use those services: they start their own
 # instances on free loopback ports.
@@ -30,6 +32,8 @@ PACKAGES=(
 	jq
 	victoria-metrics
 	prometheus
+	nginx
+	faketime
 )
 
 # Only for make fuzz: clang 14 is Debian 12's default clang; the fuzzer,

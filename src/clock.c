@@ -3,6 +3,12 @@
  */
 #include "clock.h"
 
+#include <stdatomic.h>
+
+/* Wall and monotonic ms at start, for clock_age_ms (0: not taken yet). */
+static _Atomic uint64_t start_wall_ms, start_mono_ms;
+static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+
 static uint64_t read_us(clockid_t id)
 {
 	struct timespec ts;
@@ -51,4 +57,33 @@ struct timespec clock_deadline(uint64_t us)
 		t.tv_nsec -= 1000000000;
 	}
 	return t;
+}
+
+static void take_start(void)
+{
+	atomic_store(&start_wall_ms, clock_wall_ms());
+	atomic_store(&start_mono_ms, clock_mono_ms());
+}
+
+void clock_start(void)
+{
+	pthread_once(&start_once, take_start);
+}
+
+uint64_t clock_age_now_ms(void)
+{
+	uint64_t wall, steady;
+
+	clock_start();
+	wall = clock_wall_ms();
+	steady = atomic_load(&start_wall_ms) +
+		 (clock_mono_ms() - atomic_load(&start_mono_ms));
+	return wall < steady ? wall : steady;
+}
+
+uint64_t clock_age_ms(uint64_t created_ms)
+{
+	uint64_t now = clock_age_now_ms();
+
+	return now > created_ms ? now - created_ms : 0;
 }

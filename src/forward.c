@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,9 @@
 
 
 #define REASON_MAX 512
-#define RETRY_AFTER_CAP_MS (10u * 60 * 1000)
+/* A misconfigured upstream is logged once per this time, tenant and status. */
+#define MISCONF_LOG_MS 30000
+#define MISCONF_SLOTS 32
 
 struct forwarder {
 	const struct config *cfg; /* ref */
@@ -31,6 +34,17 @@ struct forwarder {
 	struct writer *w;         /* ref */
 	pthread_t *threads;
 	int nthreads;
+	/* Monotonic ms at which requests in flight are abandoned (0: never);
+	 * set once by forwarder_stop. */
+	_Atomic uint64_t abandon_at_ms;
+	/* When each (tenant, status) was last logged as misconfigured. */
+	pthread_mutex_t log_lock;
+	struct misconf_slot {
+		char tenant[TENANT_ID_MAX + 1];
+		long status;
+		uint64_t logged_ms;
+		uint64_t suppressed;   /* failures since, not logged */
+	} misconf[MISCONF_SLOTS];
 };
 
 /* One thread's connection and buffers. */
@@ -47,7 +61,10 @@ struct sender {
 	char reason[REASON_MAX];  /* start of the upstream's answer */
 	size_t reason_len;
 	char retry_after[64];
+	char status_text[64];     /* reason phrase of the status line */
+	char location[256];       /* Location of a 3xx */
 	char errbuf[CURL_ERROR_SIZE];
+	char url[2048];           /* of the request being sent */
 	uint32_t rnd;
 };
 
@@ -99,22 +116,62 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* Copies a header's value (data[skip..n), trimmed) into out. */
+static void header_value(const char *data, size_t n, size_t skip, char *out,
+			 size_t outlen)
+{
+	size_t k;
+
+	while (skip < n && data[skip] == ' ')
+		skip++;
+	k = n - skip;
+	if (k >= outlen)
+		k = outlen - 1;
+	memcpy(out, data + skip, k);
+	out[k] = '\0';
+	for (char *e = out + k;
+	     e > out && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ');)
+		*--e = '\0';
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct sender *s = arg;
-	size_t n = size * nmemb, k;
+	size_t n = size * nmemb;
+	const char *sp;
 
-	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-		k = n - 12;
-		if (k >= sizeof(s->retry_after))
-			k = sizeof(s->retry_after) - 1;
-		memcpy(s->retry_after, data + 12, k);
-		s->retry_after[k] = '\0';
-		for (char *e = s->retry_after + k;
-		     e > s->retry_after && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ');)
-			*--e = '\0';
+	if (n > 5 && strncmp(data, "HTTP/", 5) == 0) {
+		/* A new answer (after a 100 Continue, say): forget the last. */
+		s->retry_after[0] = s->location[0] = s->status_text[0] = '\0';
+		sp = memchr(data, ' ', n);
+		sp = sp ? memchr(sp + 1, ' ', n - (size_t)(sp + 1 - data)) : NULL;
+		if (sp != NULL)
+			header_value(data, n, (size_t)(sp + 1 - data),
+				     s->status_text, sizeof(s->status_text));
+	} else if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+		header_value(data, n, 12, s->retry_after, sizeof(s->retry_after));
+	} else if (n > 9 && strncasecmp(data, "Location:", 9) == 0) {
+		header_value(data, n, 9, s->location, sizeof(s->location));
 	}
 	return n;
+}
+
+/*
+ * curl's progress callback: abandons the request once the relay stops and
+ * its shutdown_timeout is over (curl calls it about once a second even
+ * while the upstream says nothing). The entries stay buffered.
+ */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct sender *s = arg;
+	uint64_t at = atomic_load(&s->f->abandon_at_ms);
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return at != 0 && clock_mono_ms() >= at;
 }
 
 /* Opens s->body for s->job: the tenant's entries from job->first on. */
@@ -200,6 +257,9 @@ static int sender_init(struct sender *s, struct forwarder *f)
 	curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(s->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(s->curl, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(s->curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(s->curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(s->curl, CURLOPT_SSL_VERIFYPEER, cfg->tls_verify ? 1L : 0L);
 	curl_easy_setopt(s->curl, CURLOPT_SSL_VERIFYHOST, cfg->tls_verify ? 2L : 0L);
@@ -240,6 +300,8 @@ static long sender_post(struct sender *s, const char *url)
 	s->reason[0] = '\0';
 	s->reason_len = 0;
 	s->retry_after[0] = '\0';
+	s->status_text[0] = '\0';
+	s->location[0] = '\0';
 	s->errbuf[0] = '\0';
 	curl_easy_setopt(s->curl, CURLOPT_URL, url);
 	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -274,16 +336,87 @@ static uint32_t next_rand(struct sender *s)
 	return s->rnd;
 }
 
+/*
+ * Whether a misconfigured answer of tenant/status is to be logged now: the
+ * first time, then once per MISCONF_LOG_MS. *suppressed gets how many were
+ * not logged since the last line.
+ */
+static int misconf_log_due(struct forwarder *f, const char *tenant, long status,
+			   uint64_t *suppressed)
+{
+	struct misconf_slot *slot = NULL, *m;
+	uint64_t now = clock_mono_ms();
+	int due = 0;
+
+	pthread_mutex_lock(&f->log_lock);
+	for (int i = 0; i < MISCONF_SLOTS; i++) {
+		m = &f->misconf[i];
+		if (m->status == status && strcmp(m->tenant, tenant) == 0) {
+			slot = m;
+			break;
+		}
+		/* Else reuse the slot logged longest ago (or never). */
+		if (slot == NULL || m->logged_ms < slot->logged_ms)
+			slot = m;
+	}
+	if (slot->status != status || strcmp(slot->tenant, tenant) != 0) {
+		snprintf(slot->tenant, sizeof(slot->tenant), "%s", tenant);
+		slot->status = status;
+		slot->logged_ms = 0;
+		slot->suppressed = 0;
+	}
+	if (slot->logged_ms == 0 || now - slot->logged_ms >= MISCONF_LOG_MS) {
+		*suppressed = slot->suppressed;
+		slot->suppressed = 0;
+		slot->logged_ms = now ? now : 1;
+		due = 1;
+	} else {
+		slot->suppressed++;
+	}
+	pthread_mutex_unlock(&f->log_lock);
+	return due;
+}
+
+/* Logs an answer that says the URL or the credentials are wrong. */
+static void log_misconfigured(struct sender *s, const struct queue_job *job,
+			      long status, uint64_t delay)
+{
+	char qbody[REASON_MAX + 8], qtext[80], qloc[300], url[512];
+	uint64_t suppressed;
+
+	if (!misconf_log_due(s->f, job->id, status, &suppressed))
+		return;
+	log_msg(LOG_ERROR, "upstream refuses the relay's requests: check "
+		"[upstream] url and credentials; the data is kept and retried",
+		"tenant=\"%s\" status=%ld status_text=%s location=%s body=%s "
+		"url=%s retry_in_ms=%llu attempt=%u not_logged_since=%llu",
+		job->id, status,
+		log_quote(s->status_text, strlen(s->status_text), qtext, sizeof(qtext)),
+		log_quote(s->location, strlen(s->location), qloc, sizeof(qloc)),
+		log_quote(s->reason, strlen(s->reason), qbody, sizeof(qbody)),
+		log_redact_url(s->url, url, sizeof(url)),
+		(unsigned long long)delay, job->attempts + 1,
+		(unsigned long long)suppressed);
+}
+
+/* The upstream's reason for an answer: its body's first line, else the
+ * status line's reason phrase. */
+static const char *answer_reason(const struct sender *s)
+{
+	return s->reason[0] ? s->reason : s->status_text;
+}
+
 /* Sends one request for a claimed tenant and tells the queue how it went. */
 static void forward_one(struct sender *s, struct queue_job *job)
 {
 	struct forwarder *f = s->f;
+	const struct config *cfg = f->cfg, *held;
 	struct store_span span;
-	const struct config *held;
-	char url[2048], qreason[REASON_MAX + 8];
+	char qreason[REASON_MAX + 8];
+	const char *reason;
 	uint64_t delay, body_len;
 	long status;
-	int64_t ra;
+	enum retry_verdict verdict;
 	int rc;
 
 	s->job = job;
@@ -298,8 +431,9 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	queue_taken(f->q, job, span.entries, span.first_seq, span.last_seq);
 	if (span.entries == 0)
 		return;
+	/* The url and the tenants may change with a reload: the newest. */
 	held = config_hold();
-	rc = forward_url(held, job->id, job->idlen, url, sizeof(url));
+	rc = forward_url(held, job->id, job->idlen, s->url, sizeof(s->url));
 	config_release(held);
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "upstream url too long", "tenant=%s", job->id);
@@ -309,10 +443,13 @@ static void forward_one(struct sender *s, struct queue_job *job)
 		return;
 	}
 	/* The read transaction lasts this one request (see store.h). */
-	status = sender_post(s, url);
+	status = sender_post(s, s->url);
 	body_len = s->body.stream.len;
 	store_body_release(&s->body);
-	switch (retry_classify(status)) {
+	reason = answer_reason(s);
+	log_quote(reason, strlen(reason), qreason, sizeof(qreason));
+	verdict = retry_classify(status);
+	switch (verdict) {
 	case RETRY_DONE:
 		writer_ack(f->w, job->id, job->idlen, span.first_seq, span.last_seq);
 		metric_add(&metrics.samples_forwarded, span.samples);
@@ -325,24 +462,37 @@ static void forward_one(struct sender *s, struct queue_job *job)
 		queue_done(f->q, job, QUEUE_SENT, span.first_seq, span.last_seq, 0);
 		break;
 	case RETRY_AGAIN:
+	case RETRY_MISCONFIGURED:
 		metric_add(&metrics.upstream_retries, 1);
-		ra = s->retry_after[0] ? retry_after_ms(s->retry_after, time(NULL),
-							RETRY_AFTER_CAP_MS) : -1;
-		delay = ra >= 0 ? (uint64_t)ra :
-			retry_backoff_ms(job->attempts + 1, f->cfg->min_backoff_ms,
-					 f->cfg->max_backoff_ms, next_rand(s));
+		/* Retry-After is honoured within the backoff's bounds. */
+		delay = retry_delay_ms(s->retry_after, (int64_t)time(NULL),
+				       job->attempts + 1, cfg->min_backoff_ms,
+				       cfg->max_backoff_ms, next_rand(s));
 		if (delay == 0)
 			delay = 1;
-		log_msg(job->attempts == 0 ? LOG_WARN : LOG_DEBUG,
-			"upstream request failed, will retry",
-			"tenant=\"%s\" status=%ld attempt=%u retry_in_ms=%llu reason=%s",
-			job->id, status, job->attempts + 1,
-			(unsigned long long)delay,
-			log_quote(s->reason, strlen(s->reason), qreason, sizeof(qreason)));
+		if (verdict == RETRY_MISCONFIGURED) {
+			metric_add(&metrics.upstream_misconfigured[status], 1);
+			log_misconfigured(s, job, status, delay);
+		} else if (atomic_load(&f->abandon_at_ms) != 0 && status == 0) {
+			log_msg(LOG_INFO, "upstream request abandoned at stop, "
+				"its entries stay buffered",
+				"tenant=\"%s\" entries=%llu", job->id,
+				(unsigned long long)span.entries);
+		} else {
+			log_msg(job->attempts == 0 ? LOG_WARN : LOG_DEBUG,
+				"upstream request failed, will retry",
+				"tenant=\"%s\" status=%ld attempt=%u "
+				"retry_in_ms=%llu reason=%s",
+				job->id, status, job->attempts + 1,
+				(unsigned long long)delay, qreason);
+		}
 		queue_done(f->q, job, QUEUE_RETRY, span.first_seq, span.last_seq, delay);
 		break;
 	case RETRY_REFUSED:
-		log_quote(s->reason, strlen(s->reason), qreason, sizeof(qreason));
+		/* 400, 413, 422: the content is refused. A merged request
+		 * is split so that only the entry refused alone is set
+		 * aside (a 413 for a merged request is no verdict on any
+		 * one entry). */
 		if (span.entries > 1) {
 			log_msg(LOG_WARN, "upstream refused a merged request, "
 				"sending its entries one by one",
@@ -357,7 +507,7 @@ static void forward_one(struct sender *s, struct queue_job *job)
 			job->id, (unsigned long long)span.first_seq, status,
 			(unsigned long long)span.samples, qreason);
 		writer_set_aside(f->w, job->id, job->idlen, span.first_seq, status,
-				 s->reason);
+				 reason);
 		metric_add(&metrics.batches_set_aside, 1);
 		metric_add(&metrics.samples_set_aside, span.samples);
 		queue_done(f->q, job, QUEUE_SENT, span.first_seq, span.last_seq, 0);
@@ -389,6 +539,7 @@ struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
 
 	if (f == NULL)
 		return NULL;
+	pthread_mutex_init(&f->log_lock, NULL);
 	f->cfg = cfg;
 	f->st = st;
 	f->q = q;
@@ -411,10 +562,12 @@ struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
 	return f;
 }
 
-void forwarder_stop(struct forwarder *f)
+void forwarder_stop(struct forwarder *f, uint64_t deadline_ms)
 {
+	atomic_store(&f->abandon_at_ms, deadline_ms ? deadline_ms : 1);
 	for (int i = 0; i < f->nthreads; i++)
 		pthread_join(f->threads[i], NULL);
+	pthread_mutex_destroy(&f->log_lock);
 	free(f->threads);
 	free(f);
 }

@@ -840,18 +840,28 @@ fail:
 	return NULL;
 }
 
+void http_refuse_new(struct http *h)
+{
+	atomic_store(&h->stopping, 1);
+}
+
 void http_stop(struct http *h, unsigned wait_ms)
 {
 	struct timespec ts = {0, 10 * 1000000};
+	MHD_socket lsock;
 
 	atomic_store(&h->stopping, 1);
-	MHD_quiesce_daemon(h->daemon);
+	/* The listening socket stays open until MHD is stopped, then it is
+	 * ours to close: connections meanwhile wait in its backlog. */
+	lsock = MHD_quiesce_daemon(h->daemon);
 	for (unsigned waited = 0; atomic_load(&h->waiting) > 0 && waited < wait_ms;
 	     waited += 10)
 		nanosleep(&ts, NULL);
 	/* Let resumed connections send their answers. */
 	nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
 	MHD_stop_daemon(h->daemon);
+	if (lsock != MHD_INVALID_SOCKET)
+		close(lsock);
 	MHD_destroy_response(h->stored);
 	free(h->tls_cert);
 	free(h->tls_key);

@@ -33,6 +33,7 @@
  */
 #include <curl/curl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "forward.h"
 #include "http.h"
@@ -54,16 +56,6 @@
 #include "version.h"
 #include "writer.h"
 
-
-static volatile sig_atomic_t stop_signal, hup_signal;
-
-static void on_signal(int sig)
-{
-	if (sig == SIGHUP)
-		hup_signal = 1;
-	else
-		stop_signal = sig;
-}
 
 static void usage(FILE *out)
 {
@@ -97,10 +89,22 @@ static int run(struct config *cfg)
 	struct forwarder *f;
 	struct http *h;
 	struct http_deps deps;
-	struct sigaction sa;
+	sigset_t sigs;
+	int sig = 0;
 	struct queue_totals tot;
+	uint64_t deadline, now;
 	char err[512];
 
+	clock_start();
+	/* SIGTERM, SIGINT and SIGHUP are blocked in every thread (they
+	 * inherit this mask) and taken by the main thread's sigwait: a
+	 * handler could run on any thread and leave pause() asleep. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	log_set_level((enum log_level)cfg->log_level);
 	/* Few allocations per request, from up to a dozen threads: two malloc
 	 * arenas are plenty, and keep less freed memory resident than one
@@ -131,32 +135,33 @@ static int run(struct config *cfg)
 	deps.q = &q;
 	deps.w = w;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
 	if ((h = http_start(&deps, err, sizeof(err))) == NULL)
 		fatal("cannot start HTTP server", "reason=\"%s\"", err);
 	log_msg(LOG_INFO, "relay started", "version=%s listen=%s upstream=%s",
 		RELAY_VERSION, cfg->listen,
 		log_redact_url(cfg->url, err, sizeof(err)));
 
-	while (!stop_signal) {
-		pause();
-		if (hup_signal) {
-			hup_signal = 0;
-			reload_now(err, sizeof(err));
-		}
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		reload_now(err, sizeof(err));
 	}
 
-	log_msg(LOG_INFO, "stopping", "signal=%d", (int)stop_signal);
-	http_stop(h, 10000);
+	/* The stop takes shutdown_timeout at most: /-/ready and new writes
+	 * get 503 at once while the HTTP server still answers; upstream
+	 * requests in flight at the deadline are abandoned (their entries
+	 * stay buffered); then HTTP stops, and the writer commits what it
+	 * was given. */
+	deadline = clock_mono_ms() + cfg->shutdown_timeout_ms;
+	log_msg(LOG_INFO, "stopping", "signal=%d shutdown_timeout_ms=%llu",
+		sig, (unsigned long long)cfg->shutdown_timeout_ms);
+	http_refuse_new(h);
 	queue_stop(&q);
-	forwarder_stop(f);
+	forwarder_stop(f, deadline);
+	now = clock_mono_ms();
+	http_stop(h, now + 100 < deadline ? (unsigned)(deadline - now) : 100);
 	writer_stop(w);
 	queue_totals(&q, &tot);
 	store_close(&st);

@@ -153,7 +153,7 @@ static void render_tenant(const struct queue_tenant *t, void *arg)
 	struct tenant_render *tr = arg;
 	const struct tenant_counters *c = &t->counters;
 	const char *name = tenant_series[tr->field].name;
-	uint64_t v = 0, now;
+	uint64_t v = 0;
 
 	if (t->idlen == 0)
 		return;
@@ -177,9 +177,8 @@ static void render_tenant(const struct queue_tenant *t, void *arg)
 	case 8: v = t->samples; break;
 	case 9: v = t->bytes; break;
 	case 10:
-		now = clock_wall_ms();
-		v = t->entries && t->oldest_ms && now > t->oldest_ms ?
-		    (now - t->oldest_ms) / 1000 : 0;
+		v = t->entries && t->oldest_ms ?
+		    clock_age_ms(t->oldest_ms) / 1000 : 0;
 		break;
 	}
 	tr->rc |= buf_printf(tr->out, "%s{tenant=\"%s\"} %" PRIu64 "\n", name,
@@ -238,10 +237,8 @@ int metrics_render(struct buf *out, struct queue *q)
 		      &m->duplicates);
 	if (q != NULL) {
 		queue_totals(q, &t);
-		if (t.oldest_ms != 0) {
-			uint64_t now = clock_wall_ms();
-			age = now > t.oldest_ms ? (double)(now - t.oldest_ms) / 1000 : 0;
-		}
+		if (t.oldest_ms != 0)
+			age = (double)clock_age_ms(t.oldest_ms) / 1000;
 		rc |= gauge(out, "relay_buffer_entries", "Entries in the buffer.",
 			    (double)t.entries);
 		rc |= gauge(out, "relay_buffer_bytes",
@@ -265,6 +262,11 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= by_code(out, "relay_upstream_requests_total",
 		      "Requests to the upstream, by HTTP status (error: no answer).",
 		      m->upstream_requests, "error");
+	rc |= by_code(out, "relay_upstream_misconfigured_total",
+		      "Upstream answers that say the URL or credentials are "
+		      "wrong (3xx, 401, 403, 404, ...), by HTTP status; the "
+		      "data is kept and retried.",
+		      m->upstream_misconfigured, "error");
 	rc |= counter(out, "relay_upstream_retries_total",
 		      "Upstream requests that failed and will be retried.",
 		      &m->upstream_retries);

@@ -13,7 +13,9 @@ enum retry_verdict retry_classify(long status)
 		return RETRY_DONE;
 	if (status == 0 || status >= 500 || status == 429 || status == 408)
 		return RETRY_AGAIN;
-	return RETRY_REFUSED;
+	if (status == 400 || status == 413 || status == 422)
+		return RETRY_REFUSED;
+	return RETRY_MISCONFIGURED;
 }
 
 uint64_t retry_backoff_ms(unsigned attempt, uint64_t min_ms, uint64_t max_ms,
@@ -55,4 +57,23 @@ int64_t retry_after_ms(const char *value, int64_t now_s, uint64_t cap_ms)
 		secs = when > now_s ? (uint64_t)(when - now_s) : 0;
 	}
 	return secs * 1000 > cap_ms ? (int64_t)cap_ms : (int64_t)(secs * 1000);
+}
+
+uint64_t retry_delay_ms(const char *retry_after, int64_t now_s,
+			unsigned attempt, uint64_t min_ms, uint64_t max_ms,
+			uint32_t rnd)
+{
+	int64_t ra = -1;
+	uint64_t d;
+
+	if (min_ms == 0)
+		min_ms = 1;
+	if (max_ms < min_ms)
+		max_ms = min_ms;
+	if (retry_after != NULL && retry_after[0] != '\0')
+		ra = retry_after_ms(retry_after, now_s, max_ms);
+	if (ra < 0)
+		return retry_backoff_ms(attempt, min_ms, max_ms, rnd);
+	d = (uint64_t)ra;
+	return d < min_ms ? min_ms : d > max_ms ? max_ms : d;
 }

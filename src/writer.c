@@ -189,7 +189,8 @@ static int trim_setaside(struct writer *w, MDB_txn *txn, uint64_t now)
 	int rc;
 
 	rc = setaside_trim(txn, w->st, w->cfg->setaside_max_size,
-			   w->cfg->setaside_max_age_ms, now, &sink, &n);
+			   w->cfg->setaside_max_age_ms, clock_age_now_ms(),
+			   &sink, &n);
 	if (rc == 0 && n > 0)
 		log_msg(LOG_WARN, "set-aside entries past their size or age deleted",
 			"entries=%llu", (unsigned long long)n);
@@ -246,7 +247,7 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 /* Why an entry is dropped, and the bound that stops it. */
 struct evict_goal {
 	enum usage_drop why;
-	uint64_t cutoff_ms;       /* DROP_AGE: drop while older than this */
+	uint64_t max_age_ms;      /* DROP_AGE: drop while older than this */
 	uint64_t *used, need, limit; /* DROP_FULL: drop until used+need fits */
 };
 
@@ -255,7 +256,7 @@ static int evict_done(const struct evict_goal *g, const struct queue_head *h)
 	if (h == NULL)
 		return 1;
 	if (g->why == DROP_AGE)
-		return h->created_ms >= g->cutoff_ms;
+		return clock_age_ms(h->created_ms) <= g->max_age_ms;
 	return *g->used + g->need <= g->limit;
 }
 
@@ -423,16 +424,17 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 	return 0;
 }
 
-/* Drops entries older than max_age, checked at most once a second. */
+/* Drops entries older than max_age (by clock_age_ms, which a step of the
+ * wall clock cannot hasten), checked at most once a second. */
 static int evict_old(struct writer *w, MDB_txn *txn, uint64_t now)
 {
 	struct evict_goal g = {DROP_AGE, 0, NULL, 0, 0};
+	uint64_t mono = clock_mono_ms();
 
-	if (w->cfg->max_age_ms == 0 || now - w->last_age_check_ms < 1000 ||
-	    now < w->cfg->max_age_ms)
+	if (w->cfg->max_age_ms == 0 || mono - w->last_age_check_ms < 1000)
 		return 0;
-	w->last_age_check_ms = now;
-	g.cutoff_ms = now - w->cfg->max_age_ms;
+	w->last_age_check_ms = mono;
+	g.max_age_ms = w->cfg->max_age_ms;
 	return evict(w, txn, &g, now, EVICT_PER_ROUND);
 }
 
@@ -596,7 +598,7 @@ static void log_commit_error(struct writer *w, int rc, int refused)
 {
 	struct statvfs fs;
 	unsigned long long avail = 0;
-	uint64_t now = clock_wall_ms();
+	uint64_t now = clock_mono_ms(); /* a timer: monotonic */
 	int known;
 
 	/* One line every five seconds at most, with how many failed. */

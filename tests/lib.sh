@@ -531,3 +531,76 @@ field() {
 now_ms() {
 	echo $(($(date +%s) * 1000))
 }
+
+# --- nginx: a misbehaving upstream -----------------------------------------
+#
+# An nginx of the test's own (not the system service), on a loopback port,
+# with its config, pid, logs and temp files in a directory under $T. What it
+# answers is the "mode": a server-block body (locations) in DIR/mode.conf
+# that nginx_mode swaps with a reload. DIR/access.log has one line per
+# request: "STATUS URI".
+
+# start_nginx DIR PORT MODE: starts nginx on 127.0.0.1:PORT answering as
+# MODE says (see nginx_mode) and waits until it answers. Sets NGINX_PID.
+start_nginx() {
+	local dir=$1 port=$2 mode=$3
+	mkdir -p "$dir/tmp"
+	printf '%s\n' "$mode" >"$dir/mode.conf"
+	cat >"$dir/nginx.conf" <<NGX
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 256; }
+http {
+    log_format short '\$status \$request_uri';
+    access_log $dir/access.log short;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    client_max_body_size 64m;
+    client_body_buffer_size 64m;
+    server {
+        listen 127.0.0.1:$port;
+        include $dir/mode.conf;
+    }
+}
+NGX
+	: >"$dir/access.log"
+	nginx -p "$dir" -c "$dir/nginx.conf" >>"$dir/error.log" 2>&1 &
+	NGINX_PID=$!
+	PIDS+=("$NGINX_PID")
+	if ! wait_until "$WAIT_CAP" _port_listening "$port"; then
+		echo "start_nginx: nginx on port $port did not come up" >&2
+		_dump_log "$dir/error.log" 10 >&2
+		return 1
+	fi
+}
+
+# nginx_mode DIR PORT CODE MODE: makes the nginx of DIR answer as MODE says
+# (e.g. 'location / { return 404; }') and waits until a request to PORT
+# gets CODE. Returns 1 when it does not.
+nginx_mode() {
+	local dir=$1 port=$2 code=$3 mode=$4
+	printf '%s\n' "$mode" >"$dir/mode.conf"
+	nginx -p "$dir" -c "$dir/nginx.conf" -s reload 2>>"$dir/error.log" ||
+		return 1
+	wait_until "$WAIT_CAP" _nginx_answers "$port" "$code"
+}
+
+_nginx_answers() {
+	[ "$(http_code "http://127.0.0.1:$1/-/probe" -X POST -d x)" = "$2" ]
+}
+
+# nginx_proxy_mode VM_PORT: the mode that passes everything to VictoriaMetrics.
+nginx_proxy_mode() {
+	printf 'location / { proxy_pass http://127.0.0.1:%s; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_request_buffering off; }' "$1"
+}
+
+# nginx_requests DIR [STATUS]: how many requests to /api/ the access log
+# holds (with that status).
+nginx_requests() {
+	awk -v st="${2:-}" '$2 ~ /^\/api\// && (st == "" || $1 == st) { n++ } END { print n + 0 }' "$1/access.log"
+}

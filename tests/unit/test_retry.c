@@ -63,18 +63,23 @@ static void test_classify_again(void)
 	CHECK_EQ_INT(retry_classify(408), RETRY_AGAIN);
 }
 
+/* Only an answer that condemns the content sets a batch aside. */
 static void test_classify_refused(void)
 {
 	CHECK_EQ_INT(retry_classify(400), RETRY_REFUSED);
-	CHECK_EQ_INT(retry_classify(401), RETRY_REFUSED);
-	CHECK_EQ_INT(retry_classify(403), RETRY_REFUSED);
-	CHECK_EQ_INT(retry_classify(404), RETRY_REFUSED);
 	CHECK_EQ_INT(retry_classify(413), RETRY_REFUSED);
-	CHECK_EQ_INT(retry_classify(415), RETRY_REFUSED);
-	/* Neither 2xx nor retryable: 1xx and 3xx never succeed either. */
-	CHECK_EQ_INT(retry_classify(100), RETRY_REFUSED);
-	CHECK_EQ_INT(retry_classify(302), RETRY_REFUSED);
-	CHECK_EQ_INT(retry_classify(300), RETRY_REFUSED);
+	CHECK_EQ_INT(retry_classify(422), RETRY_REFUSED);
+}
+
+/* A wrong URL, redirect or credential says nothing about the batch: it is
+ * kept and sent again. */
+static void test_classify_misconfigured(void)
+{
+	static const long st[] = { 100, 300, 301, 302, 307, 308, 401, 403,
+				   404, 405, 406, 410, 411, 415, 499 };
+
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+		CHECK_EQ_INT(retry_classify(st[i]), RETRY_MISCONFIGURED);
 }
 
 /* With rnd 0 the jitter takes the lowest value: half the nominal delay. */
@@ -215,11 +220,38 @@ static void test_retry_after_garbage(void)
 	CHECK_EQ_INT(retry_after_ms("+5", NOW_S, 600000), -1);
 }
 
+/* Retry-After is honoured within [min, max]: 0, a past date or a huge
+ * value never make a hot loop or an endless wait; garbage falls back to
+ * the backoff. */
+static void test_retry_delay(void)
+{
+	char date[64];
+
+	CHECK_EQ_INT(retry_delay_ms("0", NOW_S, 1, 100, 30000, 0), 100);
+	CHECK_EQ_INT(retry_delay_ms("0", NOW_S, 50, 100, 30000, 0), 100);
+	CHECK_EQ_INT(retry_delay_ms("5", NOW_S, 1, 100, 30000, 0), 5000);
+	CHECK_EQ_INT(retry_delay_ms("86400", NOW_S, 1, 100, 30000, 0), 30000);
+	CHECK_EQ_INT(retry_delay_ms("999999999999999999999", NOW_S, 1, 100,
+				    30000, 0), 30000);
+	http_date(date, sizeof(date), NOW_S - 3600);
+	CHECK_EQ_INT(retry_delay_ms(date, NOW_S, 1, 100, 30000, 0), 100);
+	http_date(date, sizeof(date), NOW_S + 10);
+	CHECK_EQ_INT(retry_delay_ms(date, NOW_S, 1, 100, 30000, 0), 10000);
+	/* No value or garbage: the backoff (half of nominal with rnd 0). */
+	CHECK_EQ_INT(retry_delay_ms(NULL, NOW_S, 3, 100, 30000, 0), 200);
+	CHECK_EQ_INT(retry_delay_ms("", NOW_S, 3, 100, 30000, 0), 200);
+	CHECK_EQ_INT(retry_delay_ms("soon", NOW_S, 3, 100, 30000, 0), 200);
+	CHECK_EQ_INT(retry_delay_ms("-1", NOW_S, 1, 100, 30000, 0), 50);
+	/* Never 0, whatever the bounds. */
+	CHECK(retry_delay_ms("0", NOW_S, 1, 0, 0, 0) >= 1);
+}
+
 int main(void)
 {
 	RUN(test_classify_done);
 	RUN(test_classify_again);
 	RUN(test_classify_refused);
+	RUN(test_classify_misconfigured);
 	RUN(test_backoff_doubles_from_min);
 	RUN(test_backoff_bounds);
 	RUN(test_backoff_many_attempts);
@@ -228,5 +260,6 @@ int main(void)
 	RUN(test_retry_after_cap);
 	RUN(test_retry_after_date);
 	RUN(test_retry_after_garbage);
+	RUN(test_retry_delay);
 	return unit_done();
 }
