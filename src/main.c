@@ -27,9 +27,14 @@
  * -> writer through writer_ack/writer_set_aside; writer -> prealloc through
  * prealloc_unlock (a condition variable). The process never forks.
  *
- * Stop order: stop accepting and answer what is in flight (http), stop the
- * forwarders after their current request, let the writer finish what it
- * was given (it then stops the prealloc thread), close LMDB.
+ * Signals: SIGTERM, SIGINT and SIGHUP are blocked in every thread and
+ * taken by main with sigwait.
+ *
+ * Stop order: /-/ready and new writes answer 503 at once (http keeps
+ * serving); the forwarders stop, abandoning requests still in flight at
+ * [server] shutdown_timeout (their entries stay buffered); http stops; the
+ * writer finishes what it was given (it then stops the prealloc thread);
+ * LMDB closes.
  */
 #include <curl/curl.h>
 #include <malloc.h>
