@@ -83,4 +83,13 @@ void conn_guard_on_request(struct MHD_Connection *conn, int first,
  * for the next request line. */
 void conn_guard_request_done(struct MHD_Connection *conn);
 
+/*
+ * Whether a libmicrohttpd log line may be written now: it logs one line
+ * per connection that closed mid-request, and a flood of hostile
+ * connections must not become a flood of log lines. Allows 20 lines per
+ * 10 s; the first line allowed after some were held back is followed by
+ * one saying how many. Thread-safe.
+ */
+int conn_guard_log_allowed(void);
+
 #endif

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,4 +444,32 @@ void conn_guard_request_done(struct MHD_Connection *conn)
 		c->deadline_ms = clock_mono_ms() + c->g->idle_ms + c->g->header_ms;
 	}
 	pthread_mutex_unlock(&c->g->lock);
+}
+
+int conn_guard_log_allowed(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t window_ms, held;
+	static unsigned used;
+	uint64_t now = clock_mono_ms(), report = 0;
+	int ok;
+
+	pthread_mutex_lock(&lock);
+	if (now - window_ms >= 10000) {
+		window_ms = now;
+		used = 0;
+	}
+	ok = used < 20;
+	if (ok) {
+		used++;
+		report = held;
+		held = 0;
+	} else {
+		held++;
+	}
+	pthread_mutex_unlock(&lock);
+	if (report > 0)
+		log_msg(LOG_WARN, "http server lines held back", "count=%llu",
+			(unsigned long long)report);
+	return ok;
 }
