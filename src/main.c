@@ -8,6 +8,8 @@
  *   http (N)   libmicrohttpd's pool ([server] threads): receives, decodes
  *              and validates requests, then suspends each connection until
  *              the writer has made its batch durable.
+ *   guard      conn_guard.c's watchdog: closes client connections past
+ *              header_timeout or under body_min_rate (shutdown(2)).
  *   writer     the only LMDB writer: group commit of batches, deletion of
  *              delivered entries, set-aside; syncs every commit.
  *   forward(N) [upstream] concurrency threads: send entries with libcurl
