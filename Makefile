@@ -21,6 +21,8 @@ LIB_SRCS = src/buf.c src/clock.c src/err.c src/log.c src/addr.c src/config.c src
 PROTOS   = proto/types.proto proto/remote.proto
 PROTO_C  = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_O  = $(PROTO_C:.c=.o)
+# Connection bounds and in-flight accounting around the HTTP server.
+LIB_SRCS += src/conn_guard.c src/inflight.c
 LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))

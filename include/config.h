@@ -41,6 +41,10 @@ struct config {
 	int max_connections;        /* 1024 */
 	uint64_t idle_timeout_ms;   /* 60s: per-connection inactivity limit */
 	uint64_t shutdown_timeout_ms; /* 5s: longest stop, then in-flight upstream requests are abandoned */
+	uint64_t header_timeout_ms; /* 10s: request line and headers complete */
+	uint64_t body_timeout_ms;   /* 10s: window of the body rate check */
+	uint64_t body_min_rate;     /* 1KiB: bytes/s a body averages per window */
+	int max_connections_per_ip; /* 0: no cap */
 	char *admin_token;          /* owned, NULL: admin endpoints refused */
 	char *tls_cert;             /* owned, NULL: plain HTTP */
 	char *tls_key;

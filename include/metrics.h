@@ -41,6 +41,14 @@ enum refuse_reason {
 	REFUSE_NREASONS           /* not stored: the count of the above */
 };
 
+/* Why the relay closed a client connection itself (conn_guard.c). */
+enum conn_close_reason {
+	CONN_CLOSE_HEADER_TIMEOUT, /* headers not complete within header_timeout */
+	CONN_CLOSE_SLOW_BODY,      /* body under body_min_rate for body_timeout */
+	CONN_CLOSE_PER_IP,         /* over max_connections_per_ip */
+	CONN_CLOSE_NREASONS
+};
+
 #define METRICS_LAT_BUCKETS 14
 
 struct latency {
@@ -77,6 +85,9 @@ struct metrics {
 	struct latency commit_latency;           /* one LMDB commit incl. sync */
 	struct latency upstream_latency;         /* one upstream request */
 	_Atomic uint64_t inflight_bytes;         /* decoded bytes being handled */
+	_Atomic uint64_t inflight_body_bytes;    /* bodies being received */
+	_Atomic uint64_t connections_open;       /* client connections held */
+	_Atomic uint64_t conn_closed[CONN_CLOSE_NREASONS];
 	_Atomic uint64_t storage_used_bytes;     /* LMDB pages in use, last commit */
 	_Atomic uint64_t start_time_s;
 };

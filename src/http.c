@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "conn_guard.h"
+#include "inflight.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
@@ -51,11 +53,14 @@ struct request {
 	uint64_t decoded;
 	uint64_t body_len;              /* compressed bytes received */
 	uint64_t inflight;              /* decoded bytes counted in flight */
+	uint64_t body_held;             /* body bytes counted in flight */
+	int no_room;                    /* body refused: max_inflight_bytes */
 };
 
 struct http {
 	struct http_deps d;
 	struct MHD_Daemon *daemon;
+	struct conn_guard *guard;       /* owned */
 	_Atomic int stopping;
 	_Atomic long waiting;           /* requests handed to the writer */
 	struct MHD_Response *stored;    /* owned: the 204 every stored write
@@ -205,10 +210,7 @@ static void batch_done(struct batch *b, void *arg)
 
 static void inflight_release(struct request *r)
 {
-	if (r->inflight > 0) {
-		atomic_fetch_sub(&metrics.inflight_bytes, r->inflight);
-		r->inflight = 0;
-	}
+	inflight_decoded_release(&r->inflight);
 }
 
 static void collect_series(void *arg, uint64_t hash)
@@ -235,9 +237,11 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	struct ingest_req ir;
 	struct batch *b = &r->batch;
 	char why[512];
-	uint64_t prev;
 	int status;
 
+	if (r->no_room)
+		return refuse_req(r, 503, REFUSE_OVERLOADED,
+				  "too many bytes in flight; retry later");
 	if (r->too_large) {
 		snprintf(why, sizeof(why), "body over the limit of %llu bytes",
 			 (unsigned long long)cfg->max_body_size);
@@ -251,10 +255,8 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	if (status != 0)
 		return refuse_req(r, (unsigned)status, status == 413 ?
 				  REFUSE_TOO_LARGE : REFUSE_BAD_REQUEST, why);
-	prev = atomic_fetch_add(&metrics.inflight_bytes, r->decoded);
-	r->inflight = r->decoded;
-	if (prev + r->decoded > cfg->max_inflight_bytes && prev > 0) {
-		inflight_release(r);
+	if (inflight_decoded_charge(&r->inflight, r->decoded, r->body_held,
+				    cfg->max_inflight_bytes) < 0) {
 		return refuse_req(r, 503, REFUSE_OVERLOADED,
 				  "too many decoded bytes in flight; retry later");
 	}
@@ -315,6 +317,7 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	b->hll = (const uint32_t *)r->hll.p;
 	b->nhll = r->hll.len / sizeof(uint32_t);
 	buf_free(&r->body);
+	inflight_body_release(&r->body_held);
 	b->done = batch_done;
 	b->arg = r;
 	r->state = REQ_WAITING;
@@ -423,15 +426,28 @@ static enum MHD_Result handle_write(struct http *h, struct MHD_Connection *conn,
 		r->conn = conn;
 		r->state = REQ_RECEIVING;
 		buf_init(&r->body, cfg->max_body_size);
+		if (v != NULL && inflight_body_charge(&r->body_held, strtoull(v, NULL, 10),
+						      cfg->max_inflight_bytes) < 0) {
+			free(r);
+			return refuse(conn, 503, REFUSE_OVERLOADED,
+				      "too many bytes in flight; retry later", 0);
+		}
 		if (v != NULL)
 			buf_reserve(&r->body, strtoull(v, NULL, 10));
 		*con_cls = r;
 		return MHD_YES;
 	}
 	if (r->state == REQ_RECEIVING && *upload_size > 0) {
-		if (!r->too_large && buf_append(&r->body, upload, *upload_size) < 0) {
+		if (!r->too_large && !r->no_room &&
+		    inflight_body_charge(&r->body_held, r->body.len + *upload_size,
+					 r->cfg->max_inflight_bytes) < 0)
+			r->no_room = 1;
+		if (!r->too_large && !r->no_room &&
+		    buf_append(&r->body, upload, *upload_size) < 0)
 			r->too_large = 1;
+		if (r->too_large || r->no_room) {
 			buf_free(&r->body);
+			inflight_body_release(&r->body_held);
 		}
 		*upload_size = 0;
 		return MHD_YES;
@@ -634,6 +650,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
 	(void)version;
+	conn_guard_on_request(conn, *con_cls == NULL, *upload_size);
 	if (*con_cls == NULL && h->tls_ca != NULL && !client_cert_ok(conn)) {
 		log_msg(LOG_WARN, "client certificate missing or not trusted",
 			"url=%s", url);
@@ -677,12 +694,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct request *r = *con_cls;
 
-	(void)conn;
 	(void)toe;
+	conn_guard_request_done(conn);
 	if (r == NULL || (void *)r == cls)
 		return;
 	inflight_release(r);
 	config_release(r->cfg);
+	inflight_body_release(&r->body_held);
 	batch_release(&r->batch);
 	buf_free(&r->body);
 	buf_free(&r->hll);
@@ -699,6 +717,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	(void)cls;
+	if (!conn_guard_log_allowed())
+		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
@@ -770,7 +790,7 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 {
 	const struct config *cfg = deps->cfg;
 	struct sockaddr_storage ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem opts[16];
 	struct http *h;
@@ -821,8 +841,14 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
 					    (intptr_t)on_completed, h};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+	if ((h->guard = conn_guard_start(cfg, err, errlen)) == NULL)
+		goto fail;
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+					    (intptr_t)conn_guard_notify, h->guard};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK,
+					    (intptr_t)conn_guard_uri, h->guard};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+	h->daemon = MHD_start_daemon(flags, 0, conn_guard_accept, h->guard, on_request, h,
 				     MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (h->daemon == NULL) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or not an "
@@ -831,6 +857,7 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 	}
 	return h;
 fail:
+	conn_guard_stop(h->guard);
 	if (h->stored != NULL)
 		MHD_destroy_response(h->stored);
 	free(h->tls_cert);
@@ -862,6 +889,7 @@ void http_stop(struct http *h, unsigned wait_ms)
 	MHD_stop_daemon(h->daemon);
 	if (lsock != MHD_INVALID_SOCKET)
 		close(lsock);
+	conn_guard_stop(h->guard);
 	MHD_destroy_response(h->stored);
 	free(h->tls_cert);
 	free(h->tls_key);

@@ -11,6 +11,8 @@
  *              decode and validate requests, then suspend each connection
  *              until the writer has made its batch durable; also answer
  *              /metrics, the admin and usage API.
+ *   guard      conn_guard.c's watchdog: closes client connections past
+ *              header_timeout or under body_min_rate (shutdown(2)).
  *   writer     the only LMDB writer: group commit of batches, deletion of
  *              delivered entries, set-aside, usage rounds; syncs every
  *              commit.

@@ -300,5 +300,20 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= gauge(out, "relay_inflight_decoded_bytes",
 		    "Decoded bytes of requests being handled.",
 		    (double)metric_get(&m->inflight_bytes));
+	rc |= gauge(out, "relay_inflight_body_bytes",
+		    "Bytes held for request bodies being received.",
+		    (double)metric_get(&m->inflight_body_bytes));
+	rc |= gauge(out, "relay_connections_open",
+		    "Client connections the relay holds.",
+		    (double)metric_get(&m->connections_open));
+	rc |= buf_printf(out, "# HELP relay_connections_closed_total Client "
+			 "connections the relay closed itself, by reason.\n"
+			 "# TYPE relay_connections_closed_total counter\n"
+			 "relay_connections_closed_total{reason=\"header_timeout\"} %" PRIu64 "\n"
+			 "relay_connections_closed_total{reason=\"slow_body\"} %" PRIu64 "\n"
+			 "relay_connections_closed_total{reason=\"per_ip\"} %" PRIu64 "\n",
+			 metric_get(&m->conn_closed[CONN_CLOSE_HEADER_TIMEOUT]),
+			 metric_get(&m->conn_closed[CONN_CLOSE_SLOW_BODY]),
+			 metric_get(&m->conn_closed[CONN_CLOSE_PER_IP]));
 	return rc ? -1 : 0;
 }

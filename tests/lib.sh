@@ -485,6 +485,31 @@ metric() {
 		}'
 }
 
+# rss_anon_kib PID: prints the process's anonymous resident memory in KiB
+# (RssAnon of /proc/PID/status).
+rss_anon_kib() {
+	awk '/^RssAnon:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# watch_rss PID FILE: samples rss_anon_kib every 0.1 s in the background and
+# keeps the highest value seen in FILE, until PID exits or the script ends.
+watch_rss() {
+	local pid=$1 file=$2
+	echo 0 >"$file"
+	(
+		max=0
+		while kill -0 "$pid" 2>/dev/null; do
+			v=$(rss_anon_kib "$pid")
+			if [ -n "$v" ] && [ "$v" -gt "$max" ]; then
+				max=$v
+				echo "$max" >"$file"
+			fi
+			sleep 0.1
+		done
+	) &
+	PIDS+=("$!")
+}
+
 # metric_is PORT NAME VALUE [LABELS]: true when the metric equals VALUE.
 metric_is() {
 	local v
