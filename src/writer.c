@@ -3,7 +3,6 @@
  */
 #include "writer.h"
 
-#include <errno.h>
 #include <sys/statvfs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +12,19 @@
 #include "clock.h"
 #include "dedup.h"
 #include "entries.h"
+#include "err.h"
 #include "log.h"
 #include "metrics.h"
 #include "prealloc.h"
 #include "queue.h"
-#include "setaside.h"
 #include "store.h"
-
-enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
 
 /* Entries dropped per round at most for age (keeps commits short). */
 #define EVICT_PER_ROUND 1024
 #define MAX_HEADS 4096
+
+enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
+
 /* How often old sketches and usage past retention are removed. */
 #define CLEANUP_EVERY_MS (60 * 1000)
 #define ACK_WAIT_MS 100L
@@ -92,15 +92,6 @@ struct writer {
 	struct prealloc *pre;     /* owned; NULL when off */
 };
 
-void batch_release(struct batch *b)
-{
-	for (size_t i = 0; i < b->nchunks; i++)
-		free(b->chunks[i].block);
-	free(b->chunks);
-	b->chunks = NULL;
-	b->nchunks = 0;
-}
-
 static struct change *change_new(struct writer *w, const char *tenant,
 				 size_t tlen)
 {
@@ -159,8 +150,8 @@ static void sink_deleted(void *arg, const char *tenant, size_t tlen,
 		u->samples_dropped[DROP_PURGED] += samples;
 }
 
-/* Replays or purges set-aside entries. Returns 0 or an error code. */
-static int setaside_op(struct writer *w, MDB_txn *txn,
+/* Replays or purges set-aside entries. Returns 0 or an ERR_* code. */
+static int setaside_op(struct writer *w, struct store_txn *txn,
 		       const struct writer_op *op, uint64_t now)
 {
 	struct sink_ctx sc = {w, now, 0};
@@ -169,10 +160,10 @@ static int setaside_op(struct writer *w, MDB_txn *txn,
 	int rc;
 
 	rc = op->kind == OP_REPLAY ?
-	     setaside_replay(txn, w->st, &op->filter, &sink, &n) :
-	     setaside_purge(txn, w->st, &op->filter, &sink, &n);
+	     store_setaside_replay(txn, &op->filter, &sink, &n) :
+	     store_setaside_purge(txn, &op->filter, &sink, &n);
 	if (rc == 0 && sc.failed)
-		rc = ENOMEM;
+		rc = ERR_NOMEM;
 	if (rc == 0)
 		log_msg(LOG_INFO, op->kind == OP_REPLAY ?
 			"set-aside entries queued again" : "set-aside entries deleted",
@@ -181,25 +172,25 @@ static int setaside_op(struct writer *w, MDB_txn *txn,
 }
 
 /* Keeps the set-aside entries within their size and age. */
-static int trim_setaside(struct writer *w, MDB_txn *txn, uint64_t now)
+static int trim_setaside(struct writer *w, struct store_txn *txn, uint64_t now)
 {
 	struct sink_ctx sc = {w, now, 0};
 	struct setaside_sink sink = {NULL, sink_deleted, &sc};
 	uint64_t n = 0;
 	int rc;
 
-	rc = setaside_trim(txn, w->st, w->cfg->setaside_max_size,
-			   w->cfg->setaside_max_age_ms, now, &sink, &n);
+	rc = store_setaside_trim(txn, w->cfg->setaside_max_size,
+				 w->cfg->setaside_max_age_ms, now, &sink, &n);
 	if (rc == 0 && n > 0)
 		log_msg(LOG_WARN, "set-aside entries past their size or age deleted",
 			"entries=%llu", (unsigned long long)n);
-	return rc == 0 && sc.failed ? ENOMEM : rc;
+	return rc == 0 && sc.failed ? ERR_NOMEM : rc;
 }
 
-/* Applies the forwarder's acknowledgements and set-asides. Returns 0 or an
- * LMDB error code. */
-static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
-		     uint64_t now)
+/* Applies the forwarder's acknowledgements and set-asides. Returns 0 or
+ * an ERR_* code. */
+static int apply_ops(struct writer *w, struct store_txn *txn,
+		     struct writer_op *ops, uint64_t now)
 {
 	struct usage_rec *d;
 	struct writer_op *op;
@@ -209,7 +200,7 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 	for (op = ops; op != NULL; op = op->next) {
 		if ((d = usage_round_get(&w->usage, op->tenant, op->tlen,
 					 usage_hour(now))) == NULL)
-			return ENOMEM;
+			return ERR_NOMEM;
 		if (op->kind == OP_REFUSED) {
 			if (op->status >= 0 && op->status < USAGE_REFUSED_SLOTS)
 				d->samples_refused[op->status] += op->samples;
@@ -221,16 +212,15 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 			continue;
 		}
 		if ((c = change_new(w, op->tenant, op->tlen)) == NULL)
-			return ENOMEM;
+			return ERR_NOMEM;
 		if (op->kind == OP_ACK) {
-			rc = store_delete_range(txn, w->st, op->tenant, op->tlen,
-						op->first, op->last, &c->gone,
-						&c->next);
+			rc = store_delete_range(txn, op->tenant, op->tlen, op->first,
+						op->last, &c->gone, &c->next);
 		} else {
-			rc = store_set_aside(txn, w->st, op->tenant, op->tlen,
-					     op->first, op->status, op->reason,
-					     &c->gone, &c->next);
-			if (rc == MDB_NOTFOUND)  /* gone already: nothing moved */
+			rc = store_set_aside(txn, op->tenant, op->tlen, op->first,
+					     op->status, op->reason, &c->gone,
+					     &c->next);
+			if (rc == ERR_NOTFOUND)  /* gone already: nothing moved */
 				rc = 0;
 		}
 		if (rc != 0)
@@ -261,11 +251,11 @@ static int evict_done(const struct evict_goal *g, const struct queue_head *h)
 
 /*
  * Drops the oldest entries of all tenants until the goal is met, at most
- * max of them. Counts them in usage and metrics. Returns 0 or an LMDB error
+ * max of them. Counts them in usage and metrics. Returns 0 or an ERR_*
  * code.
  */
-static int evict(struct writer *w, MDB_txn *txn, const struct evict_goal *g,
-		 uint64_t now, int max)
+static int evict(struct writer *w, struct store_txn *txn,
+		 const struct evict_goal *g, uint64_t now, int max)
 {
 	struct queue_head *h;
 	struct usage_rec *u;
@@ -287,9 +277,9 @@ static int evict(struct writer *w, MDB_txn *txn, const struct evict_goal *g,
 		if (evict_done(g, h))
 			break;
 		if ((c = change_new(w, h->id, h->idlen)) == NULL)
-			return ENOMEM;
-		rc = store_delete_range(txn, w->st, h->id, h->idlen, h->seq,
-					h->seq, &c->gone, &c->next);
+			return ERR_NOMEM;
+		rc = store_delete_range(txn, h->id, h->idlen, h->seq, h->seq,
+					&c->gone, &c->next);
 		if (rc != 0)
 			return rc;
 		h->seq = c->next.entries ? c->next.first_seq : 0;
@@ -302,7 +292,7 @@ static int evict(struct writer *w, MDB_txn *txn, const struct evict_goal *g,
 		}
 		if ((u = usage_round_get(&w->usage, h->id, h->idlen,
 					 usage_hour(now))) == NULL)
-			return ENOMEM;
+			return ERR_NOMEM;
 		u->samples_dropped[g->why] += c->gone.samples;
 		samples += c->gone.samples;
 		entries += c->gone.entries;
@@ -329,17 +319,17 @@ static int evict(struct writer *w, MDB_txn *txn, const struct evict_goal *g,
 
 /* Writes an assembled entry, if any, and records the change for the
  * queue. Returns 0 or an error code. */
-static int open_flush(struct writer *w, MDB_txn *txn, struct open_entry *e,
-		      uint64_t created_ms)
+static int open_flush(struct writer *w, struct store_txn *txn,
+		      struct open_entry *e, uint64_t created_ms)
 {
 	struct entry_written out;
 	struct change *c;
 	int rc;
 
-	if ((rc = entry_write(e, txn, w->st, created_ms, &out)) != 0)
+	if ((rc = entry_write(e, txn, created_ms, &out)) != 0)
 		return rc == 1 ? 0 : rc;
 	if ((c = change_new(w, e->tenant, e->tlen)) == NULL)
-		return ENOMEM;
+		return ERR_NOMEM;
 	c->added = 1;
 	c->seq = out.seq;
 	c->bytes = out.bytes;
@@ -348,11 +338,18 @@ static int open_flush(struct writer *w, MDB_txn *txn, struct open_entry *e,
 	return 0;
 }
 
+/* Refuses b at commit time; the HTTP side answers from the reason. */
+static void refuse(struct batch *b, enum refuse_reason reason)
+{
+	b->status = BATCH_REFUSED;
+	b->reason = reason;
+}
+
 /* Decides which batches are stored (not resent, within the buffer and the
  * tenant's share) and writes those, merged per tenant, with their usage.
- * Returns 0 or an LMDB error code. */
-static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
-			 uint64_t now)
+ * Returns 0 or an ERR_* code. */
+static int write_batches(struct writer *w, struct store_txn *txn,
+			 struct batch *list, uint64_t now)
 {
 	uint64_t used, limit = w->cfg->max_size;
 	uint64_t window = w->cfg->dedup_window_ms;
@@ -361,13 +358,13 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 	struct batch *b;
 	int rc;
 
-	used = store_used_bytes(txn, w->st);
+	used = store_used_bytes(txn);
 	entry_set_reset(&w->entries);
 	for (b = list; b != NULL; b = b->next) {
 		uint64_t fp = store_value_footprint(w->st, b->value_bytes);
-		if ((rc = b->has_digest ? dedup_seen(w->dedup, txn, w->st, b->digest, now,
+		if ((rc = b->has_digest ? dedup_seen(w->dedup, txn, b->digest, now,
 						     window) : 0) < 0)
-			return -rc;
+			return rc;
 		if (rc == 1) {
 			b->status = BATCH_DUPLICATE;
 			continue;
@@ -378,31 +375,30 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 				return rc;
 		}
 		if (used + fp > limit) {
-			b->status = BATCH_FULL;
+			refuse(b, REFUSE_BUFFER_FULL);
 			continue;
 		}
 		if ((e = entry_set_find(&w->entries, b->tenant, b->tlen)) == NULL)
-			return ENOMEM;
+			return ERR_NOMEM;
 		if (b->tenant_max_bytes > 0 &&
 		    queue_tenant_bytes(w->q, b->tenant, b->tlen) + e->round_bytes +
 		    b->value_bytes > b->tenant_max_bytes) {
-			b->status = BATCH_TENANT_FULL;
+			refuse(b, REFUSE_TENANT_FULL);
 			continue;
 		}
 		used += fp;
 		e->round_bytes += b->value_bytes;
 		b->status = BATCH_STORED;
 		if (b->has_digest && window > 0 &&
-		    (rc = dedup_remember(w->dedup, txn, w->st, b->digest, now)) != 0)
+		    (rc = dedup_remember(w->dedup, txn, b->digest, now)) != 0)
 			return rc;
 		d = usage_round_get(&w->usage, b->tenant, b->tlen, usage_hour(now));
 		if (d == NULL)
-			return ENOMEM;
+			return ERR_NOMEM;
 		usage_add(d, &b->usage);
 		if (b->nhll > 0 &&
-		    (rc = usage_round_series(&w->usage, txn, w->st->usage_hll,
-					     b->tenant, b->tlen, usage_hour(now),
-					     b->hll, b->nhll)) != 0)
+		    (rc = usage_round_series(&w->usage, txn, b->tenant, b->tlen,
+					     usage_hour(now), b->hll, b->nhll)) != 0)
 			return rc;
 		for (size_t i = 0; i < b->nchunks; i++) {
 			if (e->nparts > 0 &&
@@ -413,7 +409,7 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 			if (i == 0)
 				e->hdr.requests++;
 			if (entry_add(e, &b->chunks[i]) < 0)
-				return ENOMEM;
+				return ERR_NOMEM;
 		}
 	}
 	for (size_t i = 0; i < w->entries.n; i++) {
@@ -424,7 +420,7 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 }
 
 /* Drops entries older than max_age, checked at most once a second. */
-static int evict_old(struct writer *w, MDB_txn *txn, uint64_t now)
+static int evict_old(struct writer *w, struct store_txn *txn, uint64_t now)
 {
 	struct evict_goal g = {DROP_AGE, 0, NULL, 0, 0};
 
@@ -452,50 +448,45 @@ static void publish_changes(struct writer *w)
 	}
 }
 
-/* One transaction: ops, then batches. Returns 0 or the error code. */
+/* One transaction: ops, then batches. Returns 0 or an ERR_* code; on
+ * failure nothing of the round is left, sequence numbers included (the
+ * store gives them back with the transaction). */
 static int commit_round(struct writer *w, struct batch *list,
 			struct writer_op *ops)
 {
-	uint64_t seq0 = w->st->next_seq, t0 = clock_mono_us(), now = clock_wall_ms(), used;
-	MDB_txn *txn;
+	uint64_t t0 = clock_mono_us(), now = clock_wall_ms(), used;
+	int cleanup = now - w->last_cleanup_ms > CLEANUP_EVERY_MS;
+	struct store_txn *txn;
 	int rc;
 
 	w->nchanges = 0;
 	w->have_heads = 0;
 	usage_round_clear(&w->usage);
 	prealloc_lock(w->pre);
-	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) != 0) {
+	if ((rc = store_txn_begin(w->st, &txn)) != 0) {
 		prealloc_unlock(w->pre);
 		return rc;
 	}
-	if ((rc = dedup_expire(w->dedup, txn, w->st, now,
-				 w->cfg->dedup_window_ms)) != 0 ||
-	    (now - w->last_cleanup_ms > CLEANUP_EVERY_MS &&
-	     ((rc = usage_cleanup(txn, w->st->usage, w->st->usage_hll, now,
-				  w->cfg->usage_retention_ms)) != 0 ||
+	if ((rc = dedup_expire(w->dedup, txn, now, w->cfg->dedup_window_ms)) != 0 ||
+	    (cleanup &&
+	     ((rc = usage_cleanup(txn, now, w->cfg->usage_retention_ms)) != 0 ||
 	      (rc = trim_setaside(w, txn, now)) != 0)) ||
 	    (rc = apply_ops(w, txn, ops, now)) != 0 ||
 	    (rc = evict_old(w, txn, now)) != 0 ||
 	    (rc = write_batches(w, txn, list, now)) != 0 ||
-	    (rc = usage_round_flush(&w->usage, txn, w->st->usage,
-				    w->st->usage_hll)) != 0 ||
-	    (w->st->next_seq != seq0 &&
-	     (rc = store_put_next_seq(txn, w->st)) != 0)) {
-		mdb_txn_abort(txn);
+	    (rc = usage_round_flush(&w->usage, txn)) != 0) {
+		store_txn_abort(txn);
 		prealloc_unlock(w->pre);
 		dedup_round_end(w->dedup, 0);
-		w->st->next_seq = seq0;
 		return rc;
 	}
-	used = store_used_bytes(txn, w->st);
-	rc = mdb_txn_commit(txn);
+	used = store_used_bytes(txn);
+	rc = store_txn_commit(txn);
 	prealloc_unlock(w->pre);
 	dedup_round_end(w->dedup, rc == 0);
-	if (rc != 0) {
-		w->st->next_seq = seq0;
+	if (rc != 0)
 		return rc;
-	}
-	if (now - w->last_cleanup_ms > CLEANUP_EVERY_MS)
+	if (cleanup)
 		w->last_cleanup_ms = now;
 	atomic_store(&metrics.storage_used_bytes, used);
 	latency_observe(&metrics.commit_latency, clock_mono_us() - t0);
@@ -504,16 +495,17 @@ static int commit_round(struct writer *w, struct batch *list,
 	return 0;
 }
 
-static void finish_batches(struct writer *w, struct batch *list,
-			   enum batch_status failed)
+/* Answers the round's batches; failed: the commit failed, so every one
+ * is refused with REFUSE_STORAGE. */
+static void finish_batches(struct writer *w, struct batch *list, int failed)
 {
 	struct batch *b, *next;
 	uint64_t n = 0;
 
 	for (b = list; b != NULL; b = next) {
 		next = b->next;
-		if (failed != BATCH_PENDING)
-			b->status = failed;
+		if (failed)
+			refuse(b, REFUSE_STORAGE);
 		if (b->status == BATCH_STORED) {
 			n++;
 			queue_count_received(w->q, b->tenant, b->tlen, &b->usage, 0);
@@ -607,17 +599,17 @@ static void log_commit_error(struct writer *w, int rc, int refused)
 	known = statvfs(w->cfg->path, &fs) == 0;
 	if (known)
 		avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
-	if (rc == ENOSPC || ((rc == EIO || rc == MDB_MAP_FULL) && known &&
-			     avail < (16u << 20)))
+	if (rc == ERR_NOSPACE || ((rc == ERR_IO || rc == ERR_FULL) && known &&
+				  avail < (16u << 20)))
 		log_msg(LOG_ERROR, "buffer commit failed: no space left on the "
 			"filesystem; refusing writes with 503 until space returns",
 			"error=\"%s\" fs_free_bytes=%llu path=%s failed_commits=%llu "
-			"requests_refused=%d", store_strerror(rc), avail, w->cfg->path,
+			"requests_refused=%d", err_str(rc), avail, w->cfg->path,
 			(unsigned long long)w->commit_failures, refused);
 	else
 		log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" "
 			"fs_free_bytes=%llu failed_commits=%llu requests_refused=%d",
-			store_strerror(rc), avail,
+			err_str(rc), avail,
 			(unsigned long long)w->commit_failures, refused);
 	w->commit_failures = 0;
 }
@@ -658,18 +650,18 @@ static void *writer_main(void *arg)
 		rc = commit_round(w, list, ops);
 		w->last_commit_us = clock_mono_us() - t0;
 		if (rc == 0) {
-			finish_batches(w, list, BATCH_PENDING);
+			finish_batches(w, list, 0);
 			free_ops(ops);
 			continue;
 		}
 		metric_add(&metrics.commit_errors, 1);
 		log_commit_error(w, rc, list != NULL);
-		finish_batches(w, list, BATCH_FAILED);
+		finish_batches(w, list, 1);
 		/* Acknowledgements alone need little space: try them again. */
 		if (ops != NULL && list != NULL &&
 		    (rc = commit_round(w, NULL, ops)) != 0)
 			log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" "
-				"deliveries_forgotten=1", store_strerror(rc));
+				"deliveries_forgotten=1", err_str(rc));
 		free_ops(ops);
 	}
 	return NULL;
@@ -679,21 +671,21 @@ static void *writer_main(void *arg)
 static struct dedup *open_dedup(struct writer *w)
 {
 	struct dedup *d = NULL;
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc;
 
-	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) == 0) {
-		d = dedup_open(txn, w->st, clock_wall_ms(), w->cfg->dedup_window_ms, &rc);
+	if ((rc = store_txn_begin(w->st, &txn)) == 0) {
+		d = dedup_open(txn, clock_wall_ms(), w->cfg->dedup_window_ms, &rc);
 		if (d == NULL)
-			mdb_txn_abort(txn);
-		else if ((rc = mdb_txn_commit(txn)) != 0) {
+			store_txn_abort(txn);
+		else if ((rc = store_txn_commit(txn)) != 0) {
 			dedup_free(d);
 			d = NULL;
 		}
 	}
 	if (d == NULL)
 		log_msg(LOG_ERROR, "cannot read the dedup records", "error=\"%s\"",
-			store_strerror(rc));
+			err_str(rc));
 	return d;
 }
 
@@ -759,7 +751,7 @@ void writer_submit(struct writer *w, struct batch *b)
 	pthread_mutex_lock(&w->lock);
 	if (w->exited) {
 		pthread_mutex_unlock(&w->lock);
-		b->status = BATCH_FAILED;
+		refuse(b, REFUSE_STORAGE);
 		b->done(b, b->arg);
 		return;
 	}

@@ -14,7 +14,7 @@
  * Fixtures are read from $RELAY_FIXTURES, or tests/fixtures when unset
  * (run from the top of the tree).
  */
-#include "store.h"
+#include "store_int.h"  /* the store's own tests look inside */
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,12 +29,14 @@
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
+#include "err.h"
 #include "ingest.h"
 #include "queue.h"
 #include "remote.pb-c.h"
 #include "testlib.h"
 #include "tmpdir.h"
 #include "unit.h"
+#include "usage.h"
 #include "wire.h"
 #include "writer.h"
 
@@ -102,7 +104,7 @@ struct env {
 	char path[128];      /* the store inside it */
 	struct config cfg;
 	int have_cfg;
-	struct store st;
+	struct store *st;
 	int st_open;
 	struct queue q;
 	int q_init;
@@ -196,14 +198,14 @@ static const char *env_start(void)
 {
 	char why[512];
 
-	if (store_open(&E.st, E.path, E.cfg.max_size, why, sizeof(why)) < 0)
+	if ((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) == NULL)
 		return err("store_open: %s", why);
 	E.st_open = 1;
 	queue_init(&E.q);
 	E.q_init = 1;
-	if (store_load_queue(&E.st, &E.q) < 0)
+	if (store_load_queue(E.st, &E.q) < 0)
 		return "store_load_queue failed";
-	if ((E.w = writer_start(&E.cfg, &E.st, &E.q)) == NULL)
+	if ((E.w = writer_start(&E.cfg, E.st, &E.q)) == NULL)
 		return "writer_start failed";
 	return NULL;
 }
@@ -216,7 +218,7 @@ static void env_stop(void)
 		writer_stop(E.w);
 	E.w = NULL;
 	if (E.st_open)
-		store_close(&E.st);
+		store_close(E.st);
 	E.st_open = 0;
 	if (E.q_init)
 		queue_destroy(&E.q);
@@ -388,7 +390,7 @@ static const char *entries_read(MDB_dbi dbi, struct entries *es)
 	int rc;
 
 	memset(es, 0, sizeof(*es));
-	if (mdb_txn_begin(E.st.env, NULL, MDB_RDONLY, &txn) != 0)
+	if (mdb_txn_begin(E.st->env, NULL, MDB_RDONLY, &txn) != 0)
 		return "cannot begin a read transaction";
 	if (mdb_cursor_open(txn, dbi, &cur) != 0) {
 		mdb_txn_abort(txn);
@@ -420,7 +422,7 @@ static const char *entries_read(MDB_dbi dbi, struct entries *es)
 		memcpy(en->val, v.mv_data, v.mv_size);
 		en->vlen = v.mv_size;
 		es->n++;
-		if (dbi == E.st.queue && store_entry_hdr(&v, &en->h) < 0)
+		if (dbi == E.st->queue && store_entry_hdr(&v, &en->h) < 0)
 			e = "an unreadable entry header";
 	}
 	if (e == NULL && rc != MDB_NOTFOUND)
@@ -492,7 +494,7 @@ static const char *queue_is(const char *tenant, const int *want, size_t n,
 	const char *e;
 
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(&E.st, tenant, strlen(tenant), 0, UINT64_MAX, UINT64_MAX, 256,
+	if (store_read_batch(E.st, tenant, strlen(tenant), 0, UINT64_MAX, UINT64_MAX, 256,
 			     &body, span) < 0)
 		e = "store_read_batch failed";
 	else if (span->entries == 0)
@@ -525,7 +527,8 @@ static void test_open_creates_dir_0700(void)
 
 	CHECK_NOERR(env_mkdir());
 	snprintf(nested, sizeof(nested), "%s/a/b/buf", E.dir);
-	rc = store_open(&E.st, nested, MIB, why, sizeof(why));
+	E.st = store_open(nested, MIB, why, sizeof(why));
+	rc = E.st != NULL ? 0 : -1;
 	CHECK_EQ_INT(rc, 0);
 	E.st_open = 1;
 	CHECK(stat(nested, &sb) == 0 && S_ISDIR(sb.st_mode));
@@ -533,25 +536,39 @@ static void test_open_creates_dir_0700(void)
 	snprintf(nested, sizeof(nested), "%s/a", E.dir);
 	CHECK(stat(nested, &sb) == 0 && (sb.st_mode & 077) == 0);
 	/* The format record, written on creation. */
-	CHECK(mdb_txn_begin(E.st.env, NULL, MDB_RDONLY, &txn) == 0);
-	rc = mdb_get(txn, E.st.meta, &k, &v);
+	CHECK(mdb_txn_begin(E.st->env, NULL, MDB_RDONLY, &txn) == 0);
+	rc = mdb_get(txn, E.st->meta, &k, &v);
 	ok = rc == 0 && v.mv_size == sizeof(fmt);
 	if (ok)
 		memcpy(&fmt, v.mv_data, sizeof(fmt));
 	mdb_txn_abort(txn);
 	CHECK(ok);
 	CHECK_EQ_INT(fmt, STORE_FORMAT);
-	CHECK_EQ_INT(E.st.next_seq, 1);
-	store_close(&E.st);
+	CHECK_EQ_INT(E.st->next_seq, 1);
+	store_close(E.st);
 	E.st_open = 0;
 	/* A directory that exists with wider permissions is narrowed. */
 	snprintf(nested, sizeof(nested), "%s/wide", E.dir);
 	CHECK(mkdir(nested, 0755) == 0 && chmod(nested, 0755) == 0);
-	rc = store_open(&E.st, nested, MIB, why, sizeof(why));
+	E.st = store_open(nested, MIB, why, sizeof(why));
+	rc = E.st != NULL ? 0 : -1;
 	CHECK_EQ_INT(rc, 0);
 	E.st_open = 1;
 	CHECK(stat(nested, &sb) == 0);
 	CHECK_EQ_INT(sb.st_mode & 0777, 0700);
+}
+
+/* Stores an entry under sequence number seq, where the store would take
+ * its next one: the tests place entries where they want them. */
+static int put_entry_at(struct store_txn *t, const char *tenant, size_t tlen,
+			uint64_t seq, struct entry_hdr *h,
+			const struct sblock_part *parts, size_t n,
+			uint64_t *bytes)
+{
+	uint64_t got;
+
+	t->next_seq = seq;
+	return store_put_entry(t, tenant, tlen, h, parts, n, &got, bytes);
 }
 
 /* An entry written and committed is there after closing and reopening. */
@@ -564,12 +581,12 @@ static void test_reopen_keeps_data(void)
 	struct queue_totals t;
 	uint64_t bytes = 0;
 	char why[512];
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc;
 
 	CHECK_NOERR(env_mkdir());
 	E.cfg.max_size = 64 * MIB;
-	CHECK(store_open(&E.st, E.path, E.cfg.max_size, why, sizeof(why)) == 0);
+	CHECK((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) != NULL);
 	E.st_open = 1;
 	memset(&h, 0, sizeof(h));
 	h.series = (uint32_t)(fx[2].counts.series + fx[5].counts.series);
@@ -581,15 +598,12 @@ static void test_reopen_keeps_data(void)
 	parts[0].len = fx[2].zlen;
 	parts[1].p = fx[5].z;
 	parts[1].len = fx[5].zlen;
-	CHECK(mdb_txn_begin(E.st.env, NULL, 0, &txn) == 0);
-	rc = store_put_entry(txn, &E.st, "keep", 4, 41, &h, parts, 2, &bytes);
-	E.st.next_seq = 42;
+	CHECK(store_txn_begin(E.st, &txn) == 0);
+	rc = put_entry_at(txn, "keep", 4, 41, &h, parts, 2, &bytes);
 	if (rc == 0)
-		rc = store_put_next_seq(txn, &E.st);
-	if (rc == 0)
-		rc = mdb_txn_commit(txn);
+		rc = store_txn_commit(txn);
 	else
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 	CHECK_EQ_INT(rc, 0);
 	CHECK_EQ_INT(h.raw_len, fx[2].rawlen + fx[5].rawlen);
 	{
@@ -600,16 +614,16 @@ static void test_reopen_keeps_data(void)
 		CHECK_EQ_INT(bytes, sizeof(h) + fx[2].zlen - p2 + fx[5].zlen -
 					    p5 + varint_size(r2 + r5));
 	}
-	store_close(&E.st);
+	store_close(E.st);
 	E.st_open = 0;
 
-	CHECK(store_open(&E.st, E.path, E.cfg.max_size, why, sizeof(why)) == 0);
+	CHECK((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) != NULL);
 	E.st_open = 1;
-	CHECK_EQ_INT(E.st.next_seq, 42);
+	CHECK_EQ_INT(E.st->next_seq, 42);
 	queue_init(&E.q);
 	E.q_init = 1;
-	CHECK_EQ_INT(store_load_queue(&E.st, &E.q), 0);
-	CHECK_EQ_INT(E.st.next_seq, 42);
+	CHECK_EQ_INT(store_load_queue(E.st, &E.q), 0);
+	CHECK_EQ_INT(E.st->next_seq, 42);
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, 1);
 	CHECK_EQ_INT(t.bytes, bytes);
@@ -622,34 +636,37 @@ static void test_reopen_keeps_data(void)
 
 	/* An entry numbered past the recorded next_seq: the numbers go on
 	 * after it, whatever meta says. */
-	CHECK(mdb_txn_begin(E.st.env, NULL, 0, &txn) == 0);
-	rc = store_put_entry(txn, &E.st, "other", 5, 77, &h, parts, 1, &bytes);
+	CHECK(store_txn_begin(E.st, &txn) == 0);
+	rc = put_entry_at(txn, "other", 5, 77, &h, parts, 1, &bytes);
+	txn->next_seq = E.st->next_seq;  /* meta keeps saying 42 */
 	if (rc == 0)
-		rc = mdb_txn_commit(txn);
+		rc = store_txn_commit(txn);
 	else
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 	CHECK_EQ_INT(rc, 0);
-	store_close(&E.st);
+	store_close(E.st);
 	E.st_open = 0;
 	queue_destroy(&E.q);
 	E.q_init = 0;
-	CHECK(store_open(&E.st, E.path, E.cfg.max_size, why, sizeof(why)) == 0);
+	CHECK((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) != NULL);
 	E.st_open = 1;
 	queue_init(&E.q);
 	E.q_init = 1;
-	CHECK_EQ_INT(store_load_queue(&E.st, &E.q), 0);
-	CHECK_EQ_INT(E.st.next_seq, 78);
+	CHECK_EQ_INT(store_load_queue(E.st, &E.q), 0);
+	CHECK_EQ_INT(E.st->next_seq, 78);
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, 2);
 }
 
-/* Writes value into meta "format" of the environment at E.path directly. */
-static const char *poke_format(const void *value, size_t len)
+/* Writes value under key in database db ("meta", "dedup", ...) of the
+ * environment at E.path directly, as another relay version would. */
+static const char *poke(const char *db, const char *key, const void *value,
+			size_t len)
 {
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	MDB_val k = { 6, "format" }, v = { len, (void *)value };
+	MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)value };
 	int rc;
 
 	if ((rc = mdb_env_create(&env)) != 0)
@@ -661,7 +678,7 @@ static const char *poke_format(const void *value, size_t len)
 		mdb_env_close(env);
 		return mdb_strerror(rc);
 	}
-	if ((rc = mdb_dbi_open(txn, "meta", 0, &dbi)) != 0 ||
+	if ((rc = mdb_dbi_open(txn, db, 0, &dbi)) != 0 ||
 	    (rc = mdb_put(txn, dbi, &k, &v, 0)) != 0) {
 		mdb_txn_abort(txn);
 		mdb_env_close(env);
@@ -670,6 +687,11 @@ static const char *poke_format(const void *value, size_t len)
 	rc = mdb_txn_commit(txn);
 	mdb_env_close(env);
 	return rc == 0 ? NULL : mdb_strerror(rc);
+}
+
+static const char *poke_format(const void *value, size_t len)
+{
+	return poke("meta", "format", value, len);
 }
 
 /* Whether s holds the decimal number n as a whole word. */
@@ -693,15 +715,17 @@ static void test_wrong_format_refused(void)
 	int rc;
 
 	CHECK_NOERR(env_mkdir());
-	CHECK(store_open(&E.st, E.path, MIB, why, sizeof(why)) == 0);
-	store_close(&E.st);
+	CHECK((E.st = store_open(E.path, MIB, why, sizeof(why))) != NULL);
+	store_close(E.st);
+	E.st = NULL;
 	CHECK_NOERR(poke_format(&other, sizeof(other)));
 	why[0] = '\0';
-	rc = store_open(&E.st, E.path, MIB, why, sizeof(why));
+	E.st = store_open(E.path, MIB, why, sizeof(why));
+	rc = E.st != NULL ? 0 : -1;
 	if (rc == 0)
 		E.st_open = 1;
 	CHECK_EQ_INT(rc, -1);
-	CHECK(E.st.env == NULL);
+	CHECK(E.st == NULL);
 	/* The message names both versions. */
 	if (!has_number(why, other) || !has_number(why, STORE_FORMAT)) {
 		snprintf(unit_msg, sizeof(unit_msg),
@@ -713,7 +737,8 @@ static void test_wrong_format_refused(void)
 	/* A record of the wrong size is refused too. */
 	CHECK_NOERR(poke_format("\x01\0\0\0\0\0\0\0", 8));
 	why[0] = '\0';
-	rc = store_open(&E.st, E.path, MIB, why, sizeof(why));
+	E.st = store_open(E.path, MIB, why, sizeof(why));
+	rc = E.st != NULL ? 0 : -1;
 	if (rc == 0)
 		E.st_open = 1;
 	CHECK_EQ_INT(rc, -1);
@@ -741,10 +766,153 @@ static void test_wrong_format_refused(void)
 	}
 	CHECK_EQ_INT(rc, 0);
 	CHECK_EQ_INT(fmt, other);
-	rc = store_open(&E.st, E.path, MIB, why, sizeof(why));
+	E.st = store_open(E.path, MIB, why, sizeof(why));
+	rc = E.st != NULL ? 0 : -1;
 	if (rc == 0)
 		E.st_open = 1;
 	CHECK_EQ_INT(rc, -1);
+}
+
+/* Entries in database db (by name) of the open store. */
+static long db_entries(MDB_dbi dbi)
+{
+	MDB_txn *txn;
+	MDB_stat ms;
+	int rc;
+
+	if (mdb_txn_begin(E.st->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	rc = mdb_stat(txn, dbi, &ms);
+	mdb_txn_abort(txn);
+	return rc == 0 ? (long)ms.ms_entries : -1;
+}
+
+/* A u32 from meta of the open store; 0 if absent. */
+static uint32_t meta_u32(const char *name)
+{
+	MDB_val k = { strlen(name), (void *)name }, v;
+	MDB_txn *txn;
+	uint32_t x = 0;
+
+	if (mdb_txn_begin(E.st->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	if (mdb_get(txn, E.st->meta, &k, &v) == 0 && v.mv_size == 4)
+		memcpy(&x, v.mv_data, 4);
+	mdb_txn_abort(txn);
+	return x;
+}
+
+/* A directory written by format 1 (digest records in "dedup") is
+ * converted when opened: the records go, the format becomes 2. A reader
+ * opens it as it is. */
+static void test_format_1_converted(void)
+{
+	uint8_t digest[32] = { 1, 2, 3 };
+	uint64_t t = 1700000000000ull;
+	uint32_t one = 1;
+	char why[512];
+
+	CHECK_NOERR(env_mkdir());
+	CHECK((E.st = store_open(E.path, MIB, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK_EQ_INT(meta_u32("format"), STORE_FORMAT);
+	CHECK_EQ_INT(meta_u32("usage_format"), USAGE_FORMAT);
+	store_close(E.st);
+	E.st_open = 0;
+	{
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		MDB_val k = { 32, digest }, v = { 8, &t };
+		int rc;
+
+		CHECK(mdb_env_create(&env) == 0);
+		rc = mdb_env_set_maxdbs(env, 16);
+		if (rc == 0)
+			rc = mdb_env_set_mapsize(env, 128 * MIB);
+		if (rc == 0)
+			rc = mdb_env_open(env, E.path, 0, 0600);
+		if (rc == 0 && (rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0) {
+			if ((rc = mdb_dbi_open(txn, "dedup", 0, &dbi)) == 0 &&
+			    (rc = mdb_put(txn, dbi, &k, &v, 0)) == 0)
+				rc = mdb_txn_commit(txn);
+			else
+				mdb_txn_abort(txn);
+		}
+		mdb_env_close(env);
+		CHECK_EQ_INT(rc, 0);
+	}
+	CHECK_NOERR(poke_format(&one, sizeof(one)));
+	/* A reader takes format 1 as it is, changing nothing. */
+	CHECK((E.st = store_open_readonly(E.path, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK_EQ_INT(meta_u32("format"), 1);
+	CHECK_EQ_INT(db_entries(E.st->dedup), 1);
+	store_close(E.st);
+	E.st_open = 0;
+	/* The relay converts it. */
+	CHECK((E.st = store_open(E.path, MIB, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK_EQ_INT(meta_u32("format"), STORE_FORMAT);
+	CHECK_EQ_INT(db_entries(E.st->dedup), 0);
+}
+
+/* Usage records of a newer format are refused, by the relay and by a
+ * reader, with a message that names both versions; older or missing
+ * usage_format (format 1 wrote none) is recorded as this one's. */
+static void test_usage_format_checked(void)
+{
+	uint32_t newer = USAGE_FORMAT + 1;
+	char why[512];
+
+	CHECK_NOERR(env_mkdir());
+	CHECK((E.st = store_open(E.path, MIB, why, sizeof(why))) != NULL);
+	store_close(E.st);
+	E.st = NULL;
+	CHECK_NOERR(poke("meta", "usage_format", &newer, sizeof(newer)));
+	why[0] = '\0';
+	E.st = store_open(E.path, MIB, why, sizeof(why));
+	if (E.st != NULL)
+		E.st_open = 1;
+	CHECK(E.st == NULL);
+	CHECK(has_number(why, newer) && has_number(why, USAGE_FORMAT));
+	why[0] = '\0';
+	E.st = store_open_readonly(E.path, why, sizeof(why));
+	if (E.st != NULL)
+		E.st_open = 1;
+	CHECK(E.st == NULL);
+	CHECK(has_number(why, newer));
+}
+
+/* A write that fails inside the format check (here: the map is full when
+ * the format record is written) is reported with its reason, as every
+ * failure of store_open is: LMDB's negative codes were once left without
+ * one. */
+static int full_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val,
+		    unsigned flags)
+{
+	(void)txn, (void)dbi, (void)key, (void)val, (void)flags;
+	return MDB_MAP_FULL;
+}
+
+static void test_open_failure_has_reason(void)
+{
+	char why[512];
+
+	CHECK_NOERR(env_mkdir());
+	memset(why, 0, sizeof(why));
+	store_seam_put = full_put;
+	E.st = store_open(E.path, MIB, why, sizeof(why));
+	store_seam_put = mdb_put;
+	if (E.st != NULL)
+		E.st_open = 1;
+	CHECK(E.st == NULL);
+	CHECK(why[0] != '\0');
+	CHECK(strstr(why, mdb_strerror(MDB_MAP_FULL)) != NULL);
+	/* Nothing was left half made: it opens now. */
+	CHECK((E.st = store_open(E.path, MIB, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK_EQ_INT(meta_u32("format"), STORE_FORMAT);
 }
 
 static void test_key_roundtrip(void)
@@ -830,9 +998,9 @@ static void test_key_order(void)
 
 	memset(seen, 0, sizeof(seen));
 	CHECK_NOERR(env_mkdir());
-	CHECK(store_open(&E.st, E.path, MIB, why, sizeof(why)) == 0);
+	CHECK((E.st = store_open(E.path, MIB, why, sizeof(why))) != NULL);
 	E.st_open = 1;
-	CHECK(mdb_txn_begin(E.st.env, NULL, 0, &txn) == 0);
+	CHECK(mdb_txn_begin(E.st->env, NULL, 0, &txn) == 0);
 	/* Insert in an order unrelated to the keys'. */
 	for (size_t i = 0; i < NS; i++) {
 		for (size_t j = 0; j < NT; j++) {
@@ -840,13 +1008,13 @@ static void test_key_order(void)
 			k.mv_size = store_key(key, tenants[tj],
 					      strlen(tenants[tj]), seqs[i]);
 			k.mv_data = key;
-			if ((rc = mdb_put(txn, E.st.queue, &k, &v, 0)) != 0) {
+			if ((rc = mdb_put(txn, E.st->queue, &k, &v, 0)) != 0) {
 				mdb_txn_abort(txn);
 				CHECK_EQ_INT(rc, 0);
 			}
 		}
 	}
-	if (mdb_cursor_open(txn, E.st.queue, &cur) != 0) {
+	if (mdb_cursor_open(txn, E.st->queue, &cur) != 0) {
 		mdb_txn_abort(txn);
 		CHECK(0);
 	}
@@ -906,37 +1074,37 @@ static void test_delete_range_direct(void)
 	struct entry_hdr h;
 	uint64_t value = 0;
 	char why[512];
-	MDB_txn *txn;
+	struct store_txn *txn;
 	MDB_stat ms;
 	int rc = 0;
 
 	CHECK_NOERR(env_mkdir());
-	CHECK(store_open(&E.st, E.path, 64 * MIB, why, sizeof(why)) == 0);
+	CHECK((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) != NULL);
 	E.st_open = 1;
-	CHECK(mdb_txn_begin(E.st.env, NULL, 0, &txn) == 0);
+	CHECK(store_txn_begin(E.st, &txn) == 0);
 	for (uint64_t s = 1; s <= 10 && rc == 0; s++) {
 		memset(&h, 0, sizeof(h));
 		h.samples = (uint32_t)s;
 		h.created_ms = 1000 + s;
-		rc = store_put_entry(txn, &E.st, "a", 1, s, &h, &part, 1, &value);
+		rc = put_entry_at(txn, "a", 1, s, &h, &part, 1, &value);
 		if (rc == 0 && s <= 3)
-			rc = store_put_entry(txn, &E.st, "b", 1, s, &h, &part, 1,
+			rc = put_entry_at(txn, "b", 1, s, &h, &part, 1,
 					     &value);
 		if (rc == 0)
-			rc = store_put_entry(txn, &E.st, "", 0, s, &h, &part, 1,
+			rc = put_entry_at(txn, "", 0, s, &h, &part, 1,
 					     &value);
 	}
 	if (rc != 0)
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 	CHECK_EQ_INT(rc, 0);
 
 #define DELETE(tenant, first, last)                                           \
 	do {                                                                  \
 		memset(&gone, 0, sizeof(gone));                               \
-		rc = store_delete_range(txn, &E.st, tenant, strlen(tenant),   \
+		rc = store_delete_range(txn, tenant, strlen(tenant),   \
 					first, last, &gone, &next);           \
 		if (rc != 0)                                                  \
-			mdb_txn_abort(txn);                                   \
+			store_txn_abort(txn);                                   \
 		CHECK_EQ_INT(rc, 0);                                          \
 	} while (0)
 
@@ -980,8 +1148,8 @@ static void test_delete_range_direct(void)
 	CHECK_EQ_INT(next.first_seq, 7);
 #undef DELETE
 	/* What is left: "" 1 and 10; "a" 7 and 8. */
-	rc = mdb_stat(txn, E.st.queue, &ms);
-	mdb_txn_abort(txn);
+	rc = mdb_stat(txn->txn, E.st->queue, &ms);
+	store_txn_abort(txn);
 	CHECK_EQ_INT(rc, 0);
 	CHECK_EQ_INT(ms.ms_entries, 4);
 }
@@ -998,7 +1166,7 @@ static const char *store_direct(void)
 
 	if ((e = env_mkdir()) != NULL)
 		return e;
-	if (store_open(&E.st, E.path, 64 * MIB, why, sizeof(why)) < 0)
+	if ((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) == NULL)
 		return err("store_open: %s", why);
 	E.st_open = 1;
 	return NULL;
@@ -1012,10 +1180,10 @@ static const char *put_fixtures(const char *tenant, uint64_t first,
 	struct sblock_part part;
 	struct entry_hdr h;
 	uint64_t value;
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc = 0;
 
-	if (mdb_txn_begin(E.st.env, NULL, 0, &txn) != 0)
+	if (store_txn_begin(E.st, &txn) != 0)
 		return "cannot begin a write transaction";
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		part.p = fx[f[i]].z;
@@ -1024,15 +1192,15 @@ static const char *put_fixtures(const char *tenant, uint64_t first,
 		h.series = (uint32_t)fx[f[i]].counts.series;
 		h.samples = (uint32_t)fx[f[i]].counts.samples;
 		h.created_ms = 1000 + first + i;
-		rc = store_put_entry(txn, &E.st, tenant, strlen(tenant),
+		rc = put_entry_at(txn, tenant, strlen(tenant),
 				     first + i, &h, &part, 1, &value);
 	}
 	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return err("store_put_entry: %s", mdb_strerror(rc));
+		store_txn_abort(txn);
+		return err("store_put_entry: %s", err_str(rc));
 	}
-	rc = mdb_txn_commit(txn);
-	return rc == 0 ? NULL : err("commit: %s", mdb_strerror(rc));
+	rc = store_txn_commit(txn);
+	return rc == 0 ? NULL : err("commit: %s", err_str(rc));
 }
 
 /* Sets byte off of the value of (tenant, seq) to b, or cuts the value to
@@ -1048,9 +1216,9 @@ static const char *poke_entry(const char *tenant, uint64_t seq, size_t off,
 
 	k.mv_size = store_key(key, tenant, strlen(tenant), seq);
 	k.mv_data = key;
-	if (mdb_txn_begin(E.st.env, NULL, 0, &txn) != 0)
+	if (mdb_txn_begin(E.st->env, NULL, 0, &txn) != 0)
 		return "cannot begin a write transaction";
-	if ((rc = mdb_get(txn, E.st.queue, &k, &v)) != 0 || off >= v.mv_size ||
+	if ((rc = mdb_get(txn, E.st->queue, &k, &v)) != 0 || off >= v.mv_size ||
 	    (copy = malloc(v.mv_size)) == NULL) {
 		mdb_txn_abort(txn);
 		return rc != 0 ? mdb_strerror(rc) : "no such byte, or no memory";
@@ -1061,7 +1229,7 @@ static const char *poke_entry(const char *tenant, uint64_t seq, size_t off,
 	else
 		v.mv_size = off;
 	v.mv_data = copy;
-	if ((rc = mdb_put(txn, E.st.queue, &k, &v, 0)) != 0) {
+	if ((rc = mdb_put(txn, E.st->queue, &k, &v, 0)) != 0) {
 		mdb_txn_abort(txn);
 		e = mdb_strerror(rc);
 	} else if ((rc = mdb_txn_commit(txn)) != 0) {
@@ -1097,7 +1265,7 @@ static const char *body_is(const char *tenant, uint64_t seq, uint64_t max_seq,
 		buf_free(&ref);
 		return "sblock_concat failed";
 	}
-	if (store_body_open(&E.st, tenant, strlen(tenant), seq, max_seq,
+	if (store_body_open(E.st, tenant, strlen(tenant), seq, max_seq,
 			    max_raw, max_entries, &body, span) < 0) {
 		buf_free(&ref);
 		return "store_body_open failed";
@@ -1111,12 +1279,12 @@ static const char *body_is(const char *tenant, uint64_t seq, uint64_t max_seq,
 			(unsigned long long)span->first_seq,
 			(unsigned long long)span->last_seq, want[0] + 1,
 			want[n - 1] + 1);
-	else if (body.txn == NULL)
+	else if (body.read == NULL)
 		e = "no read transaction held for the parts";
 	else
 		e = stream_is(&body.stream, ref.p, ref.len);
 	store_body_release(&body);
-	if (e == NULL && body.txn != NULL)
+	if (e == NULL && body.read != NULL)
 		e = "the read transaction outlived store_body_release";
 	buf_free(&ref);
 	return e;
@@ -1160,12 +1328,12 @@ static void test_body_streams_entries(void)
 	CHECK_NOERR(body_is("t1", 6, 7, UINT64_MAX, 256, all8 + 5, 2, &span));
 	/* Nothing: past the tenant's newest, and a tenant with no entries
 	 * (a prefix of one that has); nothing is held then. */
-	CHECK(store_body_open(&E.st, "t1", 2, 9, UINT64_MAX, UINT64_MAX, 256,
+	CHECK(store_body_open(E.st, "t1", 2, 9, UINT64_MAX, UINT64_MAX, 256,
 			      &body, &span) == 0);
-	CHECK(span.entries == 0 && body.txn == NULL);
-	CHECK(store_body_open(&E.st, "t2x", 3, 0, UINT64_MAX, UINT64_MAX, 256,
+	CHECK(span.entries == 0 && body.read == NULL);
+	CHECK(store_body_open(E.st, "t2x", 3, 0, UINT64_MAX, UINT64_MAX, 256,
 			      &body, &span) == 0);
-	CHECK(span.entries == 0 && body.txn == NULL);
+	CHECK(span.entries == 0 && body.read == NULL);
 	store_body_release(&body);
 }
 
@@ -1178,29 +1346,29 @@ static void test_body_outlives_delete(void)
 	struct store_body body;
 	struct buf ref;
 	const char *e = NULL;
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc;
 
 	CHECK_NOERR(store_direct());
 	CHECK_NOERR(put_fixtures("t1", 1, all8, NFX));
-	CHECK(store_body_open(&E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 256,
+	CHECK(store_body_open(E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 256,
 			      &body, &span) == 0);
 	CHECK_EQ_INT(span.entries, NFX);
 	/* Delete them all, then fill the space again, several times. */
 	for (int round = 0; round < 4 && e == NULL; round++) {
-		if (mdb_txn_begin(E.st.env, NULL, 0, &txn) != 0) {
+		if (store_txn_begin(E.st, &txn) != 0) {
 			e = "cannot begin a write transaction";
 			break;
 		}
 		memset(&gone, 0, sizeof(gone));
-		rc = store_delete_range(txn, &E.st, "t1", 2, 0, UINT64_MAX,
+		rc = store_delete_range(txn, "t1", 2, 0, UINT64_MAX,
 					&gone, &next);
 		if (rc == 0)
-			rc = mdb_txn_commit(txn);
+			rc = store_txn_commit(txn);
 		else
-			mdb_txn_abort(txn);
+			store_txn_abort(txn);
 		if (rc != 0)
-			e = err("delete: %s", mdb_strerror(rc));
+			e = err("delete: %s", err_str(rc));
 		else
 			e = put_fixtures("t1", 100 + 10 * (uint64_t)round, all8,
 					 NFX);
@@ -1218,7 +1386,7 @@ static void test_body_outlives_delete(void)
 	buf_free(&ref);
 	CHECK_NOERR(e);
 	/* A body opened now sees what is there now. */
-	CHECK(store_body_open(&E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 256,
+	CHECK(store_body_open(E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 256,
 			      &body, &span) == 0);
 	store_body_release(&body);
 	CHECK_EQ_INT(span.first_seq, 130);
@@ -1249,14 +1417,14 @@ static void test_body_unreadable_entry(void)
 	/* A preamble that never ends. */
 	for (size_t i = 0; i < 6; i++)
 		CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr) + i, 0xff));
-	CHECK_EQ_INT(store_body_open(&E.st, "u", 1, 2, UINT64_MAX, max_raw, 256,
+	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 2, UINT64_MAX, max_raw, 256,
 				     &body, &span), -1);
-	CHECK(body.txn == NULL);
+	CHECK(body.read == NULL);
 	/* A header and no block. */
 	CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr), -1));
-	CHECK_EQ_INT(store_body_open(&E.st, "u", 1, 2, UINT64_MAX, max_raw, 256,
+	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 2, UINT64_MAX, max_raw, 256,
 				     &body, &span), -1);
-	CHECK(body.txn == NULL);
+	CHECK(body.read == NULL);
 	/* The entries before and after it still read. */
 	CHECK_NOERR(body_is("u", 0, 1, max_raw, 256, three, 1, &span));
 	CHECK_NOERR(body_is("u", 3, 3, max_raw, 256, three + 2, 1, &span));
@@ -1291,7 +1459,7 @@ static void test_writer_stores_and_reads_back(void)
 	CHECK(t.oldest_ms >= before && t.oldest_ms <= after);
 
 	/* The records themselves. */
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	for (size_t i = 0; i < es.n && e == NULL; i++) {
 		const struct entry *en = &es.e[i];
 		const struct fixture *f = &fx[i];
@@ -1336,7 +1504,7 @@ static void test_writer_stores_and_reads_back(void)
 
 	/* The limits of one read: entries, decoded bytes (at least one). */
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(&E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 3, &body, &span) < 0)
+	if (store_read_batch(E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 3, &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (span.entries != 3)
 		e = err("max_entries 3 read %llu", (unsigned long long)span.entries);
@@ -1344,7 +1512,7 @@ static void test_writer_stores_and_reads_back(void)
 		e = block_is(body.p, body.len, all8, 3);
 	buf_reset(&body);
 	if (e == NULL &&
-	    store_read_batch(&E.st, "t1", 2, 0, UINT64_MAX, fx[0].rawlen + fx[1].rawlen, 256,
+	    store_read_batch(E.st, "t1", 2, 0, UINT64_MAX, fx[0].rawlen + fx[1].rawlen, 256,
 			     &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL && span.entries != 2)
@@ -1353,14 +1521,14 @@ static void test_writer_stores_and_reads_back(void)
 		e = block_is(body.p, body.len, all8, 2);
 	buf_reset(&body);
 	if (e == NULL &&
-	    store_read_batch(&E.st, "t1", 2, 0, UINT64_MAX, 1, 256, &body, &span) < 0)
+	    store_read_batch(E.st, "t1", 2, 0, UINT64_MAX, 1, 256, &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL && span.entries != 1)
 		e = "a tiny max_raw must still read one entry";
 	buf_reset(&body);
 	/* From the middle on. */
 	if (e == NULL &&
-	    store_read_batch(&E.st, "t1", 2, span.first_seq + 5, UINT64_MAX, UINT64_MAX, 256,
+	    store_read_batch(E.st, "t1", 2, span.first_seq + 5, UINT64_MAX, UINT64_MAX, 256,
 			     &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL)
@@ -1368,7 +1536,7 @@ static void test_writer_stores_and_reads_back(void)
 	buf_reset(&body);
 	/* Another tenant, a prefix of this one: nothing. */
 	if (e == NULL &&
-	    (store_read_batch(&E.st, "t", 1, 0, UINT64_MAX, UINT64_MAX, 256, &body,
+	    (store_read_batch(E.st, "t", 1, 0, UINT64_MAX, UINT64_MAX, 256, &body,
 			      &span) < 0 || span.entries != 0 || body.len != 0))
 		e = "tenant \"t\" read entries of \"t1\"";
 	buf_free(&body);
@@ -1440,7 +1608,7 @@ static void test_set_aside_moves_entry(void)
 	for (int i = 0; i < NFX; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
 	CHECK_NOERR(submit_each(0, NFX));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	CHECK(es.n == NFX);
 	s0 = es.e[0].seq;
 	orig = es.e[2].val;      /* keep the value as it was */
@@ -1452,7 +1620,7 @@ static void test_set_aside_moves_entry(void)
 	writer_set_aside(E.w, "t1", 2, s0 + 2, 400, reason);
 	e = wait_entries(NFX - 1);
 	if (e == NULL)
-		e = entries_read(E.st.setaside, &sa);
+		e = entries_read(E.st->setaside, &sa);
 	if (e == NULL && sa.n != 1)
 		e = err("%zu records set aside", sa.n);
 	if (e == NULL && (strcmp(sa.e[0].tenant, "t1") != 0 ||
@@ -1505,7 +1673,7 @@ static void test_set_aside_missing_entry(void)
 	CHECK_EQ_INT(E.b[1].status, BATCH_STORED);
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, 2);
-	CHECK_NOERR(entries_read(E.st.setaside, &sa));
+	CHECK_NOERR(entries_read(E.st->setaside, &sa));
 	n = sa.n;
 	entries_free(&sa);
 	CHECK_EQ_INT(n, 0);
@@ -1528,7 +1696,7 @@ static void test_set_aside_middle_keeps_older(void)
 	for (int i = 0; i < 5; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
 	CHECK_NOERR(submit_each(0, 5));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	s0 = es.e[0].seq;
 	entries_free(&es);
 	writer_set_aside(E.w, "t1", 2, s0 + 2, 400, "bad");
@@ -1554,7 +1722,7 @@ static void test_ack_middle_keeps_older(void)
 	for (int i = 0; i < 5; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
 	CHECK_NOERR(submit_each(0, 5));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	s0 = es.e[0].seq;
 	entries_free(&es);
 	writer_ack(E.w, "t1", 2, s0 + 1, s0 + 2);
@@ -1581,7 +1749,7 @@ static void test_ack_newest_keeps_older(void)
 	for (int i = 0; i < 5; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
 	CHECK_NOERR(submit_each(0, 5));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	s0 = es.e[0].seq;
 	entries_free(&es);
 	writer_ack(E.w, "t1", 2, s0 + 3, s0 + 4);
@@ -1623,7 +1791,7 @@ static void test_reopen_rebuilds_queue(void)
 	CHECK_NOERR(wait_entries(NFX - 3));
 	queue_totals(&E.q, &t1);
 	CHECK_EQ_INT(tenant_state("t1", &a), 0);
-	next = E.st.next_seq;
+	next = E.st->next_seq;
 	CHECK_EQ_INT(next, s0 + NFX);
 
 	env_stop();
@@ -1641,13 +1809,13 @@ static void test_reopen_rebuilds_queue(void)
 	CHECK_EQ_INT(b.first_seq, s0 + 3);
 	CHECK_EQ_INT(b.last_seq, s0 + NFX - 1);
 	CHECK_EQ_INT(b.send_seq, s0 + 3);
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	newest = es.n ? es.e[0].h.created_ms : 0;
 	entries_free(&es);
 	CHECK_EQ_INT(t2.oldest_ms, newest);
-	CHECK_EQ_INT(E.st.next_seq, next);
+	CHECK_EQ_INT(E.st->next_seq, next);
 	CHECK_NOERR(queue_is("t1", left, 5, &span));
-	CHECK_NOERR(entries_read(E.st.setaside, &sa));
+	CHECK_NOERR(entries_read(E.st->setaside, &sa));
 	nsa = sa.n;
 	entries_free(&sa);
 	CHECK_EQ_INT(nsa, 1);
@@ -1655,7 +1823,7 @@ static void test_reopen_rebuilds_queue(void)
 	/* A new entry takes the next number, after every one used. */
 	CHECK_NOERR(submit_each(NFX, NFX + 1));
 	CHECK_EQ_INT(E.b[NFX].status, BATCH_STORED);
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	newest = es.n ? es.e[es.n - 1].seq : 0;
 	entries_free(&es);
 	CHECK_EQ_INT(newest, next);
@@ -1669,9 +1837,9 @@ static uint64_t meta_next_seq(void)
 	MDB_val k = { 8, "next_seq" }, v;
 	uint64_t n = 0;
 
-	if (mdb_txn_begin(E.st.env, NULL, MDB_RDONLY, &txn) != 0)
+	if (mdb_txn_begin(E.st->env, NULL, MDB_RDONLY, &txn) != 0)
 		return 0;
-	if (mdb_get(txn, E.st.meta, &k, &v) == 0 && v.mv_size == 8)
+	if (mdb_get(txn, E.st->meta, &k, &v) == 0 && v.mv_size == 8)
 		memcpy(&n, v.mv_data, 8);
 	mdb_txn_abort(txn);
 	return n;
@@ -1695,7 +1863,7 @@ static void test_seq_not_reused_after_restart(void)
 	s0 = span.first_seq;
 	writer_ack(E.w, "t1", 2, s0, s0 + 2);
 	CHECK_NOERR(wait_entries(0));
-	next = E.st.next_seq;
+	next = E.st->next_seq;
 	CHECK_EQ_INT(next, s0 + 3);
 	CHECK_EQ_INT(meta_next_seq(), next);
 
@@ -1703,9 +1871,9 @@ static void test_seq_not_reused_after_restart(void)
 	CHECK_NOERR(env_start());
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, 0);
-	CHECK_EQ_INT(E.st.next_seq, next);
+	CHECK_EQ_INT(E.st->next_seq, next);
 	CHECK_NOERR(submit_each(3, 4));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	got = es.n == 1 ? es.e[0].seq : 0;
 	entries_free(&es);
 	CHECK_EQ_INT(got, next);
@@ -1859,7 +2027,7 @@ static void test_many_entries_ack_ranges(void)
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, MANY);
 	CHECK_EQ_INT(t.samples, MANY * MANY_SAMPLES);
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	n0 = many_seqs(&es, 0, s0);
 	n1 = many_seqs(&es, 1, s1);
 	n2 = many_seqs(&es, 2, s2);
@@ -1883,7 +2051,7 @@ static void test_many_entries_ack_ranges(void)
 	CHECK_EQ_INT(tenant_state("t0", &q0), 0);
 	CHECK_EQ_INT(q0.entries, 617);
 	CHECK_EQ_INT(q0.first_seq, s0[50]);
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	e = many_check(&es, 0, 667, 0, 50);
 	if (e == NULL)
 		e = many_check(&es, 1, 667, 100, 500);
@@ -1896,7 +2064,7 @@ static void test_many_entries_ack_ranges(void)
 	 * keep every entry. */
 	writer_ack(E.w, "t1", 2, 0, UINT64_MAX);
 	CHECK_NOERR(wait_entries(617 + 516));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	e = many_check(&es, 0, 667, 0, 50);
 	if (e == NULL)
 		e = many_check(&es, 1, 0, 0, 0);
@@ -1911,7 +2079,7 @@ static void test_many_entries_ack_ranges(void)
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.bytes, 0);
 	CHECK_EQ_INT(t.samples, 0);
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	n0 = es.n;
 	entries_free(&es);
 	CHECK_EQ_INT(n0, 0);
@@ -1940,7 +2108,8 @@ static void test_buffer_full(void)
 		if (E.b[i].status == BATCH_STORED) {
 			stored++;
 			stored_bytes += E.b[i].value_bytes;
-		} else if (E.b[i].status == BATCH_FULL) {
+		} else if (E.b[i].status == BATCH_REFUSED &&
+			   E.b[i].reason == REFUSE_BUFFER_FULL) {
 			full++;
 		}
 	}
@@ -1952,13 +2121,13 @@ static void test_buffer_full(void)
 	CHECK(t.bytes <= MIB);
 	/* Refusing only once the buffer is full, not while two more batches
 	 * would still fit (max_size bounds what values take on disk). */
-	CHECK((stored + 2) * store_value_footprint(&E.st, vb) > MIB);
+	CHECK((stored + 2) * store_value_footprint(E.st, vb) > MIB);
 	CHECK_EQ_INT(t.samples, stored * fx[1].counts.samples);
 	/* What was stored is all there. */
 	buf_init(&body, 1u << 30);
 	for (uint64_t seq = 0; e == NULL;) {
 		buf_reset(&body);
-		if (store_read_batch(&E.st, "t1", 2, seq, UINT64_MAX, UINT64_MAX, 256, &body,
+		if (store_read_batch(E.st, "t1", 2, seq, UINT64_MAX, UINT64_MAX, 256, &body,
 				     &span) < 0) {
 			e = "store_read_batch failed";
 		} else if (span.entries == 0) {
@@ -1993,7 +2162,8 @@ static void test_buffer_full(void)
 	CHECK(E.b[N].value_bytes > MIB);
 	CHECK_NOERR(batch_fixture(&E.b[N + 1], "t1", 2, NULL));
 	CHECK_NOERR(submit_each(N, N + 2));
-	CHECK_EQ_INT(E.b[N].status, BATCH_FULL);
+	CHECK_EQ_INT(E.b[N].status, BATCH_REFUSED);
+	CHECK_EQ_INT(E.b[N].reason, REFUSE_BUFFER_FULL);
 	CHECK_EQ_INT(E.b[N + 1].status, BATCH_STORED);
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, 1);
@@ -2045,7 +2215,7 @@ static void test_merge_one_round(void)
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, 2);
 	CHECK_EQ_INT(t.samples, fx_samples(all8, NFX));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	n = es.n;
 	if (n == 2) {
 		h0 = es.e[0].h;
@@ -2105,7 +2275,7 @@ static void test_merge_respects_max_request_size(void)
 	CHECK_NOERR(submit_held(&g, NFX));
 	for (int i = 0; i < NFX; i++)
 		CHECK_EQ_INT(E.b[i].status, BATCH_STORED);
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	n = es.n;
 	entries_sums(&es, &requests, &samples);
 	for (size_t i = 0; i < es.n && e == NULL; i++)
@@ -2139,7 +2309,7 @@ static void test_merge_requests_per_entry(void)
 	for (int i = 0; i < NFX; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "m", i, i == 0 ? &g : NULL));
 	CHECK_NOERR(submit_held(&g, NFX));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	n = es.n;
 	for (size_t i = 0; i < es.n && i < 8; i++)
 		got[i] = es.e[i].h.requests;
@@ -2184,7 +2354,7 @@ static void test_merge_two_tenants(void)
 	CHECK_EQ_INT(qy.entries, 1);
 	CHECK_EQ_INT(qx.samples, fx_samples(xall, 5));
 	CHECK_EQ_INT(qy.samples, fx_samples(y, 3));
-	CHECK_NOERR(entries_read(E.st.queue, &es));
+	CHECK_NOERR(entries_read(E.st->queue, &es));
 	n = es.n;
 	if (n == 3)
 		e = block_is(es.e[1].val + sizeof(struct entry_hdr),
@@ -2241,7 +2411,7 @@ static void test_ingest_then_store(void)
 
 	/* The labelled tenant: every series carries tenant="labelled". */
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(&E.st, "labelled", 8, 0, UINT64_MAX, UINT64_MAX, 256, &body,
+	if (store_read_batch(E.st, "labelled", 8, 0, UINT64_MAX, UINT64_MAX, 256, &body,
 			     &span) < 0 || span.entries == 0) {
 		e = "nothing stored for \"labelled\"";
 	} else {
@@ -2292,6 +2462,9 @@ int main(void)
 	RUN_STORE(test_open_creates_dir_0700);
 	RUN_STORE(test_reopen_keeps_data);
 	RUN_STORE(test_wrong_format_refused);
+	RUN_STORE(test_format_1_converted);
+	RUN_STORE(test_usage_format_checked);
+	RUN_STORE(test_open_failure_has_reason);
 	RUN_STORE(test_key_roundtrip);
 	RUN_STORE(test_key_order);
 	RUN_STORE(test_delete_range_direct);
