@@ -116,6 +116,24 @@ int usage_round_series(struct usage_round *r, struct store_txn *txn,
 		       const char *tenant, size_t tlen, uint64_t hour,
 		       const uint32_t *codes, size_t n);
 
+/*
+ * A round's accounting, called by the writer for what its transaction
+ * does, in the hour of now: a stored request (its counters, and its series
+ * in the sketch), a refused one (reason: enum refuse_reason), samples
+ * delivered upstream, samples dropped. Each returns 0 or an ERR_* code.
+ */
+int usage_count_stored(struct usage_round *r, struct store_txn *txn,
+		       const char *tenant, size_t tlen, uint64_t now,
+		       const struct usage_rec *add, const uint32_t *hll,
+		       size_t nhll);
+int usage_count_refused(struct usage_round *r, const char *tenant,
+			size_t tlen, uint64_t now, int reason, uint64_t samples);
+int usage_count_delivered(struct usage_round *r, const char *tenant,
+			  size_t tlen, uint64_t now, uint64_t samples);
+int usage_count_dropped(struct usage_round *r, const char *tenant,
+			size_t tlen, uint64_t now, enum usage_drop why,
+			uint64_t samples);
+
 /* Adds the round to the records (and sketches) in the transaction.
  * Returns 0 or an ERR_* code. */
 int usage_round_flush(struct usage_round *r, struct store_txn *txn);

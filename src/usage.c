@@ -92,6 +92,56 @@ int usage_round_series(struct usage_round *r, struct store_txn *txn,
 	return hll_add(&d->sketch, codes, n) == 0 ? 0 : ERR_NOMEM;
 }
 
+int usage_count_stored(struct usage_round *r, struct store_txn *txn,
+		       const char *tenant, size_t tlen, uint64_t now,
+		       const struct usage_rec *add, const uint32_t *hll,
+		       size_t nhll)
+{
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	usage_add(d, add);
+	if (nhll == 0)
+		return 0;
+	return usage_round_series(r, txn, tenant, tlen, usage_hour(now), hll, nhll);
+}
+
+int usage_count_refused(struct usage_round *r, const char *tenant,
+			size_t tlen, uint64_t now, int reason, uint64_t samples)
+{
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	if (reason >= 0 && reason < USAGE_REFUSED_SLOTS)
+		d->samples_refused[reason] += samples;
+	return 0;
+}
+
+int usage_count_delivered(struct usage_round *r, const char *tenant,
+			  size_t tlen, uint64_t now, uint64_t samples)
+{
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	d->samples_delivered += samples;
+	return 0;
+}
+
+int usage_count_dropped(struct usage_round *r, const char *tenant,
+			size_t tlen, uint64_t now, enum usage_drop why,
+			uint64_t samples)
+{
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	d->samples_dropped[why] += samples;
+	return 0;
+}
+
 int usage_round_flush(struct usage_round *r, struct store_txn *txn)
 {
 	struct usage_rec rec;

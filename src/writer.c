@@ -13,15 +13,12 @@
 #include "dedup.h"
 #include "entries.h"
 #include "err.h"
+#include "evict.h"
 #include "log.h"
 #include "metrics.h"
 #include "prealloc.h"
 #include "queue.h"
 #include "store.h"
-
-/* Entries dropped per round at most for age (keeps commits short). */
-#define EVICT_PER_ROUND 1024
-#define MAX_HEADS 4096
 
 enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
 
@@ -79,13 +76,7 @@ struct writer {
 	struct entry_set entries;
 	struct usage_round usage;
 	uint64_t last_cleanup_ms;
-	uint64_t last_age_check_ms;
-	uint64_t dropped_entries[USAGE_DROPPED_SLOTS]; /* not yet logged */
-	uint64_t dropped_samples[USAGE_DROPPED_SLOTS];
-	uint64_t drop_logged_ms[USAGE_DROPPED_SLOTS];
-	struct queue_head *heads; /* oldest entry per tenant, this round */
-	size_t nheads;
-	int have_heads;
+	struct evict evict;       /* the eviction policy's state */
 	struct change *changes;
 	size_t nchanges, changes_cap;
 	struct dedup *dedup;      /* owned */
@@ -141,13 +132,10 @@ static void sink_deleted(void *arg, const char *tenant, size_t tlen,
 			 uint64_t samples)
 {
 	struct sink_ctx *sc = arg;
-	struct usage_rec *u = usage_round_get(&sc->w->usage, tenant, tlen,
-					      usage_hour(sc->now));
 
-	if (u == NULL)
+	if (usage_count_dropped(&sc->w->usage, tenant, tlen, sc->now,
+				DROP_PURGED, samples) != 0)
 		sc->failed = 1;
-	else
-		u->samples_dropped[DROP_PURGED] += samples;
 }
 
 /* Replays or purges set-aside entries. Returns 0 or an ERR_* code. */
@@ -192,18 +180,16 @@ static int trim_setaside(struct writer *w, struct store_txn *txn, uint64_t now)
 static int apply_ops(struct writer *w, struct store_txn *txn,
 		     struct writer_op *ops, uint64_t now)
 {
-	struct usage_rec *d;
 	struct writer_op *op;
 	struct change *c;
 	int rc;
 
 	for (op = ops; op != NULL; op = op->next) {
-		if ((d = usage_round_get(&w->usage, op->tenant, op->tlen,
-					 usage_hour(now))) == NULL)
-			return ERR_NOMEM;
 		if (op->kind == OP_REFUSED) {
-			if (op->status >= 0 && op->status < USAGE_REFUSED_SLOTS)
-				d->samples_refused[op->status] += op->samples;
+			if ((rc = usage_count_refused(&w->usage, op->tenant, op->tlen,
+						      now, (int)op->status,
+						      op->samples)) != 0)
+				return rc;
 			continue;
 		}
 		if (op->kind == OP_REPLAY || op->kind == OP_PURGE) {
@@ -227,93 +213,24 @@ static int apply_ops(struct writer *w, struct store_txn *txn,
 			return rc;
 		/* Set-aside samples are kept, not dropped: they count as dropped
 		 * when purged, as delivered when replayed and delivered. */
-		if (op->kind == OP_ACK)
-			d->samples_delivered += c->gone.samples;
+		if (op->kind == OP_ACK &&
+		    (rc = usage_count_delivered(&w->usage, op->tenant, op->tlen,
+						now, c->gone.samples)) != 0)
+			return rc;
 	}
 	return 0;
 }
 
-/* Why an entry is dropped, and the bound that stops it. */
-struct evict_goal {
-	enum usage_drop why;
-	uint64_t cutoff_ms;       /* DROP_AGE: drop while older than this */
-	uint64_t *used, need, limit; /* DROP_FULL: drop until used+need fits */
-};
-
-static int evict_done(const struct evict_goal *g, const struct queue_head *h)
+/* Eviction's report: the queue learns of it after the commit. */
+static int evicted(void *arg, const char *tenant, size_t tlen,
+		   const struct store_span *gone, const struct store_span *next)
 {
-	if (h == NULL)
-		return 1;
-	if (g->why == DROP_AGE)
-		return h->created_ms >= g->cutoff_ms;
-	return *g->used + g->need <= g->limit;
-}
+	struct change *c = change_new(arg, tenant, tlen);
 
-/*
- * Drops the oldest entries of all tenants until the goal is met, at most
- * max of them. Counts them in usage and metrics. Returns 0 or an ERR_*
- * code.
- */
-static int evict(struct writer *w, struct store_txn *txn,
-		 const struct evict_goal *g, uint64_t now, int max)
-{
-	struct queue_head *h;
-	struct usage_rec *u;
-	struct change *c;
-	uint64_t samples = 0, entries = 0;
-	int rc, n = 0;
-
-	if (!w->have_heads) {
-		w->nheads = queue_heads(w->q, w->heads, MAX_HEADS);
-		w->have_heads = 1;
-	}
-	for (; n < max; n++) {
-		h = NULL;
-		for (size_t i = 0; i < w->nheads; i++) {
-			if (w->heads[i].seq != 0 &&
-			    (h == NULL || w->heads[i].created_ms < h->created_ms))
-				h = &w->heads[i];
-		}
-		if (evict_done(g, h))
-			break;
-		if ((c = change_new(w, h->id, h->idlen)) == NULL)
-			return ERR_NOMEM;
-		rc = store_delete_range(txn, h->id, h->idlen, h->seq, h->seq,
-					&c->gone, &c->next);
-		if (rc != 0)
-			return rc;
-		h->seq = c->next.entries ? c->next.first_seq : 0;
-		h->created_ms = c->next.created_ms;
-		if (c->gone.entries == 0)
-			continue;
-		if (g->why == DROP_FULL) {
-			uint64_t fp = store_value_footprint(w->st, c->gone.bytes);
-			*g->used = *g->used > fp ? *g->used - fp : 0;
-		}
-		if ((u = usage_round_get(&w->usage, h->id, h->idlen,
-					 usage_hour(now))) == NULL)
-			return ERR_NOMEM;
-		u->samples_dropped[g->why] += c->gone.samples;
-		samples += c->gone.samples;
-		entries += c->gone.entries;
-	}
-	if (entries > 0) {
-		metric_add(g->why == DROP_AGE ? &metrics.samples_dropped_age :
-			   &metrics.samples_dropped_full, samples);
-		w->dropped_entries[g->why] += entries;
-		w->dropped_samples[g->why] += samples;
-	}
-	/* One line per reason every ten seconds at most. */
-	if (w->dropped_entries[g->why] > 0 && now - w->drop_logged_ms[g->why] >= 10000) {
-		log_msg(LOG_WARN, g->why == DROP_AGE ?
-			"dropped buffer entries older than max_age" :
-			"buffer full, dropped the oldest entries",
-			"entries=%llu samples=%llu",
-			(unsigned long long)w->dropped_entries[g->why],
-			(unsigned long long)w->dropped_samples[g->why]);
-		w->dropped_entries[g->why] = w->dropped_samples[g->why] = 0;
-		w->drop_logged_ms[g->why] = now;
-	}
+	if (c == NULL)
+		return ERR_NOMEM;
+	c->gone = *gone;
+	c->next = *next;
 	return 0;
 }
 
@@ -351,9 +268,9 @@ static void refuse(struct batch *b, enum refuse_reason reason)
 static int write_batches(struct writer *w, struct store_txn *txn,
 			 struct batch *list, uint64_t now)
 {
+	struct evict_sink sink = {evicted, w};
 	uint64_t used, limit = w->cfg->max_size;
 	uint64_t window = w->cfg->dedup_window_ms;
-	struct usage_rec *d;
 	struct open_entry *e;
 	struct batch *b;
 	int rc;
@@ -369,11 +286,10 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 			b->status = BATCH_DUPLICATE;
 			continue;
 		}
-		if (used + fp > limit && w->cfg->when_full == WHEN_FULL_DROP_OLDEST) {
-			struct evict_goal g = {DROP_FULL, 0, &used, fp, limit};
-			if ((rc = evict(w, txn, &g, now, INT32_MAX)) != 0)
-				return rc;
-		}
+		if (used + fp > limit && w->cfg->when_full == WHEN_FULL_DROP_OLDEST &&
+		    (rc = evict_for_space(&w->evict, txn, w->q, &w->usage, &sink,
+					  &used, fp, limit, now)) != 0)
+			return rc;
 		if (used + fp > limit) {
 			refuse(b, REFUSE_BUFFER_FULL);
 			continue;
@@ -392,13 +308,8 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 		if (b->has_digest && window > 0 &&
 		    (rc = dedup_remember(w->dedup, txn, b->digest, now)) != 0)
 			return rc;
-		d = usage_round_get(&w->usage, b->tenant, b->tlen, usage_hour(now));
-		if (d == NULL)
-			return ERR_NOMEM;
-		usage_add(d, &b->usage);
-		if (b->nhll > 0 &&
-		    (rc = usage_round_series(&w->usage, txn, b->tenant, b->tlen,
-					     usage_hour(now), b->hll, b->nhll)) != 0)
+		if ((rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
+					     &b->usage, b->hll, b->nhll)) != 0)
 			return rc;
 		for (size_t i = 0; i < b->nchunks; i++) {
 			if (e->nparts > 0 &&
@@ -417,19 +328,6 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 			return rc;
 	}
 	return 0;
-}
-
-/* Drops entries older than max_age, checked at most once a second. */
-static int evict_old(struct writer *w, struct store_txn *txn, uint64_t now)
-{
-	struct evict_goal g = {DROP_AGE, 0, NULL, 0, 0};
-
-	if (w->cfg->max_age_ms == 0 || now - w->last_age_check_ms < 1000 ||
-	    now < w->cfg->max_age_ms)
-		return 0;
-	w->last_age_check_ms = now;
-	g.cutoff_ms = now - w->cfg->max_age_ms;
-	return evict(w, txn, &g, now, EVICT_PER_ROUND);
 }
 
 /* Tells the queue what the committed transaction changed. */
@@ -454,13 +352,14 @@ static void publish_changes(struct writer *w)
 static int commit_round(struct writer *w, struct batch *list,
 			struct writer_op *ops)
 {
+	struct evict_sink sink = {evicted, w};
 	uint64_t t0 = clock_mono_us(), now = clock_wall_ms(), used;
 	int cleanup = now - w->last_cleanup_ms > CLEANUP_EVERY_MS;
 	struct store_txn *txn;
 	int rc;
 
 	w->nchanges = 0;
-	w->have_heads = 0;
+	evict_round_start(&w->evict);
 	usage_round_clear(&w->usage);
 	prealloc_lock(w->pre);
 	if ((rc = store_txn_begin(w->st, &txn)) != 0) {
@@ -472,7 +371,8 @@ static int commit_round(struct writer *w, struct batch *list,
 	     ((rc = usage_cleanup(txn, now, w->cfg->usage_retention_ms)) != 0 ||
 	      (rc = trim_setaside(w, txn, now)) != 0)) ||
 	    (rc = apply_ops(w, txn, ops, now)) != 0 ||
-	    (rc = evict_old(w, txn, now)) != 0 ||
+	    (rc = evict_old(&w->evict, txn, w->q, &w->usage, &sink,
+			    w->cfg->max_age_ms, now)) != 0 ||
 	    (rc = write_batches(w, txn, list, now)) != 0 ||
 	    (rc = usage_round_flush(&w->usage, txn)) != 0) {
 		store_txn_abort(txn);
@@ -701,13 +601,12 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 	w->q = q;
 	w->batches_tail = &w->batches;
 	w->ops_tail = &w->ops;
-	w->heads = calloc(MAX_HEADS, sizeof(*w->heads));
-	if (w->heads == NULL) {
+	if (evict_init(&w->evict, st) != 0) {
 		free(w);
 		return NULL;
 	}
 	if ((w->dedup = open_dedup(w)) == NULL) {
-		free(w->heads);
+		evict_free(&w->evict);
 		free(w);
 		return NULL;
 	}
@@ -719,7 +618,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
 		dedup_free(w->dedup);
-		free(w->heads);
+		evict_free(&w->evict);
 		free(w);
 		return NULL;
 	}
@@ -738,7 +637,7 @@ void writer_stop(struct writer *w)
 	free(w->changes);
 	usage_round_free(&w->usage);
 	dedup_free(w->dedup);
-	free(w->heads);
+	evict_free(&w->evict);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w);
