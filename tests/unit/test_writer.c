@@ -16,6 +16,11 @@
  */
 #include "storetest.h"
 
+#include <stddef.h>
+
+#include "metrics.h"
+#include "setaside.h"
+
 /* ---- through the writer ------------------------------------------------ */
 
 /* Eight batches, each committed alone: eight entries holding the fixtures
@@ -1034,6 +1039,317 @@ static void test_ingest_then_store(void)
 	ingest_thread_cleanup();
 }
 
+/* ---- refusals at commit, failures, the policies ---------------------- */
+
+/* env_create with when_full and max_age set before the writer starts. */
+static const char *env_create_policy(uint64_t max_size, int when_full,
+				     uint64_t max_age_ms)
+{
+	const char *e;
+
+	if ((e = env_mkdir()) != NULL)
+		return e;
+	config_defaults(&E.cfg);
+	E.have_cfg = 1;
+	free(E.cfg.path);
+	if ((E.cfg.path = strdup(E.path)) == NULL)
+		return "out of memory";
+	E.cfg.max_size = max_size;
+	E.cfg.max_request_size = 8 * MIB;
+	E.cfg.when_full = when_full;
+	E.cfg.max_age_ms = max_age_ms;
+	return NULL;
+}
+
+/* The first sequence number in the queue database (0: none). */
+static uint64_t first_seq(void)
+{
+	struct entries es;
+	uint64_t s = 0;
+
+	if (entries_read(E.st->queue, &es) == NULL) {
+		if (es.n > 0)
+			s = es.e[0].seq;
+		entries_free(&es);
+	}
+	return s;
+}
+
+/* Sums one usage column over every record of the store. */
+struct usage_sum {
+	size_t offset;           /* of a uint64_t in struct usage_rec */
+	uint64_t total;
+};
+
+static int usage_add_up(void *arg, const char *tenant, size_t tlen,
+			uint64_t hour, const void *val, size_t len)
+{
+	struct usage_sum *u = arg;
+	uint64_t v;
+
+	(void)tenant, (void)tlen, (void)hour;
+	if (len >= sizeof(struct usage_rec)) {
+		memcpy(&v, (const char *)val + u->offset, sizeof(v));
+		u->total += v;
+	}
+	return 0;
+}
+
+static uint64_t usage_total(size_t offset)
+{
+	struct usage_sum u = { offset, 0 };
+
+	return store_usage_each(E.st, NULL, 0, 0, usage_add_up, &u) == 0 ?
+	       u.total : UINT64_MAX;
+}
+
+#define DROPPED(why) (offsetof(struct usage_rec, samples_dropped) + \
+		      (why) * sizeof(uint64_t))
+
+/* A commit that fails (the seam stands in for a sync that fails) */
+static int failing_commit(MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	return EIO;
+}
+
+/* A write that finds the filesystem full. */
+static int nospace_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val,
+		       unsigned flags)
+{
+	(void)txn, (void)dbi, (void)key, (void)val, (void)flags;
+	return ENOSPC;
+}
+
+/* A failed commit refuses the round's batches with REFUSE_STORAGE (503 at
+ * the HTTP side), leaves nothing behind, and gives its sequence number
+ * back: the next stored entry takes it. */
+static void test_failed_commit_refused(void)
+{
+	uint64_t errors0 = metric_get(&metrics.commit_errors), s0;
+	struct queue_totals t;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(3));
+	for (int i = 0; i < 3; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
+	CHECK_NOERR(submit_wait(0, 1));
+	CHECK_EQ_INT(E.b[0].status, BATCH_STORED);
+	s0 = first_seq();
+	store_seam_commit = failing_commit;
+	E.b[1].done = on_done;
+	CHECK_NOERR(submit_wait(1, 2));
+	store_seam_commit = mdb_txn_commit;
+	CHECK_EQ_INT(E.b[1].status, BATCH_REFUSED);
+	CHECK_EQ_INT(E.b[1].reason, REFUSE_STORAGE);
+	CHECK(metric_get(&metrics.commit_errors) > errors0);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 1);
+	CHECK_EQ_INT(E.st->next_seq, s0 + 1);
+	CHECK_NOERR(submit_wait(2, 3));
+	CHECK_EQ_INT(E.b[2].status, BATCH_STORED);
+	{
+		struct entries es;
+
+		CHECK_NOERR(entries_read(E.st->queue, &es));
+		CHECK(es.n == 2);
+		t.entries = es.e[1].seq;
+		entries_free(&es);
+		CHECK_EQ_INT(t.entries, s0 + 1);
+	}
+}
+
+/* A full filesystem (a write fails with ENOSPC) refuses with
+ * REFUSE_STORAGE too, and the relay stores again once space is back. */
+static void test_disk_full_refused(void)
+{
+	struct queue_totals t;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(2));
+	for (int i = 0; i < 2; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
+	store_seam_put = nospace_put;
+	CHECK_NOERR(submit_wait(0, 1));
+	store_seam_put = mdb_put;
+	CHECK_EQ_INT(E.b[0].status, BATCH_REFUSED);
+	CHECK_EQ_INT(E.b[0].reason, REFUSE_STORAGE);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 0);
+	CHECK_NOERR(submit_wait(1, 2));
+	CHECK_EQ_INT(E.b[1].status, BATCH_STORED);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 1);
+}
+
+/* A tenant over its share of the buffer is refused at commit with
+ * REFUSE_TENANT_FULL; another tenant is not. */
+static void test_tenant_full_refused(void)
+{
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(3));
+	for (int i = 0; i < 3; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], i < 2 ? "small" : "other", 1,
+					  NULL));
+	for (int i = 0; i < 2; i++)
+		E.b[i].tenant_max_bytes = E.b[0].value_bytes + 1;
+	CHECK_NOERR(submit_each(0, 3));
+	CHECK_EQ_INT(E.b[0].status, BATCH_STORED);
+	CHECK_EQ_INT(E.b[1].status, BATCH_REFUSED);
+	CHECK_EQ_INT(E.b[1].reason, REFUSE_TENANT_FULL);
+	CHECK_EQ_INT(E.b[2].status, BATCH_STORED);
+}
+
+/* A resend within dedup_window is acknowledged but not stored again. */
+static void test_duplicate_not_stored(void)
+{
+	struct queue_totals t;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(4));
+	for (int i = 0; i < 4; i++) {
+		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i == 2 ? 4 : 2, NULL));
+		E.b[i].has_digest = 1;
+		memset(E.b[i].digest, i == 2 ? 0x22 : 0x11, 32);
+	}
+	CHECK_NOERR(submit_each(0, 3));
+	CHECK_EQ_INT(E.b[0].status, BATCH_STORED);
+	CHECK_EQ_INT(E.b[1].status, BATCH_DUPLICATE);
+	CHECK_EQ_INT(E.b[2].status, BATCH_STORED);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 2);
+	/* After a restart the index is rebuilt from the store. */
+	env_stop();
+	CHECK_NOERR(env_start());
+	CHECK_NOERR(submit_wait(3, 4));
+	CHECK_EQ_INT(E.b[3].status, BATCH_DUPLICATE);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 2);
+}
+
+/* Polls until the setaside database holds n records. */
+static const char *wait_setaside(size_t n)
+{
+	struct timespec ts = { 0, POLL_SLEEP_NS };
+	struct entries sa;
+	const char *e;
+	size_t have = 0;
+
+	for (int i = 0; i < POLL_TRIES; i++) {
+		if ((e = entries_read(E.st->setaside, &sa)) != NULL)
+			return e;
+		have = sa.n;
+		entries_free(&sa);
+		if (have == n)
+			return NULL;
+		nanosleep(&ts, NULL);
+	}
+	return err("setaside holds %zu records, not %zu", have, n);
+}
+
+/* An entry set aside and replayed is back in the queue under a new
+ * sequence number, as it was; a purge counts its samples as dropped. */
+static void test_replay_and_purge(void)
+{
+	static const int two[] = { 0, 3 }, one[] = { 0 };
+	struct setaside_filter f;
+	struct entries sa;
+	struct store_span span;
+	uint64_t s0, purged0;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(3));
+	CHECK_NOERR(batch_fixture(&E.b[0], "t1", 0, NULL));
+	CHECK_NOERR(batch_fixture(&E.b[1], "t1", 3, NULL));
+	CHECK_NOERR(batch_fixture(&E.b[2], "t2", 5, NULL));
+	CHECK_NOERR(submit_each(0, 3));
+	s0 = first_seq();
+	writer_set_aside(E.w, "t1", 2, s0 + 1, 400, "bad");
+	writer_set_aside(E.w, "t2", 2, s0 + 2, 400, "bad");
+	CHECK_NOERR(wait_entries(1));
+	CHECK_NOERR(wait_setaside(2));
+	CHECK_NOERR(queue_is("t1", one, 1, &span));
+	CHECK(setaside_filter_parse(&f, "t1", NULL) == 0);
+	writer_setaside_op(E.w, &f, 1);
+	CHECK_NOERR(wait_entries(2));
+	CHECK_NOERR(queue_is("t1", two, 2, &span));
+	CHECK_EQ_INT(span.last_seq, s0 + 3);   /* a new number, after all */
+	CHECK_NOERR(entries_read(E.st->setaside, &sa));
+	CHECK_EQ_INT(sa.n, 1);                  /* t2's is still there */
+	entries_free(&sa);
+	purged0 = usage_total(DROPPED(DROP_PURGED));
+	CHECK(setaside_filter_parse(&f, NULL, NULL) == 0);
+	writer_setaside_op(E.w, &f, 0);
+	CHECK_NOERR(wait_setaside(0));
+	CHECK_EQ_INT(usage_total(DROPPED(DROP_PURGED)) - purged0,
+		     fx[5].counts.samples);
+}
+
+/* when_full = drop_oldest: every request is stored, the oldest entries
+ * make room, and their samples count as dropped (DROP_FULL). */
+static void test_drop_oldest(void)
+{
+	enum { N = 120 };
+	uint64_t dropped0 = metric_get(&metrics.samples_dropped_full);
+	struct queue_totals t;
+
+	CHECK_NOERR(env_create_policy(MIB, WHEN_FULL_DROP_OLDEST, 0));
+	CHECK_NOERR(env_start());
+	CHECK_NOERR(batches_new(N));
+	for (int i = 0; i < N; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], i % 2 ? "a" : "b", 1, NULL));
+	CHECK(N * E.b[0].value_bytes > MIB);
+	CHECK_NOERR(submit_each(0, N));
+	for (int i = 0; i < N; i++)
+		CHECK_EQ_INT(E.b[i].status, BATCH_STORED);
+	queue_totals(&E.q, &t);
+	CHECK(t.entries < N);
+	CHECK(first_seq() > 1);                 /* the oldest went */
+	CHECK_EQ_INT(usage_total(DROPPED(DROP_FULL)),
+		     (N - t.entries) * fx[1].counts.samples);
+	CHECK_EQ_INT(metric_get(&metrics.samples_dropped_full) - dropped0,
+		     (N - t.entries) * fx[1].counts.samples);
+}
+
+/* max_age: entries older than it are dropped by the next round, counted
+ * as DROP_AGE; younger ones stay. */
+static void test_max_age(void)
+{
+	struct sblock_part part = { fx[2].z, fx[2].zlen };
+	struct store_txn *txn;
+	struct queue_totals t;
+	struct entry_hdr h;
+	uint64_t seq, bytes;
+	char why[256];
+	int rc = 0;
+
+	CHECK_NOERR(env_create_policy(64 * MIB, WHEN_FULL_REJECT, 3600 * 1000));
+	/* Two entries of a day ago, written before the relay starts. */
+	CHECK((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK(store_txn_begin(E.st, &txn) == 0);
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		memset(&h, 0, sizeof(h));
+		h.samples = (uint32_t)fx[2].counts.samples;
+		h.created_ms = clock_wall_ms() - 86400 * 1000;
+		rc = store_put_entry(txn, "old", 3, &h, &part, 1, &seq, &bytes);
+	}
+	CHECK_EQ_INT(rc == 0 ? store_txn_commit(txn) : rc, 0);
+	store_close(E.st);
+	E.st_open = 0;
+	CHECK_NOERR(env_start());
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 2);
+	/* Any round checks the age first. */
+	CHECK_NOERR(batches_new(1));
+	CHECK_NOERR(batch_fixture(&E.b[0], "new", 0, NULL));
+	CHECK_NOERR(submit_wait(0, 1));
+	CHECK_EQ_INT(E.b[0].status, BATCH_STORED);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 1);
+	CHECK_EQ_INT(usage_total(DROPPED(DROP_AGE)), 2 * fx[2].counts.samples);
+}
+
 int main(void)
 {
 	if (load_fixtures() < 0) {
@@ -1061,6 +1377,13 @@ int main(void)
 	RUN_STORE(test_merge_requests_per_entry);
 	RUN_STORE(test_merge_two_tenants);
 	RUN_STORE(test_ingest_then_store);
+	RUN_STORE(test_failed_commit_refused);
+	RUN_STORE(test_disk_full_refused);
+	RUN_STORE(test_tenant_full_refused);
+	RUN_STORE(test_duplicate_not_stored);
+	RUN_STORE(test_replay_and_purge);
+	RUN_STORE(test_drop_oldest);
+	RUN_STORE(test_max_age);
 	free_fixtures();
 	ingest_thread_cleanup();
 	wire_scratch_free();
