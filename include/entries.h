@@ -48,8 +48,7 @@ struct open_entry *entry_set_find(struct entry_set *s, const char *tenant,
 				  size_t tlen);
 
 /* Appends chunk ch (its block stays the batch's) and counts it in the
- * header; the caller counts requests. Returns 0, or -1 when memory is
- * short. */
+ * header; the caller counts requests. Returns 0, or ERR_NOMEM. */
 int entry_add(struct open_entry *e, const struct chunk *ch);
 
 /* Writes e as the store's next entry (the store gives its sequence

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
+
 static void entry_empty(struct open_entry *e)
 {
 	e->nparts = 0;
@@ -51,7 +53,7 @@ int entry_add(struct open_entry *e, const struct chunk *ch)
 		size_t cap = e->cap ? e->cap * 2 : 16;
 		struct sblock_part *p = realloc(e->parts, cap * sizeof(*p));
 		if (p == NULL)
-			return -1;
+			return ERR_NOMEM;
 		e->parts = p;
 		e->cap = cap;
 	}
