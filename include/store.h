@@ -67,6 +67,10 @@
  * forwarder's lasts one upstream request (struct store_body).
  *
  * Errors: 0 ok, 1 where a comment says so, ERR_* codes (err.h) on failure.
+ *
+ * Tests: every write, commit and sync goes through a function pointer
+ * (store_int.h: store_seam_put, store_seam_commit, store_seam_sync) that a
+ * test swaps for one that fails, to see a full disk or a failed commit.
  */
 #ifndef RELAY_STORE_H
 #define RELAY_STORE_H
