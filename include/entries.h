@@ -10,13 +10,12 @@
 #ifndef RELAY_ENTRIES_H
 #define RELAY_ENTRIES_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "sblock.h"
 #include "store.h"
-#include "writer.h"
 
 /* An entry being assembled this round: one tenant's consecutive chunks. */
 struct open_entry {
@@ -49,14 +48,13 @@ struct open_entry *entry_set_find(struct entry_set *s, const char *tenant,
 				  size_t tlen);
 
 /* Appends chunk ch (its block stays the batch's) and counts it in the
- * header; the caller counts requests. Returns 0, or -1 when memory is
- * short. */
+ * header; the caller counts requests. Returns 0, or ERR_NOMEM. */
 int entry_add(struct open_entry *e, const struct chunk *ch);
 
-/* Writes e as the store's next entry, created at created_ms, fills *out
- * and empties e. An empty entry writes nothing and returns 1. Returns 0,
- * 1, or an LMDB error code. */
-int entry_write(struct open_entry *e, MDB_txn *txn, struct store *st,
+/* Writes e as the store's next entry (the store gives its sequence
+ * number), created at created_ms, fills *out and empties e. An empty
+ * entry writes nothing and returns 1. Returns 0, 1, or an ERR_* code. */
+int entry_write(struct open_entry *e, struct store_txn *txn,
 		uint64_t created_ms, struct entry_written *out);
 
 void entry_set_free(struct entry_set *s);

@@ -17,7 +17,7 @@
 #include "buf.h"
 #include "config.h"
 #include "wire.h"
-#include "writer.h"
+#include "batch.h"
 
 struct ingest_req {
 	const char *tenant;        /* ref: tenant id, "" for none */

@@ -1,20 +1,27 @@
 /*
  * store.h - the durable buffer: an LMDB environment in [storage] path.
  *
- * On-disk format, version 1 (STORE_FORMAT). Named databases:
+ * The store is the only code that knows the layout below: the rest of the
+ * relay holds a closed struct store and calls the operations in this
+ * header (the insides are in store_int.h, for store*.c only). Files:
+ * store.c (open, format check, transactions), store_queue.c (entries),
+ * store_setaside.c, store_dedup.c, store_usage.c.
  *
- *   meta      "format" -> u32 STORE_FORMAT; "next_seq" -> u64
+ * On-disk format, version 2 (STORE_FORMAT). Named databases:
+ *
+ *   meta      "format" -> u32 STORE_FORMAT; "next_seq" -> u64;
+ *             "usage_format" -> u32 USAGE_FORMAT (usage.h)
  *   queue     key: tenant id bytes, 0x00, u64 big-endian sequence number
  *             (so one tenant's entries are adjacent and oldest first)
  *             value: struct entry_hdr, then one snappy block
  *   setaside  same key; value: struct setaside_hdr, the upstream's reason,
  *             then the queue value as it was
- *   dedup     empty; earlier versions kept digest -> time here, and
- *             dedup_open empties it
+ *   dedup     empty (format 1 kept digest -> time here)
  *   dedup_time key: u64 big-endian ms when the request was stored, then
  *             the SHA-256 of tenant id, 0x00, request body; empty value
  *             (a resend within the window is not stored again; dedup.h)
- *   usage, usage_hll  see usage.h
+ *   usage, usage_hll  key: tenant id, 0x00, u64 big-endian hour; values
+ *             are the usage module's (usage.h, USAGE_FORMAT)
  *
  *   queue value:
  *   +---------+-------+----------+---------+-----------------------------+
@@ -28,22 +35,46 @@
  *   | of a prometheus.WriteRequest, ready to send upstream as it is)      |
  *   +---------------------------------------------------------------------+
  *
- * Integers are little-endian. An entry holds one or more acknowledged
- * requests of one tenant, merged when they were committed together. The
- * block is the request body the forwarder sends (several entries are merged
- * again, without recompressing; see sblock.h).
+ *   setaside value:
+ *   +-----------+---------------+--------------+--------+-------------+
+ *   | status u32| reason_len u32| set_aside_ms | reason | queue value |
+ *   |           |               |     u64      |        | (as above)  |
+ *   +-----------+---------------+--------------+--------+-------------+
  *
- * Changing the layout: bump STORE_FORMAT and teach store_open to read or
- * convert the old one; never reuse a version number.
+ * Integers are little-endian unless said otherwise. An entry holds one or
+ * more acknowledged requests of one tenant, merged when they were
+ * committed together. The block is the request body the forwarder sends
+ * (several entries are merged again, without recompressing; see sblock.h).
+ *
+ * Versions. STORE_FORMAT covers the databases and keys; the entry header
+ * has its own (STORE_ENTRY_VERSION, in every queue value), the usage
+ * records theirs (USAGE_FORMAT in meta, and in each record). When a
+ * meaning changes, bump the number (never reuse one) and teach store_open
+ * to convert the older layout or to refuse it with a message that says
+ * what to do. store_open checks them all:
+ *   format 1 -> 2  the dedup database held digest -> time records that
+ *                  nothing reads now: it is emptied, format becomes 2.
+ *   newer format   refused ("written by a newer relay").
+ *   usage_format   missing (format 1): set; older: the usage module reads
+ *                  older records (shorter ones with zeros), so it is
+ *                  raised; newer: refused.
+ *   entry version  an entry of another version is not misread: it is
+ *                  skipped with a warning when the queue is loaded, and
+ *                  sent alone (and so set aside) if it is ever read.
  *
  * Threads: one writer thread owns every write transaction (writer.h);
  * readers use short read transactions (MDB_NOTLS, so any thread may); a
  * forwarder's lasts one upstream request (struct store_body).
+ *
+ * Errors: 0 ok, 1 where a comment says so, ERR_* codes (err.h) on failure.
+ *
+ * Tests: every write, commit and sync goes through a function pointer
+ * (store_int.h: store_seam_put, store_seam_commit, store_seam_sync) that a
+ * test swaps for one that fails, to see a full disk or a failed commit.
  */
 #ifndef RELAY_STORE_H
 #define RELAY_STORE_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,11 +82,12 @@
 #include "config.h"
 #include "sblock.h"
 
-#define STORE_FORMAT 1
+#define STORE_FORMAT 2
+#define STORE_ENTRY_VERSION 1
 #define STORE_KEY_MAX (TENANT_ID_MAX + 1 + 8)
 
 struct entry_hdr {
-	uint8_t version;
+	uint8_t version;         /* STORE_ENTRY_VERSION */
 	uint8_t flags;
 	uint16_t reserved;
 	uint32_t raw_len;
@@ -80,20 +112,9 @@ _Static_assert(sizeof(struct setaside_hdr) == 16, "setaside_hdr layout");
 #error "store.h: the on-disk format is written by little-endian hosts only"
 #endif
 
-struct store {
-	MDB_env *env;
-	MDB_dbi meta;
-	MDB_dbi queue;
-	MDB_dbi setaside;
-	MDB_dbi dedup;
-	MDB_dbi dedup_time;
-	MDB_dbi usage;
-	MDB_dbi usage_hll;
-	uint64_t max_size;
-	uint64_t next_seq;    /* writer's: next sequence number to assign */
-	unsigned page_size;
-	int lock_fd;          /* flock on PATH/relay.lock; -1 if none */
-};
+struct store;        /* closed: the environment and its databases */
+struct store_txn;    /* closed: the one write transaction */
+struct store_read;   /* closed: a read transaction */
 
 /* Totals of entries read or removed. */
 struct store_span {
@@ -108,64 +129,191 @@ struct store_span {
 /*
  * Opens (creating path 0700 if missing) the environment, holding an
  * exclusive lock on PATH/relay.lock so that one process at a time writes
- * it. Clears reader slots left by dead processes. Returns 0, or -1 with a
- * reason in err.
+ * it; checks (and where it can, converts) the format versions above.
+ * Clears reader slots left by dead processes. Returns the store (the
+ * caller closes it), or NULL with a reason in err.
  */
-int store_open(struct store *st, const char *path, uint64_t max_size,
-	       char *err, size_t errlen);
+struct store *store_open(const char *path, uint64_t max_size, char *err,
+			 size_t errlen);
 
 /* Opens an existing environment to read only, without the lock (safe
- * beside a running relay). Returns 0, or -1 with a reason in err. */
-int store_open_readonly(struct store *st, const char *path, char *err,
-			size_t errlen);
+ * beside a running relay); refuses a format it cannot read. Returns the
+ * store or NULL with a reason in err. */
+struct store *store_open_readonly(const char *path, char *err, size_t errlen);
+
+/* Syncs (when writable) and closes; frees st. Accepts NULL. */
 void store_close(struct store *st);
 
-/* Takes PATH/relay.lock. Returns its fd, -2 if another process holds it,
- * or -1 if it cannot be taken (no directory, ...). */
+/* Takes PATH/relay.lock. Returns its fd, ERR_BUSY if another process
+ * holds it, or ERR_FAIL if it cannot be taken (no directory, ...). */
 int store_lock(const char *path);
 void store_unlock(int fd);
 
-/* Fills q with what the queue database holds. Returns 0 or -1. */
+/* Fills q with what the queue database holds. Returns 0 or an ERR_*. */
 struct queue;
 int store_load_queue(struct store *st, struct queue *q);
 
-/* Writes the key for (tenant, seq) into key (STORE_KEY_MAX bytes); returns
- * its length. */
-size_t store_key(uint8_t *key, const char *tenant, size_t tlen, uint64_t seq);
-
-/* Splits a key; returns 0, or -1 if it is not a queue key. */
-int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
-		    uint64_t *seq);
+/*
+ * Write transactions: one at a time, the writer thread's (or a CLI's when
+ * no relay runs). Begin returns 0 and *t, or an ERR_* code. Commit saves
+ * the sequence numbers taken in it and syncs; abort gives them back.
+ * After commit (whatever it returns) or abort, t is gone.
+ */
+int store_txn_begin(struct store *st, struct store_txn **t);
+int store_txn_commit(struct store_txn *t);
+void store_txn_abort(struct store_txn *t);
 
 /*
- * Writer: stores one entry whose block is the merge of parts. hdr's
- * raw_len is set here. Returns 0 or an LMDB error code.
+ * Stores one entry whose block is the merge of parts, under the next
+ * sequence number (set in *seq). hdr's version and raw_len are set here.
+ * Returns 0 or an ERR_* code (ERR_FULL: the map is full).
  */
-int store_put_entry(MDB_txn *txn, struct store *st, const char *tenant,
-		    size_t tlen, uint64_t seq, struct entry_hdr *hdr,
-		    const struct sblock_part *parts, size_t nparts,
-		    uint64_t *value_bytes);
+int store_put_entry(struct store_txn *t, const char *tenant, size_t tlen,
+		    struct entry_hdr *hdr, const struct sblock_part *parts,
+		    size_t nparts, uint64_t *seq, uint64_t *value_bytes);
 
 /*
- * Writer: deletes the tenant's entries with first <= seq <= last, adding
- * what it removed to *gone; *next (entries = 0 if none) describes the
- * tenant's oldest entry left, wherever it is. Returns 0 or an LMDB error
- * code.
+ * Deletes the tenant's entries with first <= seq <= last, adding what it
+ * removed to *gone; *next (entries = 0 if none) describes the tenant's
+ * oldest entry left, wherever it is. Returns 0 or an ERR_* code.
  */
-int store_delete_range(MDB_txn *txn, struct store *st, const char *tenant,
-		       size_t tlen, uint64_t first, uint64_t last,
-		       struct store_span *gone, struct store_span *next);
+int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
+		       uint64_t first, uint64_t last, struct store_span *gone,
+		       struct store_span *next);
 
-/* Writer: moves one entry into setaside with the upstream's answer,
- * adding it to *gone; *next describes the tenant's oldest entry left, as
- * in store_delete_range. Returns 0, MDB_NOTFOUND (no such entry), or an
- * LMDB error code. */
-int store_set_aside(MDB_txn *txn, struct store *st, const char *tenant,
-		    size_t tlen, uint64_t seq, long status, const char *reason,
+/* Moves one entry into setaside with the upstream's answer, adding it to
+ * *gone; *next as in store_delete_range. Returns 0, ERR_NOTFOUND (no such
+ * entry), or an ERR_* code. */
+int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
+		    uint64_t seq, long status, const char *reason,
 		    struct store_span *gone, struct store_span *next);
 
-/* Writer: records next_seq in meta. Returns 0 or an LMDB error code. */
-int store_put_next_seq(MDB_txn *txn, struct store *st);
+/* Bytes of the pages the databases use now (branch, leaf and overflow
+ * pages of every database), as the transaction sees them. */
+uint64_t store_used_bytes(struct store_txn *t);
+
+/* Bytes a value of n bytes takes on disk, at most (whole pages when it
+ * overflows a leaf page). */
+uint64_t store_value_footprint(const struct store *st, uint64_t n);
+
+/* The data file, for the preallocator (prealloc.h): its descriptor, its
+ * path into out (0 or ERR_FAIL), where LMDB's pages end (only between
+ * write transactions), the map's size, the page size. */
+int store_data_fd(const struct store *st);
+int store_data_path(const struct store *st, char *out, size_t outlen);
+uint64_t store_data_end(const struct store *st);
+uint64_t store_map_size(const struct store *st);
+unsigned store_page_size(const struct store *st);
+
+/* ---- Set-aside entries (store_setaside.c) ---- */
+
+/* Which set-aside entries an operation takes. */
+struct setaside_filter {
+	char tenant[TENANT_ID_MAX + 1];
+	size_t tlen;
+	int any_tenant;          /* 1: every tenant */
+	uint64_t seq;            /* 0: every entry */
+};
+
+/* Called for each entry replayed (now in the queue as seq) or deleted. */
+struct setaside_sink {
+	void (*replayed)(void *arg, const char *tenant, size_t tlen, uint64_t seq,
+			 uint64_t bytes, uint64_t samples, uint64_t created_ms);
+	void (*deleted)(void *arg, const char *tenant, size_t tlen,
+			uint64_t samples);
+	void *arg;
+};
+
+/* One set-aside entry as a listing shows it (refs into the map). */
+struct setaside_item {
+	const char *tenant;
+	size_t tlen;
+	uint64_t seq;
+	uint32_t status;
+	const char *reason;
+	size_t reason_len;
+	uint64_t set_aside_ms;
+	uint32_t samples, series;
+	size_t bytes;            /* of the queue value kept */
+};
+
+/* Calls fn for each matching entry, in a read transaction; fn returns 0
+ * to go on or an ERR_* code to stop with. Returns 0 or an ERR_* code. */
+int store_setaside_each(struct store *st, const struct setaside_filter *f,
+			int (*fn)(void *arg, const struct setaside_item *it),
+			void *arg);
+
+/* Moves the matching entries back to the queue behind what it holds, with
+ * new sequence numbers. Returns 0 or an ERR_* code; *n counts them. */
+int store_setaside_replay(struct store_txn *t, const struct setaside_filter *f,
+			  const struct setaside_sink *sink, uint64_t *n);
+
+/* Deletes the matching entries. Returns 0 or an ERR_* code. */
+int store_setaside_purge(struct store_txn *t, const struct setaside_filter *f,
+			 const struct setaside_sink *sink, uint64_t *n);
+
+/* Deletes entries older than max_age_ms, then the oldest until the
+ * database's pages fit in max_bytes. Returns 0 or an ERR_* code. */
+int store_setaside_trim(struct store_txn *t, uint64_t max_bytes,
+			uint64_t max_age_ms, uint64_t now,
+			const struct setaside_sink *sink, uint64_t *n);
+
+/* ---- Dedup records (store_dedup.c): (time ms, SHA-256) ---- */
+
+/* Calls fn for each record, oldest first. Returns 0 or an ERR_* code
+ * (fn's, if it returns one). */
+int store_dedup_each(struct store_txn *t,
+		     int (*fn)(void *arg, uint64_t ms, const uint8_t digest[32]),
+		     void *arg);
+
+/* Whether the record (ms, digest) exists: 1, 0, or an ERR_* code. */
+int store_dedup_has(struct store_txn *t, uint64_t ms, const uint8_t digest[32]);
+
+/* Adds the record (ms, digest). Returns 0 or an ERR_* code. */
+int store_dedup_put(struct store_txn *t, uint64_t ms, const uint8_t digest[32]);
+
+/* Deletes records older than before_ms (and unreadable ones), oldest
+ * first, at most max of them, calling gone for each readable one.
+ * Returns 0 or an ERR_* code. */
+int store_dedup_expire(struct store_txn *t, uint64_t before_ms, unsigned max,
+		       void (*gone)(void *arg, uint64_t ms,
+				    const uint8_t digest[32]),
+		       void *arg);
+
+/* ---- Usage records (store_usage.c): per tenant and hour ---- */
+
+/* The (tenant, hour) value of the usage (hll = 0) or usage_hll (hll = 1)
+ * database: 1 with *val and *len referring to it until the transaction's next
+ * write, 0 if there is none, or an ERR_* code. */
+int store_usage_get(struct store_txn *t, int hll, const char *tenant,
+		    size_t tlen, uint64_t hour, const void **val, size_t *len);
+
+/* Writes the (tenant, hour) value. Returns 0 or an ERR_* code. */
+int store_usage_put(struct store_txn *t, int hll, const char *tenant,
+		    size_t tlen, uint64_t hour, const void *val, size_t len);
+
+/* Reserves len bytes as the (tenant, hour) value and sets *out to them,
+ * for the caller to fill before the transaction's next write (nothing is
+ * copied). Returns 0 or an ERR_* code. */
+int store_usage_reserve(struct store_txn *t, int hll, const char *tenant,
+			size_t tlen, uint64_t hour, size_t len, void **out);
+
+/* Deletes sketches of hours before hll_before_s and records of hours
+ * before usage_before_s. Returns 0 or an ERR_* code. */
+int store_usage_cleanup(struct store_txn *t, uint64_t hll_before_s,
+			uint64_t usage_before_s);
+
+/* Calls fn for each usage record in key order (tenant, then hour), from
+ * tenant's hour from_s on when tenant is not NULL (and only its records);
+ * in a read transaction. fn returns 0 to go on, 1 to stop, or an ERR_*
+ * code. Returns 0 or an ERR_* code. */
+int store_usage_each(struct store *st, const char *tenant, size_t tlen,
+		     uint64_t from_s,
+		     int (*fn)(void *arg, const char *tenant, size_t tlen,
+			       uint64_t hour, const void *val, size_t len),
+		     void *arg);
+
+/* ---- The forwarder's reads (store_queue.c) ---- */
 
 /* Most entries one request body merges. */
 #define STORE_BODY_MAX_ENTRIES 256
@@ -185,7 +333,7 @@ int store_put_next_seq(MDB_txn *txn, struct store *st);
  * request only (bounded by [upstream] timeout) and releases it promptly.
  */
 struct store_body {
-	MDB_txn *txn;        /* owned; NULL when nothing is held */
+	struct store_read *read; /* owned; NULL when nothing is held */
 	struct sblock_part elements[STORE_BODY_MAX_ENTRIES]; /* ref: the map */
 	struct sblock_stream stream;
 };
@@ -223,19 +371,5 @@ int store_read_batch(struct store *st, const char *tenant, size_t tlen,
 		     uint64_t seq, uint64_t max_seq, uint64_t max_raw,
 		     uint64_t max_entries, struct buf *body,
 		     struct store_span *span);
-
-/* Reads an entry header from a value; returns 0, or -1 if malformed. */
-int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr);
-
-/* Bytes of the pages the databases use now (branch, leaf and overflow
- * pages of every database), as the transaction sees them. */
-uint64_t store_used_bytes(MDB_txn *txn, struct store *st);
-
-/* Bytes a value of n bytes takes on disk, at most (whole pages when it
- * overflows a leaf page). */
-uint64_t store_value_footprint(struct store *st, uint64_t n);
-
-/* "No space", "map full" ... for an LMDB or errno code. */
-const char *store_strerror(int rc);
 
 #endif

@@ -3,8 +3,9 @@
  *
  * The writer adds to them in the same LMDB transaction that stores (or
  * delivers, or drops) the data they count, so after any crash they equal
- * exactly what was acknowledged. Format version 1, in the store's
- * environment (see store.h for the others):
+ * exactly what was acknowledged. Format version 1 (USAGE_FORMAT, also in
+ * the store's meta and checked when it is opened: store.h), in the store's
+ * environment:
  *
  *   usage      key: tenant id, 0x00, u64 big-endian hour (Unix seconds,
  *              a multiple of 3600); value: struct usage_rec
@@ -22,13 +23,15 @@
 #ifndef RELAY_USAGE_H
 #define RELAY_USAGE_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
 #include "hll.h"
+
+struct store;
+struct store_txn;
 
 #define USAGE_FORMAT 1
 #define USAGE_HLL_P HLL_P
@@ -108,23 +111,39 @@ struct usage_rec *usage_round_get(struct usage_round *r, const char *tenant,
 				  size_t tlen, uint64_t hour);
 
 /* Adds series (usage_hll_code()s) to the (tenant, hour) sketch, loading it
- * from hll_dbi first. Returns 0 or an error code. */
-int usage_round_series(struct usage_round *r, MDB_txn *txn, MDB_dbi hll_dbi,
+ * from the store first. Returns 0 or an ERR_* code. */
+int usage_round_series(struct usage_round *r, struct store_txn *txn,
 		       const char *tenant, size_t tlen, uint64_t hour,
 		       const uint32_t *codes, size_t n);
 
+/*
+ * A round's accounting, called by the writer for what its transaction
+ * does, in the hour of now: a stored request (its counters, and its series
+ * in the sketch), a refused one (reason: enum refuse_reason), samples
+ * delivered upstream, samples dropped. Each returns 0 or an ERR_* code.
+ */
+int usage_count_stored(struct usage_round *r, struct store_txn *txn,
+		       const char *tenant, size_t tlen, uint64_t now,
+		       const struct usage_rec *add, const uint32_t *hll,
+		       size_t nhll);
+int usage_count_refused(struct usage_round *r, const char *tenant,
+			size_t tlen, uint64_t now, int reason, uint64_t samples);
+int usage_count_delivered(struct usage_round *r, const char *tenant,
+			  size_t tlen, uint64_t now, uint64_t samples);
+int usage_count_dropped(struct usage_round *r, const char *tenant,
+			size_t tlen, uint64_t now, enum usage_drop why,
+			uint64_t samples);
+
 /* Adds the round to the records (and sketches) in the transaction.
- * Returns 0 or an LMDB error code. */
-int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
-		      MDB_dbi hll_dbi);
+ * Returns 0 or an ERR_* code. */
+int usage_round_flush(struct usage_round *r, struct store_txn *txn);
 
 void usage_round_clear(struct usage_round *r);
 void usage_round_free(struct usage_round *r);
 
 /* Deletes sketches of hours that can no longer change and records older
- * than retention_ms. Returns 0 or an LMDB error code. */
-int usage_cleanup(MDB_txn *txn, MDB_dbi dbi, MDB_dbi hll_dbi, uint64_t now,
-		  uint64_t retention_ms);
+ * than retention_ms. Returns 0 or an ERR_* code. */
+int usage_cleanup(struct store_txn *txn, uint64_t now, uint64_t retention_ms);
 
 /* Which rows a query wants. */
 struct usage_filter {
@@ -138,12 +157,13 @@ struct usage_filter {
 int usage_parse_time(const char *s, uint64_t *out_s);
 
 /*
- * Appends the rows of dbi (the usage database) matching f, one per tenant
- * and hour in key order, as JSON ({"usage":[...]}) or as CSV with a
- * header line. Returns 0 or -1.
+ * Appends the usage records matching f, one row per tenant and hour in key
+ * order, as JSON ({"usage":[...]}) or as CSV with a header line, read in
+ * one read transaction. Returns 0 or an ERR_* code (ERR_NOMEM: out's
+ * bound).
  */
-int usage_format(MDB_txn *txn, MDB_dbi dbi, const struct usage_filter *f,
-		 int csv, struct buf *out);
+int usage_format(struct store *st, const struct usage_filter *f, int csv,
+		 struct buf *out);
 
 /* The CLI: `relay usage -c FILE [--tenant T] [--from X] [--to Y] [--csv]`.
  * Reads the data directory directly (also while a relay runs). Returns

@@ -15,53 +15,11 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "config.h"
-#include "sblock.h"
-#include "usage.h"
-#include "wire.h"
 
 struct store;
 struct queue;
-
-/* One compressed piece of a request: a snappy block of whole series. */
-struct chunk {
-	uint8_t *block;          /* owned by the batch */
-	size_t len;
-	uint32_t raw_len;
-	struct wire_counts counts;
-};
-
-enum batch_status {
-	BATCH_PENDING = 0,
-	BATCH_STORED,            /* durable: answer 2xx */
-	BATCH_DUPLICATE,         /* a resend already stored: 2xx, not stored */
-	BATCH_FULL,              /* over max_size: 503 */
-	BATCH_TENANT_FULL,       /* over the tenant's max_buffer_bytes */
-	BATCH_FAILED             /* commit failed: 503 */
-};
-
-struct batch {
-	char tenant[TENANT_ID_MAX + 1];
-	size_t tlen;
-	struct chunk *chunks;    /* owned */
-	size_t nchunks;
-	uint64_t value_bytes;    /* what it will take in LMDB, about */
-	uint64_t tenant_max_bytes; /* the tenant's share of the buffer; 0: none */
-	uint8_t digest[32];      /* SHA-256 of tenant and body, for dedup */
-	int has_digest;
-	struct usage_rec usage;  /* what it adds to the tenant's usage */
-	const uint32_t *hll;     /* ref: series as usage_hll_code()s */
-	size_t nhll;
-	/* Set by the writer before done() is called. */
-	enum batch_status status;
-	/* Called on the writer thread once status is final; must not block. */
-	void (*done)(struct batch *b, void *arg);
-	void *arg;
-	struct batch *next;      /* writer's list */
-};
-
-/* Frees what a batch owns (its chunks), not the batch itself. */
-void batch_release(struct batch *b);
 
 struct writer;
 
@@ -73,7 +31,8 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 void writer_stop(struct writer *w);
 
 /* Hands a batch over; b->done is called later on the writer thread.
- * After writer_stop has begun, done is called at once with BATCH_FAILED. */
+ * After writer_stop has begun, done is called at once with BATCH_REFUSED
+ * and REFUSE_STORAGE. */
 void writer_submit(struct writer *w, struct batch *b);
 
 /* The upstream took the tenant's entries first..last: delete them. */

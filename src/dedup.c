@@ -4,10 +4,10 @@
  */
 #include "dedup.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "store.h"
 
 /* Expired records removed per call at most (keeps commits short). */
@@ -65,13 +65,6 @@ static uint64_t slot_time(uint64_t slot, uint64_t now)
 	uint64_t back = (now - slot) & T_MASK;
 
 	return back <= T_MASK / 2 ? now - back : now + (T_MASK + 1 - back);
-}
-
-static void time_key(uint8_t out[40], uint64_t t, const uint8_t digest[32])
-{
-	for (int i = 0; i < 8; i++)
-		out[i] = (uint8_t)(t >> (56 - 8 * i));
-	memcpy(out + 8, digest, 32);
 }
 
 /* Puts slot into a free place; the caller made room. */
@@ -133,43 +126,35 @@ static void remove_slot(struct dedup *d, uint64_t key, uint64_t t)
 	d->slots[i] = 0;
 }
 
-struct dedup *dedup_open(MDB_txn *txn, struct store *st, uint64_t now,
+/* Loads one record into the index, if it is still in the window. */
+struct load {
+	struct dedup *d;
+	uint64_t now, window_ms;
+};
+
+static int load_one(void *arg, uint64_t t, const uint8_t digest[32])
+{
+	struct load *l = arg;
+
+	if (l->window_ms == 0 || t + l->window_ms <= l->now)
+		return 0;
+	return insert(l->d, digest_key(digest), t) < 0 ? ERR_NOMEM : 0;
+}
+
+struct dedup *dedup_open(struct store_txn *txn, uint64_t now,
 			 uint64_t window_ms, int *rc)
 {
 	struct dedup *d = calloc(1, sizeof(*d));
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	uint64_t t;
+	struct load l = {d, now, window_ms};
 
-	*rc = ENOMEM;
+	*rc = ERR_NOMEM;
 	if (d == NULL || (d->slots = calloc(MIN_SLOTS, sizeof(*d->slots))) == NULL)
 		goto fail;
 	d->cap = MIN_SLOTS;
-	if ((*rc = mdb_drop(txn, st->dedup, 0)) != 0 ||
-	    (*rc = mdb_cursor_open(txn, st->dedup_time, &cur)) != 0)
+	if ((*rc = store_dedup_each(txn, load_one, &l)) != 0)
 		goto fail;
-	for (*rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); *rc == 0;
-	     *rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 40)
-			continue;
-		t = 0;
-		for (int i = 0; i < 8; i++)
-			t = t << 8 | ((const uint8_t *)k.mv_data)[i];
-		if (window_ms == 0 || t + window_ms <= now)
-			continue;
-		if (insert(d, digest_key((const uint8_t *)k.mv_data + 8), t) < 0) {
-			*rc = ENOMEM;
-			goto fail;
-		}
-	}
-	if (*rc != MDB_NOTFOUND)
-		goto fail;
-	mdb_cursor_close(cur);
-	*rc = 0;
 	return d;
 fail:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
 	dedup_free(d);
 	return NULL;
 }
@@ -188,13 +173,11 @@ size_t dedup_count(const struct dedup *d)
 	return d->n;
 }
 
-int dedup_seen(struct dedup *d, MDB_txn *txn, struct store *st,
+int dedup_seen(struct dedup *d, struct store_txn *txn,
 	       const uint8_t digest[32], uint64_t now, uint64_t window_ms)
 {
 	uint64_t key = digest_key(digest), t;
 	size_t mask = d->cap - 1;
-	uint8_t tk[40];
-	MDB_val k = {sizeof(tk), tk}, v;
 	int rc;
 
 	if (window_ms == 0)
@@ -205,38 +188,32 @@ int dedup_seen(struct dedup *d, MDB_txn *txn, struct store *st,
 			continue;
 		if ((t = slot_time(d->slots[i], now)) + window_ms <= now)
 			continue;
-		/* 36 bits matched: the record says whether all do. */
-		time_key(tk, t, digest);
-		rc = mdb_get(txn, st->dedup_time, &k, &v);
-		if (rc == 0)
-			return 1;
-		if (rc != MDB_NOTFOUND)
-			return -rc;
+		/* 36 bits matched: the record says whether all do. An error
+		 * is passed on as it is, never taken for "not a duplicate". */
+		if ((rc = store_dedup_has(txn, t, digest)) != 0)
+			return rc;
 	}
 	return 0;
 }
 
-int dedup_remember(struct dedup *d, MDB_txn *txn, struct store *st,
+int dedup_remember(struct dedup *d, struct store_txn *txn,
 		   const uint8_t digest[32], uint64_t now)
 {
-	uint8_t tk[40];
-	MDB_val k = {sizeof(tk), tk}, empty = {0, NULL};
 	uint64_t key = digest_key(digest);
 	int rc;
 
-	time_key(tk, now, digest);
-	if ((rc = mdb_put(txn, st->dedup_time, &k, &empty, 0)) != 0)
+	if ((rc = store_dedup_put(txn, now, digest)) != 0)
 		return rc;
 	if (d->nround == d->round_cap) {
 		size_t cap = d->round_cap ? 2 * d->round_cap : 64;
 		struct added *a = realloc(d->round, cap * sizeof(*a));
 		if (a == NULL)
-			return ENOMEM;
+			return ERR_NOMEM;
 		d->round = a;
 		d->round_cap = cap;
 	}
 	if (insert(d, key, now) < 0)
-		return ENOMEM;
+		return ERR_NOMEM;
 	d->round[d->nround].key = key;
 	d->round[d->nround].t = now;
 	d->nround++;
@@ -251,32 +228,21 @@ void dedup_round_end(struct dedup *d, int committed)
 	d->nround = 0;
 }
 
-int dedup_expire(struct dedup *d, MDB_txn *txn, struct store *st,
-		 uint64_t now, uint64_t window_ms)
+static void expired(void *arg, uint64_t t, const uint8_t digest[32])
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	uint64_t t;
-	int rc, n = 0;
+	remove_slot(arg, digest_key(digest), t);
+}
 
-	if ((rc = mdb_cursor_open(txn, st->dedup_time, &cur)) != 0)
-		return rc;
-	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
-	       n++ < EXPIRE_PER_CALL) {
-		t = 0;
-		if (k.mv_size == 40) {
-			for (int i = 0; i < 8; i++)
-				t = t << 8 | ((const uint8_t *)k.mv_data)[i];
-			if (window_ms > 0 && t + window_ms > now)
-				break;
-			remove_slot(d, digest_key((const uint8_t *)k.mv_data + 8), t);
-		}
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
+int dedup_expire(struct dedup *d, struct store_txn *txn, uint64_t now,
+		 uint64_t window_ms)
+{
+	/* Records with t + window_ms <= now go. */
+	uint64_t before = window_ms == 0 ? UINT64_MAX :
+			  now >= window_ms ? now - window_ms + 1 : 0;
+	int rc = store_dedup_expire(txn, before, EXPIRE_PER_CALL, expired, d);
+
 	/* Give memory back after a burst. */
 	if (d->cap > MIN_SLOTS && 8 * d->n < d->cap)
 		resize(d, d->cap / 2);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+	return rc;
 }

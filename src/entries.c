@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
+
 static void entry_empty(struct open_entry *e)
 {
 	e->nparts = 0;
@@ -51,7 +53,7 @@ int entry_add(struct open_entry *e, const struct chunk *ch)
 		size_t cap = e->cap ? e->cap * 2 : 16;
 		struct sblock_part *p = realloc(e->parts, cap * sizeof(*p));
 		if (p == NULL)
-			return -1;
+			return ERR_NOMEM;
 		e->parts = p;
 		e->cap = cap;
 	}
@@ -67,7 +69,7 @@ int entry_add(struct open_entry *e, const struct chunk *ch)
 	return 0;
 }
 
-int entry_write(struct open_entry *e, MDB_txn *txn, struct store *st,
+int entry_write(struct open_entry *e, struct store_txn *txn,
 		uint64_t created_ms, struct entry_written *out)
 {
 	uint64_t bytes, seq;
@@ -75,10 +77,9 @@ int entry_write(struct open_entry *e, MDB_txn *txn, struct store *st,
 
 	if (e->nparts == 0)
 		return 1;
-	seq = st->next_seq++;
 	e->hdr.created_ms = created_ms;
-	rc = store_put_entry(txn, st, e->tenant, e->tlen, seq, &e->hdr,
-			     e->parts, e->nparts, &bytes);
+	rc = store_put_entry(txn, e->tenant, e->tlen, &e->hdr, e->parts,
+			     e->nparts, &seq, &bytes);
 	if (rc != 0)
 		return rc;
 	out->seq = seq;

@@ -210,7 +210,7 @@ static int on_seek(void *arg, curl_off_t offset, int origin)
 
 	if (origin != SEEK_SET || offset != 0)
 		return CURL_SEEKFUNC_CANTSEEK;
-	if (s->body.txn != NULL) {
+	if (s->body.read != NULL) {
 		sblock_stream_rewind(&s->body.stream);
 		return CURL_SEEKFUNC_OK;
 	}

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "conn_guard.h"
 #include "inflight.h"
+#include "err.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
@@ -350,17 +351,16 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 		metrics_count_request(204);
 		ret = MHD_queue_response(r->conn, 204, h->stored);
 		break;
-	case BATCH_FULL:
-		ret = refuse_req(r, 503, REFUSE_BUFFER_FULL,
-				 "buffer full; retry later");
-		break;
-	case BATCH_TENANT_FULL:
-		ret = refuse_req(r, limit_status(r), REFUSE_TENANT_FULL,
-				 "tenant's share of the buffer is full; retry later");
-		break;
-	default:
-		ret = refuse_req(r, 503, REFUSE_STORAGE,
-				 "storage error; retry later");
+	default:  /* BATCH_REFUSED: the writer's reason */
+		if (r->batch.reason == REFUSE_BUFFER_FULL)
+			ret = refuse_req(r, 503, REFUSE_BUFFER_FULL,
+					 "buffer full; retry later");
+		else if (r->batch.reason == REFUSE_TENANT_FULL)
+			ret = refuse_req(r, limit_status(r), REFUSE_TENANT_FULL,
+					 "tenant's share of the buffer is full; retry later");
+		else
+			ret = refuse_req(r, 503, REFUSE_STORAGE,
+					 "storage error; retry later");
 		break;
 	}
 	batch_release(&r->batch);
@@ -515,7 +515,6 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn)
 	enum MHD_Result ret;
 	const char *v, *fmt;
 	struct buf out;
-	MDB_txn *txn;
 	int csv = 0, rc;
 
 	if (!admin_ok(conn, &ret))
@@ -535,11 +534,12 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn)
 		else if (strcmp(fmt, "json") != 0)
 			return respond(conn, 400, "bad format: json or csv\n", NULL);
 	}
-	if (mdb_txn_begin(h->d.st->env, NULL, MDB_RDONLY, &txn) != 0)
-		return respond(conn, 503, "storage unavailable\n", NULL);
 	buf_init(&out, (size_t)1 << 30);
-	rc = usage_format(txn, h->d.st->usage, &f, csv, &out);
-	mdb_txn_abort(txn);
+	rc = usage_format(h->d.st, &f, csv, &out);
+	if (rc < 0 && rc != ERR_NOMEM) {
+		buf_free(&out);
+		return respond(conn, 503, "storage unavailable\n", NULL);
+	}
 	if (rc < 0 || out.p == NULL) {
 		buf_free(&out);
 		return respond(conn, 500, "cannot format usage\n", NULL);
@@ -580,7 +580,6 @@ static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *co
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	struct buf out;
-	MDB_txn *txn;
 	const char *op = url + strlen("/api/v1/setaside");
 	int rc;
 
@@ -599,11 +598,12 @@ static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *co
 	}
 	if (op[0] != '\0')
 		return respond(conn, 404, "not found\n", NULL);
-	if (mdb_txn_begin(h->d.st->env, NULL, MDB_RDONLY, &txn) != 0)
-		return respond(conn, 503, "storage unavailable\n", NULL);
 	buf_init(&out, (size_t)1 << 30);
-	rc = setaside_format(txn, h->d.st, &f, 1, &out);
-	mdb_txn_abort(txn);
+	rc = setaside_format(h->d.st, &f, 1, &out);
+	if (rc < 0 && rc != ERR_NOMEM) {
+		buf_free(&out);
+		return respond(conn, 503, "storage unavailable\n", NULL);
+	}
 	if (rc < 0 || out.p == NULL) {
 		buf_free(&out);
 		return respond(conn, 500, "cannot list\n", NULL);

@@ -90,7 +90,7 @@ static void know_tenant(const struct queue_tenant *t, void *arg)
 
 static int run(struct config *cfg)
 {
-	struct store st;
+	struct store *st;
 	struct queue q;
 	struct writer *w;
 	struct forwarder *f;
@@ -122,9 +122,9 @@ static int run(struct config *cfg)
 		fatal("cannot initialise libcurl", NULL);
 	metric_add(&metrics.start_time_s, (uint64_t)time(NULL));
 	queue_init(&q);
-	if (store_open(&st, cfg->path, cfg->max_size, err, sizeof(err)) < 0)
+	if ((st = store_open(cfg->path, cfg->max_size, err, sizeof(err))) == NULL)
 		fatal("cannot open storage", "path=%s reason=\"%s\"", cfg->path, err);
-	if (store_load_queue(&st, &q) < 0)
+	if (store_load_queue(st, &q) < 0)
 		fatal("cannot read storage", "path=%s", cfg->path);
 	/* Tenants the buffer holds stay known ([tenancy] max_tenants). */
 	queue_each(&q, know_tenant, NULL);
@@ -133,12 +133,12 @@ static int run(struct config *cfg)
 		cfg->path, (unsigned long long)tot.entries,
 		(unsigned long long)tot.samples, (unsigned long long)tot.bytes);
 
-	if ((w = writer_start(cfg, &st, &q)) == NULL)
+	if ((w = writer_start(cfg, st, &q)) == NULL)
 		fatal("cannot start writer thread", NULL);
-	if ((f = forwarder_start(cfg, &st, &q, w)) == NULL)
+	if ((f = forwarder_start(cfg, st, &q, w)) == NULL)
 		fatal("cannot start forwarder threads", NULL);
 	deps.cfg = cfg;
-	deps.st = &st;
+	deps.st = st;
 	deps.q = &q;
 	deps.w = w;
 
@@ -171,7 +171,7 @@ static int run(struct config *cfg)
 	http_stop(h, now + 100 < deadline ? (unsigned)(deadline - now) : 100);
 	writer_stop(w);
 	queue_totals(&q, &tot);
-	store_close(&st);
+	store_close(st);
 	queue_destroy(&q);
 	curl_global_cleanup();
 	log_msg(LOG_INFO, "stopped", "buffered_entries=%llu buffered_samples=%llu",

@@ -51,7 +51,7 @@
 static uint8_t zeros[ZERO_BYTES] __attribute__((aligned(DIRECT_ALIGN)));
 
 struct prealloc {
-	MDB_env *env;
+	const struct store *st; /* ref */
 	int fd;               /* LMDB's own descriptor of data.mdb */
 	int direct_fd;        /* data.mdb opened with O_DIRECT, or -1 */
 	unsigned page_size;
@@ -71,10 +71,7 @@ struct prealloc {
  * the lock held. */
 static uint64_t lmdb_end(const struct prealloc *p)
 {
-	MDB_envinfo info;
-
-	mdb_env_info(p->env, &info);
-	return ((uint64_t)info.me_last_pgno + 1) * p->page_size;
+	return store_data_end(p->st);
 }
 
 static uint64_t margin_for(const struct prealloc *p, uint64_t end)
@@ -184,13 +181,11 @@ static void *prealloc_main(void *arg)
 
 /* data.mdb once more, for writes that bypass the page cache; -1 where the
  * filesystem refuses O_DIRECT. */
-static int open_direct(MDB_env *env)
+static int open_direct(const struct store *st)
 {
-	const char *dir;
 	char path[4096];
 
-	if (mdb_env_get_path(env, &dir) != 0 ||
-	    (size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >= sizeof(path))
+	if (store_data_path(st, path, sizeof(path)) != 0)
 		return -1;
 	return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
 }
@@ -199,21 +194,19 @@ struct prealloc *prealloc_start(struct store *st, uint64_t max_margin,
 				int direct)
 {
 	struct prealloc *p;
-	MDB_envinfo info;
 	struct stat sb;
 	int fd;
 
-	if (max_margin < SYNC_EVERY || st->env == NULL ||
-	    mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0 ||
+	if (max_margin < SYNC_EVERY || st == NULL ||
+	    (fd = store_data_fd(st)) < 0 || fstat(fd, &sb) != 0 ||
 	    (p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
-	mdb_env_info(st->env, &info);
-	p->env = st->env;
+	p->st = st;
 	p->fd = fd;
-	p->direct_fd = direct ? open_direct(st->env) : -1;
-	p->page_size = st->page_size ? st->page_size : 4096;
+	p->direct_fd = direct ? open_direct(st) : -1;
+	p->page_size = store_page_size(st);
 	p->max_margin = max_margin;
-	p->limit = info.me_mapsize;
+	p->limit = store_map_size(st);
 	p->size = p->synced = (uint64_t)sb.st_size;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);

@@ -66,57 +66,109 @@ struct usage_rec *usage_round_get(struct usage_round *r, const char *tenant,
 	return &d->add;
 }
 
-int usage_round_series(struct usage_round *r, MDB_txn *txn, MDB_dbi hll_dbi,
+int usage_round_series(struct usage_round *r, struct store_txn *txn,
 		       const char *tenant, size_t tlen, uint64_t hour,
 		       const uint32_t *codes, size_t n)
 {
-	uint8_t key[STORE_KEY_MAX];
 	struct usage_delta *d;
-	MDB_val k, v;
+	const void *val;
+	size_t len;
+	int rc;
 
 	if (usage_round_get(r, tenant, tlen, hour) == NULL)
-		return ENOMEM;
+		return ERR_NOMEM;
 	for (d = r->d; d->hour != hour || d->tlen != tlen ||
 	     memcmp(d->tenant, tenant, tlen) != 0; d++)
 		;
 	if (!d->has_sketch) {
-		k.mv_size = store_key(key, tenant, tlen, hour);
-		k.mv_data = key;
 		/* A value that is not a sketch (ERR_CORRUPT) starts afresh. */
-		if (mdb_get(txn, hll_dbi, &k, &v) == 0 &&
-		    hll_merge_value(&d->sketch, v.mv_data, v.mv_size) == ERR_NOMEM)
-			return ENOMEM;
+		rc = store_usage_get(txn, 1, tenant, tlen, hour, &val, &len);
+		if (rc < 0)
+			return rc;
+		if (rc == 1 && hll_merge_value(&d->sketch, val, len) == ERR_NOMEM)
+			return ERR_NOMEM;
 		d->has_sketch = 1;
 	}
-	return hll_add(&d->sketch, codes, n) == 0 ? 0 : ENOMEM;
+	return hll_add(&d->sketch, codes, n) == 0 ? 0 : ERR_NOMEM;
 }
 
-int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
-		      MDB_dbi hll_dbi)
+int usage_count_stored(struct usage_round *r, struct store_txn *txn,
+		       const char *tenant, size_t tlen, uint64_t now,
+		       const struct usage_rec *add, const uint32_t *hll,
+		       size_t nhll)
 {
-	uint8_t key[STORE_KEY_MAX];
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	usage_add(d, add);
+	if (nhll == 0)
+		return 0;
+	return usage_round_series(r, txn, tenant, tlen, usage_hour(now), hll, nhll);
+}
+
+int usage_count_refused(struct usage_round *r, const char *tenant,
+			size_t tlen, uint64_t now, int reason, uint64_t samples)
+{
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	if (reason >= 0 && reason < USAGE_REFUSED_SLOTS)
+		d->samples_refused[reason] += samples;
+	return 0;
+}
+
+int usage_count_delivered(struct usage_round *r, const char *tenant,
+			  size_t tlen, uint64_t now, uint64_t samples)
+{
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	d->samples_delivered += samples;
+	return 0;
+}
+
+int usage_count_dropped(struct usage_round *r, const char *tenant,
+			size_t tlen, uint64_t now, enum usage_drop why,
+			uint64_t samples)
+{
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	d->samples_dropped[why] += samples;
+	return 0;
+}
+
+int usage_round_flush(struct usage_round *r, struct store_txn *txn)
+{
 	struct usage_rec rec;
-	MDB_val k, v;
+	const void *val;
+	size_t len;
 	int rc;
 
 	for (size_t i = 0; i < r->n; i++) {
 		struct usage_delta *d = &r->d[i];
-		k.mv_size = store_key(key, d->tenant, d->tlen, d->hour);
-		k.mv_data = key;
 		memset(&rec, 0, sizeof(rec));
-		if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size >= sizeof(rec))
-			memcpy(&rec, v.mv_data, sizeof(rec));
+		rc = store_usage_get(txn, 0, d->tenant, d->tlen, d->hour, &val, &len);
+		if (rc < 0)
+			return rc;
+		if (rc == 1 && len >= sizeof(rec))
+			memcpy(&rec, val, sizeof(rec));
 		usage_add(&rec, &d->add);
 		if (d->has_sketch) {
+			void *out;
 			rec.active_series = hll_estimate(&d->sketch);
-			v.mv_size = hll_encoded_size(&d->sketch);
-			if ((rc = mdb_put(txn, hll_dbi, &k, &v, MDB_RESERVE)) != 0)
+			len = hll_encoded_size(&d->sketch);
+			if ((rc = store_usage_reserve(txn, 1, d->tenant, d->tlen,
+						      d->hour, len, &out)) != 0)
 				return rc;
-			hll_encode(&d->sketch, v.mv_data);
+			hll_encode(&d->sketch, out);
 		}
-		v.mv_size = sizeof(rec);
-		v.mv_data = &rec;
-		if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)
+		if ((rc = store_usage_put(txn, 0, d->tenant, d->tlen, d->hour,
+					  &rec, sizeof(rec))) != 0)
 			return rc;
 	}
 	return 0;
@@ -137,43 +189,14 @@ void usage_round_free(struct usage_round *r)
 	r->cap = 0;
 }
 
-/* Deletes the records of db whose hour is before cutoff_s. */
-static int delete_before(MDB_txn *txn, MDB_dbi db, uint64_t cutoff_s)
-{
-	const char *t;
-	size_t tlen;
-	uint64_t h;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	if ((rc = mdb_cursor_open(txn, db, &cur)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
-		if (store_key_parse(&k, &t, &tlen, &h) == 0 && h < cutoff_s) {
-			if ((rc = mdb_cursor_del(cur, 0)) != 0)
-				break;
-			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-		} else {
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-		}
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
-}
-
-int usage_cleanup(MDB_txn *txn, MDB_dbi dbi, MDB_dbi hll_dbi, uint64_t now,
-		  uint64_t retention_ms)
+int usage_cleanup(struct store_txn *txn, uint64_t now, uint64_t retention_ms)
 {
 	uint64_t hour = usage_hour(now);
-	int rc;
 
 	/* The previous hour may still get late commits; older ones not. */
-	if ((rc = delete_before(txn, hll_dbi, hour - 3600)) != 0)
-		return rc;
-	if (retention_ms / 1000 < now / 1000)
-		return delete_before(txn, dbi, now / 1000 - retention_ms / 1000);
-	return 0;
+	return store_usage_cleanup(txn, hour - 3600,
+				   retention_ms / 1000 < now / 1000 ?
+				   now / 1000 - retention_ms / 1000 : 0);
 }
 
 int usage_parse_time(const char *s, uint64_t *out_s)
@@ -268,21 +291,59 @@ static uint64_t column_value(const struct usage_rec *r, const struct column *c)
 	return v;
 }
 
-int usage_format(MDB_txn *txn, MDB_dbi dbi, const struct usage_filter *f,
-		 int csv, struct buf *out)
+/* Formats the rows of the usage database. */
+struct report {
+	const struct usage_filter *f;
+	const struct column *cols;
+	size_t ncols;
+	struct buf *out;
+	int csv, first;
+};
+
+static int report_row(void *arg, const char *tenant, size_t tlen,
+		      uint64_t h, const void *val, size_t len)
+{
+	struct report *p = arg;
+	struct buf *out = p->out;
+	struct usage_rec rec;
+	char hour[32];
+	struct tm tm;
+	time_t t;
+	int err = 0;
+
+	if (len < sizeof(rec))
+		return 0;
+	if ((p->f->from_s && h < p->f->from_s) || (p->f->to_s && h >= p->f->to_s))
+		return 0;
+	memcpy(&rec, val, sizeof(rec));
+	t = (time_t)h;
+	gmtime_r(&t, &tm);
+	strftime(hour, sizeof(hour), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (p->csv) {
+		err |= buf_printf(out, "%.*s,%s", (int)tlen, tenant, hour);
+		for (size_t i = 0; i < p->ncols; i++)
+			err |= buf_printf(out, ",%" PRIu64,
+					  column_value(&rec, &p->cols[i]));
+		err |= buf_printf(out, "\n");
+	} else {
+		err |= buf_printf(out, "%s{\"tenant\":\"%.*s\",\"hour\":\"%s\"",
+				  p->first ? "" : ",", (int)tlen, tenant, hour);
+		for (size_t i = 0; i < p->ncols; i++)
+			err |= buf_printf(out, ",\"%s\":%" PRIu64, p->cols[i].name,
+					  column_value(&rec, &p->cols[i]));
+		err |= buf_printf(out, "}");
+	}
+	p->first = 0;
+	return err ? ERR_NOMEM : 0;
+}
+
+int usage_format(struct store *st, const struct usage_filter *f, int csv,
+		 struct buf *out)
 {
 	struct column cols[48];
-	size_t ncols = build_columns(cols, 48), tlen, flen = 0;
-	uint8_t key[STORE_KEY_MAX];
-	struct usage_rec rec;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	const char *tenant;
-	char hour[32];
-	uint64_t h;
-	time_t t;
-	struct tm tm;
-	int rc, first = 1, err = 0;
+	size_t ncols = build_columns(cols, 48), flen = 0;
+	struct report p = {f, cols, ncols, out, csv, 1};
+	int err = 0, rc;
 
 	if (f->tenant != NULL) {
 		flen = strlen(f->tenant);
@@ -297,48 +358,14 @@ int usage_format(MDB_txn *txn, MDB_dbi dbi, const struct usage_filter *f,
 	} else {
 		err |= buf_printf(out, "{\"usage\":[");
 	}
-	if (mdb_cursor_open(txn, dbi, &cur) != 0)
-		return -1;
-	if (f->tenant != NULL) {
-		k.mv_size = store_key(key, f->tenant, flen, f->from_s);
-		k.mv_data = key;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	} else {
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	}
-	for (; rc == 0 && !err; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (store_key_parse(&k, &tenant, &tlen, &h) < 0 ||
-		    v.mv_size < sizeof(rec))
-			continue;
-		if (f->tenant != NULL &&
-		    (tlen != flen || memcmp(tenant, f->tenant, flen) != 0))
-			break;
-		if ((f->from_s && h < f->from_s) || (f->to_s && h >= f->to_s))
-			continue;
-		memcpy(&rec, v.mv_data, sizeof(rec));
-		t = (time_t)h;
-		gmtime_r(&t, &tm);
-		strftime(hour, sizeof(hour), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		if (csv) {
-			err |= buf_printf(out, "%.*s,%s", (int)tlen, tenant, hour);
-			for (size_t i = 0; i < ncols; i++)
-				err |= buf_printf(out, ",%" PRIu64,
-						  column_value(&rec, &cols[i]));
-			err |= buf_printf(out, "\n");
-		} else {
-			err |= buf_printf(out, "%s{\"tenant\":\"%.*s\",\"hour\":\"%s\"",
-					  first ? "" : ",", (int)tlen, tenant, hour);
-			for (size_t i = 0; i < ncols; i++)
-				err |= buf_printf(out, ",\"%s\":%" PRIu64, cols[i].name,
-						  column_value(&rec, &cols[i]));
-			err |= buf_printf(out, "}");
-		}
-		first = 0;
-	}
-	mdb_cursor_close(cur);
-	if (!csv)
-		err |= buf_printf(out, "]}\n");
-	return err ? -1 : 0;
+	if (err)
+		return ERR_NOMEM;
+	rc = store_usage_each(st, f->tenant, flen, f->from_s, report_row, &p);
+	if (rc != 0)
+		return rc;
+	if (!csv && buf_printf(out, "]}\n") != 0)
+		return ERR_NOMEM;
+	return 0;
 }
 
 static void usage_cli_help(FILE *out)
@@ -364,9 +391,7 @@ int usage_main(int argc, char **argv)
 	const char *file = NULL;
 	struct config cfg;
 	struct buf out;
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
+	struct store *st;
 	char err[1024];
 	int opt, csv = 0, rc = 1;
 
@@ -396,30 +421,20 @@ int usage_main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	if ((st = store_open_readonly(cfg.path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "relay usage: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
 	buf_init(&out, (size_t)1 << 32);
-	if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
-	    mdb_env_set_maxreaders(env, 512) != 0 ||
-	    (rc = mdb_env_open(env, cfg.path, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
-		fprintf(stderr, "relay usage: cannot open %s: %s\n", cfg.path,
-			mdb_strerror(rc));
-		rc = 1;
-		goto out;
-	}
-	rc = 1;
-	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
-		goto out;
-	if (mdb_dbi_open(txn, "usage", 0, &dbi) != 0) {
-		fprintf(stderr, "relay usage: no usage records in %s\n", cfg.path);
-		goto out;
-	}
-	if (usage_format(txn, dbi, &f, csv, &out) == 0 &&
-	    fwrite(out.p, 1, out.len, stdout) == out.len)
+	if ((rc = usage_format(st, &f, csv, &out)) != 0)
+		fprintf(stderr, "relay usage: cannot read %s: %s\n", cfg.path,
+			err_str(rc));
+	else if (fwrite(out.p, 1, out.len, stdout) == out.len)
 		rc = 0;
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	if (env != NULL)
-		mdb_env_close(env);
+	else
+		rc = 1;
+	store_close(st);
 	buf_free(&out);
 	config_free(&cfg);
 	return rc;

@@ -3,7 +3,6 @@
  */
 #include "writer.h"
 
-#include <errno.h>
 #include <sys/statvfs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +12,16 @@
 #include "clock.h"
 #include "dedup.h"
 #include "entries.h"
+#include "err.h"
+#include "evict.h"
 #include "log.h"
 #include "metrics.h"
 #include "prealloc.h"
 #include "queue.h"
-#include "setaside.h"
 #include "store.h"
 
 enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
 
-/* Entries dropped per round at most for age (keeps commits short). */
-#define EVICT_PER_ROUND 1024
-#define MAX_HEADS 4096
 /* How often old sketches and usage past retention are removed. */
 #define CLEANUP_EVERY_MS (60 * 1000)
 #define ACK_WAIT_MS 100L
@@ -79,27 +76,12 @@ struct writer {
 	struct entry_set entries;
 	struct usage_round usage;
 	uint64_t last_cleanup_ms;
-	uint64_t last_age_check_ms;
-	uint64_t dropped_entries[USAGE_DROPPED_SLOTS]; /* not yet logged */
-	uint64_t dropped_samples[USAGE_DROPPED_SLOTS];
-	uint64_t drop_logged_ms[USAGE_DROPPED_SLOTS];
-	struct queue_head *heads; /* oldest entry per tenant, this round */
-	size_t nheads;
-	int have_heads;
+	struct evict evict;       /* the eviction policy's state */
 	struct change *changes;
 	size_t nchanges, changes_cap;
 	struct dedup *dedup;      /* owned */
 	struct prealloc *pre;     /* owned; NULL when off */
 };
-
-void batch_release(struct batch *b)
-{
-	for (size_t i = 0; i < b->nchunks; i++)
-		free(b->chunks[i].block);
-	free(b->chunks);
-	b->chunks = NULL;
-	b->nchunks = 0;
-}
 
 static struct change *change_new(struct writer *w, const char *tenant,
 				 size_t tlen)
@@ -150,17 +132,14 @@ static void sink_deleted(void *arg, const char *tenant, size_t tlen,
 			 uint64_t samples)
 {
 	struct sink_ctx *sc = arg;
-	struct usage_rec *u = usage_round_get(&sc->w->usage, tenant, tlen,
-					      usage_hour(sc->now));
 
-	if (u == NULL)
+	if (usage_count_dropped(&sc->w->usage, tenant, tlen, sc->now,
+				DROP_PURGED, samples) != 0)
 		sc->failed = 1;
-	else
-		u->samples_dropped[DROP_PURGED] += samples;
 }
 
-/* Replays or purges set-aside entries. Returns 0 or an error code. */
-static int setaside_op(struct writer *w, MDB_txn *txn,
+/* Replays or purges set-aside entries. Returns 0 or an ERR_* code. */
+static int setaside_op(struct writer *w, struct store_txn *txn,
 		       const struct writer_op *op, uint64_t now)
 {
 	struct sink_ctx sc = {w, now, 0};
@@ -169,10 +148,10 @@ static int setaside_op(struct writer *w, MDB_txn *txn,
 	int rc;
 
 	rc = op->kind == OP_REPLAY ?
-	     setaside_replay(txn, w->st, &op->filter, &sink, &n) :
-	     setaside_purge(txn, w->st, &op->filter, &sink, &n);
+	     store_setaside_replay(txn, &op->filter, &sink, &n) :
+	     store_setaside_purge(txn, &op->filter, &sink, &n);
 	if (rc == 0 && sc.failed)
-		rc = ENOMEM;
+		rc = ERR_NOMEM;
 	if (rc == 0)
 		log_msg(LOG_INFO, op->kind == OP_REPLAY ?
 			"set-aside entries queued again" : "set-aside entries deleted",
@@ -181,39 +160,37 @@ static int setaside_op(struct writer *w, MDB_txn *txn,
 }
 
 /* Keeps the set-aside entries within their size and age. */
-static int trim_setaside(struct writer *w, MDB_txn *txn, uint64_t now)
+static int trim_setaside(struct writer *w, struct store_txn *txn, uint64_t now)
 {
 	struct sink_ctx sc = {w, now, 0};
 	struct setaside_sink sink = {NULL, sink_deleted, &sc};
 	uint64_t n = 0;
 	int rc;
 
-	rc = setaside_trim(txn, w->st, w->cfg->setaside_max_size,
-			   w->cfg->setaside_max_age_ms, clock_age_now_ms(),
-			   &sink, &n);
+	rc = store_setaside_trim(txn, w->cfg->setaside_max_size,
+				 w->cfg->setaside_max_age_ms, clock_age_now_ms(),
+				 &sink, &n);
 	if (rc == 0 && n > 0)
 		log_msg(LOG_WARN, "set-aside entries past their size or age deleted",
 			"entries=%llu", (unsigned long long)n);
-	return rc == 0 && sc.failed ? ENOMEM : rc;
+	return rc == 0 && sc.failed ? ERR_NOMEM : rc;
 }
 
-/* Applies the forwarder's acknowledgements and set-asides. Returns 0 or an
- * LMDB error code. */
-static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
-		     uint64_t now)
+/* Applies the forwarder's acknowledgements and set-asides. Returns 0 or
+ * an ERR_* code. */
+static int apply_ops(struct writer *w, struct store_txn *txn,
+		     struct writer_op *ops, uint64_t now)
 {
-	struct usage_rec *d;
 	struct writer_op *op;
 	struct change *c;
 	int rc;
 
 	for (op = ops; op != NULL; op = op->next) {
-		if ((d = usage_round_get(&w->usage, op->tenant, op->tlen,
-					 usage_hour(now))) == NULL)
-			return ENOMEM;
 		if (op->kind == OP_REFUSED) {
-			if (op->status >= 0 && op->status < USAGE_REFUSED_SLOTS)
-				d->samples_refused[op->status] += op->samples;
+			if ((rc = usage_count_refused(&w->usage, op->tenant, op->tlen,
+						      now, (int)op->status,
+						      op->samples)) != 0)
+				return rc;
 			continue;
 		}
 		if (op->kind == OP_REPLAY || op->kind == OP_PURGE) {
@@ -222,125 +199,55 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 			continue;
 		}
 		if ((c = change_new(w, op->tenant, op->tlen)) == NULL)
-			return ENOMEM;
+			return ERR_NOMEM;
 		if (op->kind == OP_ACK) {
-			rc = store_delete_range(txn, w->st, op->tenant, op->tlen,
-						op->first, op->last, &c->gone,
-						&c->next);
+			rc = store_delete_range(txn, op->tenant, op->tlen, op->first,
+						op->last, &c->gone, &c->next);
 		} else {
-			rc = store_set_aside(txn, w->st, op->tenant, op->tlen,
-					     op->first, op->status, op->reason,
-					     &c->gone, &c->next);
-			if (rc == MDB_NOTFOUND)  /* gone already: nothing moved */
+			rc = store_set_aside(txn, op->tenant, op->tlen, op->first,
+					     op->status, op->reason, &c->gone,
+					     &c->next);
+			if (rc == ERR_NOTFOUND)  /* gone already: nothing moved */
 				rc = 0;
 		}
 		if (rc != 0)
 			return rc;
 		/* Set-aside samples are kept, not dropped: they count as dropped
 		 * when purged, as delivered when replayed and delivered. */
-		if (op->kind == OP_ACK)
-			d->samples_delivered += c->gone.samples;
+		if (op->kind == OP_ACK &&
+		    (rc = usage_count_delivered(&w->usage, op->tenant, op->tlen,
+						now, c->gone.samples)) != 0)
+			return rc;
 	}
 	return 0;
 }
 
-/* Why an entry is dropped, and the bound that stops it. */
-struct evict_goal {
-	enum usage_drop why;
-	uint64_t max_age_ms;      /* DROP_AGE: drop while older than this */
-	uint64_t *used, need, limit; /* DROP_FULL: drop until used+need fits */
-};
-
-static int evict_done(const struct evict_goal *g, const struct queue_head *h)
+/* Eviction's report: the queue learns of it after the commit. */
+static int evicted(void *arg, const char *tenant, size_t tlen,
+		   const struct store_span *gone, const struct store_span *next)
 {
-	if (h == NULL)
-		return 1;
-	if (g->why == DROP_AGE)
-		return clock_age_ms(h->created_ms) <= g->max_age_ms;
-	return *g->used + g->need <= g->limit;
-}
+	struct change *c = change_new(arg, tenant, tlen);
 
-/*
- * Drops the oldest entries of all tenants until the goal is met, at most
- * max of them. Counts them in usage and metrics. Returns 0 or an LMDB error
- * code.
- */
-static int evict(struct writer *w, MDB_txn *txn, const struct evict_goal *g,
-		 uint64_t now, int max)
-{
-	struct queue_head *h;
-	struct usage_rec *u;
-	struct change *c;
-	uint64_t samples = 0, entries = 0;
-	int rc, n = 0;
-
-	if (!w->have_heads) {
-		w->nheads = queue_heads(w->q, w->heads, MAX_HEADS);
-		w->have_heads = 1;
-	}
-	for (; n < max; n++) {
-		h = NULL;
-		for (size_t i = 0; i < w->nheads; i++) {
-			if (w->heads[i].seq != 0 &&
-			    (h == NULL || w->heads[i].created_ms < h->created_ms))
-				h = &w->heads[i];
-		}
-		if (evict_done(g, h))
-			break;
-		if ((c = change_new(w, h->id, h->idlen)) == NULL)
-			return ENOMEM;
-		rc = store_delete_range(txn, w->st, h->id, h->idlen, h->seq,
-					h->seq, &c->gone, &c->next);
-		if (rc != 0)
-			return rc;
-		h->seq = c->next.entries ? c->next.first_seq : 0;
-		h->created_ms = c->next.created_ms;
-		if (c->gone.entries == 0)
-			continue;
-		if (g->why == DROP_FULL) {
-			uint64_t fp = store_value_footprint(w->st, c->gone.bytes);
-			*g->used = *g->used > fp ? *g->used - fp : 0;
-		}
-		if ((u = usage_round_get(&w->usage, h->id, h->idlen,
-					 usage_hour(now))) == NULL)
-			return ENOMEM;
-		u->samples_dropped[g->why] += c->gone.samples;
-		samples += c->gone.samples;
-		entries += c->gone.entries;
-	}
-	if (entries > 0) {
-		metric_add(g->why == DROP_AGE ? &metrics.samples_dropped_age :
-			   &metrics.samples_dropped_full, samples);
-		w->dropped_entries[g->why] += entries;
-		w->dropped_samples[g->why] += samples;
-	}
-	/* One line per reason every ten seconds at most. */
-	if (w->dropped_entries[g->why] > 0 && now - w->drop_logged_ms[g->why] >= 10000) {
-		log_msg(LOG_WARN, g->why == DROP_AGE ?
-			"dropped buffer entries older than max_age" :
-			"buffer full, dropped the oldest entries",
-			"entries=%llu samples=%llu",
-			(unsigned long long)w->dropped_entries[g->why],
-			(unsigned long long)w->dropped_samples[g->why]);
-		w->dropped_entries[g->why] = w->dropped_samples[g->why] = 0;
-		w->drop_logged_ms[g->why] = now;
-	}
+	if (c == NULL)
+		return ERR_NOMEM;
+	c->gone = *gone;
+	c->next = *next;
 	return 0;
 }
 
 /* Writes an assembled entry, if any, and records the change for the
  * queue. Returns 0 or an error code. */
-static int open_flush(struct writer *w, MDB_txn *txn, struct open_entry *e,
-		      uint64_t created_ms)
+static int open_flush(struct writer *w, struct store_txn *txn,
+		      struct open_entry *e, uint64_t created_ms)
 {
 	struct entry_written out;
 	struct change *c;
 	int rc;
 
-	if ((rc = entry_write(e, txn, w->st, created_ms, &out)) != 0)
+	if ((rc = entry_write(e, txn, created_ms, &out)) != 0)
 		return rc == 1 ? 0 : rc;
 	if ((c = change_new(w, e->tenant, e->tlen)) == NULL)
-		return ENOMEM;
+		return ERR_NOMEM;
 	c->added = 1;
 	c->seq = out.seq;
 	c->bytes = out.bytes;
@@ -349,61 +256,61 @@ static int open_flush(struct writer *w, MDB_txn *txn, struct open_entry *e,
 	return 0;
 }
 
+/* Refuses b at commit time; the HTTP side answers from the reason. */
+static void refuse(struct batch *b, enum refuse_reason reason)
+{
+	b->status = BATCH_REFUSED;
+	b->reason = reason;
+}
+
 /* Decides which batches are stored (not resent, within the buffer and the
  * tenant's share) and writes those, merged per tenant, with their usage.
- * Returns 0 or an LMDB error code. */
-static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
-			 uint64_t now)
+ * Returns 0 or an ERR_* code. */
+static int write_batches(struct writer *w, struct store_txn *txn,
+			 struct batch *list, uint64_t now)
 {
+	struct evict_sink sink = {evicted, w};
 	uint64_t used, limit = w->cfg->max_size;
 	uint64_t window = w->cfg->dedup_window_ms;
-	struct usage_rec *d;
 	struct open_entry *e;
 	struct batch *b;
 	int rc;
 
-	used = store_used_bytes(txn, w->st);
+	used = store_used_bytes(txn);
 	entry_set_reset(&w->entries);
 	for (b = list; b != NULL; b = b->next) {
 		uint64_t fp = store_value_footprint(w->st, b->value_bytes);
-		if ((rc = b->has_digest ? dedup_seen(w->dedup, txn, w->st, b->digest, now,
+		if ((rc = b->has_digest ? dedup_seen(w->dedup, txn, b->digest, now,
 						     window) : 0) < 0)
-			return -rc;
+			return rc;
 		if (rc == 1) {
 			b->status = BATCH_DUPLICATE;
 			continue;
 		}
-		if (used + fp > limit && w->cfg->when_full == WHEN_FULL_DROP_OLDEST) {
-			struct evict_goal g = {DROP_FULL, 0, &used, fp, limit};
-			if ((rc = evict(w, txn, &g, now, INT32_MAX)) != 0)
-				return rc;
-		}
+		if (used + fp > limit && w->cfg->when_full == WHEN_FULL_DROP_OLDEST &&
+		    (rc = evict_for_space(&w->evict, txn, w->q, &w->usage, &sink,
+					  &used, fp, limit, now)) != 0)
+			return rc;
 		if (used + fp > limit) {
-			b->status = BATCH_FULL;
+			refuse(b, REFUSE_BUFFER_FULL);
 			continue;
 		}
 		if ((e = entry_set_find(&w->entries, b->tenant, b->tlen)) == NULL)
-			return ENOMEM;
+			return ERR_NOMEM;
 		if (b->tenant_max_bytes > 0 &&
 		    queue_tenant_bytes(w->q, b->tenant, b->tlen) + e->round_bytes +
 		    b->value_bytes > b->tenant_max_bytes) {
-			b->status = BATCH_TENANT_FULL;
+			refuse(b, REFUSE_TENANT_FULL);
 			continue;
 		}
 		used += fp;
 		e->round_bytes += b->value_bytes;
 		b->status = BATCH_STORED;
 		if (b->has_digest && window > 0 &&
-		    (rc = dedup_remember(w->dedup, txn, w->st, b->digest, now)) != 0)
+		    (rc = dedup_remember(w->dedup, txn, b->digest, now)) != 0)
 			return rc;
-		d = usage_round_get(&w->usage, b->tenant, b->tlen, usage_hour(now));
-		if (d == NULL)
-			return ENOMEM;
-		usage_add(d, &b->usage);
-		if (b->nhll > 0 &&
-		    (rc = usage_round_series(&w->usage, txn, w->st->usage_hll,
-					     b->tenant, b->tlen, usage_hour(now),
-					     b->hll, b->nhll)) != 0)
+		if ((rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
+					     &b->usage, b->hll, b->nhll)) != 0)
 			return rc;
 		for (size_t i = 0; i < b->nchunks; i++) {
 			if (e->nparts > 0 &&
@@ -414,7 +321,7 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 			if (i == 0)
 				e->hdr.requests++;
 			if (entry_add(e, &b->chunks[i]) < 0)
-				return ENOMEM;
+				return ERR_NOMEM;
 		}
 	}
 	for (size_t i = 0; i < w->entries.n; i++) {
@@ -422,20 +329,6 @@ static int write_batches(struct writer *w, MDB_txn *txn, struct batch *list,
 			return rc;
 	}
 	return 0;
-}
-
-/* Drops entries older than max_age (by clock_age_ms, which a step of the
- * wall clock cannot hasten), checked at most once a second. */
-static int evict_old(struct writer *w, MDB_txn *txn, uint64_t now)
-{
-	struct evict_goal g = {DROP_AGE, 0, NULL, 0, 0};
-	uint64_t mono = clock_mono_ms();
-
-	if (w->cfg->max_age_ms == 0 || mono - w->last_age_check_ms < 1000)
-		return 0;
-	w->last_age_check_ms = mono;
-	g.max_age_ms = w->cfg->max_age_ms;
-	return evict(w, txn, &g, now, EVICT_PER_ROUND);
 }
 
 /* Tells the queue what the committed transaction changed. */
@@ -454,50 +347,47 @@ static void publish_changes(struct writer *w)
 	}
 }
 
-/* One transaction: ops, then batches. Returns 0 or the error code. */
+/* One transaction: ops, then batches. Returns 0 or an ERR_* code; on
+ * failure nothing of the round is left, sequence numbers included (the
+ * store gives them back with the transaction). */
 static int commit_round(struct writer *w, struct batch *list,
 			struct writer_op *ops)
 {
-	uint64_t seq0 = w->st->next_seq, t0 = clock_mono_us(), now = clock_wall_ms(), used;
-	MDB_txn *txn;
+	struct evict_sink sink = {evicted, w};
+	uint64_t t0 = clock_mono_us(), now = clock_wall_ms(), used;
+	int cleanup = now - w->last_cleanup_ms > CLEANUP_EVERY_MS;
+	struct store_txn *txn;
 	int rc;
 
 	w->nchanges = 0;
-	w->have_heads = 0;
+	evict_round_start(&w->evict);
 	usage_round_clear(&w->usage);
 	prealloc_lock(w->pre);
-	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) != 0) {
+	if ((rc = store_txn_begin(w->st, &txn)) != 0) {
 		prealloc_unlock(w->pre);
 		return rc;
 	}
-	if ((rc = dedup_expire(w->dedup, txn, w->st, now,
-				 w->cfg->dedup_window_ms)) != 0 ||
-	    (now - w->last_cleanup_ms > CLEANUP_EVERY_MS &&
-	     ((rc = usage_cleanup(txn, w->st->usage, w->st->usage_hll, now,
-				  w->cfg->usage_retention_ms)) != 0 ||
+	if ((rc = dedup_expire(w->dedup, txn, now, w->cfg->dedup_window_ms)) != 0 ||
+	    (cleanup &&
+	     ((rc = usage_cleanup(txn, now, w->cfg->usage_retention_ms)) != 0 ||
 	      (rc = trim_setaside(w, txn, now)) != 0)) ||
 	    (rc = apply_ops(w, txn, ops, now)) != 0 ||
-	    (rc = evict_old(w, txn, now)) != 0 ||
+	    (rc = evict_old(&w->evict, txn, w->q, &w->usage, &sink,
+			    w->cfg->max_age_ms, now)) != 0 ||
 	    (rc = write_batches(w, txn, list, now)) != 0 ||
-	    (rc = usage_round_flush(&w->usage, txn, w->st->usage,
-				    w->st->usage_hll)) != 0 ||
-	    (w->st->next_seq != seq0 &&
-	     (rc = store_put_next_seq(txn, w->st)) != 0)) {
-		mdb_txn_abort(txn);
+	    (rc = usage_round_flush(&w->usage, txn)) != 0) {
+		store_txn_abort(txn);
 		prealloc_unlock(w->pre);
 		dedup_round_end(w->dedup, 0);
-		w->st->next_seq = seq0;
 		return rc;
 	}
-	used = store_used_bytes(txn, w->st);
-	rc = mdb_txn_commit(txn);
+	used = store_used_bytes(txn);
+	rc = store_txn_commit(txn);
 	prealloc_unlock(w->pre);
 	dedup_round_end(w->dedup, rc == 0);
-	if (rc != 0) {
-		w->st->next_seq = seq0;
+	if (rc != 0)
 		return rc;
-	}
-	if (now - w->last_cleanup_ms > CLEANUP_EVERY_MS)
+	if (cleanup)
 		w->last_cleanup_ms = now;
 	atomic_store(&metrics.storage_used_bytes, used);
 	latency_observe(&metrics.commit_latency, clock_mono_us() - t0);
@@ -506,16 +396,17 @@ static int commit_round(struct writer *w, struct batch *list,
 	return 0;
 }
 
-static void finish_batches(struct writer *w, struct batch *list,
-			   enum batch_status failed)
+/* Answers the round's batches; failed: the commit failed, so every one
+ * is refused with REFUSE_STORAGE. */
+static void finish_batches(struct writer *w, struct batch *list, int failed)
 {
 	struct batch *b, *next;
 	uint64_t n = 0;
 
 	for (b = list; b != NULL; b = next) {
 		next = b->next;
-		if (failed != BATCH_PENDING)
-			b->status = failed;
+		if (failed)
+			refuse(b, REFUSE_STORAGE);
 		if (b->status == BATCH_STORED) {
 			n++;
 			queue_count_received(w->q, b->tenant, b->tlen, &b->usage, 0);
@@ -609,17 +500,17 @@ static void log_commit_error(struct writer *w, int rc, int refused)
 	known = statvfs(w->cfg->path, &fs) == 0;
 	if (known)
 		avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
-	if (rc == ENOSPC || ((rc == EIO || rc == MDB_MAP_FULL) && known &&
-			     avail < (16u << 20)))
+	if (rc == ERR_NOSPACE || ((rc == ERR_IO || rc == ERR_FULL) && known &&
+				  avail < (16u << 20)))
 		log_msg(LOG_ERROR, "buffer commit failed: no space left on the "
 			"filesystem; refusing writes with 503 until space returns",
 			"error=\"%s\" fs_free_bytes=%llu path=%s failed_commits=%llu "
-			"requests_refused=%d", store_strerror(rc), avail, w->cfg->path,
+			"requests_refused=%d", err_str(rc), avail, w->cfg->path,
 			(unsigned long long)w->commit_failures, refused);
 	else
 		log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" "
 			"fs_free_bytes=%llu failed_commits=%llu requests_refused=%d",
-			store_strerror(rc), avail,
+			err_str(rc), avail,
 			(unsigned long long)w->commit_failures, refused);
 	w->commit_failures = 0;
 }
@@ -660,18 +551,18 @@ static void *writer_main(void *arg)
 		rc = commit_round(w, list, ops);
 		w->last_commit_us = clock_mono_us() - t0;
 		if (rc == 0) {
-			finish_batches(w, list, BATCH_PENDING);
+			finish_batches(w, list, 0);
 			free_ops(ops);
 			continue;
 		}
 		metric_add(&metrics.commit_errors, 1);
 		log_commit_error(w, rc, list != NULL);
-		finish_batches(w, list, BATCH_FAILED);
+		finish_batches(w, list, 1);
 		/* Acknowledgements alone need little space: try them again. */
 		if (ops != NULL && list != NULL &&
 		    (rc = commit_round(w, NULL, ops)) != 0)
 			log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" "
-				"deliveries_forgotten=1", store_strerror(rc));
+				"deliveries_forgotten=1", err_str(rc));
 		free_ops(ops);
 	}
 	return NULL;
@@ -681,21 +572,21 @@ static void *writer_main(void *arg)
 static struct dedup *open_dedup(struct writer *w)
 {
 	struct dedup *d = NULL;
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc;
 
-	if ((rc = mdb_txn_begin(w->st->env, NULL, 0, &txn)) == 0) {
-		d = dedup_open(txn, w->st, clock_wall_ms(), w->cfg->dedup_window_ms, &rc);
+	if ((rc = store_txn_begin(w->st, &txn)) == 0) {
+		d = dedup_open(txn, clock_wall_ms(), w->cfg->dedup_window_ms, &rc);
 		if (d == NULL)
-			mdb_txn_abort(txn);
-		else if ((rc = mdb_txn_commit(txn)) != 0) {
+			store_txn_abort(txn);
+		else if ((rc = store_txn_commit(txn)) != 0) {
 			dedup_free(d);
 			d = NULL;
 		}
 	}
 	if (d == NULL)
 		log_msg(LOG_ERROR, "cannot read the dedup records", "error=\"%s\"",
-			store_strerror(rc));
+			err_str(rc));
 	return d;
 }
 
@@ -711,13 +602,12 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 	w->q = q;
 	w->batches_tail = &w->batches;
 	w->ops_tail = &w->ops;
-	w->heads = calloc(MAX_HEADS, sizeof(*w->heads));
-	if (w->heads == NULL) {
+	if (evict_init(&w->evict, st) != 0) {
 		free(w);
 		return NULL;
 	}
 	if ((w->dedup = open_dedup(w)) == NULL) {
-		free(w->heads);
+		evict_free(&w->evict);
 		free(w);
 		return NULL;
 	}
@@ -729,7 +619,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
 		dedup_free(w->dedup);
-		free(w->heads);
+		evict_free(&w->evict);
 		free(w);
 		return NULL;
 	}
@@ -748,7 +638,7 @@ void writer_stop(struct writer *w)
 	free(w->changes);
 	usage_round_free(&w->usage);
 	dedup_free(w->dedup);
-	free(w->heads);
+	evict_free(&w->evict);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w);
@@ -761,7 +651,7 @@ void writer_submit(struct writer *w, struct batch *b)
 	pthread_mutex_lock(&w->lock);
 	if (w->exited) {
 		pthread_mutex_unlock(&w->lock);
-		b->status = BATCH_FAILED;
+		refuse(b, REFUSE_STORAGE);
 		b->done(b, b->arg);
 		return;
 	}

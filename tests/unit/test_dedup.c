@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "err.h"
 #include "store.h"
 #include "tmpstore.h"
 #include "unit.h"
@@ -24,7 +25,7 @@
 #define T0 1700000000000ull
 
 static char dir[64], path[96];
-static struct store st;
+static struct store *st;
 static int st_open;
 static struct dedup *dd;
 
@@ -42,7 +43,7 @@ static void cleanup(void)
 	dedup_free(dd);
 	dd = NULL;
 	if (st_open)
-		store_close(&st);
+		store_close(st);
 	st_open = 0;
 	tmpdir_remove(dir);
 	dir[0] = '\0';
@@ -59,64 +60,63 @@ static void digest(uint8_t d[32], uint64_t prefix, uint64_t n)
 /* (Re)builds dd from the store at now. */
 static int open_index(uint64_t now)
 {
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc;
 
 	dedup_free(dd);
 	dd = NULL;
-	if (mdb_txn_begin(st.env, NULL, 0, &txn) != 0)
+	if (store_txn_begin(st, &txn) != 0)
 		return -1;
-	if ((dd = dedup_open(txn, &st, now, WINDOW, &rc)) == NULL) {
-		mdb_txn_abort(txn);
+	if ((dd = dedup_open(txn, now, WINDOW, &rc)) == NULL) {
+		store_txn_abort(txn);
 		return -1;
 	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	return store_txn_commit(txn) == 0 ? 0 : -1;
 }
 
 /* Remembers the digests in one committed (or aborted) transaction. */
 static int remember(const uint8_t (*d)[32], size_t n, uint64_t now, int commit)
 {
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc = 0;
 
-	if (mdb_txn_begin(st.env, NULL, 0, &txn) != 0)
+	if (store_txn_begin(st, &txn) != 0)
 		return -1;
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = dedup_remember(dd, txn, &st, d[i], now);
+		rc = dedup_remember(dd, txn, d[i], now);
 	if (rc != 0 || !commit) {
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 		dedup_round_end(dd, 0);
 		return rc != 0 ? -1 : 0;
 	}
-	rc = mdb_txn_commit(txn);
+	rc = store_txn_commit(txn);
 	dedup_round_end(dd, rc == 0);
 	return rc == 0 ? 0 : -1;
 }
 
 static int seen(const uint8_t d[32], uint64_t now)
 {
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc;
 
-	if (mdb_txn_begin(st.env, NULL, MDB_RDONLY, &txn) != 0)
+	if (store_txn_begin(st, &txn) != 0)
 		return -1;
-	rc = dedup_seen(dd, txn, &st, d, now, WINDOW);
-	mdb_txn_abort(txn);
+	rc = dedup_seen(dd, txn, d, now, WINDOW);
+	store_txn_abort(txn);
 	return rc;
 }
 
 static int expire(uint64_t now)
 {
-	MDB_txn *txn;
-	int rc;
+	struct store_txn *txn;
 
-	if (mdb_txn_begin(st.env, NULL, 0, &txn) != 0)
+	if (store_txn_begin(st, &txn) != 0)
 		return -1;
-	if ((rc = dedup_expire(dd, txn, &st, now, WINDOW)) != 0) {
-		mdb_txn_abort(txn);
+	if (dedup_expire(dd, txn, now, WINDOW) != 0) {
+		store_txn_abort(txn);
 		return -1;
 	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	return store_txn_commit(txn) == 0 ? 0 : -1;
 }
 
 static size_t records(void)
@@ -124,9 +124,9 @@ static size_t records(void)
 	MDB_txn *txn;
 	MDB_stat ms;
 
-	if (mdb_txn_begin(st.env, NULL, MDB_RDONLY, &txn) != 0)
+	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
 		return SIZE_MAX;
-	mdb_stat(txn, st.dedup_time, &ms);
+	mdb_stat(txn, st->dedup_time, &ms);
 	mdb_txn_abort(txn);
 	return ms.ms_entries;
 }
@@ -150,15 +150,15 @@ static void test_seen_within_window(void)
 static void test_same_round_sees_own_records(void)
 {
 	uint8_t d[32];
-	MDB_txn *txn;
+	struct store_txn *txn;
 
 	CHECK(setup() == 0 && open_index(T0) == 0);
 	digest(d, 21, 1);
-	CHECK(mdb_txn_begin(st.env, NULL, 0, &txn) == 0);
-	CHECK_EQ_INT(dedup_seen(dd, txn, &st, d, T0, WINDOW), 0);
-	CHECK_EQ_INT(dedup_remember(dd, txn, &st, d, T0), 0);
-	CHECK_EQ_INT(dedup_seen(dd, txn, &st, d, T0, WINDOW), 1);
-	CHECK(mdb_txn_commit(txn) == 0);
+	CHECK(store_txn_begin(st, &txn) == 0);
+	CHECK_EQ_INT(dedup_seen(dd, txn, d, T0, WINDOW), 0);
+	CHECK_EQ_INT(dedup_remember(dd, txn, d, T0), 0);
+	CHECK_EQ_INT(dedup_seen(dd, txn, d, T0, WINDOW), 1);
+	CHECK(store_txn_commit(txn) == 0);
 	dedup_round_end(dd, 1);
 	CHECK_EQ_INT(seen(d, T0 + 1), 1);
 }
@@ -305,23 +305,29 @@ static void test_time_bits_wrap(void)
 	CHECK_EQ_INT(records(), 0);
 }
 
-static void test_old_digest_db_emptied(void)
+/* A store error while a digest is looked up is an error (negative), not
+ * "not a duplicate": LMDB's own codes are negative already, and were once
+ * negated into positive values that read as 0/1-like successes. */
+static void test_seen_error_is_negative(void)
 {
-	uint8_t d[32] = {1, 2, 3};
-	uint64_t t = T0;
-	MDB_val k = {32, d}, v = {8, &t};
-	MDB_txn *txn;
-	MDB_stat ms;
+	uint8_t d[32];
+	struct store_txn *txn;
+	MDB_txn *child;
+	int rc;
 
+	digest(d, 7, 7);
 	CHECK(setup() == 0);
-	CHECK(mdb_txn_begin(st.env, NULL, 0, &txn) == 0);
-	CHECK(mdb_put(txn, st.dedup, &k, &v, 0) == 0);
-	CHECK(mdb_txn_commit(txn) == 0);
 	CHECK(open_index(T0) == 0);
-	CHECK(mdb_txn_begin(st.env, NULL, MDB_RDONLY, &txn) == 0);
-	mdb_stat(txn, st.dedup, &ms);
-	mdb_txn_abort(txn);
-	CHECK_EQ_INT(ms.ms_entries, 0);
+	CHECK(remember(&d, 1, T0, 1) == 0);
+	CHECK(store_txn_begin(st, &txn) == 0);
+	/* A child transaction open blocks its parent: LMDB answers any read
+	 * of the parent with MDB_BAD_TXN, one of its own negative codes. */
+	CHECK(mdb_txn_begin(st->env, txn->txn, 0, &child) == 0);
+	rc = dedup_seen(dd, txn, d, T0 + 1, WINDOW);
+	mdb_txn_abort(child);
+	store_txn_abort(txn);
+	CHECK(rc < 0);
+	CHECK_EQ_INT(rc, ERR_CORRUPT);
 }
 
 int main(void)
@@ -339,6 +345,6 @@ int main(void)
 	RUN_DEDUP(test_resent_after_window_stored_again);
 	RUN_DEDUP(test_many_grow_expire_shrink);
 	RUN_DEDUP(test_time_bits_wrap);
-	RUN_DEDUP(test_old_digest_db_emptied);
+	RUN_DEDUP(test_seen_error_is_negative);
 	return unit_done();
 }

@@ -21,7 +21,7 @@
 #define MIB (1024ull * 1024)
 
 static char dir[64], path[96];
-static struct store st;
+static struct store *st;
 static int st_open;
 static struct entry_set set;
 static struct chunk ch[3];
@@ -66,7 +66,8 @@ static void cleanup(void)
 		ch[i].block = NULL;
 	}
 	if (st_open)
-		store_close(&st);
+		store_close(st);
+	st = NULL;
 	st_open = 0;
 	tmpdir_remove(dir);
 	dir[0] = '\0';
@@ -76,17 +77,17 @@ static void cleanup(void)
 static int write_one(struct open_entry *e, uint64_t created_ms,
 		     struct entry_written *out)
 {
-	MDB_txn *txn;
+	struct store_txn *txn;
 	int rc;
 
-	if (mdb_txn_begin(st.env, NULL, 0, &txn) != 0)
+	if (store_txn_begin(st, &txn) != 0)
 		return -1;
-	rc = entry_write(e, txn, &st, created_ms, out);
+	rc = entry_write(e, txn, created_ms, out);
 	if (rc != 0) {
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 		return rc;
 	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	return store_txn_commit(txn) == 0 ? 0 : -1;
 }
 
 /* Whether the tenant's entries from seq on decode to the chunks in idx. */
@@ -106,7 +107,7 @@ static int decodes_to(const char *tenant, uint64_t seq, uint64_t last,
 		wlen += k;
 	}
 	buf_init(&body, 1 << 20);
-	ok = store_read_batch(&st, tenant, strlen(tenant), seq, last, UINT64_MAX,
+	ok = store_read_batch(st, tenant, strlen(tenant), seq, last, UINT64_MAX,
 			      256, &body, span) == 0 &&
 	     snappy_uncompress((const char *)body.p, body.len, got, &glen) ==
 		     SNAPPY_OK &&
@@ -130,7 +131,7 @@ static void test_one_tenant_one_entry(void)
 		CHECK(entry_add(e, &ch[i]) == 0);
 	CHECK(entry_set_find(&set, "acme", 4) == e);
 	CHECK_EQ_INT(e->raw, ch[0].raw_len + ch[1].raw_len + ch[2].raw_len);
-	seq0 = st.next_seq;
+	seq0 = st->next_seq;
 	CHECK_EQ_INT(write_one(e, 1234, &out), 0);
 	CHECK_EQ_INT(out.seq, seq0);
 	CHECK_EQ_INT(out.samples, 60);
@@ -146,7 +147,7 @@ static void test_one_tenant_one_entry(void)
 	CHECK_EQ_INT(span.created_ms, 1234);
 	/* Empty now: nothing more is written. */
 	CHECK_EQ_INT(write_one(e, 1235, &out), 1);
-	CHECK_EQ_INT(st.next_seq, seq0 + 1);
+	CHECK_EQ_INT(st->next_seq, seq0 + 1);
 }
 
 static void test_tenants_apart_and_in_order(void)

@@ -28,7 +28,7 @@
 #define VALUE (60 * 1024)
 
 static char dir[64], path[96], file[128];
-static struct store st;
+static struct store *st;
 static int st_open;
 static struct prealloc *pa;
 
@@ -47,7 +47,7 @@ static void cleanup(void)
 	prealloc_stop(pa);
 	pa = NULL;
 	if (st_open)
-		store_close(&st);
+		store_close(st);
 	st_open = 0;
 	tmpdir_remove(dir);
 	dir[0] = '\0';
@@ -57,8 +57,8 @@ static uint64_t lmdb_end(void)
 {
 	MDB_envinfo info;
 
-	mdb_env_info(st.env, &info);
-	return ((uint64_t)info.me_last_pgno + 1) * st.page_size;
+	mdb_env_info(st->env, &info);
+	return ((uint64_t)info.me_last_pgno + 1) * st->page_size;
 }
 
 static uint64_t file_size(void)
@@ -90,8 +90,8 @@ static int put_values(unsigned first, unsigned last)
 		d.mv_size = VALUE;
 		d.mv_data = v;
 		prealloc_lock(pa);
-		if ((rc = mdb_txn_begin(st.env, NULL, 0, &txn)) == 0) {
-			if ((rc = mdb_put(txn, st.meta, &k, &d, 0)) == 0)
+		if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) == 0) {
+			if ((rc = mdb_put(txn, st->meta, &k, &d, 0)) == 0)
 				rc = mdb_txn_commit(txn);
 			else
 				mdb_txn_abort(txn);
@@ -110,13 +110,13 @@ static unsigned values_intact(unsigned n)
 	MDB_txn *txn;
 	MDB_val k, d;
 
-	if (mdb_txn_begin(st.env, NULL, MDB_RDONLY, &txn) != 0)
+	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
 		return 0;
 	for (unsigned i = 0; i < n; i++) {
 		fill(want, i);
 		k.mv_size = (size_t)snprintf(key, sizeof(key), "v%06u", i);
 		k.mv_data = key;
-		if (mdb_get(txn, st.meta, &k, &d) == 0 && d.mv_size == VALUE &&
+		if (mdb_get(txn, st->meta, &k, &d) == 0 && d.mv_size == VALUE &&
 		    memcmp(d.mv_data, want, VALUE) == 0)
 			good++;
 	}
@@ -161,7 +161,7 @@ static void margin_ahead_of_data(int direct)
 	char why[256];
 
 	CHECK(setup() == 0);
-	pa = prealloc_start(&st, 4 * MIB, direct);
+	pa = prealloc_start(st, 4 * MIB, direct);
 	CHECK(pa != NULL);
 	/* About 18 MiB of values: a quarter of it is more than the cap. */
 	CHECK(put_values(0, 300) == 0);
@@ -181,9 +181,9 @@ static void margin_ahead_of_data(int direct)
 	pa = NULL;
 	end = lmdb_end();
 	CHECK_EQ_INT(file_size(), end);
-	store_close(&st);
+	store_close(st);
 	st_open = 0;
-	CHECK(store_open(&st, path, 256 * MIB, why, sizeof(why)) == 0);
+	CHECK((st = store_open(path, 256 * MIB, why, sizeof(why))) != NULL);
 	st_open = 1;
 	CHECK_EQ_INT(values_intact(400), 400);
 }
@@ -203,7 +203,7 @@ static void test_margin_is_a_quarter_of_small_data(void)
 	uint64_t end, margin;
 
 	CHECK(setup() == 0);
-	pa = prealloc_start(&st, 64 * MIB, 1);
+	pa = prealloc_start(st, 64 * MIB, 1);
 	CHECK(pa != NULL);
 	/* About 6 MiB of values: the target is a quarter, rounded down to
 	 * whole MiB, so 1 MiB. */
@@ -222,7 +222,7 @@ static void test_off(void)
 	uint64_t size;
 
 	CHECK(setup() == 0);
-	CHECK(prealloc_start(&st, 0, 1) == NULL);
+	CHECK(prealloc_start(st, 0, 1) == NULL);
 	/* The writer's calls take NULL. */
 	CHECK(put_values(0, 100) == 0);
 	size = file_size();

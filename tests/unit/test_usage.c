@@ -10,7 +10,6 @@
 #include "usage.h"
 
 #include <inttypes.h>
-#include <lmdb.h>
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -190,19 +189,16 @@ static void test_parse_time(void)
 /* --- reports from LMDB ----------------------------------------------------- */
 
 static char envdir[48];
-static MDB_env *env;
-static MDB_dbi usage_dbi;
+static struct store *st;
 
 #define H1 1795546800ull            /* 2026-11-24T19:00:00Z */
 #define H2 (H1 + 3600)              /* 2026-11-24T20:00:00Z */
 #define H3 (H1 + 2 * 3600)          /* 2026-11-24T21:00:00Z */
 
-static int put_rec(MDB_txn *txn, const char *tenant, uint64_t hour,
+static int put_rec(struct store_txn *txn, const char *tenant, uint64_t hour,
 		   uint64_t base)
 {
-	uint8_t key[STORE_KEY_MAX];
 	struct usage_rec rec;
-	MDB_val k, v;
 
 	memset(&rec, 0, sizeof(rec));
 	rec.version = USAGE_FORMAT;
@@ -219,45 +215,42 @@ static int put_rec(MDB_txn *txn, const char *tenant, uint64_t hour,
 	rec.samples_refused[REFUSE_RATE_LIMITED] = base + 11;
 	rec.samples_refused[REFUSE_UNAUTHORIZED] = base + 12;
 	rec.samples_dropped[DROP_AGE] = base + 13;
-	k.mv_size = store_key(key, tenant, strlen(tenant), hour);
-	k.mv_data = key;
-	v.mv_size = sizeof(rec);
-	v.mv_data = &rec;
-	return mdb_put(txn, usage_dbi, &k, &v, 0);
+	return store_usage_put(txn, 0, tenant, strlen(tenant), hour, &rec,
+			       sizeof(rec));
 }
 
 static int setup_env(void)
 {
-	MDB_txn *txn;
+	struct store_txn *txn;
+	char why[256];
 
 	snprintf(envdir, sizeof(envdir), "/tmp/test_usage.XXXXXX");
 	if (mkdtemp(envdir) == NULL)
 		return -1;
-	if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
-	    mdb_env_set_mapsize(env, 16u << 20) != 0 ||
-	    mdb_env_open(env, envdir, MDB_NOTLS, 0600) != 0)
+	if ((st = store_open(envdir, 16u << 20, why, sizeof(why))) == NULL)
 		return -1;
-	if (mdb_txn_begin(env, NULL, 0, &txn) != 0)
+	if (store_txn_begin(st, &txn) != 0)
 		return -1;
-	if (mdb_dbi_open(txn, "usage", MDB_CREATE, &usage_dbi) != 0 ||
-	    put_rec(txn, "acme", H1, 100) != 0 ||
+	if (put_rec(txn, "acme", H1, 100) != 0 ||
 	    put_rec(txn, "acme", H2, 200) != 0 ||
 	    put_rec(txn, "acme2", H1, 300) != 0 ||
 	    put_rec(txn, "acm", H3, 400) != 0 ||
 	    put_rec(txn, "globex", H1, 500) != 0 ||
 	    put_rec(txn, "globex", H3, 600) != 0) {
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 		return -1;
 	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	return store_txn_commit(txn) == 0 ? 0 : -1;
 }
 
 static void teardown_env(void)
 {
 	char p[96];
 
-	if (env != NULL)
-		mdb_env_close(env);
+	store_close(st);
+	st = NULL;
+	snprintf(p, sizeof(p), "%s/relay.lock", envdir);
+	unlink(p);
 	snprintf(p, sizeof(p), "%s/data.mdb", envdir);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/lock.mdb", envdir);
@@ -270,17 +263,13 @@ static char *report(const char *tenant, uint64_t from, uint64_t to, int csv)
 {
 	struct usage_filter f = {tenant, from, to};
 	struct buf out;
-	MDB_txn *txn;
 	char *s = NULL;
 
 	buf_init(&out, 1u << 24);
-	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
-		return NULL;
-	if (usage_format(txn, usage_dbi, &f, csv, &out) == 0 &&
+	if (usage_format(st, &f, csv, &out) == 0 &&
 	    buf_append(&out, "", 1) == 0) {
 		s = strdup((const char *)out.p);
 	}
-	mdb_txn_abort(txn);
 	buf_free(&out);
 	return s;
 }

@@ -1,0 +1,60 @@
+/*
+ * batch.h - one accepted remote-write request on its way to the buffer:
+ * ingest builds it (ingest.h), the writer commits it (writer.h), and the
+ * writer's round assembles entries from its chunks (entries.h).
+ */
+#ifndef RELAY_BATCH_H
+#define RELAY_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "metrics.h"
+#include "usage.h"
+#include "wire.h"
+
+/* One compressed piece of a request: a snappy block of whole series. */
+struct chunk {
+	uint8_t *block;          /* owned by the batch */
+	size_t len;
+	uint32_t raw_len;
+	struct wire_counts counts;
+};
+
+enum batch_status {
+	BATCH_PENDING = 0,
+	BATCH_STORED,            /* durable: answer 2xx */
+	BATCH_DUPLICATE,         /* a resend already stored: 2xx, not stored */
+	BATCH_REFUSED            /* not stored: batch.reason says why */
+};
+
+struct batch {
+	char tenant[TENANT_ID_MAX + 1];
+	size_t tlen;
+	struct chunk *chunks;    /* owned */
+	size_t nchunks;
+	uint64_t value_bytes;    /* what it will take in LMDB, about */
+	uint64_t tenant_max_bytes; /* the tenant's share of the buffer; 0: none */
+	uint8_t digest[32];      /* SHA-256 of tenant and body, for dedup */
+	int has_digest;
+	struct usage_rec usage;  /* what it adds to the tenant's usage */
+	const uint32_t *hll;     /* ref: series as usage_hll_code()s */
+	size_t nhll;
+	/* Set by the writer before done() is called. */
+	enum batch_status status;
+	/* BATCH_REFUSED: REFUSE_BUFFER_FULL (over max_size),
+	 * REFUSE_TENANT_FULL (over the tenant's max_buffer_bytes) or
+	 * REFUSE_STORAGE (the commit failed, or the writer has stopped);
+	 * the HTTP side turns it into a status and a text. */
+	enum refuse_reason reason;
+	/* Called on the writer thread once status is final; must not block. */
+	void (*done)(struct batch *b, void *arg);
+	void *arg;
+	struct batch *next;      /* writer's list */
+};
+
+/* Frees what a batch owns (its chunks), not the batch itself. */
+void batch_release(struct batch *b);
+
+#endif

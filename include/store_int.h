@@ -1,0 +1,84 @@
+/*
+ * store_int.h - the store's insides, shared by its files (store.c,
+ * store_queue.c, store_setaside.c, store_dedup.c, store_usage.c) and read
+ * by the store's own unit tests. No other module includes it: the rest of
+ * the relay sees struct store and struct store_txn as closed types and
+ * calls the operations in store.h.
+ */
+#ifndef RELAY_STORE_INT_H
+#define RELAY_STORE_INT_H
+
+#include <lmdb.h>
+
+#include "err.h"
+#include "store.h"
+
+/* The one write transaction (the writer thread's, or a CLI's). Sequence
+ * numbers are taken from next_seq; the store's own counter moves only
+ * when the transaction commits, so an abort gives them back. */
+struct store_txn {
+	struct store *st;        /* ref */
+	MDB_txn *txn;            /* NULL when none is open */
+	uint64_t next_seq;
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi meta;
+	MDB_dbi queue;
+	MDB_dbi setaside;
+	MDB_dbi dedup;
+	MDB_dbi dedup_time;
+	MDB_dbi usage;
+	MDB_dbi usage_hll;
+	uint64_t max_size;
+	uint64_t next_seq;       /* next sequence number, as last committed */
+	unsigned page_size;
+	int lock_fd;             /* flock on PATH/relay.lock; -1 if none */
+	int readonly;
+	struct store_txn wtxn;   /* the write transaction, when open */
+};
+
+/*
+ * Failure seams: every write of the store goes through store_seam_put,
+ * every commit through store_seam_commit, every sync through
+ * store_seam_sync. They are LMDB's own functions; a test swaps one for a
+ * function that fails (MDB_MAP_FULL, ENOSPC, EIO) to see a full disk or a
+ * failed commit without root or a small filesystem, as beanstalkd's dat.h
+ * exports falloc. A commit seam ends the transaction whatever it returns,
+ * as mdb_txn_commit does (a failing one calls mdb_txn_abort).
+ */
+extern int (*store_seam_put)(MDB_txn *txn, MDB_dbi dbi, MDB_val *key,
+			     MDB_val *val, unsigned flags);
+extern int (*store_seam_commit)(MDB_txn *txn);
+extern int (*store_seam_sync)(MDB_env *env, int force);
+
+/* The LMDB transaction behind a read handle, and back. */
+static inline MDB_txn *store_read_txn(struct store_read *r)
+{
+	return (MDB_txn *)(void *)r;
+}
+
+static inline struct store_read *store_read_of(MDB_txn *txn)
+{
+	return (struct store_read *)(void *)txn;
+}
+
+/* Writes the key for (tenant, seq) into key (STORE_KEY_MAX bytes); returns
+ * its length. */
+size_t store_key(uint8_t *key, const char *tenant, size_t tlen, uint64_t seq);
+
+/* Splits a key; returns 0, or -1 if it is not a (tenant, u64) key. */
+int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
+		    uint64_t *seq);
+
+/* Reads an entry header from a queue value; 0, or -1 if malformed. */
+int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr);
+
+/* Pages (in bytes) that database dbi uses, as txn sees it. */
+uint64_t store_db_bytes(MDB_txn *txn, const struct store *st, MDB_dbi dbi);
+
+/* A read transaction on st; 0 or an ERR_* code. */
+int store_read_begin(struct store *st, MDB_txn **txn);
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * evict.c - dropping the oldest entries, for room or for age (see
+ * evict.h).
+ */
+#include "evict.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+
+/* Entries dropped per round at most for age (keeps commits short). */
+#define EVICT_PER_ROUND 1024
+#define MAX_HEADS 4096
+
+/* Why an entry is dropped, and the bound that stops it. */
+struct goal {
+	enum usage_drop why;
+	uint64_t max_age_ms;      /* DROP_AGE: drop while older than this */
+	uint64_t *used, need, limit; /* DROP_FULL: drop until used+need fits */
+};
+
+int evict_init(struct evict *ev, const struct store *st)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->st = st;
+	ev->heads = calloc(MAX_HEADS, sizeof(*ev->heads));
+	return ev->heads != NULL ? 0 : ERR_NOMEM;
+}
+
+void evict_free(struct evict *ev)
+{
+	free(ev->heads);
+	ev->heads = NULL;
+}
+
+void evict_round_start(struct evict *ev)
+{
+	ev->have_heads = 0;
+}
+
+static int goal_met(const struct goal *g, const struct queue_head *h)
+{
+	if (h == NULL)
+		return 1;
+	if (g->why == DROP_AGE)
+		return clock_age_ms(h->created_ms) <= g->max_age_ms;
+	return *g->used + g->need <= g->limit;
+}
+
+/* One line per reason every ten seconds at most. */
+static void log_drops(struct evict *ev, enum usage_drop why)
+{
+	uint64_t now = clock_mono_ms(); /* a timer: monotonic */
+
+	if (ev->dropped_entries[why] == 0 || now - ev->drop_logged_ms[why] < 10000)
+		return;
+	log_msg(LOG_WARN, why == DROP_AGE ?
+		"dropped buffer entries older than max_age" :
+		"buffer full, dropped the oldest entries",
+		"entries=%llu samples=%llu",
+		(unsigned long long)ev->dropped_entries[why],
+		(unsigned long long)ev->dropped_samples[why]);
+	ev->dropped_entries[why] = ev->dropped_samples[why] = 0;
+	ev->drop_logged_ms[why] = now;
+}
+
+/*
+ * Drops the oldest entries of all tenants until the goal is met, at most
+ * max of them. Counts them in usage and metrics. Returns 0 or an ERR_*
+ * code.
+ */
+static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
+		 struct usage_round *usage, const struct evict_sink *sink,
+		 const struct goal *g, uint64_t now, int max)
+{
+	struct store_span gone, next;
+	struct queue_head *h;
+	uint64_t samples = 0, entries = 0;
+	int rc, n = 0;
+
+	if (!ev->have_heads) {
+		ev->nheads = queue_heads(q, ev->heads, MAX_HEADS);
+		ev->have_heads = 1;
+	}
+	for (; n < max; n++) {
+		h = NULL;
+		for (size_t i = 0; i < ev->nheads; i++) {
+			if (ev->heads[i].seq != 0 &&
+			    (h == NULL || ev->heads[i].created_ms < h->created_ms))
+				h = &ev->heads[i];
+		}
+		if (goal_met(g, h))
+			break;
+		memset(&gone, 0, sizeof(gone));
+		rc = store_delete_range(txn, h->id, h->idlen, h->seq, h->seq,
+					&gone, &next);
+		if (rc != 0)
+			return rc;
+		h->seq = next.entries ? next.first_seq : 0;
+		h->created_ms = next.created_ms;
+		if (gone.entries == 0)
+			continue;
+		if ((rc = sink->removed(sink->arg, h->id, h->idlen, &gone, &next)) != 0)
+			return rc;
+		if (g->why == DROP_FULL) {
+			uint64_t fp = store_value_footprint(ev->st, gone.bytes);
+			*g->used = *g->used > fp ? *g->used - fp : 0;
+		}
+		if ((rc = usage_count_dropped(usage, h->id, h->idlen, now, g->why,
+					      gone.samples)) != 0)
+			return rc;
+		samples += gone.samples;
+		entries += gone.entries;
+	}
+	if (entries > 0) {
+		metric_add(g->why == DROP_AGE ? &metrics.samples_dropped_age :
+			   &metrics.samples_dropped_full, samples);
+		ev->dropped_entries[g->why] += entries;
+		ev->dropped_samples[g->why] += samples;
+	}
+	log_drops(ev, g->why);
+	return 0;
+}
+
+int evict_for_space(struct evict *ev, struct store_txn *txn, struct queue *q,
+		    struct usage_round *usage, const struct evict_sink *sink,
+		    uint64_t *used, uint64_t need, uint64_t limit, uint64_t now)
+{
+	struct goal g = {DROP_FULL, 0, used, need, limit};
+
+	return evict(ev, txn, q, usage, sink, &g, now, INT32_MAX);
+}
+
+int evict_old(struct evict *ev, struct store_txn *txn, struct queue *q,
+	      struct usage_round *usage, const struct evict_sink *sink,
+	      uint64_t max_age_ms, uint64_t now)
+{
+	struct goal g = {DROP_AGE, 0, NULL, 0, 0};
+
+	uint64_t mono = clock_mono_ms();
+
+	/* Ages by clock_age_ms, which a step of the wall clock cannot
+	 * hasten; checked at most once a second. */
+	if (max_age_ms == 0 || mono - ev->last_age_check_ms < 1000)
+		return 0;
+	ev->last_age_check_ms = mono;
+	g.max_age_ms = max_age_ms;
+	return evict(ev, txn, q, usage, sink, &g, now, EVICT_PER_ROUND);
+}

@@ -1,0 +1,137 @@
+/*
+ * store_usage.c - the usage and usage_hll databases: values per tenant
+ * and hour, whose contents the usage module defines (see store.h and
+ * usage.h).
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+static MDB_dbi usage_dbi(const struct store *st, int hll)
+{
+	return hll ? st->usage_hll : st->usage;
+}
+
+int store_usage_get(struct store_txn *t, int hll, const char *tenant,
+		    size_t tlen, uint64_t hour, const void **val, size_t *len)
+{
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k = {store_key(key, tenant, tlen, hour), key}, v;
+	int rc = mdb_get(t->txn, usage_dbi(t->st, hll), &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return err_from_mdb(rc);
+	*val = v.mv_data;
+	*len = v.mv_size;
+	return 1;
+}
+
+int store_usage_put(struct store_txn *t, int hll, const char *tenant,
+		    size_t tlen, uint64_t hour, const void *val, size_t len)
+{
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k = {store_key(key, tenant, tlen, hour), key};
+	MDB_val v = {len, (void *)val};
+
+	return err_from_mdb(store_seam_put(t->txn, usage_dbi(t->st, hll), &k,
+					   &v, 0));
+}
+
+int store_usage_reserve(struct store_txn *t, int hll, const char *tenant,
+			size_t tlen, uint64_t hour, size_t len, void **out)
+{
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k = {store_key(key, tenant, tlen, hour), key};
+	MDB_val v = {len, NULL};
+	int rc = store_seam_put(t->txn, usage_dbi(t->st, hll), &k, &v,
+				MDB_RESERVE);
+
+	if (rc != 0)
+		return err_from_mdb(rc);
+	*out = v.mv_data;
+	return 0;
+}
+
+/* Deletes the records of db whose hour is before cutoff_s; an LMDB code. */
+static int delete_before(MDB_txn *txn, MDB_dbi db, uint64_t cutoff_s)
+{
+	const char *tenant;
+	size_t tlen;
+	uint64_t h;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, db, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
+		if (store_key_parse(&k, &tenant, &tlen, &h) == 0 && h < cutoff_s) {
+			if ((rc = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+		} else {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
+}
+
+int store_usage_cleanup(struct store_txn *t, uint64_t hll_before_s,
+			uint64_t usage_before_s)
+{
+	int rc;
+
+	if ((rc = delete_before(t->txn, t->st->usage_hll, hll_before_s)) == 0 &&
+	    usage_before_s > 0)
+		rc = delete_before(t->txn, t->st->usage, usage_before_s);
+	return err_from_mdb(rc);
+}
+
+int store_usage_each(struct store *st, const char *tenant, size_t tlen,
+		     uint64_t from_s,
+		     int (*fn)(void *arg, const char *tenant, size_t tlen,
+			       uint64_t hour, const void *val, size_t len),
+		     void *arg)
+{
+	uint8_t key[STORE_KEY_MAX];
+	const char *t;
+	size_t n;
+	uint64_t h;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, ret = 0;
+
+	if (st->usage == 0)      /* a reader of a directory without one */
+		return 0;
+	if ((rc = store_read_begin(st, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->usage, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return err_from_mdb(rc);
+	}
+	if (tenant != NULL) {
+		k.mv_size = store_key(key, tenant, tlen, from_s);
+		k.mv_data = key;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	} else {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (store_key_parse(&k, &t, &n, &h) < 0)
+			continue;
+		if (tenant != NULL && (n != tlen || memcmp(t, tenant, tlen) != 0))
+			break;
+		if ((ret = fn(arg, t, n, h, v.mv_data, v.mv_size)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (ret < 0)
+		return ret;
+	return ret == 1 || rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
+}
