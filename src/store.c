@@ -16,30 +16,10 @@
 
 #include "log.h"
 #include "queue.h"
+#include "store_check.h"
 
 #define STORE_MAX_DBS 16
 #define STORE_MAX_READERS 512
-
-static int mkdir_p(const char *path)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
 
 int store_lock(const char *path)
 {
@@ -113,17 +93,19 @@ int store_open(struct store *st, const char *path, uint64_t max_size,
 	st->max_size = max_size;
 	st->next_seq = 1;
 	st->lock_fd = -1;
-	if (mkdir_p(path) < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+	if (store_check_dir(path, 1, err, errlen) < 0)
 		return -1;
-	}
-	chmod(path, 0700);
 	st->lock_fd = store_lock(path);
 	if (st->lock_fd < 0) {
-		snprintf(err, errlen, st->lock_fd == -2 ?
-			 "another relay is using %s" : "cannot lock %s", path);
+		if (st->lock_fd == -2)
+			snprintf(err, errlen, "another relay is using %s", path);
+		else
+			snprintf(err, errlen, "cannot lock %s/relay.lock: %s",
+				 path, strerror(errno));
 		return -1;
 	}
+	if (store_check_data(path, err, errlen) < 0)
+		goto fail;
 	/* Headroom above max_size: deletes need free pages to copy on write
 	 * even when the buffer is at its limit. The file grows only as pages
 	 * are used; the map is address space. */
@@ -170,6 +152,7 @@ int store_open(struct store *st, const char *path, uint64_t max_size,
 			 mdb_strerror(rc));
 		goto fail;
 	}
+	store_check_mark(path);
 	return 0;
 fail:
 	if (txn != NULL)
