@@ -422,7 +422,8 @@ static int list_entry(void *arg, const struct lmdb_entry *e)
 	return 0;
 }
 
-/* --pages: the queue's leaf pages and how many entries each holds. */
+/* --pages: the main DB's and the queue's root pages, and the queue's leaf
+ * pages with how many entries each holds. */
 static int list_pages(const char *from)
 {
 	struct page_list l = {0, 0};
@@ -439,8 +440,11 @@ static int list_pages(const char *from)
 	}
 	memset(&w, 0, sizeof(w));
 	w.name = "queue";
+	printf("main root %" PRIu64 " depth %u\n", f.main_db.root,
+	       f.main_db.depth);
 	rc = lmdb_find_db(&f, "queue", &db, &w);
 	if (rc == 0) {
+		printf("queue root %" PRIu64 " depth %u\n", db.root, db.depth);
 		memset(&w, 0, sizeof(w));
 		w.name = "queue";
 		rc = lmdb_walk_tree(&f, &db, 0, list_entry, &l, &w);

@@ -130,8 +130,8 @@ int store_check_dir(const char *path, int create, char *err, size_t errlen)
 		return n;
 	}
 	if (n > 0) {
-		snprintf(err, errlen, "storage path %s holds %d file%s that are "
-			 "not the relay's (%s%s); the relay keeps its store in a "
+		snprintf(err, errlen, "storage path %s holds %d file%s not the "
+			 "relay's (%s%s); the relay keeps its store in a "
 			 "directory of its own: set [storage] path to a new or "
 			 "empty directory", path, n, n > 1 ? "s" : "", names,
 			 n > 3 ? ", ..." : "");
