@@ -106,7 +106,9 @@ struct store_span {
 };
 
 /*
- * Opens (creating path 0700 if missing) the environment, holding an
+ * Opens (creating path 0700 if missing; an existing one is checked, never
+ * chmod'ed, and a damaged data file refused: store_check.h) the
+ * environment, holding an
  * exclusive lock on PATH/relay.lock so that one process at a time writes
  * it. Clears reader slots left by dead processes. Returns 0, or -1 with a
  * reason in err.

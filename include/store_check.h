@@ -20,11 +20,13 @@
  *    directory holds a store (format version 1 of the file, text):
  *
  *      relay store
+ *      format=1
  *      id=<32 hex digits, random>
  *      created_ms=<Unix ms>
  *
- *    Only its presence is used: with relay.id, a missing or empty data.mdb
- *    is damage (the data is gone), not a fresh start. Without relay.id
+ *    A relay.id of another format is refused (bump STORE_ID_FORMAT when
+ *    the meaning of the file changes). With relay.id, a missing or empty
+ *    data.mdb is damage (the data is gone), not a fresh start. Without relay.id
  *    and without data.mdb the directory gets a new store. A data.mdb
  *    without relay.id (a store of an earlier relay) gets its relay.id
  *    once it passed the checks below.

@@ -232,11 +232,48 @@ static int check_file(struct lmdb_file *f, char *err, size_t errlen)
 	return 0;
 }
 
+/* Reads PATH/relay.id: 1 when it is there and of STORE_ID_FORMAT, 0 when
+ * it is not there, or a negative ERR_* code with the reason in err. */
+static int read_id(const char *path, char *err, size_t errlen)
+{
+	char file[4200], text[256];
+	int fd, format = -1;
+	ssize_t n;
+
+	snprintf(file, sizeof(file), "%s/%s", path, STORE_ID_FILE);
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot read %s: %s (errno %d)", file,
+			 strerror(e), e);
+		return err_from_errno(e);
+	}
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	if (strncmp(text, "relay store\n", 12) != 0 ||
+	    sscanf(text + 12, "format=%d", &format) != 1) {
+		snprintf(err, errlen, "%s is not the relay's store identity file",
+			 file);
+		return ERR_FAIL;
+	}
+	if (format != STORE_ID_FORMAT) {
+		snprintf(err, errlen, "%s: format %d, this relay reads %d", file,
+			 format, STORE_ID_FORMAT);
+		return ERR_FORMAT;
+	}
+	return 1;
+}
+
 int store_check_data(const char *path, char *err, size_t errlen)
 {
 	struct lmdb_file f;
 	char file[4200], why[512];
-	int rc, marked = file_exists(path, STORE_ID_FILE);
+	int rc, marked = read_id(path, err, errlen);
+
+	if (marked < 0)
+		return marked;
 
 	snprintf(file, sizeof(file), "%s/data.mdb", path);
 	rc = lmdb_file_open(&f, file, 1, why, sizeof(why));
@@ -279,8 +316,9 @@ int store_check_mark(const char *path)
 		return err_from_errno(errno);
 	for (size_t i = 0; i < sizeof(id); i++)
 		snprintf(hex + 2 * i, 3, "%02x", id[i]);
-	n = snprintf(text, sizeof(text), "relay store\nid=%s\ncreated_ms=%llu\n",
-		     hex, (unsigned long long)clock_wall_ms());
+	n = snprintf(text, sizeof(text), "relay store\nformat=%d\nid=%s\n"
+		     "created_ms=%llu\n", STORE_ID_FORMAT, hex,
+		     (unsigned long long)clock_wall_ms());
 	snprintf(file, sizeof(file), "%s/%s", path, STORE_ID_FILE);
 	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)

@@ -61,6 +61,13 @@ refuses() {
 	else
 		fail "$name: refusal" "exit $rc (wanted 1), output: $(tail -c 400 "$T/$name.out")"
 	fi
+	"$RELAY_BIN" -n -c "$T/$name.conf" >"$T/$name.n.out" 2>&1
+	rc=$?
+	if [ "$rc" = 1 ] && grep -qF -- "$want" "$T/$name.n.out"; then
+		ok "$name: relay -n reports it"
+	else
+		fail "$name: relay -n" "exit $rc (wanted 1), output: $(tail -c 400 "$T/$name.n.out")"
+	fi
 }
 
 # refuses_dir NAME PATH WANT: the relay on PATH exits 1 with WANT.

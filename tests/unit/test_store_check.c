@@ -370,6 +370,19 @@ static void test_identity(void)
 	CHECK_EQ_INT(store_check_mark(dir), 0);
 	snprintf(p, sizeof(p), "%s/%s", dir, STORE_ID_FILE);
 	CHECK(access(p, R_OK) == 0);
+	/* A relay.id of another format is refused. */
+	{
+		FILE *fp = fopen(p, "w");
+		CHECK(fp != NULL);
+		fputs("relay store\nformat=2\n", fp);
+		fclose(fp);
+	}
+	why[0] = '\0';
+	rc = store_check_data(dir, why, sizeof(why));
+	CHECK_EQ_INT(rc, ERR_FORMAT);
+	CHECK(strstr(why, "format 2, this relay reads 1") != NULL);
+	CHECK(unlink(p) == 0);
+	CHECK_EQ_INT(store_check_mark(dir), 0);
 	CHECK(truncate(file, 0) == 0);
 	CHECK_REFUSED("data.mdb is empty (0 bytes)");
 	CHECK(unlink(file) == 0);
