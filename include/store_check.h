@@ -37,7 +37,10 @@
  *    first page of each overflow run (its header, not its content). Any
  *    page outside the file, misplaced, of the wrong type, with offsets
  *    outside the page, keys out of order or counts that differ from its
- *    database record is damage. This reads the tree pages only: entries
+ *    database record is damage; so is a free-page record (u64 count, then
+ *    the page numbers) that lists a meta page or a page past the last one,
+ *    which LMDB would hand out again over live data. This reads the tree
+ *    pages (and the free-page lists) only: entries
  *    are mostly overflow runs, so a store of 1 GB takes one read per
  *    entry plus a few hundred tree pages (measured in README.md).
  *    The content of overflow runs is not checked here; a damaged entry

@@ -167,6 +167,68 @@ static int check_tree(struct lmdb_file *f, const char *name,
 	return rc;
 }
 
+/* A free-page DB record: u64 count, then count page numbers, each one
+ * LMDB may hand out again (so never a meta page nor past the last page). */
+struct free_check {
+	uint64_t last_pgno;
+	char problem[200];
+};
+
+static int check_free_record(void *arg, const struct lmdb_entry *e)
+{
+	struct free_check *fc = arg;
+	uint64_t n, pg;
+
+	if (e->klen != 8 || e->vlen < 8 || e->vlen % 8) {
+		snprintf(fc->problem, sizeof(fc->problem), "leaf page %llu: a "
+			 "record of %zu bytes", (unsigned long long)e->leaf_pgno,
+			 e->vlen);
+		return ERR_CORRUPT;
+	}
+	memcpy(&n, e->val, 8);
+	if (n > e->vlen / 8 - 1) {
+		snprintf(fc->problem, sizeof(fc->problem), "leaf page %llu: a "
+			 "record counts %llu pages in %zu bytes",
+			 (unsigned long long)e->leaf_pgno, (unsigned long long)n,
+			 e->vlen);
+		return ERR_CORRUPT;
+	}
+	for (uint64_t i = 1; i <= n; i++) {
+		memcpy(&pg, e->val + 8 * i, 8);
+		if (pg < 2 || pg > fc->last_pgno) {
+			snprintf(fc->problem, sizeof(fc->problem), "leaf page "
+				 "%llu: lists page %llu as free (last page %llu)",
+				 (unsigned long long)e->leaf_pgno,
+				 (unsigned long long)pg,
+				 (unsigned long long)fc->last_pgno);
+			return ERR_CORRUPT;
+		}
+	}
+	return 0;
+}
+
+static int check_free_db(struct lmdb_file *f, char *err, size_t errlen)
+{
+	struct free_check fc;
+	struct lmdb_walk w;
+	int rc;
+
+	memset(&fc, 0, sizeof(fc));
+	fc.last_pgno = f->last_pgno;
+	memset(&w, 0, sizeof(w));
+	w.name = "the free-page DB";
+	w.want_values = 1;   /* the lists of free pages, not entries */
+	rc = lmdb_walk_tree(f, &f->free_db, 1, check_free_record, &fc, &w);
+	if (rc == ERR_CORRUPT && w.problem[0] != '\0')
+		snprintf(err, errlen, "%s", w.problem);
+	else if (rc == ERR_CORRUPT)
+		snprintf(err, errlen, "%.200s: the free-page DB: %s", f->path,
+			 fc.problem);
+	else if (rc < 0)
+		snprintf(err, errlen, "%.200s: %s", f->path, err_str(rc));
+	return rc;
+}
+
 struct named {
 	char name[32];
 	struct lmdb_db db;
@@ -202,8 +264,7 @@ static int check_file(struct lmdb_file *f, char *err, size_t errlen)
 	struct lmdb_walk w;
 	int rc;
 
-	if ((rc = check_tree(f, "the free-page DB", &f->free_db, 1, err,
-			     errlen)) != 0)
+	if ((rc = check_free_db(f, err, errlen)) != 0)
 		return rc;
 	memset(&l, 0, sizeof(l));
 	memset(&w, 0, sizeof(w));

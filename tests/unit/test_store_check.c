@@ -343,6 +343,64 @@ static void test_record_counts_differ(void)
 	cleanup();
 }
 
+/* Deletes the first n keys in a transaction of its own: the pages it
+ * frees are listed in the free-page DB. */
+static int delete_keys(int n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	char k[16];
+	int rc;
+
+	if (mdb_env_create(&env) != 0)
+		return -1;
+	mdb_env_set_maxdbs(env, 4);
+	rc = mdb_env_open(env, dir, 0, 0600);
+	if (rc == 0 && (rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0) {
+		rc = mdb_dbi_open(txn, "queue", 0, &dbi);
+		for (int i = 0; i < n && rc == 0; i++) {
+			MDB_val kv;
+			key_of(i, k);
+			kv.mv_data = k;
+			kv.mv_size = strlen(k);
+			rc = mdb_del(txn, dbi, &kv, NULL);
+		}
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	return rc == 0 ? 0 : -1;
+}
+
+/* A free-page record that lists a page past the last one. */
+static void test_free_list_past_last_page(void)
+{
+	static uint8_t page[65536];
+	struct lmdb_file f;
+	unsigned off;
+	uint64_t bogus = (uint64_t)1 << 40;
+	int rc;
+
+	CHECK(make_env() == 0);
+	CHECK(delete_keys(100) == 0);
+	rc = store_check_data(dir, why, sizeof(why));
+	CHECK_EQ_INT(rc, 0);
+	CHECK(lmdb_file_open(&f, file, 1, why, sizeof(why)) == 0);
+	lmdb_file_close(&f);
+	CHECK(f.free_db.root != LMDB_NOPAGE && f.free_db.depth == 1);
+	CHECK(peek(f.free_db.root * f.psize, page, f.psize) == 0);
+	/* The first record: node header, 8-byte key, count, first page. */
+	off = page[16] | page[17] << 8;
+	CHECK((page[off + 4] & LMDB_F_BIGDATA) == 0);
+	CHECK(poke(f.free_db.root * f.psize + off + 8 + 8 + 8, &bogus, 8) == 0);
+	CHECK_REFUSED("the free-page DB: leaf page");
+	CHECK_REFUSED("as free (last page");
+	cleanup();
+}
+
 static void test_meta_pages(void)
 {
 	struct lmdb_file f;
@@ -441,6 +499,7 @@ int main(void)
 	RUN(test_branch_points_past_file);
 	RUN(test_zeroed_overflow_page);
 	RUN(test_record_counts_differ);
+	RUN(test_free_list_past_last_page);
 	RUN(test_meta_pages);
 	RUN(test_identity);
 	RUN(test_directory);
