@@ -39,8 +39,8 @@ if [ "${#LEAVES[@]}" -lt 3 ]; then
 	fail setup "fewer than 3 leaf pages: $(cat "$T/pages")"
 	exit 1
 fi
-FLIP=(${LEAVES[1]})
-ZERO=(${LEAVES[$((${#LEAVES[@]} - 1))]})
+read -r -a FLIP <<<"${LEAVES[1]}"
+read -r -a ZERO <<<"${LEAVES[$((${#LEAVES[@]} - 1))]}"
 
 # damage_bytes N: N fixed pseudo-random bytes on stdout.
 damage_bytes() {
