@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <snappy-c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,13 +308,41 @@ static int copy_db(struct lmdb_file *f, const char *name, int kind,
 	return 0;
 }
 
-/* to must be missing or an empty directory. */
+/* 1 when path (which need not exist) lies inside dir. */
+static int inside(const char *dir, const char *path)
+{
+	char d[PATH_MAX], p[PATH_MAX], parent[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (realpath(dir, d) == NULL)
+		return 0;
+	if (realpath(path, p) == NULL) {
+		/* A new directory: its parent's real path, then its name. */
+		n = slash ? (size_t)(slash - path) : 1;
+		snprintf(parent, sizeof(parent), "%.*s", (int)n,
+			 slash ? (n ? path : "/") : ".");
+		if (realpath(parent, p) == NULL)
+			return 0;
+		n = strlen(p);
+		snprintf(p + n, sizeof(p) - n, "/%s", slash ? slash + 1 : path);
+	}
+	n = strlen(d);
+	return strncmp(p, d, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}
+
+/* to must be missing or an empty directory, outside from. */
 static int target_ok(const char *from, const char *to, char *err, size_t errlen)
 {
 	struct stat a, b;
 	struct dirent *de;
 	DIR *d;
 
+	if (inside(from, to)) {
+		snprintf(err, errlen, "--to %s is inside the damaged directory "
+			 "%s: choose a directory elsewhere", to, from);
+		return ERR_FAIL;
+	}
 	if (stat(to, &b) < 0)
 		return 0;
 	if (stat(from, &a) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {

@@ -150,6 +150,10 @@ static void test_salvage_copies_and_checks(void)
 	setaside_reason(dst, reason, sizeof(reason), &status);
 	CHECK_STR(reason, "bad labels");
 	CHECK_EQ_INT(status, 400);
+	/* Nor a directory inside the damaged one. */
+	snprintf(reason, sizeof(reason), "%.40s/new", src);
+	rc = salvage_run(src, reason, 64 * MIB, &r, why, sizeof(why));
+	CHECK(rc < 0 && strstr(why, "inside the damaged directory") != NULL);
 	/* A directory that is not empty is not written to. */
 	rc = salvage_run(src, dst, 64 * MIB, &r, why, sizeof(why));
 	CHECK(rc < 0 && strstr(why, "not empty") != NULL);
