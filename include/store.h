@@ -127,7 +127,9 @@ struct store_span {
 };
 
 /*
- * Opens (creating path 0700 if missing) the environment, holding an
+ * Opens (creating path 0700 if missing; an existing one is checked, never
+ * chmod'ed, and a damaged data file refused: store_check.h) the
+ * environment, holding an
  * exclusive lock on PATH/relay.lock so that one process at a time writes
  * it; checks (and where it can, converts) the format versions above.
  * Clears reader slots left by dead processes. Returns the store (the

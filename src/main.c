@@ -56,8 +56,10 @@
 #include "metrics.h"
 #include "queue.h"
 #include "reload.h"
+#include "salvage.h"
 #include "setaside.h"
 #include "store.h"
+#include "store_check.h"
 #include "tenant.h"
 #include "usage.h"
 #include "version.h"
@@ -70,6 +72,7 @@ static void usage(FILE *out)
 		"usage: relay [-n] -c FILE\n"
 		"       relay usage -c FILE [--tenant T] [--from TIME] [--to TIME] [--csv]\n"
 		"       relay setaside list|replay|purge -c FILE [--tenant T] [--seq N]\n"
+		"       relay salvage -c FILE --to NEWDIR | --from DIR --to NEWDIR\n"
 		"       relay -h | -V\n"
 		"\n"
 		"Prometheus remote-write relay: stores each batch durably in LMDB\n"
@@ -190,6 +193,8 @@ int main(int argc, char **argv)
 		return usage_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "setaside") == 0)
 		return setaside_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "salvage") == 0)
+		return salvage_main(argc - 1, argv + 1);
 	while ((opt = getopt(argc, argv, "c:nhV")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -224,9 +229,13 @@ int main(int argc, char **argv)
 	tenant_prepare(cfg);
 	reload_init(cfg);
 	if (check) {
-		printf("configuration OK\n");
+		rc = store_check_config(cfg->path, err, sizeof(err)) < 0;
+		if (rc)
+			fprintf(stderr, "%s\n", err);
+		else
+			printf("configuration OK\n");
 		reload_free_all();
-		return 0;
+		return rc;
 	}
 	rc = run(cfg);
 	reload_free_all();

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store_check.h"
 #include "usage.h"
 
 #define STORE_MAX_DBS 16
@@ -23,27 +24,6 @@ int (*store_seam_put)(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val,
 		      unsigned flags) = mdb_put;
 int (*store_seam_commit)(MDB_txn *txn) = mdb_txn_commit;
 int (*store_seam_sync)(MDB_env *env, int force) = mdb_env_sync;
-
-static int mkdir_p(const char *path)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
 
 int store_lock(const char *path)
 {
@@ -265,24 +245,33 @@ struct store *store_open(const char *path, uint64_t max_size, char *err,
 	st->max_size = max_size;
 	st->next_seq = 1;
 	st->lock_fd = -1;
-	if (mkdir_p(path) < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+	if (store_check_dir(path, 1, err, errlen) < 0) {
 		free(st);
 		return NULL;
 	}
-	chmod(path, 0700);
 	st->lock_fd = store_lock(path);
 	if (st->lock_fd < 0) {
-		snprintf(err, errlen, st->lock_fd == ERR_BUSY ?
-			 "another relay is using %s" : "cannot lock %s", path);
+		if (st->lock_fd == ERR_BUSY)
+			snprintf(err, errlen, "another relay is using %s", path);
+		else
+			snprintf(err, errlen, "cannot lock %s/relay.lock: %s",
+				 path, strerror(errno));
 		free(st);
 		return NULL;
 	}
+	if (store_check_data(path, err, errlen) < 0)
+		goto fail;
 	/* Headroom above max_size: deletes need free pages to copy on write
 	 * even when the buffer is at its limit. The file grows only as pages
 	 * are used; the map is address space. */
 	map = max_size + (max_size / 4 > (64u << 20) ? max_size / 4 : (64u << 20));
-	return open_env(st, path, map, err, errlen);
+	st = open_env(st, path, map, err, errlen);
+	if (st != NULL)
+		store_check_mark(path);
+	return st;
+fail:
+	store_free(st);
+	return NULL;
 }
 
 struct store *store_open_readonly(const char *path, char *err, size_t errlen)
