@@ -25,10 +25,12 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "ratelimit.h"
 #include "reload.h"
 #include "setaside.h"
 #include "store.h"
 #include "tenant.h"
+#include "tenant_stats.h"
 #include "usage.h"
 #include "writer.h"
 
@@ -60,6 +62,7 @@ struct http {
 	struct MHD_Response *stored;    /* owned: the 204 every stored write
 					 * gets, made once */
 	char *tls_cert, *tls_key, *tls_ca; /* owned: PEM text */
+	struct ratelimit rl;
 };
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
@@ -131,8 +134,8 @@ static enum MHD_Result refuse_req(struct request *r, unsigned status,
 	uint64_t samples = r->counts.samples;
 
 	if (r->ident.idlen > 0) {
-		queue_count_refused(r->h->d.q, r->ident.id, r->ident.idlen,
-				    (int)reason, samples);
+		tenant_stats_refused(r->ident.id, r->ident.idlen, reason,
+				     samples);
 		writer_refused(r->h->d.w, r->ident.id, r->ident.idlen, (int)reason,
 			       samples);
 	}
@@ -292,9 +295,10 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 				  "tenant's share of the buffer is full; retry later");
 	}
 	if (tc && tc->max_samples_per_second > 0 &&
-	    queue_take_tokens(h->d.q, r->ident.id, r->ident.idlen,
-			      tc->max_samples_per_second,
-			      r->counts.samples + r->counts.histograms) < 0) {
+	    ratelimit_take(&h->rl, r->ident.id, r->ident.idlen,
+			   tc->max_samples_per_second,
+			   r->counts.samples + r->counts.histograms,
+			   clock_mono_ms()) == 1) {
 		batch_release(b);
 		snprintf(why, sizeof(why), "tenant over its rate of %g samples/s; "
 			 "retry later", tc->max_samples_per_second);
@@ -764,6 +768,7 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 		return NULL;
 	}
 	h->d = *deps;
+	ratelimit_init(&h->rl);
 	h->stored = MHD_create_response_from_buffer(0, (void *)"",
 						    MHD_RESPMEM_PERSISTENT);
 	if (h->stored == NULL) {
@@ -814,6 +819,7 @@ fail:
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_ca);
+	ratelimit_destroy(&h->rl);
 	free(h);
 	return NULL;
 }
@@ -834,5 +840,6 @@ void http_stop(struct http *h, unsigned wait_ms)
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_ca);
+	ratelimit_destroy(&h->rl);
 	free(h);
 }

@@ -19,6 +19,7 @@
 #include "queue.h"
 #include "setaside.h"
 #include "store.h"
+#include "tenant_stats.h"
 
 enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
 
@@ -510,15 +511,16 @@ static void finish_batches(struct writer *w, struct batch *list,
 	struct batch *b, *next;
 	uint64_t n = 0;
 
+	(void)w;
 	for (b = list; b != NULL; b = next) {
 		next = b->next;
 		if (failed != BATCH_PENDING)
 			b->status = failed;
 		if (b->status == BATCH_STORED) {
 			n++;
-			queue_count_received(w->q, b->tenant, b->tlen, &b->usage, 0);
+			tenant_stats_received(b->tenant, b->tlen, &b->usage, 0);
 		} else if (b->status == BATCH_DUPLICATE) {
-			queue_count_received(w->q, b->tenant, b->tlen, NULL, 1);
+			tenant_stats_received(b->tenant, b->tlen, NULL, 1);
 		}
 		b->done(b, b->arg);
 	}
