@@ -14,10 +14,22 @@
 #include <string.h>
 #include <time.h>
 
+#include "err.h"
 #include "metrics.h"
 #include "store.h"
 
 _Static_assert(REFUSE_NREASONS <= USAGE_REFUSED_SLOTS, "refused slots");
+_Static_assert(offsetof(struct usage_rec, requests_refused) == USAGE_REC_V1_SIZE,
+	       "version 1 records end where requests_refused starts");
+
+int usage_rec_read(const void *p, size_t len, struct usage_rec *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < USAGE_REC_V1_SIZE)
+		return ERR_CORRUPT;
+	memcpy(out, p, len < sizeof(*out) ? len : sizeof(*out));
+	return 0;
+}
 
 void usage_add(struct usage_rec *dst, const struct usage_rec *src)
 {
@@ -35,6 +47,8 @@ void usage_add(struct usage_rec *dst, const struct usage_rec *src)
 		dst->samples_refused[i] += src->samples_refused[i];
 	for (int i = 0; i < USAGE_DROPPED_SLOTS; i++)
 		dst->samples_dropped[i] += src->samples_dropped[i];
+	for (int i = 0; i < USAGE_REFUSED_SLOTS; i++)
+		dst->requests_refused[i] += src->requests_refused[i];
 }
 
 uint32_t usage_hll_code(uint64_t hash)
@@ -136,8 +150,8 @@ int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
 		k.mv_size = store_key(key, d->tenant, d->tlen, d->hour);
 		k.mv_data = key;
 		memset(&rec, 0, sizeof(rec));
-		if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size >= sizeof(rec))
-			memcpy(&rec, v.mv_data, sizeof(rec));
+		if (mdb_get(txn, dbi, &k, &v) == 0)
+			usage_rec_read(v.mv_data, v.mv_size, &rec);
 		usage_add(&rec, &d->add);
 		if (d->regs != NULL) {
 			rec.active_series = usage_hll_estimate(d->regs);
@@ -289,6 +303,14 @@ static size_t build_columns(struct column *cols, size_t max)
 				 (size_t)i * sizeof(uint64_t);
 		n++;
 	}
+	/* Version 2's columns come last, so that a reader of the older CSV
+	 * by position still finds its columns where they were. */
+	for (int i = 0; i < REFUSE_NREASONS && n < max; i++, n++) {
+		snprintf(cols[n].name, sizeof(cols[n].name), "requests_refused_%s",
+			 refuse_reason_name((enum refuse_reason)i));
+		cols[n].offset = offsetof(struct usage_rec, requests_refused) +
+				 (size_t)i * sizeof(uint64_t);
+	}
 	return n;
 }
 
@@ -340,14 +362,13 @@ int usage_format(MDB_txn *txn, MDB_dbi dbi, const struct usage_filter *f,
 	}
 	for (; rc == 0 && !err; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (store_key_parse(&k, &tenant, &tlen, &h) < 0 ||
-		    v.mv_size < sizeof(rec))
+		    usage_rec_read(v.mv_data, v.mv_size, &rec) < 0)
 			continue;
 		if (f->tenant != NULL &&
 		    (tlen != flen || memcmp(tenant, f->tenant, flen) != 0))
 			break;
 		if ((f->from_s && h < f->from_s) || (f->to_s && h >= f->to_s))
 			continue;
-		memcpy(&rec, v.mv_data, sizeof(rec));
 		t = (time_t)h;
 		gmtime_r(&t, &tm);
 		strftime(hour, sizeof(hour), "%Y-%m-%dT%H:%M:%SZ", &tm);

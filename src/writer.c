@@ -212,8 +212,10 @@ static int apply_ops(struct writer *w, MDB_txn *txn, struct writer_op *ops,
 					 usage_hour(now))) == NULL)
 			return ENOMEM;
 		if (op->kind == OP_REFUSED) {
-			if (op->status >= 0 && op->status < USAGE_REFUSED_SLOTS)
+			if (op->status >= 0 && op->status < USAGE_REFUSED_SLOTS) {
 				d->samples_refused[op->status] += op->samples;
+				d->requests_refused[op->status]++;
+			}
 			continue;
 		}
 		if (op->kind == OP_REPLAY || op->kind == OP_PURGE) {
@@ -837,7 +839,7 @@ void writer_refused(struct writer *w, const char *tenant, size_t tlen,
 {
 	struct writer_op *op;
 
-	if (tlen == 0 || samples == 0)
+	if (tlen == 0)
 		return;
 	if ((op = op_new(OP_REFUSED, tenant, tlen)) == NULL)
 		return;

@@ -4,6 +4,7 @@
  * for from/to, and the JSON and CSV reports read from a real LMDB
  * environment (tenant and time filters, columns, values).
  */
+#include "err.h"
 #include "metrics.h"
 #include "store.h"
 #include "unit.h"
@@ -219,6 +220,7 @@ static int put_rec(MDB_txn *txn, const char *tenant, uint64_t hour,
 	rec.samples_refused[REFUSE_RATE_LIMITED] = base + 11;
 	rec.samples_refused[REFUSE_UNAUTHORIZED] = base + 12;
 	rec.samples_dropped[DROP_AGE] = base + 13;
+	rec.requests_refused[REFUSE_TENANT_FULL] = base + 14;
 	k.mv_size = store_key(key, tenant, strlen(tenant), hour);
 	k.mv_data = key;
 	v.mv_size = sizeof(rec);
@@ -512,6 +514,85 @@ static void test_format_csv(void)
 	free(c);
 }
 
+/* A version 1 record (248 bytes, no requests_refused) of tenant "old" at
+ * H1: reported with zeros in the new columns, and added to as version 2
+ * without losing what it held. */
+static void test_v1_record(void)
+{
+	uint8_t key[STORE_KEY_MAX], v1[USAGE_REC_V1_SIZE];
+	struct usage_rec rec, got;
+	struct usage_round round = {0};
+	struct usage_rec *d;
+	MDB_dbi hll_dbi;
+	MDB_txn *txn;
+	MDB_val k, v;
+	char *j;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.version = 1;
+	rec.requests = 7;
+	rec.samples = 70;
+	rec.samples_refused[REFUSE_BAD_REQUEST] = 5;
+	rec.samples_dropped[DROP_PURGED] = 3;
+	memcpy(v1, &rec, sizeof(v1));
+	CHECK_EQ_INT(usage_rec_read(v1, sizeof(v1) - 8, &got), ERR_CORRUPT);
+	CHECK_EQ_INT(usage_rec_read(v1, sizeof(v1), &got), 0);
+	CHECK_EQ_INT(got.samples_dropped[DROP_PURGED], 3);
+	CHECK_EQ_INT(got.requests_refused[REFUSE_BAD_REQUEST], 0);
+	CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	k.mv_size = store_key(key, "old", 3, H1);
+	k.mv_data = key;
+	v.mv_size = sizeof(v1);
+	v.mv_data = v1;
+	CHECK_EQ_INT(mdb_put(txn, usage_dbi, &k, &v, 0), 0);
+	CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+	j = report("old", 0, 0, 0);
+	CHECK(j != NULL);
+	CHECK_EQ_INT(json_rows(j), 1);
+	CHECK(strstr(j, "\"requests\":7,") != NULL);
+	CHECK(strstr(j, "\"samples_refused_bad_request\":5,") != NULL);
+	CHECK(strstr(j, "\"samples_dropped_purged\":3,") != NULL);
+	CHECK(strstr(j, "\"requests_refused_bad_request\":0,") != NULL);
+	free(j);
+	/* The writer adds a refused request to the old record. */
+	CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	CHECK_EQ_INT(mdb_dbi_open(txn, "usage_hll", MDB_CREATE, &hll_dbi), 0);
+	d = usage_round_get(&round, "old", 3, H1);
+	CHECK(d != NULL);
+	d->requests_refused[REFUSE_BAD_REQUEST] = 1;
+	d->samples_refused[REFUSE_BAD_REQUEST] = 2;
+	CHECK_EQ_INT(usage_round_flush(&round, txn, usage_dbi, hll_dbi), 0);
+	usage_round_free(&round);
+	CHECK_EQ_INT(mdb_get(txn, usage_dbi, &k, &v), 0);
+	CHECK_EQ_INT(v.mv_size, sizeof(struct usage_rec));
+	CHECK_EQ_INT(usage_rec_read(v.mv_data, v.mv_size, &got), 0);
+	CHECK_EQ_INT(got.version, USAGE_FORMAT);
+	CHECK_EQ_INT(got.requests, 7);
+	CHECK_EQ_INT(got.samples, 70);
+	CHECK_EQ_INT(got.samples_dropped[DROP_PURGED], 3);
+	CHECK_EQ_INT(got.samples_refused[REFUSE_BAD_REQUEST], 7);
+	CHECK_EQ_INT(got.requests_refused[REFUSE_BAD_REQUEST], 1);
+	CHECK_EQ_INT(mdb_del(txn, usage_dbi, &k, NULL), 0);
+	CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+}
+
+/* requests_refused columns: after every older column, in both formats. */
+static void test_requests_refused_columns(void)
+{
+	char *j = report("acme", H2, 0, 0), *c = report("acme", H2, 0, 1);
+	const char *last_old, *first_new;
+
+	CHECK(j != NULL && c != NULL);
+	CHECK(strstr(j, "\"requests_refused_tenant_buffer_full\":214") != NULL);
+	CHECK(strstr(c, ",214") != NULL);
+	last_old = strstr(c, "samples_dropped_purged");
+	first_new = strstr(c, "requests_refused_bad_request");
+	CHECK(last_old != NULL && first_new != NULL && first_new > last_old);
+	CHECK(strstr(c, "requests_refused_shutting_down\n") != NULL);
+	free(j);
+	free(c);
+}
+
 int main(void)
 {
 	RUN(test_hll_code_range);
@@ -529,6 +610,8 @@ int main(void)
 	RUN(test_format_tenant_filter);
 	RUN(test_format_time_filter);
 	RUN(test_format_csv);
+	RUN(test_v1_record);
+	RUN(test_requests_refused_columns);
 	teardown_env();
 	return unit_done();
 }
