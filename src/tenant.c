@@ -151,6 +151,9 @@ static int check_authorization(const struct config *cfg, const char *auth,
 			auth++;
 		tenant_sha256(auth, strlen(auth), digest);
 		if ((t = match_token(cfg, digest)) == NULL) {
+			snprintf(out->claim, sizeof(out->claim),
+				 "token:%02x%02x%02x%02x", digest[0], digest[1],
+				 digest[2], digest[3]);
 			snprintf(why, whylen, "invalid token");
 			return 401;
 		}
@@ -167,6 +170,9 @@ static int check_authorization(const struct config *cfg, const char *auth,
 		t = config_tenant_find(cfg, cred, (size_t)(colon - cred));
 		if (t == NULL || !t->has_token_sha256 ||
 		    CRYPTO_memcmp(t->token_sha256, digest, 32) != 0) {
+			if (tenant_valid_id(cred, (size_t)(colon - cred)))
+				snprintf(out->claim, sizeof(out->claim), "%.*s",
+					 (int)(colon - cred), cred);
 			snprintf(why, whylen, "invalid credentials");
 			return 401;
 		}
