@@ -10,10 +10,7 @@
  */
 #include "http.h"
 
-#include <errno.h>
-#include <gnutls/gnutls.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +21,7 @@
 
 #include "admission.h"
 #include "ingest.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
@@ -599,28 +597,6 @@ static enum MHD_Result dispatch(struct http *h, struct MHD_Connection *conn,
 	return rt->handler(h, conn, url, method);
 }
 
-/*
- * With [server] tls_client_ca, libmicrohttpd asks for a client certificate
- * but does not insist: check that one was shown and that it verifies
- * against that CA. Returns 1 if the request may go on.
- */
-static int client_cert_ok(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci;
-	unsigned status = 0, n = 0;
-	gnutls_session_t sess;
-
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (ci == NULL || ci->tls_session == NULL)
-		return 0;
-	sess = (gnutls_session_t)ci->tls_session;
-	if (gnutls_certificate_get_peers(sess, &n) == NULL || n == 0)
-		return 0;
-	if (gnutls_certificate_verify_peers2(sess, &status) != GNUTLS_E_SUCCESS)
-		return 0;
-	return status == 0;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload,
@@ -629,7 +605,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	struct http *h = cls;
 
 	(void)version;
-	if (*con_cls == NULL && h->tls_ca != NULL && !client_cert_ok(conn)) {
+	if (*con_cls == NULL && h->tls_ca != NULL && !listener_client_cert_ok(conn)) {
 		log_msg(LOG_WARN, "client certificate missing or not trusted",
 			"url=%s", url);
 		return respond(conn, 403, "client certificate required\n", NULL);
@@ -682,66 +658,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_msg(LOG_WARN, "http server", "detail=\"%s\"", line);
 }
 
-static char *read_pem(const char *path, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[4096];
-	size_t n;
-
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf_init(&b, 1u << 20);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n) < 0)
-			break;
-	}
-	fclose(f);
-	if (buf_append(&b, "", 1) < 0) {
-		buf_free(&b);
-		snprintf(err, errlen, "%s: too large", path);
-		return NULL;
-	}
-	return (char *)b.p;
-}
-
-static int parse_listen(const char *listen, struct sockaddr_storage *ss,
-			char *err, size_t errlen)
-{
-	struct addrinfo hints, *res;
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	size_t n;
-	int rc;
-
-	if (colon == NULL) {
-		snprintf(err, errlen, "listen %s: want host:port", listen);
-		return -1;
-	}
-	n = (size_t)(colon - listen);
-	if (n >= sizeof(host))
-		n = sizeof(host) - 1;
-	memcpy(host, listen, n);
-	host[n] = '\0';
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-		memmove(host, host + 1, n - 2);
-		host[n - 2] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "listen %s: %s", listen, gai_strerror(rc));
-		return -1;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
-}
-
 struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 {
 	const struct config *cfg = deps->cfg;
@@ -752,7 +668,7 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 	struct http *h;
 	int n = 0;
 
-	if (parse_listen(cfg->listen, &ss, err, errlen) < 0)
+	if (listener_parse_addr(cfg->listen, &ss, err, errlen) < 0)
 		return NULL;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -776,14 +692,14 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 			snprintf(err, errlen, "tls_cert and tls_key go together");
 			goto fail;
 		}
-		if ((h->tls_cert = read_pem(cfg->tls_cert, err, errlen)) == NULL ||
-		    (h->tls_key = read_pem(cfg->tls_key, err, errlen)) == NULL)
+		if ((h->tls_cert = listener_read_pem(cfg->tls_cert, err, errlen)) == NULL ||
+		    (h->tls_key = listener_read_pem(cfg->tls_key, err, errlen)) == NULL)
 			goto fail;
 		flags |= MHD_USE_TLS;
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
 		if (cfg->tls_client_ca != NULL) {
-			if ((h->tls_ca = read_pem(cfg->tls_client_ca, err, errlen)) == NULL)
+			if ((h->tls_ca = listener_read_pem(cfg->tls_client_ca, err, errlen)) == NULL)
 				goto fail;
 			opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_ca};
 		}
