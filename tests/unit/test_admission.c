@@ -13,6 +13,7 @@
 /* CHECK_STR of a verdict's text: the message is cut, as unit.h cuts it. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
+#include <fcntl.h>
 #include <lmdb.h>
 #include <snappy-c.h>
 #include <stdio.h>
@@ -414,6 +415,78 @@ static void test_count_once(void)
 	CHECK_EQ_INT(u.requests, 0);
 }
 
+/* Lines of path that hold every one of the needles (up to three). */
+static int lines_with(const char *path, const char *a, const char *b,
+		      const char *c)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strstr(line, a) && (!b || strstr(line, b)) &&
+		    (!c || strstr(line, c)))
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Refusals of every status reach the log at the default level, one line
+ * per (tenant, reason) with its count; a request with a wrong token is
+ * logged with what it claimed. */
+static void test_log(void)
+{
+	struct admission_req r;
+	struct admission_headers h = {"POST", "application/x-protobuf", NULL, NULL,
+				      "Basic c2xvdzp3cm9uZw==", NULL}; /* slow:wrong */
+	char path[128];
+	int saved, fd;
+
+	snprintf(path, sizeof(path), "%s/log", dir);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ_INT(req_headers(&r, "acme-secret", "POST",
+					 "application/x-protobuf"), 0);
+		admission_refuse(&r, REFUSE_BAD_REQUEST, "series 1: bad");
+		admission_count(&adm, &r);
+	}
+	CHECK_EQ_INT(req_headers(&r, "slow-secret", "POST",
+				 "application/x-protobuf"), 0);
+	admission_refuse(&r, REFUSE_BAD_REQUEST, "series 1: bad");
+	admission_count(&adm, &r);
+	CHECK_EQ_INT(req_headers(&r, "rotated-acme-token", "POST",
+				 "application/x-protobuf"), 1);
+	admission_count(&adm, &r);
+	memset(&r, 0, sizeof(r));
+	r.cfg = &cfg;
+	CHECK_EQ_INT(admission_headers(&adm, &r, &h), 1);
+	admission_count(&adm, &r);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	/* acme's three: one line (the period has not passed; a later line
+	 * would carry the count of the other two). */
+	CHECK_EQ_INT(lines_with(path, "level=info msg=\"writes refused\"",
+				"status=400 reason=bad_request tenant=\"acme\" count=1",
+				"text=\"series 1: bad\""), 1);
+	CHECK_EQ_INT(lines_with(path, "reason=bad_request", "tenant=\"acme\"", NULL), 1);
+	CHECK_EQ_INT(lines_with(path, "status=400 reason=bad_request",
+				"tenant=\"slow\" count=1", NULL), 1);
+	/* printf %s rotated-acme-token | sha256sum: dd610877... */
+	CHECK_EQ_INT(lines_with(path, "status=401 reason=unauthorized",
+				"claim=\"token:dd610877\"", "text=\"invalid token\""), 1);
+	CHECK_EQ_INT(lines_with(path, "status=401 reason=unauthorized",
+				"claim=\"slow\"", "text=\"invalid credentials\""), 1);
+}
+
 int main(void)
 {
 	char cmd[128];
@@ -427,6 +500,7 @@ int main(void)
 	RUN(test_body);
 	RUN(test_decoded_prefix);
 	RUN(test_tenant_limits);
+	RUN(test_log);   /* first to log: the log's periods are the process's */
 	RUN(test_count_once);
 	admission_destroy(&adm);
 	queue_destroy(&q);
