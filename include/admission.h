@@ -51,7 +51,11 @@
  * admission.c: a name and a function that sees each series (the bytes of
  * one prometheus.TimeSeries message, labels as sent) and returns 0 to
  * keep going or refuses with admission_refuse(). With no row, the pass is
- * skipped and costs nothing. A policy of the whole request goes into the
+ * skipped and costs nothing. Today a policy can only refuse the request;
+ * one that drops or rewrites series (the HA replica that is not elected,
+ * a relabel rule) needs the pass to leave a copy, which the decoder's
+ * rewrite (wire.h, where the tenant label is set) would then scan: the
+ * pass gets an output buffer like wire_scan's then. A policy of the whole request goes into the
  * stage whose inputs it needs, as a function called from that stage,
  * refusing through the same table (add a reason at the end of enum
  * refuse_reason and a row of refusals[] for a new kind of refusal).
