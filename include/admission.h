@@ -11,7 +11,7 @@
  *   1. headers   admission_headers: method (405), Content-Type and
  *                Content-Encoding (415), Content-Length over
  *                max_body_size (413), then who the tenant is (tenant.h;
- *                401).
+ *                401; 429 for a new tenant past [tenancy] max_tenants).
  *   2. body      admission_body: the body over max_body_size (413),
  *                shutting down (503), snappy's stated length (400, 413
  *                over max_decoded_size), decoded bytes in flight over

@@ -82,6 +82,7 @@ struct config {
 	char *tenant_header;        /* "X-Scope-OrgID" */
 	int trust_header;           /* 0 */
 	char *default_tenant;       /* owned, NULL when empty */
+	int max_tenants;            /* 10000: with trust_header; 0: no limit */
 
 	/* [log] */
 	int log_level;              /* enum log_level, LOG_INFO */

@@ -36,6 +36,8 @@ enum refuse_reason {
 	REFUSE_OVERLOADED = 8,    /* 503: decoded bytes in flight at the limit */
 	REFUSE_STORAGE = 9,       /* 503: LMDB commit failed */
 	REFUSE_SHUTTING_DOWN = 10,/* 503 */
+	REFUSE_TOO_MANY_TENANTS = 11, /* 429: a new header tenant past
+				       * [tenancy] max_tenants */
 	REFUSE_NREASONS           /* not stored: the count of the above */
 };
 

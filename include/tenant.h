@@ -7,7 +7,11 @@
  *     matches no tenant is refused (401). Tokens are compared as SHA-256
  *     digests in constant time, against every tenant.
  *  2. [tenancy] trust_header: the tenant named in that header (a proxy in
- *     front has authenticated it).
+ *     front has authenticated it). A tenant with a [tenant] section is
+ *     always taken; any other must be known (tenant_admit): once
+ *     [tenancy] max_tenants tenants are known, a request naming a new one
+ *     is refused with 429 (a Prometheus sender drops it unless it retries
+ *     429; it would retry a 5xx for ever, for a limit that does not pass).
  *  3. [tenancy] default, when no [tenant] has a token.
  *  4. When no tenant has a token and trust_header is off: no tenant; the
  *     series are stored as sent.
@@ -26,9 +30,10 @@ struct tenant_ident {
 	size_t idlen;
 	const struct config_tenant *conf; /* ref; NULL if not configured */
 	/* When refused: who the request said it was, for the log only (never
-	 * counted, as anyone can claim it): the Basic user ("acme"), or
-	 * "token:" and the first 8 hex digits of the bearer token's SHA-256
-	 * (compare with `printf %s TOKEN | sha256sum`); "" otherwise. */
+	 * counted, as anyone can claim it): the Basic user ("acme"), the
+	 * header's tenant past max_tenants, or "token:" and the first 8 hex
+	 * digits of the bearer token's SHA-256 (compare with
+	 * `printf %s TOKEN | sha256sum`); "" otherwise. */
 	char claim[TENANT_ID_MAX + 1];
 };
 
@@ -40,12 +45,31 @@ int tenant_tokens_required(const struct config *cfg);
 
 /*
  * Resolves a request's tenant from its Authorization header and the
- * [tenancy] header's value (either may be NULL). Returns 0, or 401 with a
+ * [tenancy] header's value (either may be NULL). Returns 0; or 401, or
+ * 429 for a new tenant past max_tenants (503 out of memory), with a
  * short reason in why (never the token).
  */
 int tenant_resolve(const struct config *cfg, const char *authorization,
 		   const char *header_value, struct tenant_ident *out,
 		   char *why, size_t whylen);
+
+/*
+ * The tenants named by a trusted header that the relay knows: the ones it
+ * took since it started and the ones the buffer held when it started.
+ * One set for the process, safe from any thread; it only grows (at most
+ * to max_tenants after the start).
+ *
+ * Makes id[0..n) known unless max (> 0) tenants are known already.
+ * Returns 0 if it is known (was, or is now), ERR_FULL if not because of
+ * max, ERR_NOMEM.
+ */
+int tenant_admit(const char *id, size_t n, unsigned max);
+
+/* How many tenants are known. */
+size_t tenant_known_count(void);
+
+/* Forgets every known tenant (for tests). */
+void tenant_known_clear(void);
 
 /* Whether s[0..n) is a valid tenant id: [A-Za-z0-9_.-]{1,64}. */
 int tenant_valid_id(const char *s, size_t n);

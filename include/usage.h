@@ -8,10 +8,13 @@
  *
  *   usage      key: tenant id, 0x00, u64 big-endian hour (Unix seconds,
  *              a multiple of 3600); value: struct usage_rec
- *   usage_hll  same key; value: USAGE_HLL_M one-byte HyperLogLog registers
- *              of the series seen in that hour. Kept while the hour can
- *              still change (the current and the previous hour); the
- *              record's active_series holds the estimate.
+ *   usage_hll  same key; value: the HyperLogLog sketch of the series
+ *              seen in that hour, sparse (1 + 3 bytes per register set,
+ *              version byte 1) or dense (exactly USAGE_HLL_M one-byte
+ *              registers, the only form earlier relays wrote): see hll.h.
+ *              Kept while the hour can still change (the current and the
+ *              previous hour); the record's active_series holds the
+ *              estimate.
  *
  * A record (struct usage_rec, host byte order, all u64 after the first two
  * u32) starts with its version:
@@ -35,8 +38,8 @@
  * limit, the buffer, storage). Requests without a tenant (refused before
  * their tenant was known, or with no tenancy) are not in usage records.
  *
- * Active series are a HyperLogLog estimate with 2^14 registers: a standard
- * error of 0.81%, so within 2% for about 98% of hours.
+ * Active series are a HyperLogLog estimate with 2^14 registers (hll.h):
+ * no bias, a standard error of 0.81%.
  */
 #ifndef RELAY_USAGE_H
 #define RELAY_USAGE_H
@@ -47,11 +50,12 @@
 
 #include "buf.h"
 #include "config.h"
+#include "hll.h"
 
 #define USAGE_FORMAT 2
 #define USAGE_REC_V1_SIZE 248  /* bytes of a version 1 record */
-#define USAGE_HLL_P 14
-#define USAGE_HLL_M (1u << USAGE_HLL_P)
+#define USAGE_HLL_P HLL_P
+#define USAGE_HLL_M HLL_M
 #define USAGE_REFUSED_SLOTS 16
 #define USAGE_DROPPED_SLOTS 4
 
@@ -95,21 +99,23 @@ static inline uint64_t usage_hour(uint64_t ms)
 	return ms / 1000 / 3600 * 3600;
 }
 
-/* A series hash as a register update: index << 8 | rank. */
-uint32_t usage_hll_code(uint64_t hash);
+/* A series hash as a register update (see hll.h). */
+static inline uint32_t usage_hll_code(uint64_t hash)
+{
+	return hll_code(hash);
+}
 
 /* Applies a register update to regs (USAGE_HLL_M bytes). */
 static inline void usage_hll_apply(uint8_t *regs, uint32_t code)
 {
-	uint32_t idx = code >> 8;
-	uint8_t rank = (uint8_t)(code & 0xff);
-
-	if (regs[idx] < rank)
-		regs[idx] = rank;
+	hll_dense_apply(regs, code);
 }
 
 /* Estimated distinct series from the registers. */
-uint64_t usage_hll_estimate(const uint8_t *regs);
+static inline uint64_t usage_hll_estimate(const uint8_t *regs)
+{
+	return hll_dense_estimate(regs);
+}
 
 /* Usage to add in one transaction, per tenant and hour. */
 struct usage_delta {
@@ -117,7 +123,8 @@ struct usage_delta {
 	size_t tlen;
 	uint64_t hour;
 	struct usage_rec add;
-	uint8_t *regs;           /* owned: sketch, loaded when first needed */
+	struct hll sketch;       /* owned: loaded when first needed */
+	int has_sketch;          /* sketch loaded */
 };
 
 struct usage_round {

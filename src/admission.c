@@ -45,6 +45,7 @@ static const struct refusal {
 				       "retry later"},
 	[REFUSE_STORAGE]       = {503, "storage error; retry later"},
 	[REFUSE_SHUTTING_DOWN] = {503, "shutting down"},
+	[REFUSE_TOO_MANY_TENANTS] = {429, "too many tenants"},
 };
 
 /*
@@ -168,6 +169,7 @@ int admission_headers(struct admission *a, struct admission_req *r,
 	const struct config *cfg = r->cfg;
 	const char *enc = h->content_encoding;
 	char why[256];
+	int status;
 
 	(void)a;
 	if (h->method == NULL || strcmp(h->method, "POST") != 0)
@@ -182,11 +184,14 @@ int admission_headers(struct admission *a, struct admission_req *r,
 		return admission_refuse(r, REFUSE_TOO_LARGE, "body over the limit "
 					"of %llu bytes",
 					(unsigned long long)cfg->max_body_size);
-	if (tenant_resolve(cfg, h->authorization, h->tenant, &r->ident, why,
-			   sizeof(why)) != 0) {
+	status = tenant_resolve(cfg, h->authorization, h->tenant, &r->ident, why,
+				sizeof(why));
+	if (status != 0) {
 		r->ident.idlen = 0;
 		r->ident.conf = NULL;
-		return admission_refuse(r, REFUSE_UNAUTHORIZED, "%s", why);
+		return admission_refuse(r, status == 429 ? REFUSE_TOO_MANY_TENANTS :
+					status == 503 ? REFUSE_OVERLOADED :
+					REFUSE_UNAUTHORIZED, "%s", why);
 	}
 	return 0;
 }

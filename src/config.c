@@ -146,6 +146,8 @@ static const struct config_key config_keys[] = {
 	    "Take the tenant from header without a token (behind an authenticating proxy)."),
 	STR("default", SEC_TENANCY, default_tenant, NULL, CHECK_TENANT_ID,
 	    "Tenant of requests that name none; empty: none."),
+	NUM("max_tenants", SEC_TENANCY, CONF_INT, max_tenants, "10000", "0", "10000000",
+	    "With trust_header, most distinct tenants taken; a new one past it gets 429; 0: no limit."),
 
 	ENUM("level", SEC_LOG, log_level, "info", level_names,
 	     "Lowest level logged: debug, info, warn or error."),
@@ -691,7 +693,8 @@ static int check_cross(struct parser *p)
 static int reloadable(const struct config_key *k)
 {
 	static const char *const names[] = {"admin_token", "url", "label", "header",
-					    "trust_header", "default", "level", NULL};
+					    "trust_header", "default", "max_tenants", "level",
+					    NULL};
 
 	for (int i = 0; names[i] != NULL; i++)
 		if (strcmp(k->name, names[i]) == 0)

@@ -74,6 +74,13 @@ static void usage(FILE *out)
 		"  -V       print the version\n");
 }
 
+/* queue_each: a tenant with data in the buffer is known (tenant_admit). */
+static void know_tenant(const struct queue_tenant *t, void *arg)
+{
+	(void)arg;
+	tenant_admit(t->id, t->idlen, 0);
+}
+
 static int run(struct config *cfg)
 {
 	struct store st;
@@ -100,6 +107,8 @@ static int run(struct config *cfg)
 		fatal("cannot open storage", "path=%s reason=\"%s\"", cfg->path, err);
 	if (store_load_queue(&st, &q) < 0)
 		fatal("cannot read storage", "path=%s", cfg->path);
+	/* Tenants the buffer holds stay known ([tenancy] max_tenants). */
+	queue_each(&q, know_tenant, NULL);
 	queue_totals(&q, &tot);
 	log_msg(LOG_INFO, "storage open", "path=%s entries=%llu samples=%llu bytes=%llu",
 		cfg->path, (unsigned long long)tot.entries,

@@ -6,9 +6,103 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "err.h"
+
+/* The known tenants: an open-addressing hash set of ids ("" = free slot),
+ * at most half full. Owned here; lock held for every access. */
+static struct {
+	pthread_mutex_t lock;
+	char (*slot)[TENANT_ID_MAX + 1];
+	size_t n, cap;
+} known = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+static size_t id_hash(const char *id, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)id[i]) * 0x100000001b3ull;
+	return (size_t)(h ^ h >> 29);
+}
+
+/* The slot holding id, or the free one where it would go; lock held. */
+static char *known_slot(const char *id, size_t n)
+{
+	size_t i = id_hash(id, n) & (known.cap - 1);
+
+	while (known.slot[i][0] != '\0' &&
+	       (strncmp(known.slot[i], id, n) != 0 || known.slot[i][n] != '\0'))
+		i = (i + 1) & (known.cap - 1);
+	return known.slot[i];
+}
+
+/* Doubles the set's room; lock held. Returns 0 or ERR_NOMEM. */
+static int known_grow(void)
+{
+	size_t oldcap = known.cap, cap = oldcap ? oldcap * 2 : 64;
+	char (*old)[TENANT_ID_MAX + 1] = known.slot;
+
+	if ((known.slot = calloc(cap, sizeof(*known.slot))) == NULL) {
+		known.slot = old;
+		return ERR_NOMEM;
+	}
+	known.cap = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i][0] != '\0')
+			strcpy(known_slot(old[i], strlen(old[i])), old[i]);
+	free(old);
+	return 0;
+}
+
+int tenant_admit(const char *id, size_t n, unsigned max)
+{
+	char *slot;
+	int rc = 0;
+
+	if (n == 0 || n > TENANT_ID_MAX)
+		return ERR_FAIL;
+	pthread_mutex_lock(&known.lock);
+	if (known.cap > 0 && *known_slot(id, n) != '\0')
+		goto out;
+	if (max > 0 && known.n >= max) {
+		rc = ERR_FULL;
+		goto out;
+	}
+	if ((known.n + 1) * 2 > known.cap && (rc = known_grow()) != 0)
+		goto out;
+	slot = known_slot(id, n);
+	memcpy(slot, id, n);
+	slot[n] = '\0';
+	known.n++;
+out:
+	pthread_mutex_unlock(&known.lock);
+	return rc;
+}
+
+size_t tenant_known_count(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&known.lock);
+	n = known.n;
+	pthread_mutex_unlock(&known.lock);
+	return n;
+}
+
+void tenant_known_clear(void)
+{
+	pthread_mutex_lock(&known.lock);
+	free(known.slot);
+	known.slot = NULL;
+	known.n = known.cap = 0;
+	pthread_mutex_unlock(&known.lock);
+}
 
 void tenant_sha256(const void *data, size_t len, uint8_t out[32])
 {
@@ -187,7 +281,8 @@ int tenant_resolve(const struct config *cfg, const char *authorization,
 		   const char *header_value, struct tenant_ident *out,
 		   char *why, size_t whylen)
 {
-	int tokens = tenant_tokens_required(cfg);
+	const struct config_tenant *conf;
+	int tokens = tenant_tokens_required(cfg), rc;
 
 	memset(out, 0, sizeof(*out));
 	if (authorization != NULL && tokens)
@@ -198,7 +293,21 @@ int tenant_resolve(const struct config *cfg, const char *authorization,
 			snprintf(why, whylen, "invalid tenant in %s", cfg->tenant_header);
 			return 401;
 		}
-		set_ident(out, header_value, n, config_tenant_find(cfg, header_value, n));
+		conf = config_tenant_find(cfg, header_value, n);
+		if (conf == NULL &&
+		    (rc = tenant_admit(header_value, n, (unsigned)cfg->max_tenants)) != 0) {
+			if (rc != ERR_FULL) {
+				snprintf(why, whylen, "cannot admit tenant %s: %s",
+					 header_value, err_str(rc));
+				return 503;
+			}
+			snprintf(out->claim, sizeof(out->claim), "%s", header_value);
+			snprintf(why, whylen, "too many tenants: %s is not one of "
+				 "the [tenancy] max_tenants = %d known", header_value,
+				 cfg->max_tenants);
+			return 429;
+		}
+		set_ident(out, header_value, n, conf);
 		return 0;
 	}
 	if (tokens) {

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,37 +48,6 @@ void usage_add(struct usage_rec *dst, const struct usage_rec *src)
 		dst->samples_dropped[i] += src->samples_dropped[i];
 	for (int i = 0; i < USAGE_REFUSED_SLOTS; i++)
 		dst->requests_refused[i] += src->requests_refused[i];
-}
-
-uint32_t usage_hll_code(uint64_t hash)
-{
-	/* Mix all input bits into the top ones that pick the register. */
-	hash ^= hash >> 33;
-	hash *= 0xff51afd7ed558ccdull;
-	hash ^= hash >> 33;
-	hash *= 0xc4ceb9fe1a85ec53ull;
-	hash ^= hash >> 33;
-
-	uint32_t idx = (uint32_t)(hash >> (64 - USAGE_HLL_P));
-	uint64_t rest = hash << USAGE_HLL_P | (1ull << (USAGE_HLL_P - 1));
-	uint32_t rank = (uint32_t)__builtin_clzll(rest) + 1;
-
-	return idx << 8 | rank;
-}
-
-uint64_t usage_hll_estimate(const uint8_t *regs)
-{
-	double m = USAGE_HLL_M, sum = 0, est;
-	unsigned zeros = 0;
-
-	for (unsigned i = 0; i < USAGE_HLL_M; i++) {
-		sum += ldexp(1.0, -(int)regs[i]);
-		zeros += regs[i] == 0;
-	}
-	est = 0.7213 / (1 + 1.079 / m) * m * m / sum;
-	if (est <= 2.5 * m && zeros > 0)
-		est = m * log(m / zeros);
-	return (uint64_t)(est + 0.5);
 }
 
 struct usage_rec *usage_round_get(struct usage_round *r, const char *tenant,
@@ -124,17 +92,16 @@ int usage_round_series(struct usage_round *r, MDB_txn *txn, MDB_dbi hll_dbi,
 	for (d = r->d; d->hour != hour || d->tlen != tlen ||
 	     memcmp(d->tenant, tenant, tlen) != 0; d++)
 		;
-	if (d->regs == NULL) {
-		if ((d->regs = calloc(1, USAGE_HLL_M)) == NULL)
-			return ENOMEM;
+	if (!d->has_sketch) {
 		k.mv_size = store_key(key, tenant, tlen, hour);
 		k.mv_data = key;
-		if (mdb_get(txn, hll_dbi, &k, &v) == 0 && v.mv_size == USAGE_HLL_M)
-			memcpy(d->regs, v.mv_data, USAGE_HLL_M);
+		/* A value that is not a sketch (ERR_CORRUPT) starts afresh. */
+		if (mdb_get(txn, hll_dbi, &k, &v) == 0 &&
+		    hll_merge_value(&d->sketch, v.mv_data, v.mv_size) == ERR_NOMEM)
+			return ENOMEM;
+		d->has_sketch = 1;
 	}
-	for (size_t i = 0; i < n; i++)
-		usage_hll_apply(d->regs, codes[i]);
-	return 0;
+	return hll_add(&d->sketch, codes, n) == 0 ? 0 : ENOMEM;
 }
 
 int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
@@ -153,12 +120,12 @@ int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
 		if (mdb_get(txn, dbi, &k, &v) == 0)
 			usage_rec_read(v.mv_data, v.mv_size, &rec);
 		usage_add(&rec, &d->add);
-		if (d->regs != NULL) {
-			rec.active_series = usage_hll_estimate(d->regs);
-			v.mv_size = USAGE_HLL_M;
-			v.mv_data = d->regs;
-			if ((rc = mdb_put(txn, hll_dbi, &k, &v, 0)) != 0)
+		if (d->has_sketch) {
+			rec.active_series = hll_estimate(&d->sketch);
+			v.mv_size = hll_encoded_size(&d->sketch);
+			if ((rc = mdb_put(txn, hll_dbi, &k, &v, MDB_RESERVE)) != 0)
 				return rc;
+			hll_encode(&d->sketch, v.mv_data);
 		}
 		v.mv_size = sizeof(rec);
 		v.mv_data = &rec;
@@ -171,7 +138,7 @@ int usage_round_flush(struct usage_round *r, MDB_txn *txn, MDB_dbi dbi,
 void usage_round_clear(struct usage_round *r)
 {
 	for (size_t i = 0; i < r->n; i++)
-		free(r->d[i].regs);
+		hll_free(&r->d[i].sketch);
 	r->n = 0;
 }
 

@@ -1,13 +1,14 @@
 /*
  * test_tenant.c - who sent a request: tenant_resolve with bearer and basic
  * credentials (plain token and token_sha256), requests without credentials,
- * trust_header, the default tenant and no tenancy at all; tenant_valid_id
- * and tenant_token_equal.
+ * trust_header (and its max_tenants), the default tenant and no tenancy
+ * at all; tenant_valid_id and tenant_token_equal.
  *
  * Configurations are written to a temporary file and read with
  * config_load, as the relay reads them, then tenant_prepare'd.
  */
 #include "config.h"
+#include "err.h"
 #include "tenant.h"
 #include "unit.h"
 
@@ -360,6 +361,41 @@ static void test_sha256(void)
 	CHECK(memcmp(b, abc, 32) == 0);
 }
 
+/* With trust_header, new tenants past max_tenants get 429; known ones and
+ * [tenant] sections still pass; 0 lifts the limit. */
+static void test_max_tenants(void)
+{
+	struct config cfg;
+	struct tenant_ident id;
+	char why[WHYLEN], name[16];
+
+	tenant_known_clear();
+	CHECK(load("[tenancy]\ntrust_header = true\nmax_tenants = 2\n"
+		   "[tenant known]\naccount_id = 7\n", &cfg) == 0);
+	CHECK_EQ_INT(cfg.max_tenants, 2);
+	CHECK_EQ_INT(tenant_resolve(&cfg, NULL, "a", &id, why, sizeof(why)), 0);
+	CHECK_EQ_INT(tenant_resolve(&cfg, NULL, "b", &id, why, sizeof(why)), 0);
+	CHECK_EQ_INT(tenant_resolve(&cfg, NULL, "c", &id, why, sizeof(why)), 429);
+	CHECK(strstr(why, "too many tenants") != NULL);
+	CHECK_EQ_INT(tenant_resolve(&cfg, NULL, "a", &id, why, sizeof(why)), 0);
+	CHECK_STR(id.id, "a");
+	CHECK_EQ_INT(tenant_resolve(&cfg, NULL, "known", &id, why, sizeof(why)), 0);
+	CHECK(id.conf != NULL);
+	CHECK_EQ_INT(tenant_known_count(), 2);
+	/* An id that only starts like a known one is another tenant. */
+	CHECK_EQ_INT(tenant_resolve(&cfg, NULL, "ab", &id, why, sizeof(why)), 429);
+	cfg.max_tenants = 0;
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "t%d", i);
+		CHECK_EQ_INT(tenant_resolve(&cfg, NULL, name, &id, why, sizeof(why)), 0);
+	}
+	CHECK_EQ_INT(tenant_known_count(), 1002);
+	CHECK_EQ_INT(tenant_admit("t999", 4, 1), 0);
+	CHECK_EQ_INT(tenant_admit("new", 3, 1002), ERR_FULL);
+	config_free(&cfg);
+	tenant_known_clear();
+}
+
 int main(void)
 {
 	uint8_t d[32];
@@ -385,6 +421,7 @@ int main(void)
 	RUN(test_no_tenancy);
 	RUN(test_valid_id);
 	RUN(test_token_equal);
+	RUN(test_max_tenants);
 
 	unlink(conf_path);
 	rmdir(dir);
