@@ -1,10 +1,35 @@
 /*
- * http.h - the HTTP API on libmicrohttpd.
+ * http.h - the HTTP API on libmicrohttpd: transport only. Whether a write
+ * is taken is admission.h's to say; what it becomes, ingest.h's.
  *
- *   POST /api/v1/write   Remote Write 1.0; 204 once durable
- *   GET  /metrics        the relay's own metrics
- *   GET  /-/healthy      200 while the process serves
- *   GET  /-/ready        200 once storage is open, 503 while stopping
+ * Every route served (http.c: routes[]; GET also answers HEAD):
+ *
+ *   POST /api/v1/write            Remote Write 1.0 (snappy protobuf); 204
+ *                                 once durable (or a resend already
+ *                                 stored); refusals as admission.h says,
+ *                                 a text line, Retry-After on 429/503;
+ *                                 another method: 405, counted as refused
+ *   GET  /metrics                 the relay's own metrics (metrics.h)
+ *   GET  /-/healthy               200 while the process serves
+ *   GET  /-/ready                 200 once storage is open, 503 while
+ *                                 stopping
+ *   POST /-/reload         admin  reads the file again: 200, or 400 and
+ *                                 why (the running config is kept)
+ *   GET  /api/v1/usage     admin  usage records (usage.h): ?tenant=
+ *                                 &from= &to= (Unix seconds or RFC 3339)
+ *                                 &format=json|csv
+ *   GET  /api/v1/setaside  admin  entries the upstream refused for good,
+ *                                 JSON; ?tenant= &seq= (any method lists)
+ *   POST /api/v1/setaside/replay
+ *                          admin  queues the matching entries again: 202
+ *   POST /api/v1/setaside/purge
+ *                          admin  deletes the matching entries: 202
+ *
+ * admin: Authorization: Bearer [server] admin_token, else 401 (403 while
+ * no admin_token is set); checked after the method. A known path with
+ * another method: 405 with Allow; an unknown path: 404 (405 under /-/).
+ * With [server] tls_client_ca, a request without a trusted client
+ * certificate gets 403 on any route.
  *
  * A pool of [server] threads runs the handlers. A write request is decoded
  * and validated on its thread, handed to the writer, and its connection is
@@ -39,9 +64,5 @@ void http_refuse_new(struct http *h);
 /* Stops accepting, answers the requests in flight (waiting up to
  * wait_ms for their commits), then closes every connection and frees h. */
 void http_stop(struct http *h, unsigned wait_ms);
-
-/* Content-Type check for a write request: 0 if it is Remote Write 1.0
- * protobuf, else 415 with a reason. */
-int http_check_content_type(const char *ct, char *why, size_t whylen);
 
 #endif

@@ -25,6 +25,12 @@ struct ingest_req {
 	const char *tenant_label;  /* ref: label to set, NULL: leave labels */
 	void (*on_series)(void *arg, uint64_t hash); /* may be NULL */
 	void *arg;
+	/* The per-series policies (admission.h), run over the decoded
+	 * request before it is scanned and the tenant label set; returns 0
+	 * to go on, or an HTTP status when it refused the request (its
+	 * caller holds why). May be NULL: no pass. */
+	int (*series_pass)(void *arg, const uint8_t *raw, size_t len);
+	void *pass_arg;
 };
 
 /*
@@ -37,8 +43,11 @@ int ingest_check_length(const struct config *cfg, const uint8_t *body,
 /*
  * Turns body into b's chunks and counts it in *counts. body is the
  * compressed request; ingest may take its storage (body->p is NULL then).
- * Returns 0, or an HTTP status (400, 413, 415) with a one-line reason in
- * why; b then holds nothing.
+ * Returns 0, or an HTTP status (400, 413, 415; 503 out of memory) with a
+ * one-line reason in why (empty when r->series_pass refused); b then
+ * holds nothing. When the decoded request is refused, *counts holds what
+ * was decoded before the fault: the whole top-level fields (series,
+ * metadata) that are valid on their own, up to the first that is not.
  */
 int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		struct buf *body, struct batch *b, struct wire_counts *counts,

@@ -7,6 +7,9 @@
  * forwarder threads claim one tenant at a time, so at most one request per
  * tenant is in flight and each series' samples go out in order. One mutex
  * guards it all; every call is short.
+ *
+ * Only the delivery index lives here: the per-tenant counters of /metrics
+ * are in tenant_stats.h, the rate limit's token buckets in ratelimit.h.
  */
 #ifndef RELAY_QUEUE_H
 #define RELAY_QUEUE_H
@@ -17,8 +20,6 @@
 
 #include "config.h"
 
-struct usage_rec;
-
 #define QUEUE_MAX_INFLIGHT 64
 
 /* Entries first..last of a tenant that a request took and must send again;
@@ -26,18 +27,6 @@ struct usage_rec;
 struct queue_range {
 	uint64_t first, last;
 	int isolate;
-};
-
-/* Per-tenant counters for /metrics (since start). */
-struct tenant_counters {
-	uint64_t requests;          /* stored */
-	uint64_t samples;           /* stored */
-	uint64_t series;
-	uint64_t bytes;             /* compressed, stored */
-	uint64_t duplicates;        /* resends not stored again */
-	uint64_t refused[16];       /* requests refused, by enum refuse_reason */
-	uint64_t samples_refused;   /* decoded samples in refused requests */
-	uint64_t samples_forwarded;
 };
 
 struct queue_tenant {
@@ -58,10 +47,6 @@ struct queue_tenant {
 	int reading;           /* a thread is reading new entries */
 	uint64_t retry_at_ms;  /* not before this time */
 	unsigned attempts;     /* failed attempts in a row */
-	/* Rate limit: a token bucket of samples, one second deep. */
-	double tokens;
-	uint64_t tokens_ms;
-	struct tenant_counters counters;
 	struct queue_tenant *next;
 };
 
@@ -144,26 +129,6 @@ void queue_totals(struct queue *q, struct queue_totals *t);
 
 /* Bytes the buffer holds for a tenant. */
 uint64_t queue_tenant_bytes(struct queue *q, const char *id, size_t idlen);
-
-/* Counts a stored request (u) or a duplicate one (u NULL, dup 1). */
-void queue_count_received(struct queue *q, const char *id, size_t idlen,
-			  const struct usage_rec *u, int dup);
-
-/* Counts a refused request and its decoded samples. */
-void queue_count_refused(struct queue *q, const char *id, size_t idlen,
-			 int reason, uint64_t samples);
-
-/* Counts samples the upstream took. */
-void queue_count_forwarded(struct queue *q, const char *id, size_t idlen,
-			   uint64_t samples);
-
-/*
- * Takes n samples from the tenant's bucket refilled at rate per second.
- * Returns 0, or -1 when the bucket is empty (nothing is taken then). A
- * request larger than the bucket passes when it is full, leaving a debt.
- */
-int queue_take_tokens(struct queue *q, const char *id, size_t idlen,
-		      double rate, uint64_t n);
 
 /* The oldest entry of a tenant, for eviction. */
 struct queue_head {

@@ -29,6 +29,12 @@ struct tenant_ident {
 	char id[TENANT_ID_MAX + 1]; /* "" when there is no tenancy */
 	size_t idlen;
 	const struct config_tenant *conf; /* ref; NULL if not configured */
+	/* When refused: who the request said it was, for the log only (never
+	 * counted, as anyone can claim it): the Basic user ("acme"), the
+	 * header's tenant past max_tenants, or "token:" and the first 8 hex
+	 * digits of the bearer token's SHA-256 (compare with
+	 * `printf %s TOKEN | sha256sum`); "" otherwise. */
+	char claim[TENANT_ID_MAX + 1];
 };
 
 /* Fills token_sha256 of tenants configured with a plain token. */

@@ -3,7 +3,7 @@
  *
  * The writer adds to them in the same LMDB transaction that stores (or
  * delivers, or drops) the data they count, so after any crash they equal
- * exactly what was acknowledged. Format version 1 (USAGE_FORMAT, also in
+ * exactly what was acknowledged. Format version 2 (USAGE_FORMAT, also in
  * the store's meta and checked when it is opened: store.h), in the store's
  * environment:
  *
@@ -16,6 +16,28 @@
  *              Kept while the hour can still change (the current and the
  *              previous hour); the record's active_series holds the
  *              estimate.
+ *
+ * A record (struct usage_rec, host byte order, all u64 after the first two
+ * u32) starts with its version:
+ *
+ *   | version | reserved | requests ... samples_delivered |
+ *   | samples_refused[16] | samples_dropped[4] |
+ *   | requests_refused[16] |            <- version 2 on
+ *
+ * Version 1 records end before requests_refused (248 bytes); they are read
+ * with zeros there (usage_rec_read) and written back as version 2 the next
+ * time the hour changes. A record longer than struct usage_rec (a newer
+ * version) is read up to what this version knows. Fields are only ever
+ * added at the end: bump USAGE_FORMAT when one is.
+ *
+ * Refusals: requests_refused[r] counts the tenant's requests refused for
+ * enum refuse_reason r (metrics.h, whose values are fixed for this);
+ * samples_refused[r] the samples in them as far as the body was decoded:
+ * whole series before the first malformed one when decoding failed, none
+ * when the request was refused before its body was decoded (too large,
+ * shutting down, overloaded), all of them when it was refused after (a
+ * limit, the buffer, storage). Requests without a tenant (refused before
+ * their tenant was known, or with no tenancy) are not in usage records.
  *
  * Active series are a HyperLogLog estimate with 2^14 registers (hll.h):
  * no bias, a standard error of 0.81%.
@@ -33,7 +55,8 @@
 struct store;
 struct store_txn;
 
-#define USAGE_FORMAT 1
+#define USAGE_FORMAT 2
+#define USAGE_REC_V1_SIZE 248  /* bytes of a version 1 record */
 #define USAGE_HLL_P HLL_P
 #define USAGE_HLL_M HLL_M
 #define USAGE_REFUSED_SLOTS 16
@@ -62,7 +85,13 @@ struct usage_rec {
 	uint64_t samples_delivered;
 	uint64_t samples_refused[USAGE_REFUSED_SLOTS]; /* enum refuse_reason */
 	uint64_t samples_dropped[USAGE_DROPPED_SLOTS]; /* enum usage_drop */
+	uint64_t requests_refused[USAGE_REFUSED_SLOTS]; /* version 2 on */
 };
+
+/* Reads a stored record of any version (len bytes at p) into out, with
+ * zeros in the fields its version did not have. Returns 0, or ERR_CORRUPT
+ * when it is shorter than a version 1 record. */
+int usage_rec_read(const void *p, size_t len, struct usage_rec *out);
 
 /* Adds every counter of src to dst (not active_series). */
 void usage_add(struct usage_rec *dst, const struct usage_rec *src);

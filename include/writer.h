@@ -45,7 +45,7 @@ struct setaside_filter;
 void writer_setaside_op(struct writer *w, const struct setaside_filter *f,
 			int replay);
 
-/* A request of the tenant was refused: count its samples in usage. */
+/* A request of the tenant was refused: count it and its samples in usage. */
 void writer_refused(struct writer *w, const char *tenant, size_t tlen,
 		    int reason, uint64_t samples);
 

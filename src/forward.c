@@ -18,6 +18,7 @@
 #include "reload.h"
 #include "retry.h"
 #include "store.h"
+#include "tenant_stats.h"
 #include "version.h"
 #include "writer.h"
 
@@ -455,7 +456,7 @@ static void forward_one(struct sender *s, struct queue_job *job)
 		metric_add(&metrics.samples_forwarded, span.samples);
 		metric_add(&metrics.series_forwarded, span.series);
 		metric_add(&metrics.bytes_forwarded, body_len);
-		queue_count_forwarded(f->q, job->id, job->idlen, span.samples);
+		tenant_stats_forwarded(job->id, job->idlen, span.samples);
 		if (job->attempts > 0)
 			log_msg(LOG_INFO, "upstream delivery resumed",
 				"tenant=\"%s\" failed_attempts=%u", job->id, job->attempts);

@@ -1,5 +1,7 @@
 /*
- * http.c - HTTP API and the write path's request life cycle (see http.h).
+ * http.c - the HTTP transport (see http.h): the route table, reading a
+ * write's body, handing it to ingest (decoding) and to admission (whether
+ * it is taken), submitting it to the writer and answering.
  *
  * A write request goes through these states on its connection:
  *   RECEIVING  body bytes are appended (bounded by max_body_size)
@@ -8,10 +10,7 @@
  */
 #include "http.h"
 
-#include <errno.h>
-#include <gnutls/gnutls.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "admission.h"
 #include "conn_guard.h"
-#include "inflight.h"
 #include "err.h"
+#include "inflight.h"
 #include "ingest.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
@@ -41,36 +41,31 @@ enum req_state { REQ_RECEIVING, REQ_WAITING, REQ_DONE };
 
 struct request {
 	struct http *h;                 /* ref */
-	const struct config *cfg;       /* held (config_hold) from arrival
-					 * until on_completed */
 	struct MHD_Connection *conn;    /* ref */
 	enum req_state state;
 	struct buf body;
 	int too_large;
-	struct tenant_ident ident;
+	int no_room;                    /* body refused: max_inflight_bytes */
+	struct admission_req adm;       /* cfg, tenant, counts, verdict */
 	struct buf hll;                 /* usage_hll_code() of each series */
 	struct batch batch;
-	struct wire_counts counts;
-	uint64_t decoded;
-	uint64_t body_len;              /* compressed bytes received */
-	uint64_t inflight;              /* decoded bytes counted in flight */
-	uint64_t body_held;             /* body bytes counted in flight */
-	int no_room;                    /* body refused: max_inflight_bytes */
 };
 
 struct http {
 	struct http_deps d;
 	struct MHD_Daemon *daemon;
-	struct conn_guard *guard;       /* owned */
-	_Atomic int stopping;
+	struct admission adm;           /* owned: who may write what */
+	struct conn_guard *guard;       /* owned: connection deadlines */
 	_Atomic long waiting;           /* requests handed to the writer */
 	struct MHD_Response *stored;    /* owned: the 204 every stored write
 					 * gets, made once */
 	char *tls_cert, *tls_key, *tls_ca; /* owned: PEM text */
 };
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
-			       const char *text, const char *content_type)
+/* Answers with text (copied); 405s say which methods are allowed. */
+static enum MHD_Result respond_allow(struct MHD_Connection *conn,
+				     unsigned status, const char *text,
+				     const char *content_type, const char *allow)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -87,116 +82,44 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
 	if (status == 503 || status == 429)
 		MHD_add_response_header(resp, "Retry-After", RETRY_AFTER_S);
 	if (status == 405)
-		MHD_add_response_header(resp, "Allow", "POST");
+		MHD_add_response_header(resp, "Allow", allow ? allow : "POST");
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
 
-/*
- * Logs a 5xx refusal: a sender retries those, so while the buffer is full
- * each retry would add a line. One line per reason every ten seconds at
- * most, with how many there were; the metrics count every one.
- */
-static void log_refusal(unsigned status, enum refuse_reason reason)
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
+			       const char *text, const char *content_type)
 {
-	static _Atomic uint64_t last_ms[REFUSE_NREASONS], unlogged[REFUSE_NREASONS];
-	uint64_t now = clock_mono_ms(), last = atomic_load(&last_ms[reason]);
-	uint64_t n = atomic_fetch_add(&unlogged[reason], 1) + 1;
-
-	if (now - last < 10000 ||
-	    !atomic_compare_exchange_strong(&last_ms[reason], &last, now))
-		return;
-	atomic_fetch_sub(&unlogged[reason], n);
-	log_msg(LOG_WARN, "writes refused", "status=%u reason=%s count=%llu",
-		status, refuse_reason_name(reason), (unsigned long long)n);
+	return respond_allow(conn, status, text, content_type, NULL);
 }
 
-/* Answers a write request with an error, counting it. */
-static enum MHD_Result refuse(struct MHD_Connection *conn, unsigned status,
-			      enum refuse_reason reason, const char *why,
-			      uint64_t samples)
+/* Answers a refused write with its verdict, counting it once. */
+static enum MHD_Result refuse(struct http *h, struct MHD_Connection *conn,
+			      const struct admission_req *ar)
 {
-	char line[600];
+	const struct admission_verdict *v = &ar->v;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char line[ADMISSION_TEXT_MAX + 2], secs[16];
+	int n;
 
-	metrics_count_request(status);
-	metric_add(&metrics.refused[reason], 1);
-	metric_add(&metrics.samples_refused[reason], samples);
-	snprintf(line, sizeof(line), "%s\n", why);
-	if (status >= 500)
-		log_refusal(status, reason);
-	else
-		log_msg(LOG_DEBUG, "write refused", "status=%u reason=%s", status,
-			refuse_reason_name(reason));
-	return respond(conn, status, line, NULL);
-}
-
-/* Refuses a request whose tenant is known, counting it for the tenant. */
-static enum MHD_Result refuse_req(struct request *r, unsigned status,
-				  enum refuse_reason reason, const char *why)
-{
-	uint64_t samples = r->counts.samples;
-
-	if (r->ident.idlen > 0) {
-		queue_count_refused(r->h->d.q, r->ident.id, r->ident.idlen,
-				    (int)reason, samples);
-		writer_refused(r->h->d.w, r->ident.id, r->ident.idlen, (int)reason,
-			       samples);
+	admission_count(&h->adm, ar);
+	n = snprintf(line, sizeof(line), "%s\n", v->text);
+	resp = MHD_create_response_from_buffer((size_t)n, line,
+					       MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	if (v->retry_after_s > 0) {
+		snprintf(secs, sizeof(secs), "%u", v->retry_after_s);
+		MHD_add_response_header(resp, "Retry-After", secs);
 	}
-	return refuse(r->conn, status, reason, why, samples);
-}
-
-/* Status for a request over one of its tenant's limits. */
-static unsigned limit_status(const struct request *r)
-{
-	return r->ident.conf && r->ident.conf->limit_status == 503 ? 503 : 429;
-}
-
-int http_check_content_type(const char *ct, char *why, size_t whylen)
-{
-	const char *p, *semi;
-	size_t n;
-
-	if (ct == NULL) {
-		snprintf(why, whylen, "missing Content-Type; want application/x-protobuf");
-		return 415;
-	}
-	while (*ct == ' ')
-		ct++;
-	semi = strchr(ct, ';');
-	n = semi ? (size_t)(semi - ct) : strlen(ct);
-	while (n > 0 && ct[n - 1] == ' ')
-		n--;
-	if (n != 22 || strncasecmp(ct, "application/x-protobuf", 22) != 0) {
-		snprintf(why, whylen, "unsupported Content-Type %.64s; want "
-			 "application/x-protobuf", ct);
-		return 415;
-	}
-	for (p = semi; p != NULL; p = strchr(p + 1, ';')) {
-		const char *v = p + 1;
-		while (*v == ' ')
-			v++;
-		if (strncasecmp(v, "proto=", 6) != 0)
-			continue;
-		v += 6;
-		n = strcspn(v, "; ");
-		if (n == 22 && strncmp(v, "prometheus.WriteRequest", 22) == 0)
-			continue;
-		if (n == 23 && strncmp(v, "prometheus.WriteRequest", 23) == 0)
-			continue;
-		snprintf(why, whylen, "unsupported proto=%.*s; this endpoint takes "
-			 "Remote Write 1.0 (prometheus.WriteRequest)", (int)(n > 64 ? 64 : n), v);
-		return 415;
-	}
-	return 0;
-}
-
-static int check_encoding(const char *enc, char *why, size_t whylen)
-{
-	if (enc == NULL || strcasecmp(enc, "snappy") == 0)
-		return 0;
-	snprintf(why, whylen, "unsupported Content-Encoding %.32s; want snappy", enc);
-	return 415;
+	if (v->status == 405)
+		MHD_add_response_header(resp, "Allow", "POST");
+	ret = MHD_queue_response(conn, v->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }
 
 /* Writer thread: the batch is final; wake the connection. */
@@ -209,11 +132,6 @@ static void batch_done(struct batch *b, void *arg)
 	MHD_resume_connection(r->conn);
 }
 
-static void inflight_release(struct request *r)
-{
-	inflight_decoded_release(&r->inflight);
-}
-
 static void collect_series(void *arg, uint64_t hash)
 {
 	struct request *r = arg;
@@ -222,103 +140,88 @@ static void collect_series(void *arg, uint64_t hash)
 	buf_append(&r->hll, &code, sizeof(code));
 }
 
+/* ingest's hook for admission's per-series policies. */
+static int series_pass(void *arg, const uint8_t *raw, size_t len)
+{
+	struct request *r = arg;
+
+	return admission_series_pass(&r->adm, raw, len) ? (int)r->adm.v.status : 0;
+}
+
 /* SHA-256 of tenant id, 0x00, body: the request's identity for dedup.
  * Returns 0 or -1 (then the request is not deduplicated). */
 static int body_digest(const struct request *r, uint8_t out[32])
 {
-	return tenant_sha256_2(r->ident.id, r->ident.idlen + 1, r->body.p,
+	return tenant_sha256_2(r->adm.ident.id, r->adm.ident.idlen + 1, r->body.p,
 			       r->body.len, out);
 }
 
-/* The body is complete: decode, validate, and hand it to the writer. */
+/* Fills what the batch adds to the tenant's usage. */
+static void batch_usage(struct request *r)
+{
+	struct batch *b = &r->batch;
+	const struct admission_req *ar = &r->adm;
+
+	b->tenant_max_bytes = ar->ident.conf ? ar->ident.conf->max_buffer_bytes : 0;
+	b->usage.requests = 1;
+	b->usage.series = ar->counts.series;
+	b->usage.samples = ar->counts.samples;
+	b->usage.histograms = ar->counts.histograms;
+	b->usage.exemplars = ar->counts.exemplars;
+	b->usage.metadata = ar->counts.metadata;
+	b->usage.bytes_compressed = ar->body_len;
+	b->usage.bytes_decoded = ar->decoded;
+	b->hll = (const uint32_t *)r->hll.p;
+	b->nhll = r->hll.len / sizeof(uint32_t);
+}
+
+/* The body is complete: admit, decode, admit, hand it to the writer. */
 static enum MHD_Result write_complete(struct http *h, struct request *r)
 {
-	const struct config *cfg = r->cfg;
-	const struct config_tenant *tc = r->ident.conf;
+	struct admission_req *ar = &r->adm;
+	const struct config *cfg = ar->cfg;
 	struct ingest_req ir;
 	struct batch *b = &r->batch;
-	char why[512];
-	int status;
+	uint8_t digest[32];
+	char why[ADMISSION_TEXT_MAX];
+	int status, has_digest;
 
 	if (r->no_room)
-		return refuse_req(r, 503, REFUSE_OVERLOADED,
-				  "too many bytes in flight; retry later");
-	if (r->too_large) {
-		snprintf(why, sizeof(why), "body over the limit of %llu bytes",
-			 (unsigned long long)cfg->max_body_size);
-		return refuse_req(r, 413, REFUSE_TOO_LARGE, why);
-	}
-	if (atomic_load(&h->stopping))
-		return refuse_req(r, 503, REFUSE_SHUTTING_DOWN, "shutting down");
-	r->body_len = r->body.len;
-	status = ingest_check_length(cfg, r->body.p, r->body.len, &r->decoded, why,
-				     sizeof(why));
-	if (status != 0)
-		return refuse_req(r, (unsigned)status, status == 413 ?
-				  REFUSE_TOO_LARGE : REFUSE_BAD_REQUEST, why);
-	if (inflight_decoded_charge(&r->inflight, r->decoded, r->body_held,
-				    cfg->max_inflight_bytes) < 0) {
-		return refuse_req(r, 503, REFUSE_OVERLOADED,
-				  "too many decoded bytes in flight; retry later");
-	}
-	uint8_t digest[32];
-	int has_digest = cfg->dedup_window_ms > 0 && body_digest(r, digest) == 0;
+		admission_refuse(ar, REFUSE_OVERLOADED, NULL);
+	if (r->no_room ||
+	    admission_body(&h->adm, ar, r->body.p, r->body.len, r->too_large))
+		return refuse(h, r->conn, ar);
+	has_digest = cfg->dedup_window_ms > 0 && body_digest(r, digest) == 0;
 	memset(&ir, 0, sizeof(ir));
-	ir.tenant = r->ident.id;
-	ir.tlen = r->ident.idlen;
-	ir.tenant_label = r->ident.idlen > 0 ? cfg->tenant_label : NULL;
-	if (r->ident.idlen > 0) {
+	ir.tenant = ar->ident.id;
+	ir.tlen = ar->ident.idlen;
+	ir.tenant_label = ar->ident.idlen > 0 ? cfg->tenant_label : NULL;
+	if (ar->ident.idlen > 0) {
 		buf_init(&r->hll, (cfg->max_decoded_size / 4 + 1) * sizeof(uint32_t));
 		ir.on_series = collect_series;
 		ir.arg = r;
 	}
-	status = ingest_body(cfg, &ir, &r->body, b, &r->counts, &r->decoded,
+	if (admission_has_series_policies()) {
+		ir.series_pass = series_pass;
+		ir.pass_arg = r;
+	}
+	status = ingest_body(cfg, &ir, &r->body, b, &ar->counts, &ar->decoded,
 			     why, sizeof(why));
-	inflight_release(r);
+	admission_release(ar);
 	if (status != 0) {
-		enum refuse_reason reason = status == 413 ? REFUSE_TOO_LARGE :
-			status == 415 ? REFUSE_UNSUPPORTED :
-			status == 503 ? REFUSE_OVERLOADED : REFUSE_BAD_REQUEST;
-		return refuse_req(r, (unsigned)status, reason, why);
+		if (!ar->v.refused)
+			admission_decoded(ar, status, why);
+		return refuse(h, r->conn, ar);
 	}
-	/* Refusals that concern the tenant come after decoding, so that the
-	 * refused samples are counted in its usage. */
-	if (cfg->when_full == WHEN_FULL_REJECT &&
-	    atomic_load(&metrics.storage_used_bytes) + b->value_bytes > cfg->max_size) {
+	if (admission_tenant(&h->adm, ar, b->value_bytes)) {
 		batch_release(b);
-		return refuse_req(r, 503, REFUSE_BUFFER_FULL, "buffer full; retry later");
-	}
-	if (tc && tc->max_buffer_bytes &&
-	    queue_tenant_bytes(h->d.q, r->ident.id, r->ident.idlen) + b->value_bytes >
-	    tc->max_buffer_bytes) {
-		batch_release(b);
-		return refuse_req(r, limit_status(r), REFUSE_TENANT_FULL,
-				  "tenant's share of the buffer is full; retry later");
-	}
-	if (tc && tc->max_samples_per_second > 0 &&
-	    queue_take_tokens(h->d.q, r->ident.id, r->ident.idlen,
-			      tc->max_samples_per_second,
-			      r->counts.samples + r->counts.histograms) < 0) {
-		batch_release(b);
-		snprintf(why, sizeof(why), "tenant over its rate of %g samples/s; "
-			 "retry later", tc->max_samples_per_second);
-		return refuse_req(r, limit_status(r), REFUSE_RATE_LIMITED, why);
+		return refuse(h, r->conn, ar);
 	}
 	b->has_digest = has_digest;
 	memcpy(b->digest, digest, sizeof(digest));
-	b->tenant_max_bytes = tc ? tc->max_buffer_bytes : 0;
-	b->usage.requests = 1;
-	b->usage.series = r->counts.series;
-	b->usage.samples = r->counts.samples;
-	b->usage.histograms = r->counts.histograms;
-	b->usage.exemplars = r->counts.exemplars;
-	b->usage.metadata = r->counts.metadata;
-	b->usage.bytes_compressed = r->body_len;
-	b->usage.bytes_decoded = r->decoded;
-	b->hll = (const uint32_t *)r->hll.p;
-	b->nhll = r->hll.len / sizeof(uint32_t);
+	batch_usage(r);
 	buf_free(&r->body);
-	inflight_body_release(&r->body_held);
+	admission_body_release(ar);
 	b->done = batch_done;
 	b->arg = r;
 	r->state = REQ_WAITING;
@@ -331,6 +234,7 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 /* The writer is done with the request: answer it. */
 static enum MHD_Result write_answer(struct http *h, struct request *r)
 {
+	const struct admission_req *ar = &r->adm;
 	enum MHD_Result ret;
 
 	atomic_fetch_sub(&h->waiting, 1);
@@ -341,113 +245,79 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 		ret = MHD_queue_response(r->conn, 204, h->stored);
 		break;
 	case BATCH_STORED:
-		metric_add(&metrics.series_received, r->counts.series);
-		metric_add(&metrics.samples_received, r->counts.samples);
-		metric_add(&metrics.histograms_received, r->counts.histograms);
-		metric_add(&metrics.exemplars_received, r->counts.exemplars);
-		metric_add(&metrics.metadata_received, r->counts.metadata);
-		metric_add(&metrics.bytes_decoded, r->decoded);
-		metric_add(&metrics.bytes_received, r->body_len);
+		metric_add(&metrics.series_received, ar->counts.series);
+		metric_add(&metrics.samples_received, ar->counts.samples);
+		metric_add(&metrics.histograms_received, ar->counts.histograms);
+		metric_add(&metrics.exemplars_received, ar->counts.exemplars);
+		metric_add(&metrics.metadata_received, ar->counts.metadata);
+		metric_add(&metrics.bytes_decoded, ar->decoded);
+		metric_add(&metrics.bytes_received, ar->body_len);
 		metrics_count_request(204);
 		ret = MHD_queue_response(r->conn, 204, h->stored);
 		break;
-	default:  /* BATCH_REFUSED: the writer's reason */
-		if (r->batch.reason == REFUSE_BUFFER_FULL)
-			ret = refuse_req(r, 503, REFUSE_BUFFER_FULL,
-					 "buffer full; retry later");
-		else if (r->batch.reason == REFUSE_TENANT_FULL)
-			ret = refuse_req(r, limit_status(r), REFUSE_TENANT_FULL,
-					 "tenant's share of the buffer is full; retry later");
-		else
-			ret = refuse_req(r, 503, REFUSE_STORAGE,
-					 "storage error; retry later");
+	default: /* BATCH_REFUSED: the writer's reason */
+		admission_commit(&r->adm, r->batch.reason);
+		ret = refuse(h, r->conn, ar);
 		break;
 	}
 	batch_release(&r->batch);
 	return ret;
 }
 
-/* refuse() for a request that is refused before it holds cfg: lets cfg go. */
-static enum MHD_Result refuse_unheld(const struct config *cfg,
-				     struct MHD_Connection *conn, unsigned status,
-				     enum refuse_reason reason, const char *why,
-				     uint64_t samples)
-{
-	config_release(cfg);
-	return refuse(conn, status, reason, why, samples);
-}
-
+/* POST /api/v1/write: Remote Write 1.0. Called for each piece of the
+ * request; keeps its state in *con_cls. */
 static enum MHD_Result handle_write(struct http *h, struct MHD_Connection *conn,
 				    const char *method, const char *upload,
 				    size_t *upload_size, void **con_cls)
 {
-	const struct config *cfg;
 	struct request *r = *con_cls;
-	const char *v;
-	char why[256];
-	int status;
+	struct admission_headers hd;
+	const struct config *cfg;
 
 	if (r == NULL) {
-		cfg = config_hold(); /* released in on_completed, or on refusal */
-		if (strcmp(method, "POST") != 0)
-			return refuse_unheld(cfg, conn, 405, REFUSE_METHOD,
-					     "method not allowed; use POST", 0);
-		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-		if ((status = http_check_content_type(v, why, sizeof(why))) != 0)
-			return refuse_unheld(cfg, conn, (unsigned)status,
-					     REFUSE_UNSUPPORTED, why, 0);
-		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
-		if ((status = check_encoding(v, why, sizeof(why))) != 0)
-			return refuse_unheld(cfg, conn, (unsigned)status,
-					     REFUSE_UNSUPPORTED, why, 0);
-		v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-		if (v != NULL && strtoull(v, NULL, 10) > cfg->max_body_size) {
-			snprintf(why, sizeof(why), "body over the limit of %llu bytes",
-				 (unsigned long long)cfg->max_body_size);
-			return refuse_unheld(cfg, conn, 413, REFUSE_TOO_LARGE, why, 0);
-		}
-		r = calloc(1, sizeof(*r));
-		if (r == NULL) {
-			config_release(cfg);
+		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
-		}
-		status = tenant_resolve(cfg,
-			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
-			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, cfg->tenant_header),
-			&r->ident, why, sizeof(why));
-		if (status != 0) {
+		cfg = config_hold(); /* released in on_completed */
+		r->adm.cfg = cfg;
+		hd.method = method;
+		hd.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							      "Content-Type");
+		hd.content_encoding = MHD_lookup_connection_value(conn,
+					MHD_HEADER_KIND, "Content-Encoding");
+		hd.content_length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+								"Content-Length");
+		hd.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							       "Authorization");
+		hd.tenant = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							cfg->tenant_header);
+		if (admission_headers(&h->adm, &r->adm, &hd) ||
+		    admission_body_bytes(&r->adm, hd.content_length ?
+					 strtoull(hd.content_length, NULL, 10) : 0)) {
+			enum MHD_Result ret = refuse(h, conn, &r->adm);
+			admission_body_release(&r->adm);
+			config_release(cfg);
 			free(r);
-			return refuse_unheld(cfg, conn, (unsigned)status,
-					     status == 401 ? REFUSE_UNAUTHORIZED :
-					     REFUSE_TOO_MANY_TENANTS, why, 0);
+			return ret;
 		}
 		r->h = h;
-		r->cfg = cfg;
 		r->conn = conn;
 		r->state = REQ_RECEIVING;
 		buf_init(&r->body, cfg->max_body_size);
-		if (v != NULL && inflight_body_charge(&r->body_held, strtoull(v, NULL, 10),
-						      cfg->max_inflight_bytes) < 0) {
-			free(r);
-			return refuse(conn, 503, REFUSE_OVERLOADED,
-				      "too many bytes in flight; retry later", 0);
-		}
-		if (v != NULL)
-			buf_reserve(&r->body, strtoull(v, NULL, 10));
+		if (hd.content_length != NULL)
+			buf_reserve(&r->body, strtoull(hd.content_length, NULL, 10));
 		*con_cls = r;
 		return MHD_YES;
 	}
 	if (r->state == REQ_RECEIVING && *upload_size > 0) {
 		if (!r->too_large && !r->no_room &&
-		    inflight_body_charge(&r->body_held, r->body.len + *upload_size,
-					 r->cfg->max_inflight_bytes) < 0)
+		    admission_body_bytes(&r->adm, r->body.len + *upload_size))
 			r->no_room = 1;
 		if (!r->too_large && !r->no_room &&
 		    buf_append(&r->body, upload, *upload_size) < 0)
 			r->too_large = 1;
 		if (r->too_large || r->no_room) {
 			buf_free(&r->body);
-			inflight_body_release(&r->body_held);
+			admission_body_release(&r->adm);
 		}
 		*upload_size = 0;
 		return MHD_YES;
@@ -459,12 +329,15 @@ static enum MHD_Result handle_write(struct http *h, struct MHD_Connection *conn,
 	return MHD_YES;
 }
 
-static enum MHD_Result handle_metrics(struct http *h, struct MHD_Connection *conn)
+static enum MHD_Result handle_metrics(struct http *h, struct MHD_Connection *conn,
+				      const char *url, const char *method)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	struct buf out;
 
+	(void)url;
+	(void)method;
 	buf_init(&out, 64u << 20);
 	if (metrics_render(&out, h->d.q) < 0) {
 		buf_free(&out);
@@ -484,31 +357,8 @@ static enum MHD_Result handle_metrics(struct http *h, struct MHD_Connection *con
 	return ret;
 }
 
-/* Whether the request carries [server] admin_token; answers it if not. */
-static int admin_ok(struct MHD_Connection *conn, enum MHD_Result *ret)
-{
-	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						       "Authorization");
-
-	const struct config *cfg = config_hold();
-	int off = cfg->admin_token == NULL;
-	int good = !off && auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
-		   tenant_token_equal(auth + 7, cfg->admin_token);
-
-	config_release(cfg);
-	if (off) {
-		*ret = respond(conn, 403, "admin endpoints are off: set [server] "
-			       "admin_token\n", NULL);
-		return 0;
-	}
-	if (!good) {
-		*ret = respond(conn, 401, "admin token required\n", NULL);
-		return 0;
-	}
-	return 1;
-}
-
-static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn)
+static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn,
+				    const char *url, const char *method)
 {
 	struct usage_filter f = {0};
 	struct MHD_Response *resp;
@@ -517,8 +367,8 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn)
 	struct buf out;
 	int csv = 0, rc;
 
-	if (!admin_ok(conn, &ret))
-		return ret;
+	(void)url;
+	(void)method;
 	v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant");
 	f.tenant = v && *v ? v : NULL;
 	v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
@@ -557,13 +407,14 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn)
 }
 
 /* POST /-/reload (admin): reads the file again. */
-static enum MHD_Result handle_reload(struct MHD_Connection *conn)
+static enum MHD_Result handle_reload(struct http *h, struct MHD_Connection *conn,
+				     const char *url, const char *method)
 {
-	enum MHD_Result ret;
 	char msg[1200], line[1210];
 
-	if (!admin_ok(conn, &ret))
-		return ret;
+	(void)h;
+	(void)url;
+	(void)method;
 	if (reload_now(msg, sizeof(msg)) < 0) {
 		snprintf(line, sizeof(line), "%s\n", msg);
 		return respond(conn, 400, line, NULL);
@@ -572,7 +423,37 @@ static enum MHD_Result handle_reload(struct MHD_Connection *conn)
 	return respond(conn, 200, line, NULL);
 }
 
-/* GET /api/v1/setaside, POST /api/v1/setaside/replay|purge (admin). */
+/* The ?tenant=&seq= filter of the set-aside routes; 0 or -1 (answered). */
+static int setaside_filter(struct MHD_Connection *conn,
+			   struct setaside_filter *f, enum MHD_Result *ret)
+{
+	if (setaside_filter_parse(f,
+		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
+		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "seq")) < 0) {
+		*ret = respond(conn, 400, "bad tenant or seq\n", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* POST /api/v1/setaside/replay|purge (admin): queues the operation. */
+static enum MHD_Result handle_setaside_op(struct http *h,
+					  struct MHD_Connection *conn,
+					  const char *url, const char *method)
+{
+	struct setaside_filter f;
+	enum MHD_Result ret;
+	int replay = strcmp(url, "/api/v1/setaside/replay") == 0;
+
+	(void)method;
+	if (setaside_filter(conn, &f, &ret) < 0)
+		return ret;
+	writer_setaside_op(h->d.w, &f, replay);
+	return respond(conn, 202, replay ? "replay queued\n" : "purge queued\n",
+		       NULL);
+}
+
+/* GET /api/v1/setaside (admin): lists the set-aside entries. */
 static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *conn,
 				       const char *url, const char *method)
 {
@@ -580,24 +461,12 @@ static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *co
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	struct buf out;
-	const char *op = url + strlen("/api/v1/setaside");
 	int rc;
 
-	if (!admin_ok(conn, &ret))
+	(void)url;
+	(void)method;
+	if (setaside_filter(conn, &f, &ret) < 0)
 		return ret;
-	if (setaside_filter_parse(&f,
-		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
-		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "seq")) < 0)
-		return respond(conn, 400, "bad tenant or seq\n", NULL);
-	if (strcmp(op, "/replay") == 0 || strcmp(op, "/purge") == 0) {
-		if (strcmp(method, "POST") != 0)
-			return respond(conn, 405, "use POST\n", NULL);
-		writer_setaside_op(h->d.w, &f, op[1] == 'r');
-		return respond(conn, 202, op[1] == 'r' ? "replay queued\n" :
-			       "purge queued\n", NULL);
-	}
-	if (op[0] != '\0')
-		return respond(conn, 404, "not found\n", NULL);
 	buf_init(&out, (size_t)1 << 30);
 	rc = setaside_format(h->d.st, &f, 1, &out);
 	if (rc < 0 && rc != ERR_NOMEM) {
@@ -619,26 +488,125 @@ static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *co
 	return ret;
 }
 
-/*
- * With [server] tls_client_ca, libmicrohttpd asks for a client certificate
- * but does not insist: check that one was shown and that it verifies
- * against that CA. Returns 1 if the request may go on.
- */
-static int client_cert_ok(struct MHD_Connection *conn)
+/* Whether the request carries [server] admin_token; answers it if not. */
+static int admin_ok(struct MHD_Connection *conn, enum MHD_Result *ret)
 {
-	const union MHD_ConnectionInfo *ci;
-	unsigned status = 0, n = 0;
-	gnutls_session_t sess;
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						       "Authorization");
 
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (ci == NULL || ci->tls_session == NULL)
+	const struct config *cfg = config_hold();
+	int off = cfg->admin_token == NULL;
+	int good = !off && auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
+		   tenant_token_equal(auth + 7, cfg->admin_token);
+
+	config_release(cfg);
+	if (off) {
+		*ret = respond(conn, 403, "admin endpoints are off: set [server] "
+			       "admin_token\n", NULL);
 		return 0;
-	sess = (gnutls_session_t)ci->tls_session;
-	if (gnutls_certificate_get_peers(sess, &n) == NULL || n == 0)
+	}
+	if (!good) {
+		*ret = respond(conn, 401, "admin token required\n", NULL);
 		return 0;
-	if (gnutls_certificate_verify_peers2(sess, &status) != GNUTLS_E_SUCCESS)
-		return 0;
-	return status == 0;
+	}
+	return 1;
+}
+
+static enum MHD_Result handle_healthy(struct http *h, struct MHD_Connection *conn,
+				      const char *url, const char *method)
+{
+	(void)h;
+	(void)url;
+	(void)method;
+	return respond(conn, 200, "OK\n", NULL);
+}
+
+static enum MHD_Result handle_ready(struct http *h, struct MHD_Connection *conn,
+				    const char *url, const char *method)
+{
+	(void)url;
+	(void)method;
+	if (admission_stopping(&h->adm))
+		return respond(conn, 503, "shutting down\n", NULL);
+	return respond(conn, 200, "OK\n", NULL);
+}
+
+static enum MHD_Result handle_not_found(struct http *h,
+					struct MHD_Connection *conn,
+					const char *url, const char *method)
+{
+	(void)h;
+	(void)url;
+	(void)method;
+	return respond(conn, 404, "not found\n", NULL);
+}
+
+/*
+ * The routes, as http.h lists them. method: "GET" also takes HEAD; NULL
+ * takes any (the handler decides). prefix: path is a prefix of the URL.
+ * admin: [server] admin_token required, checked after the method. The
+ * write route is not called through here (it reads a body; see
+ * on_request) but is listed so that the table is the whole API.
+ */
+static const struct route {
+	const char *method;
+	const char *path;
+	int prefix;
+	int admin;
+	enum MHD_Result (*handler)(struct http *h, struct MHD_Connection *conn,
+				   const char *url, const char *method);
+} routes[] = {
+	{"POST", "/api/v1/write",           0, 0, NULL},
+	{"GET",  "/metrics",                0, 0, handle_metrics},
+	{"GET",  "/-/healthy",              0, 0, handle_healthy},
+	{"GET",  "/-/ready",                0, 0, handle_ready},
+	{"POST", "/-/reload",               0, 1, handle_reload},
+	{"GET",  "/api/v1/usage",           0, 1, handle_usage},
+	{NULL,   "/api/v1/setaside",        0, 1, handle_setaside},
+	{"POST", "/api/v1/setaside/replay", 0, 1, handle_setaside_op},
+	{"POST", "/api/v1/setaside/purge",  0, 1, handle_setaside_op},
+	{NULL,   "/api/v1/setaside/",       1, 1, handle_not_found},
+};
+
+static const struct route *route_find(const char *url)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *rt = &routes[i];
+		if (rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 :
+				 strcmp(url, rt->path) == 0)
+			return rt;
+	}
+	return NULL;
+}
+
+static int method_ok(const struct route *rt, const char *method)
+{
+	if (rt->method == NULL || strcmp(method, rt->method) == 0)
+		return 1;
+	return strcmp(rt->method, "GET") == 0 && strcmp(method, "HEAD") == 0;
+}
+
+/* Answers a request to a route other than the write route. */
+static enum MHD_Result dispatch(struct http *h, struct MHD_Connection *conn,
+				const char *url, const char *method)
+{
+	const struct route *rt = route_find(url);
+	enum MHD_Result ret;
+
+	if (rt == NULL) {
+		/* Everything under /-/ is an operation: a wrong one is 405. */
+		if (strncmp(url, "/-/", 3) == 0)
+			return respond(conn, 405, "method not allowed\n", NULL);
+		return respond(conn, 404, "not found\n", NULL);
+	}
+	if (!method_ok(rt, method))
+		return respond_allow(conn, 405, rt->handler == handle_setaside_op ?
+				     "use POST\n" : "method not allowed\n", NULL,
+				     strcmp(rt->method, "GET") == 0 ? "GET, HEAD" :
+				     rt->method);
+	if (rt->admin && !admin_ok(conn, &ret))
+		return ret;
+	return rt->handler(h, conn, url, method);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
@@ -647,16 +615,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  size_t *upload_size, void **con_cls)
 {
 	struct http *h = cls;
-	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
 	(void)version;
 	conn_guard_on_request(conn, *con_cls == NULL, *upload_size);
-	if (*con_cls == NULL && h->tls_ca != NULL && !client_cert_ok(conn)) {
+	if (*con_cls == NULL && h->tls_ca != NULL && !listener_client_cert_ok(conn)) {
 		log_msg(LOG_WARN, "client certificate missing or not trusted",
 			"url=%s", url);
 		return respond(conn, 403, "client certificate required\n", NULL);
 	}
-	if (strcmp(url, "/api/v1/write") == 0)
+	if (strcmp(url, routes[0].path) == 0)
 		return handle_write(h, conn, method, upload, upload_size, con_cls);
 	if (*upload_size > 0) {
 		/* Other routes take no body: drop it. */
@@ -668,25 +635,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		*con_cls = h;
 		return MHD_YES;
 	}
-	if (strncmp(url, "/api/v1/setaside", 16) == 0)
-		return handle_setaside(h, conn, url, method);
-	if (strcmp(url, "/-/reload") == 0 && strcmp(method, "POST") == 0)
-		return handle_reload(conn);
-	if (strcmp(url, "/metrics") == 0 && get)
-		return handle_metrics(h, conn);
-	if (strcmp(url, "/api/v1/usage") == 0 && get)
-		return handle_usage(h, conn);
-	if (strcmp(url, "/-/healthy") == 0 && get)
-		return respond(conn, 200, "OK\n", NULL);
-	if (strcmp(url, "/-/ready") == 0 && get) {
-		if (atomic_load(&h->stopping))
-			return respond(conn, 503, "shutting down\n", NULL);
-		return respond(conn, 200, "OK\n", NULL);
-	}
-	if (strcmp(url, "/metrics") == 0 || strncmp(url, "/-/", 3) == 0 ||
-	    strcmp(url, "/api/v1/usage") == 0)
-		return respond(conn, 405, "method not allowed\n", NULL);
-	return respond(conn, 404, "not found\n", NULL);
+	return dispatch(h, conn, url, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -698,9 +647,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	conn_guard_request_done(conn);
 	if (r == NULL || (void *)r == cls)
 		return;
-	inflight_release(r);
-	config_release(r->cfg);
-	inflight_body_release(&r->body_held);
+	admission_release(&r->adm);
+	admission_body_release(&r->adm);
+	config_release(r->adm.cfg);
 	batch_release(&r->batch);
 	buf_free(&r->body);
 	buf_free(&r->hll);
@@ -726,77 +675,20 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_msg(LOG_WARN, "http server", "detail=\"%s\"", line);
 }
 
-static char *read_pem(const char *path, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[4096];
-	size_t n;
-
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf_init(&b, 1u << 20);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n) < 0)
-			break;
-	}
-	fclose(f);
-	if (buf_append(&b, "", 1) < 0) {
-		buf_free(&b);
-		snprintf(err, errlen, "%s: too large", path);
-		return NULL;
-	}
-	return (char *)b.p;
-}
-
-static int parse_listen(const char *listen, struct sockaddr_storage *ss,
-			char *err, size_t errlen)
-{
-	struct addrinfo hints, *res;
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	size_t n;
-	int rc;
-
-	if (colon == NULL) {
-		snprintf(err, errlen, "listen %s: want host:port", listen);
-		return -1;
-	}
-	n = (size_t)(colon - listen);
-	if (n >= sizeof(host))
-		n = sizeof(host) - 1;
-	memcpy(host, listen, n);
-	host[n] = '\0';
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-		memmove(host, host + 1, n - 2);
-		host[n - 2] = '\0';
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "listen %s: %s", listen, gai_strerror(rc));
-		return -1;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
-}
-
 struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 {
 	const struct config *cfg = deps->cfg;
 	struct sockaddr_storage ss;
+	/* Level-triggered poll, not epoll: with epoll's edge triggering
+	 * libmicrohttpd misses a peer's close that arrives with its last
+	 * bytes (see README, "Limits and hostile input"). */
 	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem opts[16];
 	struct http *h;
 	int n = 0;
 
-	if (parse_listen(cfg->listen, &ss, err, errlen) < 0)
+	if (listener_parse_addr(cfg->listen, &ss, err, errlen) < 0)
 		return NULL;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -806,6 +698,7 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 		return NULL;
 	}
 	h->d = *deps;
+	admission_init(&h->adm, deps->q, deps->w);
 	h->stored = MHD_create_response_from_buffer(0, (void *)"",
 						    MHD_RESPMEM_PERSISTENT);
 	if (h->stored == NULL) {
@@ -819,14 +712,14 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 			snprintf(err, errlen, "tls_cert and tls_key go together");
 			goto fail;
 		}
-		if ((h->tls_cert = read_pem(cfg->tls_cert, err, errlen)) == NULL ||
-		    (h->tls_key = read_pem(cfg->tls_key, err, errlen)) == NULL)
+		if ((h->tls_cert = listener_read_pem(cfg->tls_cert, err, errlen)) == NULL ||
+		    (h->tls_key = listener_read_pem(cfg->tls_key, err, errlen)) == NULL)
 			goto fail;
 		flags |= MHD_USE_TLS;
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
 		if (cfg->tls_client_ca != NULL) {
-			if ((h->tls_ca = read_pem(cfg->tls_client_ca, err, errlen)) == NULL)
+			if ((h->tls_ca = listener_read_pem(cfg->tls_client_ca, err, errlen)) == NULL)
 				goto fail;
 			opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_ca};
 		}
@@ -848,7 +741,8 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK,
 					    (intptr_t)conn_guard_uri, h->guard};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-	h->daemon = MHD_start_daemon(flags, 0, conn_guard_accept, h->guard, on_request, h,
+	h->daemon = MHD_start_daemon(flags, 0, conn_guard_accept, h->guard,
+				     on_request, h,
 				     MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (h->daemon == NULL) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or not an "
@@ -863,13 +757,14 @@ fail:
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_ca);
+	admission_destroy(&h->adm);
 	free(h);
 	return NULL;
 }
 
 void http_refuse_new(struct http *h)
 {
-	atomic_store(&h->stopping, 1);
+	admission_stop(&h->adm);
 }
 
 void http_stop(struct http *h, unsigned wait_ms)
@@ -877,7 +772,7 @@ void http_stop(struct http *h, unsigned wait_ms)
 	struct timespec ts = {0, 10 * 1000000};
 	MHD_socket lsock;
 
-	atomic_store(&h->stopping, 1);
+	admission_stop(&h->adm);
 	/* The listening socket stays open until MHD is stopped, then it is
 	 * ours to close: connections meanwhile wait in its backlog. */
 	lsock = MHD_quiesce_daemon(h->daemon);
@@ -894,5 +789,6 @@ void http_stop(struct http *h, unsigned wait_ms)
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h->tls_ca);
+	admission_destroy(&h->adm);
 	free(h);
 }

@@ -153,6 +153,27 @@ static int split_chunks(const struct config *cfg, struct batch *b,
 	return 0;
 }
 
+/* Counts the whole top-level fields of raw that are valid on their own, up
+ * to the first that is not: what a refused request held as far as it
+ * could be decoded. Only runs for refused requests. */
+static void count_valid_prefix(const uint8_t *raw, size_t len,
+			       const struct wire_opts *o, struct wire_counts *c)
+{
+	struct wire_opts opts = *o;
+	size_t off = 0, next;
+	char why[8];
+
+	opts.tenant_label = NULL;
+	opts.on_series = NULL;
+	memset(c, 0, sizeof(*c));
+	while (off < len && (next = wire_next_field(raw, len, off)) != 0) {
+		if (wire_scan(raw + off, next - off, &opts, c, NULL, why,
+			      sizeof(why)) != WIRE_OK)
+			break;
+		off = next;
+	}
+}
+
 int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		struct buf *body, struct batch *b, struct wire_counts *counts,
 		uint64_t *decoded, char *why, size_t whylen)
@@ -201,12 +222,20 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	opts.max_label_value_length = (size_t)cfg->max_label_value_length;
 	opts.on_series = r->on_series;
 	opts.arg = r->arg;
+	if (r->series_pass != NULL &&
+	    (status = r->series_pass(r->pass_arg, raw->p, raw->len)) != 0) {
+		if (whylen > 0)
+			why[0] = '\0';
+		count_valid_prefix(raw->p, raw->len, &opts, counts);
+		goto out;
+	}
 	out->max = cfg->max_decoded_size + cfg->max_decoded_size / 2;
 	buf_reset(out);
 	rc = wire_scan(raw->p, raw->len, &opts, counts,
 		       r->tenant_label != NULL ? out : NULL, why, whylen);
 	if (rc != WIRE_OK) {
 		status = rc == WIRE_V2 ? 415 : (rc == WIRE_TOO_LARGE ? 413 : 400);
+		count_valid_prefix(raw->p, raw->len, &opts, counts);
 		goto out;
 	}
 	final = r->tenant_label != NULL ? out->p : raw->p;

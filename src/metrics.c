@@ -4,10 +4,13 @@
 #include "metrics.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "clock.h"
 #include "queue.h"
+#include "tenant_stats.h"
 #include "version.h"
 
 
@@ -125,12 +128,6 @@ static int refused(struct buf *out)
 	return rc;
 }
 
-struct tenant_render {
-	struct buf *out;
-	int field;
-	int rc;
-};
-
 /* The per-tenant series: name, help, type and which number they show. */
 static const struct {
 	const char *name, *help, *type;
@@ -148,16 +145,77 @@ static const struct {
 	{"relay_tenant_buffer_oldest_age_seconds", "Age of the tenant's oldest entry (0 if none).", "gauge"},
 };
 
-static void render_tenant(const struct queue_tenant *t, void *arg)
-{
-	struct tenant_render *tr = arg;
-	const struct tenant_counters *c = &t->counters;
-	const char *name = tenant_series[tr->field].name;
-	uint64_t v = 0;
+/* One tenant's row: its counters (tenant_stats.h) and what the buffer
+ * holds for it (queue.h). A tenant in either shows every series. */
+struct tenant_row {
+	char id[TENANT_ID_MAX + 1];
+	size_t idlen;
+	struct tenant_counters c;
+	uint64_t entries, samples, bytes, oldest_ms;
+};
 
-	if (t->idlen == 0)
+struct tenant_rows {
+	struct tenant_row *r;    /* owned */
+	size_t n, cap;
+	int failed;
+};
+
+static struct tenant_row *row_get(struct tenant_rows *rs, const char *id,
+				  size_t idlen)
+{
+	struct tenant_row *r;
+
+	for (size_t i = 0; i < rs->n; i++) {
+		if (rs->r[i].idlen == idlen && memcmp(rs->r[i].id, id, idlen) == 0)
+			return &rs->r[i];
+	}
+	if (idlen == 0 || idlen > TENANT_ID_MAX)
+		return NULL;
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 16;
+		if ((r = realloc(rs->r, cap * sizeof(*r))) == NULL) {
+			rs->failed = 1;
+			return NULL;
+		}
+		rs->r = r;
+		rs->cap = cap;
+	}
+	r = &rs->r[rs->n++];
+	memset(r, 0, sizeof(*r));
+	memcpy(r->id, id, idlen);
+	r->idlen = idlen;
+	return r;
+}
+
+static void add_counters(const char *id, size_t idlen,
+			 const struct tenant_counters *c, void *arg)
+{
+	struct tenant_row *r = row_get(arg, id, idlen);
+
+	if (r != NULL)
+		r->c = *c;
+}
+
+static void add_buffer(const struct queue_tenant *t, void *arg)
+{
+	struct tenant_row *r = row_get(arg, t->id, t->idlen);
+
+	if (r == NULL)
 		return;
-	switch (tr->field) {
+	r->entries = t->entries;
+	r->samples = t->samples;
+	r->bytes = t->bytes;
+	r->oldest_ms = t->oldest_ms;
+}
+
+static int render_row(struct buf *out, int field, const struct tenant_row *t)
+{
+	const struct tenant_counters *c = &t->c;
+	const char *name = tenant_series[field].name;
+	uint64_t v = 0;
+	int rc = 0;
+
+	switch (field) {
 	case 0: v = c->requests; break;
 	case 1: v = c->samples; break;
 	case 2: v = c->series; break;
@@ -167,11 +225,11 @@ static void render_tenant(const struct queue_tenant *t, void *arg)
 		for (int i = 0; i < REFUSE_NREASONS; i++) {
 			if (c->refused[i] == 0)
 				continue;
-			tr->rc |= buf_printf(tr->out, "%s{tenant=\"%s\",reason=\"%s\"} %"
-					     PRIu64 "\n", name, t->id,
-					     reason_names[i], c->refused[i]);
+			rc |= buf_printf(out, "%s{tenant=\"%.*s\",reason=\"%s\"} %"
+					 PRIu64 "\n", name, (int)t->idlen, t->id,
+					 reason_names[i], c->refused[i]);
 		}
-		return;
+		return rc;
 	case 6: v = c->samples_refused; break;
 	case 7: v = c->samples_forwarded; break;
 	case 8: v = t->samples; break;
@@ -181,23 +239,27 @@ static void render_tenant(const struct queue_tenant *t, void *arg)
 		    clock_age_ms(t->oldest_ms) / 1000 : 0;
 		break;
 	}
-	tr->rc |= buf_printf(tr->out, "%s{tenant=\"%s\"} %" PRIu64 "\n", name,
-			     t->id, v);
+	return buf_printf(out, "%s{tenant=\"%.*s\"} %" PRIu64 "\n", name,
+			  (int)t->idlen, t->id, v);
 }
 
 static int render_tenants(struct buf *out, struct queue *q)
 {
-	struct tenant_render tr = {out, 0, 0};
+	struct tenant_rows rs = {0};
 	size_t n = sizeof(tenant_series) / sizeof(tenant_series[0]);
+	int rc = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		tr.field = (int)i;
-		tr.rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
-				    tenant_series[i].name, tenant_series[i].help,
-				    tenant_series[i].name, tenant_series[i].type);
-		queue_each(q, render_tenant, &tr);
+	tenant_stats_each(add_counters, &rs);
+	queue_each(q, add_buffer, &rs);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
+				 tenant_series[i].name, tenant_series[i].help,
+				 tenant_series[i].name, tenant_series[i].type);
+		for (size_t j = 0; j < rs.n; j++)
+			rc |= render_row(out, (int)i, &rs.r[j]);
 	}
-	return tr.rc;
+	free(rs.r);
+	return rc || rs.failed ? -1 : 0;
 }
 
 int metrics_render(struct buf *out, struct queue *q)

@@ -4,7 +4,6 @@
 #include "queue.h"
 
 #include "clock.h"
-#include "usage.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -343,81 +342,6 @@ uint64_t queue_tenant_bytes(struct queue *q, const char *id, size_t idlen)
 		bytes = t->bytes;
 	pthread_mutex_unlock(&q->lock);
 	return bytes;
-}
-
-void queue_count_received(struct queue *q, const char *id, size_t idlen,
-			  const struct usage_rec *u, int dup)
-{
-	struct queue_tenant *t;
-
-	if (idlen == 0)
-		return;
-	pthread_mutex_lock(&q->lock);
-	if ((t = queue_tenant_get(q, id, idlen, 1)) != NULL) {
-		if (dup)
-			t->counters.duplicates++;
-		if (u != NULL) {
-			t->counters.requests += u->requests;
-			t->counters.samples += u->samples;
-			t->counters.series += u->series;
-			t->counters.bytes += u->bytes_compressed;
-		}
-	}
-	pthread_mutex_unlock(&q->lock);
-}
-
-void queue_count_refused(struct queue *q, const char *id, size_t idlen,
-			 int reason, uint64_t samples)
-{
-	struct queue_tenant *t;
-
-	if (idlen == 0 || reason < 0 || reason >= 16)
-		return;
-	pthread_mutex_lock(&q->lock);
-	if ((t = queue_tenant_get(q, id, idlen, 1)) != NULL) {
-		t->counters.refused[reason]++;
-		t->counters.samples_refused += samples;
-	}
-	pthread_mutex_unlock(&q->lock);
-}
-
-void queue_count_forwarded(struct queue *q, const char *id, size_t idlen,
-			   uint64_t samples)
-{
-	struct queue_tenant *t;
-
-	if (idlen == 0)
-		return;
-	pthread_mutex_lock(&q->lock);
-	if ((t = queue_tenant_get(q, id, idlen, 0)) != NULL)
-		t->counters.samples_forwarded += samples;
-	pthread_mutex_unlock(&q->lock);
-}
-
-int queue_take_tokens(struct queue *q, const char *id, size_t idlen,
-		      double rate, uint64_t n)
-{
-	struct queue_tenant *t;
-	uint64_t now = clock_mono_ms();
-	int ok = 0;
-
-	pthread_mutex_lock(&q->lock);
-	if ((t = queue_tenant_get(q, id, idlen, 1)) != NULL) {
-		if (t->tokens_ms == 0) {
-			t->tokens = rate;
-		} else if (now > t->tokens_ms) {
-			t->tokens += rate * (double)(now - t->tokens_ms) / 1000.0;
-			if (t->tokens > rate)
-				t->tokens = rate;
-		}
-		t->tokens_ms = now;
-		if (t->tokens > 0)
-			t->tokens -= (double)n;
-		else
-			ok = -1;
-	}
-	pthread_mutex_unlock(&q->lock);
-	return ok;
 }
 
 void queue_each(struct queue *q, void (*fn)(const struct queue_tenant *t,

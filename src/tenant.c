@@ -245,6 +245,9 @@ static int check_authorization(const struct config *cfg, const char *auth,
 			auth++;
 		tenant_sha256(auth, strlen(auth), digest);
 		if ((t = match_token(cfg, digest)) == NULL) {
+			snprintf(out->claim, sizeof(out->claim),
+				 "token:%02x%02x%02x%02x", digest[0], digest[1],
+				 digest[2], digest[3]);
 			snprintf(why, whylen, "invalid token");
 			return 401;
 		}
@@ -261,6 +264,9 @@ static int check_authorization(const struct config *cfg, const char *auth,
 		t = config_tenant_find(cfg, cred, (size_t)(colon - cred));
 		if (t == NULL || !t->has_token_sha256 ||
 		    CRYPTO_memcmp(t->token_sha256, digest, 32) != 0) {
+			if (tenant_valid_id(cred, (size_t)(colon - cred)))
+				snprintf(out->claim, sizeof(out->claim), "%.*s",
+					 (int)(colon - cred), cred);
 			snprintf(why, whylen, "invalid credentials");
 			return 401;
 		}
@@ -295,6 +301,7 @@ int tenant_resolve(const struct config *cfg, const char *authorization,
 					 header_value, err_str(rc));
 				return 503;
 			}
+			snprintf(out->claim, sizeof(out->claim), "%s", header_value);
 			snprintf(why, whylen, "too many tenants: %s is not one of "
 				 "the [tenancy] max_tenants = %d known", header_value,
 				 cfg->max_tenants);

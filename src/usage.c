@@ -18,6 +18,17 @@
 #include "store.h"
 
 _Static_assert(REFUSE_NREASONS <= USAGE_REFUSED_SLOTS, "refused slots");
+_Static_assert(offsetof(struct usage_rec, requests_refused) == USAGE_REC_V1_SIZE,
+	       "version 1 records end where requests_refused starts");
+
+int usage_rec_read(const void *p, size_t len, struct usage_rec *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < USAGE_REC_V1_SIZE)
+		return ERR_CORRUPT;
+	memcpy(out, p, len < sizeof(*out) ? len : sizeof(*out));
+	return 0;
+}
 
 void usage_add(struct usage_rec *dst, const struct usage_rec *src)
 {
@@ -35,6 +46,8 @@ void usage_add(struct usage_rec *dst, const struct usage_rec *src)
 		dst->samples_refused[i] += src->samples_refused[i];
 	for (int i = 0; i < USAGE_DROPPED_SLOTS; i++)
 		dst->samples_dropped[i] += src->samples_dropped[i];
+	for (int i = 0; i < USAGE_REFUSED_SLOTS; i++)
+		dst->requests_refused[i] += src->requests_refused[i];
 }
 
 struct usage_rec *usage_round_get(struct usage_round *r, const char *tenant,
@@ -114,8 +127,10 @@ int usage_count_refused(struct usage_round *r, const char *tenant,
 
 	if (d == NULL)
 		return ERR_NOMEM;
-	if (reason >= 0 && reason < USAGE_REFUSED_SLOTS)
+	if (reason >= 0 && reason < USAGE_REFUSED_SLOTS) {
 		d->samples_refused[reason] += samples;
+		d->requests_refused[reason]++;
+	}
 	return 0;
 }
 
@@ -155,8 +170,8 @@ int usage_round_flush(struct usage_round *r, struct store_txn *txn)
 		rc = store_usage_get(txn, 0, d->tenant, d->tlen, d->hour, &val, &len);
 		if (rc < 0)
 			return rc;
-		if (rc == 1 && len >= sizeof(rec))
-			memcpy(&rec, val, sizeof(rec));
+		if (rc == 1)
+			usage_rec_read(val, len, &rec);
 		usage_add(&rec, &d->add);
 		if (d->has_sketch) {
 			void *out;
@@ -280,6 +295,14 @@ static size_t build_columns(struct column *cols, size_t max)
 				 (size_t)i * sizeof(uint64_t);
 		n++;
 	}
+	/* Version 2's columns come last, so that a reader of the older CSV
+	 * by position still finds its columns where they were. */
+	for (int i = 0; i < REFUSE_NREASONS && n < max; i++, n++) {
+		snprintf(cols[n].name, sizeof(cols[n].name), "requests_refused_%s",
+			 refuse_reason_name((enum refuse_reason)i));
+		cols[n].offset = offsetof(struct usage_rec, requests_refused) +
+				 (size_t)i * sizeof(uint64_t);
+	}
 	return n;
 }
 
@@ -311,11 +334,10 @@ static int report_row(void *arg, const char *tenant, size_t tlen,
 	time_t t;
 	int err = 0;
 
-	if (len < sizeof(rec))
-		return 0;
 	if ((p->f->from_s && h < p->f->from_s) || (p->f->to_s && h >= p->f->to_s))
 		return 0;
-	memcpy(&rec, val, sizeof(rec));
+	if (usage_rec_read(val, len, &rec) < 0)
+		return 0;
 	t = (time_t)h;
 	gmtime_r(&t, &tm);
 	strftime(hour, sizeof(hour), "%Y-%m-%dT%H:%M:%SZ", &tm);

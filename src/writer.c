@@ -19,6 +19,7 @@
 #include "prealloc.h"
 #include "queue.h"
 #include "store.h"
+#include "tenant_stats.h"
 
 enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
 
@@ -403,15 +404,16 @@ static void finish_batches(struct writer *w, struct batch *list, int failed)
 	struct batch *b, *next;
 	uint64_t n = 0;
 
+	(void)w;
 	for (b = list; b != NULL; b = next) {
 		next = b->next;
 		if (failed)
 			refuse(b, REFUSE_STORAGE);
 		if (b->status == BATCH_STORED) {
 			n++;
-			queue_count_received(w->q, b->tenant, b->tlen, &b->usage, 0);
+			tenant_stats_received(b->tenant, b->tlen, &b->usage, 0);
 		} else if (b->status == BATCH_DUPLICATE) {
-			queue_count_received(w->q, b->tenant, b->tlen, NULL, 1);
+			tenant_stats_received(b->tenant, b->tlen, NULL, 1);
 		}
 		b->done(b, b->arg);
 	}
@@ -727,7 +729,7 @@ void writer_refused(struct writer *w, const char *tenant, size_t tlen,
 {
 	struct writer_op *op;
 
-	if (tlen == 0 || samples == 0)
+	if (tlen == 0)
 		return;
 	if ((op = op_new(OP_REFUSED, tenant, tlen)) == NULL)
 		return;

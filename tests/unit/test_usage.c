@@ -4,6 +4,7 @@
  * for from/to, and the JSON and CSV reports read from a real LMDB
  * environment (tenant and time filters, columns, values).
  */
+#include "err.h"
 #include "metrics.h"
 #include "store.h"
 #include "unit.h"
@@ -215,6 +216,7 @@ static int put_rec(struct store_txn *txn, const char *tenant, uint64_t hour,
 	rec.samples_refused[REFUSE_RATE_LIMITED] = base + 11;
 	rec.samples_refused[REFUSE_UNAUTHORIZED] = base + 12;
 	rec.samples_dropped[DROP_AGE] = base + 13;
+	rec.requests_refused[REFUSE_TENANT_FULL] = base + 14;
 	return store_usage_put(txn, 0, tenant, strlen(tenant), hour, &rec,
 			       sizeof(rec));
 }
@@ -501,6 +503,84 @@ static void test_format_csv(void)
 	free(c);
 }
 
+/* A version 1 record (248 bytes, no requests_refused) of tenant "old" at
+ * H1: reported with zeros in the new columns, and added to as version 2
+ * without losing what it held. */
+static void test_v1_record(void)
+{
+	uint8_t v1[USAGE_REC_V1_SIZE];
+	struct usage_rec rec, got;
+	struct usage_round round = {0};
+	struct usage_rec *d;
+	struct store_txn *txn;
+	const void *val;
+	size_t len;
+	char *j;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.version = 1;
+	rec.requests = 7;
+	rec.samples = 70;
+	rec.samples_refused[REFUSE_BAD_REQUEST] = 5;
+	rec.samples_dropped[DROP_PURGED] = 3;
+	memcpy(v1, &rec, sizeof(v1));
+	CHECK_EQ_INT(usage_rec_read(v1, sizeof(v1) - 8, &got), ERR_CORRUPT);
+	CHECK_EQ_INT(usage_rec_read(v1, sizeof(v1), &got), 0);
+	CHECK_EQ_INT(got.samples_dropped[DROP_PURGED], 3);
+	CHECK_EQ_INT(got.requests_refused[REFUSE_BAD_REQUEST], 0);
+	CHECK_EQ_INT(store_txn_begin(st, &txn), 0);
+	CHECK_EQ_INT(store_usage_put(txn, 0, "old", 3, H1, v1, sizeof(v1)), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	j = report("old", 0, 0, 0);
+	CHECK(j != NULL);
+	CHECK_EQ_INT(json_rows(j), 1);
+	CHECK(strstr(j, "\"requests\":7,") != NULL);
+	CHECK(strstr(j, "\"samples_refused_bad_request\":5,") != NULL);
+	CHECK(strstr(j, "\"samples_dropped_purged\":3,") != NULL);
+	CHECK(strstr(j, "\"requests_refused_bad_request\":0,") != NULL);
+	free(j);
+	/* The writer adds a refused request to the old record. */
+	CHECK_EQ_INT(store_txn_begin(st, &txn), 0);
+	d = usage_round_get(&round, "old", 3, H1);
+	CHECK(d != NULL);
+	d->requests_refused[REFUSE_BAD_REQUEST] = 1;
+	d->samples_refused[REFUSE_BAD_REQUEST] = 2;
+	CHECK_EQ_INT(usage_round_flush(&round, txn), 0);
+	usage_round_free(&round);
+	CHECK_EQ_INT(store_usage_get(txn, 0, "old", 3, H1, &val, &len), 1);
+	CHECK_EQ_INT(len, sizeof(struct usage_rec));
+	CHECK_EQ_INT(usage_rec_read(val, len, &got), 0);
+	CHECK_EQ_INT(got.version, USAGE_FORMAT);
+	CHECK_EQ_INT(got.requests, 7);
+	CHECK_EQ_INT(got.samples, 70);
+	CHECK_EQ_INT(got.samples_dropped[DROP_PURGED], 3);
+	CHECK_EQ_INT(got.samples_refused[REFUSE_BAD_REQUEST], 7);
+	CHECK_EQ_INT(got.requests_refused[REFUSE_BAD_REQUEST], 1);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+}
+
+/* requests_refused columns: after every older column, in both formats. */
+static void test_requests_refused_columns(void)
+{
+	char *j = report("acme", H2, 0, 0), *c = report("acme", H2, 0, 1);
+	const char *last_old, *first_new;
+
+	CHECK(j != NULL && c != NULL);
+	CHECK(strstr(j, "\"requests_refused_tenant_buffer_full\":214") != NULL);
+	CHECK(strstr(c, ",214") != NULL);
+	last_old = strstr(c, "samples_dropped_purged");
+	first_new = strstr(c, "requests_refused_bad_request");
+	CHECK(last_old != NULL && first_new != NULL && first_new > last_old);
+	{
+		char last[64];
+		snprintf(last, sizeof(last), "requests_refused_%s\n",
+			 refuse_reason_name((enum refuse_reason)(REFUSE_NREASONS - 1)));
+		CHECK(strstr(c, last) != NULL);
+	}
+	free(j);
+	free(c);
+}
+
 int main(void)
 {
 	RUN(test_hll_code_range);
@@ -518,6 +598,8 @@ int main(void)
 	RUN(test_format_tenant_filter);
 	RUN(test_format_time_filter);
 	RUN(test_format_csv);
+	RUN(test_v1_record);
+	RUN(test_requests_refused_columns);
 	teardown_env();
 	return unit_done();
 }
