@@ -138,7 +138,7 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 			qk.mv_size = store_key(qkey, it.tenant, it.tlen, seq);
 			qk.mv_data = qkey;
 			if ((rc = store_seam_put(t->txn, st->queue, &qk, &it.entry,
-						 0)) != 0)
+						 MDB_NOOVERWRITE)) != 0)
 				break;
 			t->next_seq++;
 			if (sink && sink->replayed)
