@@ -111,6 +111,7 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 		const struct setaside_sink *sink, uint64_t *n, int replay)
 {
 	uint8_t key[STORE_KEY_MAX], qkey[STORE_KEY_MAX];
+	char tenant[TENANT_ID_MAX + 1];
 	struct store *st = t->st;
 	MDB_cursor *cur;
 	MDB_val k, v, qk;
@@ -137,12 +138,18 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 			uint64_t seq = t->next_seq;
 			qk.mv_size = store_key(qkey, it.tenant, it.tlen, seq);
 			qk.mv_data = qkey;
+			/* It goes where it would have gone (store.h); the
+			 * tenant is copied first, as a write may move the
+			 * value it points into. */
+			memcpy(tenant, it.tenant, it.tlen);
 			if ((rc = store_seam_put(t->txn, st->queue, &qk, &it.entry,
-						 0)) != 0)
+						 0)) != 0 ||
+			    (rc = store_dest_carry(t->txn, st, tenant, it.tlen,
+						   it.seq, seq)) != 0)
 				break;
 			t->next_seq++;
 			if (sink && sink->replayed)
-				sink->replayed(sink->arg, it.tenant, it.tlen, seq,
+				sink->replayed(sink->arg, tenant, it.tlen, seq,
 					       it.entry.mv_size, it.eh.samples,
 					       it.eh.created_ms);
 		} else if (sink && sink->deleted) {
