@@ -426,6 +426,10 @@ static void note_kept_dest(struct sender *s, const struct config *cfg,
 	struct store_dest now;
 	uint64_t suppressed;
 
+	/* Ids the URL does not use send nothing elsewhere. */
+	if (strstr(cfg->url, "{account_id}") == NULL &&
+	    strstr(cfg->url, "{project_id}") == NULL)
+		return;
 	snprintf(now.account_id, sizeof(now.account_id), "%s",
 		 t && t->account_id ? t->account_id : "");
 	snprintf(now.project_id, sizeof(now.project_id), "%s",
