@@ -68,7 +68,7 @@ static const struct config_key config_keys[] = {
 	NUM("max_decoded_size", SEC_SERVER, CONF_SIZE, max_decoded_size, "64MiB", "1KiB", "4GiB",
 	    "Largest snappy-decoded body, checked before decoding."),
 	NUM("max_inflight_bytes", SEC_SERVER, CONF_SIZE, max_inflight_bytes, "1GiB", "1MiB", NULL,
-	    "Decoded bytes handled at once; requests past it get 503."),
+	    "Memory of write requests being handled (bodies being received and decoded); requests past it get 503."),
 	NUM("threads", SEC_SERVER, CONF_INT, threads, "2", "1", "64",
 	    "HTTP worker threads."),
 	NUM("max_connections", SEC_SERVER, CONF_INT, max_connections, "1024", "1", "100000",

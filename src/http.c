@@ -782,9 +782,17 @@ void http_stop(struct http *h, unsigned wait_ms)
 	/* The listening socket stays open until MHD is stopped, then it is
 	 * ours to close: connections meanwhile wait in its backlog. */
 	lsock = MHD_quiesce_daemon(h->daemon);
-	for (unsigned waited = 0; atomic_load(&h->waiting) > 0 && waited < wait_ms;
-	     waited += 10)
+	/* Every request handed to the writer is answered (stored or
+	 * refused) before the daemon stops: libmicrohttpd must not stop
+	 * with connections suspended, and the writer still owns their
+	 * batches. The writer runs until after this returns, so the wait
+	 * ends; past wait_ms it is said in the log. */
+	for (unsigned waited = 0; atomic_load(&h->waiting) > 0; waited += 10) {
+		if (waited >= wait_ms && waited - 10 < wait_ms)
+			log_msg(LOG_WARN, "stop waits for commits in progress",
+				"requests=%ld", atomic_load(&h->waiting));
 		nanosleep(&ts, NULL);
+	}
 	/* Let resumed connections send their answers. */
 	nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
 	MHD_stop_daemon(h->daemon);

@@ -144,7 +144,7 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 			qk.mv_data = qkey;
 			/* It goes where it would have gone (store.h). */
 			if ((rc = store_seam_put(t->txn, st->queue, &qk, &it.entry,
-						 0)) != 0 ||
+						 MDB_NOOVERWRITE)) != 0 ||
 			    (rc = store_dest_carry(t->txn, st, tenant, it.tlen,
 						   it.seq, seq)) != 0)
 				break;

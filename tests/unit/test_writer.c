@@ -1163,6 +1163,39 @@ static void test_failed_commit_refused(void)
 	}
 }
 
+/* A commit that fails while fail_commits is above zero. */
+static _Atomic int fail_commits;
+
+static int failing_commit_n(MDB_txn *txn)
+{
+	if (atomic_fetch_sub(&fail_commits, 1) > 0) {
+		mdb_txn_abort(txn);
+		return EIO;
+	}
+	return mdb_txn_commit(txn);
+}
+
+/* Deliveries whose commit failed are not forgotten: the next round
+ * applies them, so the delivered entries are deleted (not kept and sent
+ * again, nor counted in the buffer for ever). */
+static void test_failed_ack_round_retried(void)
+{
+	uint64_t errors0 = metric_get(&metrics.commit_errors), s0;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(2));
+	for (int i = 0; i < 2; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
+	CHECK_NOERR(submit_wait(0, 2));
+	s0 = first_seq();
+	atomic_store(&fail_commits, 2);
+	store_seam_commit = failing_commit_n;
+	writer_ack(E.w, "t1", 2, s0, s0 + 1);
+	CHECK_NOERR(wait_entries(0));
+	store_seam_commit = mdb_txn_commit;
+	CHECK(metric_get(&metrics.commit_errors) >= errors0 + 2);
+}
+
 /* A full filesystem (a write fails with ENOSPC) refuses with
  * REFUSE_STORAGE too, and the relay stores again once space is back. */
 static void test_disk_full_refused(void)
@@ -1476,6 +1509,7 @@ int main(void)
 	RUN_STORE(test_merge_two_tenants);
 	RUN_STORE(test_ingest_then_store);
 	RUN_STORE(test_failed_commit_refused);
+	RUN_STORE(test_failed_ack_round_retried);
 	RUN_STORE(test_disk_full_refused);
 	RUN_STORE(test_tenant_full_refused);
 	RUN_STORE(test_duplicate_not_stored);
