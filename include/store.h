@@ -29,7 +29,9 @@
  *             when they were accepted. The writer adds one in the
  *             transaction of an entry whose ids differ from the tenant's
  *             latest record; records no queued or set-aside entry needs
- *             any more are deleted with the entries. An entry below the
+ *             any more are deleted with the entries, but for the
+ *             tenant's latest (so that one whose ids do not change adds
+ *             no record while its buffer drains and fills). An entry below the
  *             tenant's first record (written by format 2) has none and
  *             goes where the configuration in force says.
  *

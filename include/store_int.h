@@ -85,7 +85,7 @@ int store_dest_lookup(MDB_txn *txn, const struct store *st,
 		      struct store_dest *d, uint64_t *until);
 
 /* Deletes the tenant's destination records that none of its entries in
- * the queue or setaside needs. Returns an LMDB code. */
+ * the queue or setaside needs, but for its latest. Returns an LMDB code. */
 int store_dest_prune(MDB_txn *txn, const struct store *st,
 		     const char *tenant, size_t tlen);
 

@@ -2,7 +2,8 @@
  * store_dest.c - the dest database: where each tenant's entries go, the
  * account and project ids they were accepted under (see store.h). The
  * writer notes them with the entries, the forwarder reads them, and
- * records no entry needs are deleted with the entries.
+ * records no entry needs are deleted with the entries (each tenant's
+ * latest stays).
  */
 #include "store_int.h"
 
@@ -183,25 +184,26 @@ int store_dest_prune(MDB_txn *txn, const struct store *st,
 		return rc;
 	if (have_aside && (!have_head || aside < head))
 		head = aside;
-	have_head |= have_aside;
+	/* With no entry left, the latest record stays: a tenant whose ids
+	 * do not change writes no record for its next entries. */
+	if (!have_head && !have_aside)
+		head = UINT64_MAX;
 	if ((rc = mdb_cursor_open(txn, st->dest, &cur)) != 0)
 		return rc;
 	k.mv_size = store_key(key, tenant, tlen, 0);
 	k.mv_data = key;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	/* A record goes when no entry is left, or when the next record
-	 * starts at or below the oldest entry. */
+	/* A record goes when the next one starts at or below the oldest
+	 * entry: none of the entries is under it. */
 	while (rc == 0 && is_tenant(&k, tenant, tlen, &s)) {
-		if (have_head) {
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-			if (rc != 0 || !is_tenant(&k, tenant, tlen, &s) || s > head) {
-				rc = 0;
-				break;
-			}
-			if ((rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) != 0)
-				break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 && (!is_tenant(&k, tenant, tlen, &s) || s > head))) {
+			rc = 0;
+			break;
 		}
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+		if (rc != 0 || (rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) != 0 ||
+		    (rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
 	}

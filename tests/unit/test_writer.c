@@ -283,8 +283,8 @@ static void test_set_aside_middle_keeps_older(void)
 	uint64_t s0;
 
 	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
-	CHECK_NOERR(batches_new(5));
-	for (int i = 0; i < 5; i++)
+	CHECK_NOERR(batches_new(6));
+	for (int i = 0; i < 6; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
 	CHECK_NOERR(submit_each(0, 5));
 	CHECK_NOERR(entries_read(E.st->queue, &es));
@@ -309,8 +309,8 @@ static void test_ack_middle_keeps_older(void)
 	uint64_t s0;
 
 	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
-	CHECK_NOERR(batches_new(5));
-	for (int i = 0; i < 5; i++)
+	CHECK_NOERR(batches_new(6));
+	for (int i = 0; i < 6; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
 	CHECK_NOERR(submit_each(0, 5));
 	CHECK_NOERR(entries_read(E.st->queue, &es));
@@ -336,8 +336,8 @@ static void test_ack_newest_keeps_older(void)
 	uint64_t s0;
 
 	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
-	CHECK_NOERR(batches_new(5));
-	for (int i = 0; i < 5; i++)
+	CHECK_NOERR(batches_new(6));
+	for (int i = 0; i < 6; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
 	CHECK_NOERR(submit_each(0, 5));
 	CHECK_NOERR(entries_read(E.st->queue, &es));
@@ -1375,6 +1375,21 @@ static void test_drop_oldest_fair(void)
 		     (N - noisy.entries) * fx[1].counts.samples);
 }
 
+/* How many destination records the store holds (-1: unreadable). */
+static long db_records(void)
+{
+	MDB_stat ms;
+	MDB_txn *rt;
+	long n = -1;
+
+	if (mdb_txn_begin(E.st->env, NULL, MDB_RDONLY, &rt) == 0) {
+		if (mdb_stat(rt, E.st->dest, &ms) == 0)
+			n = (long)ms.ms_entries;
+		mdb_txn_abort(rt);
+	}
+	return n;
+}
+
 /* Sets the destination of batch b. */
 static void batch_dest(struct batch *b, const char *account, const char *project)
 {
@@ -1384,7 +1399,7 @@ static void batch_dest(struct batch *b, const char *account, const char *project
 
 /* Entries keep the ids their batch was accepted with: a body never spans
  * two destinations and says which it has; the records go with the
- * entries; a set-aside entry replayed keeps its own. */
+ * entries, but for the latest; a set-aside entry replayed keeps its own. */
 static void test_destination_records(void)
 {
 	struct store_body body;
@@ -1394,8 +1409,8 @@ static void test_destination_records(void)
 	uint64_t s0, until;
 
 	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
-	CHECK_NOERR(batches_new(5));
-	for (int i = 0; i < 5; i++)
+	CHECK_NOERR(batches_new(6));
+	for (int i = 0; i < 6; i++)
 		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
 	batch_dest(&E.b[0], "7", "");
 	batch_dest(&E.b[1], "7", "");
@@ -1435,11 +1450,18 @@ static void test_destination_records(void)
 	CHECK_EQ_INT(store_dest_get(E.st, "t1", 2, s0 + 4, &d, &until), 1);
 	CHECK(strcmp(d.account_id, "7") == 0);
 	CHECK_EQ_INT(until, s0 + 5);
-	/* All delivered: no record is left. */
+	/* All delivered: only the latest record is left, and a new entry
+	 * under the same ids adds none. */
 	writer_ack(E.w, "t1", 2, 0, UINT64_MAX);
 	CHECK_NOERR(wait_entries(0));
-	CHECK_EQ_INT(store_dest_get(E.st, "t1", 2, s0 + 5, &d, &until), 0);
-	CHECK_EQ_INT(until, UINT64_MAX);
+	CHECK_EQ_INT(db_records(), 1);
+	CHECK_EQ_INT(store_dest_get(E.st, "t1", 2, s0 + 3, &d, &until), 0);
+	CHECK_EQ_INT(store_dest_get(E.st, "t1", 2, s0 + 6, &d, &until), 1);
+	CHECK(strcmp(d.account_id, "9") == 0 && strcmp(d.project_id, "3") == 0);
+	batch_dest(&E.b[5], "9", "3");
+	CHECK_NOERR(submit_wait(5, 6));
+	CHECK_NOERR(wait_entries(1));
+	CHECK_EQ_INT(db_records(), 1);
 }
 
 /* max_age: entries older than it are dropped by the next round, counted
