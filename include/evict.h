@@ -1,8 +1,11 @@
 /*
  * evict.h - the buffer's eviction policy, run by the writer inside its
- * write transaction: with [storage] when_full = drop_oldest the oldest
- * entries of all tenants are dropped to make room for a request, and
- * entries older than max_age are dropped at most once a second. Dropped
+ * write transaction: with [storage] when_full = drop_oldest entries are
+ * dropped to make room for a request, the oldest first of the tenants
+ * that hold more than their fair share (max_size / tenants with data),
+ * and only once none does the oldest of all; so one tenant's flood
+ * evicts its own data before a quiet tenant's. Entries older than
+ * max_age are dropped at most once a second. Dropped
  * samples are counted in usage (DROP_FULL, DROP_AGE) and metrics, and
  * logged once every ten seconds at most per reason.
  *
@@ -49,7 +52,8 @@ void evict_free(struct evict *ev);
 void evict_round_start(struct evict *ev);
 
 /*
- * Drops the oldest entries of all tenants until *used + need <= limit,
+ * Drops entries (the oldest of the tenants over their share of limit
+ * first, see above) until *used + need <= limit,
  * lowering *used by each one's footprint. Returns 0 (the goal may be out
  * of reach: the caller checks *used) or an ERR_* code.
  */

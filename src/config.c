@@ -106,7 +106,8 @@ static const struct config_key config_keys[] = {
 	NUM("max_size", SEC_STORAGE, CONF_SIZE, max_size, "8GiB", "1MiB", NULL,
 	    "Most disk space the store may use (the LMDB map size)."),
 	ENUM("when_full", SEC_STORAGE, when_full, "reject", when_full_names,
-	     "When the store is full: reject new writes, or drop_oldest data."),
+	     "When the store is full: reject new writes, or drop_oldest data "
+	     "(first of the tenants over their share)."),
 	NUM("max_age", SEC_STORAGE, CONF_DURATION, max_age_ms, "7d", "1m", NULL,
 	    "Data not forwarded within this time is dropped."),
 	NUM("dedup_window", SEC_STORAGE, CONF_DURATION, dedup_window_ms, "10m", "0", "1d",

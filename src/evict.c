@@ -71,7 +71,37 @@ static void log_drops(struct evict *ev, enum usage_drop why)
 }
 
 /*
- * Drops the oldest entries of all tenants until the goal is met, at most
+ * The head to drop next: for age, the oldest of all. For room, the oldest
+ * of the tenants holding more than their fair share of the buffer (limit
+ * / tenants with data), so that a tenant's flood evicts its own entries
+ * and a quiet tenant's go last; the oldest of all once no tenant is over
+ * its share. NULL when nothing is left.
+ */
+static struct queue_head *victim(struct evict *ev, const struct goal *g)
+{
+	struct queue_head *h = NULL, *over = NULL, *e;
+	uint64_t share, n = 0;
+
+	for (size_t i = 0; i < ev->nheads; i++)
+		n += ev->heads[i].seq != 0;
+	if (n == 0)
+		return NULL;
+	share = g->why == DROP_FULL ? g->limit / n : UINT64_MAX;
+	for (size_t i = 0; i < ev->nheads; i++) {
+		e = &ev->heads[i];
+		if (e->seq == 0)
+			continue;
+		if (h == NULL || e->created_ms < h->created_ms)
+			h = e;
+		if (e->bytes > share &&
+		    (over == NULL || e->created_ms < over->created_ms))
+			over = e;
+	}
+	return over != NULL ? over : h;
+}
+
+/*
+ * Drops the entries victim() picks until the goal is met, at most
  * max of them. Counts them in usage and metrics. Returns 0 or an ERR_*
  * code.
  */
@@ -89,12 +119,7 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 		ev->have_heads = 1;
 	}
 	for (; n < max; n++) {
-		h = NULL;
-		for (size_t i = 0; i < ev->nheads; i++) {
-			if (ev->heads[i].seq != 0 &&
-			    (h == NULL || ev->heads[i].created_ms < h->created_ms))
-				h = &ev->heads[i];
-		}
+		h = victim(ev, g);
 		if (goal_met(g, h))
 			break;
 		memset(&gone, 0, sizeof(gone));
@@ -104,6 +129,7 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 			return rc;
 		h->seq = next.entries ? next.first_seq : 0;
 		h->created_ms = next.created_ms;
+		h->bytes = h->bytes > gone.bytes ? h->bytes - gone.bytes : 0;
 		if (gone.entries == 0)
 			continue;
 		if ((rc = sink->removed(sink->arg, h->id, h->idlen, &gone, &next)) != 0)

@@ -161,8 +161,14 @@ static void batch_usage(struct request *r)
 {
 	struct batch *b = &r->batch;
 	const struct admission_req *ar = &r->adm;
+	const struct config_tenant *ct = ar->ident.conf;
 
-	b->tenant_max_bytes = ar->ident.conf ? ar->ident.conf->max_buffer_bytes : 0;
+	b->tenant_max_bytes = ct ? ct->max_buffer_bytes : 0;
+	/* Decided now, with the configuration that accepted it. */
+	snprintf(b->dest.account_id, sizeof(b->dest.account_id), "%s",
+		 ct && ct->account_id ? ct->account_id : "");
+	snprintf(b->dest.project_id, sizeof(b->dest.project_id), "%s",
+		 ct && ct->project_id ? ct->project_id : "");
 	b->usage.requests = 1;
 	b->usage.series = ar->counts.series;
 	b->usage.samples = ar->counts.samples;

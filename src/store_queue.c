@@ -260,6 +260,8 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 	if (rc == MDB_NOTFOUND)
 		rc = tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);
+	if (rc == 0 && gone->entries > 0)
+		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
 	return err_from_mdb(rc);
 }
 
@@ -306,7 +308,27 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 		return err_from_mdb(rc);
 	rc = tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);
+	if (rc == 0)
+		rc = store_dest_prune(txn, st, tenant, tlen);
 	return err_from_mdb(rc);
+}
+
+/* Sets body's destination from the record in force for entry seq, and
+ * lowers *max_seq below the next record. Returns 0 or -1. */
+static int body_dest(MDB_txn *txn, const struct store *st,
+		     struct store_body *body, const char *tenant, size_t tlen,
+		     uint64_t seq, uint64_t *max_seq)
+{
+	uint64_t until;
+	int rc = store_dest_lookup(txn, st, tenant, tlen, seq, &body->dest,
+				   &until);
+
+	if (rc < 0)
+		return -1;
+	body->has_dest = rc;
+	if (until <= *max_seq)
+		*max_seq = until - 1;
+	return 0;
 }
 
 int store_body_open(struct store *st, const char *tenant, size_t tlen,
@@ -327,6 +349,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 
 	memset(span, 0, sizeof(*span));
 	body->read = NULL;
+	body->has_dest = 0;
 	if (max_entries > STORE_BODY_MAX_ENTRIES)
 		max_entries = STORE_BODY_MAX_ENTRIES;
 	if (store_read_begin(st, &txn) != 0)
@@ -342,6 +365,10 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (store_key_parse(&k, &t, &n, &s) < 0 || n != tlen ||
 		    memcmp(t, tenant, tlen) != 0 || s > max_seq)
+			break;
+		/* The first entry's destination record bounds the body. */
+		if (nparts == 0 && (ret = body_dest(txn, st, body, tenant, tlen, s,
+						    &max_seq)) < 0)
 			break;
 		if (store_entry_hdr(&v, &h) < 0) {
 			/* Unreadable: let it travel alone so the upstream's

@@ -313,6 +313,12 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 		if ((rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
 					     &b->usage, b->hll, b->nhll)) != 0)
 			return rc;
+		/* An entry holds chunks of one destination only. */
+		if (e->nparts > 0 && e->dest != NULL &&
+		    !store_dest_equal(e->dest, &b->dest) &&
+		    (rc = open_flush(w, txn, e, now)) != 0)
+			return rc;
+		e->dest = &b->dest;
 		for (size_t i = 0; i < b->nchunks; i++) {
 			if (e->nparts > 0 &&
 			    e->raw + b->chunks[i].raw_len > w->cfg->max_request_size &&
