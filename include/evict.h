@@ -26,9 +26,11 @@ struct queue_head;
 struct evict {
 	const struct store *st;   /* ref */
 	struct queue_head *heads; /* owned: oldest entry per tenant, this round */
-	size_t nheads;
+	size_t nheads, cap;
 	int have_heads;
 	uint64_t last_age_check_ms;
+	uint64_t round_entries[USAGE_DROPPED_SLOTS]; /* this round, uncommitted */
+	uint64_t round_samples[USAGE_DROPPED_SLOTS];
 	uint64_t dropped_entries[USAGE_DROPPED_SLOTS]; /* not yet logged */
 	uint64_t dropped_samples[USAGE_DROPPED_SLOTS];
 	uint64_t drop_logged_ms[USAGE_DROPPED_SLOTS];
@@ -50,6 +52,11 @@ void evict_free(struct evict *ev);
 
 /* A new transaction: the queue's heads are read again when first needed. */
 void evict_round_start(struct evict *ev);
+
+/* The round's transaction committed: its drops are counted in /metrics
+ * and logged (at most once per reason every ten seconds). A round that
+ * failed drops nothing and counts nothing. */
+void evict_round_committed(struct evict *ev);
 
 /*
  * Drops entries (the oldest of the tenants over their share of limit

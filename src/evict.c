@@ -16,7 +16,7 @@
 
 /* Entries dropped per round at most for age (keeps commits short). */
 #define EVICT_PER_ROUND 1024
-#define MAX_HEADS 4096
+#define MIN_HEADS 64
 
 /* Why an entry is dropped, and the bound that stops it. */
 struct goal {
@@ -29,7 +29,8 @@ int evict_init(struct evict *ev, const struct store *st)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->st = st;
-	ev->heads = calloc(MAX_HEADS, sizeof(*ev->heads));
+	ev->cap = MIN_HEADS;
+	ev->heads = calloc(ev->cap, sizeof(*ev->heads));
 	return ev->heads != NULL ? 0 : ERR_NOMEM;
 }
 
@@ -42,6 +43,23 @@ void evict_free(struct evict *ev)
 void evict_round_start(struct evict *ev)
 {
 	ev->have_heads = 0;
+	memset(ev->round_entries, 0, sizeof(ev->round_entries));
+	memset(ev->round_samples, 0, sizeof(ev->round_samples));
+}
+
+/* Reads every tenant's oldest entry, room made for all of them. */
+static int read_heads(struct evict *ev, struct queue *q)
+{
+	for (;;) {
+		ev->nheads = queue_heads(q, ev->heads, ev->cap);
+		if (ev->nheads < ev->cap)
+			return 0;
+		struct queue_head *h = realloc(ev->heads, 2 * ev->cap * sizeof(*h));
+		if (h == NULL)
+			return ERR_NOMEM;
+		ev->heads = h;
+		ev->cap *= 2;
+	}
 }
 
 static int goal_met(const struct goal *g, const struct queue_head *h)
@@ -115,7 +133,8 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 	int rc, n = 0;
 
 	if (!ev->have_heads) {
-		ev->nheads = queue_heads(q, ev->heads, MAX_HEADS);
+		if ((rc = read_heads(ev, q)) != 0)
+			return rc;
 		ev->have_heads = 1;
 	}
 	for (; n < max; n++) {
@@ -144,14 +163,27 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 		samples += gone.samples;
 		entries += gone.entries;
 	}
-	if (entries > 0) {
-		metric_add(g->why == DROP_AGE ? &metrics.samples_dropped_age :
-			   &metrics.samples_dropped_full, samples);
-		ev->dropped_entries[g->why] += entries;
-		ev->dropped_samples[g->why] += samples;
-	}
-	log_drops(ev, g->why);
+	ev->round_entries[g->why] += entries;
+	ev->round_samples[g->why] += samples;
 	return 0;
+}
+
+void evict_round_committed(struct evict *ev)
+{
+	static const enum usage_drop whys[] = {DROP_FULL, DROP_AGE};
+
+	for (size_t i = 0; i < sizeof(whys) / sizeof(whys[0]); i++) {
+		enum usage_drop why = whys[i];
+
+		if (ev->round_entries[why] > 0) {
+			metric_add(why == DROP_AGE ? &metrics.samples_dropped_age :
+				   &metrics.samples_dropped_full,
+				   ev->round_samples[why]);
+			ev->dropped_entries[why] += ev->round_entries[why];
+			ev->dropped_samples[why] += ev->round_samples[why];
+		}
+		log_drops(ev, why);
+	}
 }
 
 int evict_for_space(struct evict *ev, struct store_txn *txn, struct queue *q,

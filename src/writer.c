@@ -404,6 +404,7 @@ static int commit_round(struct writer *w, struct batch *list,
 		return rc;
 	if (cleanup)
 		w->last_cleanup_ms = now;
+	evict_round_committed(&w->evict);
 	atomic_store(&metrics.storage_used_bytes, used);
 	latency_observe(&metrics.commit_latency, clock_mono_us() - t0);
 	metric_add(&metrics.commits, 1);
