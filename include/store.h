@@ -315,6 +315,33 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
 			       uint64_t hour, const void *val, size_t len),
 		     void *arg);
 
+/* Where a walk over the usage records stands: after the record (tenant,
+ * hour), or before the first one (started = 0). */
+struct store_usage_pos {
+	char tenant[TENANT_ID_MAX];
+	size_t tlen;
+	uint64_t hour;
+	int started;
+};
+
+/*
+ * One page of a walk over the usage records that never holds a read
+ * transaction for long: calls fn for at most max records in key order
+ * after *pos (only tenant's, from its hour from_s on, when tenant is not
+ * NULL), in a read transaction of its own that ends before it returns, and
+ * moves *pos to each record before fn gets it; the next call resumes
+ * after the last key. fn returns 0 to go on, 1 to stop, or an ERR_* code.
+ * Returns 1 when it stopped before the last record (max records, or fn's
+ * 1): more may follow *pos; 0 when the walk reached the end; or an ERR_*
+ * code (fn's, or the store's). max 0 only checks that the store can be
+ * read (1, or an ERR_* code).
+ */
+int store_usage_page(struct store *st, const char *tenant, size_t tlen,
+		     uint64_t from_s, struct store_usage_pos *pos, unsigned max,
+		     int (*fn)(void *arg, const char *tenant, size_t tlen,
+			       uint64_t hour, const void *val, size_t len),
+		     void *arg);
+
 /* ---- The forwarder's reads (store_queue.c) ---- */
 
 /* Most entries one request body merges. */

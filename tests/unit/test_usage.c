@@ -263,7 +263,7 @@ static void teardown_env(void)
 /* Runs usage_format into a NUL-terminated malloc'd string (NULL on error). */
 static char *report(const char *tenant, uint64_t from, uint64_t to, int csv)
 {
-	struct usage_filter f = {tenant, from, to};
+	struct usage_filter f = {tenant, from, to, 0, NULL};
 	struct buf out;
 	char *s = NULL;
 
