@@ -24,6 +24,8 @@ PROTO_C  = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_O  = $(PROTO_C:.c=.o)
 # Connection bounds and in-flight accounting around the HTTP server.
 LIB_SRCS += src/conn_guard.c src/inflight.c
+# Answers streamed part by part (usage reports, set-aside listings).
+LIB_SRCS += src/http_stream.c
 LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -86,7 +88,7 @@ fuzz:
 fuzz-build: $(FUZZ_BINS)
 
 unit: $(UNIT_BINS)
-tools: $(TOOL_BINS) $(BUILD)/bin/rwsend
+tools: $(TOOL_BINS) $(BUILD)/bin/rwsend $(BUILD)/bin/usagefill
 
 $(BUILD)/relay: $(BUILD)/obj/main.o $(LIB_OBJS) $(PROTO_O)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -104,6 +106,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(PROTO_O) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(PROTO_O) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bin/%: bench/%.c $(LIB_OBJS) $(PROTO_O) | $(BUILD)/bin
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PROTO_O) $(LDFLAGS) $(LDLIBS)
+
+# The integration tests' usage records, written through the store's API.
+$(BUILD)/bin/usagefill: tests/tools/usagefill.c $(LIB_OBJS) $(PROTO_O) | $(BUILD)/bin
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PROTO_O) $(LDFLAGS) $(LDLIBS)
 
 # The integration tests' sender: generated protobuf code only, no relay code.

@@ -22,6 +22,7 @@
 #include "admission.h"
 #include "conn_guard.h"
 #include "err.h"
+#include "http_stream.h"
 #include "inflight.h"
 #include "ingest.h"
 #include "listener.h"
@@ -357,14 +358,27 @@ static enum MHD_Result handle_metrics(struct http *h, struct MHD_Connection *con
 	return ret;
 }
 
+static int usage_part(void *arg, struct buf *out)
+{
+	return usage_report_next(arg, out);
+}
+
+static void usage_done(void *arg)
+{
+	usage_report_free(arg);
+}
+
+/* GET /api/v1/usage (admin): the usage report, streamed page by page. */
 static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn,
 				    const char *url, const char *method)
 {
 	struct usage_filter f = {0};
+	struct store_usage_pos pos;
+	struct usage_report *rep;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	const char *v, *fmt;
-	struct buf out;
+	char next[TENANT_ID_MAX + 32], *end;
 	int csv = 0, rc;
 
 	(void)url;
@@ -384,23 +398,31 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn,
 		else if (strcmp(fmt, "json") != 0)
 			return respond(conn, 400, "bad format: json or csv\n", NULL);
 	}
-	buf_init(&out, (size_t)1 << 30);
-	rc = usage_format(h->d.st, &f, csv, &out);
-	if (rc < 0 && rc != ERR_NOMEM) {
-		buf_free(&out);
-		return respond(conn, 503, "storage unavailable\n", NULL);
+	v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	if (v && *v) {
+		f.limit = strtoull(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end != '\0' || f.limit == 0)
+			return respond(conn, 400, "bad limit: a number of rows, 1 or more\n", NULL);
 	}
-	if (rc < 0 || out.p == NULL) {
-		buf_free(&out);
-		return respond(conn, 500, "cannot format usage\n", NULL);
+	v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
+	if (v && *v) {
+		if (usage_cursor_parse(v, &pos) < 0)
+			return respond(conn, 400, "bad after: use the next value of the previous page\n", NULL);
+		f.after = v;
 	}
-	resp = MHD_create_response_from_buffer(out.len, out.p, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		buf_free(&out);
+	rc = usage_report_open(&rep, h->d.st, &f, csv);
+	if (rc < 0)
+		return respond(conn, rc == ERR_NOMEM ? 500 : 503, rc == ERR_NOMEM ?
+			       "cannot format usage\n" : "storage unavailable\n", NULL);
+	rc = usage_report_next_cursor(rep, next, sizeof(next));
+	resp = http_stream_response(&(struct http_stream_src){
+		usage_part, usage_done, rep, "usage"});
+	if (resp == NULL)
 		return MHD_NO;
-	}
 	MHD_add_response_header(resp, "Content-Type", csv ? "text/csv; charset=utf-8" :
 				"application/json");
+	if (rc == 1)
+		MHD_add_response_header(resp, "X-Usage-Next", next);
 	ret = MHD_queue_response(conn, 200, resp);
 	MHD_destroy_response(resp);
 	return ret;
