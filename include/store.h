@@ -116,6 +116,17 @@ struct store;        /* closed: the environment and its databases */
 struct store_txn;    /* closed: the one write transaction */
 struct store_read;   /* closed: a read transaction */
 
+/* Where a walk over a database of (tenant, u64) keys stands, between the
+ * short read transactions of its pages: after the key (tenant, hour) (a
+ * sequence number in set-aside entries), or before the first key
+ * (started = 0). */
+struct store_pos {
+	char tenant[TENANT_ID_MAX];
+	size_t tlen;
+	uint64_t hour;
+	int started;
+};
+
 /* Totals of entries read or removed. */
 struct store_span {
 	uint64_t first_seq, last_seq;
@@ -245,6 +256,17 @@ int store_setaside_each(struct store *st, const struct setaside_filter *f,
 			int (*fn)(void *arg, const struct setaside_item *it),
 			void *arg);
 
+/* Calls fn for at most max matching entries after *pos, in key order, in a
+ * read transaction of its own that ends before it returns, and moves *pos
+ * to each entry before fn gets it (pos->hour holds its sequence number).
+ * fn returns 0 to go on, 1 to stop, or an ERR_* code. Returns 1 when it
+ * stopped before the last entry (more may follow *pos), 0 at the end, or
+ * an ERR_* code. */
+int store_setaside_page(struct store *st, const struct setaside_filter *f,
+			struct store_pos *pos, unsigned max,
+			int (*fn)(void *arg, const struct setaside_item *it),
+			void *arg);
+
 /* Moves the matching entries back to the queue behind what it holds, with
  * new sequence numbers. Returns 0 or an ERR_* code; *n counts them. */
 int store_setaside_replay(struct store_txn *t, const struct setaside_filter *f,
@@ -315,14 +337,6 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
 			       uint64_t hour, const void *val, size_t len),
 		     void *arg);
 
-/* Where a walk over the usage records stands: after the record (tenant,
- * hour), or before the first one (started = 0). */
-struct store_usage_pos {
-	char tenant[TENANT_ID_MAX];
-	size_t tlen;
-	uint64_t hour;
-	int started;
-};
 
 /*
  * One page of a walk over the usage records that never holds a read
@@ -337,7 +351,7 @@ struct store_usage_pos {
  * read (1, or an ERR_* code).
  */
 int store_usage_page(struct store *st, const char *tenant, size_t tlen,
-		     uint64_t from_s, struct store_usage_pos *pos, unsigned max,
+		     uint64_t from_s, struct store_pos *pos, unsigned max,
 		     int (*fn)(void *arg, const char *tenant, size_t tlen,
 			       uint64_t hour, const void *val, size_t len),
 		     void *arg);

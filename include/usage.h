@@ -207,9 +207,9 @@ struct usage_report;
 
 /* A cursor's text form and back. Format: 0 or -1 (outlen too small);
  * parse: 0, or -1 if s is not one. */
-int usage_cursor_format(const struct store_usage_pos *p, char *out,
+int usage_cursor_format(const struct store_pos *p, char *out,
 			size_t outlen);
-int usage_cursor_parse(const char *s, struct store_usage_pos *p);
+int usage_cursor_parse(const char *s, struct store_pos *p);
 
 /* Opens a report (the caller frees it with usage_report_free); it reads
  * the store once: with a limit, the page's end and whether more follows.
@@ -230,6 +230,14 @@ int usage_report_next_cursor(const struct usage_report *r, char *out,
 			     size_t outlen);
 
 void usage_report_free(struct usage_report *r);
+
+/* Reads a query's filter through get (a query argument's value, or NULL):
+ * tenant, from, to, format (json or csv: *csv), limit, after. The filter
+ * refers to get's strings. Returns 0, or -1 with a one-line reason in
+ * *why (static text). */
+int usage_query_parse(struct usage_filter *f, int *csv,
+		      const char *(*get)(void *arg, const char *name),
+		      void *arg, const char **why);
 
 /* The whole report appended to out (usage_report_next until it is
  * complete). Returns 0 or an ERR_* code (ERR_NOMEM: out's bound). */

@@ -105,6 +105,75 @@ int store_setaside_each(struct store *st, const struct setaside_filter *f,
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
 
+int store_setaside_page(struct store *st, const struct setaside_filter *f,
+			struct store_pos *pos, unsigned max,
+			int (*fn)(void *arg, const struct setaside_item *it),
+			void *arg)
+{
+	uint8_t key[STORE_KEY_MAX];
+	struct setaside_item out;
+	unsigned seen = 0;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	struct item it;
+	int rc, m, ret = 0;
+
+	if (st->setaside == 0)   /* a reader of a directory without one */
+		return 0;
+	if ((rc = store_read_begin(st, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->setaside, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return err_from_mdb(rc);
+	}
+	if (pos->started) {
+		k.mv_size = store_key(key, pos->tenant, pos->tlen, pos->hour);
+		k.mv_data = key;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == store_key(key, pos->tenant, pos->tlen,
+						      pos->hour) &&
+		    memcmp(k.mv_data, key, k.mv_size) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	} else {
+		rc = first_match(cur, f, key, &k, &v);
+	}
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (seen == max) {
+			ret = 1;
+			break;
+		}
+		if (item_parse(&k, &v, &it) < 0 || it.tlen > TENANT_ID_MAX)
+			continue;
+		if ((m = matches(f, &it)) < 0)
+			break;
+		seen++;
+		memcpy(pos->tenant, it.tenant, it.tlen);
+		pos->tlen = it.tlen;
+		pos->hour = it.seq;
+		pos->started = 1;
+		if (m == 0)
+			continue;
+		out.tenant = it.tenant;
+		out.tlen = it.tlen;
+		out.seq = it.seq;
+		out.status = it.sh.status;
+		out.reason = it.reason;
+		out.reason_len = it.sh.reason_len;
+		out.set_aside_ms = it.sh.set_aside_ms;
+		out.samples = it.eh.samples;
+		out.series = it.eh.series;
+		out.bytes = it.entry.mv_size;
+		if ((ret = fn(arg, &out)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (ret != 0)
+		return ret;
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
+}
+
 /* Replays (replay = 1) or purges the matching entries. Returns an LMDB
  * code. */
 static int take(struct store_txn *t, const struct setaside_filter *f,

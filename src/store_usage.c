@@ -140,7 +140,7 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
  * and at (tenant, from_s) or later when tenant is not NULL. Returns an
  * LMDB code (MDB_NOTFOUND: none). */
 static int page_seek(MDB_cursor *cur, const char *tenant, size_t tlen,
-		     uint64_t from_s, const struct store_usage_pos *pos,
+		     uint64_t from_s, const struct store_pos *pos,
 		     MDB_val *k, MDB_val *v)
 {
 	uint8_t key[STORE_KEY_MAX], at[STORE_KEY_MAX];
@@ -169,7 +169,7 @@ static int page_seek(MDB_cursor *cur, const char *tenant, size_t tlen,
 }
 
 int store_usage_page(struct store *st, const char *tenant, size_t tlen,
-		     uint64_t from_s, struct store_usage_pos *pos, unsigned max,
+		     uint64_t from_s, struct store_pos *pos, unsigned max,
 		     int (*fn)(void *arg, const char *tenant, size_t tlen,
 			       uint64_t hour, const void *val, size_t len),
 		     void *arg)

@@ -101,8 +101,8 @@ struct usage_report {
 	size_t ncols;
 	enum report_state state;
 	int first;                       /* no row written yet */
-	struct store_usage_pos pos;      /* after the last record read */
-	struct store_usage_pos end;      /* the page's last row (has_end) */
+	struct store_pos pos;      /* after the last record read */
+	struct store_pos end;      /* the page's last row (has_end) */
 	int has_end, has_more;           /* limit: rows follow end */
 	uint64_t counted;                /* rows counted by the pre-pass */
 	uint64_t limit;
@@ -120,7 +120,7 @@ static int row_wanted(const struct usage_report *r, uint64_t h, size_t len)
 
 /* Key order of two positions, as the store orders their keys. */
 static int pos_cmp(const char *t, size_t tlen, uint64_t h,
-		   const struct store_usage_pos *p)
+		   const struct store_pos *p)
 {
 	int c = memcmp(t, p->tenant, tlen < p->tlen ? tlen : p->tlen);
 
@@ -131,7 +131,7 @@ static int pos_cmp(const char *t, size_t tlen, uint64_t h,
 	return h < p->hour ? -1 : h > p->hour;
 }
 
-int usage_cursor_format(const struct store_usage_pos *p, char *out,
+int usage_cursor_format(const struct store_pos *p, char *out,
 			size_t outlen)
 {
 	int n = snprintf(out, outlen, "%.*s:%" PRIu64, (int)p->tlen, p->tenant,
@@ -140,7 +140,7 @@ int usage_cursor_format(const struct store_usage_pos *p, char *out,
 	return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-int usage_cursor_parse(const char *s, struct store_usage_pos *p)
+int usage_cursor_parse(const char *s, struct store_pos *p)
 {
 	const char *colon = strrchr(s, ':');
 	char *end;
@@ -186,7 +186,7 @@ static int count_row(void *arg, const char *tenant, size_t tlen, uint64_t h,
 
 /* Walks the records after r->pos with fn, page by page, until fn stops
  * (r->stop or has_more) or the end. Returns 0 or an ERR_* code. */
-static int walk_all(struct usage_report *r, struct store_usage_pos *pos,
+static int walk_all(struct usage_report *r, struct store_pos *pos,
 		    int (*fn)(void *, const char *, size_t, uint64_t,
 			      const void *, size_t))
 {
@@ -204,7 +204,7 @@ int usage_report_open(struct usage_report **out, struct store *st,
 		      const struct usage_filter *f, int csv)
 {
 	struct usage_report *r;
-	struct store_usage_pos probe;
+	struct store_pos probe;
 	int rc;
 
 	*out = NULL;
@@ -422,7 +422,7 @@ int usage_main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct usage_filter f = {0};
-	struct store_usage_pos pos;
+	struct store_pos pos;
 	const char *file = NULL;
 	struct config cfg;
 	struct store *st;
@@ -483,4 +483,45 @@ int usage_main(int argc, char **argv)
 	store_close(st);
 	config_free(&cfg);
 	return rc;
+}
+
+int usage_query_parse(struct usage_filter *f, int *csv,
+		      const char *(*get)(void *arg, const char *name),
+		      void *arg, const char **why)
+{
+	struct store_pos pos;
+	const char *v;
+	char *end;
+
+	memset(f, 0, sizeof(*f));
+	*csv = 0;
+	v = get(arg, "tenant");
+	f->tenant = v && *v ? v : NULL;
+	v = get(arg, "from");
+	if (v && *v && usage_parse_time(v, &f->from_s) < 0)
+		return *why = "bad from: use Unix seconds or RFC 3339", -1;
+	v = get(arg, "to");
+	if (v && *v && usage_parse_time(v, &f->to_s) < 0)
+		return *why = "bad to: use Unix seconds or RFC 3339", -1;
+	v = get(arg, "format");
+	if (v && *v) {
+		if (strcmp(v, "csv") == 0)
+			*csv = 1;
+		else if (strcmp(v, "json") != 0)
+			return *why = "bad format: json or csv", -1;
+	}
+	v = get(arg, "limit");
+	if (v && *v) {
+		f->limit = strtoull(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end != '\0' || f->limit == 0)
+			return *why = "bad limit: a number of rows, 1 or more", -1;
+	}
+	v = get(arg, "after");
+	if (v && *v) {
+		if (usage_cursor_parse(v, &pos) < 0)
+			return *why = "bad after: use the next value of the "
+				      "previous page", -1;
+		f->after = v;
+	}
+	return 0;
 }
