@@ -194,14 +194,16 @@ int usage_parse_time(const char *s, uint64_t *out_s);
  * neither memory nor the time a read transaction is held grows with the
  * range.
  *
- * Paging: with a limit, a report holds at most limit rows; when more
- * follow, the cursor of the next page (the key of its last row, as
+ * Paging: with a limit, a report holds the rows up to the limit-th row
+ * found when it is opened (its end key; a row first recorded inside that
+ * range while the report is read is in it too); when more
+ * follow, the cursor for the next page (the key of this page's last row, as
  * "TENANT:HOUR" with HOUR in Unix seconds) is known as soon as the report
  * is open (usage_report_next_cursor) and the JSON ends with
  * ,"next":"CURSOR"}. A filter with after = CURSOR gives the rows after
  * it: every row exactly once across the pages, whatever is written
  * meanwhile (a record added behind a page's cursor shows up in no page).
- * Without a limit the report is every row, as it was before paging.
+ * Without a limit the report is every matching row.
  */
 struct usage_report;
 
