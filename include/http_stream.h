@@ -8,7 +8,8 @@
  * nothing) and returns 1 while more may follow, 0 when the answer is
  * complete, or an ERR_* code: then the connection is closed where the
  * answer stands (the status line and headers are gone already), and the
- * client sees a cut answer (a chunked body without its last chunk). A
+ * client sees a cut answer (a chunked body without its last chunk),
+ * logged and counted in relay_answers_cut_total. A
  * source that can fail before anything is sent checks that before the
  * answer is queued (usage_report_open reads the store once).
  *

@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 
 /* What libmicrohttpd asks for at most per call. */
 #define STREAM_BLOCK (64 * 1024)
@@ -34,6 +35,7 @@ static ssize_t stream_read(void *cls, uint64_t at, char *dst, size_t max)
 		s->off = 0;
 		rc = s->src.next(s->src.arg, &s->part);
 		if (rc < 0) {
+			metric_add(&metrics.answers_cut, 1);
 			log_msg(LOG_WARN, "answer cut short", "what=%s error=\"%s\"",
 				s->src.what, err_str(rc));
 			return MHD_CONTENT_READER_END_WITH_ERROR;
