@@ -235,8 +235,8 @@ void usage_report_free(struct usage_report *r);
 
 /* Reads a query's filter through get (a query argument's value, or NULL):
  * tenant, from, to, format (json or csv: *csv), limit, after. The filter
- * refers to get's strings. Returns 0, or -1 with a one-line reason in
- * *why (static text). */
+ * refers to get's strings. Returns 0, or -1 with the reason in *why
+ * (static text, one line ending in a newline). */
 int usage_query_parse(struct usage_filter *f, int *csv,
 		      const char *(*get)(void *arg, const char *name),
 		      void *arg, const char **why);

@@ -399,17 +399,14 @@ static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn,
 	struct usage_filter f;
 	struct usage_report *rep;
 	const char *why;
-	char next[TENANT_ID_MAX + 32], line[128];
+	char next[TENANT_ID_MAX + 32];
 	int csv, rc;
 
 	(void)url;
 	(void)method;
-	if (usage_query_parse(&f, &csv, query_arg, conn, &why) < 0) {
-		snprintf(line, sizeof(line), "%s\n", why);
-		return respond(conn, 400, line, NULL);
-	}
-	rc = usage_report_open(&rep, h->d.st, &f, csv);
-	if (rc < 0)
+	if (usage_query_parse(&f, &csv, query_arg, conn, &why) < 0)
+		return respond(conn, 400, why, NULL);
+	if ((rc = usage_report_open(&rep, h->d.st, &f, csv)) < 0)
 		return respond(conn, rc == ERR_NOMEM ? 500 : 503, rc == ERR_NOMEM ?
 			       "cannot format usage\n" : "storage unavailable\n", NULL);
 	rc = usage_report_next_cursor(rep, next, sizeof(next));
@@ -489,8 +486,7 @@ static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *co
 	(void)method;
 	if (setaside_filter(conn, &f, &ret) < 0)
 		return ret;
-	rc = setaside_list_open(&l, h->d.st, &f, 1);
-	if (rc < 0)
+	if ((rc = setaside_list_open(&l, h->d.st, &f, 1)) < 0)
 		return respond(conn, rc == ERR_NOMEM ? 500 : 503, rc == ERR_NOMEM ?
 			       "cannot list\n" : "storage unavailable\n", NULL);
 	return respond_stream(conn, &(struct http_stream_src){

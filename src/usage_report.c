@@ -499,28 +499,28 @@ int usage_query_parse(struct usage_filter *f, int *csv,
 	f->tenant = v && *v ? v : NULL;
 	v = get(arg, "from");
 	if (v && *v && usage_parse_time(v, &f->from_s) < 0)
-		return *why = "bad from: use Unix seconds or RFC 3339", -1;
+		return *why = "bad from: use Unix seconds or RFC 3339\n", -1;
 	v = get(arg, "to");
 	if (v && *v && usage_parse_time(v, &f->to_s) < 0)
-		return *why = "bad to: use Unix seconds or RFC 3339", -1;
+		return *why = "bad to: use Unix seconds or RFC 3339\n", -1;
 	v = get(arg, "format");
 	if (v && *v) {
 		if (strcmp(v, "csv") == 0)
 			*csv = 1;
 		else if (strcmp(v, "json") != 0)
-			return *why = "bad format: json or csv", -1;
+			return *why = "bad format: json or csv\n", -1;
 	}
 	v = get(arg, "limit");
 	if (v && *v) {
 		f->limit = strtoull(v, &end, 10);
 		if (*v < '0' || *v > '9' || *end != '\0' || f->limit == 0)
-			return *why = "bad limit: a number of rows, 1 or more", -1;
+			return *why = "bad limit: a number of rows, 1 or more\n", -1;
 	}
 	v = get(arg, "after");
 	if (v && *v) {
 		if (usage_cursor_parse(v, &pos) < 0)
 			return *why = "bad after: use the next value of the "
-				      "previous page", -1;
+				      "previous page\n", -1;
 		f->after = v;
 	}
 	return 0;
