@@ -327,17 +327,6 @@ int store_usage_reserve(struct store_txn *t, int hll, const char *tenant,
 int store_usage_cleanup(struct store_txn *t, uint64_t hll_before_s,
 			uint64_t usage_before_s);
 
-/* Calls fn for each usage record in key order (tenant, then hour), from
- * tenant's hour from_s on when tenant is not NULL (and only its records);
- * in a read transaction. fn returns 0 to go on, 1 to stop, or an ERR_*
- * code. Returns 0 or an ERR_* code. */
-int store_usage_each(struct store *st, const char *tenant, size_t tlen,
-		     uint64_t from_s,
-		     int (*fn)(void *arg, const char *tenant, size_t tlen,
-			       uint64_t hour, const void *val, size_t len),
-		     void *arg);
-
-
 /*
  * One page of a walk over the usage records that never holds a read
  * transaction for long: calls fn for at most max records in key order
@@ -352,6 +341,16 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
  */
 int store_usage_page(struct store *st, const char *tenant, size_t tlen,
 		     uint64_t from_s, struct store_pos *pos, unsigned max,
+		     int (*fn)(void *arg, const char *tenant, size_t tlen,
+			       uint64_t hour, const void *val, size_t len),
+		     void *arg);
+
+/* Calls fn for each usage record in key order (tenant, then hour), from
+ * tenant's hour from_s on when tenant is not NULL (and only its records);
+ * in a read transaction. fn returns 0 to go on, 1 to stop, or an ERR_*
+ * code. Returns 0 or an ERR_* code. */
+int store_usage_each(struct store *st, const char *tenant, size_t tlen,
+		     uint64_t from_s,
 		     int (*fn)(void *arg, const char *tenant, size_t tlen,
 			       uint64_t hour, const void *val, size_t len),
 		     void *arg);
