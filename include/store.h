@@ -250,12 +250,6 @@ struct setaside_item {
 	size_t bytes;            /* of the queue value kept */
 };
 
-/* Calls fn for each matching entry, in a read transaction; fn returns 0
- * to go on or an ERR_* code to stop with. Returns 0 or an ERR_* code. */
-int store_setaside_each(struct store *st, const struct setaside_filter *f,
-			int (*fn)(void *arg, const struct setaside_item *it),
-			void *arg);
-
 /* Calls fn for at most max matching entries after *pos, in key order, in a
  * read transaction of its own that ends before it returns, and moves *pos
  * to each entry before fn gets it (pos->hour holds its sequence number).

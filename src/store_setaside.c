@@ -57,54 +57,6 @@ static int matches(const struct setaside_filter *f, const struct item *it)
 	return 1;
 }
 
-int store_setaside_each(struct store *st, const struct setaside_filter *f,
-			int (*fn)(void *arg, const struct setaside_item *it),
-			void *arg)
-{
-	uint8_t key[STORE_KEY_MAX];
-	struct setaside_item out;
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	MDB_val k, v;
-	struct item it;
-	int rc, m, ret = 0;
-
-	if (st->setaside == 0)   /* a reader of a directory without one */
-		return 0;
-	if ((rc = store_read_begin(st, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, st->setaside, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return err_from_mdb(rc);
-	}
-	for (rc = first_match(cur, f, key, &k, &v); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (item_parse(&k, &v, &it) < 0)
-			continue;
-		if ((m = matches(f, &it)) < 0)
-			break;
-		if (m == 0)
-			continue;
-		out.tenant = it.tenant;
-		out.tlen = it.tlen;
-		out.seq = it.seq;
-		out.status = it.sh.status;
-		out.reason = it.reason;
-		out.reason_len = it.sh.reason_len;
-		out.set_aside_ms = it.sh.set_aside_ms;
-		out.samples = it.eh.samples;
-		out.series = it.eh.series;
-		out.bytes = it.entry.mv_size;
-		if ((ret = fn(arg, &out)) != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	if (ret != 0)
-		return ret;
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
-}
-
 int store_setaside_page(struct store *st, const struct setaside_filter *f,
 			struct store_pos *pos, unsigned max,
 			int (*fn)(void *arg, const struct setaside_item *it),
