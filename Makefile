@@ -18,12 +18,14 @@ LDLIBS  = -lmicrohttpd -lcurl -llmdb -lsnappy -lprotobuf-c -lcrypto -lgnutls -lp
 LIB_SRCS = src/buf.c src/clock.c src/err.c src/log.c src/addr.c src/config.c src/wire.c src/labels.c src/sblock.c \
            src/store.c src/lmdb_read.c src/store_check.c src/store_salvage.c src/store_queue.c src/store_setaside.c src/store_dedup.c src/store_usage.c src/store_dest.c \
            src/batch.c src/evict.c src/queue.c src/ratelimit.c src/tenant_stats.c src/writer.c src/ingest.c src/retry.c \
-           src/forward.c src/metrics.c src/http.c src/listener.c src/admission.c src/tenant.c src/hll.c src/usage.c src/dedup.c src/entries.c src/prealloc.c src/setaside.c src/reload.c
+           src/forward.c src/metrics.c src/http.c src/listener.c src/admission.c src/tenant.c src/hll.c src/usage.c src/usage_report.c src/dedup.c src/entries.c src/prealloc.c src/setaside.c src/reload.c
 PROTOS   = proto/types.proto proto/remote.proto
 PROTO_C  = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_O  = $(PROTO_C:.c=.o)
 # Connection bounds and in-flight accounting around the HTTP server.
 LIB_SRCS += src/conn_guard.c src/inflight.c
+# Answers streamed part by part (usage reports, set-aside listings).
+LIB_SRCS += src/http_stream.c
 LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -86,7 +88,7 @@ fuzz:
 fuzz-build: $(FUZZ_BINS)
 
 unit: $(UNIT_BINS)
-tools: $(TOOL_BINS) $(BUILD)/bin/rwsend
+tools: $(TOOL_BINS) $(BUILD)/bin/rwsend $(BUILD)/bin/usagefill
 
 $(BUILD)/relay: $(BUILD)/obj/main.o $(LIB_OBJS) $(PROTO_O)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -104,6 +106,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(PROTO_O) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(PROTO_O) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bin/%: bench/%.c $(LIB_OBJS) $(PROTO_O) | $(BUILD)/bin
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PROTO_O) $(LDFLAGS) $(LDLIBS)
+
+# The integration tests' usage records, written through the store's API.
+$(BUILD)/bin/usagefill: tests/tools/usagefill.c $(LIB_OBJS) $(PROTO_O) | $(BUILD)/bin
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PROTO_O) $(LDFLAGS) $(LDLIBS)
 
 # The integration tests' sender: generated protobuf code only, no relay code.

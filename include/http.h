@@ -15,11 +15,14 @@
  *                                 stopping
  *   POST /-/reload         admin  reads the file again: 200, or 400 and
  *                                 why (the running config is kept)
- *   GET  /api/v1/usage     admin  usage records (usage.h): ?tenant=
- *                                 &from= &to= (Unix seconds or RFC 3339)
- *                                 &format=json|csv
+ *   GET  /api/v1/usage     admin  usage records (usage.h), streamed:
+ *                                 ?tenant= &from= &to= (Unix seconds or
+ *                                 RFC 3339) &format=json|csv; pages with
+ *                                 &limit= &after= (JSON "next" and header
+ *                                 X-Usage-Next name the next page)
  *   GET  /api/v1/setaside  admin  entries the upstream refused for good,
- *                                 JSON; ?tenant= &seq= (any method lists)
+ *                                 JSON, streamed; ?tenant= &seq= (any
+ *                                 method lists)
  *   POST /api/v1/setaside/replay
  *                          admin  queues the matching entries again: 202
  *   POST /api/v1/setaside/purge

@@ -23,8 +23,26 @@
 #include "buf.h"
 #include "store.h"
 
-/* Appends the matching entries (store_setaside_each) as JSON
- * ({"setaside":[...]}) or as text lines. Returns 0 or an ERR_* code. */
+/*
+ * A listing of the matching entries as JSON ({"setaside":[...]}) or as
+ * text lines, made part by part: each part from one page of entries read
+ * in a short read transaction of its own (store_setaside_page), so that
+ * neither memory nor the time a read transaction is held grows with the
+ * number of entries.
+ *
+ * open reads the store once (the caller frees the listing with
+ * setaside_list_free); returns 0, ERR_NOMEM or the store's ERR_* code.
+ * next appends the next part to out (the head, one page's entries,
+ * possibly none, or the end); returns 1 after a part, 0 when the listing
+ * is complete, or an ERR_* code.
+ */
+struct setaside_list;
+int setaside_list_open(struct setaside_list **out, struct store *st,
+		       const struct setaside_filter *f, int json);
+int setaside_list_next(struct setaside_list *l, struct buf *out);
+void setaside_list_free(struct setaside_list *l);
+
+/* The whole listing appended to out. Returns 0 or an ERR_* code. */
 int setaside_format(struct store *st, const struct setaside_filter *f,
 		    int json, struct buf *out);
 

@@ -144,6 +144,17 @@ struct store;        /* closed: the environment and its databases */
 struct store_txn;    /* closed: the one write transaction */
 struct store_read;   /* closed: a read transaction */
 
+/* Where a walk over a database of (tenant, u64) keys stands, between the
+ * short read transactions of its pages: after the key (tenant, hour) (a
+ * sequence number in set-aside entries), or before the first key
+ * (started = 0). */
+struct store_pos {
+	char tenant[TENANT_ID_MAX];
+	size_t tlen;
+	uint64_t hour;
+	int started;
+};
+
 /* Totals of entries read or removed. */
 struct store_span {
 	uint64_t first_seq, last_seq;
@@ -267,9 +278,14 @@ struct setaside_item {
 	size_t bytes;            /* of the queue value kept */
 };
 
-/* Calls fn for each matching entry, in a read transaction; fn returns 0
- * to go on or an ERR_* code to stop with. Returns 0 or an ERR_* code. */
-int store_setaside_each(struct store *st, const struct setaside_filter *f,
+/* Calls fn for at most max matching entries after *pos, in key order, in a
+ * read transaction of its own that ends before it returns, and moves *pos
+ * to each entry before fn gets it (pos->hour holds its sequence number).
+ * fn returns 0 to go on, 1 to stop, or an ERR_* code. Returns 1 when it
+ * stopped before the last entry (more may follow *pos), 0 at the end, or
+ * an ERR_* code. */
+int store_setaside_page(struct store *st, const struct setaside_filter *f,
+			struct store_pos *pos, unsigned max,
 			int (*fn)(void *arg, const struct setaside_item *it),
 			void *arg);
 
@@ -332,6 +348,24 @@ int store_usage_reserve(struct store_txn *t, int hll, const char *tenant,
  * before usage_before_s. Returns 0 or an ERR_* code. */
 int store_usage_cleanup(struct store_txn *t, uint64_t hll_before_s,
 			uint64_t usage_before_s);
+
+/*
+ * One page of a walk over the usage records that never holds a read
+ * transaction for long: calls fn for at most max records in key order
+ * after *pos (only tenant's, from its hour from_s on, when tenant is not
+ * NULL), in a read transaction of its own that ends before it returns, and
+ * moves *pos to each record before fn gets it; the next call resumes
+ * after the last key. fn returns 0 to go on, 1 to stop, or an ERR_* code.
+ * Returns 1 when it stopped before the last record (max records, or fn's
+ * 1): more may follow *pos; 0 when the walk reached the end; or an ERR_*
+ * code (fn's, or the store's). max 0 only checks that the store can be
+ * read (1, or an ERR_* code).
+ */
+int store_usage_page(struct store *st, const char *tenant, size_t tlen,
+		     uint64_t from_s, struct store_pos *pos, unsigned max,
+		     int (*fn)(void *arg, const char *tenant, size_t tlen,
+			       uint64_t hour, const void *val, size_t len),
+		     void *arg);
 
 /* Calls fn for each usage record in key order (tenant, then hour), from
  * tenant's hour from_s on when tenant is not NULL (and only its records);

@@ -51,9 +51,7 @@
 #include "buf.h"
 #include "config.h"
 #include "hll.h"
-
-struct store;
-struct store_txn;
+#include "store.h"
 
 #define USAGE_FORMAT 2
 #define USAGE_REC_V1_SIZE 248  /* bytes of a version 1 record */
@@ -179,6 +177,9 @@ struct usage_filter {
 	const char *tenant;  /* NULL: all */
 	uint64_t from_s;     /* hours >= from (0: no bound) */
 	uint64_t to_s;       /* hours < to (0: no bound) */
+	uint64_t limit;      /* at most this many rows (0: all of them) */
+	const char *after;   /* a page's cursor: rows after it (NULL: from
+			      * the first) */
 };
 
 /* Parses a time for from/to: Unix seconds or RFC 3339 UTC
@@ -186,11 +187,62 @@ struct usage_filter {
 int usage_parse_time(const char *s, uint64_t *out_s);
 
 /*
- * Appends the usage records matching f, one row per tenant and hour in key
- * order, as JSON ({"usage":[...]}) or as CSV with a header line, read in
- * one read transaction. Returns 0 or an ERR_* code (ERR_NOMEM: out's
- * bound).
+ * Reports (usage_report.c): the usage records matching a filter, one row
+ * per tenant and hour in key order, as JSON ({"usage":[...]}) or as CSV
+ * with a header line. A report is made part by part, each part from one
+ * page of records read in a short read transaction of its own, so that
+ * neither memory nor the time a read transaction is held grows with the
+ * range.
+ *
+ * Paging: with a limit, a report holds the rows up to the limit-th row
+ * found when it is opened (its end key; a row first recorded inside that
+ * range while the report is read is in it too); when more
+ * follow, the cursor for the next page (the key of this page's last row, as
+ * "TENANT:HOUR" with HOUR in Unix seconds) is known as soon as the report
+ * is open (usage_report_next_cursor) and the JSON ends with
+ * ,"next":"CURSOR"}. A filter with after = CURSOR gives the rows after
+ * it: every row exactly once across the pages, whatever is written
+ * meanwhile (a record added behind a page's cursor shows up in no page).
+ * Without a limit the report is every matching row.
  */
+struct usage_report;
+
+/* A cursor's text form and back. Format: 0 or -1 (outlen too small);
+ * parse: 0, or -1 if s is not one. */
+int usage_cursor_format(const struct store_pos *p, char *out,
+			size_t outlen);
+int usage_cursor_parse(const char *s, struct store_pos *p);
+
+/* Opens a report (the caller frees it with usage_report_free); it reads
+ * the store once: with a limit, the page's end and whether more follows.
+ * Returns 0, ERR_FAIL (f->after is not a cursor), ERR_NOMEM, or the
+ * store's ERR_* code. */
+int usage_report_open(struct usage_report **out, struct store *st,
+		      const struct usage_filter *f, int csv);
+
+/* Appends the report's next part to out (the head, the rows of one page
+ * of records, possibly none, or the end). Returns 1 after a part, 0 when
+ * the report is complete (nothing appended), or an ERR_* code (ERR_NOMEM:
+ * out's bound). */
+int usage_report_next(struct usage_report *r, struct buf *out);
+
+/* Writes the next page's cursor into out: 1 when there is one, 0 when
+ * this page is the last, or ERR_FAIL (outlen too small). */
+int usage_report_next_cursor(const struct usage_report *r, char *out,
+			     size_t outlen);
+
+void usage_report_free(struct usage_report *r);
+
+/* Reads a query's filter through get (a query argument's value, or NULL):
+ * tenant, from, to, format (json or csv: *csv), limit, after. The filter
+ * refers to get's strings. Returns 0, or -1 with the reason in *why
+ * (static text, one line ending in a newline). */
+int usage_query_parse(struct usage_filter *f, int *csv,
+		      const char *(*get)(void *arg, const char *name),
+		      void *arg, const char **why);
+
+/* The whole report appended to out (usage_report_next until it is
+ * complete). Returns 0 or an ERR_* code (ERR_NOMEM: out's bound). */
 int usage_format(struct store *st, const struct usage_filter *f, int csv,
 		 struct buf *out);
 

@@ -22,6 +22,7 @@
 #include "admission.h"
 #include "conn_guard.h"
 #include "err.h"
+#include "http_stream.h"
 #include "inflight.h"
 #include "ingest.h"
 #include "listener.h"
@@ -363,53 +364,62 @@ static enum MHD_Result handle_metrics(struct http *h, struct MHD_Connection *con
 	return ret;
 }
 
-static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn,
-				    const char *url, const char *method)
+static int usage_part(void *arg, struct buf *out)
 {
-	struct usage_filter f = {0};
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	const char *v, *fmt;
-	struct buf out;
-	int csv = 0, rc;
+	return usage_report_next(arg, out);
+}
 
-	(void)url;
-	(void)method;
-	v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant");
-	f.tenant = v && *v ? v : NULL;
-	v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
-	if (v && *v && usage_parse_time(v, &f.from_s) < 0)
-		return respond(conn, 400, "bad from: use Unix seconds or RFC 3339\n", NULL);
-	v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "to");
-	if (v && *v && usage_parse_time(v, &f.to_s) < 0)
-		return respond(conn, 400, "bad to: use Unix seconds or RFC 3339\n", NULL);
-	fmt = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
-	if (fmt && *fmt) {
-		if (strcmp(fmt, "csv") == 0)
-			csv = 1;
-		else if (strcmp(fmt, "json") != 0)
-			return respond(conn, 400, "bad format: json or csv\n", NULL);
-	}
-	buf_init(&out, (size_t)1 << 30);
-	rc = usage_format(h->d.st, &f, csv, &out);
-	if (rc < 0 && rc != ERR_NOMEM) {
-		buf_free(&out);
-		return respond(conn, 503, "storage unavailable\n", NULL);
-	}
-	if (rc < 0 || out.p == NULL) {
-		buf_free(&out);
-		return respond(conn, 500, "cannot format usage\n", NULL);
-	}
-	resp = MHD_create_response_from_buffer(out.len, out.p, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		buf_free(&out);
+static void usage_done(void *arg)
+{
+	usage_report_free(arg);
+}
+
+static const char *query_arg(void *arg, const char *name)
+{
+	return MHD_lookup_connection_value(arg, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Queues a streamed answer (http_stream.h); next, when not NULL, is the
+ * next page's cursor for X-Usage-Next. */
+static enum MHD_Result respond_stream(struct MHD_Connection *conn,
+				      const struct http_stream_src *src,
+				      const char *content_type, const char *next)
+{
+	struct MHD_Response *resp = http_stream_response(src);
+	enum MHD_Result ret;
+
+	if (resp == NULL)
 		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type", csv ? "text/csv; charset=utf-8" :
-				"application/json");
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	if (next != NULL)
+		MHD_add_response_header(resp, "X-Usage-Next", next);
 	ret = MHD_queue_response(conn, 200, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/* GET /api/v1/usage (admin): the usage report, streamed page by page. */
+static enum MHD_Result handle_usage(struct http *h, struct MHD_Connection *conn,
+				    const char *url, const char *method)
+{
+	struct usage_filter f;
+	struct usage_report *rep;
+	const char *why;
+	char next[TENANT_ID_MAX + 32];
+	int csv, rc;
+
+	(void)url;
+	(void)method;
+	if (usage_query_parse(&f, &csv, query_arg, conn, &why) < 0)
+		return respond(conn, 400, why, NULL);
+	if ((rc = usage_report_open(&rep, h->d.st, &f, csv)) < 0)
+		return respond(conn, rc == ERR_NOMEM ? 500 : 503, rc == ERR_NOMEM ?
+			       "cannot format usage\n" : "storage unavailable\n", NULL);
+	rc = usage_report_next_cursor(rep, next, sizeof(next));
+	return respond_stream(conn, &(struct http_stream_src){
+				usage_part, usage_done, rep, "usage"},
+			      csv ? "text/csv; charset=utf-8" : "application/json",
+			      rc == 1 ? next : NULL);
 }
 
 /* POST /-/reload (admin): reads the file again. */
@@ -459,39 +469,35 @@ static enum MHD_Result handle_setaside_op(struct http *h,
 		       NULL);
 }
 
-/* GET /api/v1/setaside (admin): lists the set-aside entries. */
+static int setaside_part(void *arg, struct buf *out)
+{
+	return setaside_list_next(arg, out);
+}
+
+static void setaside_done(void *arg)
+{
+	setaside_list_free(arg);
+}
+
+/* GET /api/v1/setaside (admin): lists the set-aside entries, streamed. */
 static enum MHD_Result handle_setaside(struct http *h, struct MHD_Connection *conn,
 				       const char *url, const char *method)
 {
 	struct setaside_filter f;
-	struct MHD_Response *resp;
+	struct setaside_list *l;
 	enum MHD_Result ret;
-	struct buf out;
 	int rc;
 
 	(void)url;
 	(void)method;
 	if (setaside_filter(conn, &f, &ret) < 0)
 		return ret;
-	buf_init(&out, (size_t)1 << 30);
-	rc = setaside_format(h->d.st, &f, 1, &out);
-	if (rc < 0 && rc != ERR_NOMEM) {
-		buf_free(&out);
-		return respond(conn, 503, "storage unavailable\n", NULL);
-	}
-	if (rc < 0 || out.p == NULL) {
-		buf_free(&out);
-		return respond(conn, 500, "cannot list\n", NULL);
-	}
-	resp = MHD_create_response_from_buffer(out.len, out.p, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		buf_free(&out);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	ret = MHD_queue_response(conn, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	if ((rc = setaside_list_open(&l, h->d.st, &f, 1)) < 0)
+		return respond(conn, rc == ERR_NOMEM ? 500 : 503, rc == ERR_NOMEM ?
+			       "cannot list\n" : "storage unavailable\n", NULL);
+	return respond_stream(conn, &(struct http_stream_src){
+				setaside_part, setaside_done, l, "setaside"},
+			      "application/json", NULL);
 }
 
 /* Whether the request carries [server] admin_token; answers it if not. */

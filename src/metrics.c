@@ -297,6 +297,9 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= counter(out, "relay_duplicate_requests_total",
 		      "Resent requests acknowledged but not stored again.",
 		      &m->duplicates);
+	rc |= counter(out, "relay_answers_cut_total",
+		      "Streamed answers (usage reports, set-aside listings) "
+		      "cut short by a storage error.", &m->answers_cut);
 	if (q != NULL) {
 		queue_totals(q, &t);
 		if (t.oldest_ms != 0)

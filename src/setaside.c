@@ -34,15 +34,24 @@ static void json_string(struct buf *out, const char *s, size_t n)
 	buf_append(out, "\"", 1);
 }
 
-/* Formats one entry into the listing. */
-struct listing {
-	struct buf *out;
+/* Entries one read transaction visits: a page of a listing. */
+#define SETASIDE_PAGE_ENTRIES 256
+
+enum listing_state { LISTING_HEAD, LISTING_ROWS, LISTING_TAIL, LISTING_DONE };
+
+struct setaside_list {
+	struct store *st;            /* ref */
+	struct setaside_filter f;
+	struct store_pos pos;        /* after the last entry read */
+	enum listing_state state;
 	int json, first;
+	struct buf *out;             /* ref, during setaside_list_next */
 };
 
+/* Formats one entry into the listing. */
 static int list_one(void *arg, const struct setaside_item *it)
 {
-	struct listing *l = arg;
+	struct setaside_list *l = arg;
 	struct buf *out = l->out;
 	char when[32];
 	struct tm tm;
@@ -75,17 +84,75 @@ static int list_one(void *arg, const struct setaside_item *it)
 	return 0;
 }
 
+int setaside_list_open(struct setaside_list **out, struct store *st,
+		       const struct setaside_filter *f, int json)
+{
+	struct setaside_list *l;
+	struct store_pos probe = {0};
+	int rc;
+
+	*out = NULL;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return ERR_NOMEM;
+	l->st = st;
+	l->f = *f;
+	l->json = json;
+	l->first = 1;
+	/* Reads once now: a store that cannot be read is known before
+	 * anything is answered. */
+	if ((rc = store_setaside_page(st, f, &probe, 0, list_one, l)) < 0) {
+		free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+int setaside_list_next(struct setaside_list *l, struct buf *out)
+{
+	int rc = 0;
+
+	switch (l->state) {
+	case LISTING_HEAD:
+		if (l->json)
+			buf_printf(out, "{\"setaside\":[");
+		l->state = LISTING_ROWS;
+		break;
+	case LISTING_ROWS:
+		l->out = out;
+		rc = store_setaside_page(l->st, &l->f, &l->pos,
+					 SETASIDE_PAGE_ENTRIES, list_one, l);
+		l->out = NULL;
+		if (rc == 0)
+			l->state = LISTING_TAIL;
+		break;
+	case LISTING_TAIL:
+		if (l->json)
+			buf_printf(out, "]}\n");
+		l->state = LISTING_DONE;
+		break;
+	case LISTING_DONE:
+		return 0;
+	}
+	return rc < 0 ? rc : 1;
+}
+
+void setaside_list_free(struct setaside_list *l)
+{
+	free(l);
+}
+
 int setaside_format(struct store *st, const struct setaside_filter *f,
 		    int json, struct buf *out)
 {
-	struct listing l = {out, json, 1};
+	struct setaside_list *l;
 	int rc;
 
-	if (json)
-		buf_printf(out, "{\"setaside\":[");
-	rc = store_setaside_each(st, f, list_one, &l);
-	if (json)
-		buf_printf(out, "]}\n");
+	if ((rc = setaside_list_open(&l, st, f, json)) < 0)
+		return rc;
+	while ((rc = setaside_list_next(l, out)) == 1)
+		;
+	setaside_list_free(l);
 	return rc;
 }
 
@@ -121,6 +188,29 @@ static void cli_deleted(void *arg, const char *tenant, size_t tlen,
 
 	if (u != NULL)
 		u->samples_dropped[DROP_PURGED] += samples;
+}
+
+/* Bytes of one part of a listing the CLI prints. */
+#define SETASIDE_CLI_PART_MAX ((size_t)16 << 20)
+
+/* Prints the listing part by part. Returns 0 or an ERR_* code. */
+static int list_to_stdout(struct store *st, const struct setaside_filter *f,
+			  struct buf *out)
+{
+	struct setaside_list *l;
+	int rc;
+
+	if ((rc = setaside_list_open(&l, st, f, 0)) < 0)
+		return rc;
+	while ((rc = setaside_list_next(l, out)) == 1) {
+		if (out->len > 0 && fwrite(out->p, 1, out->len, stdout) != out->len) {
+			rc = ERR_IO;
+			break;
+		}
+		buf_reset(out);
+	}
+	setaside_list_free(l);
+	return rc;
 }
 
 static void cli_help(FILE *out)
@@ -247,11 +337,9 @@ int setaside_main(int argc, char **argv)
 			return 1;
 		}
 	}
-	buf_init(&out, (size_t)1 << 32);
+	buf_init(&out, SETASIDE_CLI_PART_MAX);
 	if (strcmp(op, "list") == 0) {
-		rc = setaside_format(st, &f, 0, &out) == 0 ? 0 : 1;
-		if (rc == 0 && out.len > 0)
-			fwrite(out.p, 1, out.len, stdout);
+		rc = list_to_stdout(st, &f, &out) == 0 ? 0 : 1;
 	} else if ((r = store_txn_begin(st, &txn)) == 0) {
 		struct usage_round round = {0};
 		struct setaside_sink sink = {NULL, cli_deleted, &round};

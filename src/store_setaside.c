@@ -57,12 +57,14 @@ static int matches(const struct setaside_filter *f, const struct item *it)
 	return 1;
 }
 
-int store_setaside_each(struct store *st, const struct setaside_filter *f,
+int store_setaside_page(struct store *st, const struct setaside_filter *f,
+			struct store_pos *pos, unsigned max,
 			int (*fn)(void *arg, const struct setaside_item *it),
 			void *arg)
 {
 	uint8_t key[STORE_KEY_MAX];
 	struct setaside_item out;
+	unsigned seen = 0;
 	MDB_cursor *cur;
 	MDB_txn *txn;
 	MDB_val k, v;
@@ -77,12 +79,31 @@ int store_setaside_each(struct store *st, const struct setaside_filter *f,
 		mdb_txn_abort(txn);
 		return err_from_mdb(rc);
 	}
-	for (rc = first_match(cur, f, key, &k, &v); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (item_parse(&k, &v, &it) < 0)
+	if (pos->started) {
+		k.mv_size = store_key(key, pos->tenant, pos->tlen, pos->hour);
+		k.mv_data = key;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == store_key(key, pos->tenant, pos->tlen,
+						      pos->hour) &&
+		    memcmp(k.mv_data, key, k.mv_size) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	} else {
+		rc = first_match(cur, f, key, &k, &v);
+	}
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (seen == max) {
+			ret = 1;
+			break;
+		}
+		if (item_parse(&k, &v, &it) < 0 || it.tlen > TENANT_ID_MAX)
 			continue;
 		if ((m = matches(f, &it)) < 0)
 			break;
+		seen++;
+		memcpy(pos->tenant, it.tenant, it.tlen);
+		pos->tlen = it.tlen;
+		pos->hour = it.seq;
+		pos->started = 1;
 		if (m == 0)
 			continue;
 		out.tenant = it.tenant;

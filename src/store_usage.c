@@ -135,3 +135,87 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
 		return ret;
 	return ret == 1 || rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
+
+/* Positions cur at the first record a page after pos takes: after pos,
+ * and at (tenant, from_s) or later when tenant is not NULL. Returns an
+ * LMDB code (MDB_NOTFOUND: none). */
+static int page_seek(MDB_cursor *cur, const char *tenant, size_t tlen,
+		     uint64_t from_s, const struct store_pos *pos,
+		     MDB_val *k, MDB_val *v)
+{
+	uint8_t key[STORE_KEY_MAX], at[STORE_KEY_MAX];
+	MDB_val start = {0, key}, after = {0, at};
+	int rc;
+
+	if (tenant != NULL)
+		start.mv_size = store_key(key, tenant, tlen, from_s);
+	if (pos->started)
+		after.mv_size = store_key(at, pos->tenant, pos->tlen, pos->hour);
+	if (pos->started &&
+	    (tenant == NULL || mdb_cmp(mdb_cursor_txn(cur), mdb_cursor_dbi(cur),
+				       &after, &start) >= 0)) {
+		*k = after;
+		rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+		if (rc == 0 && k->mv_size == after.mv_size &&
+		    memcmp(k->mv_data, at, after.mv_size) == 0)
+			rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+		return rc;
+	}
+	if (tenant != NULL) {
+		*k = start;
+		return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+	}
+	return mdb_cursor_get(cur, k, v, MDB_FIRST);
+}
+
+int store_usage_page(struct store *st, const char *tenant, size_t tlen,
+		     uint64_t from_s, struct store_pos *pos, unsigned max,
+		     int (*fn)(void *arg, const char *tenant, size_t tlen,
+			       uint64_t hour, const void *val, size_t len),
+		     void *arg)
+{
+	const char *t;
+	size_t n;
+	uint64_t h;
+	unsigned seen = 0;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, ret = 0;
+
+	if (st->usage == 0)      /* a reader of a directory without one */
+		return 0;
+	if ((rc = store_read_begin(st, &txn)) != 0)
+		return rc;
+	if (max == 0) {
+		mdb_txn_abort(txn);
+		return 1;
+	}
+	if ((rc = mdb_cursor_open(txn, st->usage, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return err_from_mdb(rc);
+	}
+	for (rc = page_seek(cur, tenant, tlen, from_s, pos, &k, &v); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (seen == max) {
+			ret = 1;
+			break;
+		}
+		if (store_key_parse(&k, &t, &n, &h) < 0 || n > TENANT_ID_MAX)
+			continue;
+		if (tenant != NULL && (n != tlen || memcmp(t, tenant, tlen) != 0))
+			break;
+		seen++;
+		memcpy(pos->tenant, t, n);
+		pos->tlen = n;
+		pos->hour = h;
+		pos->started = 1;
+		if ((ret = fn(arg, t, n, h, v.mv_data, v.mv_size)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (ret != 0)
+		return ret;
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
+}

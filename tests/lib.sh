@@ -17,6 +17,7 @@ REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 RELAY_BIN=${RELAY_BIN:-$BUILD_DIR/relay}
 RWSEND=${RWSEND:-$BUILD_DIR/bin/rwsend}
+USAGEFILL=${USAGEFILL:-$BUILD_DIR/bin/usagefill}
 VM_BIN=${VM_BIN:-victoria-metrics}
 WAIT_CAP=${WAIT_CAP:-60}
 

@@ -2,12 +2,14 @@
  * test_store.c - the durable buffer itself: the LMDB format, its versions
  * and their conversion, keys, deleting ranges, and request bodies read in
  * place (store_body_open), which must stream the very bytes sblock_concat
- * makes of the same entries. What the writer thread makes of batches is
+ * makes of the same entries, and set-aside entries listed a page at a
+ * time (store_setaside_page). What the writer thread makes of batches is
  * test_writer.c's.
  *
  * Every test works in its own directory under /tmp and removes it.
  */
 #include "storetest.h"
+#include "setaside.h"
 
 /* ---- format, directory, keys ------------------------------------------- */
 
@@ -1011,6 +1013,89 @@ static void test_body_unreadable_entry(void)
 	CHECK_NOERR(body_is("u", 3, 3, max_raw, 256, three + 2, 1, &span));
 }
 
+/* ---- set-aside entries a page at a time -------------------------------- */
+
+struct sa_seen {
+	char keys[256];
+};
+
+static int sa_seen_one(void *arg, const struct setaside_item *it)
+{
+	struct sa_seen *s = arg;
+	size_t o = strlen(s->keys);
+
+	snprintf(s->keys + o, sizeof(s->keys) - o, "%.*s/%llu ", (int)it->tlen,
+		 it->tenant, (unsigned long long)it->seq);
+	return 0;
+}
+
+/* Pages of max entries, each in a read transaction of its own, resume
+ * after the last key and list every matching entry once; the listing made
+ * of them is the whole one. */
+static void test_setaside_pages(void)
+{
+	static const int three[] = { 0, 1, 2 };
+	struct setaside_filter f;
+	struct store_span gone, next;
+	struct store_txn *txn;
+	struct store_pos pos;
+	struct sa_seen s;
+	struct buf out;
+	int rc, calls;
+
+	CHECK_NOERR(store_direct());
+	CHECK_NOERR(put_fixtures("a", 1, three, 3));
+	CHECK_NOERR(put_fixtures("b", 10, three, 3));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	for (uint64_t i = 0; i < 3; i++) {
+		CHECK_EQ_INT(store_set_aside(txn, "a", 1, 1 + i, 400, "bad",
+					     &gone, &next), 0);
+		CHECK_EQ_INT(store_set_aside(txn, "b", 1, 10 + i, 400, "bad",
+					     &gone, &next), 0);
+	}
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	/* Every tenant, one entry a page. */
+	CHECK_EQ_INT(setaside_filter_parse(&f, NULL, NULL), 0);
+	memset(&pos, 0, sizeof(pos));
+	memset(&s, 0, sizeof(s));
+	calls = 0;
+	do {
+		rc = store_setaside_page(E.st, &f, &pos, 1, sa_seen_one, &s);
+		calls++;
+	} while (rc == 1 && calls < 20);
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_INT(calls, 6);
+	CHECK_STR(s.keys, "a/1 a/2 a/3 b/10 b/11 b/12 ");
+	/* One tenant, two a page: never past its entries. */
+	CHECK_EQ_INT(setaside_filter_parse(&f, "b", NULL), 0);
+	memset(&pos, 0, sizeof(pos));
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ_INT(store_setaside_page(E.st, &f, &pos, 2, sa_seen_one, &s), 1);
+	CHECK_EQ_INT(store_setaside_page(E.st, &f, &pos, 2, sa_seen_one, &s), 0);
+	CHECK_STR(s.keys, "b/10 b/11 b/12 ");
+	/* A sequence number of any tenant: entries that do not match count
+	 * in a page's max, and the walk still ends. */
+	CHECK_EQ_INT(setaside_filter_parse(&f, NULL, "11"), 0);
+	memset(&pos, 0, sizeof(pos));
+	memset(&s, 0, sizeof(s));
+	calls = 0;
+	do {
+		rc = store_setaside_page(E.st, &f, &pos, 1, sa_seen_one, &s);
+		calls++;
+	} while (rc == 1 && calls < 20);
+	CHECK_EQ_INT(rc, 0);
+	CHECK_STR(s.keys, "b/11 ");
+	/* The listing, made page by page, has them all. */
+	CHECK_EQ_INT(setaside_filter_parse(&f, NULL, NULL), 0);
+	buf_init(&out, MIB);
+	CHECK_EQ_INT(setaside_format(E.st, &f, 1, &out), 0);
+	CHECK_EQ_INT(buf_append(&out, "", 1), 0);
+	CHECK(strncmp((const char *)out.p, "{\"setaside\":[{\"tenant\":\"a\",\"seq\":1,", 35) == 0);
+	CHECK(strstr((const char *)out.p, "{\"tenant\":\"b\",\"seq\":12,") != NULL);
+	CHECK(strcmp((const char *)out.p + out.len - 5, "}]}\n") == 0);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	if (load_fixtures() < 0) {
@@ -1035,6 +1120,7 @@ int main(void)
 	RUN_STORE(test_body_streams_entries);
 	RUN_STORE(test_body_outlives_delete);
 	RUN_STORE(test_body_unreadable_entry);
+	RUN_STORE(test_setaside_pages);
 	free_fixtures();
 	ingest_thread_cleanup();
 	wire_scratch_free();

@@ -263,7 +263,7 @@ static void teardown_env(void)
 /* Runs usage_format into a NUL-terminated malloc'd string (NULL on error). */
 static char *report(const char *tenant, uint64_t from, uint64_t to, int csv)
 {
-	struct usage_filter f = {tenant, from, to};
+	struct usage_filter f = {tenant, from, to, 0, NULL};
 	struct buf out;
 	char *s = NULL;
 
@@ -581,6 +581,197 @@ static void test_requests_refused_columns(void)
 	free(c);
 }
 
+/* --- pages ----------------------------------------------------------------- */
+
+/* Collects the keys a page walk hands over. */
+struct seen {
+	char keys[1024];
+	int n;
+};
+
+static int seen_row(void *arg, const char *tenant, size_t tlen, uint64_t h,
+		    const void *val, size_t len)
+{
+	struct seen *s = arg;
+	size_t o = strlen(s->keys);
+
+	(void)val;
+	(void)len;
+	snprintf(s->keys + o, sizeof(s->keys) - o, "%.*s@%" PRIu64 " ",
+		 (int)tlen, tenant, (uint64_t)((h - H1) / 3600));
+	s->n++;
+	return 0;
+}
+
+/* store_usage_page: pages of max records, each resuming after the last
+ * key, see every record once, in key order; 1 while more may follow. */
+static void test_store_page(void)
+{
+	struct store_pos pos = {0};
+	struct seen s = {{0}, 0};
+	int rc, pages = 0;
+
+	do {
+		rc = store_usage_page(st, NULL, 0, 0, &pos, 4, seen_row, &s);
+		pages++;
+	} while (rc == 1 && pages < 10);
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_INT(pages, 2);
+	CHECK(strcmp(s.keys, "acm@2 acme@0 acme@1 acme2@0 globex@0 globex@2 ") == 0);
+	/* One at a time, one tenant: never past its records. */
+	memset(&pos, 0, sizeof(pos));
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ_INT(store_usage_page(st, "acme", 4, 0, &pos, 1, seen_row, &s), 1);
+	CHECK_EQ_INT(store_usage_page(st, "acme", 4, 0, &pos, 1, seen_row, &s), 1);
+	CHECK_EQ_INT(store_usage_page(st, "acme", 4, 0, &pos, 1, seen_row, &s), 0);
+	CHECK(strcmp(s.keys, "acme@0 acme@1 ") == 0);
+	/* A tenant and an hour: from that hour; a position before them
+	 * starts there too. */
+	memset(&s, 0, sizeof(s));
+	memset(&pos, 0, sizeof(pos));
+	memcpy(pos.tenant, "acm", 3);
+	pos.tlen = 3;
+	pos.hour = H3;
+	pos.started = 1;
+	CHECK_EQ_INT(store_usage_page(st, "globex", 6, H2, &pos, 10, seen_row, &s), 0);
+	CHECK(strcmp(s.keys, "globex@2 ") == 0);
+	/* max 0: only whether the store can be read. */
+	CHECK_EQ_INT(store_usage_page(st, NULL, 0, 0, &pos, 0, seen_row, &s), 1);
+	CHECK_EQ_INT(s.n, 1);
+}
+
+/* One page of a report (NUL-terminated, malloc'd) and its next cursor. */
+static char *report_page(const char *tenant, uint64_t from, uint64_t limit,
+			 const char *after, int csv, char *next, size_t nextlen)
+{
+	struct usage_filter f = {tenant, from, 0, limit, after};
+	struct usage_report *r;
+	struct buf out;
+	char *s = NULL;
+	int rc;
+
+	next[0] = '\0';
+	if (usage_report_open(&r, st, &f, csv) != 0)
+		return NULL;
+	buf_init(&out, 1u << 24);
+	while ((rc = usage_report_next(r, &out)) == 1)
+		;
+	if (rc == 0 && usage_report_next_cursor(r, next, nextlen) >= 0 &&
+	    buf_append(&out, "", 1) == 0)
+		s = strdup((const char *)out.p);
+	usage_report_free(r);
+	buf_free(&out);
+	return s;
+}
+
+/* limit and after: pages of at most limit rows whose rows, joined, are
+ * the unpaged report's; the cursor names the last row; the last page has
+ * none. CSV pages are the same rows under the same header. */
+static void test_report_pages(void)
+{
+	char *all = report(NULL, 0, 0, 0), *allc = report(NULL, 0, 0, 1);
+	char next[128], after[128], joined[1 << 16], joinedc[1 << 16], *p;
+	size_t hdr;
+	int pages = 0;
+
+	CHECK(all != NULL && allc != NULL);
+	snprintf(joined, sizeof(joined), "{\"usage\":[");
+	after[0] = '\0';
+	do {
+		p = report_page(NULL, 0, 4, after[0] ? after : NULL, 0, next,
+				sizeof(next));
+		CHECK(p != NULL);
+		CHECK(strncmp(p, "{\"usage\":[{", 11) == 0);
+		CHECK_EQ_INT(json_rows(p), pages == 0 ? 4 : 2);
+		if (pages == 0) {
+			char want[160];
+			snprintf(want, sizeof(want), "],\"next\":\"acme2:%llu\"}\n",
+				 (unsigned long long)H1);
+			CHECK(strstr(p, want) != NULL);
+			CHECK_STR(next, "acme2:1795546800");
+		} else {
+			CHECK_STR(next, "");
+			CHECK(strstr(p, "]}\n") != NULL && strstr(p, "next") == NULL);
+		}
+		/* Rows only, joined with commas. */
+		*strstr(p, "]") = '\0';
+		snprintf(joined + strlen(joined), sizeof(joined) - strlen(joined),
+			 "%s%s", pages ? "," : "", p + 10);
+		free(p);
+		snprintf(after, sizeof(after), "%s", next);
+		pages++;
+	} while (after[0] != '\0' && pages < 10);
+	CHECK_EQ_INT(pages, 2);
+	strcat(joined, "]}\n");
+	CHECK(strcmp(joined, all) == 0);
+	/* CSV: pages of one row, the cursor outside the body. */
+	hdr = (size_t)(strchr(allc, '\n') - allc + 1);
+	memcpy(joinedc, allc, hdr);
+	joinedc[hdr] = '\0';
+	after[0] = '\0';
+	pages = 0;
+	do {
+		p = report_page(NULL, 0, 1, after[0] ? after : NULL, 1, next,
+				sizeof(next));
+		CHECK(p != NULL);
+		CHECK(strncmp(p, allc, hdr) == 0);
+		CHECK_EQ_INT(csv_rows(p), 1);
+		strcat(joinedc, p + hdr);
+		free(p);
+		snprintf(after, sizeof(after), "%s", next);
+		pages++;
+	} while (after[0] != '\0' && pages < 10);
+	CHECK_EQ_INT(pages, 6);
+	CHECK(strcmp(joinedc, allc) == 0);
+	free(all);
+	free(allc);
+}
+
+/* Filters and pages together; bad cursors. */
+static void test_report_pages_filtered(void)
+{
+	char next[128], after[128], *p;
+	struct store_pos pos;
+	struct usage_report *r;
+	struct usage_filter bad = {NULL, 0, 0, 1, "no-hour"};
+
+	/* from H2, a row at a time: acm H3, acme H2, globex H3. */
+	p = report_page(NULL, H2, 1, NULL, 0, next, sizeof(next));
+	CHECK(p != NULL && json_rows(p) == 1 && strstr(p, "\"tenant\":\"acm\"") != NULL);
+	free(p);
+	CHECK_STR(next, "acm:1795554000");
+	snprintf(after, sizeof(after), "%s", next);
+	p = report_page(NULL, H2, 1, after, 0, next, sizeof(next));
+	CHECK(p != NULL && json_rows(p) == 1 &&
+	      strstr(p, "\"tenant\":\"acme\",\"hour\":\"2026-11-24T20:00:00Z\"") != NULL);
+	free(p);
+	CHECK_STR(next, "acme:1795550400");
+	snprintf(after, sizeof(after), "%s", next);
+	p = report_page(NULL, H2, 1, after, 0, next, sizeof(next));
+	CHECK(p != NULL && json_rows(p) == 1 && strstr(p, "\"tenant\":\"globex\"") != NULL);
+	free(p);
+	/* The last matching row: no next, though records follow. */
+	CHECK_STR(next, "");
+	/* A tenant's pages; a cursor of another tenant starts at its first. */
+	p = report_page("globex", 0, 5, "acme:1", 0, next, sizeof(next));
+	CHECK(p != NULL && json_rows(p) == 2);
+	free(p);
+	CHECK_STR(next, "");
+	/* Past the end: no rows. */
+	p = report_page(NULL, 0, 3, "zzz:0", 0, next, sizeof(next));
+	CHECK_STR(p, "{\"usage\":[]}\n");
+	free(p);
+	/* Cursors. */
+	CHECK_EQ_INT(usage_cursor_parse("acme:1795546800", &pos), 0);
+	CHECK_EQ_INT(pos.tlen, 4);
+	CHECK_EQ_INT(pos.hour, H1);
+	CHECK_EQ_INT(usage_cursor_parse("acme", &pos), -1);
+	CHECK_EQ_INT(usage_cursor_parse("acme:", &pos), -1);
+	CHECK_EQ_INT(usage_cursor_parse("acme:12x", &pos), -1);
+	CHECK_EQ_INT(usage_cursor_parse("acme:-1", &pos), -1);
+	CHECK_EQ_INT(usage_report_open(&r, st, &bad, 0), ERR_FAIL);
+}
+
 int main(void)
 {
 	RUN(test_hll_code_range);
@@ -598,6 +789,9 @@ int main(void)
 	RUN(test_format_tenant_filter);
 	RUN(test_format_time_filter);
 	RUN(test_format_csv);
+	RUN(test_store_page);
+	RUN(test_report_pages);
+	RUN(test_report_pages_filtered);
 	RUN(test_v1_record);
 	RUN(test_requests_refused_columns);
 	teardown_env();
