@@ -5,7 +5,7 @@
  * relay holds a closed struct store and calls the operations in this
  * header (the insides are in store_int.h, for store*.c only). Files:
  * store.c (open, format check, transactions), store_queue.c (entries),
- * store_setaside.c, store_dedup.c, store_usage.c.
+ * store_setaside.c, store_dedup.c, store_usage.c, store_ha.c.
  *
  * On-disk format, version 2 (STORE_FORMAT). Named databases:
  *
@@ -22,6 +22,10 @@
  *             (a resend within the window is not stored again; dedup.h)
  *   usage, usage_hll  key: tenant id, 0x00, u64 big-endian hour; values
  *             are the usage module's (usage.h, USAGE_FORMAT)
+ *   ha        key: tenant id, 0x00, cluster (the HA cluster label's value)
+ *             value: struct ha_hdr, then the elected replica's value
+ *             (ha.h). Added without a format change: a store without it
+ *             gets it when opened writable; an older relay ignores it.
  *
  *   queue value:
  *   +---------+-------+----------+---------+-----------------------------+
@@ -106,7 +110,29 @@ struct setaside_hdr {
 	uint64_t set_aside_ms;
 };
 
+/*
+ *   ha value (version STORE_HA_VERSION):
+ *   +---------+----------+-------------+------------+--------------+---------+
+ *   | version | reserved | replica_len | elected_ms | last_seen_ms | replica |
+ *   |  u8 (1) |  u8[3]   |     u32     |    u64     |     u64      |  bytes  |
+ *   +---------+----------+-------------+------------+--------------+---------+
+ * elected_ms: wall-clock time the replica was elected; last_seen_ms: of
+ * its last stored request, written at most once a second (for operators:
+ * the fail-over timer is not taken from it, see ha.h).
+ */
+#define STORE_HA_VERSION 1
+#define STORE_HA_VALUE_MAX 256   /* longest cluster or replica value kept */
+
+struct ha_hdr {
+	uint8_t version;
+	uint8_t reserved[3];
+	uint32_t replica_len;
+	uint64_t elected_ms;
+	uint64_t last_seen_ms;
+};
+
 _Static_assert(sizeof(struct entry_hdr) == 40, "entry_hdr layout");
+_Static_assert(sizeof(struct ha_hdr) == 24, "ha_hdr layout");
 _Static_assert(sizeof(struct setaside_hdr) == 16, "setaside_hdr layout");
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "store.h: the on-disk format is written by little-endian hosts only"
@@ -314,6 +340,30 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
 		     int (*fn)(void *arg, const char *tenant, size_t tlen,
 			       uint64_t hour, const void *val, size_t len),
 		     void *arg);
+
+/* ---- HA elections (store_ha.c): per tenant and cluster ---- */
+
+/* One stored election. */
+struct store_ha_rec {
+	const char *tenant;       /* ref: the key, or the caller's */
+	size_t tlen;
+	const char *cluster;
+	size_t clen;
+	const char *replica;
+	size_t rlen;
+	uint64_t elected_ms, last_seen_ms;
+};
+
+/* Calls fn for each election (records of another version, or malformed,
+ * are skipped). fn returns 0 to go on or an ERR_* code to stop with.
+ * Returns 0 or an ERR_* code. */
+int store_ha_each(struct store_txn *t,
+		  int (*fn)(void *arg, const struct store_ha_rec *rec),
+		  void *arg);
+
+/* Writes the election of (rec->tenant, rec->cluster). Returns 0 or an
+ * ERR_* code (ERR_FAIL: a value over STORE_HA_VALUE_MAX). */
+int store_ha_put(struct store_txn *t, const struct store_ha_rec *rec);
 
 /* ---- The forwarder's reads (store_queue.c) ---- */
 
