@@ -616,44 +616,34 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* The dedup index, built from the store before the thread starts. */
-static struct dedup *open_dedup(struct writer *w)
+/* The dedup index and the HA elections, read from the store before the
+ * thread starts (every HA leader's fail-over timer starts now). Returns
+ * 0, or -1 with neither kept. */
+static int open_indexes(struct writer *w)
 {
-	struct dedup *d = NULL;
 	struct store_txn *txn;
 	int rc;
 
 	if ((rc = store_txn_begin(w->st, &txn)) == 0) {
-		d = dedup_open(txn, clock_wall_ms(), w->cfg->dedup_window_ms, &rc);
-		if (d == NULL)
+		w->dedup = dedup_open(txn, clock_wall_ms(), w->cfg->dedup_window_ms,
+				      &rc);
+		if (w->dedup != NULL)
+			w->ha = ha_open(txn, clock_mono_ms(), &rc);
+		if (w->ha == NULL)
 			store_txn_abort(txn);
-		else if ((rc = store_txn_commit(txn)) != 0) {
-			dedup_free(d);
-			d = NULL;
-		}
+		else
+			rc = store_txn_commit(txn);
 	}
-	if (d == NULL)
-		log_msg(LOG_ERROR, "cannot read the dedup records", "error=\"%s\"",
-			err_str(rc));
-	return d;
-}
-
-/* The HA elections, read from the store before the thread starts; every
- * leader's fail-over timer starts now. */
-static struct ha *open_ha(struct writer *w)
-{
-	struct ha *h = NULL;
-	struct store_txn *txn;
-	int rc;
-
-	if ((rc = store_txn_begin(w->st, &txn)) == 0) {
-		h = ha_open(txn, clock_mono_ms(), &rc);
-		store_txn_abort(txn);
+	if (rc != 0 || w->ha == NULL) {
+		log_msg(LOG_ERROR, "cannot read the dedup records or HA elections",
+			"error=\"%s\"", err_str(rc));
+		ha_free(w->ha);
+		dedup_free(w->dedup);
+		w->ha = NULL;
+		w->dedup = NULL;
+		return -1;
 	}
-	if (h == NULL)
-		log_msg(LOG_ERROR, "cannot read the HA elections", "error=\"%s\"",
-			err_str(rc));
-	return h;
+	return 0;
 }
 
 struct writer *writer_start(const struct config *cfg, struct store *st,
@@ -672,13 +662,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		free(w);
 		return NULL;
 	}
-	if ((w->dedup = open_dedup(w)) == NULL) {
-		evict_free(&w->evict);
-		free(w);
-		return NULL;
-	}
-	if ((w->ha = open_ha(w)) == NULL) {
-		dedup_free(w->dedup);
+	if (open_indexes(w) < 0) {
 		evict_free(&w->evict);
 		free(w);
 		return NULL;

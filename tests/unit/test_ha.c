@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "err.h"
 #include "store.h"
 #include "tmpstore.h"
@@ -323,6 +324,37 @@ static void test_request_labels(void)
 	CHECK_EQ_INT(r.kind, HA_NO_SERIES);
 }
 
+/* The settings in force: [tenancy]'s, a tenant's own keys, a tenant that
+ * turns HA off. */
+static void test_settings(void)
+{
+	struct config cfg;
+	struct config_tenant t;
+	struct ha_settings s;
+
+	config_defaults(&cfg);
+	ha_settings(&cfg, NULL, &s);
+	CHECK(s.cluster_label == NULL);
+	free(cfg.ha_cluster_label);
+	cfg.ha_cluster_label = strdup("cluster");
+	cfg.ha_failover_timeout_ms = 7000;
+	memset(&t, 0, sizeof(t));
+	ha_settings(&cfg, &t, &s);
+	CHECK_STR(s.cluster_label, "cluster");
+	CHECK_STR(s.replica_label, "__replica__");
+	CHECK_EQ_INT(s.failover_ms, 7000);
+	t.ha_replica_label = "r";
+	t.ha_failover_timeout_ms = 2000;
+	ha_settings(&cfg, &t, &s);
+	CHECK_STR(s.replica_label, "r");
+	CHECK_EQ_INT(s.failover_ms, 2000);
+	t.has_ha_cluster_label = 1;
+	ha_settings(&cfg, &t, &s);
+	CHECK(s.cluster_label == NULL);
+	t.ha_replica_label = NULL;
+	config_free(&cfg);
+}
+
 int main(void)
 {
 #define RUN_HA(fn)                                                            \
@@ -339,5 +371,6 @@ int main(void)
 	RUN_HA(test_tenants_and_clusters_apart);
 	RUN_HA(test_records_and_changes);
 	RUN_HA(test_request_labels);
+	RUN_HA(test_settings);
 	return unit_done();
 }
