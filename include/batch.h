@@ -12,6 +12,7 @@
 #include "config.h"
 #include "ha.h"
 #include "metrics.h"
+#include "store.h"
 #include "usage.h"
 #include "wire.h"
 
@@ -50,6 +51,9 @@ struct batch {
 	size_t nchunks;
 	uint64_t value_bytes;    /* what it will take in LMDB, about */
 	uint64_t tenant_max_bytes; /* the tenant's share of the buffer; 0: none */
+	/* Where its entries go: the tenant's account and project ids when it
+	 * was accepted, stored with them (store.h, the dest database). */
+	struct store_dest dest;
 	uint8_t digest[32];      /* SHA-256 of tenant and body, for dedup */
 	int has_digest;
 	struct usage_rec usage;  /* what it adds to the tenant's usage */

@@ -26,6 +26,8 @@ struct open_entry {
 	struct entry_hdr hdr;
 	uint64_t raw;             /* decoded bytes of the chunks in it */
 	uint64_t round_bytes;     /* admitted for the tenant this round */
+	/* ref: where its chunks go (their batch's); NULL: no record */
+	const struct store_dest *dest;
 };
 
 /* The open entries of a round, one per tenant. Zeroed is empty. */
@@ -52,7 +54,9 @@ struct open_entry *entry_set_find(struct entry_set *s, const char *tenant,
 int entry_add(struct open_entry *e, const struct chunk *ch);
 
 /* Writes e as the store's next entry (the store gives its sequence
- * number), created at created_ms, fills *out and empties e. An empty
+ * number), with a destination record first when e->dest is set and the
+ * tenant's latest record differs, created at created_ms, fills *out and
+ * empties e. An empty
  * entry writes nothing and returns 1. Returns 0, 1, or an ERR_* code. */
 int entry_write(struct open_entry *e, struct store_txn *txn,
 		uint64_t created_ms, struct entry_written *out);

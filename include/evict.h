@@ -1,8 +1,11 @@
 /*
  * evict.h - the buffer's eviction policy, run by the writer inside its
- * write transaction: with [storage] when_full = drop_oldest the oldest
- * entries of all tenants are dropped to make room for a request, and
- * entries older than max_age are dropped at most once a second. Dropped
+ * write transaction: with [storage] when_full = drop_oldest entries are
+ * dropped to make room for a request, the oldest first of the tenants
+ * that hold more than their fair share (max_size / tenants with data),
+ * and only once none does the oldest of all; so one tenant's flood
+ * evicts its own data before a quiet tenant's. Entries older than
+ * max_age are dropped at most once a second. Dropped
  * samples are counted in usage (DROP_FULL, DROP_AGE) and metrics, and
  * logged once every ten seconds at most per reason.
  *
@@ -23,9 +26,11 @@ struct queue_head;
 struct evict {
 	const struct store *st;   /* ref */
 	struct queue_head *heads; /* owned: oldest entry per tenant, this round */
-	size_t nheads;
+	size_t nheads, cap;
 	int have_heads;
 	uint64_t last_age_check_ms;
+	uint64_t round_entries[USAGE_DROPPED_SLOTS]; /* this round, uncommitted */
+	uint64_t round_samples[USAGE_DROPPED_SLOTS];
 	uint64_t dropped_entries[USAGE_DROPPED_SLOTS]; /* not yet logged */
 	uint64_t dropped_samples[USAGE_DROPPED_SLOTS];
 	uint64_t drop_logged_ms[USAGE_DROPPED_SLOTS];
@@ -48,8 +53,14 @@ void evict_free(struct evict *ev);
 /* A new transaction: the queue's heads are read again when first needed. */
 void evict_round_start(struct evict *ev);
 
+/* The round's transaction committed: its drops are counted in /metrics
+ * and logged (at most once per reason every ten seconds). A round that
+ * failed drops nothing and counts nothing. */
+void evict_round_committed(struct evict *ev);
+
 /*
- * Drops the oldest entries of all tenants until *used + need <= limit,
+ * Drops entries (the oldest of the tenants over their share of limit
+ * first, see above) until *used + need <= limit,
  * lowering *used by each one's footprint. Returns 0 (the goal may be out
  * of reach: the caller checks *used) or an ERR_* code.
  */

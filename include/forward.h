@@ -19,6 +19,12 @@
  *                  counts relay_upstream_misconfigured_total{code} and
  *                  logs status, reason and Location once per 30 s per
  *                  tenant and status.
+ * Each request goes under the account and project ids its entries were
+ * accepted with (the store's destination records, store.h), whatever the
+ * configuration says now; one sent under ids the configuration has since
+ * changed or removed is counted in
+ * relay_samples_forwarded_kept_destination_total and logged once per 30 s
+ * per tenant.
  */
 #ifndef RELAY_FORWARD_H
 #define RELAY_FORWARD_H
@@ -47,10 +53,13 @@ void forwarder_stop(struct forwarder *f, uint64_t deadline_ms);
 
 /*
  * Expands {tenant}, {account_id} and {project_id} in the upstream URL for
- * a tenant (account and project "0" when the tenant has none). Returns 0,
+ * a tenant: with the ids of dest (the store's record of those the entries
+ * were accepted under), or when dest is NULL (entries without a record)
+ * with the tenant's ids in cfg; "0" for an id that is unset. Returns 0,
  * or -1 when out is too small.
  */
+struct store_dest;
 int forward_url(const struct config *cfg, const char *tenant, size_t tlen,
-		char *out, size_t outlen);
+		const struct store_dest *dest, char *out, size_t outlen);
 
 #endif

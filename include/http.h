@@ -61,8 +61,9 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen);
  * everything else is served as before. */
 void http_refuse_new(struct http *h);
 
-/* Stops accepting, answers the requests in flight (waiting up to
- * wait_ms for their commits), then closes every connection and frees h. */
+/* Stops accepting, answers the requests in flight (waiting for their
+ * commits, which the writer always ends; a wait past wait_ms is logged),
+ * then closes every connection and frees h. */
 void http_stop(struct http *h, unsigned wait_ms);
 
 #endif

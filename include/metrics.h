@@ -70,6 +70,8 @@ struct metrics {
 	_Atomic uint64_t bytes_decoded;          /* decoded bodies accepted */
 	_Atomic uint64_t duplicates;             /* resent batches not stored again */
 	_Atomic uint64_t samples_forwarded;
+	/* delivered under ids the configuration has changed or removed since */
+	_Atomic uint64_t samples_forwarded_kept_dest;
 	_Atomic uint64_t series_forwarded;
 	_Atomic uint64_t bytes_forwarded;        /* compressed bytes sent and 2xx'd */
 	_Atomic uint64_t upstream_requests[600]; /* by status; 0 = network error */

@@ -136,6 +136,7 @@ struct queue_head {
 	size_t idlen;
 	uint64_t seq;          /* 0: the tenant has nothing left */
 	uint64_t created_ms;
+	uint64_t bytes;        /* LMDB value bytes the tenant holds */
 };
 
 /* Fills heads (room for max) with the oldest entry of each tenant that has

@@ -5,9 +5,9 @@
  * relay holds a closed struct store and calls the operations in this
  * header (the insides are in store_int.h, for store*.c only). Files:
  * store.c (open, format check, transactions), store_queue.c (entries),
- * store_setaside.c, store_dedup.c, store_usage.c, store_ha.c.
+ * store_setaside.c, store_dedup.c, store_usage.c, store_dest.c, store_ha.c.
  *
- * On-disk format, version 2 (STORE_FORMAT). Named databases:
+ * On-disk format, version 3 (STORE_FORMAT). Named databases:
  *
  *   meta      "format" -> u32 STORE_FORMAT; "next_seq" -> u64;
  *             "usage_format" -> u32 USAGE_FORMAT (usage.h)
@@ -22,6 +22,18 @@
  *             (a resend within the window is not stored again; dedup.h)
  *   usage, usage_hll  key: tenant id, 0x00, u64 big-endian hour; values
  *             are the usage module's (usage.h, USAGE_FORMAT)
+ *   dest      key: tenant id, 0x00, u64 big-endian first sequence number;
+ *             value: struct store_dest as below. Where the tenant's
+ *             entries from that sequence number on (up to the next
+ *             record's) go: the account and project ids the tenant had
+ *             when they were accepted. The writer adds one in the
+ *             transaction of an entry whose ids differ from the tenant's
+ *             latest record; records no queued or set-aside entry needs
+ *             any more are deleted with the entries, but for the
+ *             tenant's latest (so that one whose ids do not change adds
+ *             no record while its buffer drains and fills). An entry below the
+ *             tenant's first record (written by format 2) has none and
+ *             goes where the configuration in force says.
  *   ha        key: tenant id, 0x00, cluster (the HA cluster label's value)
  *             value: struct ha_hdr, then the elected replica's value
  *             (ha.h). Added without a format change: a store without it
@@ -38,6 +50,12 @@
  *   | snappy block: varint32 raw_len, elements  (raw_len decoded bytes    |
  *   | of a prometheus.WriteRequest, ready to send upstream as it is)      |
  *   +---------------------------------------------------------------------+
+ *
+ *   dest value:
+ *   +------------+------------+------------------+------------------+
+ *   | acct_len u8| proj_len u8| account_id bytes | project_id bytes |
+ *   +------------+------------+------------------+------------------+
+ *   (each at most STORE_DEST_ID_MAX bytes; length 0: the tenant had none)
  *
  *   setaside value:
  *   +-----------+---------------+--------------+--------+-------------+
@@ -58,6 +76,9 @@
  * what to do. store_open checks them all:
  *   format 1 -> 2  the dedup database held digest -> time records that
  *                  nothing reads now: it is emptied, format becomes 2.
+ *   format 2 -> 3  the dest database is created, empty: the entries
+ *                  already buffered have no record and go where the
+ *                  configuration says, as format 2 sent them.
  *   newer format   refused ("written by a newer relay").
  *   usage_format   missing (format 1): set; older: the usage module reads
  *                  older records (shorter ones with zeros), so it is
@@ -86,7 +107,7 @@
 #include "config.h"
 #include "sblock.h"
 
-#define STORE_FORMAT 2
+#define STORE_FORMAT 3
 #define STORE_ENTRY_VERSION 1
 #define STORE_KEY_MAX (TENANT_ID_MAX + 1 + 8)
 
@@ -137,6 +158,13 @@ _Static_assert(sizeof(struct setaside_hdr) == 16, "setaside_hdr layout");
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "store.h: the on-disk format is written by little-endian hosts only"
 #endif
+
+/* Where a tenant's entries go: the ids they were accepted under. */
+#define STORE_DEST_ID_MAX 32
+struct store_dest {
+	char account_id[STORE_DEST_ID_MAX + 1]; /* "" when the tenant had none */
+	char project_id[STORE_DEST_ID_MAX + 1];
+};
 
 struct store;        /* closed: the environment and its databases */
 struct store_txn;    /* closed: the one write transaction */
@@ -341,6 +369,29 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
 			       uint64_t hour, const void *val, size_t len),
 		     void *arg);
 
+/* ---- Destination records (store_dest.c) ---- */
+
+/*
+ * Writer: the tenant's entries from the transaction's next sequence
+ * number on go to d. Adds a record when the tenant's latest one says
+ * otherwise (or it has none); call it before store_put_entry, in the
+ * same transaction. Returns 0 or an ERR_* code (ERR_FAIL: an id longer
+ * than STORE_DEST_ID_MAX).
+ */
+int store_dest_note(struct store_txn *t, const char *tenant, size_t tlen,
+		    const struct store_dest *d);
+
+/*
+ * The record in force for the tenant's entry seq, in a read transaction:
+ * 1 with *d, and in *until the first sequence number of the next record
+ * (UINT64_MAX if none); 0 when there is none (*until as said); or an
+ * ERR_* code.
+ */
+int store_dest_get(struct store *st, const char *tenant, size_t tlen,
+		   uint64_t seq, struct store_dest *d, uint64_t *until);
+
+/* Whether two destinations are the same: 1 or 0. */
+int store_dest_equal(const struct store_dest *a, const struct store_dest *b);
 /* ---- HA elections (store_ha.c): per tenant and cluster ---- */
 
 /* One stored election. */
@@ -386,6 +437,8 @@ int store_ha_put(struct store_txn *t, const struct store_ha_rec *rec);
  */
 struct store_body {
 	struct store_read *read; /* owned; NULL when nothing is held */
+	struct store_dest dest;  /* where the entries go, when has_dest */
+	int has_dest;            /* 0: no record; the configuration decides */
 	struct sblock_part elements[STORE_BODY_MAX_ENTRIES]; /* ref: the map */
 	struct sblock_stream stream;
 };
@@ -394,8 +447,9 @@ struct store_body {
  * Forwarder: sets body to the one snappy block merging the tenant's
  * entries with seq <= their sequence number <= max_seq, oldest first, as
  * long as the decoded total stays within max_raw (at least one entry) and
- * at most max_entries (at most STORE_BODY_MAX_ENTRIES). An entry whose
- * header is unreadable travels alone. span describes them; span->entries
+ * at most max_entries (at most STORE_BODY_MAX_ENTRIES), and all under one
+ * destination record (body->dest; see the dest database above: a body
+ * never spans two). An entry whose header is unreadable travels alone. span describes them; span->entries
  * is 0 if there were none. body->stream reads the block from the map (its
  * length is body->stream.len); nothing is copied.
  *

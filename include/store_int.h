@@ -31,6 +31,7 @@ struct store {
 	MDB_dbi dedup_time;
 	MDB_dbi usage;
 	MDB_dbi usage_hll;
+	MDB_dbi dest;            /* 0 in a reader of a format 2 directory */
 	MDB_dbi ha;              /* 0 when absent (read only, older store) */
 	uint64_t max_size;
 	uint64_t next_seq;       /* next sequence number, as last committed */
@@ -78,6 +79,22 @@ int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr);
 
 /* Pages (in bytes) that database dbi uses, as txn sees it. */
 uint64_t store_db_bytes(MDB_txn *txn, const struct store *st, MDB_dbi dbi);
+
+/* store_dest_get in txn: an LMDB code, or 1 / 0 as it says. */
+int store_dest_lookup(MDB_txn *txn, const struct store *st,
+		      const char *tenant, size_t tlen, uint64_t seq,
+		      struct store_dest *d, uint64_t *until);
+
+/* Deletes the tenant's destination records that none of its entries in
+ * the queue or setaside needs, but for its latest. Returns an LMDB code. */
+int store_dest_prune(MDB_txn *txn, const struct store *st,
+		     const char *tenant, size_t tlen);
+
+/* Gives the entry replayed from setaside seq (now new_seq) the record it
+ * had. Returns an LMDB code. */
+int store_dest_carry(MDB_txn *txn, const struct store *st,
+		     const char *tenant, size_t tlen, uint64_t seq,
+		     uint64_t new_seq);
 
 /* A read transaction on st; 0 or an ERR_* code. */
 int store_read_begin(struct store *st, MDB_txn **txn);

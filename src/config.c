@@ -72,7 +72,7 @@ static const struct config_key config_keys[] = {
 	NUM("max_decoded_size", SEC_SERVER, CONF_SIZE, max_decoded_size, "64MiB", "1KiB", "4GiB",
 	    "Largest snappy-decoded body, checked before decoding."),
 	NUM("max_inflight_bytes", SEC_SERVER, CONF_SIZE, max_inflight_bytes, "1GiB", "1MiB", NULL,
-	    "Decoded bytes handled at once; requests past it get 503."),
+	    "Memory of write requests being handled (bodies being received and decoded); requests past it get 503."),
 	NUM("threads", SEC_SERVER, CONF_INT, threads, "2", "1", "64",
 	    "HTTP worker threads."),
 	NUM("max_connections", SEC_SERVER, CONF_INT, max_connections, "1024", "1", "100000",
@@ -110,7 +110,8 @@ static const struct config_key config_keys[] = {
 	NUM("max_size", SEC_STORAGE, CONF_SIZE, max_size, "8GiB", "1MiB", NULL,
 	    "Most disk space the store may use (the LMDB map size)."),
 	ENUM("when_full", SEC_STORAGE, when_full, "reject", when_full_names,
-	     "When the store is full: reject new writes, or drop_oldest data."),
+	     "When the store is full: reject new writes, or drop_oldest data "
+	     "(first of the tenants over their share)."),
 	NUM("max_age", SEC_STORAGE, CONF_DURATION, max_age_ms, "7d", "1m", NULL,
 	    "Data not forwarded within this time is dropped."),
 	NUM("dedup_window", SEC_STORAGE, CONF_DURATION, dedup_window_ms, "10m", "0", "1d",

@@ -43,6 +43,7 @@ struct open_entry *entry_set_find(struct entry_set *s, const char *tenant,
 	e->tenant = tenant;
 	e->tlen = tlen;
 	e->round_bytes = 0;
+	e->dest = NULL;
 	entry_empty(e);
 	return e;
 }
@@ -78,6 +79,9 @@ int entry_write(struct open_entry *e, struct store_txn *txn,
 	if (e->nparts == 0)
 		return 1;
 	e->hdr.created_ms = created_ms;
+	if (e->dest != NULL &&
+	    (rc = store_dest_note(txn, e->tenant, e->tlen, e->dest)) != 0)
+		return rc;
 	rc = store_put_entry(txn, e->tenant, e->tlen, &e->hdr, e->parts,
 			     e->nparts, &seq, &bytes);
 	if (rc != 0)

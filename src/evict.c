@@ -16,7 +16,7 @@
 
 /* Entries dropped per round at most for age (keeps commits short). */
 #define EVICT_PER_ROUND 1024
-#define MAX_HEADS 4096
+#define MIN_HEADS 64
 
 /* Why an entry is dropped, and the bound that stops it. */
 struct goal {
@@ -29,7 +29,8 @@ int evict_init(struct evict *ev, const struct store *st)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->st = st;
-	ev->heads = calloc(MAX_HEADS, sizeof(*ev->heads));
+	ev->cap = MIN_HEADS;
+	ev->heads = calloc(ev->cap, sizeof(*ev->heads));
 	return ev->heads != NULL ? 0 : ERR_NOMEM;
 }
 
@@ -42,6 +43,23 @@ void evict_free(struct evict *ev)
 void evict_round_start(struct evict *ev)
 {
 	ev->have_heads = 0;
+	memset(ev->round_entries, 0, sizeof(ev->round_entries));
+	memset(ev->round_samples, 0, sizeof(ev->round_samples));
+}
+
+/* Reads every tenant's oldest entry, room made for all of them. */
+static int read_heads(struct evict *ev, struct queue *q)
+{
+	for (;;) {
+		ev->nheads = queue_heads(q, ev->heads, ev->cap);
+		if (ev->nheads < ev->cap)
+			return 0;
+		struct queue_head *h = realloc(ev->heads, 2 * ev->cap * sizeof(*h));
+		if (h == NULL)
+			return ERR_NOMEM;
+		ev->heads = h;
+		ev->cap *= 2;
+	}
 }
 
 static int goal_met(const struct goal *g, const struct queue_head *h)
@@ -71,7 +89,37 @@ static void log_drops(struct evict *ev, enum usage_drop why)
 }
 
 /*
- * Drops the oldest entries of all tenants until the goal is met, at most
+ * The head to drop next: for age, the oldest of all. For room, the oldest
+ * of the tenants holding more than their fair share of the buffer (limit
+ * / tenants with data), so that a tenant's flood evicts its own entries
+ * and a quiet tenant's go last; the oldest of all once no tenant is over
+ * its share. NULL when nothing is left.
+ */
+static struct queue_head *victim(struct evict *ev, const struct goal *g)
+{
+	struct queue_head *h = NULL, *over = NULL, *e;
+	uint64_t share, n = 0;
+
+	for (size_t i = 0; i < ev->nheads; i++)
+		n += ev->heads[i].seq != 0;
+	if (n == 0)
+		return NULL;
+	share = g->why == DROP_FULL ? g->limit / n : UINT64_MAX;
+	for (size_t i = 0; i < ev->nheads; i++) {
+		e = &ev->heads[i];
+		if (e->seq == 0)
+			continue;
+		if (h == NULL || e->created_ms < h->created_ms)
+			h = e;
+		if (e->bytes > share &&
+		    (over == NULL || e->created_ms < over->created_ms))
+			over = e;
+	}
+	return over != NULL ? over : h;
+}
+
+/*
+ * Drops the entries victim() picks until the goal is met, at most
  * max of them. Counts them in usage and metrics. Returns 0 or an ERR_*
  * code.
  */
@@ -85,16 +133,12 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 	int rc, n = 0;
 
 	if (!ev->have_heads) {
-		ev->nheads = queue_heads(q, ev->heads, MAX_HEADS);
+		if ((rc = read_heads(ev, q)) != 0)
+			return rc;
 		ev->have_heads = 1;
 	}
 	for (; n < max; n++) {
-		h = NULL;
-		for (size_t i = 0; i < ev->nheads; i++) {
-			if (ev->heads[i].seq != 0 &&
-			    (h == NULL || ev->heads[i].created_ms < h->created_ms))
-				h = &ev->heads[i];
-		}
+		h = victim(ev, g);
 		if (goal_met(g, h))
 			break;
 		memset(&gone, 0, sizeof(gone));
@@ -104,6 +148,7 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 			return rc;
 		h->seq = next.entries ? next.first_seq : 0;
 		h->created_ms = next.created_ms;
+		h->bytes = h->bytes > gone.bytes ? h->bytes - gone.bytes : 0;
 		if (gone.entries == 0)
 			continue;
 		if ((rc = sink->removed(sink->arg, h->id, h->idlen, &gone, &next)) != 0)
@@ -118,14 +163,27 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 		samples += gone.samples;
 		entries += gone.entries;
 	}
-	if (entries > 0) {
-		metric_add(g->why == DROP_AGE ? &metrics.samples_dropped_age :
-			   &metrics.samples_dropped_full, samples);
-		ev->dropped_entries[g->why] += entries;
-		ev->dropped_samples[g->why] += samples;
-	}
-	log_drops(ev, g->why);
+	ev->round_entries[g->why] += entries;
+	ev->round_samples[g->why] += samples;
 	return 0;
+}
+
+void evict_round_committed(struct evict *ev)
+{
+	static const enum usage_drop whys[] = {DROP_FULL, DROP_AGE};
+
+	for (size_t i = 0; i < sizeof(whys) / sizeof(whys[0]); i++) {
+		enum usage_drop why = whys[i];
+
+		if (ev->round_entries[why] > 0) {
+			metric_add(why == DROP_AGE ? &metrics.samples_dropped_age :
+				   &metrics.samples_dropped_full,
+				   ev->round_samples[why]);
+			ev->dropped_entries[why] += ev->round_entries[why];
+			ev->dropped_samples[why] += ev->round_samples[why];
+		}
+		log_drops(ev, why);
+	}
 }
 
 int evict_for_space(struct evict *ev, struct store_txn *txn, struct queue *q,

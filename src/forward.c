@@ -66,15 +66,24 @@ struct sender {
 	char location[256];       /* Location of a 3xx */
 	char errbuf[CURL_ERROR_SIZE];
 	char url[2048];           /* of the request being sent */
+	int kept_dest;            /* sent under ids the config has changed */
 	uint32_t rnd;
 };
 
 int forward_url(const struct config *cfg, const char *tenant, size_t tlen,
-		char *out, size_t outlen)
+		const struct store_dest *dest, char *out, size_t outlen)
 {
 	const struct config_tenant *t = config_tenant_find(cfg, tenant, tlen);
-	const char *p = cfg->url, *val;
+	const char *p = cfg->url, *val, *account, *project;
 	size_t o = 0, n;
+
+	if (dest != NULL) {
+		account = dest->account_id[0] ? dest->account_id : NULL;
+		project = dest->project_id[0] ? dest->project_id : NULL;
+	} else {
+		account = t ? t->account_id : NULL;
+		project = t ? t->project_id : NULL;
+	}
 
 	while (*p != '\0') {
 		val = NULL;
@@ -83,11 +92,11 @@ int forward_url(const struct config *cfg, const char *tenant, size_t tlen,
 			val = tenant;
 			p += 8;
 		} else if (strncmp(p, "{account_id}", 12) == 0) {
-			val = t && t->account_id ? t->account_id : "0";
+			val = account ? account : "0";
 			n = strlen(val);
 			p += 12;
 		} else if (strncmp(p, "{project_id}", 12) == 0) {
-			val = t && t->project_id ? t->project_id : "0";
+			val = project ? project : "0";
 			n = strlen(val);
 			p += 12;
 		} else {
@@ -400,6 +409,46 @@ static void log_misconfigured(struct sender *s, const struct queue_job *job,
 		(unsigned long long)suppressed);
 }
 
+/*
+ * Marks (to be counted once delivered), and logs once per MISCONF_LOG_MS
+ * and tenant, a request sent
+ * under ids the configuration no longer gives the tenant (it was removed
+ * or renumbered since its entries were accepted): they go where they
+ * would have gone, never to another tenant's account.
+ */
+static void note_kept_dest(struct sender *s, const struct config *cfg,
+			   const struct queue_job *job,
+			   const struct store_span *span)
+{
+	const struct config_tenant *t = config_tenant_find(cfg, job->id,
+							   job->idlen);
+	const struct store_dest *d = &s->body.dest;
+	struct store_dest now;
+	uint64_t suppressed;
+
+	/* Ids the URL does not use send nothing elsewhere. */
+	if (strstr(cfg->url, "{account_id}") == NULL &&
+	    strstr(cfg->url, "{project_id}") == NULL)
+		return;
+	snprintf(now.account_id, sizeof(now.account_id), "%s",
+		 t && t->account_id ? t->account_id : "");
+	snprintf(now.project_id, sizeof(now.project_id), "%s",
+		 t && t->project_id ? t->project_id : "");
+	if (store_dest_equal(&now, d))
+		return;
+	s->kept_dest = 1;
+	/* Status -1: a slot of its own beside the misconfigured answers. */
+	if (!misconf_log_due(s->f, job->id, -1, &suppressed))
+		return;
+	log_msg(LOG_WARN, "delivering buffered data under the ids it was "
+		"accepted with; the configuration changed them since",
+		"tenant=\"%s\" configured=%s account_id=\"%s\" "
+		"project_id=\"%s\" now_account_id=\"%s\" now_project_id=\"%s\" "
+		"samples=%llu not_logged_since=%llu", job->id, t ? "yes" : "no",
+		d->account_id, d->project_id, now.account_id, now.project_id,
+		(unsigned long long)span->samples, (unsigned long long)suppressed);
+}
+
 /* The upstream's reason for an answer: its body's first line, else the
  * status line's reason phrase. */
 static const char *answer_reason(const struct sender *s)
@@ -432,9 +481,15 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	queue_taken(f->q, job, span.entries, span.first_seq, span.last_seq);
 	if (span.entries == 0)
 		return;
-	/* The url and the tenants may change with a reload: the newest. */
+	/* The url may change with a reload: the newest; the ids are those
+	 * the entries were accepted under, when the store has them. */
 	held = config_hold();
-	rc = forward_url(held, job->id, job->idlen, s->url, sizeof(s->url));
+	s->kept_dest = 0;
+	rc = forward_url(held, job->id, job->idlen,
+			 s->body.has_dest ? &s->body.dest : NULL, s->url,
+			 sizeof(s->url));
+	if (rc == 0 && s->body.has_dest)
+		note_kept_dest(s, held, job, &span);
 	config_release(held);
 	if (rc < 0) {
 		log_msg(LOG_ERROR, "upstream url too long", "tenant=%s", job->id);
@@ -456,6 +511,9 @@ static void forward_one(struct sender *s, struct queue_job *job)
 		metric_add(&metrics.samples_forwarded, span.samples);
 		metric_add(&metrics.series_forwarded, span.series);
 		metric_add(&metrics.bytes_forwarded, body_len);
+		if (s->kept_dest)
+			metric_add(&metrics.samples_forwarded_kept_dest,
+				   span.samples);
 		tenant_stats_forwarded(job->id, job->idlen, span.samples);
 		if (job->attempts > 0)
 			log_msg(LOG_INFO, "upstream delivery resumed",

@@ -163,8 +163,14 @@ static void batch_usage(struct request *r)
 {
 	struct batch *b = &r->batch;
 	const struct admission_req *ar = &r->adm;
+	const struct config_tenant *ct = ar->ident.conf;
 
-	b->tenant_max_bytes = ar->ident.conf ? ar->ident.conf->max_buffer_bytes : 0;
+	b->tenant_max_bytes = ct ? ct->max_buffer_bytes : 0;
+	/* Decided now, with the configuration that accepted it. */
+	snprintf(b->dest.account_id, sizeof(b->dest.account_id), "%s",
+		 ct && ct->account_id ? ct->account_id : "");
+	snprintf(b->dest.project_id, sizeof(b->dest.project_id), "%s",
+		 ct && ct->project_id ? ct->project_id : "");
 	b->usage.requests = 1;
 	b->usage.series = ar->counts.series;
 	b->usage.samples = ar->counts.samples;
@@ -791,9 +797,17 @@ void http_stop(struct http *h, unsigned wait_ms)
 	/* The listening socket stays open until MHD is stopped, then it is
 	 * ours to close: connections meanwhile wait in its backlog. */
 	lsock = MHD_quiesce_daemon(h->daemon);
-	for (unsigned waited = 0; atomic_load(&h->waiting) > 0 && waited < wait_ms;
-	     waited += 10)
+	/* Every request handed to the writer is answered (stored or
+	 * refused) before the daemon stops: libmicrohttpd must not stop
+	 * with connections suspended, and the writer still owns their
+	 * batches. The writer runs until after this returns, so the wait
+	 * ends; past wait_ms it is said in the log. */
+	for (unsigned waited = 0; atomic_load(&h->waiting) > 0; waited += 10) {
+		if (waited >= wait_ms && waited - 10 < wait_ms)
+			log_msg(LOG_WARN, "stop waits for commits in progress",
+				"requests=%ld", atomic_load(&h->waiting));
 		nanosleep(&ts, NULL);
+	}
 	/* Let resumed connections send their answers. */
 	nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
 	MHD_stop_daemon(h->daemon);

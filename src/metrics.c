@@ -382,6 +382,10 @@ int metrics_render(struct buf *out, struct queue *q)
 	}
 	rc |= counter(out, "relay_samples_forwarded_total",
 		      "Samples the upstream acknowledged.", &m->samples_forwarded);
+	rc |= counter(out, "relay_samples_forwarded_kept_destination_total",
+		      "Samples delivered under the account and project ids they "
+		      "were accepted with, which a reload has since changed or "
+		      "removed.", &m->samples_forwarded_kept_dest);
 	rc |= counter(out, "relay_series_forwarded_total",
 		      "Series the upstream acknowledged.", &m->series_forwarded);
 	rc |= counter(out, "relay_bytes_forwarded_total",

@@ -365,6 +365,7 @@ size_t queue_heads(struct queue *q, struct queue_head *heads, size_t max)
 		heads[n].idlen = t->idlen;
 		heads[n].seq = t->first_seq;
 		heads[n].created_ms = t->oldest_ms;
+		heads[n].bytes = t->bytes;
 		n++;
 	}
 	pthread_mutex_unlock(&q->lock);

@@ -119,11 +119,18 @@ static int check_format(MDB_txn *txn, struct store *st, const char *path,
 			 "move the directory away", path, ufmt, USAGE_FORMAT);
 		return ERR_FORMAT;
 	}
-	/* A reader takes format 1 as it is: only the dedup database, which
-	 * it does not read, changed. */
+	/* A reader takes formats 1 and 2 as they are: only the dedup
+	 * database, which it does not read, changed, and a dest database
+	 * that is missing reads as empty. */
 	if (!st->readonly) {
 		if (fmt == 1 && (rc = migrate_1(txn, st)) != 0)
 			goto lmdb;
+		/* Format 2 -> 3: open_dbs made the dest database; the
+		 * entries buffered have no record (store.h). */
+		if (fmt == 2)
+			log_msg(LOG_INFO, "buffer format 2 converted to 3",
+				"what=\"destination records added; entries "
+				"already buffered go where the configuration says\"");
 		if (fmt != STORE_FORMAT || have_fmt == 0) {
 			if ((rc = meta_put_u32(txn, st, "format", STORE_FORMAT)) != 0)
 				goto lmdb;
@@ -151,9 +158,11 @@ lmdb:
 static int open_dbs(MDB_txn *txn, struct store *st)
 {
 	static const char *const names[] = {"meta", "queue", "setaside", "dedup",
-					    "dedup_time", "usage", "usage_hll", "ha"};
+					    "dedup_time", "usage", "usage_hll",
+					    "dest", "ha"};
 	MDB_dbi *dbis[] = {&st->meta, &st->queue, &st->setaside, &st->dedup,
-			   &st->dedup_time, &st->usage, &st->usage_hll, &st->ha};
+			   &st->dedup_time, &st->usage, &st->usage_hll,
+			   &st->dest, &st->ha};
 	unsigned flags = st->readonly ? 0 : MDB_CREATE;
 	int rc;
 
@@ -367,7 +376,7 @@ uint64_t store_used_bytes(struct store_txn *t)
 	const struct store *st = t->st;
 	MDB_dbi dbis[] = {1 /* main */, st->meta, st->queue, st->setaside,
 			  st->dedup, st->dedup_time, st->usage, st->usage_hll,
-			  st->ha};
+			  st->dest, st->ha};
 	uint64_t bytes = 0;
 
 	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)

@@ -403,7 +403,7 @@ int store_check_config(const char *path, char *err, size_t errlen)
 	if (!file_exists(path, "data.mdb") && !file_exists(path, STORE_ID_FILE))
 		return 0;
 	lock = store_lock(path);
-	if (lock == -2)
+	if (lock == ERR_BUSY)
 		return 0;   /* a relay runs on it: it checked it when it started */
 	rc = store_check_data(path, err, errlen);
 	store_unlock(lock);

@@ -112,6 +112,34 @@ int store_load_queue(struct store *st, struct queue *q)
 	return rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
 
+/*
+ * The tenant's newest sequence number in the queue database, or 0. Used
+ * when next_seq is found taken: it moves past every number in use.
+ */
+static uint64_t tenant_last_seq(struct store_txn *t, const char *tenant,
+				size_t tlen)
+{
+	uint8_t key[STORE_KEY_MAX];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	const char *kt;
+	size_t kl;
+	uint64_t seq = 0, last = 0;
+	int rc;
+
+	if (mdb_cursor_open(t->txn, t->st->queue, &cur) != 0)
+		return 0;
+	k.mv_size = store_key(key, tenant, tlen, UINT64_MAX);
+	k.mv_data = key;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	if (rc == 0 && store_key_parse(&k, &kt, &kl, &seq) == 0 && kl == tlen &&
+	    memcmp(kt, tenant, tlen) == 0)
+		last = seq;
+	mdb_cursor_close(cur);
+	return last;
+}
+
 int store_put_entry(struct store_txn *t, const char *tenant, size_t tlen,
 		    struct entry_hdr *hdr, const struct sblock_part *parts,
 		    size_t nparts, uint64_t *seq, uint64_t *value_bytes)
@@ -135,11 +163,22 @@ int store_put_entry(struct store_txn *t, const char *tenant, size_t tlen,
 		return ERR_FAIL;
 	hdr->version = STORE_ENTRY_VERSION;
 	hdr->raw_len = (uint32_t)raw_total;
-	k.mv_size = store_key(key, tenant, tlen, t->next_seq);
-	k.mv_data = key;
-	v.mv_size = sizeof(*hdr) + sblock_concat_size(raw_total, elements);
-	v.mv_data = NULL;
-	rc = store_seam_put(t->txn, t->st->queue, &k, &v, MDB_RESERVE);
+	for (int tries = 0;; tries++) {
+		k.mv_size = store_key(key, tenant, tlen, t->next_seq);
+		k.mv_data = key;
+		v.mv_size = sizeof(*hdr) + sblock_concat_size(raw_total, elements);
+		v.mv_data = NULL;
+		/* Never over an entry: a number in use is an error of ours,
+		 * not a reason to lose what it holds. */
+		rc = store_seam_put(t->txn, t->st->queue, &k, &v,
+				    MDB_RESERVE | MDB_NOOVERWRITE);
+		if (rc != MDB_KEYEXIST || tries > 0)
+			break;
+		log_msg(LOG_ERROR, "sequence number already in use, moving past it",
+			"tenant=\"%.*s\" seq=%llu", (int)tlen, tenant,
+			(unsigned long long)t->next_seq);
+		t->next_seq = tenant_last_seq(t, tenant, tlen) + 1;
+	}
 	if (rc != 0)
 		return err_from_mdb(rc);
 	memcpy(v.mv_data, hdr, sizeof(*hdr));
@@ -221,6 +260,8 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 	if (rc == MDB_NOTFOUND)
 		rc = tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);
+	if (rc == 0 && gone->entries > 0)
+		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
 	return err_from_mdb(rc);
 }
 
@@ -267,7 +308,27 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 		return err_from_mdb(rc);
 	rc = tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);
+	if (rc == 0)
+		rc = store_dest_prune(txn, st, tenant, tlen);
 	return err_from_mdb(rc);
+}
+
+/* Sets body's destination from the record in force for entry seq, and
+ * lowers *max_seq below the next record. Returns 0 or -1. */
+static int body_dest(MDB_txn *txn, const struct store *st,
+		     struct store_body *body, const char *tenant, size_t tlen,
+		     uint64_t seq, uint64_t *max_seq)
+{
+	uint64_t until;
+	int rc = store_dest_lookup(txn, st, tenant, tlen, seq, &body->dest,
+				   &until);
+
+	if (rc < 0)
+		return -1;
+	body->has_dest = rc;
+	if (until <= *max_seq)
+		*max_seq = until - 1;
+	return 0;
 }
 
 int store_body_open(struct store *st, const char *tenant, size_t tlen,
@@ -288,6 +349,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 
 	memset(span, 0, sizeof(*span));
 	body->read = NULL;
+	body->has_dest = 0;
 	if (max_entries > STORE_BODY_MAX_ENTRIES)
 		max_entries = STORE_BODY_MAX_ENTRIES;
 	if (store_read_begin(st, &txn) != 0)
@@ -303,6 +365,10 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (store_key_parse(&k, &t, &n, &s) < 0 || n != tlen ||
 		    memcmp(t, tenant, tlen) != 0 || s > max_seq)
+			break;
+		/* The first entry's destination record bounds the body. */
+		if (nparts == 0 && (ret = body_dest(txn, st, body, tenant, tlen, s,
+						    &max_seq)) < 0)
 			break;
 		if (store_entry_hdr(&v, &h) < 0) {
 			/* Unreadable: let it travel alone so the upstream's

@@ -176,6 +176,7 @@ struct copy {
 	struct salvage_report *r;
 	struct buf raw;
 	int kind;               /* 0 queue, 1 setaside, 2 usage */
+	struct usage_rec urec;  /* a usage record, as written */
 	int rc;                 /* the sink's failure */
 	char err[512];
 };
@@ -209,16 +210,17 @@ static int copy_entry(void *arg, const struct lmdb_entry *e)
 		return 0;
 	}
 	if (c->kind == 2) {
-		struct usage_rec u;
-		if (e->vlen != sizeof(u)) {
-			invalid(c, rec.tenant, rec.tlen, rec.seq, "usage record size");
+		/* Any version this relay reads (shorter older records get
+		 * zeros in the newer fields), written as the current one. */
+		if (usage_rec_read(e->val, e->vlen, &c->urec) < 0 ||
+		    c->urec.version < 1 || c->urec.version > USAGE_FORMAT) {
+			invalid(c, rec.tenant, rec.tlen, rec.seq,
+				"usage record size or version");
 			return 0;
 		}
-		memcpy(&u, e->val, sizeof(u));
-		if (u.version != USAGE_FORMAT) {
-			invalid(c, rec.tenant, rec.tlen, rec.seq, "usage record version");
-			return 0;
-		}
+		c->urec.version = USAGE_FORMAT;
+		rec.value = (const uint8_t *)&c->urec;
+		rec.vlen = sizeof(c->urec);
 		rec.usage = 1;
 	} else if (c->kind == 1) {
 		if (e->vlen < sizeof(sh)) {
@@ -367,7 +369,7 @@ int salvage_run(const char *from, const char *to, uint64_t max_size,
 	if ((rc = target_ok(from, to, err, errlen)) < 0)
 		return rc;
 	lock = store_lock(from);
-	if (lock == -2) {
+	if (lock == ERR_BUSY) {
 		snprintf(err, errlen, "a relay is running on %s: stop it first", from);
 		return ERR_BUSY;
 	}

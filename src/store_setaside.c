@@ -111,6 +111,8 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 		const struct setaside_sink *sink, uint64_t *n, int replay)
 {
 	uint8_t key[STORE_KEY_MAX], qkey[STORE_KEY_MAX];
+	char tenant[TENANT_ID_MAX + 1];
+	size_t tlen;
 	struct store *st = t->st;
 	MDB_cursor *cur;
 	MDB_val k, v, qk;
@@ -132,24 +134,31 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 			continue;
 		}
+		/* Copied: a write may move the value it points into. */
+		memcpy(tenant, it.tenant, it.tlen);
+		tlen = it.tlen;
 		if (replay) {
 			/* A new sequence number, taken in the transaction. */
 			uint64_t seq = t->next_seq;
 			qk.mv_size = store_key(qkey, it.tenant, it.tlen, seq);
 			qk.mv_data = qkey;
+			/* It goes where it would have gone (store.h). */
 			if ((rc = store_seam_put(t->txn, st->queue, &qk, &it.entry,
-						 0)) != 0)
+						 MDB_NOOVERWRITE)) != 0 ||
+			    (rc = store_dest_carry(t->txn, st, tenant, it.tlen,
+						   it.seq, seq)) != 0)
 				break;
 			t->next_seq++;
 			if (sink && sink->replayed)
-				sink->replayed(sink->arg, it.tenant, it.tlen, seq,
+				sink->replayed(sink->arg, tenant, it.tlen, seq,
 					       it.entry.mv_size, it.eh.samples,
 					       it.eh.created_ms);
 		} else if (sink && sink->deleted) {
 			sink->deleted(sink->arg, it.tenant, it.tlen, it.eh.samples);
 		}
 		(*n)++;
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+		if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
+		    (rc = store_dest_prune(t->txn, st, tenant, tlen)) != 0)
 			break;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
 		if (rc == EINVAL)
@@ -176,6 +185,7 @@ int store_setaside_purge(struct store_txn *t, const struct setaside_filter *f,
 static int trim_age(struct store_txn *t, uint64_t max_age_ms, uint64_t now,
 		    const struct setaside_sink *sink, uint64_t *n)
 {
+	char tenant[TENANT_ID_MAX + 1];
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct item it;
@@ -189,7 +199,10 @@ static int trim_age(struct store_txn *t, uint64_t max_age_ms, uint64_t now,
 			if (sink && sink->deleted)
 				sink->deleted(sink->arg, it.tenant, it.tlen, it.eh.samples);
 			(*n)++;
-			if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			memcpy(tenant, it.tenant, it.tlen);
+			if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
+			    (rc = store_dest_prune(t->txn, t->st, tenant,
+						   it.tlen)) != 0)
 				break;
 			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
 		} else {

@@ -354,6 +354,12 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 		if ((rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
 					     &b->usage, b->hll, b->nhll)) != 0)
 			return rc;
+		/* An entry holds chunks of one destination only. */
+		if (e->nparts > 0 && e->dest != NULL &&
+		    !store_dest_equal(e->dest, &b->dest) &&
+		    (rc = open_flush(w, txn, e, now)) != 0)
+			return rc;
+		e->dest = &b->dest;
 		for (size_t i = 0; i < b->nchunks; i++) {
 			if (e->nparts > 0 &&
 			    e->raw + b->chunks[i].raw_len > w->cfg->max_request_size &&
@@ -409,9 +415,13 @@ static int commit_round(struct writer *w, struct batch *list,
 		prealloc_unlock(w->pre);
 		return rc;
 	}
-	if ((rc = dedup_expire(w->dedup, txn, now, w->cfg->dedup_window_ms)) != 0 ||
+	/* Expiry by age uses a now that a forward step of the wall clock
+	 * cannot hasten (clock.h); stored times stay on the wall clock. */
+	if ((rc = dedup_expire(w->dedup, txn, clock_age_now_ms(),
+			       w->cfg->dedup_window_ms)) != 0 ||
 	    (cleanup &&
-	     ((rc = usage_cleanup(txn, now, w->cfg->usage_retention_ms)) != 0 ||
+	     ((rc = usage_cleanup(txn, clock_age_now_ms(),
+				  w->cfg->usage_retention_ms)) != 0 ||
 	      (rc = trim_setaside(w, txn, now)) != 0)) ||
 	    (rc = apply_ops(w, txn, ops, now)) != 0 ||
 	    (rc = evict_old(&w->evict, txn, w->q, &w->usage, &sink,
@@ -422,6 +432,10 @@ static int commit_round(struct writer *w, struct batch *list,
 		prealloc_unlock(w->pre);
 		dedup_round_end(w->dedup, 0);
 		ha_round_end(w->ha, 0);
+		/* A clean-up that fails (a damaged usage or set-aside page)
+		 * must not fail every round: it waits for its next turn. */
+		if (cleanup)
+			w->last_cleanup_ms = now;
 		return rc;
 	}
 	used = store_used_bytes(txn);
@@ -433,6 +447,7 @@ static int commit_round(struct writer *w, struct batch *list,
 		return rc;
 	if (cleanup)
 		w->last_cleanup_ms = now;
+	evict_round_committed(&w->evict);
 	atomic_store(&metrics.storage_used_bytes, used);
 	latency_observe(&metrics.commit_latency, clock_mono_us() - t0);
 	metric_add(&metrics.commits, 1);
@@ -563,13 +578,50 @@ static void log_commit_error(struct writer *w, int rc, int refused)
 	w->commit_failures = 0;
 }
 
+/*
+ * Operations whose commit failed (deliveries, set-asides, refusals for
+ * usage, replays and purges) go back at the head of the list, in order,
+ * for the next round. At a stop that keeps failing they are given up
+ * (give_up): delivered entries are then sent again after the restart,
+ * never lost.
+ */
+static void requeue_ops(struct writer *w, struct writer_op *ops, int give_up)
+{
+	struct writer_op **tail = &ops;
+	unsigned n = 0, acks = 0;
+
+	if (give_up) {
+		for (struct writer_op *op = ops; op != NULL; op = op->next)
+			n++;
+		log_msg(LOG_ERROR, "buffer commit failed at stop; operations "
+			"given up (delivered entries will be sent again)",
+			"operations=%u", n);
+		free_ops(ops);
+		return;
+	}
+	for (; *tail != NULL; tail = &(*tail)->next) {
+		n++;
+		acks += (*tail)->kind == OP_ACK;
+	}
+	pthread_mutex_lock(&w->lock);
+	*tail = w->ops;
+	if (w->ops == NULL)
+		w->ops_tail = tail;
+	w->ops = ops;
+	if (acks > 0 && w->nacks == 0)
+		w->first_ack_us = clock_mono_us();
+	w->nops += n;
+	w->nacks += acks;
+	pthread_mutex_unlock(&w->lock);
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	struct batch *list;
 	struct writer_op *ops;
 	uint64_t t0;
-	int rc, stopping;
+	int rc, stopping, stop_failures = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
@@ -608,10 +660,13 @@ static void *writer_main(void *arg)
 		finish_batches(w, list, 1);
 		/* Acknowledgements alone need little space: try them again. */
 		if (ops != NULL && list != NULL &&
-		    (rc = commit_round(w, NULL, ops)) != 0)
-			log_msg(LOG_ERROR, "buffer commit failed", "error=\"%s\" "
-				"deliveries_forgotten=1", err_str(rc));
-		free_ops(ops);
+		    (rc = commit_round(w, NULL, ops)) == 0) {
+			free_ops(ops);
+			continue;
+		}
+		if (ops != NULL)
+			requeue_ops(w, ops, stopping && ++stop_failures > 3);
+		nanosleep(&(struct timespec){0, 100 * 1000000}, NULL);
 	}
 	return NULL;
 }

@@ -488,6 +488,24 @@ _gone() {
 	! kill -0 "$1" 2>/dev/null
 }
 
+# log_count PATTERN: how many relay log lines contain the fixed string.
+log_count() {
+	grep -cF -- "$1" "$RELAY_LOG"
+}
+
+_log_more() {
+	[ "$(log_count "$1")" -gt "$2" ]
+}
+
+# hup_and_wait PATTERN: SIGHUP the relay, wait for one more log line with
+# PATTERN. Returns 1 when none came.
+hup_and_wait() {
+	local before
+	before=$(log_count "$1")
+	kill -HUP "$RELAY_PID"
+	wait_until "$WAIT_CAP" _log_more "$1" "$before"
+}
+
 # metric PORT NAME [LABELS]: prints the value of a relay metric from
 # /metrics, summed over all its label variants, or over those whose label
 # set contains LABELS (e.g. 'code="204"'). Prints nothing and returns 1

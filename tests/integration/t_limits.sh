@@ -7,6 +7,7 @@
 # get 400 with a reason. After each, the relay still serves.
 . "$(dirname "$0")/../lib.sh"
 require_relay
+command -v ss >/dev/null || { fail setup "no ss (iproute2) to count the relay's connections"; exit 1; }
 
 VM_PORT=$(free_port)
 RELAY_PORT=$(free_port)
@@ -15,15 +16,22 @@ start_vm "$T/vm" "$VM_PORT" || { fail setup "victoria-metrics did not start"; ex
 
 # clients_of PID PORT: how many client connections to PORT the process has
 # accepted (connections still in the listen backlog belong to no process):
-# established sockets on local port PORT whose inode is one of its fds.
+# established sockets on local port PORT whose inode is one of its fds, each
+# counted once. ss asks the kernel over netlink, which filters by state and
+# port and answers in one pass. /proc/net/tcp will not do: it is read a
+# page at a time, and while other processes open and close connections the
+# walk can list one socket several times (or skip one).
 clients_of() {
 	local inodes
 	inodes=$(for f in /proc/"$1"/fd/*; do readlink "$f"; done 2>/dev/null |
 		sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p')
-	awk -v port="$(printf '%04X' "$2")" -v inodes="$inodes" '
+	ss -tnHe state established "( sport = :$2 )" 2>/dev/null | awk -v inodes="$inodes" '
 		BEGIN { n = split(inodes, a, "\n"); for (i = 1; i <= n; i++) own[a[i]] = 1 }
-		FNR > 1 { split($2, l, ":"); if (l[2] == port && $4 == "01" && ($10 in own)) c++ }
-		END { print c + 0 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+		match($0, / ino:[0-9]+/) {
+			ino = substr($0, RSTART + 5, RLENGTH - 5)
+			if ((ino in own) && !seen[ino]++) c++
+		}
+		END { print c + 0 }'
 }
 
 healthy() {

@@ -45,24 +45,6 @@ reload_api() {
 	printf '%s %s\n' "$code" "$(printf '%s' "$body" | tr '\n' ' ')"
 }
 
-# log_count PATTERN: how many relay log lines contain the fixed string.
-log_count() {
-	grep -cF -- "$1" "$RELAY_LOG"
-}
-
-_log_more() {
-	[ "$(log_count "$1")" -gt "$2" ]
-}
-
-# hup_and_wait PATTERN: SIGHUP the relay, wait for one more log line with
-# PATTERN. Returns 1 when none came.
-hup_and_wait() {
-	local before
-	before=$(log_count "$1")
-	kill -HUP "$RELAY_PID"
-	wait_until "$WAIT_CAP" _log_more "$1" "$before"
-}
-
 # code_with TOKEN PREFIX: status of one generated request sent with TOKEN.
 code_with() {
 	local sum

@@ -201,9 +201,26 @@ static void test_salvage_after_zeroed_leaf(void)
 	tmpdir_remove(dir);
 }
 
+/* A store a relay holds (its lock taken) is not read: the copy could be
+ * torn. */
+static void test_salvage_refuses_live_store(void)
+{
+	struct salvage_report r;
+	struct store *st;
+	char to[128];
+
+	snprintf(to, sizeof(to), "%s/live-copy", dir);
+	st = store_open(src, 64 * MIB, why, sizeof(why));
+	CHECK(st != NULL);
+	CHECK_EQ_INT(salvage_run(src, to, 64 * MIB, &r, why, sizeof(why)),
+		     ERR_BUSY);
+	store_close(st);
+}
+
 int main(void)
 {
 	RUN(test_salvage_copies_and_checks);
+	RUN(test_salvage_refuses_live_store);
 	RUN(test_salvage_after_zeroed_leaf);
 	return unit_done();
 }

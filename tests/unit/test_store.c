@@ -298,8 +298,8 @@ static uint32_t meta_u32(const char *name)
 }
 
 /* A directory written by format 1 (digest records in "dedup") is
- * converted when opened: the records go, the format becomes 2. A reader
- * opens it as it is. */
+ * converted when opened: the records go, the format becomes the current
+ * one. A reader opens it as it is. */
 static void test_format_1_converted(void)
 {
 	uint8_t digest[32] = { 1, 2, 3 };
@@ -350,6 +350,94 @@ static void test_format_1_converted(void)
 	E.st_open = 1;
 	CHECK_EQ_INT(meta_u32("format"), STORE_FORMAT);
 	CHECK_EQ_INT(db_entries(E.st->dedup), 0);
+}
+
+/* A directory written by format 2 (no dest database) is converted when
+ * opened: the database is made, empty, and the entries already there have
+ * no record (the configuration decides where they go). A reader opens it
+ * as it is. New records bound a body from then on. */
+static void test_format_2_converted(void)
+{
+	struct sblock_part part = { fx[0].z, fx[0].zlen };
+	struct store_dest d7 = { "7", "" }, got;
+	struct store_body body;
+	struct store_span span;
+	struct store_txn *txn;
+	struct entry_hdr h;
+	uint64_t bytes, until;
+	uint32_t two = 2;
+	char why[512];
+
+	CHECK_NOERR(env_mkdir());
+	CHECK((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	memset(&h, 0, sizeof(h));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(put_entry_at(txn, "t", 1, 5, &h, &part, 1, &bytes), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	store_close(E.st);
+	E.st_open = 0;
+	{
+		MDB_env *env;
+		MDB_txn *wt;
+		MDB_dbi dbi;
+		int rc;
+
+		CHECK(mdb_env_create(&env) == 0);
+		rc = mdb_env_set_maxdbs(env, 16);
+		if (rc == 0)
+			rc = mdb_env_set_mapsize(env, 128 * MIB);
+		if (rc == 0)
+			rc = mdb_env_open(env, E.path, 0, 0600);
+		if (rc == 0 && (rc = mdb_txn_begin(env, NULL, 0, &wt)) == 0) {
+			if ((rc = mdb_dbi_open(wt, "dest", 0, &dbi)) == 0 &&
+			    (rc = mdb_drop(wt, dbi, 1)) == 0)
+				rc = mdb_txn_commit(wt);
+			else
+				mdb_txn_abort(wt);
+		}
+		mdb_env_close(env);
+		CHECK_EQ_INT(rc, 0);
+	}
+	CHECK_NOERR(poke_format(&two, sizeof(two)));
+	/* A reader takes format 2 as it is: no records. */
+	CHECK((E.st = store_open_readonly(E.path, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK_EQ_INT(meta_u32("format"), 2);
+	CHECK_EQ_INT(E.st->dest, 0);
+	CHECK_EQ_INT(store_dest_get(E.st, "t", 1, 5, &got, &until), 0);
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 0, UINT64_MAX, UINT64_MAX,
+				     256, &body, &span), 0);
+	store_body_release(&body);
+	CHECK_EQ_INT(span.entries, 1);
+	CHECK_EQ_INT(body.has_dest, 0);
+	store_close(E.st);
+	E.st_open = 0;
+	/* The relay converts it; the old entry has no record, a new one
+	 * under a record travels in a body of its own. */
+	CHECK((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK_EQ_INT(meta_u32("format"), STORE_FORMAT);
+	CHECK(E.st->dest != 0);
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	txn->next_seq = 6;
+	CHECK_EQ_INT(store_dest_note(txn, "t", 1, &d7), 0);
+	CHECK_EQ_INT(put_entry_at(txn, "t", 1, 6, &h, &part, 1, &bytes), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_EQ_INT(store_dest_get(E.st, "t", 1, 5, &got, &until), 0);
+	CHECK_EQ_INT(until, 6);
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 0, UINT64_MAX, UINT64_MAX,
+				     256, &body, &span), 0);
+	store_body_release(&body);
+	CHECK_EQ_INT(span.entries, 1);
+	CHECK_EQ_INT(span.last_seq, 5);
+	CHECK_EQ_INT(body.has_dest, 0);
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 6, UINT64_MAX, UINT64_MAX,
+				     256, &body, &span), 0);
+	store_body_release(&body);
+	CHECK_EQ_INT(span.entries, 1);
+	CHECK_EQ_INT(body.has_dest, 1);
+	CHECK(strcmp(body.dest.account_id, "7") == 0);
 }
 
 /* Usage records of a newer format are refused, by the relay and by a
@@ -938,6 +1026,7 @@ int main(void)
 	RUN_STORE(test_reopen_keeps_data);
 	RUN_STORE(test_wrong_format_refused);
 	RUN_STORE(test_format_1_converted);
+	RUN_STORE(test_format_2_converted);
 	RUN_STORE(test_usage_format_checked);
 	RUN_STORE(test_open_failure_has_reason);
 	RUN_STORE(test_key_roundtrip);
