@@ -50,12 +50,17 @@
  * limit, HA-pair deduplication) is a row of series_policies[] in
  * admission.c: a name and a function that sees each series (the bytes of
  * one prometheus.TimeSeries message, labels as sent) and returns 0 to
- * keep going or refuses with admission_refuse(). With no row, the pass is
- * skipped and costs nothing. Today a policy can only refuse the request;
- * one that drops or rewrites series (the HA replica that is not elected,
- * a relabel rule) needs the pass to leave a copy, which the decoder's
- * rewrite (wire.h, where the tenant label is set) would then scan: the
- * pass gets an output buffer like wire_scan's then. A policy of the whole request goes into the
+ * keep going or refuses with admission_refuse(). With no policy on for
+ * the request, the pass is skipped and costs nothing. A policy may note
+ * what it saw in the request's state: HA deduplication (ha.h) notes each
+ * series' cluster and replica, and when the request is an HA one the pass
+ * hands the replica label to the decoder, whose one rewrite (wire.h,
+ * where the tenant label is set) removes it; whether the request is
+ * stored is then the writer's decision at commit time, against the stored
+ * election, so that two replicas racing cannot both win (a verdict from
+ * here could not be exact). One that drops or rewrites single series (a
+ * relabel rule) needs the pass to leave a copy: it gets an output buffer
+ * like wire_scan's then. A policy of the whole request goes into the
  * stage whose inputs it needs, as a function called from that stage,
  * refusing through the same table (add a reason at the end of enum
  * refuse_reason and a row of refusals[] for a new kind of refusal).
@@ -71,6 +76,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ha.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "tenant.h"
@@ -100,6 +106,8 @@ struct admission_req {
 	uint64_t inflight;         /* decoded bytes counted in flight */
 	uint64_t body_held;        /* body bytes counted in flight (inflight.h) */
 	struct wire_counts counts; /* as far as decoded */
+	struct ha_settings ha_set; /* set by admission_has_series_policies */
+	struct ha_req ha;          /* the request's HA cluster and replica */
 	struct admission_verdict v;
 };
 
@@ -139,10 +147,11 @@ int admission_headers(struct admission *a, struct admission_req *r,
  * empty). Reserves r->decoded bytes in flight until admission_release. */
 int admission_body(struct admission *a, struct admission_req *r,
 		   const uint8_t *body, size_t len, int too_large);
-/* raw: the decoded request; calls each per-series policy. */
+/* raw: the decoded request; calls each per-series policy. When the
+ * request turns out to be an HA one (r->ha.kind HA_PAIR), *drop_label is
+ * set to the replica label, for the decoder to remove. */
 int admission_series_pass(struct admission_req *r, const uint8_t *raw,
-			  size_t len);
-/* Whether there is any per-series policy (else skip the pass). */
+			  size_t len, const char **drop_label);
 /*
  * The body stage's memory bound, from the first byte: counts want bytes
  * of the request's body in flight (its Content-Length once the headers
@@ -154,7 +163,10 @@ int admission_body_bytes(struct admission_req *r, uint64_t want);
 /* The body's bytes are freed (or handed to the writer): uncounts them. */
 void admission_body_release(struct admission_req *r);
 
-int admission_has_series_policies(void);
+/* Sets up the request's per-series policies (its tenant's HA settings,
+ * ha.h; call it once its tenant is known) and says whether any is on
+ * (else skip the pass). */
+int admission_has_series_policies(struct admission_req *r);
 /* The decoder's answer: status 0, or the status and reason ingest_body
  * gave (ingest.h). */
 int admission_decoded(struct admission_req *r, int status, const char *why);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ha.h"
 #include "metrics.h"
 #include "store.h"
 #include "usage.h"
@@ -27,7 +28,20 @@ enum batch_status {
 	BATCH_PENDING = 0,
 	BATCH_STORED,            /* durable: answer 2xx */
 	BATCH_DUPLICATE,         /* a resend already stored: 2xx, not stored */
-	BATCH_REFUSED            /* not stored: batch.reason says why */
+	BATCH_REFUSED,           /* not stored: batch.reason says why */
+	BATCH_HA_DEDUPLICATED    /* from an HA replica not elected: 2xx, not
+				  * stored (ha.h) */
+};
+
+/* The HA cluster and replica of a request (ha.h); on = 0: not an HA
+ * request, stored as it is. */
+struct batch_ha {
+	int on;
+	char cluster[HA_VALUE_MAX];
+	size_t clen;
+	char replica[HA_VALUE_MAX];
+	size_t rlen;
+	uint64_t failover_ms;    /* the tenant's ha_failover_timeout */
 };
 
 struct batch {
@@ -45,6 +59,7 @@ struct batch {
 	struct usage_rec usage;  /* what it adds to the tenant's usage */
 	const uint32_t *hll;     /* ref: series as usage_hll_code()s */
 	size_t nhll;
+	struct batch_ha ha;
 	/* Set by the writer before done() is called. */
 	enum batch_status status;
 	/* BATCH_REFUSED: REFUSE_BUFFER_FULL (over max_size),

@@ -26,6 +26,11 @@ struct config_tenant {
 	double max_samples_per_second; /* 0: no limit */
 	uint64_t max_buffer_bytes;  /* 0: no limit */
 	int limit_status;           /* 429 (default) or 503 */
+	char *ha_cluster_label;     /* owned; valid when has_ha_cluster_label
+				     * (NULL there: HA off for the tenant) */
+	int has_ha_cluster_label;
+	char *ha_replica_label;     /* owned, NULL: [tenancy]'s */
+	uint64_t ha_failover_timeout_ms; /* 0: [tenancy]'s */
 	struct config_tenant *next; /* owned; in file order */
 };
 
@@ -88,6 +93,9 @@ struct config {
 	int trust_header;           /* 0 */
 	char *default_tenant;       /* owned, NULL when empty */
 	int max_tenants;            /* 10000: with trust_header; 0: no limit */
+	char *ha_cluster_label;     /* owned, NULL: HA deduplication off (ha.h) */
+	char *ha_replica_label;     /* "__replica__" */
+	uint64_t ha_failover_timeout_ms; /* 30s */
 
 	/* [log] */
 	int log_level;              /* enum log_level, LOG_INFO */

@@ -28,8 +28,11 @@ struct ingest_req {
 	/* The per-series policies (admission.h), run over the decoded
 	 * request before it is scanned and the tenant label set; returns 0
 	 * to go on, or an HTTP status when it refused the request (its
-	 * caller holds why). May be NULL: no pass. */
-	int (*series_pass)(void *arg, const uint8_t *raw, size_t len);
+	 * caller holds why). It may set *drop_label to a label to remove
+	 * from every series (HA's replica label; a string that outlives the
+	 * call). May be NULL: no pass. */
+	int (*series_pass)(void *arg, const uint8_t *raw, size_t len,
+			   const char **drop_label);
 	void *pass_arg;
 };
 

@@ -5,7 +5,7 @@
  * relay holds a closed struct store and calls the operations in this
  * header (the insides are in store_int.h, for store*.c only). Files:
  * store.c (open, format check, transactions), store_queue.c (entries),
- * store_setaside.c, store_dedup.c, store_usage.c, store_dest.c.
+ * store_setaside.c, store_dedup.c, store_usage.c, store_dest.c, store_ha.c.
  *
  * On-disk format, version 3 (STORE_FORMAT). Named databases:
  *
@@ -34,6 +34,10 @@
  *             no record while its buffer drains and fills). An entry below the
  *             tenant's first record (written by format 2) has none and
  *             goes where the configuration in force says.
+ *   ha        key: tenant id, 0x00, cluster (the HA cluster label's value)
+ *             value: struct ha_hdr, then the elected replica's value
+ *             (ha.h). Added without a format change: a store without it
+ *             gets it when opened writable; an older relay ignores it.
  *
  *   queue value:
  *   +---------+-------+----------+---------+-----------------------------+
@@ -127,7 +131,29 @@ struct setaside_hdr {
 	uint64_t set_aside_ms;
 };
 
+/*
+ *   ha value (version STORE_HA_VERSION):
+ *   +---------+----------+-------------+------------+--------------+---------+
+ *   | version | reserved | replica_len | elected_ms | last_seen_ms | replica |
+ *   |  u8 (1) |  u8[3]   |     u32     |    u64     |     u64      |  bytes  |
+ *   +---------+----------+-------------+------------+--------------+---------+
+ * elected_ms: wall-clock time the replica was elected; last_seen_ms: of
+ * its last stored request, written at most once a second (for operators:
+ * the fail-over timer is not taken from it, see ha.h).
+ */
+#define STORE_HA_VERSION 1
+#define STORE_HA_VALUE_MAX 256   /* longest cluster or replica value kept */
+
+struct ha_hdr {
+	uint8_t version;
+	uint8_t reserved[3];
+	uint32_t replica_len;
+	uint64_t elected_ms;
+	uint64_t last_seen_ms;
+};
+
 _Static_assert(sizeof(struct entry_hdr) == 40, "entry_hdr layout");
+_Static_assert(sizeof(struct ha_hdr) == 24, "ha_hdr layout");
 _Static_assert(sizeof(struct setaside_hdr) == 16, "setaside_hdr layout");
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "store.h: the on-disk format is written by little-endian hosts only"
@@ -400,6 +426,29 @@ int store_dest_get(struct store *st, const char *tenant, size_t tlen,
 
 /* Whether two destinations are the same: 1 or 0. */
 int store_dest_equal(const struct store_dest *a, const struct store_dest *b);
+/* ---- HA elections (store_ha.c): per tenant and cluster ---- */
+
+/* One stored election. */
+struct store_ha_rec {
+	const char *tenant;       /* ref: the key, or the caller's */
+	size_t tlen;
+	const char *cluster;
+	size_t clen;
+	const char *replica;
+	size_t rlen;
+	uint64_t elected_ms, last_seen_ms;
+};
+
+/* Calls fn for each election (records of another version, or malformed,
+ * are skipped). fn returns 0 to go on or an ERR_* code to stop with.
+ * Returns 0 or an ERR_* code. */
+int store_ha_each(struct store_txn *t,
+		  int (*fn)(void *arg, const struct store_ha_rec *rec),
+		  void *arg);
+
+/* Writes the election of (rec->tenant, rec->cluster). Returns 0 or an
+ * ERR_* code (ERR_FAIL: a value over STORE_HA_VALUE_MAX). */
+int store_ha_put(struct store_txn *t, const struct store_ha_rec *rec);
 
 /* ---- The forwarder's reads (store_queue.c) ---- */
 

@@ -27,6 +27,8 @@ struct tenant_counters {
 	uint64_t refused[REFUSE_NREASONS]; /* requests refused, by reason */
 	uint64_t samples_refused;   /* decoded samples in refused requests */
 	uint64_t samples_forwarded;
+	uint64_t ha_requests_deduplicated; /* from an HA replica not elected */
+	uint64_t ha_samples_deduplicated;
 };
 
 /* Counts a stored request (u) or a duplicate one (u NULL, dup 1). */
@@ -36,6 +38,10 @@ void tenant_stats_received(const char *id, size_t idlen,
 /* Counts a refused request and its decoded samples. */
 void tenant_stats_refused(const char *id, size_t idlen,
 			  enum refuse_reason reason, uint64_t samples);
+
+/* Counts a request of an HA replica not elected, and its samples. */
+void tenant_stats_ha_deduplicated(const char *id, size_t idlen,
+				  uint64_t samples);
 
 /* Counts samples the upstream took. */
 void tenant_stats_forwarded(const char *id, size_t idlen, uint64_t samples);

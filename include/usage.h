@@ -3,7 +3,7 @@
  *
  * The writer adds to them in the same LMDB transaction that stores (or
  * delivers, or drops) the data they count, so after any crash they equal
- * exactly what was acknowledged. Format version 2 (USAGE_FORMAT, also in
+ * exactly what was acknowledged. Format version 3 (USAGE_FORMAT, also in
  * the store's meta and checked when it is opened: store.h), in the store's
  * environment:
  *
@@ -23,10 +23,12 @@
  *   | version | reserved | requests ... samples_delivered |
  *   | samples_refused[16] | samples_dropped[4] |
  *   | requests_refused[16] |            <- version 2 on
+ *   | samples_deduplicated |            <- version 3 on
  *
- * Version 1 records end before requests_refused (248 bytes); they are read
- * with zeros there (usage_rec_read) and written back as version 2 the next
- * time the hour changes. A record longer than struct usage_rec (a newer
+ * Version 1 records end before requests_refused (248 bytes), version 2
+ * ones before samples_deduplicated (376 bytes); they are read with zeros
+ * in what they lack (usage_rec_read) and written back as the current
+ * version the next time the hour changes. A record longer than struct usage_rec (a newer
  * version) is read up to what this version knows. Fields are only ever
  * added at the end: bump USAGE_FORMAT when one is.
  *
@@ -38,6 +40,10 @@
  * shutting down, overloaded), all of them when it was refused after (a
  * limit, the buffer, storage). Requests without a tenant (refused before
  * their tenant was known, or with no tenancy) are not in usage records.
+ *
+ * samples_deduplicated: samples of requests from an HA replica that was
+ * not elected (ha.h), answered 2xx and not stored: not billed samples
+ * (samples counts only what was stored).
  *
  * Active series are a HyperLogLog estimate with 2^14 registers (hll.h):
  * no bias, a standard error of 0.81%.
@@ -53,8 +59,9 @@
 #include "hll.h"
 #include "store.h"
 
-#define USAGE_FORMAT 2
+#define USAGE_FORMAT 3
 #define USAGE_REC_V1_SIZE 248  /* bytes of a version 1 record */
+#define USAGE_REC_V2_SIZE 376  /* bytes of a version 2 record */
 #define USAGE_HLL_P HLL_P
 #define USAGE_HLL_M HLL_M
 #define USAGE_REFUSED_SLOTS 16
@@ -84,6 +91,7 @@ struct usage_rec {
 	uint64_t samples_refused[USAGE_REFUSED_SLOTS]; /* enum refuse_reason */
 	uint64_t samples_dropped[USAGE_DROPPED_SLOTS]; /* enum usage_drop */
 	uint64_t requests_refused[USAGE_REFUSED_SLOTS]; /* version 2 on */
+	uint64_t samples_deduplicated; /* version 3 on: HA replica not elected */
 };
 
 /* Reads a stored record of any version (len bytes at p) into out, with
@@ -160,6 +168,8 @@ int usage_count_delivered(struct usage_round *r, const char *tenant,
 int usage_count_dropped(struct usage_round *r, const char *tenant,
 			size_t tlen, uint64_t now, enum usage_drop why,
 			uint64_t samples);
+int usage_count_deduplicated(struct usage_round *r, const char *tenant,
+			     size_t tlen, uint64_t now, uint64_t samples);
 
 /* Adds the round to the records (and sketches) in the transaction.
  * Returns 0 or an ERR_* code. */

@@ -36,6 +36,9 @@ struct wire_opts {
 	/* Label to set on every series, or NULL to leave labels as sent. */
 	const char *tenant_label;
 	const char *tenant_value;
+	/* Label to remove from every series that has it (HA's replica
+	 * label, ha.h), or NULL. Never the tenant label. */
+	const char *drop_label;
 	/* Bounds; 0 means none. */
 	size_t max_labels_per_series;
 	size_t max_label_name_length;
@@ -49,7 +52,9 @@ struct wire_opts {
 /*
  * Scans the decoded WriteRequest in[0..len) and, when out is not NULL,
  * appends the rewritten request to out. Counts are added to *c (which may
- * be NULL) when the request is accepted.
+ * be NULL) when the request is accepted. The copy is rewritten (tenant
+ * label set, drop_label removed) when either option is given; otherwise it
+ * is the request as it came.
  * Returns WIRE_OK or a negative wire_result; on failure a one-line reason
  * (no newline, e.g. "series 3: labels not sorted: \"job\" after \"zone\"")
  * is in why and out holds a partial result the caller must discard.

@@ -49,21 +49,33 @@ static const struct refusal {
 	[REFUSE_TOO_MANY_TENANTS] = {429, "too many tenants"},
 };
 
+/* HA-pair deduplication: notes the series' cluster and replica. */
+static int ha_check(struct admission_req *r, const uint8_t *series, size_t len)
+{
+	ha_req_series(&r->ha, &r->ha_set, series, len);
+	return 0;
+}
+
+static int ha_on(const struct admission_req *r)
+{
+	return r->ha_set.cluster_label != NULL;
+}
+
 /*
  * Per-series policies, run in this order over each series of a decoded
- * request as sent (see admission.h). check returns 0 to keep going, or
- * refuses with admission_refuse() and returns 1. None yet: relabel rules,
- * series limits and HA-pair deduplication go here.
+ * request as sent (see admission.h). on says whether the policy is on for
+ * the request; check returns 0 to keep going, or refuses with
+ * admission_refuse() and returns 1. Relabel rules and series limits go
+ * here too.
  */
 static const struct series_policy {
 	const char *name;
+	int (*on)(const struct admission_req *r);
 	int (*check)(struct admission_req *r, const uint8_t *series, size_t len);
 } series_policies[] = {
-	{NULL, NULL},
+	{"ha", ha_on, ha_check},
+	{NULL, NULL, NULL},
 };
-
-#define NSERIES_POLICIES \
-	(sizeof(series_policies) / sizeof(series_policies[0]) - 1)
 
 unsigned admission_status(enum refuse_reason reason,
 			  const struct config_tenant *tc)
@@ -239,9 +251,16 @@ void admission_body_release(struct admission_req *r)
 	inflight_body_release(&r->body_held);
 }
 
-int admission_has_series_policies(void)
+int admission_has_series_policies(struct admission_req *r)
 {
-	return NSERIES_POLICIES > 0;
+	int any = 0;
+
+	ha_settings(r->cfg, r->ident.conf, &r->ha_set);
+	memset(&r->ha, 0, sizeof(r->ha));
+	for (const struct series_policy *sp = series_policies; sp->check != NULL;
+	     sp++)
+		any |= sp->on(r);
+	return any;
 }
 
 /* Reads a varint at *p (before end); returns 0, or -1 if malformed. */
@@ -261,19 +280,18 @@ static int varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 }
 
 int admission_series_pass(struct admission_req *r, const uint8_t *raw,
-			  size_t len)
+			  size_t len, const char **drop_label)
 {
 	const uint8_t *p = raw, *end = raw + len, *next;
 	uint64_t key, n;
 
-	if (NSERIES_POLICIES == 0)
-		return 0;
 	/* Top-level fields; each TimeSeries (field 1, length-delimited) goes
-	 * through the policies. The decoder checks the rest afterwards. */
+	 * through the policies on for the request. The decoder checks the
+	 * rest afterwards (a malformed request ends the pass). */
 	for (size_t off = 0; off < len; off = (size_t)(next - raw)) {
 		size_t at = wire_next_field(raw, len, off);
 		if (at == 0)
-			return 0;
+			break;
 		next = raw + at;
 		p = raw + off;
 		if (varint(&p, end, &key) < 0 || key != 0x0a ||
@@ -281,10 +299,12 @@ int admission_series_pass(struct admission_req *r, const uint8_t *raw,
 			continue;
 		for (const struct series_policy *sp = series_policies;
 		     sp->check != NULL; sp++) {
-			if (sp->check(r, p, (size_t)n) != 0)
+			if (sp->on(r) && sp->check(r, p, (size_t)n) != 0)
 				return 1;
 		}
 	}
+	if (ha_on(r) && r->ha.kind == HA_PAIR)
+		*drop_label = r->ha_set.replica_label;
 	return 0;
 }
 

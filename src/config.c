@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "addr.h"
+#include "labels.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -31,7 +32,10 @@ static const char *const section_names[] = {
 enum config_type { CONF_STRING, CONF_SIZE, CONF_DURATION, CONF_INT, CONF_BOOL, CONF_ENUM };
 
 /* Extra checks on a string value. */
-enum config_check { CHECK_NONE, CHECK_URL, CHECK_LABEL, CHECK_TENANT_ID, CHECK_LISTEN };
+/* CHECK_LABEL: a label name not starting with __; CHECK_LABEL_ANY: any
+ * label name (external labels such as __replica__ may be reserved ones). */
+enum config_check { CHECK_NONE, CHECK_URL, CHECK_LABEL, CHECK_LABEL_ANY, CHECK_TENANT_ID,
+		    CHECK_LISTEN };
 
 struct config_key {
 	const char *name;
@@ -160,6 +164,12 @@ static const struct config_key config_keys[] = {
 	    "Tenant of requests that name none; empty: none."),
 	NUM("max_tenants", SEC_TENANCY, CONF_INT, max_tenants, "10000", "0", "10000000",
 	    "With trust_header, most distinct tenants taken; a new one past it gets 429; 0: no limit."),
+	STR("ha_cluster_label", SEC_TENANCY, ha_cluster_label, NULL, CHECK_LABEL_ANY,
+	    "Label naming the HA cluster of a Prometheus pair; one replica per tenant and cluster is stored; empty: HA deduplication off."),
+	STR("ha_replica_label", SEC_TENANCY, ha_replica_label, "__replica__", CHECK_LABEL_ANY,
+	    "Label naming the replica within an HA cluster; removed from the series stored."),
+	NUM("ha_failover_timeout", SEC_TENANCY, CONF_DURATION, ha_failover_timeout_ms, "30s", "1s", "1d",
+	    "When the elected replica sent nothing for this long, the next request of another replica takes over."),
 
 	ENUM("level", SEC_LOG, log_level, "info", level_names,
 	     "Lowest level logged: debug, info, warn or error."),
@@ -167,10 +177,12 @@ static const struct config_key config_keys[] = {
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
 /* Keys of a [tenant ID] section; bit i of parser.tenant_seen. */
-enum { TK_TOKEN, TK_SHA256, TK_ACCOUNT, TK_PROJECT, TK_RATE, TK_BUFFER, TK_STATUS, TK_COUNT };
+enum { TK_TOKEN, TK_SHA256, TK_ACCOUNT, TK_PROJECT, TK_RATE, TK_BUFFER, TK_STATUS,
+       TK_HA_CLUSTER, TK_HA_REPLICA, TK_HA_TIMEOUT, TK_COUNT };
 static const char *const tenant_keys[TK_COUNT] = {
 	"token", "token_sha256", "account_id", "project_id",
-	"max_samples_per_second", "max_buffer_bytes", "limit_status"
+	"max_samples_per_second", "max_buffer_bytes", "limit_status",
+	"ha_cluster_label", "ha_replica_label", "ha_failover_timeout"
 };
 
 struct parser {
@@ -317,6 +329,10 @@ static int check_string(const struct config_key *k, const char *v, char *why, si
 	else if (k->check == CHECK_LABEL && !valid_label_name(v))
 		snprintf(why, n, "%s: \"%s\" is not a valid label name "
 			 "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", k->name, v);
+	else if (k->check == CHECK_LABEL_ANY &&
+		 !labels_name_valid((const uint8_t *)v, strlen(v)))
+		snprintf(why, n, "%s: \"%s\" is not a valid label name "
+			 "([a-zA-Z_][a-zA-Z0-9_]*)", k->name, v);
 	else if (k->check == CHECK_TENANT_ID && !valid_tenant_id(v))
 		snprintf(why, n, "%s: \"%s\" is not a valid tenant id "
 			 "(1 to 64 of A-Z a-z 0-9 _ . -)", k->name, v);
@@ -568,6 +584,22 @@ static int tenant_set(struct parser *p, const char *key, const char *v)
 			return fail(p, p->line, "%s: \"%s\" is not a size (use e.g. "
 				    "512MiB, 8GiB)", key, v);
 		return 0;
+	case TK_HA_CLUSTER:
+	case TK_HA_REPLICA:
+		if (*v != '\0' && !labels_name_valid((const uint8_t *)v, strlen(v)))
+			return fail(p, p->line, "%s: \"%s\" is not a label name", key, v);
+		if (i == TK_HA_REPLICA && *v == '\0')
+			return fail(p, p->line, "%s: must not be empty", key);
+		if (i == TK_HA_CLUSTER)
+			t->has_ha_cluster_label = 1;
+		return set_string(p, i == TK_HA_CLUSTER ? &t->ha_cluster_label :
+				  &t->ha_replica_label, v);
+	case TK_HA_TIMEOUT:
+		if (config_parse_duration(v, &t->ha_failover_timeout_ms) < 0 ||
+		    t->ha_failover_timeout_ms < 1000)
+			return fail(p, p->line, "%s: \"%s\" is not a duration of 1s "
+				    "or more", key, v);
+		return 0;
 	default:
 		if (strcmp(v, "429") != 0 && strcmp(v, "503") != 0)
 			return fail(p, p->line, "%s: \"%s\" must be 429 or 503", key, v);
@@ -700,6 +732,23 @@ static int check_cross(struct parser *p)
 	if ((c->client_cert == NULL) != (c->client_key == NULL))
 		return fail(p, later_line(p, SEC_UPSTREAM, "client_cert", "client_key"),
 			    "client_cert and client_key must be set together");
+	for (const struct config_tenant *t = c->tenants; ; t = t->next) {
+		const char *cl = c->ha_cluster_label, *rl = c->ha_replica_label;
+		if (t != NULL && t->has_ha_cluster_label)
+			cl = t->ha_cluster_label;
+		if (t != NULL && t->ha_replica_label != NULL)
+			rl = t->ha_replica_label;
+		if (cl != NULL && rl != NULL &&
+		    (strcmp(cl, rl) == 0 || (c->tenant_label != NULL &&
+		      strcmp(rl, c->tenant_label) == 0)))
+			return fail(p, later_line(p, SEC_TENANCY, "ha_cluster_label",
+						  "ha_replica_label"),
+				    "ha_replica_label must differ from ha_cluster_label "
+				    "and from label%s%s", t ? " in tenant " : "",
+				    t ? t->id : "");
+		if (t == NULL)
+			break;
+	}
 	return 0;
 }
 
@@ -708,7 +757,8 @@ static int reloadable(const struct config_key *k)
 {
 	static const char *const names[] = {"admin_token", "url", "label", "header",
 					    "trust_header", "default", "max_tenants", "level",
-					    NULL};
+					    "ha_cluster_label", "ha_replica_label",
+					    "ha_failover_timeout", NULL};
 
 	for (int i = 0; names[i] != NULL; i++)
 		if (strcmp(k->name, names[i]) == 0)
@@ -813,6 +863,8 @@ void config_free(struct config *cfg)
 		free(t->token);
 		free(t->account_id);
 		free(t->project_id);
+		free(t->ha_cluster_label);
+		free(t->ha_replica_label);
 		free(t);
 	}
 	free(cfg->file);

@@ -142,11 +142,13 @@ static void collect_series(void *arg, uint64_t hash)
 }
 
 /* ingest's hook for admission's per-series policies. */
-static int series_pass(void *arg, const uint8_t *raw, size_t len)
+static int series_pass(void *arg, const uint8_t *raw, size_t len,
+		       const char **drop_label)
 {
 	struct request *r = arg;
 
-	return admission_series_pass(&r->adm, raw, len) ? (int)r->adm.v.status : 0;
+	return admission_series_pass(&r->adm, raw, len, drop_label) ?
+	       (int)r->adm.v.status : 0;
 }
 
 /* SHA-256 of tenant id, 0x00, body: the request's identity for dedup.
@@ -180,6 +182,15 @@ static void batch_usage(struct request *r)
 	b->usage.bytes_decoded = ar->decoded;
 	b->hll = (const uint32_t *)r->hll.p;
 	b->nhll = r->hll.len / sizeof(uint32_t);
+	memset(&b->ha, 0, sizeof(b->ha));
+	if (ar->ha_set.cluster_label != NULL && ar->ha.kind == HA_PAIR) {
+		b->ha.on = 1;
+		memcpy(b->ha.cluster, ar->ha.cluster, ar->ha.clen);
+		b->ha.clen = ar->ha.clen;
+		memcpy(b->ha.replica, ar->ha.replica, ar->ha.rlen);
+		b->ha.rlen = ar->ha.rlen;
+		b->ha.failover_ms = ar->ha_set.failover_ms;
+	}
 }
 
 /* The body is complete: admit, decode, admit, hand it to the writer. */
@@ -208,7 +219,7 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 		ir.on_series = collect_series;
 		ir.arg = r;
 	}
-	if (admission_has_series_policies()) {
+	if (admission_has_series_policies(ar)) {
 		ir.series_pass = series_pass;
 		ir.pass_arg = r;
 	}
@@ -248,6 +259,10 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 	switch (r->batch.status) {
 	case BATCH_DUPLICATE:
 		metric_add(&metrics.duplicates, 1);
+		metrics_count_request(204);
+		ret = MHD_queue_response(r->conn, 204, h->stored);
+		break;
+	case BATCH_HA_DEDUPLICATED:  /* counted by the writer */
 		metrics_count_request(204);
 		ret = MHD_queue_response(r->conn, 204, h->stored);
 		break;

@@ -164,6 +164,7 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 	char why[8];
 
 	opts.tenant_label = NULL;
+	opts.drop_label = NULL;
 	opts.on_series = NULL;
 	memset(c, 0, sizeof(*c));
 	while (off < len && (next = wire_next_field(raw, len, off)) != 0) {
@@ -183,7 +184,7 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	struct wire_opts opts;
 	const uint8_t *final;
 	size_t n, final_len;
-	int rc, status = 0;
+	int rc, rewrite, status = 0;
 
 	memset(b, 0, sizeof(*b));
 	memset(counts, 0, sizeof(*counts));
@@ -223,7 +224,8 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	opts.on_series = r->on_series;
 	opts.arg = r->arg;
 	if (r->series_pass != NULL &&
-	    (status = r->series_pass(r->pass_arg, raw->p, raw->len)) != 0) {
+	    (status = r->series_pass(r->pass_arg, raw->p, raw->len,
+				     &opts.drop_label)) != 0) {
 		if (whylen > 0)
 			why[0] = '\0';
 		count_valid_prefix(raw->p, raw->len, &opts, counts);
@@ -231,17 +233,18 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	}
 	out->max = cfg->max_decoded_size + cfg->max_decoded_size / 2;
 	buf_reset(out);
-	rc = wire_scan(raw->p, raw->len, &opts, counts,
-		       r->tenant_label != NULL ? out : NULL, why, whylen);
+	rewrite = r->tenant_label != NULL || opts.drop_label != NULL;
+	rc = wire_scan(raw->p, raw->len, &opts, counts, rewrite ? out : NULL,
+		       why, whylen);
 	if (rc != WIRE_OK) {
 		status = rc == WIRE_V2 ? 415 : (rc == WIRE_TOO_LARGE ? 413 : 400);
 		count_valid_prefix(raw->p, raw->len, &opts, counts);
 		goto out;
 	}
-	final = r->tenant_label != NULL ? out->p : raw->p;
-	final_len = r->tenant_label != NULL ? out->len : raw->len;
+	final = rewrite ? out->p : raw->p;
+	final_len = rewrite ? out->len : raw->len;
 	if (final_len <= cfg->max_request_size) {
-		if (r->tenant_label == NULL) {
+		if (!rewrite) {
 			/* Store the body as it came: it is the chunk. */
 			rc = add_chunk(b, body->p, body->len, (uint32_t)final_len,
 				       counts);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "ha.h"
 #include "queue.h"
 #include "tenant_stats.h"
 #include "version.h"
@@ -143,6 +144,8 @@ static const struct {
 	{"relay_tenant_buffer_samples", "Samples waiting in the buffer, by tenant.", "gauge"},
 	{"relay_tenant_buffer_bytes", "Bytes of the buffer's entries, by tenant.", "gauge"},
 	{"relay_tenant_buffer_oldest_age_seconds", "Age of the tenant's oldest entry (0 if none).", "gauge"},
+	{"relay_ha_deduplicated_samples_total", "Samples from HA replicas not elected, answered 2xx and not stored, by tenant.", "counter"},
+	{"relay_ha_deduplicated_requests_total", "Requests from HA replicas not elected, by tenant.", "counter"},
 };
 
 /* One tenant's row: its counters (tenant_stats.h) and what the buffer
@@ -238,6 +241,8 @@ static int render_row(struct buf *out, int field, const struct tenant_row *t)
 		v = t->entries && t->oldest_ms ?
 		    clock_age_ms(t->oldest_ms) / 1000 : 0;
 		break;
+	case 11: v = c->ha_samples_deduplicated; break;
+	case 12: v = c->ha_requests_deduplicated; break;
 	}
 	return buf_printf(out, "%s{tenant=\"%.*s\"} %" PRIu64 "\n", name,
 			  (int)t->idlen, t->id, v);
@@ -260,6 +265,67 @@ static int render_tenants(struct buf *out, struct queue *q)
 	}
 	free(rs.r);
 	return rc || rs.failed ? -1 : 0;
+}
+
+/* Appends s[0..n) as a label value of the text format (\\, \" and \n
+ * escaped). */
+static int label_value(struct buf *out, const char *s, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (s[i] == '\\' || s[i] == '"')
+			rc = buf_printf(out, "\\%c", s[i]);
+		else if (s[i] == '\n')
+			rc = buf_printf(out, "\\n");
+		else
+			rc = buf_append(out, &s[i], 1);
+	}
+	return rc;
+}
+
+struct ha_rows {
+	struct buf *out;
+	int changes;             /* 0: relay_ha_elected_replica; 1: changes */
+	int rc;
+};
+
+static void ha_row(void *arg, const struct ha_key *k, uint64_t changes)
+{
+	struct ha_rows *hr = arg;
+	struct buf *out = hr->out;
+
+	hr->rc |= buf_printf(out, "%s{tenant=\"", hr->changes ?
+			     "relay_ha_leader_changes_total" :
+			     "relay_ha_elected_replica");
+	hr->rc |= label_value(out, k->tenant, k->tlen);
+	hr->rc |= buf_printf(out, "\",cluster=\"");
+	hr->rc |= label_value(out, k->cluster, k->clen);
+	if (hr->changes) {
+		hr->rc |= buf_printf(out, "\"} %" PRIu64 "\n", changes);
+		return;
+	}
+	hr->rc |= buf_printf(out, "\",replica=\"");
+	hr->rc |= label_value(out, k->replica, k->rlen);
+	hr->rc |= buf_printf(out, "\"} 1\n");
+}
+
+/* The HA elections (ha.h): one series per tenant and cluster. */
+static int render_ha(struct buf *out)
+{
+	struct ha_rows hr = {out, 0, 0};
+
+	hr.rc |= buf_printf(out, "# HELP relay_ha_elected_replica The HA replica "
+			    "whose requests are stored, by tenant and cluster.\n"
+			    "# TYPE relay_ha_elected_replica gauge\n");
+	ha_each_elected(ha_row, &hr);
+	hr.changes = 1;
+	hr.rc |= buf_printf(out, "# HELP relay_ha_leader_changes_total Times a "
+			    "replica was elected (the first time, and each "
+			    "fail-over), by tenant and cluster.\n"
+			    "# TYPE relay_ha_leader_changes_total counter\n");
+	ha_each_elected(ha_row, &hr);
+	return hr.rc ? -1 : 0;
 }
 
 int metrics_render(struct buf *out, struct queue *q)
@@ -384,5 +450,6 @@ int metrics_render(struct buf *out, struct queue *q)
 			 metric_get(&m->conn_closed[CONN_CLOSE_HEADER_TIMEOUT]),
 			 metric_get(&m->conn_closed[CONN_CLOSE_SLOW_BODY]),
 			 metric_get(&m->conn_closed[CONN_CLOSE_PER_IP]));
+	rc |= render_ha(out);
 	return rc ? -1 : 0;
 }

@@ -159,10 +159,10 @@ static int open_dbs(MDB_txn *txn, struct store *st)
 {
 	static const char *const names[] = {"meta", "queue", "setaside", "dedup",
 					    "dedup_time", "usage", "usage_hll",
-					    "dest"};
+					    "dest", "ha"};
 	MDB_dbi *dbis[] = {&st->meta, &st->queue, &st->setaside, &st->dedup,
 			   &st->dedup_time, &st->usage, &st->usage_hll,
-			   &st->dest};
+			   &st->dest, &st->ha};
 	unsigned flags = st->readonly ? 0 : MDB_CREATE;
 	int rc;
 
@@ -376,7 +376,7 @@ uint64_t store_used_bytes(struct store_txn *t)
 	const struct store *st = t->st;
 	MDB_dbi dbis[] = {1 /* main */, st->meta, st->queue, st->setaside,
 			  st->dedup, st->dedup_time, st->usage, st->usage_hll,
-			  st->dest};
+			  st->dest, st->ha};
 	uint64_t bytes = 0;
 
 	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)

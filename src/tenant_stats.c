@@ -77,6 +77,19 @@ void tenant_stats_refused(const char *id, size_t idlen,
 	pthread_mutex_unlock(&lock);
 }
 
+void tenant_stats_ha_deduplicated(const char *id, size_t idlen,
+				  uint64_t samples)
+{
+	struct tenant_counters *c;
+
+	pthread_mutex_lock(&lock);
+	if ((c = counters(id, idlen, 1)) != NULL) {
+		c->ha_requests_deduplicated++;
+		c->ha_samples_deduplicated += samples;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
 void tenant_stats_forwarded(const char *id, size_t idlen, uint64_t samples)
 {
 	struct tenant_counters *c;

@@ -19,6 +19,9 @@
 _Static_assert(REFUSE_NREASONS <= USAGE_REFUSED_SLOTS, "refused slots");
 _Static_assert(offsetof(struct usage_rec, requests_refused) == USAGE_REC_V1_SIZE,
 	       "version 1 records end where requests_refused starts");
+_Static_assert(offsetof(struct usage_rec, samples_deduplicated) ==
+	       USAGE_REC_V2_SIZE,
+	       "version 2 records end where samples_deduplicated starts");
 
 int usage_rec_read(const void *p, size_t len, struct usage_rec *out)
 {
@@ -47,6 +50,7 @@ void usage_add(struct usage_rec *dst, const struct usage_rec *src)
 		dst->samples_dropped[i] += src->samples_dropped[i];
 	for (int i = 0; i < USAGE_REFUSED_SLOTS; i++)
 		dst->requests_refused[i] += src->requests_refused[i];
+	dst->samples_deduplicated += src->samples_deduplicated;
 }
 
 struct usage_rec *usage_round_get(struct usage_round *r, const char *tenant,
@@ -153,6 +157,17 @@ int usage_count_dropped(struct usage_round *r, const char *tenant,
 	if (d == NULL)
 		return ERR_NOMEM;
 	d->samples_dropped[why] += samples;
+	return 0;
+}
+
+int usage_count_deduplicated(struct usage_round *r, const char *tenant,
+			     size_t tlen, uint64_t now, uint64_t samples)
+{
+	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+
+	if (d == NULL)
+		return ERR_NOMEM;
+	d->samples_deduplicated += samples;
 	return 0;
 }
 

@@ -68,12 +68,18 @@ static size_t build_columns(struct column *cols, size_t max)
 		n++;
 	}
 	/* Version 2's columns come last, so that a reader of the older CSV
-	 * by position still finds its columns where they were. */
+	 * by position still finds its columns where they were; version 3's
+	 * after them. */
 	for (int i = 0; i < REFUSE_NREASONS && n < max; i++, n++) {
 		snprintf(cols[n].name, sizeof(cols[n].name), "requests_refused_%s",
 			 refuse_reason_name((enum refuse_reason)i));
 		cols[n].offset = offsetof(struct usage_rec, requests_refused) +
 				 (size_t)i * sizeof(uint64_t);
+	}
+	if (n < max) {
+		snprintf(cols[n].name, sizeof(cols[n].name), "samples_deduplicated");
+		cols[n].offset = offsetof(struct usage_rec, samples_deduplicated);
+		n++;
 	}
 	return n;
 }

@@ -69,6 +69,7 @@ struct series {
 	size_t n;             /* labels in l */
 	size_t at;            /* where the tenant label goes; SIZE_MAX: none */
 	int replace;          /* the tenant label replaces l[at] */
+	size_t drop;          /* l[drop] is left out; SIZE_MAX: none */
 	size_t llen;          /* bytes of the final labels */
 	const uint8_t *rest;  /* the first field that is not a label */
 	size_t other;         /* bytes of all fields that are not labels */
@@ -117,11 +118,13 @@ struct scan {
 	const char *what;              /* "series", "metadata" or NULL */
 	uint64_t index;                /* of that series or metadata entry */
 	struct wire_counts n;
-	int rewrite;                   /* out != NULL and a tenant label set */
+	int rewrite;                   /* out != NULL, a tenant label set or a label dropped */
 	const uint8_t *tname, *tvalue; /* ref: the tenant label, or NULL */
 	size_t tnlen, tvlen;
 	uint8_t tenc[128];             /* its encoding, when it fits */
 	size_t tenclen;                /* bytes in tenc, or 0 */
+	const uint8_t *dname;          /* ref: the label to remove, or NULL */
+	size_t dnlen;
 };
 
 /* Per-thread scratch for series with many labels, kept between calls
@@ -588,8 +591,8 @@ static uint8_t *put_labels(const struct scan *s, const struct series *r,
 	size_t i;
 
 	for (i = 0; i <= r->n; i++) {
-		if (run != NULL &&
-		    (i == r->n || i == r->at || l[i].enc != run_end)) {
+		if (run != NULL && (i == r->n || i == r->at || i == r->drop ||
+				    l[i].enc != run_end)) {
 			memcpy(d, run, (size_t)(run_end - run));
 			d += run_end - run;
 			run = NULL;
@@ -606,6 +609,8 @@ static uint8_t *put_labels(const struct scan *s, const struct series *r,
 		}
 		if (i == r->n)
 			break;
+		if (i == r->drop)
+			continue;
 		if (l[i].enc == NULL) {
 			d = put_label(d, l[i].name, l[i].nlen, l[i].value,
 				      l[i].vlen);
@@ -749,6 +754,7 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	memset(&r, 0, sizeof(r));
 	r.l = stack;
 	r.at = SIZE_MAX;
+	r.drop = SIZE_MAX;
 	for (; p < end; p = q) {
 		if (r.n == cap) {
 			if ((r.l = scratch_grow(r.l, r.n)) == NULL)
@@ -773,6 +779,13 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	}
 	if (r.n == 0)
 		return fail(s, WIRE_BAD, "no labels");
+	for (size_t i = 0; s->dname != NULL && i < r.n; i++) {
+		if (name_cmp(r.l[i].name, r.l[i].nlen, s->dname, s->dnlen) == 0) {
+			r.drop = i;
+			r.llen -= r.l[i].size;
+			break;
+		}
+	}
 	if (s->tname != NULL) {
 		for (r.at = 0; r.at < r.n; r.at++)
 			if ((d = name_cmp(r.l[r.at].name, r.l[r.at].nlen,
@@ -810,12 +823,16 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 					     s.o->tenant_value : "");
 		s.tnlen = strlen((const char *)s.tname);
 		s.tvlen = strlen((const char *)s.tvalue);
-		s.rewrite = out != NULL;
 		if (label_size(s.tnlen, s.tvlen) <= sizeof(s.tenc))
 			s.tenclen = (size_t)(put_label(s.tenc, s.tname, s.tnlen,
 						       s.tvalue, s.tvlen) -
 					     s.tenc);
 	}
+	if (s.o->drop_label != NULL) {
+		s.dname = (const uint8_t *)s.o->drop_label;
+		s.dnlen = strlen(s.o->drop_label);
+	}
+	s.rewrite = out != NULL && (s.tname != NULL || s.dname != NULL);
 	for (; p < end; p = f.end) {
 		if (next_field(&s, p, end, &f) < 0)
 			return WIRE_BAD;

@@ -14,6 +14,7 @@
 #include "entries.h"
 #include "err.h"
 #include "evict.h"
+#include "ha.h"
 #include "log.h"
 #include "metrics.h"
 #include "prealloc.h"
@@ -81,6 +82,7 @@ struct writer {
 	struct change *changes;
 	size_t nchanges, changes_cap;
 	struct dedup *dedup;      /* owned */
+	struct ha *ha;            /* owned: the HA elections */
 	struct prealloc *pre;     /* owned; NULL when off */
 };
 
@@ -264,12 +266,42 @@ static void refuse(struct batch *b, enum refuse_reason reason)
 	b->reason = reason;
 }
 
-/* Decides which batches are stored (not resent, within the buffer and the
- * tenant's share) and writes those, merged per tenant, with their usage.
+static struct ha_key batch_ha_key(const struct batch *b)
+{
+	struct ha_key k = {b->tenant, b->tlen, b->ha.cluster, b->ha.clen,
+			   b->ha.replica, b->ha.rlen};
+	return k;
+}
+
+/* An HA request from a replica that is not (and may not become) the
+ * elected one: 1 (deduplicated, counted in usage), 0 (go on), or an
+ * ERR_* code. Judged here, against the election as this transaction
+ * sees it, so two replicas in one round or in two cannot both win. */
+static int ha_deduplicated(struct writer *w, struct batch *b, uint64_t now,
+			   uint64_t mono)
+{
+	struct ha_key k = batch_ha_key(b);
+	int rc;
+
+	if (!b->ha.on || ha_judge(w->ha, &k, mono, b->ha.failover_ms) == 0)
+		return 0;
+	b->status = BATCH_HA_DEDUPLICATED;
+	if (b->tlen > 0 &&
+	    (rc = usage_count_deduplicated(&w->usage, b->tenant, b->tlen, now,
+					   b->usage.samples)) != 0)
+		return rc;
+	return 1;
+}
+
+/* Decides which batches are stored (not resent, from the elected HA
+ * replica, within the buffer and the tenant's share) and writes those,
+ * merged per tenant, with their usage and the HA elections they make.
  * Returns 0 or an ERR_* code. */
 static int write_batches(struct writer *w, struct store_txn *txn,
 			 struct batch *list, uint64_t now)
 {
+	uint64_t mono = clock_mono_ms();
+	struct ha_key hk;
 	struct evict_sink sink = {evicted, w};
 	uint64_t used, limit = w->cfg->max_size;
 	uint64_t window = w->cfg->dedup_window_ms;
@@ -286,6 +318,11 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 			return rc;
 		if (rc == 1) {
 			b->status = BATCH_DUPLICATE;
+			continue;
+		}
+		if ((rc = ha_deduplicated(w, b, now, mono)) != 0) {
+			if (rc < 0)
+				return rc;
 			continue;
 		}
 		if (used + fp > limit && w->cfg->when_full == WHEN_FULL_DROP_OLDEST &&
@@ -307,6 +344,10 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 		used += fp;
 		e->round_bytes += b->value_bytes;
 		b->status = BATCH_STORED;
+		hk = batch_ha_key(b);
+		if (b->ha.on && (rc = ha_admitted(w->ha, txn, &hk, mono, now,
+						  b->ha.failover_ms)) != 0)
+			return rc;
 		if (b->has_digest && window > 0 &&
 		    (rc = dedup_remember(w->dedup, txn, b->digest, now)) != 0)
 			return rc;
@@ -390,6 +431,7 @@ static int commit_round(struct writer *w, struct batch *list,
 		store_txn_abort(txn);
 		prealloc_unlock(w->pre);
 		dedup_round_end(w->dedup, 0);
+		ha_round_end(w->ha, 0);
 		/* A clean-up that fails (a damaged usage or set-aside page)
 		 * must not fail every round: it waits for its next turn. */
 		if (cleanup)
@@ -400,6 +442,7 @@ static int commit_round(struct writer *w, struct batch *list,
 	rc = store_txn_commit(txn);
 	prealloc_unlock(w->pre);
 	dedup_round_end(w->dedup, rc == 0);
+	ha_round_end(w->ha, rc == 0);
 	if (rc != 0)
 		return rc;
 	if (cleanup)
@@ -429,6 +472,9 @@ static void finish_batches(struct writer *w, struct batch *list, int failed)
 			tenant_stats_received(b->tenant, b->tlen, &b->usage, 0);
 		} else if (b->status == BATCH_DUPLICATE) {
 			tenant_stats_received(b->tenant, b->tlen, NULL, 1);
+		} else if (b->status == BATCH_HA_DEDUPLICATED) {
+			tenant_stats_ha_deduplicated(b->tenant, b->tlen,
+						     b->usage.samples);
 		}
 		b->done(b, b->arg);
 	}
@@ -625,26 +671,34 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* The dedup index, built from the store before the thread starts. */
-static struct dedup *open_dedup(struct writer *w)
+/* The dedup index and the HA elections, read from the store before the
+ * thread starts (every HA leader's fail-over timer starts now). Returns
+ * 0, or -1 with neither kept. */
+static int open_indexes(struct writer *w)
 {
-	struct dedup *d = NULL;
 	struct store_txn *txn;
 	int rc;
 
 	if ((rc = store_txn_begin(w->st, &txn)) == 0) {
-		d = dedup_open(txn, clock_wall_ms(), w->cfg->dedup_window_ms, &rc);
-		if (d == NULL)
+		w->dedup = dedup_open(txn, clock_wall_ms(), w->cfg->dedup_window_ms,
+				      &rc);
+		if (w->dedup != NULL)
+			w->ha = ha_open(txn, clock_mono_ms(), &rc);
+		if (w->ha == NULL)
 			store_txn_abort(txn);
-		else if ((rc = store_txn_commit(txn)) != 0) {
-			dedup_free(d);
-			d = NULL;
-		}
+		else
+			rc = store_txn_commit(txn);
 	}
-	if (d == NULL)
-		log_msg(LOG_ERROR, "cannot read the dedup records", "error=\"%s\"",
-			err_str(rc));
-	return d;
+	if (rc != 0 || w->ha == NULL) {
+		log_msg(LOG_ERROR, "cannot read the dedup records or HA elections",
+			"error=\"%s\"", err_str(rc));
+		ha_free(w->ha);
+		dedup_free(w->dedup);
+		w->ha = NULL;
+		w->dedup = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 struct writer *writer_start(const struct config *cfg, struct store *st,
@@ -663,7 +717,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		free(w);
 		return NULL;
 	}
-	if ((w->dedup = open_dedup(w)) == NULL) {
+	if (open_indexes(w) < 0) {
 		evict_free(&w->evict);
 		free(w);
 		return NULL;
@@ -675,6 +729,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		prealloc_stop(w->pre);
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
+		ha_free(w->ha);
 		dedup_free(w->dedup);
 		evict_free(&w->evict);
 		free(w);
@@ -694,6 +749,7 @@ void writer_stop(struct writer *w)
 	entry_set_free(&w->entries);
 	free(w->changes);
 	usage_round_free(&w->usage);
+	ha_free(w->ha);
 	dedup_free(w->dedup);
 	evict_free(&w->evict);
 	pthread_mutex_destroy(&w->lock);

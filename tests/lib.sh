@@ -222,22 +222,33 @@ _http_2xx() {
 
 # --- VictoriaMetrics -------------------------------------------------------
 
-# start_prometheus DIR PORT RELAY_PORT [EXTRA]: starts Prometheus on
-# 127.0.0.1:PORT scraping itself every second, with remote_write to the relay
-# on RELAY_PORT (batches sent after at most 1 s); EXTRA is more YAML for
-# that remote_write entry, indented by four spaces. Its log is DIR/prometheus.log
-# (in PROM_LOG); it is stopped on exit.
+# start_prometheus DIR PORT RELAY_PORT [EXTRA [EXTERNAL [SHARED]]]: starts
+# Prometheus on 127.0.0.1:PORT scraping itself every second, with
+# remote_write to the relay on RELAY_PORT (batches sent after at most 1 s);
+# EXTRA is more YAML for that remote_write entry, indented by four spaces.
+# EXTERNAL, a YAML map ("{cluster: eu-1, __replica__: a}"), sets its
+# external labels; SHARED (host:port) is one more target, of job "shared",
+# that several Prometheus can scrape alike (an HA pair). Its log is
+# DIR/prometheus.log (in PROM_LOG), its pid in PROM_PID; it is stopped on
+# exit.
 start_prometheus() {
-	local dir=$1 port=$2 relay_port=$3 extra=${4:-}
+	local dir=$1 port=$2 relay_port=$3 extra=${4:-} external=${5:-} shared=${6:-}
+	local ext_line='' shared_job=''
 	mkdir -p "$dir"
+	[ -z "$external" ] || ext_line="  external_labels: $external"
+	[ -z "$shared" ] || shared_job="  - job_name: shared
+    static_configs:
+      - targets: ['$shared']"
 	cat >"$dir/prometheus.yml" <<YML
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
+$ext_line
 scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ['127.0.0.1:$port']
+$shared_job
 remote_write:
   - url: http://127.0.0.1:$relay_port/api/v1/write
     queue_config:
@@ -247,7 +258,23 @@ YML
 	PROM_LOG=$dir/prometheus.log
 	prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
 		--web.listen-address="127.0.0.1:$port" >"$PROM_LOG" 2>&1 &
+	PROM_PID=$!
 	PIDS+=("$!")
+}
+
+# prom_timestamps PORT SELECTOR: prints the timestamps (ms, one a line,
+# ascending) of the samples a Prometheus stored in its own TSDB for the
+# one series SELECTOR matches, over the last hour.
+prom_timestamps() {
+	curl -s --max-time 30 -G --data-urlencode "query=$2[1h]" \
+		"http://127.0.0.1:$1/api/v1/query" |
+		jq -r '.data.result[0].values // [] | .[] | .[0] * 1000 | round'
+}
+
+# vm_timestamps PORT MATCH: prints the distinct timestamps (ms, ascending)
+# of the samples VictoriaMetrics stores for the series MATCH selects.
+vm_timestamps() {
+	vm_export "$1" "$2" | jq -s -r '[.[].timestamps[]] | unique | .[]'
 }
 
 # start_vm DIR PORT [extra flags...]: starts VictoriaMetrics storing in DIR

@@ -441,6 +441,21 @@ static const struct { const char *text, *want; } error_cases[] = {
 	 "2: max_buffer_bytes: \"1.5B\" is not a size (use e.g. 512MiB, 8GiB)"},
 	{"[tenant a]\nlimit_status = 500\n",
 	 "2: limit_status: \"500\" must be 429 or 503"},
+	{"[tenant a]\nha_cluster_label = 1x\n",
+	 "2: ha_cluster_label: \"1x\" is not a label name"},
+	{"[tenant a]\nha_replica_label =\n",
+	 "2: ha_replica_label: must not be empty"},
+	{"[tenant a]\nha_failover_timeout = 500ms\n",
+	 "2: ha_failover_timeout: \"500ms\" is not a duration of 1s or more"},
+	{"[tenancy]\nha_replica_label = a-b\n",
+	 "2: ha_replica_label: \"a-b\" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"},
+	{"[tenancy]\nha_cluster_label = cluster\nha_replica_label = cluster\n",
+	 "3: ha_replica_label must differ from ha_cluster_label and from label"},
+	{"[tenancy]\nha_cluster_label = cluster\nha_replica_label = tenant\n",
+	 "3: ha_replica_label must differ from ha_cluster_label and from label"},
+	{"[tenancy]\nha_cluster_label = c\n[tenant x]\nha_replica_label = c\n",
+	 "2: ha_replica_label must differ from ha_cluster_label and from label"
+	 " in tenant x"},
 	{"[upstream]\nmin_backoff = 1m\n",
 	 "2: max_backoff must not be less than min_backoff"},
 	{"[upstream]\nmax_backoff = 50ms\n",
@@ -489,6 +504,47 @@ static void test_errors(void)
 		CHECK_STR(err, want);
 		CHECK_EQ_INT(rc, -1);
 	}
+}
+
+/* HA keys: [tenancy]'s defaults, and a tenant's own (an empty cluster
+ * label turns HA off for it). */
+static void test_ha_keys(void)
+{
+	static const char text[] =
+		"[tenancy]\n"
+		"ha_cluster_label = cluster\n"
+		"ha_failover_timeout = 10s\n"
+		"[tenant a]\n"
+		"ha_replica_label = __prometheus_replica__\n"
+		"ha_failover_timeout = 1m\n"
+		"[tenant b]\n"
+		"ha_cluster_label =\n"
+		"[tenant c]\n";
+	struct config cfg;
+	const struct config_tenant *t;
+	char err[ERRLEN];
+	int rc = load(text, &cfg, err, sizeof(err));
+
+	CHECK_STR(err, "");
+	CHECK_EQ_INT(rc, 0);
+	CHECK_STR(cfg.ha_cluster_label, "cluster");
+	CHECK_STR(cfg.ha_replica_label, "__replica__");
+	CHECK_EQ_INT(cfg.ha_failover_timeout_ms, 10000);
+	t = cfg.tenants;
+	CHECK(!t->has_ha_cluster_label);
+	CHECK_STR(t->ha_replica_label, "__prometheus_replica__");
+	CHECK_EQ_INT(t->ha_failover_timeout_ms, 60000);
+	t = t->next;
+	CHECK(t->has_ha_cluster_label && t->ha_cluster_label == NULL);
+	t = t->next;
+	CHECK(!t->has_ha_cluster_label && t->ha_replica_label == NULL);
+	CHECK_EQ_INT(t->ha_failover_timeout_ms, 0);
+	config_free(&cfg);
+	CHECK(load("", &cfg, err, sizeof(err)) == 0);
+	CHECK(cfg.ha_cluster_label == NULL);
+	CHECK_STR(cfg.ha_replica_label, "__replica__");
+	CHECK_EQ_INT(cfg.ha_failover_timeout_ms, 30000);
+	config_free(&cfg);
 }
 
 /* listen: the forms that load, and a host that does not resolve. */
@@ -721,6 +777,7 @@ int main(void)
 	RUN(test_missing_file);
 	RUN(test_small_or_no_error_buffer);
 	RUN(test_tenants);
+	RUN(test_ha_keys);
 	RUN(test_tenant_id_length);
 	RUN(test_shipped_relay_conf);
 	RUN(test_shipped_relay_conf_documents_every_key);

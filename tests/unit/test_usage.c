@@ -559,6 +559,49 @@ static void test_v1_record(void)
 	CHECK_EQ_INT(store_txn_commit(txn), 0);
 }
 
+/* A version 2 record (376 bytes, no samples_deduplicated) of tenant
+ * "old2": read with a zero there, and added to as version 3 with the
+ * deduplicated samples of an HA replica, keeping what it held. */
+static void test_v2_record(void)
+{
+	uint8_t v2[USAGE_REC_V2_SIZE];
+	struct usage_rec rec, got;
+	struct usage_round round = {0};
+	struct store_txn *txn;
+	const void *val;
+	size_t len;
+	char *j;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.version = 2;
+	rec.samples = 70;
+	rec.requests_refused[REFUSE_BAD_REQUEST] = 4;
+	rec.samples_deduplicated = 99;   /* beyond a version 2 record */
+	memcpy(v2, &rec, sizeof(v2));
+	CHECK_EQ_INT(usage_rec_read(v2, sizeof(v2), &got), 0);
+	CHECK_EQ_INT(got.requests_refused[REFUSE_BAD_REQUEST], 4);
+	CHECK_EQ_INT(got.samples_deduplicated, 0);
+	CHECK_EQ_INT(store_txn_begin(st, &txn), 0);
+	CHECK_EQ_INT(store_usage_put(txn, 0, "old2", 4, H1, v2, sizeof(v2)), 0);
+	CHECK_EQ_INT(usage_count_deduplicated(&round, "old2", 4, H1 * 1000, 30),
+		     0);
+	CHECK_EQ_INT(usage_round_flush(&round, txn), 0);
+	usage_round_free(&round);
+	CHECK_EQ_INT(store_usage_get(txn, 0, "old2", 4, H1, &val, &len), 1);
+	CHECK_EQ_INT(len, sizeof(struct usage_rec));
+	CHECK_EQ_INT(usage_rec_read(val, len, &got), 0);
+	CHECK_EQ_INT(got.version, USAGE_FORMAT);
+	CHECK_EQ_INT(got.samples, 70);
+	CHECK_EQ_INT(got.requests_refused[REFUSE_BAD_REQUEST], 4);
+	CHECK_EQ_INT(got.samples_deduplicated, 30);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	j = report("old2", 0, 0, 0);
+	CHECK(j != NULL);
+	CHECK(strstr(j, "\"samples_deduplicated\":30") != NULL);
+	CHECK(strstr(j, "\"samples\":70,") != NULL);
+	free(j);
+}
+
 /* requests_refused columns: after every older column, in both formats. */
 static void test_requests_refused_columns(void)
 {
@@ -573,7 +616,9 @@ static void test_requests_refused_columns(void)
 	CHECK(last_old != NULL && first_new != NULL && first_new > last_old);
 	{
 		char last[64];
-		snprintf(last, sizeof(last), "requests_refused_%s\n",
+		/* version 3's one column comes after them */
+		snprintf(last, sizeof(last), "requests_refused_%s,"
+			 "samples_deduplicated\n",
 			 refuse_reason_name((enum refuse_reason)(REFUSE_NREASONS - 1)));
 		CHECK(strstr(c, last) != NULL);
 	}
@@ -794,6 +839,7 @@ int main(void)
 	RUN(test_report_pages_filtered);
 	RUN(test_v1_record);
 	RUN(test_requests_refused_columns);
+	RUN(test_v2_record);
 	teardown_env();
 	return unit_done();
 }

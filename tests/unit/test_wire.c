@@ -513,6 +513,49 @@ static void test_tenant_replaced_and_inserted(void)
 	free(in);
 }
 
+/* HA's replica label is removed from every series that has it, with the
+ * tenant label set or not, wherever the two sort; other labels and the
+ * samples stay as sent. */
+static void test_drop_label(void)
+{
+	static const char *const series[][12] = {
+		{ "__name__", "up", "__replica__", "a", "cluster", "eu-1",
+		  "tenant", "evil", NULL },
+		{ "__replica__", "a", "cluster", "eu-1", "zz", "1", NULL },
+		{ "__name__", "up", "cluster", "eu-1", NULL },
+	};
+	size_t n = sizeof(series) / sizeof(series[0]), len;
+	Prometheus__WriteRequest *r;
+	struct wire_opts o;
+	struct buf out;
+	uint8_t *in;
+
+	CHECK((in = pack_request(series, n, &len)) != NULL);
+	for (int tenant = 0; tenant < 2; tenant++) {
+		memset(&o, 0, sizeof(o));
+		o.tenant_label = tenant ? "tenant" : NULL;
+		o.tenant_value = "acme";
+		o.drop_label = "__replica__";
+		buf_init(&out, OUT_MAX);
+		CHECK_EQ_INT(scan(in, len, &o, NULL, &out), WIRE_OK);
+		CHECK((r = unpack(out.p, out.len)) != NULL);
+		CHECK_EQ_INT(r->timeseries[0]->n_labels, 3);
+		CHECK_STR(r->timeseries[0]->labels[0]->name, "__name__");
+		CHECK_STR(r->timeseries[0]->labels[1]->name, "cluster");
+		CHECK_STR(r->timeseries[0]->labels[2]->value,
+			  tenant ? "acme" : "evil");
+		CHECK_EQ_INT(r->timeseries[1]->n_labels, 2 + tenant);
+		CHECK_STR(r->timeseries[1]->labels[0]->name, "cluster");
+		CHECK_STR(r->timeseries[1]->labels[1 + tenant]->name, "zz");
+		CHECK_EQ_INT(r->timeseries[2]->n_labels, 2 + tenant);
+		CHECK_EQ_INT(r->timeseries[1]->n_samples, 1);
+		CHECK(r->timeseries[1]->samples[0]->value == 1.25);
+		prometheus__write_request__free_unpacked(r, NULL);
+		buf_free(&out);
+	}
+	free(in);
+}
+
 /* Native histograms (packed and unpacked repeated scalars, integer and
  * float counts) and exemplars scan clean and survive the rewrite. */
 static void test_histograms_and_exemplars(void)
@@ -1343,6 +1386,7 @@ int main(void)
 	RUN(test_fixtures_tenant_rewrite);
 	RUN(test_stale_markers_survive);
 	RUN(test_tenant_replaced_and_inserted);
+	RUN(test_drop_label);
 	RUN(test_histograms_and_exemplars);
 	RUN(test_interleaved_and_unknown_fields);
 	RUN(test_series_hash);
