@@ -1,7 +1,7 @@
 /*
  * writer.c - group commit: the single LMDB writer thread (see writer.h).
  */
-#include "writer.h"
+#include "writer_int.h"
 
 #include <sys/statvfs.h>
 #include <stdio.h>
@@ -22,71 +22,11 @@
 #include "store.h"
 #include "tenant_stats.h"
 
-enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
-
 /* How often old sketches and usage past retention are removed. */
 #define CLEANUP_EVERY_MS (60 * 1000)
 #define ACK_WAIT_MS 100L
 
-struct writer_op {
-	enum op_kind kind;
-	char tenant[TENANT_ID_MAX + 1];
-	size_t tlen;
-	uint64_t first, last;
-	long status;             /* OP_SET_ASIDE: upstream status; OP_REFUSED: reason */
-	uint64_t samples;        /* OP_REFUSED */
-	char reason[512];
-	struct setaside_filter filter; /* OP_REPLAY, OP_PURGE */
-	struct writer_op *next;
-};
-
-/* What the queue learns once the transaction is committed. */
-struct change {
-	int added;                /* 1: added; 0: removed */
-	char tenant[TENANT_ID_MAX + 1];
-	size_t tlen;
-	uint64_t seq, bytes, samples, created_ms;
-	struct store_span gone, next;
-};
-
-struct writer {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct batch *batches;
-	struct batch **batches_tail;
-	unsigned nbatches;        /* in the list */
-	/* Group commit: after a round that stored n requests, the next waits
-	 * a little for their senders' next requests (see gather()). */
-	unsigned last_round;
-	uint64_t last_commit_us;
-	int idle;                 /* waiting for work: wake on any */
-	int acks_only;            /* waiting for more deliveries: wake on any */
-	unsigned want;            /* gathering: wake when this many wait */
-	uint64_t commit_failures;         /* since the last line about them */
-	uint64_t commit_failure_logged_ms;
-	struct writer_op *ops;
-	struct writer_op **ops_tail;
-	unsigned nops, nacks;     /* in ops: all, and deliveries */
-	uint64_t first_ack_us;    /* when the first delivery in ops came */
-	int stopping;
-	int exited;               /* the thread is gone */
-	const struct config *cfg; /* ref */
-	struct store *st;         /* ref */
-	struct queue *q;          /* ref */
-	/* Reused between rounds. */
-	struct entry_set entries;
-	struct usage_round usage;
-	uint64_t last_cleanup_ms;
-	struct evict evict;       /* the eviction policy's state */
-	struct change *changes;
-	size_t nchanges, changes_cap;
-	struct dedup *dedup;      /* owned */
-	struct ha *ha;            /* owned: the HA elections */
-	struct prealloc *pre;     /* owned; NULL when off */
-};
-
-static struct change *change_new(struct writer *w, const char *tenant,
+struct change *writer_change_new(struct writer *w, const char *tenant,
 				 size_t tlen)
 {
 	struct change *c;
@@ -106,130 +46,14 @@ static struct change *change_new(struct writer *w, const char *tenant,
 	return c;
 }
 
-/* Sink of set-aside operations inside the writer's transaction. */
-struct sink_ctx {
-	struct writer *w;
-	uint64_t now;
-	int failed;
-};
 
-static void sink_replayed(void *arg, const char *tenant, size_t tlen,
-			  uint64_t seq, uint64_t bytes, uint64_t samples,
-			  uint64_t created_ms)
-{
-	struct sink_ctx *sc = arg;
-	struct change *c = change_new(sc->w, tenant, tlen);
 
-	if (c == NULL) {
-		sc->failed = 1;
-		return;
-	}
-	c->added = 1;
-	c->seq = seq;
-	c->bytes = bytes;
-	c->samples = samples;
-	c->created_ms = created_ms;
-}
-
-static void sink_deleted(void *arg, const char *tenant, size_t tlen,
-			 uint64_t samples)
-{
-	struct sink_ctx *sc = arg;
-
-	if (usage_count_dropped(&sc->w->usage, tenant, tlen, sc->now,
-				DROP_PURGED, samples) != 0)
-		sc->failed = 1;
-}
-
-/* Replays or purges set-aside entries. Returns 0 or an ERR_* code. */
-static int setaside_op(struct writer *w, struct store_txn *txn,
-		       const struct writer_op *op, uint64_t now)
-{
-	struct sink_ctx sc = {w, now, 0};
-	struct setaside_sink sink = {sink_replayed, sink_deleted, &sc};
-	uint64_t n = 0;
-	int rc;
-
-	rc = op->kind == OP_REPLAY ?
-	     store_setaside_replay(txn, &op->filter, &sink, &n) :
-	     store_setaside_purge(txn, &op->filter, &sink, &n);
-	if (rc == 0 && sc.failed)
-		rc = ERR_NOMEM;
-	if (rc == 0)
-		log_msg(LOG_INFO, op->kind == OP_REPLAY ?
-			"set-aside entries queued again" : "set-aside entries deleted",
-			"entries=%llu", (unsigned long long)n);
-	return rc;
-}
-
-/* Keeps the set-aside entries within their size and age. */
-static int trim_setaside(struct writer *w, struct store_txn *txn, uint64_t now)
-{
-	struct sink_ctx sc = {w, now, 0};
-	struct setaside_sink sink = {NULL, sink_deleted, &sc};
-	uint64_t n = 0;
-	int rc;
-
-	rc = store_setaside_trim(txn, w->cfg->setaside_max_size,
-				 w->cfg->setaside_max_age_ms, clock_age_now_ms(),
-				 &sink, &n);
-	if (rc == 0 && n > 0)
-		log_msg(LOG_WARN, "set-aside entries past their size or age deleted",
-			"entries=%llu", (unsigned long long)n);
-	return rc == 0 && sc.failed ? ERR_NOMEM : rc;
-}
-
-/* Applies the forwarder's acknowledgements and set-asides. Returns 0 or
- * an ERR_* code. */
-static int apply_ops(struct writer *w, struct store_txn *txn,
-		     struct writer_op *ops, uint64_t now)
-{
-	struct writer_op *op;
-	struct change *c;
-	int rc;
-
-	for (op = ops; op != NULL; op = op->next) {
-		if (op->kind == OP_REFUSED) {
-			if ((rc = usage_count_refused(&w->usage, op->tenant, op->tlen,
-						      now, (int)op->status,
-						      op->samples)) != 0)
-				return rc;
-			continue;
-		}
-		if (op->kind == OP_REPLAY || op->kind == OP_PURGE) {
-			if ((rc = setaside_op(w, txn, op, now)) != 0)
-				return rc;
-			continue;
-		}
-		if ((c = change_new(w, op->tenant, op->tlen)) == NULL)
-			return ERR_NOMEM;
-		if (op->kind == OP_ACK) {
-			rc = store_delete_range(txn, op->tenant, op->tlen, op->first,
-						op->last, &c->gone, &c->next);
-		} else {
-			rc = store_set_aside(txn, op->tenant, op->tlen, op->first,
-					     op->status, op->reason, &c->gone,
-					     &c->next);
-			if (rc == ERR_NOTFOUND)  /* gone already: nothing moved */
-				rc = 0;
-		}
-		if (rc != 0)
-			return rc;
-		/* Set-aside samples are kept, not dropped: they count as dropped
-		 * when purged, as delivered when replayed and delivered. */
-		if (op->kind == OP_ACK &&
-		    (rc = usage_count_delivered(&w->usage, op->tenant, op->tlen,
-						now, c->gone.samples)) != 0)
-			return rc;
-	}
-	return 0;
-}
 
 /* Eviction's report: the queue learns of it after the commit. */
 static int evicted(void *arg, const char *tenant, size_t tlen,
 		   const struct store_span *gone, const struct store_span *next)
 {
-	struct change *c = change_new(arg, tenant, tlen);
+	struct change *c = writer_change_new(arg, tenant, tlen);
 
 	if (c == NULL)
 		return ERR_NOMEM;
@@ -249,7 +73,7 @@ static int open_flush(struct writer *w, struct store_txn *txn,
 
 	if ((rc = entry_write(e, txn, created_ms, &out)) != 0)
 		return rc == 1 ? 0 : rc;
-	if ((c = change_new(w, e->tenant, e->tlen)) == NULL)
+	if ((c = writer_change_new(w, e->tenant, e->tlen)) == NULL)
 		return ERR_NOMEM;
 	c->added = 1;
 	c->seq = out.seq;
@@ -422,8 +246,8 @@ static int commit_round(struct writer *w, struct batch *list,
 	    (cleanup &&
 	     ((rc = usage_cleanup(txn, clock_age_now_ms(),
 				  w->cfg->usage_retention_ms)) != 0 ||
-	      (rc = trim_setaside(w, txn, now)) != 0)) ||
-	    (rc = apply_ops(w, txn, ops, now)) != 0 ||
+	      (rc = writer_trim_setaside(w, txn, now)) != 0)) ||
+	    (rc = writer_apply_ops(w, txn, ops, now)) != 0 ||
 	    (rc = evict_old(&w->evict, txn, w->q, &w->usage, &sink,
 			    w->cfg->max_age_ms, now)) != 0 ||
 	    (rc = write_batches(w, txn, list, now)) != 0 ||
@@ -481,15 +305,6 @@ static void finish_batches(struct writer *w, struct batch *list, int failed)
 	metric_add(&metrics.commit_batches, n);
 }
 
-static void free_ops(struct writer_op *ops)
-{
-	struct writer_op *next;
-
-	for (; ops != NULL; ops = next) {
-		next = ops->next;
-		free(ops);
-	}
-}
 
 /*
  * Called with the lock held once something is waiting. Senders of the
@@ -578,42 +393,6 @@ static void log_commit_error(struct writer *w, int rc, int refused)
 	w->commit_failures = 0;
 }
 
-/*
- * Operations whose commit failed (deliveries, set-asides, refusals for
- * usage, replays and purges) go back at the head of the list, in order,
- * for the next round. At a stop that keeps failing they are given up
- * (give_up): delivered entries are then sent again after the restart,
- * never lost.
- */
-static void requeue_ops(struct writer *w, struct writer_op *ops, int give_up)
-{
-	struct writer_op **tail = &ops;
-	unsigned n = 0, acks = 0;
-
-	if (give_up) {
-		for (struct writer_op *op = ops; op != NULL; op = op->next)
-			n++;
-		log_msg(LOG_ERROR, "buffer commit failed at stop; operations "
-			"given up (delivered entries will be sent again)",
-			"operations=%u", n);
-		free_ops(ops);
-		return;
-	}
-	for (; *tail != NULL; tail = &(*tail)->next) {
-		n++;
-		acks += (*tail)->kind == OP_ACK;
-	}
-	pthread_mutex_lock(&w->lock);
-	*tail = w->ops;
-	if (w->ops == NULL)
-		w->ops_tail = tail;
-	w->ops = ops;
-	if (acks > 0 && w->nacks == 0)
-		w->first_ack_us = clock_mono_us();
-	w->nops += n;
-	w->nacks += acks;
-	pthread_mutex_unlock(&w->lock);
-}
 
 static void *writer_main(void *arg)
 {
@@ -652,7 +431,7 @@ static void *writer_main(void *arg)
 		w->last_commit_us = clock_mono_us() - t0;
 		if (rc == 0) {
 			finish_batches(w, list, 0);
-			free_ops(ops);
+			writer_free_ops(ops);
 			continue;
 		}
 		metric_add(&metrics.commit_errors, 1);
@@ -661,11 +440,11 @@ static void *writer_main(void *arg)
 		/* Acknowledgements alone need little space: try them again. */
 		if (ops != NULL && list != NULL &&
 		    (rc = commit_round(w, NULL, ops)) == 0) {
-			free_ops(ops);
+			writer_free_ops(ops);
 			continue;
 		}
 		if (ops != NULL)
-			requeue_ops(w, ops, stopping && ++stop_failures > 3);
+			writer_requeue_ops(w, ops, stopping && ++stop_failures > 3);
 		nanosleep(&(struct timespec){0, 100 * 1000000}, NULL);
 	}
 	return NULL;
@@ -778,84 +557,3 @@ void writer_submit(struct writer *w, struct batch *b)
 	pthread_mutex_unlock(&w->lock);
 }
 
-static void push_op(struct writer *w, struct writer_op *op)
-{
-	op->next = NULL;
-	pthread_mutex_lock(&w->lock);
-	*w->ops_tail = op;
-	w->ops_tail = &op->next;
-	if (op->kind == OP_ACK && w->nacks++ == 0)
-		w->first_ack_us = clock_mono_us();
-	w->nops++;
-	/* Mid-commit or gathering it comes back by itself; waiting for more
-	 * deliveries, only something else ends the wait. */
-	if (w->idle || (w->acks_only && op->kind != OP_ACK))
-		pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-static struct writer_op *op_new(enum op_kind kind, const char *tenant,
-				size_t tlen)
-{
-	struct writer_op *op = calloc(1, sizeof(*op));
-
-	if (op == NULL || tlen > TENANT_ID_MAX) {
-		free(op);
-		log_msg(LOG_ERROR, "out of memory", "where=writer_op");
-		return NULL;
-	}
-	op->kind = kind;
-	memcpy(op->tenant, tenant, tlen);
-	op->tlen = tlen;
-	return op;
-}
-
-void writer_ack(struct writer *w, const char *tenant, size_t tlen,
-		uint64_t first, uint64_t last)
-{
-	struct writer_op *op = op_new(OP_ACK, tenant, tlen);
-
-	if (op == NULL)
-		return;
-	op->first = first;
-	op->last = last;
-	push_op(w, op);
-}
-
-void writer_set_aside(struct writer *w, const char *tenant, size_t tlen,
-		      uint64_t seq, long status, const char *reason)
-{
-	struct writer_op *op = op_new(OP_SET_ASIDE, tenant, tlen);
-
-	if (op == NULL)
-		return;
-	op->first = op->last = seq;
-	op->status = status;
-	snprintf(op->reason, sizeof(op->reason), "%s", reason);
-	push_op(w, op);
-}
-
-void writer_refused(struct writer *w, const char *tenant, size_t tlen,
-		    int reason, uint64_t samples)
-{
-	struct writer_op *op;
-
-	if (tlen == 0)
-		return;
-	if ((op = op_new(OP_REFUSED, tenant, tlen)) == NULL)
-		return;
-	op->status = reason;
-	op->samples = samples;
-	push_op(w, op);
-}
-
-void writer_setaside_op(struct writer *w, const struct setaside_filter *f,
-			int replay)
-{
-	struct writer_op *op = op_new(replay ? OP_REPLAY : OP_PURGE, "", 0);
-
-	if (op == NULL)
-		return;
-	op->filter = *f;
-	push_op(w, op);
-}

@@ -1,0 +1,103 @@
+/*
+ * writer_int.h - the writer's state, shared by writer.c (the thread and
+ * its commit rounds) and writer_ops.c (the operations other threads hand
+ * it: deliveries, set-asides, refusals, replays and purges). Not for other
+ * modules: they use writer.h.
+ */
+#ifndef RELAY_WRITER_INT_H
+#define RELAY_WRITER_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "dedup.h"
+#include "entries.h"
+#include "evict.h"
+#include "ha.h"
+#include "prealloc.h"
+#include "setaside.h"
+#include "store.h"
+#include "usage.h"
+#include "writer.h"
+
+enum op_kind { OP_ACK, OP_SET_ASIDE, OP_REFUSED, OP_REPLAY, OP_PURGE };
+
+
+struct writer_op {
+	enum op_kind kind;
+	char tenant[TENANT_ID_MAX + 1];
+	size_t tlen;
+	uint64_t first, last;
+	long status;             /* OP_SET_ASIDE: upstream status; OP_REFUSED: reason */
+	uint64_t samples;        /* OP_REFUSED */
+	char reason[512];
+	struct setaside_filter filter; /* OP_REPLAY, OP_PURGE */
+	struct writer_op *next;
+};
+
+/* What the queue learns once the transaction is committed. */
+struct change {
+	int added;                /* 1: added; 0: removed */
+	char tenant[TENANT_ID_MAX + 1];
+	size_t tlen;
+	uint64_t seq, bytes, samples, created_ms;
+	struct store_span gone, next;
+};
+
+struct writer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct batch *batches;
+	struct batch **batches_tail;
+	unsigned nbatches;        /* in the list */
+	/* Group commit: after a round that stored n requests, the next waits
+	 * a little for their senders' next requests (see gather()). */
+	unsigned last_round;
+	uint64_t last_commit_us;
+	int idle;                 /* waiting for work: wake on any */
+	int acks_only;            /* waiting for more deliveries: wake on any */
+	unsigned want;            /* gathering: wake when this many wait */
+	uint64_t commit_failures;         /* since the last line about them */
+	uint64_t commit_failure_logged_ms;
+	struct writer_op *ops;
+	struct writer_op **ops_tail;
+	unsigned nops, nacks;     /* in ops: all, and deliveries */
+	uint64_t first_ack_us;    /* when the first delivery in ops came */
+	int stopping;
+	int exited;               /* the thread is gone */
+	const struct config *cfg; /* ref */
+	struct store *st;         /* ref */
+	struct queue *q;          /* ref */
+	/* Reused between rounds. */
+	struct entry_set entries;
+	struct usage_round usage;
+	uint64_t last_cleanup_ms;
+	struct evict evict;       /* the eviction policy's state */
+	struct change *changes;
+	size_t nchanges, changes_cap;
+	struct dedup *dedup;      /* owned */
+	struct ha *ha;            /* owned: the HA elections */
+	struct prealloc *pre;     /* owned; NULL when off */
+};
+
+/* A change for the queue, published after the commit; NULL when out of
+ * memory. */
+struct change *writer_change_new(struct writer *w, const char *tenant,
+				 size_t tlen);
+
+/* Applies ops in the round's transaction. Returns 0 or an ERR_* code. */
+int writer_apply_ops(struct writer *w, struct store_txn *txn,
+		     struct writer_op *ops, uint64_t now);
+
+/* Deletes set-aside entries past setaside_max_size or _max_age. Returns 0
+ * or an ERR_* code. */
+int writer_trim_setaside(struct writer *w, struct store_txn *txn, uint64_t now);
+
+void writer_free_ops(struct writer_op *ops);
+
+/* Puts the operations of a failed round back at the head of the list
+ * (see writer_ops.c); give_up frees them instead. */
+void writer_requeue_ops(struct writer *w, struct writer_op *ops, int give_up);
+
+#endif
