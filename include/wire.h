@@ -75,6 +75,10 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
  */
 size_t wire_next_field(const uint8_t *in, size_t len, size_t off);
 
+/* Reads a protobuf varint (at most 10 bytes) at *p, before end, and
+ * advances *p past it. Returns 0, or -1 when it is truncated or too long. */
+int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+
 /*
  * Frees the calling thread's scratch, which wire_scan keeps between calls
  * once it met a series with many labels (more than 64, or over 2 KiB).

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "ingest.h"
 #include "log.h"
+#include "wire.h"
 #include "queue.h"
 #include "inflight.h"
 #include "tenant_stats.h"
@@ -263,22 +264,6 @@ int admission_has_series_policies(struct admission_req *r)
 	return any;
 }
 
-/* Reads a varint at *p (before end); returns 0, or -1 if malformed. */
-static int varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
-		uint8_t b = *(*p)++;
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*out = v;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 int admission_series_pass(struct admission_req *r, const uint8_t *raw,
 			  size_t len, const char **drop_label)
 {
@@ -294,8 +279,8 @@ int admission_series_pass(struct admission_req *r, const uint8_t *raw,
 			break;
 		next = raw + at;
 		p = raw + off;
-		if (varint(&p, end, &key) < 0 || key != 0x0a ||
-		    varint(&p, end, &n) < 0)
+		if (wire_varint(&p, end, &key) < 0 || key != 0x0a ||
+		    wire_varint(&p, end, &n) < 0)
 			continue;
 		for (const struct series_policy *sp = series_policies;
 		     sp->check != NULL; sp++) {

@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "wire.h"
 
 void ha_settings(const struct config *cfg, const struct config_tenant *tc,
 		 struct ha_settings *out)
@@ -27,33 +28,17 @@ void ha_settings(const struct config *cfg, const struct config_tenant *tc,
 		out->cluster_label = NULL;
 }
 
-/* Reads a varint at *p (before end); returns 0, or -1 if malformed. */
-static int varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
-		uint8_t b = *(*p)++;
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*out = v;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* Reads the length-delimited field at *p into [*data, *data + *n) with its
  * key; skips other wire types. Returns 0, or -1 when malformed. */
 static int field(const uint8_t **p, const uint8_t *end, uint64_t *key,
 		 const uint8_t **data, uint64_t *n)
 {
-	if (varint(p, end, key) < 0)
+	if (wire_varint(p, end, key) < 0)
 		return -1;
 	*data = NULL;
 	switch (*key & 7) {
 	case 0:
-		return varint(p, end, n);
+		return wire_varint(p, end, n);
 	case 1:
 		if (end - *p < 8)
 			return -1;
@@ -65,7 +50,7 @@ static int field(const uint8_t **p, const uint8_t *end, uint64_t *key,
 		*p += 4;
 		return 0;
 	case 2:
-		if (varint(p, end, n) < 0 || *n > (uint64_t)(end - *p))
+		if (wire_varint(p, end, n) < 0 || *n > (uint64_t)(end - *p))
 			return -1;
 		*data = *p;
 		*p += *n;

@@ -873,6 +873,11 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 	return WIRE_OK;
 }
 
+int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	return varint_get(p, end, 10, out) == F_OK ? 0 : -1;
+}
+
 size_t wire_next_field(const uint8_t *in, size_t len, size_t off)
 {
 	struct field f;
