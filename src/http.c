@@ -708,7 +708,7 @@ struct http *http_start(const struct http_deps *deps, char *err, size_t errlen)
 	struct sockaddr_storage ss;
 	/* Level-triggered poll, not epoll: with epoll's edge triggering
 	 * libmicrohttpd misses a peer's close that arrives with its last
-	 * bytes (see README, "Limits and hostile input"). */
+	 * bytes (see docs/limits.md). */
 	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem opts[16];
