@@ -112,7 +112,7 @@ _dump_log() {
 }
 
 _cleanup() {
-	local rc=$? i
+	local rc=$? i f
 	trap - EXIT INT TERM
 	# Last started, first stopped: senders before the relay before upstream.
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
@@ -120,10 +120,13 @@ _cleanup() {
 	done
 	# Under make check the relay is built with sanitizers: a report in its
 	# log is a failure of this script, whatever else passed.
-	if [ -s "$RELAY_LOG" ] &&
-		grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$RELAY_LOG"; then
-		fail "sanitizer" "$(grep -m1 -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$RELAY_LOG")"
-	fi
+	# A script running several relays gives each a log $T/relay-*.log.
+	for f in "$RELAY_LOG" "$T"/relay-*.log; do
+		if [ -s "$f" ] &&
+			grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$f"; then
+			fail "sanitizer" "$(basename "$f"): $(grep -m1 -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$f")"
+		fi
+	done
 	if [ "$FAILS" -gt 0 ] || [ "$rc" -ne 0 ]; then
 		_dump_log "$RELAY_LOG" 40
 		[ -n "$VM_LOG" ] && _dump_log "$VM_LOG" 10
@@ -611,12 +614,12 @@ now_ms() {
 # that nginx_mode swaps with a reload. DIR/access.log has one line per
 # request: "STATUS URI".
 
-# start_nginx DIR PORT MODE: starts nginx on 127.0.0.1:PORT answering as
-# MODE says (see nginx_mode) and waits until it answers. Sets NGINX_PID.
-start_nginx() {
-	local dir=$1 port=$2 mode=$3
+# _nginx_run DIR PORT HTTP: writes DIR/nginx.conf, whose http block holds
+# the temp paths under DIR and then the text HTTP, starts nginx on it and
+# waits until PORT answers. Sets NGINX_PID.
+_nginx_run() {
+	local dir=$1 port=$2 http=$3
 	mkdir -p "$dir/tmp"
-	printf '%s\n' "$mode" >"$dir/mode.conf"
 	cat >"$dir/nginx.conf" <<NGX
 daemon off;
 worker_processes 1;
@@ -624,19 +627,12 @@ pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 256; }
 http {
-    log_format short '\$status \$request_uri';
-    access_log $dir/access.log short;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
-    client_max_body_size 64m;
-    client_body_buffer_size 64m;
-    server {
-        listen 127.0.0.1:$port;
-        include $dir/mode.conf;
-    }
+$http
 }
 NGX
 	: >"$dir/access.log"
@@ -648,6 +644,30 @@ NGX
 		_dump_log "$dir/error.log" 10 >&2
 		return 1
 	fi
+}
+
+# start_nginx DIR PORT MODE: starts nginx on 127.0.0.1:PORT answering as
+# MODE says (see nginx_mode) and waits until it answers. Sets NGINX_PID.
+start_nginx() {
+	local dir=$1 port=$2 mode=$3
+	mkdir -p "$dir"
+	printf '%s\n' "$mode" >"$dir/mode.conf"
+	_nginx_run "$dir" "$port" "    log_format short '\$status \$request_uri';
+    access_log $dir/access.log short;
+    client_max_body_size 64m;
+    client_body_buffer_size 64m;
+    server {
+        listen 127.0.0.1:$port;
+        include $dir/mode.conf;
+    }"
+}
+
+# start_nginx_conf DIR PORT FILE: starts nginx with FILE read inside its
+# http block (a file such as ops/nginx-relay.conf, with its listen on
+# 127.0.0.1:PORT and its logs under DIR) and waits until PORT accepts.
+# Sets NGINX_PID.
+start_nginx_conf() {
+	_nginx_run "$1" "$2" "    include $3;"
 }
 
 # nginx_mode DIR PORT CODE MODE: makes the nginx of DIR answer as MODE says
