@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ops/install-deps.sh - installs the Debian 12 packages the relay needs to
 # build and test: compiler, libraries, VictoriaMetrics and Prometheus as test
-# peers, curl, jq and ss (iproute2) for the integration tests, nginx (a
-# misbehaving upstream: wrong URL, 401, 503 with Retry-After) and faketime (wall-clock
+# peers, curl, jq, ss (iproute2) and python3 (test clients) for the
+# integration tests, nginx (a misbehaving upstream: wrong URL, 401, 503 with
+# Retry-After; the load balancer of a fleet) and faketime (wall-clock
 # steps under libfaketime) for the upstream and clock tests. Idempotent: when everything
 # is installed it only asks dpkg and exits.
 #
@@ -31,6 +32,7 @@ PACKAGES=(
 	curl
 	jq
 	iproute2
+	python3
 	victoria-metrics
 	prometheus
 	nginx
