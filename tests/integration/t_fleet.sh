@@ -8,8 +8,11 @@
 #  2. while all relays are up, each tenant's requests reached one relay
 #     (the relays' relay_tenant_requests_total), and nginx passed no write
 #     on to a second relay (its access log);
-#  3. the relay holding the most tenants is killed with kill -9 while they
-#     write; nginx fails its tenants over to the next relay of the ring;
+#  3. the relay holding the most tenants is stopped (SIGSTOP) until writes
+#     nginx sent to it wait unread in its sockets, then killed with kill -9;
+#     nginx passes those writes, and its tenants' next ones, on to the next
+#     relay of the ring, so no sender sees an error or has to retry (this
+#     needs non_idempotent: nginx would answer 502 to a POST it had sent);
 #     the relay is started again later, and its tenants come back to it;
 #  4. every acknowledged sample is in VictoriaMetrics, under its tenant;
 #  5. the usage of the fleet (relay usage of each relay's data directory,
