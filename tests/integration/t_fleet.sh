@@ -3,8 +3,10 @@
 # ops/nginx-relay.conf (its relay addresses, listen port and log paths
 # changed for this test's ports), one VictoriaMetrics behind them:
 #  1. 8 senders (tests/tools/fleetsend.py) for 6 tenants, each with its
-#     token, write through nginx and retry as Prometheus does (5xx, 429,
-#     connection errors, with backoff; never a 4xx);
+#     token (as a bearer token; foxtrot's as the password of Basic auth,
+#     which nginx routes on the user), write through nginx and retry as
+#     Prometheus does (5xx, 429, connection errors, with backoff; never a
+#     4xx);
 #  2. while all relays are up, each tenant's requests reached one relay
 #     (the relays' relay_tenant_requests_total), and nginx passed no write
 #     on to a second relay (its access log);
@@ -43,7 +45,11 @@ tenant_args=()
 tenant_send=()
 for t in "${TENANTS[@]}"; do
 	tenant_args+=("tenant $t.token=tok-$t-91")
-	tenant_send+=(--tenant "$t:tok-$t-91")
+	if [ "$t" = foxtrot ]; then
+		tenant_send+=(--tenant-basic "$t:tok-$t-91")
+	else
+		tenant_send+=(--tenant "$t:tok-$t-91")
+	fi
 done
 
 # Usage series, where the relay has them: [usage] export to its upstream.

@@ -2,14 +2,17 @@
 """fleetsend.py - Remote Write senders that retry as Prometheus does, for
 tests/integration/t_fleet.sh, and the check of what reached upstream.
 
-    fleetsend.py send URL --tenant ID:TOKEN [--tenant ...] --acked FILE
+    fleetsend.py send URL --tenant ID:TOKEN [--tenant ...]
+                 [--tenant-basic ID:TOKEN ...] --acked FILE
                  --stop-file FILE [--senders 8] [--series 20] [--samples 5]
                  [--start-ts MS] [--step-ms 10] [--pause-ms 20]
                  [--max-requests N] [--give-up-s 60]
     fleetsend.py verify ACKED_FILE   < VictoriaMetrics /api/v1/export lines
 
-send: sender i (0 <= i < --senders) writes for tenant number i % tenants,
-with "Authorization: Bearer TOKEN", over one keep-alive connection of its
+send: sender i (0 <= i < --senders) writes for tenant number i % tenants
+(the --tenant ones first, then the --tenant-basic ones), with
+"Authorization: Bearer TOKEN" (--tenant) or Basic auth with user ID and
+password TOKEN (--tenant-basic), over one keep-alive connection of its
 own, one request at a time. Its request r holds --series series
     fleet_metric{job="fleet",sender="s<i>",series="<j>"}
 with --samples samples each, at --start-ts + (r * samples + k) * --step-ms,
@@ -42,6 +45,7 @@ Bodies are built here: protobuf by hand, snappy as literal blocks only
 needed.
 """
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -118,7 +122,7 @@ class Tally:
             d[key] = d.get(key, 0) + n
 
 
-def post(conn_box, url, body, token):
+def post(conn_box, url, body, auth):
     """One attempt: the status, or 0 for a connection error or timeout."""
     if conn_box[0] is None:
         conn_box[0] = http.client.HTTPConnection(url.hostname, url.port,
@@ -128,7 +132,7 @@ def post(conn_box, url, body, token):
             "Content-Type": "application/x-protobuf",
             "Content-Encoding": "snappy",
             "X-Prometheus-Remote-Write-Version": "0.1.0",
-            "Authorization": "Bearer " + token,
+            "Authorization": auth,
         })
         resp = conn_box[0].getresponse()
         resp.read()
@@ -143,7 +147,7 @@ def post(conn_box, url, body, token):
 
 
 def sender(i, o, url, tally, out, out_lock):
-    tenant, token = o.tenant[i % len(o.tenant)]
+    tenant, auth = o.tenant[i % len(o.tenant)]
     conn_box = [None]
     nsamples = o.series * o.samples
     tally.add(tenant, "senders")
@@ -152,7 +156,7 @@ def sender(i, o, url, tally, out, out_lock):
         backoff, attempts, first = 0.03, 0, time.monotonic()
         while True:
             attempts += 1
-            st = post(conn_box, url, body, token)
+            st = post(conn_box, url, body, auth)
             if 200 <= st < 300:
                 verdict = "ack"
                 tally.add(tenant, "acked_requests")
@@ -187,10 +191,14 @@ def sender(i, o, url, tally, out, out_lock):
 
 
 def cmd_send(o):
-    o.tenant = [tuple(t.split(":", 1)) for t in o.tenant]
-    if not o.tenant or any(len(t) != 2 for t in o.tenant):
+    bearer = [t.split(":", 1) for t in o.tenant]
+    basic = [t.split(":", 1) for t in o.tenant_basic]
+    if not bearer + basic or any(len(t) != 2 for t in bearer + basic):
         print("fleetsend: --tenant ID:TOKEN needed", file=sys.stderr)
         return 2
+    o.tenant = [(t, "Bearer " + tok) for t, tok in bearer]
+    o.tenant += [(t, "Basic " + base64.b64encode(
+        ("%s:%s" % (t, tok)).encode()).decode()) for t, tok in basic]
     if o.start_ts is None:
         o.start_ts = int(time.time() * 1000) - 3600 * 1000
     url = urllib.parse.urlsplit(o.url)
@@ -268,6 +276,7 @@ def main():
     s = sub.add_parser("send")
     s.add_argument("url")
     s.add_argument("--tenant", action="append", default=[])
+    s.add_argument("--tenant-basic", action="append", default=[])
     s.add_argument("--acked", required=True)
     s.add_argument("--stop-file", required=True)
     s.add_argument("--senders", type=int, default=8)
