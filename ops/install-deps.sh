@@ -3,7 +3,8 @@
 # build and test: compiler, libraries, VictoriaMetrics and Prometheus as test
 # peers, curl, jq and ss (iproute2) for the integration tests, nginx (a
 # misbehaving upstream: wrong URL, 401, 503 with Retry-After) and faketime (wall-clock
-# steps under libfaketime) for the upstream and clock tests. Idempotent: when everything
+# steps under libfaketime) for the upstream and clock tests, and chromium
+# (headless) to open the status page in a test. Idempotent: when everything
 # is installed it only asks dpkg and exits.
 #
 # "ops/install-deps.sh fuzz" (used by make fuzz) also installs clang with
@@ -35,6 +36,7 @@ PACKAGES=(
 	prometheus
 	nginx
 	faketime
+	chromium
 )
 
 # Only for make fuzz: clang 14 is Debian 12's default clang; the fuzzer,
