@@ -355,15 +355,18 @@ static void export_once(struct usage_export *ux)
 	int rc;
 
 	if ((rc = refresh(ux, now)) != 0) {
+		metric_add(&metrics.usage_export_failures, 1);
 		log_msg(LOG_WARN, "usage export skipped", "reason=\"%s\"",
 			err_str(rc));
 		return;
 	}
 	memset(&b, 0, sizeof(b));
 	if ((rc = build(ux, &b, (int64_t)now)) != 0) {
-		if (rc < 0)
+		if (rc < 0) {
+			metric_add(&metrics.usage_export_failures, 1);
 			log_msg(LOG_WARN, "usage export skipped",
 				"reason=\"out of memory\"");
+		}
 		return;
 	}
 	memcpy(b.tenant, ux->tenant, ux->tlen);
@@ -386,13 +389,16 @@ static void export_once(struct usage_export *ux)
 	while (!ux->committed)
 		pthread_cond_wait(&ux->cond, &ux->lock);
 	pthread_mutex_unlock(&ux->lock);
-	if (b.status != BATCH_STORED)
+	if (b.status != BATCH_STORED) {
+		metric_add(&metrics.usage_export_failures, 1);
 		log_msg(LOG_WARN, "usage export not stored", "reason=%s "
 			"(the next export carries the same totals)",
 			refuse_reason_name(b.reason));
-	else
+	} else {
+		metric_add(&metrics.usage_exports, 1);
 		log_msg(LOG_DEBUG, "usage exported", "tenants=%zu chunks=%zu",
 			ux->n, b.nchunks);
+	}
 	batch_release(&b);
 }
 

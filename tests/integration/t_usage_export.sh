@@ -77,6 +77,10 @@ v=$(printf '%s' "$J" | jq '[.usage[] | select(.tenant == "")] | length')
 check "no usage row without a tenant ($v)" [ "$v" = 0 ]
 v=$(metric "$RELAY_PORT" relay_tenant_samples_received_total 'tenant="ops"' || echo 0)
 check "relay_tenant_samples_received_total of ops stays 0 ($v)" [ "$v" = 0 ]
+v=$(metric "$RELAY_PORT" relay_usage_exports_total || echo 0)
+check "relay_usage_exports_total counts the stored exports ($v)" [ "$v" -ge 1 ]
+v=$(metric "$RELAY_PORT" relay_usage_export_failures_total || echo none)
+check "relay_usage_export_failures_total = 0 ($v)" [ "$v" = 0 ]
 before=$(series_line samples | sed -n 's/^acme=//p')
 T_BEFORE=$(date +%s)
 
