@@ -127,3 +127,34 @@ check "increase(relay_usage_samples_total[${n}s]) since the first check: acme 60
 want=$(usage_line samples | tr '\n' ' ')
 got=$(vm_query "$VM_PORT" 'sum by (tenant) (increase_pure(relay_usage_samples_total{tenant=~"acme|globex"}[1h]))' | tr '\n' ' ')
 check "increase_pure(relay_usage_samples_total[1h]) = relay usage ($got)" [ "$got" = "$want" ]
+
+# --- 3. a per-tenant url: export_tenant's destination, or no export --------
+# VictoriaMetrics adds extra_label to every series it receives: here the
+# tenant whose queue a request came from.
+stop_relay
+write_conf "$T/relay2.conf" \
+	"storage.path=$T/data2" \
+	"upstream.url=http://127.0.0.1:$VM_PORT/api/v1/write?extra_label=queue={tenant}" \
+	"usage.export_interval=1s" \
+	"usage.instance=relay-ux2" \
+	"usage.export_tenant=ops" \
+	"tenant acme.token=acme-ux" \
+	"tenant ops.token=ops-ux"
+start_relay "$T/relay2.conf" || { fail setup "relay 2 did not become ready"; exit 1; }
+s=$(rwsend "$URL" --token acme-ux --series 4 --requests 1 --name-prefix ux_c)
+check "per-tenant url: 4 acme samples acknowledged" [ "$(field "$s" samples_acked)" = 4 ]
+SEL3='{__name__="relay_usage_samples_total",relay="relay-ux2",tenant="acme",queue="ops"}'
+if wait_until "$WAIT_CAP" vm_has "$VM_PORT" "$SEL3" 1; then
+	ok "the usage series went to export_tenant ops' destination, tenant=acme kept"
+else
+	fail "export_tenant destination" "$(vm_export "$VM_PORT" '{relay="relay-ux2"}' | jq -c .metric | head -n 3)"
+fi
+stop_relay
+write_conf "$T/relay3.conf" \
+	"storage.path=$T/data3" \
+	"upstream.url=http://127.0.0.1:$VM_PORT/api/v1/write?extra_label=queue={tenant}" \
+	"usage.export_interval=1s" \
+	"tenant acme.token=acme-ux"
+start_relay "$T/relay3.conf" || { fail setup "relay 3 did not become ready"; exit 1; }
+checkx "per-tenant url without export_tenant: the export is off, and says so" \
+	'grep -q "msg=\"usage export off\"" "$RELAY_LOG"'
