@@ -60,6 +60,10 @@ struct batch {
 	const uint32_t *hll;     /* ref: series as usage_hll_code()s */
 	size_t nhll;
 	struct batch_ha ha;
+	/* Not billed: stored and delivered, but counted in no usage record
+	 * and no relay_tenant_* counter (the relay's own usage series,
+	 * usage_export.h). */
+	int unbilled;
 	/* Set by the writer before done() is called. */
 	enum batch_status status;
 	/* BATCH_REFUSED: REFUSE_BUFFER_FULL (over max_size),

@@ -97,6 +97,12 @@ struct config {
 	char *ha_replica_label;     /* "__replica__" */
 	uint64_t ha_failover_timeout_ms; /* 30s */
 
+	/* [usage] */
+	int usage_export;           /* 1: usage records as series upstream */
+	uint64_t usage_export_interval_ms; /* 1m */
+	char *usage_export_tenant;  /* owned, NULL: the queue with no tenant */
+	char *usage_instance;       /* owned, NULL: the host name */
+
 	/* [log] */
 	int log_level;              /* enum log_level, LOG_INFO */
 

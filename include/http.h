@@ -9,6 +9,11 @@
  *                                 stored); refusals as admission.h says,
  *                                 a text line, Retry-After on 429/503;
  *                                 another method: 405, counted as refused
+ *   GET  /                        status page (status_page.h): HTML;
+ *                                 its tenant part with the admin token
+ *                                 as Bearer or HTTP Basic (user admin);
+ *                                 ?admin without it: 401 with
+ *                                 WWW-Authenticate: Basic realm="relay"
  *   GET  /metrics                 the relay's own metrics (metrics.h)
  *   GET  /-/healthy               200 while the process serves
  *   GET  /-/ready                 200 once storage is open, 503 while

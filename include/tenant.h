@@ -85,4 +85,9 @@ int tenant_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
  * (the admin token). Returns 1 if equal. */
 int tenant_token_equal(const char *given, const char *secret);
 
+/* Whether an Authorization header carries the admin token: as a Bearer
+ * token, or as HTTP Basic with user "admin" and the token as password.
+ * Returns 1 if so, 0 otherwise (also when admin_token is NULL). */
+int tenant_admin_auth(const char *authorization, const char *admin_token);
+
 #endif

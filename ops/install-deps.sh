@@ -3,8 +3,9 @@
 # build and test: compiler, libraries, VictoriaMetrics and Prometheus as test
 # peers, curl, jq, ss (iproute2) and python3 (test clients) for the
 # integration tests, nginx (a misbehaving upstream: wrong URL, 401, 503 with
-# Retry-After; the load balancer of a fleet) and faketime (wall-clock
-# steps under libfaketime) for the upstream and clock tests. Idempotent: when everything
+# Retry-After; the load balancer of a fleet), faketime (wall-clock steps
+# under libfaketime) for the upstream and clock tests, and chromium
+# (headless) to open the status page in a test. Idempotent: when everything
 # is installed it only asks dpkg and exits.
 #
 # "ops/install-deps.sh fuzz" (used by make fuzz) also installs clang with
@@ -37,6 +38,7 @@ PACKAGES=(
 	prometheus
 	nginx
 	faketime
+	chromium
 )
 
 # Only for make fuzz: clang 14 is Debian 12's default clang; the fuzzer,

@@ -22,11 +22,12 @@
 
 enum config_section {
 	SEC_NONE = -1,
-	SEC_SERVER, SEC_LIMITS, SEC_STORAGE, SEC_UPSTREAM, SEC_TENANCY, SEC_LOG,
+	SEC_SERVER, SEC_LIMITS, SEC_STORAGE, SEC_UPSTREAM, SEC_TENANCY, SEC_USAGE,
+	SEC_LOG,
 	SEC_TENANT
 };
 static const char *const section_names[] = {
-	"server", "limits", "storage", "upstream", "tenancy", "log"
+	"server", "limits", "storage", "upstream", "tenancy", "usage", "log"
 };
 
 enum config_type { CONF_STRING, CONF_SIZE, CONF_DURATION, CONF_INT, CONF_BOOL, CONF_ENUM };
@@ -170,6 +171,15 @@ static const struct config_key config_keys[] = {
 	    "Label naming the replica within an HA cluster; removed from the series stored."),
 	NUM("ha_failover_timeout", SEC_TENANCY, CONF_DURATION, ha_failover_timeout_ms, "30s", "1s", "1d",
 	    "When the elected replica sent nothing for this long, the next request of another replica takes over."),
+
+	NUM("export", SEC_USAGE, CONF_BOOL, usage_export, "true", NULL, NULL,
+	    "Write the per-tenant usage counters into the upstream as relay_usage_*_total series, through the buffer."),
+	NUM("export_interval", SEC_USAGE, CONF_DURATION, usage_export_interval_ms, "1m", "1s", "1d",
+	    "How often the usage series are written."),
+	STR("export_tenant", SEC_USAGE, usage_export_tenant, NULL, CHECK_TENANT_ID,
+	    "Tenant whose queue and destination take the usage series (not billed to it); empty: no tenant, and no export when url is per tenant."),
+	STR("instance", SEC_USAGE, usage_instance, NULL, CHECK_NONE,
+	    "Value of the relay label of the usage series; empty: the host name."),
 
 	ENUM("level", SEC_LOG, log_level, "info", level_names,
 	     "Lowest level logged: debug, info, warn or error."),

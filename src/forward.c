@@ -19,6 +19,7 @@
 #include "retry.h"
 #include "store.h"
 #include "tenant_stats.h"
+#include "upstream_status.h"
 #include "version.h"
 #include "writer.h"
 
@@ -505,6 +506,7 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	reason = answer_reason(s);
 	log_quote(reason, strlen(reason), qreason, sizeof(qreason));
 	verdict = retry_classify(status);
+	upstream_status_note(status, verdict == RETRY_DONE, reason);
 	switch (verdict) {
 	case RETRY_DONE:
 		writer_ack(f->w, job->id, job->idlen, span.first_seq, span.last_seq);

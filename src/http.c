@@ -31,6 +31,7 @@
 #include "queue.h"
 #include "reload.h"
 #include "setaside.h"
+#include "status_page.h"
 #include "store.h"
 #include "tenant.h"
 #include "usage.h"
@@ -558,6 +559,77 @@ static enum MHD_Result handle_ready(struct http *h, struct MHD_Connection *conn,
 	return respond(conn, 200, "OK\n", NULL);
 }
 
+/* MHD_get_connection_values: notes that the query has an "admin" key. */
+static enum MHD_Result find_admin_arg(void *cls, enum MHD_ValueKind kind,
+				      const char *key, const char *value)
+{
+	(void)kind;
+	(void)value;
+	if (strcmp(key, "admin") == 0) {
+		*(int *)cls = 1;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* GET / (status_page.h): the tenant part with the admin token as Bearer
+ * or HTTP Basic (user admin); ?admin without it asks a browser for it. */
+static enum MHD_Result handle_status(struct http *h, struct MHD_Connection *conn,
+				     const char *url, const char *method)
+{
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						       "Authorization");
+	const struct config *cfg = config_hold();
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	struct buf out;
+	int asked = 0, admin, rc;
+
+	(void)url;
+	(void)method;
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, find_admin_arg,
+				  &asked);
+	admin = tenant_admin_auth(auth, cfg->admin_token);
+	if (asked && !admin) {
+		int off = cfg->admin_token == NULL;
+		config_release(cfg);
+		if (off)
+			return respond(conn, 403, "admin endpoints are off: set "
+				       "[server] admin_token\n", NULL);
+		resp = MHD_create_response_from_buffer(
+			strlen("admin token required\n"),
+			(void *)"admin token required\n", MHD_RESPMEM_PERSISTENT);
+		if (resp == NULL)
+			return MHD_NO;
+		MHD_add_response_header(resp, "Content-Type",
+					"text/plain; charset=utf-8");
+		MHD_add_response_header(resp, "WWW-Authenticate",
+					"Basic realm=\"relay\", charset=\"UTF-8\"");
+		ret = MHD_queue_response(conn, 401, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	buf_init(&out, 16u << 20);
+	rc = status_page_render(&out, cfg, h->d.st, h->d.q, admin);
+	config_release(cfg);
+	if (rc != 0) {
+		buf_free(&out);
+		return respond(conn, rc == ERR_NOMEM ? 500 : 503, rc == ERR_NOMEM ?
+			       "cannot render the page\n" :
+			       "storage unavailable\n", NULL);
+	}
+	resp = MHD_create_response_from_buffer(out.len, out.p, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		buf_free(&out);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	ret = MHD_queue_response(conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result handle_not_found(struct http *h,
 					struct MHD_Connection *conn,
 					const char *url, const char *method)
@@ -584,6 +656,7 @@ static const struct route {
 				   const char *url, const char *method);
 } routes[] = {
 	{"POST", "/api/v1/write",           0, 0, NULL},
+	{"GET",  "/",                       0, 0, handle_status},
 	{"GET",  "/metrics",                0, 0, handle_metrics},
 	{"GET",  "/-/healthy",              0, 0, handle_healthy},
 	{"GET",  "/-/ready",                0, 0, handle_ready},

@@ -20,6 +20,10 @@
  *              preallocate is under 1 MiB: writes zeros ahead of the end of
  *              data.mdb when the writer wakes it after a commit; each piece
  *              is written under a lock the writer holds around its commits.
+ *   usage      usage_export.c's, when [usage] export is on: every
+ *              export_interval sums the usage records (short read
+ *              transactions) and hands the writer a batch of series, as
+ *              an HTTP thread does, then waits for its commit.
  *   forward(N) [upstream] concurrency threads: send entries with libcurl
  *              straight from the map, each in a read transaction
  *              (MDB_NOTLS) held for one request. libcurl may add a short
@@ -62,6 +66,7 @@
 #include "store_check.h"
 #include "tenant.h"
 #include "usage.h"
+#include "usage_export.h"
 #include "version.h"
 #include "writer.h"
 
@@ -98,6 +103,7 @@ static int run(struct config *cfg)
 	struct writer *w;
 	struct forwarder *f;
 	struct http *h;
+	struct usage_export *ux;
 	struct http_deps deps;
 	sigset_t sigs;
 	int sig = 0;
@@ -140,6 +146,7 @@ static int run(struct config *cfg)
 		fatal("cannot start writer thread", NULL);
 	if ((f = forwarder_start(cfg, st, &q, w)) == NULL)
 		fatal("cannot start forwarder threads", NULL);
+	ux = usage_export_start(cfg, st, w);
 	deps.cfg = cfg;
 	deps.st = st;
 	deps.q = &q;
@@ -170,6 +177,7 @@ static int run(struct config *cfg)
 	http_refuse_new(h);
 	queue_stop(&q);
 	forwarder_stop(f, deadline);
+	usage_export_stop(ux);
 	now = clock_mono_ms();
 	http_stop(h, now + 100 < deadline ? (unsigned)(deadline - now) : 100);
 	writer_stop(w);

@@ -363,6 +363,12 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= counter(out, "relay_duplicate_requests_total",
 		      "Resent requests acknowledged but not stored again.",
 		      &m->duplicates);
+	rc |= counter(out, "relay_usage_exports_total",
+		      "Batches of usage series (usage_export.h) stored.",
+		      &m->usage_exports);
+	rc |= counter(out, "relay_usage_export_failures_total",
+		      "Usage exports not stored (the next one carries the same "
+		      "totals).", &m->usage_export_failures);
 	rc |= counter(out, "relay_answers_cut_total",
 		      "Streamed answers (usage reports, set-aside listings) "
 		      "cut short by a storage error.", &m->answers_cut);

@@ -219,3 +219,59 @@ int store_usage_page(struct store *st, const char *tenant, size_t tlen,
 		return ret;
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
+
+int store_usage_range(struct store *st, uint64_t from_s, uint64_t to_s,
+		      int (*fn)(void *arg, const char *tenant, size_t tlen,
+				uint64_t hour, const void *val, size_t len),
+		      void *arg)
+{
+	uint8_t key[STORE_KEY_MAX];
+	const char *t;
+	size_t n;
+	uint64_t h;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, ret = 0;
+
+	if (st->usage == 0)      /* a reader of a directory without one */
+		return 0;
+	if ((rc = store_read_begin(st, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->usage, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return err_from_mdb(rc);
+	}
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		if (store_key_parse(&k, &t, &n, &h) < 0 || n > TENANT_ID_MAX) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			continue;
+		}
+		if (h < from_s) {
+			/* Jump to the tenant's first hour in the range. */
+			k.mv_size = store_key(key, t, n, from_s);
+			k.mv_data = key;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			continue;
+		}
+		if (h >= to_s) {
+			/* Jump past the tenant: its id then 0x01 sorts after
+			 * all of its keys (id, 0x00, hour). */
+			memcpy(key, t, n);
+			key[n] = 0x01;
+			k.mv_size = n + 1;
+			k.mv_data = key;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			continue;
+		}
+		if ((ret = fn(arg, t, n, h, v.mv_data, v.mv_size)) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (ret < 0)
+		return ret;
+	return ret == 1 || rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
+}

@@ -327,3 +327,23 @@ int tenant_resolve(const struct config *cfg, const char *authorization,
 	}
 	return 0;
 }
+
+int tenant_admin_auth(const char *auth, const char *admin_token)
+{
+	char cred[512];
+	long n;
+
+	if (auth == NULL || admin_token == NULL)
+		return 0;
+	while (*auth == ' ')
+		auth++;
+	if (strncasecmp(auth, "Bearer ", 7) == 0)
+		return tenant_token_equal(auth + 7, admin_token);
+	if (strncasecmp(auth, "Basic ", 6) != 0)
+		return 0;
+	n = b64_decode(auth + 6, cred, sizeof(cred) - 1);
+	if (n < 6 || memcmp(cred, "admin:", 6) != 0)
+		return 0;
+	cred[n] = '\0';
+	return tenant_token_equal(cred + 6, admin_token);
+}

@@ -113,8 +113,11 @@ int usage_count_stored(struct usage_round *r, struct store_txn *txn,
 		       const struct usage_rec *add, const uint32_t *hll,
 		       size_t nhll)
 {
-	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+	struct usage_rec *d;
 
+	if (tlen == 0)    /* no tenant: not in usage records (usage.h) */
+		return 0;
+	d = usage_round_get(r, tenant, tlen, usage_hour(now));
 	if (d == NULL)
 		return ERR_NOMEM;
 	usage_add(d, add);
@@ -126,8 +129,11 @@ int usage_count_stored(struct usage_round *r, struct store_txn *txn,
 int usage_count_refused(struct usage_round *r, const char *tenant,
 			size_t tlen, uint64_t now, int reason, uint64_t samples)
 {
-	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+	struct usage_rec *d;
 
+	if (tlen == 0)    /* no tenant: not in usage records (usage.h) */
+		return 0;
+	d = usage_round_get(r, tenant, tlen, usage_hour(now));
 	if (d == NULL)
 		return ERR_NOMEM;
 	if (reason >= 0 && reason < USAGE_REFUSED_SLOTS) {
@@ -140,8 +146,11 @@ int usage_count_refused(struct usage_round *r, const char *tenant,
 int usage_count_delivered(struct usage_round *r, const char *tenant,
 			  size_t tlen, uint64_t now, uint64_t samples)
 {
-	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+	struct usage_rec *d;
 
+	if (tlen == 0)    /* no tenant: not in usage records (usage.h) */
+		return 0;
+	d = usage_round_get(r, tenant, tlen, usage_hour(now));
 	if (d == NULL)
 		return ERR_NOMEM;
 	d->samples_delivered += samples;
@@ -152,8 +161,11 @@ int usage_count_dropped(struct usage_round *r, const char *tenant,
 			size_t tlen, uint64_t now, enum usage_drop why,
 			uint64_t samples)
 {
-	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+	struct usage_rec *d;
 
+	if (tlen == 0)    /* no tenant: not in usage records (usage.h) */
+		return 0;
+	d = usage_round_get(r, tenant, tlen, usage_hour(now));
 	if (d == NULL)
 		return ERR_NOMEM;
 	d->samples_dropped[why] += samples;
@@ -163,8 +175,11 @@ int usage_count_dropped(struct usage_round *r, const char *tenant,
 int usage_count_deduplicated(struct usage_round *r, const char *tenant,
 			     size_t tlen, uint64_t now, uint64_t samples)
 {
-	struct usage_rec *d = usage_round_get(r, tenant, tlen, usage_hour(now));
+	struct usage_rec *d;
 
+	if (tlen == 0)    /* no tenant: not in usage records (usage.h) */
+		return 0;
+	d = usage_round_get(r, tenant, tlen, usage_hour(now));
 	if (d == NULL)
 		return ERR_NOMEM;
 	d->samples_deduplicated += samples;

@@ -74,6 +74,10 @@ struct series {
 	const uint8_t *rest;  /* the first field that is not a label */
 	size_t other;         /* bytes of all fields that are not labels */
 	int interleaved;      /* some label comes after such a field */
+	size_t ex;            /* the sender's tenant label, renamed (see
+			       * exported_name), goes before l[ex];
+			       * SIZE_MAX: none */
+	int ex_first;         /* it sorts before the tenant label */
 };
 
 /* What the fields of a nested message must be (see scan_msg). */
@@ -125,6 +129,8 @@ struct scan {
 	size_t tenclen;                /* bytes in tenc, or 0 */
 	const uint8_t *dname;          /* ref: the label to remove, or NULL */
 	size_t dnlen;
+	uint8_t exname[256];           /* the current series' exported_ name */
+	size_t exnlen;
 };
 
 /* Per-thread scratch for series with many labels, kept between calls
@@ -592,11 +598,14 @@ static uint8_t *put_labels(const struct scan *s, const struct series *r,
 
 	for (i = 0; i <= r->n; i++) {
 		if (run != NULL && (i == r->n || i == r->at || i == r->drop ||
-				    l[i].enc != run_end)) {
+				    i == r->ex || l[i].enc != run_end)) {
 			memcpy(d, run, (size_t)(run_end - run));
 			d += run_end - run;
 			run = NULL;
 		}
+		if (i == r->ex && r->ex_first)
+			d = put_label(d, s->exname, s->exnlen, l[r->at].value,
+				      l[r->at].vlen);
 		if (i == r->at) {
 			if (s->tenclen > 0)
 				d = (uint8_t *)memcpy(d, s->tenc, s->tenclen) +
@@ -604,9 +613,12 @@ static uint8_t *put_labels(const struct scan *s, const struct series *r,
 			else
 				d = put_label(d, s->tname, s->tnlen, s->tvalue,
 					      s->tvlen);
-			if (r->replace)
-				continue;
 		}
+		if (i == r->ex && !r->ex_first)
+			d = put_label(d, s->exname, s->exnlen, l[r->at].value,
+				      l[r->at].vlen);
+		if (i == r->at && r->replace)
+			continue;
 		if (i == r->n)
 			break;
 		if (i == r->drop)
@@ -739,6 +751,42 @@ static int series_emit(struct scan *s, const struct series *r,
 }
 
 /*
+ * The sender's own tenant label (r->l[r->at]) is kept, renamed as
+ * Prometheus renames a scraped label that conflicts with a target label:
+ * exported_<name>, or exported_exported_<name> when that is taken too,
+ * and so on. Sets s->exname and where it sorts among the labels. Returns
+ * 0, or WIRE_BAD when the name would not fit.
+ */
+static int exported_name(struct scan *s, struct series *r)
+{
+	static const char prefix[] = "exported_";
+	size_t k = sizeof(prefix) - 1, i;
+
+	memcpy(s->exname + k, s->tname, s->tnlen);
+	memcpy(s->exname, prefix, k);
+	s->exnlen = k + s->tnlen;
+	for (i = 0; i < r->n; i++) {
+		if (name_cmp(r->l[i].name, r->l[i].nlen, s->exname,
+			     s->exnlen) != 0)
+			continue;
+		if (s->exnlen + k > sizeof(s->exname))
+			return fail(s, WIRE_BAD, "too many exported_ labels");
+		memmove(s->exname + k, s->exname, s->exnlen);
+		s->exnlen += k;
+		i = (size_t)-1;  /* taken: one prefix more, look again */
+	}
+	/* Before the first label after it; the tenant label sits at at. */
+	r->ex_first = name_cmp(s->exname, s->exnlen, s->tname, s->tnlen) < 0;
+	for (r->ex = 0; r->ex < r->n; r->ex++)
+		if (r->ex == r->at ? r->ex_first :
+		    name_cmp(r->l[r->ex].name, r->l[r->ex].nlen, s->exname,
+			     s->exnlen) > 0)
+			break;
+	r->llen += label_size(s->exnlen, r->l[r->at].vlen);
+	return 0;
+}
+
+/*
  * Scans one TimeSeries p[0..end), counts it, reports its hash, and in
  * rewrite mode appends it to s->out with the tenant label set.
  * Returns 0, WIRE_BAD or WIRE_TOO_LARGE.
@@ -755,6 +803,7 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	r.l = stack;
 	r.at = SIZE_MAX;
 	r.drop = SIZE_MAX;
+	r.ex = SIZE_MAX;
 	for (; p < end; p = q) {
 		if (r.n == cap) {
 			if ((r.l = scratch_grow(r.l, r.n)) == NULL)
@@ -794,6 +843,8 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 		r.replace = r.at < r.n && d == 0;
 		r.llen += label_size(s->tnlen, s->tvlen) -
 			  (r.replace ? r.l[r.at].size : 0);
+		if (r.replace && (rc = exported_name(s, &r)) != 0)
+			return rc;
 	}
 	if (s->rewrite || s->o->on_series != NULL)
 		return series_emit(s, &r, start, end);

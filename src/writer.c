@@ -175,7 +175,8 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 		if (b->has_digest && window > 0 &&
 		    (rc = dedup_remember(w->dedup, txn, b->digest, now)) != 0)
 			return rc;
-		if ((rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
+		if (!b->unbilled &&
+		    (rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
 					     &b->usage, b->hll, b->nhll)) != 0)
 			return rc;
 		/* An entry holds chunks of one destination only. */
@@ -293,7 +294,9 @@ static void finish_batches(struct writer *w, struct batch *list, int failed)
 			refuse(b, REFUSE_STORAGE);
 		if (b->status == BATCH_STORED) {
 			n++;
-			tenant_stats_received(b->tenant, b->tlen, &b->usage, 0);
+			if (!b->unbilled)
+				tenant_stats_received(b->tenant, b->tlen,
+						      &b->usage, 0);
 		} else if (b->status == BATCH_DUPLICATE) {
 			tenant_stats_received(b->tenant, b->tlen, NULL, 1);
 		} else if (b->status == BATCH_HA_DEDUPLICATED) {

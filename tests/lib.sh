@@ -332,6 +332,17 @@ vm_export() {
 		"http://127.0.0.1:$1/api/v1/export"
 }
 
+# vm_query PORT PROMQL: prints "LABEL=VALUE" lines of an instant query at
+# now, one per series, sorted: LABEL is the series' tenant label (set
+# VM_QUERY_LABEL for another), VALUE the value as VictoriaMetrics gives it.
+vm_query() {
+	vm_flush "$1"
+	curl -s --max-time 30 -G --data-urlencode "query=$2" \
+		"http://127.0.0.1:$1/api/v1/query" |
+		jq -r --arg l "${VM_QUERY_LABEL:-tenant}" \
+			'.data.result[] | "\(.metric[$l] // "")=\(.value[1])"' | sort
+}
+
 # vm_count PORT MATCH: prints how many samples VictoriaMetrics stores for a
 # series selector, e.g. vm_count 8428 '{__name__=~"t1_.*"}'.
 vm_count() {

@@ -9,6 +9,8 @@
 #include "store.h"
 #include "unit.h"
 #include "usage.h"
+#include "usage_export.h"
+#include "wire.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -817,6 +819,87 @@ static void test_report_pages_filtered(void)
 	CHECK_EQ_INT(usage_report_open(&r, st, &bad, 0), ERR_FAIL);
 }
 
+
+/* store_usage_range: only the hours in [from, to), every tenant's, in key
+ * order, the others skipped. */
+static void test_store_range(void)
+{
+	struct seen s = {{0}, 0};
+
+	CHECK_EQ_INT(store_usage_range(st, H2, H3, seen_row, &s), 0);
+	CHECK(strcmp(s.keys, "acme@1 ") == 0);
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ_INT(store_usage_range(st, 0, H2, seen_row, &s), 0);
+	CHECK(strcmp(s.keys, "acme@0 acme2@0 globex@0 ") == 0);
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ_INT(store_usage_range(st, H3, UINT64_MAX, seen_row, &s), 0);
+	CHECK(strcmp(s.keys, "acm@2 globex@2 ") == 0);
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ_INT(store_usage_range(st, 0, UINT64_MAX, seen_row, &s), 0);
+	CHECK(strcmp(s.keys, "acm@2 acme@0 acme@1 acme2@0 globex@0 globex@2 ") == 0);
+	memset(&s, 0, sizeof(s));
+	CHECK_EQ_INT(store_usage_range(st, H3 + 3600, UINT64_MAX, seen_row, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+}
+
+/* A request without a tenant leaves no usage record (usage.h): the
+ * relay's own deliveries on the tenantless queue make no "" row. */
+static void test_no_tenant_no_record(void)
+{
+	struct usage_round r = {0};
+	struct usage_rec add = {0};
+	struct store_txn *txn;
+	const void *val;
+	size_t len;
+	uint64_t now = H1 * 1000 + 5;
+
+	add.requests = 1;
+	add.samples = 7;
+	CHECK_EQ_INT(store_txn_begin(st, &txn), 0);
+	CHECK_EQ_INT(usage_count_stored(&r, txn, "", 0, now, &add, NULL, 0), 0);
+	CHECK_EQ_INT(usage_count_delivered(&r, "", 0, now, 7), 0);
+	CHECK_EQ_INT(usage_count_refused(&r, "", 0, now, REFUSE_BAD_REQUEST, 3), 0);
+	CHECK_EQ_INT(usage_count_delivered(&r, "x", 1, now, 7), 0);
+	CHECK_EQ_INT(usage_round_flush(&r, txn), 0);
+	CHECK_EQ_INT(store_usage_get(txn, 0, "", 0, H1, &val, &len), 0);
+	CHECK_EQ_INT(store_usage_get(txn, 0, "x", 1, H1, &val, &len), 1);
+	store_txn_abort(txn);
+	usage_round_free(&r);
+}
+
+/* The usage series are a WriteRequest the relay's own scanner takes:
+ * labels sorted and valid, one sample each, reasons only where counted. */
+static void test_export_series(void)
+{
+	struct usage_rec sum = {0};
+	struct wire_counts c = {0};
+	struct wire_opts o = {0};
+	struct buf out;
+	uint64_t n = 0;
+	char why[256];
+
+	sum.samples = 1234;
+	sum.requests_refused[REFUSE_RATE_LIMITED] = 2;
+	sum.samples_refused[REFUSE_RATE_LIMITED] = 20;
+	sum.samples_dropped[DROP_AGE] = 5;
+	buf_init(&out, 1u << 20);
+	CHECK_EQ_INT(usage_export_tenant(&out, "host-1", "acme", 4, &sum,
+					 1796000000000, &n), 0);
+	/* 10 columns, 2 refusal series, 1 drop series. */
+	CHECK_EQ_INT((int)n, 13);
+	o.max_labels_per_series = 128;
+	o.max_label_name_length = 256;
+	o.max_label_value_length = 16384;
+	CHECK_EQ_INT(wire_scan(out.p, out.len, &o, &c, NULL, why, sizeof(why)),
+		     WIRE_OK);
+	CHECK_EQ_INT((int)c.series, 13);
+	CHECK_EQ_INT((int)c.samples, 13);
+	CHECK(memmem(out.p, out.len, "relay_usage_samples_total", 25) != NULL);
+	CHECK(memmem(out.p, out.len, "rate_limited", 12) != NULL);
+	CHECK(memmem(out.p, out.len, "unauthorized", 12) == NULL);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	RUN(test_hll_code_range);
@@ -835,11 +918,14 @@ int main(void)
 	RUN(test_format_time_filter);
 	RUN(test_format_csv);
 	RUN(test_store_page);
+	RUN(test_store_range);
 	RUN(test_report_pages);
 	RUN(test_report_pages_filtered);
 	RUN(test_v1_record);
 	RUN(test_requests_refused_columns);
 	RUN(test_v2_record);
+	RUN(test_no_tenant_no_record);
+	RUN(test_export_series);
 	teardown_env();
 	return unit_done();
 }

@@ -469,8 +469,10 @@ static uint8_t *pack_request(const char *const series[][12], size_t nseries,
 	return p;
 }
 
-/* A forged tenant label is overwritten, wherever it sorts; a missing one
- * is inserted first, in the middle or last. */
+/* A sender's own tenant label is kept as exported_tenant (as Prometheus
+ * keeps a scraped label that conflicts with a target label) and the tenant
+ * label set, wherever the two sort; a missing one is inserted first, in the
+ * middle or last. */
 static void test_tenant_replaced_and_inserted(void)
 {
 	static const char *const series[][12] = {
@@ -500,14 +502,64 @@ static void test_tenant_replaced_and_inserted(void)
 	CHECK_EQ_INT(c.series, n);
 	CHECK_NOERR(request_equal(in, len, out.p, out.len, "tenant", "acme"));
 	CHECK((r = unpack(out.p, out.len)) != NULL);
-	CHECK_EQ_INT(r->timeseries[0]->n_labels, 4);
-	CHECK_STR(r->timeseries[0]->labels[2]->value, "acme");
+	CHECK_EQ_INT(r->timeseries[0]->n_labels, 5);
+	CHECK_STR(r->timeseries[0]->labels[1]->name, "exported_tenant");
+	CHECK_STR(r->timeseries[0]->labels[1]->value, "evil");
+	CHECK_STR(r->timeseries[0]->labels[3]->name, "tenant");
+	CHECK_STR(r->timeseries[0]->labels[3]->value, "acme");
+	CHECK_EQ_INT(r->timeseries[2]->n_labels, 2);
+	CHECK_STR(r->timeseries[2]->labels[0]->name, "exported_tenant");
+	CHECK_STR(r->timeseries[2]->labels[0]->value, "acme");
 	CHECK_EQ_INT(r->timeseries[4]->n_labels, 2);
 	CHECK_STR(r->timeseries[4]->labels[0]->name, "tenant");
 	CHECK_STR(r->timeseries[5]->labels[1]->name, "tenant");
 	CHECK_STR(r->timeseries[6]->labels[1]->name, "tenant");
 	for (i = 0; i < n; i++)
-		CHECK(strcmp(r->timeseries[i]->labels[0]->value, "evil") != 0);
+		for (size_t j = 0; j < r->timeseries[i]->n_labels; j++)
+			CHECK(strcmp(r->timeseries[i]->labels[j]->name, "tenant") != 0 ||
+			      strcmp(r->timeseries[i]->labels[j]->value, "acme") == 0);
+	prometheus__write_request__free_unpacked(r, NULL);
+	buf_free(&out);
+	free(in);
+}
+
+/* exported_tenant taken already: exported_exported_tenant, and so on;
+ * the labels stay sorted, other tenant labels (tenant_x) are left alone. */
+static void test_exported_tenant_taken(void)
+{
+	static const char *const series[][12] = {
+		{ "exported_tenant", "b", "tenant", "c", NULL },
+		{ "exported_exported_tenant", "a", "exported_tenant", "b",
+		  "tenant", "c", "tenant_x", "d", NULL },
+		{ "exported_tenant", "b", "job", "j", NULL },
+	};
+	size_t n = sizeof(series) / sizeof(series[0]), len;
+	Prometheus__WriteRequest *r;
+	struct wire_opts o;
+	struct buf out;
+	uint8_t *in;
+
+	CHECK((in = pack_request(series, n, &len)) != NULL);
+	memset(&o, 0, sizeof(o));
+	o.tenant_label = "tenant";
+	o.tenant_value = "acme";
+	buf_init(&out, OUT_MAX);
+	CHECK_EQ_INT(scan(in, len, &o, NULL, &out), WIRE_OK);
+	CHECK_NOERR(request_equal(in, len, out.p, out.len, "tenant", "acme"));
+	CHECK((r = unpack(out.p, out.len)) != NULL);
+	CHECK_EQ_INT(r->timeseries[0]->n_labels, 3);
+	CHECK_STR(r->timeseries[0]->labels[0]->name, "exported_exported_tenant");
+	CHECK_STR(r->timeseries[0]->labels[0]->value, "c");
+	CHECK_STR(r->timeseries[0]->labels[1]->value, "b");
+	CHECK_STR(r->timeseries[0]->labels[2]->value, "acme");
+	CHECK_EQ_INT(r->timeseries[1]->n_labels, 5);
+	CHECK_STR(r->timeseries[1]->labels[0]->name,
+		  "exported_exported_exported_tenant");
+	CHECK_STR(r->timeseries[1]->labels[0]->value, "c");
+	CHECK_STR(r->timeseries[1]->labels[4]->name, "tenant_x");
+	/* No tenant label sent: exported_tenant is the sender's, untouched. */
+	CHECK_EQ_INT(r->timeseries[2]->n_labels, 3);
+	CHECK_STR(r->timeseries[2]->labels[0]->value, "b");
 	prometheus__write_request__free_unpacked(r, NULL);
 	buf_free(&out);
 	free(in);
@@ -539,10 +591,11 @@ static void test_drop_label(void)
 		buf_init(&out, OUT_MAX);
 		CHECK_EQ_INT(scan(in, len, &o, NULL, &out), WIRE_OK);
 		CHECK((r = unpack(out.p, out.len)) != NULL);
-		CHECK_EQ_INT(r->timeseries[0]->n_labels, 3);
+		CHECK_EQ_INT(r->timeseries[0]->n_labels, 3 + tenant);
 		CHECK_STR(r->timeseries[0]->labels[0]->name, "__name__");
 		CHECK_STR(r->timeseries[0]->labels[1]->name, "cluster");
-		CHECK_STR(r->timeseries[0]->labels[2]->value,
+		CHECK_STR(r->timeseries[0]->labels[2]->value, "evil");
+		CHECK_STR(r->timeseries[0]->labels[2 + tenant]->value,
 			  tenant ? "acme" : "evil");
 		CHECK_EQ_INT(r->timeseries[1]->n_labels, 2 + tenant);
 		CHECK_STR(r->timeseries[1]->labels[0]->name, "cluster");
@@ -700,6 +753,12 @@ static void test_series_hash(void)
 					      NULL };
 	static const char *const set[] = { "job", "x", "tenant", "acme",
 					   NULL };
+	static const char *const acme_kept[] = { "exported_tenant", "acme",
+						 "job", "x", "tenant", "acme",
+						 NULL };
+	static const char *const forged_set[] = { "exported_tenant", "evil",
+						  "job", "x", "tenant", "acme",
+						  NULL };
 	struct buf req, s;
 	uint64_t h;
 
@@ -711,6 +770,7 @@ static void test_series_hash(void)
 	h = hash_series(set, NULL, 0);
 	CHECK(h == hash_series(plain, "tenant", 0));
 	CHECK(h == hash_series(plain, "tenant", 1));
+	h = hash_series(forged_set, NULL, 0);
 	CHECK(h == hash_series(forged, "tenant", 1));
 	CHECK(h == hash_series(forged, "tenant", 0));
 
@@ -721,8 +781,9 @@ static void test_series_hash(void)
 	buf_append(&s, "\x0a\x09\x0a\x03job\x12\x81\x00x", 11);
 	pb_label(&s, 1, "tenant", "acme");
 	pb_msg(&req, 1, &s);
-	CHECK(h == hash_of(req.p, req.len, NULL, 0));
-	CHECK(h == hash_of(req.p, req.len, "tenant", 0));
+	CHECK(hash_series(set, NULL, 0) == hash_of(req.p, req.len, NULL, 0));
+	CHECK(hash_series(acme_kept, NULL, 0) ==
+	      hash_of(req.p, req.len, "tenant", 0));
 	buf_free(&req);
 	buf_free(&s);
 }
@@ -1030,13 +1091,14 @@ static void test_long_labels(void)
 	nhashes = 0;
 	CHECK_EQ_INT(scan(req.p, req.len, &o, NULL, NULL), WIRE_OK);
 	CHECK(hashes[0] == h);
-	/* Rewriting the output again changes nothing. */
+	/* Rewriting the output again keeps its long tenant label as
+	 * exported_tenant. */
 	buf_reset(&req);
 	buf_append(&req, out.p, out.len);
 	buf_reset(&out);
 	CHECK_EQ_INT(scan(req.p, req.len, &o, NULL, &out), WIRE_OK);
-	CHECK_EQ_INT(out.len, req.len);
-	CHECK(memcmp(out.p, req.p, req.len) == 0);
+	CHECK_NOERR(request_equal(req.p, req.len, out.p, out.len, "tenant",
+				  tenant));
 	buf_free(&req);
 	buf_free(&out);
 }
@@ -1386,6 +1448,7 @@ int main(void)
 	RUN(test_fixtures_tenant_rewrite);
 	RUN(test_stale_markers_survive);
 	RUN(test_tenant_replaced_and_inserted);
+	RUN(test_exported_tenant_taken);
 	RUN(test_drop_label);
 	RUN(test_histograms_and_exemplars);
 	RUN(test_interleaved_and_unknown_fields);

@@ -280,38 +280,47 @@ static inline const char *series_equal(const Prometheus__TimeSeries *in,
 				       const Prometheus__TimeSeries *out,
 				       const char *tenant, const char *value)
 {
-	size_t i, j, seen = 0;
+	/* The model: in's labels, the one named tenant (if any) renamed
+	 * exported_<tenant> (one more exported_ while the name is taken, as
+	 * Prometheus does), tenant=value added, sorted. */
+	static const char *names[20000], *values[20000];
+	char exname[300];
+	size_t i, j, n = 0;
 
 	if (tenant == NULL)
 		return message_equal(in, out) ? NULL : "series differs";
-	for (i = 1; i < out->n_labels; i++)
-		if (strcmp(out->labels[i - 1]->name, out->labels[i]->name) >= 0)
-			return err("labels not sorted: %s after %s",
-				   out->labels[i]->name, out->labels[i - 1]->name);
-	for (i = 0; i < out->n_labels; i++)
-		if (strcmp(out->labels[i]->name, tenant) == 0) {
-			if (strcmp(out->labels[i]->value, value) != 0)
-				return err("tenant label is %s",
-					   out->labels[i]->value);
-			seen++;
+	if (in->n_labels + 2 > sizeof(names) / sizeof(names[0]))
+		return "too many labels for the model";
+	snprintf(exname, sizeof(exname), "exported_%s", tenant);
+	for (i = 0; i < in->n_labels; i++)
+		if (strcmp(in->labels[i]->name, exname) == 0) {
+			char tmp[sizeof(exname)];
+			if (strlen(exname) + 10 > sizeof(exname))
+				return "exported_ name too long for the model";
+			snprintf(tmp, sizeof(tmp), "exported_%s", exname);
+			memcpy(exname, tmp, sizeof(exname));
+			i = (size_t)-1;
 		}
-	if (seen != 1)
-		return err("%zu tenant labels", seen);
-	for (i = 0, j = 0;; i++, j++) {
-		if (i < in->n_labels && strcmp(in->labels[i]->name, tenant) == 0)
-			i++;
-		if (j < out->n_labels && strcmp(out->labels[j]->name, tenant) == 0)
-			j++;
-		if (i >= in->n_labels && j >= out->n_labels)
-			break;
-		if (i >= in->n_labels || j >= out->n_labels)
-			return "label counts differ";
-		if (strcmp(in->labels[i]->name, out->labels[j]->name) != 0 ||
-		    strcmp(in->labels[i]->value, out->labels[j]->value) != 0)
-			return err("label %s=%s became %s=%s",
-				   in->labels[i]->name, in->labels[i]->value,
-				   out->labels[j]->name, out->labels[j]->value);
+	for (i = 0; i < in->n_labels; i++) {
+		int own = strcmp(in->labels[i]->name, tenant) == 0;
+		names[n] = own ? exname : in->labels[i]->name;
+		values[n++] = in->labels[i]->value;
 	}
+	names[n] = tenant;
+	values[n++] = value;
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+			const char *t = names[j]; names[j] = names[j - 1]; names[j - 1] = t;
+			t = values[j]; values[j] = values[j - 1]; values[j - 1] = t;
+		}
+	if (out->n_labels != n)
+		return err("%zu labels, the model has %zu", out->n_labels, n);
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], out->labels[i]->name) != 0 ||
+		    strcmp(values[i], out->labels[i]->value) != 0)
+			return err("label %zu is %s=%s, the model's %s=%s", i,
+				   out->labels[i]->name, out->labels[i]->value,
+				   names[i], values[i]);
 	if (in->n_samples != out->n_samples ||
 	    in->n_exemplars != out->n_exemplars ||
 	    in->n_histograms != out->n_histograms)

@@ -1,0 +1,490 @@
+/*
+ * usage_export.c - the usage records as series through the relay's own
+ * buffer (see usage_export.h).
+ *
+ * One thread. It owns the per-tenant sums (base: hours that can no longer
+ * change, read once; sum: base plus the recent hours, read each time),
+ * builds the batch, hands it to the writer and waits for its commit.
+ */
+#include "usage_export.h"
+
+#include <pthread.h>
+#include <snappy-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "metrics.h"
+#include "reload.h"
+#include "store.h"
+#include "writer.h"
+
+#define INSTANCE_MAX 256
+
+struct tenant_total {
+	char id[TENANT_ID_MAX + 1];
+	size_t idlen;
+	struct usage_rec base;   /* hours before base_to */
+	struct usage_rec add;    /* scratch of a walk */
+};
+
+struct usage_export {
+	struct store *st;        /* ref */
+	struct writer *w;        /* ref */
+	uint64_t interval_ms;
+	uint64_t max_request_size;
+	char instance[INSTANCE_MAX + 1];
+	char tenant[TENANT_ID_MAX + 1];  /* queue of the batch; "" none */
+	size_t tlen;
+	struct tenant_total *t;  /* owned, in key order */
+	size_t n, cap;
+	uint64_t base_to;        /* hours before it are in base */
+	int base_ready;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;                /* under lock */
+	int committed;           /* under lock: the batch's done() ran */
+};
+
+/* ---- encoding ---- */
+
+static size_t label_len(size_t nlen, size_t vlen)
+{
+	return 1 + varint_size(nlen) + nlen + 1 + varint_size(vlen) + vlen;
+}
+
+static int put_label(struct buf *out, const char *name, const char *value,
+		     size_t vlen)
+{
+	size_t nlen = strlen(name);
+	uint8_t tag = 0x0a;
+
+	if (buf_append(out, &tag, 1) < 0 ||
+	    buf_put_varint(out, label_len(nlen, vlen)) < 0 ||
+	    buf_append(out, &tag, 1) < 0 || buf_put_varint(out, nlen) < 0 ||
+	    buf_append(out, name, nlen) < 0)
+		return -1;
+	tag = 0x12;
+	if (buf_append(out, &tag, 1) < 0 || buf_put_varint(out, vlen) < 0 ||
+	    buf_append(out, value, vlen) < 0)
+		return -1;
+	return 0;
+}
+
+int usage_export_series(struct buf *out, const char *name, const char *reason,
+			const char *relay, const char *tenant, size_t tlen,
+			double value, int64_t ts_ms)
+{
+	size_t nlen = strlen(name), rlen = strlen(relay), body, sample;
+	uint8_t tag;
+	uint64_t bits;
+
+	/* Labels in order: __name__, reason, relay, tenant. */
+	body = 1 + varint_size(label_len(8, nlen)) + label_len(8, nlen);
+	if (reason != NULL)
+		body += 1 + varint_size(label_len(6, strlen(reason))) +
+			label_len(6, strlen(reason));
+	body += 1 + varint_size(label_len(5, rlen)) + label_len(5, rlen);
+	body += 1 + varint_size(label_len(6, tlen)) + label_len(6, tlen);
+	sample = 1 + 8 + 1 + varint_size((uint64_t)ts_ms);
+	body += 1 + varint_size(sample) + sample;
+	tag = 0x0a;
+	if (buf_append(out, &tag, 1) < 0 || buf_put_varint(out, body) < 0 ||
+	    put_label(out, "__name__", name, nlen) < 0 ||
+	    (reason != NULL &&
+	     put_label(out, "reason", reason, strlen(reason)) < 0) ||
+	    put_label(out, "relay", relay, rlen) < 0 ||
+	    put_label(out, "tenant", tenant, tlen) < 0)
+		return -1;
+	tag = 0x12;
+	if (buf_append(out, &tag, 1) < 0 || buf_put_varint(out, sample) < 0)
+		return -1;
+	tag = 0x09;
+	memcpy(&bits, &value, sizeof(bits));
+	if (buf_append(out, &tag, 1) < 0 || buf_append(out, &bits, 8) < 0)
+		return -1;
+	tag = 0x10;
+	if (buf_append(out, &tag, 1) < 0 ||
+	    buf_put_varint(out, (uint64_t)ts_ms) < 0)
+		return -1;
+	return 0;
+}
+
+int usage_export_tenant(struct buf *out, const char *relay, const char *tenant,
+			size_t tlen, const struct usage_rec *sum, int64_t ts_ms,
+			uint64_t *nseries)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} cols[] = {
+		{"relay_usage_requests_total", offsetof(struct usage_rec, requests)},
+		{"relay_usage_series_total", offsetof(struct usage_rec, series)},
+		{"relay_usage_samples_total", offsetof(struct usage_rec, samples)},
+		{"relay_usage_histogram_samples_total",
+		 offsetof(struct usage_rec, histograms)},
+		{"relay_usage_exemplars_total", offsetof(struct usage_rec, exemplars)},
+		{"relay_usage_metadata_total", offsetof(struct usage_rec, metadata)},
+		{"relay_usage_bytes_compressed_total",
+		 offsetof(struct usage_rec, bytes_compressed)},
+		{"relay_usage_bytes_decoded_total",
+		 offsetof(struct usage_rec, bytes_decoded)},
+		{"relay_usage_samples_delivered_total",
+		 offsetof(struct usage_rec, samples_delivered)},
+		{"relay_usage_samples_deduplicated_total",
+		 offsetof(struct usage_rec, samples_deduplicated)},
+	};
+	static const char *const drops[USAGE_DROPPED_SLOTS] = {
+		"full", "age", NULL, "purged"};
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		memcpy(&v, (const char *)sum + cols[i].offset, sizeof(v));
+		if (usage_export_series(out, cols[i].name, NULL, relay, tenant,
+					tlen, (double)v, ts_ms) < 0)
+			return -1;
+		(*nseries)++;
+	}
+	for (int r = 0; r < REFUSE_NREASONS; r++) {
+		const char *why = refuse_reason_name((enum refuse_reason)r);
+		if (sum->requests_refused[r] > 0) {
+			if (usage_export_series(out, "relay_usage_requests_refused_total",
+						why, relay, tenant, tlen,
+						(double)sum->requests_refused[r],
+						ts_ms) < 0)
+				return -1;
+			(*nseries)++;
+		}
+		if (sum->samples_refused[r] > 0) {
+			if (usage_export_series(out, "relay_usage_samples_refused_total",
+						why, relay, tenant, tlen,
+						(double)sum->samples_refused[r],
+						ts_ms) < 0)
+				return -1;
+			(*nseries)++;
+		}
+	}
+	for (int d = 0; d < USAGE_DROPPED_SLOTS; d++) {
+		if (drops[d] == NULL || sum->samples_dropped[d] == 0)
+			continue;
+		if (usage_export_series(out, "relay_usage_samples_dropped_total",
+					drops[d], relay, tenant, tlen,
+					(double)sum->samples_dropped[d], ts_ms) < 0)
+			return -1;
+		(*nseries)++;
+	}
+	return 0;
+}
+
+/* ---- the sums ---- */
+
+/* The tenant's slot (made, in key order, when missing); NULL when memory
+ * is short. */
+static struct tenant_total *total_get(struct usage_export *ux, const char *id,
+				      size_t idlen)
+{
+	size_t lo = 0, hi = ux->n;
+	struct tenant_total *t;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		size_t m = ux->t[mid].idlen < idlen ? ux->t[mid].idlen : idlen;
+		int c = memcmp(ux->t[mid].id, id, m);
+		if (c == 0)
+			c = ux->t[mid].idlen < idlen ? -1 :
+			    ux->t[mid].idlen > idlen ? 1 : 0;
+		if (c == 0)
+			return &ux->t[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (ux->n == ux->cap) {
+		size_t cap = ux->cap ? ux->cap * 2 : 16;
+		if ((t = realloc(ux->t, cap * sizeof(*t))) == NULL)
+			return NULL;
+		ux->t = t;
+		ux->cap = cap;
+	}
+	memmove(&ux->t[lo + 1], &ux->t[lo], (ux->n - lo) * sizeof(*t));
+	ux->n++;
+	t = &ux->t[lo];
+	memset(t, 0, sizeof(*t));
+	memcpy(t->id, id, idlen);
+	t->idlen = idlen;
+	return t;
+}
+
+/* store_usage_range: adds a record to its tenant's scratch sum. */
+static int add_record(void *arg, const char *tenant, size_t tlen,
+		      uint64_t hour, const void *val, size_t len)
+{
+	struct tenant_total *t;
+	struct usage_rec rec;
+
+	(void)hour;
+	if (tlen == 0 || tlen > TENANT_ID_MAX)
+		return 0;
+	if (usage_rec_read(val, len, &rec) != 0)
+		return 0;        /* a damaged record: not counted */
+	if ((t = total_get(arg, tenant, tlen)) == NULL)
+		return ERR_NOMEM;
+	usage_add(&t->add, &rec);
+	return 0;
+}
+
+/* Sums the records of hours [from_s, to_s) into each tenant's add (zeroed
+ * first). Returns 0 or an ERR_* code. */
+static int walk(struct usage_export *ux, uint64_t from_s, uint64_t to_s)
+{
+	for (size_t i = 0; i < ux->n; i++)
+		memset(&ux->t[i].add, 0, sizeof(ux->t[i].add));
+	return store_usage_range(ux->st, from_s, to_s, add_record, ux);
+}
+
+/* Brings base up to the hours before now's previous one, then leaves the
+ * whole sum (base + recent hours) in each tenant's add. */
+static int refresh(struct usage_export *ux, uint64_t now_ms)
+{
+	uint64_t hour = usage_hour(now_ms);
+	uint64_t closed = hour >= 3600 ? hour - 3600 : 0;
+	int rc;
+
+	if (!ux->base_ready || closed > ux->base_to) {
+		uint64_t from = ux->base_ready ? ux->base_to : 0;
+		if ((rc = walk(ux, from, closed)) != 0)
+			return rc;
+		for (size_t i = 0; i < ux->n; i++)
+			usage_add(&ux->t[i].base, &ux->t[i].add);
+		ux->base_to = closed;
+		ux->base_ready = 1;
+	}
+	if ((rc = walk(ux, ux->base_to, UINT64_MAX)) != 0)
+		return rc;
+	for (size_t i = 0; i < ux->n; i++)
+		usage_add(&ux->t[i].add, &ux->t[i].base);
+	return 0;
+}
+
+/* ---- the batch ---- */
+
+/* Compresses raw into a new chunk of b. Returns 0 or -1. */
+static int add_chunk(struct batch *b, const struct buf *raw,
+		     const struct wire_counts *c)
+{
+	size_t cap = snappy_max_compressed_length(raw->len), n = cap;
+	uint8_t *block = malloc(cap);
+	struct chunk *ch;
+
+	if (block == NULL)
+		return -1;
+	if (snappy_compress((const char *)raw->p, raw->len, (char *)block,
+			    &n) != SNAPPY_OK ||
+	    (ch = realloc(b->chunks, (b->nchunks + 1) * sizeof(*ch))) == NULL) {
+		free(block);
+		return -1;
+	}
+	b->chunks = ch;
+	ch = &b->chunks[b->nchunks++];
+	ch->block = block;
+	ch->len = n;
+	ch->raw_len = (uint32_t)raw->len;
+	ch->counts = *c;
+	b->value_bytes += n + sizeof(struct entry_hdr);
+	return 0;
+}
+
+/* Builds the batch of every tenant's sums (in add). Returns 0, 1 when
+ * there is nothing to export, or -1 (memory). */
+static int build(struct usage_export *ux, struct batch *b, int64_t ts_ms)
+{
+	struct wire_counts c;
+	struct buf raw;
+	int rc = 0;
+
+	buf_init(&raw, ux->max_request_size + (1u << 20));
+	memset(&c, 0, sizeof(c));
+	for (size_t i = 0; i < ux->n && rc == 0; i++) {
+		struct tenant_total *t = &ux->t[i];
+		if (usage_export_tenant(&raw, ux->instance, t->id, t->idlen,
+					&t->add, ts_ms, &c.series) < 0)
+			rc = -1;
+		c.samples = c.series;
+		if (rc == 0 && (raw.len >= ux->max_request_size / 2 ||
+				i + 1 == ux->n)) {
+			if (add_chunk(b, &raw, &c) < 0)
+				rc = -1;
+			buf_reset(&raw);
+			memset(&c, 0, sizeof(c));
+		}
+	}
+	buf_free(&raw);
+	if (rc < 0) {
+		batch_release(b);
+		return -1;
+	}
+	return b->nchunks == 0 ? 1 : 0;
+}
+
+/* Writer thread: the batch is final. */
+static void batch_done(struct batch *b, void *arg)
+{
+	struct usage_export *ux = arg;
+
+	(void)b;
+	pthread_mutex_lock(&ux->lock);
+	ux->committed = 1;
+	pthread_cond_broadcast(&ux->cond);
+	pthread_mutex_unlock(&ux->lock);
+}
+
+/* One export: sums, batch, commit. */
+static void export_once(struct usage_export *ux)
+{
+	uint64_t now = clock_wall_ms();
+	const struct config *cfg;
+	const struct config_tenant *ct;
+	struct batch b;
+	int rc;
+
+	if ((rc = refresh(ux, now)) != 0) {
+		metric_add(&metrics.usage_export_failures, 1);
+		log_msg(LOG_WARN, "usage export skipped", "reason=\"%s\"",
+			err_str(rc));
+		return;
+	}
+	memset(&b, 0, sizeof(b));
+	if ((rc = build(ux, &b, (int64_t)now)) != 0) {
+		if (rc < 0) {
+			metric_add(&metrics.usage_export_failures, 1);
+			log_msg(LOG_WARN, "usage export skipped",
+				"reason=\"out of memory\"");
+		}
+		return;
+	}
+	memcpy(b.tenant, ux->tenant, ux->tlen);
+	b.tlen = ux->tlen;
+	b.unbilled = 1;
+	cfg = config_hold();
+	ct = ux->tlen > 0 ? config_tenant_find(cfg, ux->tenant, ux->tlen) : NULL;
+	snprintf(b.dest.account_id, sizeof(b.dest.account_id), "%s",
+		 ct && ct->account_id ? ct->account_id : "");
+	snprintf(b.dest.project_id, sizeof(b.dest.project_id), "%s",
+		 ct && ct->project_id ? ct->project_id : "");
+	config_release(cfg);
+	b.done = batch_done;
+	b.arg = ux;
+	pthread_mutex_lock(&ux->lock);
+	ux->committed = 0;
+	pthread_mutex_unlock(&ux->lock);
+	writer_submit(ux->w, &b);
+	pthread_mutex_lock(&ux->lock);
+	while (!ux->committed)
+		pthread_cond_wait(&ux->cond, &ux->lock);
+	pthread_mutex_unlock(&ux->lock);
+	if (b.status != BATCH_STORED) {
+		metric_add(&metrics.usage_export_failures, 1);
+		log_msg(LOG_WARN, "usage export not stored", "reason=%s "
+			"(the next export carries the same totals)",
+			refuse_reason_name(b.reason));
+	} else {
+		metric_add(&metrics.usage_exports, 1);
+		log_msg(LOG_DEBUG, "usage exported", "tenants=%zu chunks=%zu",
+			ux->n, b.nchunks);
+	}
+	batch_release(&b);
+}
+
+static void *export_thread(void *arg)
+{
+	struct usage_export *ux = arg;
+	struct timespec until;
+
+	for (;;) {
+		pthread_mutex_lock(&ux->lock);
+		until = clock_deadline(ux->interval_ms * 1000);
+		while (!ux->stop &&
+		       pthread_cond_timedwait(&ux->cond, &ux->lock, &until) == 0)
+			;
+		if (ux->stop) {
+			pthread_mutex_unlock(&ux->lock);
+			break;
+		}
+		pthread_mutex_unlock(&ux->lock);
+		export_once(ux);
+	}
+	return NULL;
+}
+
+/* Whether url sends each tenant somewhere of its own. */
+static int url_per_tenant(const char *url)
+{
+	return strstr(url, "{tenant}") != NULL ||
+	       strstr(url, "{account_id}") != NULL ||
+	       strstr(url, "{project_id}") != NULL;
+}
+
+struct usage_export *usage_export_start(const struct config *cfg,
+					struct store *st, struct writer *w)
+{
+	struct usage_export *ux;
+
+	if (!cfg->usage_export)
+		return NULL;
+	if (cfg->usage_export_tenant == NULL && url_per_tenant(cfg->url)) {
+		log_msg(LOG_WARN, "usage export off", "reason=\"[upstream] url "
+			"is per tenant: set [usage] export_tenant\"");
+		return NULL;
+	}
+	if ((ux = calloc(1, sizeof(*ux))) == NULL)
+		return NULL;
+	ux->st = st;
+	ux->w = w;
+	ux->interval_ms = cfg->usage_export_interval_ms;
+	ux->max_request_size = cfg->max_request_size;
+	if (cfg->usage_instance != NULL)
+		snprintf(ux->instance, sizeof(ux->instance), "%s",
+			 cfg->usage_instance);
+	else if (gethostname(ux->instance, sizeof(ux->instance) - 1) != 0 ||
+		 ux->instance[0] == '\0')
+		snprintf(ux->instance, sizeof(ux->instance), "relay");
+	if (cfg->usage_export_tenant != NULL) {
+		ux->tlen = strlen(cfg->usage_export_tenant);
+		memcpy(ux->tenant, cfg->usage_export_tenant, ux->tlen);
+	}
+	pthread_mutex_init(&ux->lock, NULL);
+	if (clock_cond_init(&ux->cond) != 0 ||
+	    pthread_create(&ux->thread, NULL, export_thread, ux) != 0) {
+		log_msg(LOG_ERROR, "usage export off", "reason=\"cannot start "
+			"its thread\"");
+		pthread_mutex_destroy(&ux->lock);
+		free(ux);
+		return NULL;
+	}
+	log_msg(LOG_INFO, "usage export on", "interval_ms=%llu relay=\"%s\" "
+		"export_tenant=\"%s\"", (unsigned long long)ux->interval_ms,
+		ux->instance, ux->tenant);
+	return ux;
+}
+
+void usage_export_stop(struct usage_export *ux)
+{
+	if (ux == NULL)
+		return;
+	pthread_mutex_lock(&ux->lock);
+	ux->stop = 1;
+	pthread_cond_broadcast(&ux->cond);
+	pthread_mutex_unlock(&ux->lock);
+	pthread_join(ux->thread, NULL);
+	pthread_cond_destroy(&ux->cond);
+	pthread_mutex_destroy(&ux->lock);
+	free(ux->t);
+	free(ux);
+}
