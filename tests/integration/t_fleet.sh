@@ -23,8 +23,7 @@
 #     at most one per sender of a tenant that relay held (a tenant on
 #     another relay: exactly what was acknowledged);
 #  6. the same with the usage series the relays export into VictoriaMetrics
-#     (relay_usage_<column>_total{tenant,relay}, summed over relays): skipped
-#     while VictoriaMetrics holds no relay_usage_ series.
+#     (relay_usage_<column>_total{tenant,relay}, summed over relays).
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
@@ -52,26 +51,14 @@ for t in "${TENANTS[@]}"; do
 	fi
 done
 
-# Usage series, where the relay has them: [usage] export to its upstream.
-usage_args=()
-RELAY_PORT=$(free_port)
-write_conf "$T/probe.conf" "storage.path=$T/probe-data" "usage.export=true" \
-	"usage.export_interval=1s" "usage.instance=probe"
-if probe=$("$RELAY_BIN" -n -c "$T/probe.conf" 2>&1); then
-	EXPORT=1
-else
-	EXPORT=0
-fi
-note "relay exports usage series: $EXPORT ($probe)"
-
 # --- three relays -----------------------------------------------------------
 R_PID=()
 R_PORT=()
 R_CONF=()
 for i in 1 2 3; do
 	RELAY_PORT=$(free_port)
-	[ "$EXPORT" = 1 ] && usage_args=("usage.export=true" \
-		"usage.export_interval=1s" "usage.instance=r$i")
+	usage_args=("usage.export=true" "usage.export_interval=1s" \
+		"usage.instance=r$i")
 	R_CONF[i]=$T/relay-$i.conf
 	write_conf "${R_CONF[i]}" "storage.path=$T/data-$i" \
 		"server.admin_token=$ADMIN" "${tenant_args[@]}" "${usage_args[@]}"
@@ -301,13 +288,9 @@ usage_series() {
 		"http://127.0.0.1:$VM_PORT/api/v1/series" | jq '.data | length'
 }
 usage_series_there() { [ "$(usage_series)" -gt 0 ]; }
-[ "$EXPORT" = 1 ] && wait_until "$WAIT_CAP" usage_series_there
-if [ "$(usage_series)" = 0 ]; then
-	for t in "${TENANTS[@]}"; do
-		skip "$t: usage series in victoria-metrics = acknowledged, within the bound" \
-			"victoria-metrics holds no relay_usage_ series (the relays do not export usage)"
-	done
-else
+wait_until "$WAIT_CAP" usage_series_there
+checkx "victoria-metrics holds the relays' relay_usage_ series" usage_series_there
+if usage_series_there; then
 	for t in "${TENANTS[@]}"; do
 		wait_until "$WAIT_CAP" vm_usage_is "$t"
 		s=$(vm_usage samples "$t")
