@@ -34,6 +34,8 @@ struct ingest_req {
 	int (*series_pass)(void *arg, const uint8_t *raw, size_t len,
 			   const char **drop_label);
 	void *pass_arg;
+	const struct config_tenant *conf; /* ref: its [tenant] section, whose
+				    * label limits override [limits]; or NULL */
 };
 
 /*

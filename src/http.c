@@ -214,6 +214,7 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	ir.tenant = ar->ident.id;
 	ir.tlen = ar->ident.idlen;
 	ir.tenant_label = ar->ident.idlen > 0 ? cfg->tenant_label : NULL;
+	ir.conf = ar->ident.conf;
 	if (ar->ident.idlen > 0) {
 		buf_init(&r->hll, (cfg->max_decoded_size / 4 + 1) * sizeof(uint32_t));
 		ir.on_series = collect_series;

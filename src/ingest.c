@@ -175,6 +175,19 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 	}
 }
 
+/* The label bounds: the tenant's where its section sets them, else
+ * [limits]'. */
+static void limits_set(struct wire_opts *o, const struct config *cfg,
+		       const struct config_tenant *t)
+{
+	o->max_labels_per_series = (size_t)(t && t->max_labels_per_series ?
+		t->max_labels_per_series : cfg->max_labels_per_series);
+	o->max_label_name_length = (size_t)(t && t->max_label_name_length ?
+		t->max_label_name_length : cfg->max_label_name_length);
+	o->max_label_value_length = (size_t)(t && t->max_label_value_length ?
+		t->max_label_value_length : cfg->max_label_value_length);
+}
+
 int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		struct buf *body, struct batch *b, struct wire_counts *counts,
 		uint64_t *decoded, char *why, size_t whylen)
@@ -218,9 +231,7 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	memset(&opts, 0, sizeof(opts));
 	opts.tenant_label = r->tenant_label;
 	opts.tenant_value = r->tenant;
-	opts.max_labels_per_series = (size_t)cfg->max_labels_per_series;
-	opts.max_label_name_length = (size_t)cfg->max_label_name_length;
-	opts.max_label_value_length = (size_t)cfg->max_label_value_length;
+	limits_set(&opts, cfg, r->conf);
 	opts.on_series = r->on_series;
 	opts.arg = r->arg;
 	if (r->series_pass != NULL &&
