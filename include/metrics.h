@@ -62,6 +62,7 @@ struct metrics {
 	_Atomic uint64_t refused[REFUSE_NREASONS];
 	_Atomic uint64_t samples_refused[REFUSE_NREASONS];
 	_Atomic uint64_t series_received;
+	_Atomic uint64_t series_sorted;          /* stored with labels sorted */
 	_Atomic uint64_t samples_received;
 	_Atomic uint64_t histograms_received;
 	_Atomic uint64_t exemplars_received;

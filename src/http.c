@@ -269,6 +269,7 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 		break;
 	case BATCH_STORED:
 		metric_add(&metrics.series_received, ar->counts.series);
+		metric_add(&metrics.series_sorted, ar->counts.sorted);
 		metric_add(&metrics.samples_received, ar->counts.samples);
 		metric_add(&metrics.histograms_received, ar->counts.histograms);
 		metric_add(&metrics.exemplars_received, ar->counts.exemplars);

@@ -345,6 +345,9 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= refused(out);
 	rc |= counter(out, "relay_series_received_total",
 		      "Series in requests made durable.", &m->series_received);
+	rc |= counter(out, "relay_series_sorted_total",
+		      "Series made durable whose labels came out of order "
+		      "(sorted by the relay).", &m->series_sorted);
 	rc |= counter(out, "relay_samples_received_total",
 		      "Samples in requests made durable.", &m->samples_received);
 	rc |= counter(out, "relay_histograms_received_total",

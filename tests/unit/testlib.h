@@ -276,6 +276,13 @@ static inline int message_equal(const void *a, const void *b)
  * histograms in's. With tenant NULL, out must pack to in's bytes. Returns
  * NULL or what differs (a constant or err()'s buffer; nobody frees).
  */
+/* Orders labels by name, as qsort wants. */
+static inline int label_name_cmp(const void *a, const void *b)
+{
+	return strcmp((*(Prometheus__Label *const *)a)->name,
+		      (*(Prometheus__Label *const *)b)->name);
+}
+
 static inline const char *series_equal(const Prometheus__TimeSeries *in,
 				       const Prometheus__TimeSeries *out,
 				       const char *tenant, const char *value)
@@ -297,21 +304,34 @@ static inline const char *series_equal(const Prometheus__TimeSeries *in,
 		}
 	if (seen != 1)
 		return err("%zu tenant labels", seen);
+	/* The input's labels in name order: the scanner sorts them. */
+	Prometheus__Label **il = malloc((in->n_labels + 1) * sizeof(*il));
+	if (il == NULL)
+		return "out of memory";
+	memcpy(il, in->labels, in->n_labels * sizeof(*il));
+	qsort(il, in->n_labels, sizeof(*il), label_name_cmp);
 	for (i = 0, j = 0;; i++, j++) {
-		if (i < in->n_labels && strcmp(in->labels[i]->name, tenant) == 0)
+		if (i < in->n_labels && strcmp(il[i]->name, tenant) == 0)
 			i++;
 		if (j < out->n_labels && strcmp(out->labels[j]->name, tenant) == 0)
 			j++;
 		if (i >= in->n_labels && j >= out->n_labels)
 			break;
-		if (i >= in->n_labels || j >= out->n_labels)
+		if (i >= in->n_labels || j >= out->n_labels) {
+			free(il);
 			return "label counts differ";
-		if (strcmp(in->labels[i]->name, out->labels[j]->name) != 0 ||
-		    strcmp(in->labels[i]->value, out->labels[j]->value) != 0)
-			return err("label %s=%s became %s=%s",
-				   in->labels[i]->name, in->labels[i]->value,
-				   out->labels[j]->name, out->labels[j]->value);
+		}
+		if (strcmp(il[i]->name, out->labels[j]->name) != 0 ||
+		    strcmp(il[i]->value, out->labels[j]->value) != 0) {
+			const char *e = err("label %s=%s became %s=%s",
+					    il[i]->name, il[i]->value,
+					    out->labels[j]->name,
+					    out->labels[j]->value);
+			free(il);
+			return e;
+		}
 	}
+	free(il);
 	if (in->n_samples != out->n_samples ||
 	    in->n_exemplars != out->n_exemplars ||
 	    in->n_histograms != out->n_histograms)
