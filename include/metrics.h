@@ -38,6 +38,9 @@ enum refuse_reason {
 	REFUSE_SHUTTING_DOWN = 10,/* 503 */
 	REFUSE_TOO_MANY_TENANTS = 11, /* 429: a new header tenant past
 				       * [tenancy] max_tenants */
+	REFUSE_SERIES_LIMIT = 12, /* 400: new series of a tenant at its
+				   * [tenant] max_series (the rest of the
+				   * request is stored) */
 	REFUSE_NREASONS           /* not stored: the count of the above */
 };
 

@@ -56,6 +56,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "reload.h"
+#include "series_limit.h"
 #include "salvage.h"
 #include "setaside.h"
 #include "store.h"
@@ -99,6 +100,8 @@ static int run(struct config *cfg)
 	struct forwarder *f;
 	struct http *h;
 	struct http_deps deps;
+	struct series_limit *sl;
+	uint64_t nseries = 0;
 	sigset_t sigs;
 	int sig = 0;
 	struct queue_totals tot;
@@ -136,6 +139,15 @@ static int run(struct config *cfg)
 		cfg->path, (unsigned long long)tot.entries,
 		(unsigned long long)tot.samples, (unsigned long long)tot.bytes);
 
+	/* The series counts of tenants with max_series, as stored. */
+	if ((sl = series_limit_new()) == NULL ||
+	    series_limit_load(sl, st, cfg, &nseries) != 0)
+		fatal("cannot read the stored series (max_series)", "path=%s",
+		      cfg->path);
+	if (nseries > 0)
+		log_msg(LOG_INFO, "series of tenants with max_series loaded",
+			"series=%llu", (unsigned long long)nseries);
+
 	if ((w = writer_start(cfg, st, &q)) == NULL)
 		fatal("cannot start writer thread", NULL);
 	if ((f = forwarder_start(cfg, st, &q, w)) == NULL)
@@ -144,6 +156,7 @@ static int run(struct config *cfg)
 	deps.st = st;
 	deps.q = &q;
 	deps.w = w;
+	deps.sl = sl;
 
 	if ((h = http_start(&deps, err, sizeof(err))) == NULL)
 		fatal("cannot start HTTP server", "reason=\"%s\"", err);
@@ -175,6 +188,7 @@ static int run(struct config *cfg)
 	writer_stop(w);
 	queue_totals(&q, &tot);
 	store_close(st);
+	series_limit_free(sl);
 	queue_destroy(&q);
 	curl_global_cleanup();
 	log_msg(LOG_INFO, "stopped", "buffered_entries=%llu buffered_samples=%llu",

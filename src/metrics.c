@@ -26,7 +26,7 @@ static const uint64_t lat_bounds_us[METRICS_LAT_BUCKETS] = {
 static const char *const reason_names[REFUSE_NREASONS] = {
 	"bad_request", "unauthorized", "method", "too_large", "unsupported",
 	"rate_limited", "tenant_buffer_full", "buffer_full", "overloaded",
-	"storage_error", "shutting_down", "too_many_tenants",
+	"storage_error", "shutting_down", "too_many_tenants", "series_limit",
 };
 
 const char *refuse_reason_name(enum refuse_reason r)
