@@ -27,7 +27,11 @@
  * Hand-over: http -> writer through writer_submit (a list and a condition
  * variable); writer -> forwarders through the queue (queue.h); forwarders
  * -> writer through writer_ack/writer_set_aside; writer -> prealloc through
- * prealloc_unlock (a condition variable). The process never forks.
+ * prealloc_unlock (a condition variable). The series tables of tenants
+ * with max_series (series_limit.h) are read from the store by main before
+ * the others start, then shared by the http threads (a lock per tenant);
+ * the series they add go to the writer with their batch. The process
+ * never forks.
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are blocked in every thread and
  * taken by main with sigwait.
