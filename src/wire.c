@@ -75,9 +75,6 @@ struct series {
 	size_t other;         /* bytes of all fields that are not labels */
 	int interleaved;      /* some label comes after such a field */
 	int unsorted;         /* labels came out of order: l is sorted */
-	uint64_t samples;     /* s->n.samples and histograms before it */
-	uint64_t histograms;
-	uint64_t exemplars;
 };
 
 /* What the fields of a nested message must be (see scan_msg). */
@@ -126,6 +123,7 @@ struct scan {
 					* label dropped, series admitted or
 					* a series' labels sorted */
 	const uint8_t *field;          /* ref: the series field being scanned */
+	struct wire_counts before;     /* the counts before that series */
 	const uint8_t *tname, *tvalue; /* ref: the tenant label, or NULL */
 	size_t tnlen, tvlen;
 	uint8_t tenc[128];             /* its encoding, when it fits */
@@ -692,16 +690,16 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
 	return hash_mix(h ^ k2, len ^ k3);
 }
 
-/* Series r was not admitted: it is left out of the output, and its
- * counts move to the refused ones. Returns 0. */
-static int series_refused(struct scan *s, const struct series *r)
+/* The series being scanned was not admitted: it is left out of the
+ * output, and its counts move to the refused ones. Returns 0. */
+static int series_refused(struct scan *s)
 {
-	uint64_t samples = s->n.samples - r->samples;
+	uint64_t samples = s->n.samples - s->before.samples;
 
 	s->n.series--;
-	s->n.samples = r->samples;
-	s->n.histograms = r->histograms;
-	s->n.exemplars = r->exemplars;
+	s->n.samples = s->before.samples;
+	s->n.histograms = s->before.histograms;
+	s->n.exemplars = s->before.exemplars;
 	s->n.refused_series++;
 	s->n.refused_samples += samples;
 	return 0;
@@ -797,7 +795,7 @@ static int series_emit(struct scan *s, const struct series *r,
 	if (s->o->admit != NULL || s->o->on_series != NULL) {
 		h = hash_bytes(labels, r->llen);
 		if (s->o->admit != NULL && s->o->admit(s->o->arg, h) != 0)
-			return series_refused(s, r);
+			return series_refused(s);
 		if (s->o->on_series != NULL)
 			s->o->on_series(s->o->arg, h);
 	}
@@ -832,9 +830,6 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	r.l = stack;
 	r.at = SIZE_MAX;
 	r.drop = SIZE_MAX;
-	r.samples = s->n.samples;
-	r.histograms = s->n.histograms;
-	r.exemplars = s->n.exemplars;
 	for (; p < end; p = q) {
 		if (r.n == cap) {
 			if ((r.l = scratch_grow(r.l, r.n)) == NULL)
@@ -932,8 +927,10 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 				    f.num);
 		if (f.num == 1) {
 			s.what = "series";
-			s.index = s.n.series++;
 			s.field = f.start;
+			if (s.o->admit != NULL)
+				s.before = s.n;
+			s.index = s.n.series++;
 			if ((rc = scan_series(&s, f.data, f.end)) < 0)
 				return rc;
 		} else if (f.num == 3) {
