@@ -38,8 +38,8 @@ struct ingest_req {
 				    * label limits override [limits]; or NULL */
 	/* Whether each series is taken (wire.h, wire_opts.admit); may be
 	 * NULL. Refused series are left out of the batch and counted in
-	 * counts->refused_*; ingest_body still returns 0, with no chunk when
-	 * every series was refused. */
+	 * counts->refused_*; ingest_body still returns 0 (when every series
+	 * was refused, counts->series is 0 and the caller stores nothing). */
 	int (*admit)(void *arg, uint64_t hash);
 };
 
