@@ -9,6 +9,8 @@
 #include "series_limit.h"
 
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +172,53 @@ static void test_many(void)
 	series_limit_free(sl);
 }
 
+/* Requests at the same time cannot pass the limit together: 4 threads,
+ * each with its own requests of new series, take exactly max_series. */
+struct racer {
+	struct series_limit *sl;
+	const struct config_tenant *tc;
+	uint64_t first;
+	_Atomic uint64_t *taken;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	struct series_req q;
+	uint64_t taken = 0;
+
+	memset(&q, 0, sizeof(q));
+	for (uint64_t i = 0; i < 20000; i++) {
+		if (i % 100 == 0 &&
+		    series_limit_begin(r->sl, &q, "acme", 4, r->tc, 100) != 0)
+			break;
+		taken += series_limit_admit(&q, series_hash(r->first + i)) == 0;
+	}
+	series_limit_end(&q);
+	atomic_fetch_add(r->taken, taken);
+	return NULL;
+}
+
+static void test_concurrent(void)
+{
+	struct config_tenant tc = section(50000, 3600000);
+	struct series_limit *sl = series_limit_new();
+	_Atomic uint64_t taken = 0;
+	struct racer r[4];
+	pthread_t th[4];
+
+	CHECK(sl != NULL);
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct racer){sl, &tc, (uint64_t)i * 1000000, &taken};
+		CHECK(pthread_create(&th[i], NULL, race, &r[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	CHECK_EQ_INT(atomic_load(&taken), 50000);
+	CHECK_EQ_INT(series_limit_count(sl, "acme", 4), 50000);
+	series_limit_free(sl);
+}
+
 /* ---- Persistence ---- */
 
 static char dir[128], path[160];
@@ -320,6 +369,7 @@ int main(void)
 	RUN(test_rollback);
 	RUN(test_window);
 	RUN(test_many);
+	RUN(test_concurrent);
 	RUN(test_store_and_load);
 	RUN(test_format_3_to_4);
 	return unit_done();
