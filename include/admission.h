@@ -21,7 +21,13 @@
  *                label is set (ingest.h calls it between decompressing and
  *                scanning). Then decoding itself: admission_decoded maps
  *                what the decoder refused (400, 413, 415; 503 when out of
- *                memory).
+ *                memory). The tenant's [tenant] max_series is decided in
+ *                the decoder's own pass, series by series, as it writes
+ *                the copy to store (wire_opts.admit, series_limit.h): the
+ *                series it refuses are left out, the rest is stored, and
+ *                the request is answered 400 with REFUSE_SERIES_LIMIT
+ *                once stored (when every series was refused, at once),
+ *                counting only the refused series' samples.
  *   4. tenant    admission_tenant: a request larger than the whole buffer
  *                ([storage] max_size: 413, it can never fit), the buffer
  *                full with when_full = reject (503), the tenant's share of
@@ -46,8 +52,8 @@
  * series before the first bad one when decoding failed, all of them when
  * refused after decoding (stages 3-5).
  *
- * Adding a policy. A per-series one (relabel rules, a tenant's series
- * limit, HA-pair deduplication) is a row of series_policies[] in
+ * Adding a policy. A per-series one (relabel rules, HA-pair
+ * deduplication) is a row of series_policies[] in
  * admission.c: a name and a function that sees each series (the bytes of
  * one prometheus.TimeSeries message, labels as sent) and returns 0 to
  * keep going or refuses with admission_refuse(). With no policy on for

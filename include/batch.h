@@ -64,6 +64,13 @@ struct batch {
 	 * and no relay_tenant_* counter (the relay's own usage series,
 	 * usage_export.h). */
 	int unbilled;
+	/* Series of a tenant with [tenant] max_series that the batch adds or
+	 * refreshes (series_limit.h): stored with it, last seen at
+	 * series_seen_ms, under the window series_window_ms. */
+	const uint64_t *series;  /* ref: hashes */
+	size_t nseries;
+	uint64_t series_seen_ms;
+	uint64_t series_window_ms;
 	/* Set by the writer before done() is called. */
 	enum batch_status status;
 	/* BATCH_REFUSED: REFUSE_BUFFER_FULL (over max_size),

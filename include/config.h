@@ -31,6 +31,12 @@ struct config_tenant {
 	int has_ha_cluster_label;
 	char *ha_replica_label;     /* owned, NULL: [tenancy]'s */
 	uint64_t ha_failover_timeout_ms; /* 0: [tenancy]'s */
+	/* Override [limits] for the tenant; 0: [limits]'s. */
+	int max_labels_per_series;
+	int max_label_name_length;
+	int max_label_value_length;
+	uint64_t max_series;        /* distinct series within the window; 0: none */
+	uint64_t max_series_window_ms; /* 1h */
 	struct config_tenant *next; /* owned; in file order */
 };
 

@@ -52,6 +52,7 @@
 struct store;
 struct queue;
 struct writer;
+struct series_limit;
 struct http;
 
 struct http_deps {
@@ -59,6 +60,7 @@ struct http_deps {
 	struct store *st;         /* ref */
 	struct queue *q;          /* ref */
 	struct writer *w;         /* ref */
+	struct series_limit *sl;  /* ref: [tenant] max_series; NULL: none */
 };
 
 /* Binds [server] listen and starts serving. Returns NULL with a reason in

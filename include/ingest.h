@@ -24,7 +24,7 @@ struct ingest_req {
 	size_t tlen;
 	const char *tenant_label;  /* ref: label to set, NULL: leave labels */
 	void (*on_series)(void *arg, uint64_t hash); /* may be NULL */
-	void *arg;
+	void *arg;                 /* of on_series and admit */
 	/* The per-series policies (admission.h), run over the decoded
 	 * request before it is scanned and the tenant label set; returns 0
 	 * to go on, or an HTTP status when it refused the request (its
@@ -34,6 +34,13 @@ struct ingest_req {
 	int (*series_pass)(void *arg, const uint8_t *raw, size_t len,
 			   const char **drop_label);
 	void *pass_arg;
+	const struct config_tenant *conf; /* ref: its [tenant] section, whose
+				    * label limits override [limits]; or NULL */
+	/* Whether each series is taken (wire.h, wire_opts.admit); may be
+	 * NULL. Refused series are left out of the batch and counted in
+	 * counts->refused_*; ingest_body still returns 0 (when every series
+	 * was refused, counts->series is 0 and the caller stores nothing). */
+	int (*admit)(void *arg, uint64_t hash);
 };
 
 /*

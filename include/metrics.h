@@ -38,6 +38,9 @@ enum refuse_reason {
 	REFUSE_SHUTTING_DOWN = 10,/* 503 */
 	REFUSE_TOO_MANY_TENANTS = 11, /* 429: a new header tenant past
 				       * [tenancy] max_tenants */
+	REFUSE_SERIES_LIMIT = 12, /* 400: new series of a tenant at its
+				   * [tenant] max_series (the rest of the
+				   * request is stored) */
 	REFUSE_NREASONS           /* not stored: the count of the above */
 };
 
@@ -62,6 +65,7 @@ struct metrics {
 	_Atomic uint64_t refused[REFUSE_NREASONS];
 	_Atomic uint64_t samples_refused[REFUSE_NREASONS];
 	_Atomic uint64_t series_received;
+	_Atomic uint64_t series_sorted;          /* stored with labels sorted */
 	_Atomic uint64_t samples_received;
 	_Atomic uint64_t histograms_received;
 	_Atomic uint64_t exemplars_received;

@@ -5,9 +5,10 @@
  * relay holds a closed struct store and calls the operations in this
  * header (the insides are in store_int.h, for store*.c only). Files:
  * store.c (open, format check, transactions), store_queue.c (entries),
- * store_setaside.c, store_dedup.c, store_usage.c, store_dest.c, store_ha.c.
+ * store_setaside.c, store_dedup.c, store_usage.c, store_dest.c, store_ha.c,
+ * store_series.c.
  *
- * On-disk format, version 3 (STORE_FORMAT). Named databases:
+ * On-disk format, version 4 (STORE_FORMAT). Named databases:
  *
  *   meta      "format" -> u32 STORE_FORMAT; "next_seq" -> u64;
  *             "usage_format" -> u32 USAGE_FORMAT (usage.h)
@@ -38,6 +39,14 @@
  *             value: struct ha_hdr, then the elected replica's value
  *             (ha.h). Added without a format change: a store without it
  *             gets it when opened writable; an older relay ignores it.
+ *   series    key: tenant id, 0x00, u64 big-endian series hash (the hash
+ *             of the series' labels as stored, wire.h); value: struct
+ *             store_series_rec below. The series a tenant with [tenant]
+ *             max_series sent, with when each was last seen (written
+ *             with the batch that added it, then again at most every
+ *             quarter of the window; series_limit.h). A record whose
+ *             seen_ms + window_ms has passed is expired: deleted a few
+ *             hundred at a time by every commit round, never loaded.
  *
  *   queue value:
  *   +---------+-------+----------+---------+-----------------------------+
@@ -56,6 +65,13 @@
  *   | acct_len u8| proj_len u8| account_id bytes | project_id bytes |
  *   +------------+------------+------------------+------------------+
  *   (each at most STORE_DEST_ID_MAX bytes; length 0: the tenant had none)
+ *
+ *   series value (struct store_series_rec):
+ *   +-------------------+-------------------+
+ *   | seen_ms u64       | window_ms u64     |
+ *   +-------------------+-------------------+
+ *   (seen_ms: wall-clock ms when it was last seen, as clock_age_now_ms
+ *   says; window_ms: the tenant's max_series_window then)
  *
  *   setaside value:
  *   +-----------+---------------+--------------+--------+-------------+
@@ -79,6 +95,11 @@
  *   format 2 -> 3  the dest database is created, empty: the entries
  *                  already buffered have no record and go where the
  *                  configuration says, as format 2 sent them.
+ *   format 3 -> 4  the series database is created, empty: the tenants'
+ *                  series counts (max_series) start from nothing. Nothing
+ *                  else changed: a relay of format 3 cannot open it (it
+ *                  refuses a newer format), a reader of format 4 reads a
+ *                  format 3 directory as it is.
  *   newer format   refused ("written by a newer relay").
  *   usage_format   missing (format 1): set; older: the usage module reads
  *                  older records (shorter ones with zeros), so it is
@@ -107,7 +128,7 @@
 #include "config.h"
 #include "sblock.h"
 
-#define STORE_FORMAT 3
+#define STORE_FORMAT 4
 #define STORE_ENTRY_VERSION 1
 #define STORE_KEY_MAX (TENANT_ID_MAX + 1 + 8)
 
@@ -152,7 +173,13 @@ struct ha_hdr {
 	uint64_t last_seen_ms;
 };
 
+struct store_series_rec {
+	uint64_t seen_ms;
+	uint64_t window_ms;
+};
+
 _Static_assert(sizeof(struct entry_hdr) == 40, "entry_hdr layout");
+_Static_assert(sizeof(struct store_series_rec) == 16, "series layout");
 _Static_assert(sizeof(struct ha_hdr) == 24, "ha_hdr layout");
 _Static_assert(sizeof(struct setaside_hdr) == 16, "setaside_hdr layout");
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -459,6 +486,29 @@ int store_ha_each(struct store_txn *t,
 /* Writes the election of (rec->tenant, rec->cluster). Returns 0 or an
  * ERR_* code (ERR_FAIL: a value over STORE_HA_VALUE_MAX). */
 int store_ha_put(struct store_txn *t, const struct store_ha_rec *rec);
+
+/* ---- Series of tenants with a limit (store_series.c) ---- */
+
+/* Writes the record of (tenant, hash). Returns 0 or an ERR_* code
+ * (ERR_FAIL: no tenant, or a store without the database). */
+int store_series_put(struct store_txn *t, const char *tenant, size_t tlen,
+		     uint64_t hash, uint64_t seen_ms, uint64_t window_ms);
+
+/* Calls fn for each readable record, in key order, in a read transaction
+ * of its own. fn returns 0 to go on or an ERR_* code to stop with.
+ * Returns 0 or an ERR_* code. */
+int store_series_each(struct store *st,
+		      int (*fn)(void *arg, const char *tenant, size_t tlen,
+				uint64_t hash, uint64_t seen_ms,
+				uint64_t window_ms),
+		      void *arg);
+
+/* Looks at up to max records after *pos (pos->hour holds the hash;
+ * started = 0: from the first), deleting the expired and unreadable ones,
+ * and moves *pos past them (back to the start at the end). Returns 0 or
+ * an ERR_* code; *deleted counts the records deleted. */
+int store_series_expire(struct store_txn *t, struct store_pos *pos,
+			unsigned max, uint64_t now_ms, uint64_t *deleted);
 
 /* ---- The forwarder's reads (store_queue.c) ---- */
 

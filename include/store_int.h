@@ -1,6 +1,6 @@
 /*
  * store_int.h - the store's insides, shared by its files (store.c,
- * store_queue.c, store_setaside.c, store_dedup.c, store_usage.c, store_ha.c) and read
+ * store_queue.c, store_setaside.c, store_dedup.c, store_usage.c, store_ha.c, store_series.c) and read
  * by the store's own unit tests. No other module includes it: the rest of
  * the relay sees struct store and struct store_txn as closed types and
  * calls the operations in store.h.
@@ -33,6 +33,7 @@ struct store {
 	MDB_dbi usage_hll;
 	MDB_dbi dest;            /* 0 in a reader of a format 2 directory */
 	MDB_dbi ha;              /* 0 when absent (read only, older store) */
+	MDB_dbi series;          /* 0 when absent (read only, format 3) */
 	uint64_t max_size;
 	uint64_t next_seq;       /* next sequence number, as last committed */
 	unsigned page_size;

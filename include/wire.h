@@ -30,6 +30,11 @@ struct wire_counts {
 	uint64_t histograms; /* native Histogram messages */
 	uint64_t exemplars;  /* Exemplar messages */
 	uint64_t metadata;   /* MetricMetadata messages */
+	uint64_t sorted;     /* series whose labels came out of order */
+	/* Series that opts.admit refused, and their Sample messages: not in
+	 * the output, nor in the counts above. */
+	uint64_t refused_series;
+	uint64_t refused_samples;
 };
 
 struct wire_opts {
@@ -46,7 +51,12 @@ struct wire_opts {
 	/* Called once per series with a 64-bit hash of its final label set
 	 * (after the tenant label is set); may be NULL. */
 	void (*on_series)(void *arg, uint64_t hash);
-	void *arg;
+	/* Called once per series with that hash, before on_series, when out
+	 * is not NULL (the copy is then a rewrite); returns 0 to keep the
+	 * series, or 1 to leave it out of the copy (counted in
+	 * wire_counts.refused_*, on_series not called). May be NULL. */
+	int (*admit)(void *arg, uint64_t hash);
+	void *arg;            /* of on_series and admit */
 };
 
 /*
@@ -61,9 +71,16 @@ struct wire_opts {
  *
  * Checks: well-formed protobuf (varints, lengths, wire types of known
  * fields, packed or unpacked repeated scalars); each series has at least one
- * label; label names match [a-zA-Z_][a-zA-Z0-9_]*, are strictly ascending
- * (so unique) and non-empty; values are non-empty valid UTF-8; a __name__
- * value matches [a-zA-Z_:][a-zA-Z0-9_:]*; the opts bounds.
+ * label; label names match [a-zA-Z_][a-zA-Z0-9_]*, are unique and
+ * non-empty; values are non-empty valid UTF-8; a __name__ value matches
+ * [a-zA-Z_:][a-zA-Z0-9_:]*; the opts bounds.
+ *
+ * Labels out of order (the spec wants them sorted by name; some senders do
+ * not sort) are sorted in the copy and counted in wire_counts.sorted; a
+ * request that holds such a series is then rewritten even when nothing
+ * else asks for it (when out is NULL there is no copy: the caller that
+ * needs one scans again with out). Sorted input pays nothing for this:
+ * the order check was there before.
  */
 int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 	      struct wire_counts *c, struct buf *out, char *why, size_t whylen);

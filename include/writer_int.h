@@ -79,6 +79,8 @@ struct writer {
 	struct dedup *dedup;      /* owned */
 	struct ha *ha;            /* owned: the HA elections */
 	struct prealloc *pre;     /* owned; NULL when off */
+	struct store_pos series_pos; /* where the expiry of stored series
+				      * (store_series_expire) stands */
 };
 
 /* A change for the queue, published after the commit; NULL when out of

@@ -48,6 +48,7 @@ static const struct refusal {
 	[REFUSE_STORAGE]       = {503, "storage error; retry later"},
 	[REFUSE_SHUTTING_DOWN] = {503, "shutting down"},
 	[REFUSE_TOO_MANY_TENANTS] = {429, "too many tenants"},
+	[REFUSE_SERIES_LIMIT]  = {400, "series limit reached"},
 };
 
 /* HA-pair deduplication: notes the series' cluster and replica. */
@@ -463,7 +464,10 @@ static void log_refusal(const struct admission_req *r)
 void admission_count(struct admission *a, const struct admission_req *r)
 {
 	const struct admission_verdict *v = &r->v;
-	uint64_t samples = r->counts.samples;
+	/* A series limit refuses some series of a request that is stored:
+	 * only theirs are refused. */
+	uint64_t samples = v->reason == REFUSE_SERIES_LIMIT ?
+			   r->counts.refused_samples : r->counts.samples;
 
 	if (!v->refused || (unsigned)v->reason >= REFUSE_NREASONS)
 		return;

@@ -188,11 +188,27 @@ static const struct config_key config_keys[] = {
 
 /* Keys of a [tenant ID] section; bit i of parser.tenant_seen. */
 enum { TK_TOKEN, TK_SHA256, TK_ACCOUNT, TK_PROJECT, TK_RATE, TK_BUFFER, TK_STATUS,
-       TK_HA_CLUSTER, TK_HA_REPLICA, TK_HA_TIMEOUT, TK_COUNT };
+       TK_HA_CLUSTER, TK_HA_REPLICA, TK_HA_TIMEOUT, TK_MAX_LABELS,
+       TK_NAME_LENGTH, TK_VALUE_LENGTH, TK_MAX_SERIES, TK_SERIES_WINDOW,
+       TK_COUNT };
 static const char *const tenant_keys[TK_COUNT] = {
 	"token", "token_sha256", "account_id", "project_id",
 	"max_samples_per_second", "max_buffer_bytes", "limit_status",
-	"ha_cluster_label", "ha_replica_label", "ha_failover_timeout"
+	"ha_cluster_label", "ha_replica_label", "ha_failover_timeout",
+	"max_labels_per_series", "max_label_name_length",
+	"max_label_value_length", "max_series", "max_series_window"
+};
+
+/* Bounds of the tenant's integer keys, as [limits] has them (max_series:
+ * 0 is none). */
+static const struct tenant_bound {
+	int key;
+	uint64_t min, max;
+} tenant_bounds[] = {
+	{TK_MAX_LABELS, 1, 10000},
+	{TK_NAME_LENGTH, 1, 65536},
+	{TK_VALUE_LENGTH, 1, 1048576},
+	{TK_MAX_SERIES, 0, 1000000000},
 };
 
 struct parser {
@@ -539,6 +555,34 @@ static int parse_sha256(const char *v, uint8_t out[32])
 	return 0;
 }
 
+/* Sets the tenant's integer key k (a TK_ with a row in tenant_bounds)
+ * from v. Returns 0 or -1. */
+static int tenant_number(struct parser *p, int k, const char *key,
+			 const char *v)
+{
+	struct config_tenant *t = p->tenant;
+	const struct tenant_bound *b = tenant_bounds;
+	unsigned long long n;
+	char *end;
+
+	while (b->key != k)
+		b++;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n < b->min ||
+	    n > b->max)
+		return fail(p, p->line, "%s: \"%s\" is not a number in %llu..%llu",
+			    key, v, (unsigned long long)b->min,
+			    (unsigned long long)b->max);
+	if (k == TK_MAX_SERIES)
+		t->max_series = n;
+	else
+		*(k == TK_MAX_LABELS ? &t->max_labels_per_series :
+		  k == TK_NAME_LENGTH ? &t->max_label_name_length :
+		  &t->max_label_value_length) = (int)n;
+	return 0;
+}
+
 /* Sets one key of the current [tenant ID] section. Returns 0 or -1. */
 static int tenant_set(struct parser *p, const char *key, const char *v)
 {
@@ -604,6 +648,18 @@ static int tenant_set(struct parser *p, const char *key, const char *v)
 			t->has_ha_cluster_label = 1;
 		return set_string(p, i == TK_HA_CLUSTER ? &t->ha_cluster_label :
 				  &t->ha_replica_label, v);
+	case TK_MAX_LABELS:
+	case TK_NAME_LENGTH:
+	case TK_VALUE_LENGTH:
+	case TK_MAX_SERIES:
+		return tenant_number(p, i, key, v);
+	case TK_SERIES_WINDOW:
+		if (config_parse_duration(v, &t->max_series_window_ms) < 0 ||
+		    t->max_series_window_ms < 1000 ||
+		    t->max_series_window_ms > 30 * 86400000ULL)
+			return fail(p, p->line, "%s: \"%s\" is not a duration from 1s "
+				    "to 30d", key, v);
+		return 0;
 	case TK_HA_TIMEOUT:
 		if (config_parse_duration(v, &t->ha_failover_timeout_ms) < 0 ||
 		    t->ha_failover_timeout_ms < 1000)
@@ -670,6 +726,7 @@ static int parse_header(struct parser *p, char *s)
 		return fail(p, p->line, "out of memory");
 	}
 	t->limit_status = 429;
+	t->max_series_window_ms = 3600000;
 	*tail = t;
 	p->cfg->ntenants++;
 	p->tenant = t;

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "reload.h"
+#include "series_limit.h"
 #include "setaside.h"
 #include "status_page.h"
 #include "store.h"
@@ -50,6 +51,7 @@ struct request {
 	int no_room;                    /* body refused: max_inflight_bytes */
 	struct admission_req adm;       /* cfg, tenant, counts, verdict */
 	struct buf hll;                 /* usage_hll_code() of each series */
+	struct series_req series;       /* its tenant's max_series */
 	struct batch batch;
 };
 
@@ -142,6 +144,34 @@ static void collect_series(void *arg, uint64_t hash)
 	buf_append(&r->hll, &code, sizeof(code));
 }
 
+/* The scanner's per-series question: may this series be taken under the
+ * tenant's max_series? */
+static int admit_series(void *arg, uint64_t hash)
+{
+	struct request *r = arg;
+
+	return series_limit_admit(&r->series, hash);
+}
+
+/* Refuses, with 400 and the reason, the series that the tenant's
+ * max_series left out (the rest of the request is stored, or nothing when
+ * every series was). Returns 1. */
+static int refuse_series(struct request *r)
+{
+	const struct admission_req *ar = &r->adm;
+
+	return admission_refuse(&r->adm, REFUSE_SERIES_LIMIT,
+				"series limit reached: tenant %s has its "
+				"max_series of %llu series seen within %llus; "
+				"%llu new series refused (%llu samples), %llu "
+				"series taken", ar->ident.id,
+				(unsigned long long)r->series.max,
+				(unsigned long long)(r->series.window_ms / 1000),
+				(unsigned long long)ar->counts.refused_series,
+				(unsigned long long)ar->counts.refused_samples,
+				(unsigned long long)ar->counts.series);
+}
+
 /* ingest's hook for admission's per-series policies. */
 static int series_pass(void *arg, const uint8_t *raw, size_t len,
 		       const char **drop_label)
@@ -183,6 +213,10 @@ static void batch_usage(struct request *r)
 	b->usage.bytes_decoded = ar->decoded;
 	b->hll = (const uint32_t *)r->hll.p;
 	b->nhll = r->hll.len / sizeof(uint32_t);
+	b->series = (const uint64_t *)r->series.notes.p;
+	b->nseries = r->series.notes.len / sizeof(uint64_t);
+	b->series_seen_ms = r->series.now_ms;
+	b->series_window_ms = r->series.window_ms;
 	memset(&b->ha, 0, sizeof(b->ha));
 	if (ar->ha_set.cluster_label != NULL && ar->ha.kind == HA_PAIR) {
 		b->ha.on = 1;
@@ -215,6 +249,7 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	ir.tenant = ar->ident.id;
 	ir.tlen = ar->ident.idlen;
 	ir.tenant_label = ar->ident.idlen > 0 ? cfg->tenant_label : NULL;
+	ir.conf = ar->ident.conf;
 	if (ar->ident.idlen > 0) {
 		buf_init(&r->hll, (cfg->max_decoded_size / 4 + 1) * sizeof(uint32_t));
 		ir.on_series = collect_series;
@@ -224,15 +259,34 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 		ir.series_pass = series_pass;
 		ir.pass_arg = r;
 	}
+	if (series_limit_begin(h->d.sl, &r->series, ar->ident.id,
+			       ar->ident.idlen, ar->ident.conf,
+			       cfg->max_decoded_size / 4 + 1) != 0) {
+		admission_release(ar);
+		admission_refuse(ar, REFUSE_OVERLOADED, NULL);
+		return refuse(h, r->conn, ar);
+	}
+	if (r->series.t != NULL) {
+		ir.admit = admit_series;
+		ir.arg = r;
+	}
 	status = ingest_body(cfg, &ir, &r->body, b, &ar->counts, &ar->decoded,
 			     why, sizeof(why));
 	admission_release(ar);
 	if (status != 0) {
+		series_limit_rollback(&r->series);
 		if (!ar->v.refused)
 			admission_decoded(ar, status, why);
 		return refuse(h, r->conn, ar);
 	}
+	if (ar->counts.series == 0 && ar->counts.refused_series > 0) {
+		/* Every series refused: nothing is stored. */
+		batch_release(b);
+		refuse_series(r);
+		return refuse(h, r->conn, ar);
+	}
 	if (admission_tenant(&h->adm, ar, b->value_bytes)) {
+		series_limit_rollback(&r->series);
 		batch_release(b);
 		return refuse(h, r->conn, ar);
 	}
@@ -269,16 +323,24 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 		break;
 	case BATCH_STORED:
 		metric_add(&metrics.series_received, ar->counts.series);
+		metric_add(&metrics.series_sorted, ar->counts.sorted);
 		metric_add(&metrics.samples_received, ar->counts.samples);
 		metric_add(&metrics.histograms_received, ar->counts.histograms);
 		metric_add(&metrics.exemplars_received, ar->counts.exemplars);
 		metric_add(&metrics.metadata_received, ar->counts.metadata);
 		metric_add(&metrics.bytes_decoded, ar->decoded);
 		metric_add(&metrics.bytes_received, ar->body_len);
+		if (ar->counts.refused_series > 0) {
+			/* Stored, but for the series over max_series. */
+			refuse_series(r);
+			ret = refuse(h, r->conn, ar);
+			break;
+		}
 		metrics_count_request(204);
 		ret = MHD_queue_response(r->conn, 204, h->stored);
 		break;
 	default: /* BATCH_REFUSED: the writer's reason */
+		series_limit_rollback(&r->series);
 		admission_commit(&r->adm, r->batch.reason);
 		ret = refuse(h, r->conn, ar);
 		break;
@@ -753,6 +815,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	batch_release(&r->batch);
 	buf_free(&r->body);
 	buf_free(&r->hll);
+	series_limit_end(&r->series);
 	free(r);
 	*con_cls = NULL;
 }

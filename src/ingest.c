@@ -166,6 +166,7 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 	opts.tenant_label = NULL;
 	opts.drop_label = NULL;
 	opts.on_series = NULL;
+	opts.admit = NULL;
 	memset(c, 0, sizeof(*c));
 	while (off < len && (next = wire_next_field(raw, len, off)) != 0) {
 		if (wire_scan(raw + off, next - off, &opts, c, NULL, why,
@@ -173,6 +174,19 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 			break;
 		off = next;
 	}
+}
+
+/* The label bounds: the tenant's where its section sets them, else
+ * [limits]'. */
+static void limits_set(struct wire_opts *o, const struct config *cfg,
+		       const struct config_tenant *t)
+{
+	o->max_labels_per_series = (size_t)(t && t->max_labels_per_series ?
+		t->max_labels_per_series : cfg->max_labels_per_series);
+	o->max_label_name_length = (size_t)(t && t->max_label_name_length ?
+		t->max_label_name_length : cfg->max_label_name_length);
+	o->max_label_value_length = (size_t)(t && t->max_label_value_length ?
+		t->max_label_value_length : cfg->max_label_value_length);
 }
 
 int ingest_body(const struct config *cfg, const struct ingest_req *r,
@@ -218,10 +232,9 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	memset(&opts, 0, sizeof(opts));
 	opts.tenant_label = r->tenant_label;
 	opts.tenant_value = r->tenant;
-	opts.max_labels_per_series = (size_t)cfg->max_labels_per_series;
-	opts.max_label_name_length = (size_t)cfg->max_label_name_length;
-	opts.max_label_value_length = (size_t)cfg->max_label_value_length;
+	limits_set(&opts, cfg, r->conf);
 	opts.on_series = r->on_series;
+	opts.admit = r->admit;
 	opts.arg = r->arg;
 	if (r->series_pass != NULL &&
 	    (status = r->series_pass(r->pass_arg, raw->p, raw->len,
@@ -233,9 +246,19 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	}
 	out->max = cfg->max_decoded_size + cfg->max_decoded_size / 2;
 	buf_reset(out);
-	rewrite = r->tenant_label != NULL || opts.drop_label != NULL;
+	rewrite = r->tenant_label != NULL || opts.drop_label != NULL ||
+		  r->admit != NULL;
 	rc = wire_scan(raw->p, raw->len, &opts, counts, rewrite ? out : NULL,
 		       why, whylen);
+	if (rc == WIRE_OK && !rewrite && counts->sorted > 0) {
+		/* Labels to sort: the request as it came will not do. The
+		 * series were reported already (their hashes are those of
+		 * the sorted labels). */
+		memset(counts, 0, sizeof(*counts));
+		rewrite = 1;
+		opts.on_series = NULL;
+		rc = wire_scan(raw->p, raw->len, &opts, counts, out, why, whylen);
+	}
 	if (rc != WIRE_OK) {
 		status = rc == WIRE_V2 ? 415 : (rc == WIRE_TOO_LARGE ? 413 : 400);
 		count_valid_prefix(raw->p, raw->len, &opts, counts);

@@ -31,7 +31,11 @@
  * Hand-over: http -> writer through writer_submit (a list and a condition
  * variable); writer -> forwarders through the queue (queue.h); forwarders
  * -> writer through writer_ack/writer_set_aside; writer -> prealloc through
- * prealloc_unlock (a condition variable). The process never forks.
+ * prealloc_unlock (a condition variable). The series tables of tenants
+ * with max_series (series_limit.h) are read from the store by main before
+ * the others start, then shared by the http threads (a lock per tenant);
+ * the series they add go to the writer with their batch. The process
+ * never forks.
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are blocked in every thread and
  * taken by main with sigwait.
@@ -60,6 +64,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "reload.h"
+#include "series_limit.h"
 #include "salvage.h"
 #include "setaside.h"
 #include "store.h"
@@ -105,6 +110,8 @@ static int run(struct config *cfg)
 	struct http *h;
 	struct usage_export *ux;
 	struct http_deps deps;
+	struct series_limit *sl;
+	uint64_t nseries = 0;
 	sigset_t sigs;
 	int sig = 0;
 	struct queue_totals tot;
@@ -142,6 +149,15 @@ static int run(struct config *cfg)
 		cfg->path, (unsigned long long)tot.entries,
 		(unsigned long long)tot.samples, (unsigned long long)tot.bytes);
 
+	/* The series counts of tenants with max_series, as stored. */
+	if ((sl = series_limit_new()) == NULL ||
+	    series_limit_load(sl, st, cfg, &nseries) != 0)
+		fatal("cannot read the stored series (max_series)", "path=%s",
+		      cfg->path);
+	if (nseries > 0)
+		log_msg(LOG_INFO, "series of tenants with max_series loaded",
+			"series=%llu", (unsigned long long)nseries);
+
 	if ((w = writer_start(cfg, st, &q)) == NULL)
 		fatal("cannot start writer thread", NULL);
 	if ((f = forwarder_start(cfg, st, &q, w)) == NULL)
@@ -151,6 +167,7 @@ static int run(struct config *cfg)
 	deps.st = st;
 	deps.q = &q;
 	deps.w = w;
+	deps.sl = sl;
 
 	if ((h = http_start(&deps, err, sizeof(err))) == NULL)
 		fatal("cannot start HTTP server", "reason=\"%s\"", err);
@@ -183,6 +200,7 @@ static int run(struct config *cfg)
 	writer_stop(w);
 	queue_totals(&q, &tot);
 	store_close(st);
+	series_limit_free(sl);
 	queue_destroy(&q);
 	curl_global_cleanup();
 	log_msg(LOG_INFO, "stopped", "buffered_entries=%llu buffered_samples=%llu",

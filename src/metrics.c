@@ -26,7 +26,7 @@ static const uint64_t lat_bounds_us[METRICS_LAT_BUCKETS] = {
 static const char *const reason_names[REFUSE_NREASONS] = {
 	"bad_request", "unauthorized", "method", "too_large", "unsupported",
 	"rate_limited", "tenant_buffer_full", "buffer_full", "overloaded",
-	"storage_error", "shutting_down", "too_many_tenants",
+	"storage_error", "shutting_down", "too_many_tenants", "series_limit",
 };
 
 const char *refuse_reason_name(enum refuse_reason r)
@@ -345,6 +345,9 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= refused(out);
 	rc |= counter(out, "relay_series_received_total",
 		      "Series in requests made durable.", &m->series_received);
+	rc |= counter(out, "relay_series_sorted_total",
+		      "Series made durable whose labels came out of order "
+		      "(sorted by the relay).", &m->series_sorted);
 	rc |= counter(out, "relay_samples_received_total",
 		      "Samples in requests made durable.", &m->samples_received);
 	rc |= counter(out, "relay_histograms_received_total",

@@ -119,9 +119,9 @@ static int check_format(MDB_txn *txn, struct store *st, const char *path,
 			 "move the directory away", path, ufmt, USAGE_FORMAT);
 		return ERR_FORMAT;
 	}
-	/* A reader takes formats 1 and 2 as they are: only the dedup
-	 * database, which it does not read, changed, and a dest database
-	 * that is missing reads as empty. */
+	/* A reader takes formats 1 to 3 as they are: only the dedup
+	 * database, which it does not read, changed, and a dest or series
+	 * database that is missing reads as empty. */
 	if (!st->readonly) {
 		if (fmt == 1 && (rc = migrate_1(txn, st)) != 0)
 			goto lmdb;
@@ -131,6 +131,11 @@ static int check_format(MDB_txn *txn, struct store *st, const char *path,
 			log_msg(LOG_INFO, "buffer format 2 converted to 3",
 				"what=\"destination records added; entries "
 				"already buffered go where the configuration says\"");
+		/* Format 3 -> 4: open_dbs made the series database, empty:
+		 * the tenants' series counts start from nothing. */
+		if (fmt >= 2 && fmt <= 3)
+			log_msg(LOG_INFO, "buffer format 3 converted to 4",
+				"what=\"series database added (max_series)\"");
 		if (fmt != STORE_FORMAT || have_fmt == 0) {
 			if ((rc = meta_put_u32(txn, st, "format", STORE_FORMAT)) != 0)
 				goto lmdb;
@@ -159,10 +164,10 @@ static int open_dbs(MDB_txn *txn, struct store *st)
 {
 	static const char *const names[] = {"meta", "queue", "setaside", "dedup",
 					    "dedup_time", "usage", "usage_hll",
-					    "dest", "ha"};
+					    "dest", "ha", "series"};
 	MDB_dbi *dbis[] = {&st->meta, &st->queue, &st->setaside, &st->dedup,
 			   &st->dedup_time, &st->usage, &st->usage_hll,
-			   &st->dest, &st->ha};
+			   &st->dest, &st->ha, &st->series};
 	unsigned flags = st->readonly ? 0 : MDB_CREATE;
 	int rc;
 
@@ -376,7 +381,7 @@ uint64_t store_used_bytes(struct store_txn *t)
 	const struct store *st = t->st;
 	MDB_dbi dbis[] = {1 /* main */, st->meta, st->queue, st->setaside,
 			  st->dedup, st->dedup_time, st->usage, st->usage_hll,
-			  st->dest, st->ha};
+			  st->dest, st->ha, st->series};
 	uint64_t bytes = 0;
 
 	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)

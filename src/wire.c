@@ -78,6 +78,7 @@ struct series {
 			       * exported_name), goes before l[ex];
 			       * SIZE_MAX: none */
 	int ex_first;         /* it sorts before the tenant label */
+	int unsorted;         /* labels came out of order: l is sorted */
 };
 
 /* What the fields of a nested message must be (see scan_msg). */
@@ -122,7 +123,11 @@ struct scan {
 	const char *what;              /* "series", "metadata" or NULL */
 	uint64_t index;                /* of that series or metadata entry */
 	struct wire_counts n;
-	int rewrite;                   /* out != NULL, a tenant label set or a label dropped */
+	int rewrite;                   /* out != NULL, a tenant label set, a
+					* label dropped, series admitted or
+					* a series' labels sorted */
+	const uint8_t *field;          /* ref: the series field being scanned */
+	struct wire_counts before;     /* the counts before that series */
 	const uint8_t *tname, *tvalue; /* ref: the tenant label, or NULL */
 	size_t tnlen, tvlen;
 	uint8_t tenc[128];             /* its encoding, when it fits */
@@ -459,6 +464,19 @@ static inline int label_check(const struct wire_opts *o, const struct label *l,
 	return L_OK;
 }
 
+/* label_check of a label that came out of order: everything but the
+ * order (the series is sorted once all its labels are in). Out of line,
+ * so that the one inlined label_check of the scanner's loop stays as it
+ * was for sorted series. */
+static int label_check_unordered(const struct wire_opts *o,
+				 const struct label *l)
+	__attribute__((cold, noinline));
+static int label_check_unordered(const struct wire_opts *o,
+				 const struct label *l)
+{
+	return label_check(o, l, NULL);
+}
+
 /* Writes the reason for label_check's rc. Returns WIRE_BAD. */
 static int label_error(struct scan *s, const struct label *l,
 		       const struct label *prev, int rc)
@@ -697,6 +715,71 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
 	return hash_mix(h ^ k2, len ^ k3);
 }
 
+/* The series being scanned was not admitted: it is left out of the
+ * output, and its counts move to the refused ones. Returns 0. */
+static int series_refused(struct scan *s) __attribute__((cold, noinline));
+static int series_refused(struct scan *s)
+{
+	uint64_t samples = s->n.samples - s->before.samples;
+
+	s->n.series--;
+	s->n.samples = s->before.samples;
+	s->n.histograms = s->before.histograms;
+	s->n.exemplars = s->before.exemplars;
+	s->n.refused_series++;
+	s->n.refused_samples += samples;
+	return 0;
+}
+
+/* Sorts the n labels at l by name (insertion sort: few labels, and most of
+ * them in order already, as the senders that do not sort keep one order). */
+static void labels_sort(struct label *l, size_t n)
+{
+	struct label x;
+	size_t i, j;
+
+	for (i = 1; i < n; i++) {
+		if (name_cmp(l[i].name, l[i].nlen, l[i - 1].name,
+			     l[i - 1].nlen) >= 0)
+			continue;
+		x = l[i];
+		for (j = i; j > 0 &&
+		     name_cmp(x.name, x.nlen, l[j - 1].name, l[j - 1].nlen) < 0;
+		     j--)
+			l[j] = l[j - 1];
+		l[j] = x;
+	}
+}
+
+/*
+ * The labels of series r came out of order: sorts them and refuses a name
+ * that comes twice. In a scan that copies the request as it came, the copy
+ * becomes a rewrite from this series on (what came before is copied as
+ * it is). Counts the series as sorted. Returns 0, WIRE_BAD or
+ * WIRE_TOO_LARGE.
+ */
+static int series_sort(struct scan *s, struct series *r)
+	__attribute__((noinline));
+static int series_sort(struct scan *s, struct series *r)
+{
+	char q[LABELS_QUOTE_SIZE];
+
+	labels_sort(r->l, r->n);
+	for (size_t i = 1; i < r->n; i++)
+		if (name_cmp(r->l[i].name, r->l[i].nlen, r->l[i - 1].name,
+			     r->l[i - 1].nlen) == 0)
+			return fail(s, WIRE_BAD, "duplicate label name \"%s\"",
+				    labels_quote(q, r->l[i].name, r->l[i].nlen));
+	s->n.sorted++;
+	if (s->rewrite || s->out == NULL)
+		return 0;
+	if (buf_append(s->out, s->base, (size_t)(s->field - s->base)) < 0)
+		return fail(s, WIRE_TOO_LARGE,
+			    "decoded request over the size limit");
+	s->rewrite = 1;
+	return 0;
+}
+
 /*
  * Hands series r (its fields at p[0..end)) on: in rewrite mode appends it
  * to s->out as the file comment shows; reports its hash when asked.
@@ -709,6 +792,7 @@ static int series_emit(struct scan *s, const struct series *r,
 	size_t body = r->llen + r->other, total = 1 + varint_size(body) + body;
 	uint8_t tmp[WIRE_STACK_BYTES], *d = tmp, *labels;
 	struct field f;
+	uint64_t h;
 
 	if (!s->rewrite) {
 		if (r->llen > sizeof(tmp) && r->llen > scratch_bytes_cap) {
@@ -734,8 +818,13 @@ static int series_emit(struct scan *s, const struct series *r,
 	*d++ = 0x0a;
 	labels = d = put_varint(d, body);
 	d = put_labels(s, r, d);
-	if (s->o->on_series != NULL)
-		s->o->on_series(s->o->arg, hash_bytes(labels, r->llen));
+	if (s->o->admit != NULL || s->o->on_series != NULL) {
+		h = hash_bytes(labels, r->llen);
+		if (s->o->admit != NULL && s->o->admit(s->o->arg, h) != 0)
+			return series_refused(s);
+		if (s->o->on_series != NULL)
+			s->o->on_series(s->o->arg, h);
+	}
 	if (!r->interleaved) {
 		if (r->other > 0)
 			memcpy(d, r->rest, r->other);
@@ -821,13 +910,20 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 		if (max && r.n == max)
 			return fail(s, WIRE_BAD, "more than %zu labels", max);
 		prev = r.n > 0 ? &r.l[r.n - 1] : NULL;
-		if ((rc = label_check(s->o, &r.l[r.n], prev)) != L_OK)
-			return label_error(s, &r.l[r.n], prev, rc);
+		if ((rc = label_check(s->o, &r.l[r.n], prev)) != L_OK) {
+			/* Out of order: sorted below, once all are in. */
+			if (rc != L_UNSORTED ||
+			    (rc = label_check_unordered(s->o, &r.l[r.n])) != L_OK)
+				return label_error(s, &r.l[r.n], prev, rc);
+			r.unsorted = 1;
+		}
 		r.llen += r.l[r.n++].size;
 		r.interleaved |= r.rest != NULL;
 	}
 	if (r.n == 0)
 		return fail(s, WIRE_BAD, "no labels");
+	if (r.unsorted && (rc = series_sort(s, &r)) < 0)
+		return rc;
 	for (size_t i = 0; s->dname != NULL && i < r.n; i++) {
 		if (name_cmp(r.l[i].name, r.l[i].nlen, s->dname, s->dnlen) == 0) {
 			r.drop = i;
@@ -883,7 +979,8 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		s.dname = (const uint8_t *)s.o->drop_label;
 		s.dnlen = strlen(s.o->drop_label);
 	}
-	s.rewrite = out != NULL && (s.tname != NULL || s.dname != NULL);
+	s.rewrite = out != NULL && (s.tname != NULL || s.dname != NULL ||
+				    s.o->admit != NULL);
 	for (; p < end; p = f.end) {
 		if (next_field(&s, p, end, &f) < 0)
 			return WIRE_BAD;
@@ -895,6 +992,9 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 				    f.num);
 		if (f.num == 1) {
 			s.what = "series";
+			s.field = f.start;
+			if (s.o->admit != NULL)
+				s.before = s.n;
 			s.index = s.n.series++;
 			if ((rc = scan_series(&s, f.data, f.end)) < 0)
 				return rc;
@@ -920,6 +1020,9 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		c->histograms += s.n.histograms;
 		c->exemplars += s.n.exemplars;
 		c->metadata += s.n.metadata;
+		c->sorted += s.n.sorted;
+		c->refused_series += s.n.refused_series;
+		c->refused_samples += s.n.refused_samples;
 	}
 	return WIRE_OK;
 }

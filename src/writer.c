@@ -25,6 +25,8 @@
 /* How often old sketches and usage past retention are removed. */
 #define CLEANUP_EVERY_MS (60 * 1000)
 #define ACK_WAIT_MS 100L
+/* Stored series (max_series) looked at for expiry per commit round. */
+#define SERIES_EXPIRE_PER_ROUND 512
 
 struct change *writer_change_new(struct writer *w, const char *tenant,
 				 size_t tlen)
@@ -117,6 +119,20 @@ static int ha_deduplicated(struct writer *w, struct batch *b, uint64_t now,
 	return 1;
 }
 
+/* Stores the series b adds or refreshes for its tenant's max_series.
+ * Returns 0 or an ERR_* code. */
+static int series_store(struct store_txn *txn, const struct batch *b)
+{
+	int rc;
+
+	for (size_t i = 0; i < b->nseries; i++)
+		if ((rc = store_series_put(txn, b->tenant, b->tlen, b->series[i],
+					   b->series_seen_ms,
+					   b->series_window_ms)) != 0)
+			return rc;
+	return 0;
+}
+
 /* Decides which batches are stored (not resent, from the elected HA
  * replica, within the buffer and the tenant's share) and writes those,
  * merged per tenant, with their usage and the HA elections they make.
@@ -175,9 +191,10 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 		if (b->has_digest && window > 0 &&
 		    (rc = dedup_remember(w->dedup, txn, b->digest, now)) != 0)
 			return rc;
-		if (!b->unbilled &&
-		    (rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
-					     &b->usage, b->hll, b->nhll)) != 0)
+		if ((!b->unbilled &&
+		     (rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
+					      &b->usage, b->hll, b->nhll)) != 0) ||
+		    (rc = series_store(txn, b)) != 0)
 			return rc;
 		/* An entry holds chunks of one destination only. */
 		if (e->nparts > 0 && e->dest != NULL &&
@@ -230,6 +247,7 @@ static int commit_round(struct writer *w, struct batch *list,
 	uint64_t t0 = clock_mono_us(), now = clock_wall_ms(), used;
 	int cleanup = now - w->last_cleanup_ms > CLEANUP_EVERY_MS;
 	struct store_txn *txn;
+	uint64_t expired;
 	int rc;
 
 	w->nchanges = 0;
@@ -244,6 +262,9 @@ static int commit_round(struct writer *w, struct batch *list,
 	 * cannot hasten (clock.h); stored times stay on the wall clock. */
 	if ((rc = dedup_expire(w->dedup, txn, clock_age_now_ms(),
 			       w->cfg->dedup_window_ms)) != 0 ||
+	    (rc = store_series_expire(txn, &w->series_pos,
+				      SERIES_EXPIRE_PER_ROUND,
+				      clock_age_now_ms(), &expired)) != 0 ||
 	    (cleanup &&
 	     ((rc = usage_cleanup(txn, clock_age_now_ms(),
 				  w->cfg->usage_retention_ms)) != 0 ||

@@ -18,9 +18,13 @@
  *     series, samples, exemplars, histograms and metadata;
  *   - a wire_scan failure's reason is one non-empty printable line, and a
  *     short reason buffer is never overrun;
+ *   - without a tenant label the output is the input, but for series whose
+ *     labels came out of order: then it is sorted (scanning it again
+ *     finds nothing to sort and copies it as it is);
  *   - with a tenant label, wire_scan accepts exactly what it accepts
  *     without (but for a series whose exported_ name would not fit); the
- *     output unpacks, and is the input with every series carrying exactly
+ *     output unpacks, and is the input with every series' labels sorted,
+ *     carrying exactly
  *     one tenant label with the tenant's value, a tenant label the sender
  *     set kept as exported_<name> (exported_exported_<name> when that is
  *     taken, ...), as Prometheus keeps a conflicting scraped label
@@ -224,6 +228,30 @@ static char *dc_exported_name(const Prometheus__TimeSeries *in,
 		j = (size_t)-1;
 	}
 	return ex;
+}
+
+/* The copy of a request whose labels were sorted (c counted it): scanning
+ * it again finds nothing to sort and copies it as it is. Returns NULL or
+ * what is wrong. */
+static const char *dc_sorted_copy(const struct buf *copy,
+				  const struct wire_counts *c)
+{
+	struct wire_counts c2;
+	struct buf again;
+	const char *e = NULL;
+	char why[DC_WHY];
+	int rc;
+
+	memset(&c2, 0, sizeof(c2));
+	buf_init(&again, copy->len + 1);
+	rc = wire_scan(copy->p, copy->len, NULL, &c2, &again, why, sizeof(why));
+	if (rc != WIRE_OK || c2.sorted != 0 || !dc_counts_equal(c, &c2) ||
+	    again.len != copy->len ||
+	    (copy->len > 0 && memcmp(again.p, copy->p, copy->len) != 0))
+		e = dc_fail("the copy with labels sorted is not sorted, or not "
+			    "the same request (rc %d)", rc);
+	buf_free(&again);
+	return e;
 }
 
 /*
@@ -435,10 +463,13 @@ static const char *dc_wire(const uint8_t *raw, size_t len, unsigned pick)
 			    dc_counts_str(&cr, s2, sizeof(s2)));
 		goto out;
 	}
-	if (copy.len != len || (len > 0 && memcmp(copy.p, raw, len) != 0)) {
+	if (c0.sorted == 0 &&
+	    (copy.len != len || (len > 0 && memcmp(copy.p, raw, len) != 0))) {
 		e = dc_fail("without a tenant label the output is not the input");
 		goto out;
 	}
+	if (c0.sorted > 0 && (e = dc_sorted_copy(&copy, &c0)) != NULL)
+		goto out;
 	if (!dc_counts_equal(&c0, &c1)) {
 		e = dc_fail("counts differ with a tenant label: %s; without %s",
 			    dc_counts_str(&c1, s1, sizeof(s1)),
@@ -633,8 +664,8 @@ static const char *dc_ingest(const struct config *cfg, const uint8_t *body,
 			o.max_label_value_length = (size_t)cfg->max_label_value_length;
 			o.on_series = dc_on_series;
 			o.arg = &hw;
-			rc = wire_scan(raw, n, &o, &want, name != NULL ? &out : NULL,
-				       why, sizeof(why));
+			rc = wire_scan(raw, n, &o, &want, &out, why,
+				       sizeof(why));
 			expect = rc == WIRE_OK ? 0 : rc == WIRE_V2 ? 415 :
 				 rc == WIRE_TOO_LARGE ? 413 : 400;
 		}
@@ -679,15 +710,14 @@ static const char *dc_ingest(const struct config *cfg, const uint8_t *body,
 			    "wire_scan (%zu and %zu)", hi.n, hw.n);
 		goto out;
 	}
-	if (name == NULL && n <= cfg->max_request_size &&
+	if (name == NULL && n <= cfg->max_request_size && want.sorted == 0 &&
 	    (b.nchunks != 1 || b.chunks[0].len != len ||
 	     memcmp(b.chunks[0].block, body, len) != 0 || in.p != NULL)) {
 		e = dc_fail("a small request without a rewrite was not kept as "
 			    "it came");
 		goto out;
 	}
-	e = name != NULL ? dc_chunks(cfg, &b, out.p, out.len, &counts) :
-			   dc_chunks(cfg, &b, raw, n, &counts);
+	e = dc_chunks(cfg, &b, out.p, out.len, &counts);
 out:
 	batch_release(&b);
 	buf_free(&in);

@@ -16,7 +16,9 @@ mkdir -p "$B"
 
 # The bodies.
 rwsend --emit "$B/valid.bin" --series 10 --name-prefix mv
-rwsend --emit "$B/unsorted.bin" --series 10 --name-prefix mu --unsorted-labels
+# Unsorted (sorted by the relay), but a name twice: refused.
+rwsend --emit "$B/unsorted-dup.bin" --series 10 --name-prefix mu --unsorted-labels \
+	--label a=1 --label instance=again
 rwsend --emit "$B/empty-value.bin" --series 10 --name-prefix me --empty-label-value
 rwsend --emit "$B/dup-name.bin" --series 10 --name-prefix md --label instance=again
 printf '\x0a\xff\xff\xff\xff\x0f' >"$B/garbage.pb"       # field 1, length past the end
@@ -76,7 +78,7 @@ row "truncated snappy" 400 "$B/truncated-snappy.bin"
 row "corrupt snappy" 400 "$B/corrupt-snappy.bin"
 row "valid snappy, protobuf length past the end" 400 "$B/garbage-proto.bin"
 row "valid snappy, protobuf wire type 7" 400 "$B/wiretype7.bin"
-row "unsorted label names" 400 "$B/unsorted.bin"
+row "unsorted label names, one twice" 400 "$B/unsorted-dup.bin"
 row "empty label value" 400 "$B/empty-value.bin"
 row "duplicate label name" 400 "$B/dup-name.bin"
 row "body over max_body_size (100000 > 64KiB)" 413 "$B/over-body-size.bin"

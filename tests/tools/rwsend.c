@@ -59,6 +59,8 @@ struct opts {
 	const char *files[MAX_FILES];
 	int nfiles;
 	int unsorted;             /* swap two labels of every series */
+	int insertion_order;      /* labels as the npm prometheus-remote-write
+				   * package sends them (see build_body) */
 	int empty_value;          /* give every series an empty label value */
 	long value_bytes;         /* pad a "pad" label value to this length */
 	int stale;                /* send the stale-marker NaN as every value */
@@ -82,7 +84,8 @@ static void usage(FILE *f)
 "              [--start-ts MS] [--step MS] [--name-prefix P] [--label k=v ...]\n"
 "              [--concurrency C] [--token T] [--content-type CT]\n"
 "              [--encoding E|none] [--method M] [--timeout S]\n"
-"              [--unsorted-labels] [--empty-label-value] [--value-bytes B]\n"
+"              [--unsorted-labels] [--insertion-order]\n"
+"              [--empty-label-value] [--value-bytes B]\n"
 "              [--stale] [--quiet]\n"
 "       rwsend URL --file BODY.bin [--file ...] (also --raw-body)\n"
 "       rwsend --emit OUT [generation options]\n"
@@ -229,6 +232,20 @@ static char *build_body(const struct opts *o, long idx, size_t *len)
 			Prometheus__Label *t = slp[1];
 			slp[1] = slp[2];
 			slp[2] = t;
+		}
+		/* The npm package prometheus-remote-write builds a series'
+		 * labels as Object.entries({...options.labels,
+		 * ...series.labels}): insertion order, unsorted, the
+		 * options' labels (here the --label ones) before the series'
+		 * own (__name__ and the rest). */
+		if (o->insertion_order) {
+			k = 0;
+			for (l = 0; l < o->nextra; l++)
+				slp[k++] = &sl[3 + l];
+			for (l = 0; l < 3; l++)
+				slp[k++] = &sl[l];
+			if (pad != NULL)
+				slp[k++] = &sl[nl - 1];
 		}
 		if (o->empty_value)
 			slp[nl - 1]->value = "";
@@ -593,6 +610,8 @@ int main(int argc, char **argv)
 			emit = val;
 		} else if (strcmp(arg, "--unsorted-labels") == 0) {
 			o.unsorted = 1;
+		} else if (strcmp(arg, "--insertion-order") == 0) {
+			o.insertion_order = 1;
 		} else if (strcmp(arg, "--empty-label-value") == 0) {
 			o.empty_value = 1;
 		} else if (strcmp(arg, "--stale") == 0) {

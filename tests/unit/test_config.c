@@ -439,6 +439,14 @@ static const struct { const char *text, *want; } error_cases[] = {
 	 "2: max_samples_per_second: \".\" is not a non-negative number"},
 	{"[tenant a]\nmax_buffer_bytes = 1.5B\n",
 	 "2: max_buffer_bytes: \"1.5B\" is not a size (use e.g. 512MiB, 8GiB)"},
+	{"[tenant a]\nmax_labels_per_series = 0\n",
+	 "2: max_labels_per_series: \"0\" is not a number in 1..10000"},
+	{"[tenant a]\nmax_label_value_length = 1048577\n",
+	 "2: max_label_value_length: \"1048577\" is not a number in 1..1048576"},
+	{"[tenant a]\nmax_series = -1\n",
+	 "2: max_series: \"-1\" is not a number in 0..1000000000"},
+	{"[tenant a]\nmax_series_window = 500ms\n",
+	 "2: max_series_window: \"500ms\" is not a duration from 1s to 30d"},
 	{"[tenant a]\nlimit_status = 500\n",
 	 "2: limit_status: \"500\" must be 429 or 503"},
 	{"[tenant a]\nha_cluster_label = 1x\n",
@@ -614,6 +622,11 @@ static void test_tenants(void)
 		"max_samples_per_second = 2500.5\n"
 		"max_buffer_bytes = 1GiB\n"
 		"limit_status = 503\n"
+		"max_labels_per_series = 40\n"
+		"max_label_name_length = 128\n"
+		"max_label_value_length = 2048\n"
+		"max_series = 100000\n"
+		"max_series_window = 2s\n"
 		"\n"
 		"[tenant beta.team-2_X]\n"
 		"token_sha256 = 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n"
@@ -644,6 +657,11 @@ static void test_tenants(void)
 	CHECK(t->max_samples_per_second == 2500.5);
 	CHECK_EQ_INT(t->max_buffer_bytes, 1ULL << 30);
 	CHECK_EQ_INT(t->limit_status, 503);
+	CHECK_EQ_INT(t->max_labels_per_series, 40);
+	CHECK_EQ_INT(t->max_label_name_length, 128);
+	CHECK_EQ_INT(t->max_label_value_length, 2048);
+	CHECK_EQ_INT(t->max_series, 100000);
+	CHECK_EQ_INT(t->max_series_window_ms, 2000);
 
 	t = t->next;
 	CHECK_STR(t->id, "beta.team-2_X");
@@ -658,6 +676,9 @@ static void test_tenants(void)
 	CHECK(t->max_samples_per_second == 0);
 	CHECK_EQ_INT(t->max_buffer_bytes, 0);
 	CHECK_EQ_INT(t->limit_status, 429);
+	CHECK_EQ_INT(t->max_labels_per_series, 0);
+	CHECK_EQ_INT(t->max_series, 0);
+	CHECK_EQ_INT(t->max_series_window_ms, 3600000);
 
 	t = t->next;
 	CHECK_STR(t->id, "gamma");

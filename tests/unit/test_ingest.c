@@ -117,7 +117,7 @@ static void test_fixtures_counts_and_body_kept(void)
 
 	config_defaults(&cfg);
 	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
-		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 		Prometheus__WriteRequest *ref = NULL;
 		struct wire_counts counts, want;
 		uint8_t *z, *raw = NULL, *orig_p;
@@ -189,7 +189,7 @@ static void test_fixtures_tenant_label(void)
 
 	config_defaults(&cfg);
 	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
-		struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL };
 		struct wire_counts counts;
 		uint8_t *z, *raw = NULL;
 		size_t zlen, rawlen = 0;
@@ -240,7 +240,7 @@ static void count_series(void *arg, uint64_t hash)
 
 static void test_on_series_called_per_series(void)
 {
-	struct ingest_req r = { "acme", 4, "tenant", count_series, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, "tenant", count_series, NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts;
 	struct config cfg;
 	struct buf body;
@@ -274,7 +274,7 @@ static void test_on_series_called_per_series(void)
 static int ingest_fails(const struct config *cfg, const uint8_t *p, size_t len,
 			const char **e)
 {
-	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts;
 	struct buf body;
 	struct batch b;
@@ -470,7 +470,7 @@ out:
 static const char *split_check(const uint8_t *raw, size_t rawlen, uint64_t max,
 			       const char *label, size_t *nchunks)
 {
-	struct ingest_req r = { "acme", 4, label, NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, label, NULL, NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts, sum;
 	struct config cfg;
 	struct buf body;
@@ -651,14 +651,13 @@ static void test_bad_labels(void)
 	int s = 0;
 
 	CHECK(raw != NULL);
-	/* Rename the second series' label "i" to "I", which sorts before
-	 * "__name__" ('I' is 0x49, '_' 0x5f): labels out of order. */
+	/* Rename the second series' label "i" to "-": not a label name. */
 	p = raw + len;
 	while (p > raw && !(p[-1] == 'i' && p[-2] == 0x01))
 		p--;
 	config_defaults(&cfg);
 	if (p > raw) {
-		p[-1] = 'I';
+		p[-1] = '-';
 		if ((z = compress(raw, len, &zlen)) != NULL)
 			s = ingest_fails(&cfg, z, zlen, &e);
 	}
@@ -667,6 +666,116 @@ static void test_bad_labels(void)
 	config_free(&cfg);
 	CHECK_NOERR(e);
 	CHECK_EQ_INT(s, 400);
+}
+
+/* Ingests p[0..len) as tenant acme with section t (NULL: none). Returns
+ * the status; why holds the reason. */
+static int ingest_as(const struct config *cfg, const struct config_tenant *t,
+		     const uint8_t *p, size_t len)
+{
+	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL };
+	struct wire_counts counts;
+	struct buf body;
+	struct batch b;
+	uint64_t decoded = 0;
+	int status;
+
+	r.conf = t;
+	body_set(&body, cfg, p, len);
+	status = ingest_body(cfg, &r, &body, &b, &counts, &decoded, why,
+			     sizeof(why));
+	if (status == 0)
+		batch_release(&b);
+	buf_free(&body);
+	return status;
+}
+
+/* A [tenant] section's label limits override [limits] for that tenant:
+ * tighter ones refuse what [limits] takes, looser ones take what [limits]
+ * refuses; 0 leaves [limits]'. */
+static void test_tenant_label_limits(void)
+{
+	size_t samples[2] = { 1, 1 }, len, zlen;
+	uint8_t *raw = make_request(2, 100, samples, &len), *z;
+	struct config_tenant t;
+	struct config cfg;
+	int s[6];
+
+	CHECK(raw != NULL && (z = compress(raw, len, &zlen)) != NULL);
+	config_defaults(&cfg);
+	memset(&t, 0, sizeof(t));
+	s[0] = ingest_as(&cfg, &t, z, zlen);
+	t.max_labels_per_series = 1;   /* __name__ and i, as sent */
+	s[1] = ingest_as(&cfg, &t, z, zlen);
+	CHECK_STR(why, "series 0: more than 1 labels");
+	t.max_labels_per_series = 0;
+	t.max_label_value_length = 2;  /* i="100" */
+	s[2] = ingest_as(&cfg, &t, z, zlen);
+	t.max_label_value_length = 0;
+	t.max_label_name_length = 7;   /* __name__ */
+	s[3] = ingest_as(&cfg, &t, z, zlen);
+	cfg.max_labels_per_series = 1;
+	s[4] = ingest_as(&cfg, NULL, z, zlen);
+	t.max_label_name_length = 0;
+	t.max_labels_per_series = 2;
+	s[5] = ingest_as(&cfg, &t, z, zlen);
+	CHECK_EQ_INT(s[0], 0);
+	CHECK_EQ_INT(s[1], 400);
+	CHECK_EQ_INT(s[2], 400);
+	CHECK_EQ_INT(s[3], 400);
+	CHECK_EQ_INT(s[4], 400);
+	CHECK_EQ_INT(s[5], 0);
+	free(z);
+	free(raw);
+	config_free(&cfg);
+}
+
+/* A request with labels out of order is stored sorted, also when nothing
+ * else would rewrite it (no tenant): the chunk is not the body as it came. */
+static void test_unsorted_sorted(void)
+{
+	size_t samples[2] = { 1, 1 }, len, zlen, n = 0;
+	uint8_t *raw = make_request(2, 0, samples, &len), *z = NULL, *p, *dec;
+	struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+	Prometheus__WriteRequest *w = NULL;
+	struct wire_counts counts;
+	struct config cfg;
+	struct buf body;
+	struct batch b;
+	uint64_t decoded = 0;
+	int status = -1;
+
+	CHECK(raw != NULL);
+	/* The second series' "i" becomes "I", which sorts before "__name__"
+	 * ('I' is 0x49, '_' 0x5f). */
+	p = raw + len;
+	while (p > raw && !(p[-1] == 'i' && p[-2] == 0x01))
+		p--;
+	CHECK(p > raw);
+	p[-1] = 'I';
+	config_defaults(&cfg);
+	CHECK((z = compress(raw, len, &zlen)) != NULL);
+	body_set(&body, &cfg, z, zlen);
+	status = ingest_body(&cfg, &r, &body, &b, &counts, &decoded, why,
+			     sizeof(why));
+	CHECK_EQ_INT(status, 0);
+	CHECK_EQ_INT(counts.sorted, 1);
+	CHECK_EQ_INT(counts.series, 2);
+	CHECK_EQ_INT(b.nchunks, 1);
+	CHECK(b.chunks[0].block != body.p || body.p == NULL);
+	CHECK((dec = uncompress(b.chunks[0].block, b.chunks[0].len, &n)) != NULL);
+	CHECK((w = prometheus__write_request__unpack(NULL, n, dec)) != NULL);
+	CHECK_EQ_INT(w->n_timeseries, 2);
+	CHECK_STR(w->timeseries[1]->labels[0]->name, "I");
+	CHECK_STR(w->timeseries[1]->labels[1]->name, "__name__");
+	CHECK_STR(w->timeseries[0]->labels[0]->name, "__name__");
+	prometheus__write_request__free_unpacked(w, NULL);
+	free(dec);
+	batch_release(&b);
+	buf_free(&body);
+	free(z);
+	free(raw);
+	config_free(&cfg);
 }
 
 int main(void)
@@ -681,6 +790,8 @@ int main(void)
 	RUN(test_split_big_series);
 	RUN(test_remote_write_2);
 	RUN(test_bad_labels);
+	RUN(test_tenant_label_limits);
+	RUN(test_unsorted_sorted);
 	ingest_thread_cleanup();
 	wire_scratch_free();
 	return unit_done();

@@ -857,8 +857,20 @@ static void test_label_rules(void)
 		  { "a", "caf\xc3\xa9", "b", "\xe2\x82\xac",
 		    "c", "\xf0\x9f\x98\x80", NULL }, WIRE_OK, NULL },
 		{ "unsorted", { "job", "x", "__name__", "up", NULL },
-		  WIRE_BAD,
-		  "series 1: labels not sorted: \"__name__\" after \"job\"" },
+		  WIRE_OK, NULL },
+		{ "duplicate apart, unsorted",
+		  { "b", "1", "a", "2", "b", "3", NULL }, WIRE_BAD,
+		  "series 1: duplicate label name \"b\"" },
+		{ "unsorted, then empty name", { "b", "1", "a", "2", "", "3", NULL },
+		  WIRE_BAD, "series 1: empty label name" },
+		{ "unsorted, then bad name", { "b", "1", "a", "2", "c-d", "3", NULL },
+		  WIRE_BAD, "series 1: invalid label name \"c-d\"" },
+		{ "unsorted, bad value", { "b", "1", "a", "\xff", NULL },
+		  WIRE_BAD, "series 1: invalid UTF-8 in value of \"a\"" },
+		{ "unsorted, empty value", { "b", "1", "a", "", NULL },
+		  WIRE_BAD, "series 1: empty label value for \"a\"" },
+		{ "unsorted, bad metric name", { "b", "1", "__name__", "1x", NULL },
+		  WIRE_BAD, "series 1: invalid metric name \"1x\"" },
 		{ "duplicate", { "a", "1", "a", "2", NULL }, WIRE_BAD,
 		  "series 1: duplicate label name \"a\"" },
 		{ "empty name", { "", "x", NULL }, WIRE_BAD,
@@ -1439,6 +1451,106 @@ static void test_concatenation(void)
 	buf_free(&out);
 }
 
+/* Unsorted labels are sorted in the copy, whether it is rewritten or
+ * copied as it came: what comes out is what a sender that sorts would
+ * have sent (same bytes, same series hash), and it is counted. */
+static void test_sort(void)
+{
+	static const char *const sorted[] = { "__name__", "up", "a", "1",
+					      "job", "x", NULL };
+	static const char *const unsorted[] = { "job", "x", "__name__", "up",
+						"a", "1", NULL };
+	static const char *const first[] = { "__name__", "m", "z", "9", NULL };
+	struct buf want, got, in, out;
+	struct wire_counts c;
+	struct wire_opts o;
+	uint64_t h;
+
+	buf_init(&want, OUT_MAX);
+	buf_init(&got, OUT_MAX);
+	buf_init(&in, OUT_MAX);
+	buf_init(&out, OUT_MAX);
+	/* Copied as it came, but for the series to sort. */
+	pb_series(&want, first);
+	pb_series(&want, sorted);
+	pb_series(&in, first);
+	pb_series(&in, unsorted);
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(scan(in.p, in.len, NULL, &c, &got), WIRE_OK);
+	CHECK_EQ_INT(c.sorted, 1);
+	CHECK_EQ_INT(c.series, 2);
+	CHECK(got.len == want.len && memcmp(got.p, want.p, want.len) == 0);
+	/* Scanned only: counted, nothing written. */
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(scan(in.p, in.len, NULL, &c, NULL), WIRE_OK);
+	CHECK_EQ_INT(c.sorted, 1);
+	/* Rewritten with the tenant label: the same as the sorted request's
+	 * rewrite, and the same series hash. */
+	memset(&o, 0, sizeof(o));
+	o.tenant_label = "tenant";
+	o.tenant_value = "acme";
+	o.on_series = on_series;
+	nhashes = 0;
+	buf_reset(&got);
+	CHECK_EQ_INT(scan(want.p, want.len, &o, NULL, &got), WIRE_OK);
+	h = hashes[1];
+	nhashes = 0;
+	CHECK_EQ_INT(scan(in.p, in.len, &o, NULL, &out), WIRE_OK);
+	CHECK_EQ_INT(nhashes, 2);
+	CHECK(hashes[1] == h);
+	CHECK(got.len == out.len && memcmp(got.p, out.p, out.len) == 0);
+	CHECK_NOERR(request_equal(in.p, in.len, out.p, out.len, "tenant",
+				  "acme"));
+	buf_free(&want);
+	buf_free(&got);
+	buf_free(&in);
+	buf_free(&out);
+}
+
+/* admit: a series it refuses is left out and counted apart. */
+static int admit_odd(void *arg, uint64_t hash)
+{
+	size_t *n = arg;
+
+	(void)hash;
+	return (*n)++ % 2 == 1;
+}
+
+static void test_admit(void)
+{
+	static const char *const kv[][5] = {
+		{ "__name__", "a", "i", "0", NULL },
+		{ "__name__", "b", "i", "1", NULL },
+		{ "__name__", "c", "i", "2", NULL },
+	};
+	struct buf in, out, want;
+	struct wire_counts c;
+	struct wire_opts o;
+	size_t n = 0;
+
+	buf_init(&in, OUT_MAX);
+	buf_init(&out, OUT_MAX);
+	buf_init(&want, OUT_MAX);
+	for (size_t i = 0; i < 3; i++)
+		pb_series(&in, kv[i]);
+	pb_series(&want, kv[0]);
+	pb_series(&want, kv[2]);
+	memset(&o, 0, sizeof(o));
+	o.admit = admit_odd;
+	o.arg = &n;
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(scan(in.p, in.len, &o, &c, &out), WIRE_OK);
+	CHECK_EQ_INT(n, 3);
+	CHECK_EQ_INT(c.series, 2);
+	CHECK_EQ_INT(c.samples, 2);
+	CHECK_EQ_INT(c.refused_series, 1);
+	CHECK_EQ_INT(c.refused_samples, 1);
+	CHECK(out.len == want.len && memcmp(out.p, want.p, want.len) == 0);
+	buf_free(&in);
+	buf_free(&out);
+	buf_free(&want);
+}
+
 int main(void)
 {
 	size_t i;
@@ -1463,6 +1575,8 @@ int main(void)
 	RUN(test_mutation_differential);
 	RUN(test_next_field);
 	RUN(test_concatenation);
+	RUN(test_sort);
+	RUN(test_admit);
 	for (i = 0; i < nfixtures; i++)
 		free(fixtures[i].body);
 	wire_scratch_free();

@@ -276,6 +276,13 @@ static inline int message_equal(const void *a, const void *b)
  * histograms in's. With tenant NULL, out must pack to in's bytes. Returns
  * NULL or what differs (a constant or err()'s buffer; nobody frees).
  */
+/* Orders labels by name, as qsort wants. */
+static inline int label_name_cmp(const void *a, const void *b)
+{
+	return strcmp((*(Prometheus__Label *const *)a)->name,
+		      (*(Prometheus__Label *const *)b)->name);
+}
+
 static inline const char *series_equal(const Prometheus__TimeSeries *in,
 				       const Prometheus__TimeSeries *out,
 				       const char *tenant, const char *value)
