@@ -10,6 +10,7 @@
 #   e. the physical limit: the same requests (loadgen --shards S) posted
 #      straight from loadgen's memory into a fresh VictoriaMetrics over
 #      LIMIT_CONNS connections; loadgen's seconds until the last answer.
+#      Run for the rows in LIMIT_SENDERS.
 #   f. wide ingest: a fresh instance (upstream down, the bench's config as
 #      in phase a) takes WIDE_SAMPLES samples in 500-series, then in
 #      2000-series requests over WIDE_CONNS connections.
