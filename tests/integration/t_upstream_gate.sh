@@ -5,7 +5,10 @@
 # others back. nginx stands in front of VictoriaMetrics: it passes
 # /api/<tenant>/write on, answers 404 to tenant "bad" (its URL is wrong),
 # then 503 to everyone (the outage), then passes everything on again. Its
-# access log counts the requests the upstream got during the outage.
+# access log counts the requests the upstream got during the outage. Then
+# nginx hands the requests to a listener that never answers (a hung
+# upstream, 504 after 1 s): the listener's connections show no two
+# requests in flight at once after the first failure.
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
@@ -47,6 +50,11 @@ send() {
 # arrived TENANT PREFIX: all of want[TENANT/PREFIX] is in VictoriaMetrics.
 arrived() {
 	vm_has "$VM_PORT" "{__name__=\"$2_metric\",tenant=\"$1\"}" "${want[$1/$2]}"
+}
+
+# _one_at_a_time "CONNECTIONS PEAK": at least 3 connections, never 2 at once.
+_one_at_a_time() {
+	[ "${1#* }" = 1 ] && [ "${1% *}" -ge 3 ]
 }
 
 _requests_ge() {
@@ -116,6 +124,84 @@ for t in t1 t2 t3 t4; do
 			wait_until "$WAIT_CAP" arrived "$t" "$p"
 	done
 done
+# --- a hung upstream: one request in flight at a time ---------------------
+# nginx passes requests to a listener that never answers and gives up after
+# 1 s (504): each request is in flight for a second. The listener writes
+# "OPENED CLOSED PATH" (monotonic seconds) per connection; after the first
+# connection closes (the first 504: the gate goes down), no two of the
+# connections opened later may overlap.
+if command -v python3 >/dev/null; then
+	HUNG_PORT=$(free_port)
+	python3 -c '
+import socket, sys, threading, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+lock = threading.Lock()
+def hold(c):
+    opened, head = time.monotonic(), b""
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            if len(head) < 256:
+                head += d
+    except OSError:
+        pass
+    closed = time.monotonic()
+    path = (head.split(b" ") + [b"", b""])[1].decode("latin-1") or "-"
+    with lock, open(sys.argv[2], "a") as f:
+        f.write("%.6f %.6f %s\n" % (opened, closed, path))
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=hold, args=(c,), daemon=True).start()
+' "$HUNG_PORT" "$T/hung.txt" &
+	PIDS+=("$!")
+	wait_until "$WAIT_CAP" _port_listening "$HUNG_PORT" ||
+		fail "hung: listener starts" "not listening"
+	: >"$T/hung.txt"
+	nginx_mode "$NGX" "$NGX_PORT" 504 "$BAD404 location = /-/probe { return 504; } location / { proxy_pass http://127.0.0.1:$HUNG_PORT; proxy_read_timeout 1s; }" ||
+		fail "hung: nginx passes requests to the silent listener" "reload did not take"
+	o0=$(metric "$RELAY_PORT" relay_upstream_outages_total)
+	p0=$(metric "$RELAY_PORT" relay_upstream_probes_total)
+	for t in t1 t2 t3 t4; do
+		send "$t" "gc"
+	done
+	check "hung: the relay goes down and probes" \
+		wait_until "$WAIT_CAP" metric_ge "$RELAY_PORT" relay_upstream_probes_total $((p0 + 8))
+	nginx_mode "$NGX" "$NGX_PORT" 204 "$BAD404 $PROXY" ||
+		fail "hung: back: nginx passes requests on" "reload did not take"
+	check "hung: relay_upstream_up returns to 1" \
+		wait_until "$WAIT_CAP" metric_is "$RELAY_PORT" relay_upstream_up 1
+	check "hung: one outage more" \
+		metric_is "$RELAY_PORT" relay_upstream_outages_total $((o0 + 1))
+	# At most one connection open at a time after the first 504.
+	over=$(python3 -c '
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+rows = [(float(a), float(b)) for a, b, p in rows if p.startswith("/api/")]
+first = min(b for a, b in rows)
+later = sorted(r for r in rows if r[0] > first)
+ev = sorted([(a, 1) for a, b in later] + [(b, -1) for a, b in later])
+n = peak = 0
+for t, d in ev:
+    n += d
+    peak = max(peak, n)
+print(len(later), peak)
+' "$T/hung.txt")
+	note "hung: connections after the first 504, most open at once: $over"
+	check "hung: after the first 504, one request at a time reached the upstream ($over)" \
+		_one_at_a_time "$over"
+	for t in t1 t2 t3 t4; do
+		check "hung: back: all of $t's gc samples arrived" \
+			wait_until "$WAIT_CAP" arrived "$t" gc
+	done
+else
+	skip "hung upstream" "no python3 to run a listener that never answers"
+fi
+
 # The tenant with the wrong URL kept its data all along; fixed, it goes.
 nginx_mode "$NGX" "$NGX_PORT" 204 "$PROXY" ||
 	fail "bad fixed: nginx passes its requests on" "reload did not take"
