@@ -215,7 +215,8 @@ rss_watch() {
 			if [ "$k" = "RssAnon:" ]; then
 				if [ "$v" -gt "$max" ]; then
 					max=$v
-					echo "$max" >"$out"
+					# whole or not at all: a reader never sees it empty
+					echo "$max" >"$out.new" && mv "$out.new" "$out"
 				fi
 				break
 			fi
@@ -602,9 +603,13 @@ TABLE=$WORK/table.txt
 	}
 	row "samples/s acked, 500-series x$CONNS conns" rate500 ">=" 1.5
 	row "samples/s acked, 2000-series x$CONNS conns" rate2000 ">=" 1.5
+	row "samples/s acked, 500-series x$WIDE_CONNS conns" rate500_w ">=" 1.5
+	row "samples/s acked, 2000-series x$WIDE_CONNS conns" rate2000_w ">=" 1.5
 	row "CPU us/sample acked, upstream down" cpu "<=" 0.33
 	row "  500-series requests" cpu500
 	row "  2000-series requests" cpu2000
+	row "CPU us/sample acked, 500-series x$WIDE_CONNS" cpu500_w "<=" 0.33
+	row "CPU us/sample acked, 2000-series x$WIDE_CONNS" cpu2000_w "<=" 0.33
 	row "RssAnon peak MiB, buffering" rss_buffer "<=" 0.2
 	row "disk bytes per buffered sample" disk_per_sample "<=" 1.0
 	row "backlog samples (acked in a)" backlog
@@ -632,10 +637,6 @@ TABLE=$WORK/table.txt
 			"$r" "$(over "vmagent.${k}drain_s" "$lim")" - "relay<=1.1" \
 			"$([ "$r" != - ] && met "$r" "<=" 1.1)"
 	done
-	row "samples/s acked, 500-series x$WIDE_CONNS conns" rate500_w ">=" 1.5
-	row "samples/s acked, 2000-series x$WIDE_CONNS conns" rate2000_w ">=" 1.5
-	row "CPU us/sample acked, 500-series x$WIDE_CONNS" cpu500_w "<=" 0.33
-	row "CPU us/sample acked, 2000-series x$WIDE_CONNS" cpu2000_w "<=" 0.33
 	row "s to first row after a ${OUTAGE_SECONDS} s outage" resume_s
 	for sys in "${RUN[@]}"; do
 		for n in $CATCHUP_SENDERS; do
