@@ -4,7 +4,7 @@
  *   loadgen --url URL --connections C --series-per-request N
  *           (--requests R | --samples TOTAL) [--rate SAMPLES_PER_S]
  *           [--targets T] [--token T] [--max-seconds S] [--timeout S]
- *           [--pool-mb MB] [--seed S] [--end-ms MS]
+ *           [--pool-mb MB] [--seed S] [--end-ms MS] [--shards K]
  *
  * Before the clock starts it builds every request body the run will send:
  * node-exporter-like series for T scrape targets (instance="10.0.X.Y:9100",
@@ -17,6 +17,15 @@
  * no two bodies are equal (a receiver that drops resent batches must not be
  * able to drop ours). Only if the bodies would exceed --pool-mb are they
  * reused round-robin, with a warning on stderr.
+ *
+ * --shards K splits the series into K disjoint sets, as Prometheus' remote
+ * write shards do (series idx goes to shard idx % K): request i belongs to
+ * shard i % K and holds the next N series of that shard's own endless
+ * sequence, round after round. The request count is rounded up to a
+ * multiple of K. With --connections K (and no --rate), connection c sends
+ * only shard c's requests, in order, each after the answer to the one
+ * before: a shard-like sender. With another number of connections the
+ * same bodies go out in the usual closed loop.
  *
  * Threads: C sender threads, each with its own libcurl easy handle (one
  * keep-alive connection). Without --rate a thread takes the next request
@@ -92,6 +101,7 @@ struct options {
 	long pool_mb;
 	uint64_t seed;
 	int64_t end_ms;         /* timestamp of the last round; 0: now */
+	long shards;            /* 0: no shards; else K disjoint series sets */
 };
 
 struct run {
@@ -698,9 +708,14 @@ static void body_build(const struct run *run, long i, uint8_t *raw, char *comp,
 	uint8_t *p = raw;
 	size_t clen = comp_cap;
 
+	uint64_t nshards = run->opt->shards > 0 ? (uint64_t)run->opt->shards : 1;
+	uint64_t shard = (uint64_t)i % nshards, j = (uint64_t)i / nshards;
+	/* shard's series: idx = shard, shard + K, ... below cat->n */
+	uint64_t ns = (cat->n - shard + nshards - 1) / nshards;
+
 	for (uint64_t k = 0; k < n; k++) {
-		uint64_t pos = (uint64_t)i * n + k;
-		uint64_t idx = pos % cat->n, round = pos / cat->n;
+		uint64_t pos = j * n + k;
+		uint64_t idx = (pos % ns) * nshards + shard, round = pos / ns;
 		const struct series *s = &cat->series[idx];
 		int64_t ts = run->t0_ms + (int64_t)round * SCRAPE_INTERVAL_MS +
 			     cat->offset_ms[s->target] +
@@ -891,6 +906,13 @@ static int sender_thread(void *arg)
 				sleep_until(due);
 			send_one(w, h, i, due);
 		}
+	} else if (opt->shards == opt->connections) {
+		/* one shard-like sender: its own series, one request at a time */
+		for (i = w->id; i < run->nrequests; i += opt->connections) {
+			if (run->deadline > 0 && now_s() >= run->deadline)
+				break;
+			send_one(w, h, i, now_s());
+		}
 	} else {
 		while ((i = atomic_fetch_add(&run->next, 1)) < run->nrequests) {
 			double t = now_s();
@@ -966,7 +988,8 @@ static void usage(void)
 	fputs("usage: loadgen --url URL --connections C --series-per-request N\n"
 	      "               (--requests R | --samples TOTAL) [--rate SAMPLES_PER_S]\n"
 	      "               [--targets T] [--token TOKEN] [--max-seconds S]\n"
-	      "               [--timeout S] [--pool-mb MB] [--seed S] [--end-ms MS]\n",
+	      "               [--timeout S] [--pool-mb MB] [--seed S] [--end-ms MS]\n"
+	      "               [--shards K]\n",
 	      stderr);
 	exit(2);
 }
@@ -999,6 +1022,7 @@ int main(int argc, char **argv)
 		{ "pool-mb", required_argument, NULL, 'p' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "end-ms", required_argument, NULL, 'e' },
+		{ "shards", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1028,6 +1052,7 @@ int main(int argc, char **argv)
 		case 'p': opt.pool_mb = (long)parse_num(optarg, "--pool-mb"); break;
 		case 'S': opt.seed = (uint64_t)parse_num(optarg, "--seed"); break;
 		case 'e': opt.end_ms = (int64_t)parse_num(optarg, "--end-ms"); break;
+		case 'K': opt.shards = (long)parse_num(optarg, "--shards"); break;
 		default: usage();
 		}
 	}
@@ -1046,6 +1071,10 @@ int main(int argc, char **argv)
 		die("--targets must be 1..62500");
 	if (opt.pool_mb < 1)
 		die("--pool-mb must be >= 1");
+	if (opt.shards < 0 || opt.shards > MAX_CONNECTIONS)
+		die("--shards must be 0..%d", MAX_CONNECTIONS);
+	if (opt.shards > 0)
+		opt.requests = (opt.requests + opt.shards - 1) / opt.shards * opt.shards;
 
 	memset(&run, 0, sizeof run);
 	run.opt = &opt;
@@ -1056,9 +1085,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "loadgen: warning: %zu series in %ld targets, fewer than "
 			"--series-per-request; a request repeats series\n", cat.n, opt.targets);
 	run.cat = &cat;
+	if (opt.shards > 0 && cat.n / (size_t)opt.shards < (size_t)opt.series_per_request)
+		fprintf(stderr, "loadgen: warning: a shard has fewer series than "
+			"--series-per-request; a request repeats series\n");
 	{
 		/* round 0 lies in the past so that the last round ends about now */
-		uint64_t rounds = (uint64_t)opt.requests * (uint64_t)opt.series_per_request / cat.n + 1;
+		uint64_t k = opt.shards > 0 ? (uint64_t)opt.shards : 1;
+		uint64_t rounds = (uint64_t)opt.requests * (uint64_t)opt.series_per_request /
+				  (cat.n / k * k) + 1;
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);

@@ -19,11 +19,16 @@
 #      peak RssAnon, samples lost.
 #   c. latency: a fresh instance (upstream down) gets an open-loop load at
 #      half of vmagent's top rate from phase a; p50/p99/max ack latency.
+#   d-g. catch-up with the shipped relay.conf from 8 and 32 shard-like
+#      senders, the same requests into VictoriaMetrics alone (the physical
+#      limit), ingest over 64 connections, and the delay before delivery
+#      resumes after an outage: see bench/catchup.sh.
 #
 # Prints a table (relay, vmagent, relay/vmagent, target) and writes it with
 # the raw measurements to BUILD_DIR/bench/result.txt. Only ratios from one
 # run mean anything: the machine is small and shared. A default run takes
-# about 3 minutes; the caps below bound it to about 15.
+# about 10 minutes; the caps below bound it to about 15 (phase g alone
+# waits BENCH_OUTAGE_SECONDS).
 #
 # Environment (defaults in brackets):
 #   BENCH_SAMPLES [20000000]    samples per request size in phase a (backlog = 2x)
@@ -43,6 +48,16 @@
 #                               size at which vmagent was fastest)
 #   BENCH_RELAY_INFLIGHT [4]    the relay's [upstream] inflight_per_tenant, as
 #                               many requests at once as vmagent's 4 queues
+#   BENCH_CATCHUP_SAMPLES [20000000] backlog of each catch-up row (d, e)
+#   BENCH_CATCHUP_SENDERS ["8 32"]   one catch-up row per number of senders
+#   BENCH_LIMIT_CONNECTIONS [16] loadgen connections straight into VM (e)
+#   BENCH_LIMIT_SENDERS [8]      the catch-up rows phase e runs for
+#                                (VM's time barely depends on the sharding)
+#   BENCH_WIDE_CONNECTIONS [64]  connections of the wide ingest rows (f)
+#   BENCH_WIDE_SAMPLES [10000000] samples per request size there
+#   BENCH_OUTAGE_SECONDS [60]    outage before the resume measurement (g)
+#   BENCH_RESUME_TIMEOUT [120]   cap on the wait for the first row after it
+#   BENCH_PHASES ["a b c d e f g"] phases to run (b needs a)
 #   BENCH_SYSTEMS ["relay vmagent"]
 #   BENCH_TMP [${TMPDIR:-/tmp}] where the data dirs go (needs a few GB)
 #   BENCH_KEEP [0]              1: keep the temporary directory
@@ -68,6 +83,15 @@ DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-180}
 DRAIN_STALL=${BENCH_DRAIN_STALL:-30}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-15}
 SYSTEMS=${BENCH_SYSTEMS:-relay vmagent}
+CATCHUP_SAMPLES=${BENCH_CATCHUP_SAMPLES:-20000000}
+CATCHUP_SENDERS=${BENCH_CATCHUP_SENDERS:-8 32}
+LIMIT_CONNS=${BENCH_LIMIT_CONNECTIONS:-16}
+LIMIT_SENDERS=" ${BENCH_LIMIT_SENDERS:-8} "
+WIDE_CONNS=${BENCH_WIDE_CONNECTIONS:-64}
+WIDE_SAMPLES=${BENCH_WIDE_SAMPLES:-10000000}
+OUTAGE_SECONDS=${BENCH_OUTAGE_SECONDS:-60}
+RESUME_TIMEOUT=${BENCH_RESUME_TIMEOUT:-120}
+PHASES=" ${BENCH_PHASES:-a b c d e f g} "
 VMAGENT=${VMAGENT:-/usr/bin/vmagent}
 VICTORIA=${VICTORIA:-/usr/bin/victoria-metrics}
 RELAY=$BUILD/relay
@@ -191,7 +215,8 @@ rss_watch() {
 			if [ "$k" = "RssAnon:" ]; then
 				if [ "$v" -gt "$max" ]; then
 					max=$v
-					echo "$max" >"$out"
+					# whole or not at all: a reader never sees it empty
+					echo "$max" >"$out.new" && mv "$out.new" "$out"
 				fi
 				break
 			fi
@@ -278,14 +303,27 @@ RAW=$WORK/raw.txt
 : >"$RAW"
 raw() { echo "$*" >>"$RAW"; }
 
-# start_system SYS HTTP_PORT UPSTREAM_PORT DATA_DIR LOG: sets SYS_PID.
+# shipped_conf OUT PORT UPSTREAM_PORT DATA_DIR: the shipped relay.conf with
+# only the listen address, the data path and the upstream URL changed.
+shipped_conf() {
+	sed -e "s|^listen = .*|listen = 127.0.0.1:$2|" -e "s|^path = .*|path = $4|" \
+		-e "s|^url = .*|url = http://127.0.0.1:$3/api/v1/write|" \
+		"$ROOT/relay.conf" >"$1"
+}
+
+# start_system SYS HTTP_PORT UPSTREAM_PORT DATA_DIR LOG [CONF]: sets
+# SYS_PID. CONF "shipped": the relay runs with the shipped relay.conf
+# (vmagent always runs with its defaults); else with the bench's own.
 SYS_PID=
 start_system() {
-	local sys=$1 port=$2 up=$3 dir=$4 logf=$5 conf
+	local sys=$1 port=$2 up=$3 dir=$4 logf=$5 which=${6:-bench} conf
 	mkdir -p "$dir"
 	case $sys in
 	relay)
 		conf=$WORK/relay-$port.conf
+		if [ "$which" = shipped ]; then
+			shipped_conf "$conf" "$port" "$up" "$dir"
+		else
 		cat >"$conf" <<-EOF
 		[server]
 		listen = 127.0.0.1:$port
@@ -302,6 +340,7 @@ start_system() {
 		# when told (its default, 1, keeps every series in order).
 		inflight_per_tenant = $RELAY_INFLIGHT
 		EOF
+		fi
 		"$RELAY" -c "$conf" >>"$logf" 2>&1 &
 		SYS_PID=$!
 		PIDS+=("$SYS_PID")
@@ -396,9 +435,13 @@ vm_rows() {
 		     END { if (!f) print 0 }'
 }
 
+# phase_drain SYS [ROW CONF]: drains the backlog buffered for ROW ("" for
+# phase a's; the keys of M, DATA and UPSTREAM carry it) with CONF (see
+# start_system).
 phase_drain() {
-	local sys=$1 vmport=${UPSTREAM[$1]} vmdir=$WORK/$1-vm vmpid port t0 t_last rows
-	local last=0 t cpu reached=0 target=${M[$1.backlog]}
+	local sys=$1 k=${2:-} which=${3:-bench}
+	local vmport=${UPSTREAM[$1$k]} vmdir=$WORK/$1$k-vm vmpid port t0 t_last rows
+	local last=0 t cpu reached=0 target=${M[$1.${k}backlog]}
 	local stall_us=$((DRAIN_STALL * 1000000)) timeout_us=$((DRAIN_TIMEOUT * 1000000))
 	settle_disk
 	mkdir -p "$vmdir"
@@ -411,7 +454,7 @@ phase_drain() {
 	free_port port
 	log "$sys: draining $target samples into 127.0.0.1:$vmport"
 	t0=$(now_us)
-	start_system "$sys" "$port" "$vmport" "${DATA[$sys]}" "$WORK/$sys.log"
+	start_system "$sys" "$port" "$vmport" "${DATA[$sys$k]}" "$WORK/$sys.log" "$which"
 	watch_start "$SYS_PID" "$WORK/$sys.rss-drain"
 	t_last=$t0
 	cpu=$(cpu_ticks "$SYS_PID")
@@ -433,18 +476,21 @@ phase_drain() {
 		sleep 0.25
 	done
 	watch_stop
-	M[$sys.delivered]=$last
-	M[$sys.drain_s]=$(awk -v d=$((t_last - t0)) 'BEGIN { printf "%.2f", d / 1e6 }')
-	M[$sys.drain_cpu]=$(cpu_us "$cpu" "$last")
-	M[$sys.lost]=$(awk -v g="$target" -v d="$last" 'BEGIN { printf "%.0f", (g > d ? g - d : 0) }')
-	M[$sys.rss_drain]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-drain")
-	[ $reached = 1 ] || log "$sys: drain stopped at $last of $target samples"
-	raw "$sys drain backlog=$target delivered=$last seconds=${M[$sys.drain_s]}" \
-		"cpu_ticks=$cpu reached=$reached rss_anon_peak_kb=$(cat "$WORK/$sys.rss-drain")"
-	log "$sys: drained $last samples in ${M[$sys.drain_s]} s"
+	M[$sys.${k}delivered]=$last
+	M[$sys.${k}drain_s]=$(awk -v d=$((t_last - t0)) 'BEGIN { printf "%.2f", d / 1e6 }')
+	M[$sys.${k}drain_rate]=$(awk -v d=$((t_last - t0)) -v n="$last" \
+		'BEGIN { printf "%.3f", (d > 0 ? n / d : 0) }')
+	M[$sys.${k}drain_cpu]=$(cpu_us "$cpu" "$last")
+	M[$sys.${k}lost]=$(awk -v g="$target" -v d="$last" 'BEGIN { printf "%.0f", (g > d ? g - d : 0) }')
+	M[$sys.${k}rss_drain]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-drain")
+	[ $reached = 1 ] || log "$sys: drain${k:+ $k} stopped at $last of $target samples"
+	raw "$sys drain${k:+ $k} conf=$which backlog=$target delivered=$last" \
+		"seconds=${M[$sys.${k}drain_s]} cpu_ticks=$cpu reached=$reached" \
+		"rss_anon_peak_kb=$(cat "$WORK/$sys.rss-drain")"
+	log "$sys: drained${k:+ ($k)} $last samples in ${M[$sys.${k}drain_s]} s"
 	stop_proc "$SYS_PID"
 	stop_proc "$vmpid"
-	rm -rf "$vmdir" "${DATA[$sys]}"
+	rm -rf "$vmdir" "${DATA[$sys$k]}"
 }
 
 # ---- phase c: ack latency under a fixed rate ----
@@ -470,15 +516,36 @@ phase_latency() {
 	rm -rf "$dir"
 }
 
+# shellcheck source=bench/catchup.sh
+. "$ROOT/bench/catchup.sh"
+
 # ---- run ----
+
+phase() { case $PHASES in *" $1 "*) return 0 ;; esac; return 1; }
 
 START=$(now)
 free_kb=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
 [ "${free_kb:-0}" -lt $((6 * 1024 * 1024)) ] &&
 	log "warning: only $((free_kb / 1024)) MiB free under $WORK; the default run writes about 2 GiB per system"
 log "work dir $WORK; systems: ${RUN[*]}; $SAMPLES_500 + $SAMPLES_2000 samples per system"
-for sys in "${RUN[@]}"; do phase_buffer "$sys"; done
-for sys in "${RUN[@]}"; do phase_drain "$sys"; done
+if phase a; then
+	for sys in "${RUN[@]}"; do phase_buffer "$sys"; done
+	if phase b; then
+		for sys in "${RUN[@]}"; do phase_drain "$sys"; done
+	fi
+fi
+for n in $CATCHUP_SENDERS; do
+	if phase d; then
+		for sys in "${RUN[@]}"; do
+			phase_backlog "$sys" "$n"
+			phase_drain "$sys" "cu${n}_" shipped
+		done
+	fi
+	case $LIMIT_SENDERS in *" $n "*) phase e && phase_limit "$n" ;; esac
+done
+if phase f; then
+	for sys in "${RUN[@]}"; do phase_wide "$sys"; done
+fi
 
 LAT_RATE=${BENCH_LAT_RATE:-}
 LAT_SERIES=${BENCH_LAT_SERIES:-}
@@ -493,11 +560,14 @@ if [ -n "${M[vmagent.rate500]:-}" ]; then
 	LAT_RATE=${LAT_RATE:-$(awk -v t="$top" 'BEGIN { printf "%.0f", t / 2 }')}
 fi
 LAT_SERIES=${LAT_SERIES:-2000}
-if [ -n "$LAT_RATE" ]; then
+if ! phase c; then
+	:
+elif [ -n "$LAT_RATE" ]; then
 	for sys in "${RUN[@]}"; do phase_latency "$sys" "$LAT_RATE" "$LAT_SERIES"; done
 else
 	log "no vmagent rate and no BENCH_LAT_RATE: skipping the latency phase"
 fi
+phase g && phase_resume "${RUN[@]}"
 
 # ---- report ----
 
@@ -507,6 +577,12 @@ ratio() {
 	local a=${M[relay.$1]:-} b=${M[vmagent.$1]:-}
 	if [ -z "$a" ] || [ -z "$b" ]; then echo "-"; return; fi
 	awk -v a="$a" -v b="$b" 'BEGIN { if (b == 0) print "-"; else printf "%.3f", a / b }'
+}
+# over KEY DIVISOR: M[KEY] / DIVISOR, or "-".
+over() {
+	local a=${M[$1]:-}
+	if [ -z "$a" ] || [ -z "$2" ]; then echo "-"; return; fi
+	awk -v a="$a" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.3f", a / b }'
 }
 # met RATIO OP LIMIT: yes/no, or "" without a ratio.
 met() {
@@ -527,9 +603,13 @@ TABLE=$WORK/table.txt
 	}
 	row "samples/s acked, 500-series x$CONNS conns" rate500 ">=" 1.5
 	row "samples/s acked, 2000-series x$CONNS conns" rate2000 ">=" 1.5
+	row "samples/s acked, 500-series x$WIDE_CONNS conns" rate500_w ">=" 1.5
+	row "samples/s acked, 2000-series x$WIDE_CONNS conns" rate2000_w ">=" 1.5
 	row "CPU us/sample acked, upstream down" cpu "<=" 0.33
 	row "  500-series requests" cpu500
 	row "  2000-series requests" cpu2000
+	row "CPU us/sample acked, 500-series x$WIDE_CONNS" cpu500_w "<=" 0.33
+	row "CPU us/sample acked, 2000-series x$WIDE_CONNS" cpu2000_w "<=" 0.33
 	row "RssAnon peak MiB, buffering" rss_buffer "<=" 0.2
 	row "disk bytes per buffered sample" disk_per_sample "<=" 1.0
 	row "backlog samples (acked in a)" backlog
@@ -545,7 +625,30 @@ TABLE=$WORK/table.txt
 		"$(val vmagent.p99)" "$(ratio p99)" "relay<=10" \
 		"$([ -n "${M[relay.p99]:-}" ] && met "${M[relay.p99]}" "<=" 10)"
 	row "max ack ms" pmax
+	for n in $CATCHUP_SENDERS; do
+		k=cu${n}_
+		row "catch-up, $n senders, shipped conf: M samples/s" "${k}drain_rate" ">=" 1.0
+		row "  CPU us/sample delivered" "${k}drain_cpu" "<=" 0.33
+		row "  backlog samples" "${k}backlog"
+		row "  drain time s" "${k}drain_s"
+		lim=${M[limit.${k}s]:-}
+		r=$(over "relay.${k}drain_s" "$lim")
+		printf '%-44s %12s %12s %9s %9s %4s\n' "  drain time / VM alone (${lim:--} s)" \
+			"$r" "$(over "vmagent.${k}drain_s" "$lim")" - "relay<=1.1" \
+			"$([ "$r" != - ] && met "$r" "<=" 1.1)"
+	done
+	row "s to first row after a ${OUTAGE_SECONDS} s outage" resume_s
 	for sys in "${RUN[@]}"; do
+		for n in $CATCHUP_SENDERS; do
+			k=cu${n}_
+			[ "${M[$sys.${k}lost]:-0}" != 0 ] &&
+				echo "! $sys delivered ${M[$sys.${k}delivered]} of ${M[$sys.${k}backlog]}" \
+					"samples in the $n-sender catch-up"
+			[ "${M[$sys.${k}failed]:-0}" != 0 ] &&
+				echo "! $sys answered ${M[$sys.${k}failed]} requests with an error building the $n-sender backlog"
+		done
+		[ "${M[$sys.failed_w]:-0}" != 0 ] &&
+			echo "! $sys answered ${M[$sys.failed_w]} requests with an error over $WIDE_CONNS connections"
 		[ "${M[$sys.lost]:-0}" != 0 ] &&
 			echo "! $sys delivered ${M[$sys.delivered]} of ${M[$sys.backlog]} buffered samples;" \
 				"its drain figures cover only what arrived"
@@ -553,6 +656,7 @@ TABLE=$WORK/table.txt
 			echo "! $sys answered ${M[$sys.failed]} requests with an error in phase a (not retried)"
 	done
 	for sys in "${RUN[@]}"; do
+		phase a || continue
 		[ "${M[$sys.backlog]:-0}" -lt 10000000 ] &&
 			echo "! $sys buffered ${M[$sys.backlog]:-0} samples, fewer than the 10 million" \
 				"the drain target is defined for"
@@ -566,6 +670,7 @@ mkdir -p "$BUILD/bench"
 	echo "# vmagent: $VMAGENT (victoria-metrics $(dpkg-query -W -f '${Version}' victoria-metrics 2>/dev/null || echo '?'))"
 	[ $want_relay = 1 ] && echo "# relay: $RELAY ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo no git))"
 	echo "# load: $CONNS connections, $TARGETS targets, $SAMPLES_500 samples in 500-series + $SAMPLES_2000 in 2000-series requests"
+	echo "# catch-up: $CATCHUP_SAMPLES samples in 500-series requests from $CATCHUP_SENDERS shard-like senders; relay: shipped relay.conf; VM alone over $LIMIT_CONNS connections; wide ingest: $WIDE_SAMPLES samples per size over $WIDE_CONNS connections; phases:$PHASES"
 	echo "# disk: ms per 4 KiB O_DSYNC write just before phase a:$(for sys in "${RUN[@]}"; do printf ' %s %s' "$sys" "${M[$sys.sync_ms]:-?}"; done)"
 	echo "# ratio = relay/vmagent; targets apply to the ratio; total $(fsub "$(now)" "$START") s"
 	cat "$TABLE"

@@ -81,7 +81,7 @@ struct config {
 	char *url;                  /* may hold {tenant} {account_id} {project_id} */
 	uint64_t timeout_ms;        /* 30s: whole request */
 	uint64_t min_backoff_ms;    /* 100ms */
-	uint64_t max_backoff_ms;    /* 30s */
+	uint64_t max_backoff_ms;    /* 5s */
 	uint64_t max_request_size;  /* 8MiB: decoded bytes per forwarded request */
 	int concurrency;            /* 4: forwarder threads (one request each) */
 	int inflight_per_tenant;    /* 1: requests of one tenant in flight */

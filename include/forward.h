@@ -9,8 +9,11 @@
  * whole), sends it, and then (retry.h classifies the answer):
  *   2xx            asks the writer to delete them;
  *   5xx, 429, 408, a network error
- *                  backs the tenant off (capped exponential with jitter,
- *                  or Retry-After held within min_backoff..max_backoff);
+ *                  the upstream is down: its gate lets one request at a
+ *                  time probe it (capped exponential backoff with jitter,
+ *                  or Retry-After held within min_backoff..max_backoff)
+ *                  and the others wait until one succeeds
+ *                  (upstream_gate.h); the tenant itself waits min_backoff;
  *   400, 413, 422  the content is refused: sends a merged request's
  *                  entries one by one, and sets aside the one refused
  *                  alone, so a poison batch never blocks the rest;

@@ -84,6 +84,9 @@ struct metrics {
 	_Atomic uint64_t bytes_forwarded;        /* compressed bytes sent and 2xx'd */
 	_Atomic uint64_t upstream_requests[600]; /* by status; 0 = network error */
 	_Atomic uint64_t upstream_retries;
+	_Atomic uint64_t upstreams_down;         /* gates probing (upstream_gate.h) */
+	_Atomic uint64_t upstream_probes;        /* probes let through */
+	_Atomic uint64_t upstream_outages;       /* gates that went down */
 	_Atomic uint64_t upstream_misconfigured[600]; /* by status: URL/credentials wrong */
 	_Atomic uint64_t batches_set_aside;
 	_Atomic uint64_t samples_set_aside;

@@ -19,6 +19,7 @@
 #include "retry.h"
 #include "store.h"
 #include "tenant_stats.h"
+#include "upstream_gate.h"
 #include "upstream_status.h"
 #include "version.h"
 #include "writer.h"
@@ -39,6 +40,7 @@ struct forwarder {
 	/* Monotonic ms at which requests in flight are abandoned (0: never);
 	 * set once by forwarder_stop. */
 	_Atomic uint64_t abandon_at_ms;
+	struct upstream_gates gates; /* one per upstream (upstream_gate.h) */
 	/* When each (tenant, status) was last logged as misconfigured. */
 	pthread_mutex_t log_lock;
 	struct misconf_slot {
@@ -68,6 +70,7 @@ struct sender {
 	char errbuf[CURL_ERROR_SIZE];
 	char url[2048];           /* of the request being sent */
 	int kept_dest;            /* sent under ids the config has changed */
+	long status;              /* of the last request: 0 no answer, -1 none */
 	uint32_t rnd;
 };
 
@@ -317,6 +320,7 @@ static long sender_post(struct sender *s, const char *url)
 	curl_easy_setopt(s->curl, CURLOPT_URL, url);
 	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)s->body.stream.len);
+	s->status = 0;
 	rc = curl_easy_perform(s->curl);
 	latency_observe(&metrics.upstream_latency, clock_mono_us() - t0);
 	if (rc != CURLE_OK) {
@@ -328,6 +332,7 @@ static long sender_post(struct sender *s, const char *url)
 	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 100 || status > 599)
 		status = 0;
+	s->status = status;
 	metric_add(&metrics.upstream_requests[status], 1);
 	/* One line of the answer is enough for a reason. */
 	for (size_t i = 0; i < s->reason_len; i++) {
@@ -525,8 +530,11 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	case RETRY_AGAIN:
 	case RETRY_MISCONFIGURED:
 		metric_add(&metrics.upstream_retries, 1);
-		/* Retry-After is honoured within the backoff's bounds. */
-		delay = retry_delay_ms(s->retry_after, (int64_t)time(NULL),
+		/* Retry-After is honoured within the backoff's bounds. A
+		 * failure of the whole upstream is paced by its gate
+		 * (upstream_gate.h): the tenant itself waits min_backoff. */
+		delay = verdict == RETRY_AGAIN ? cfg->min_backoff_ms :
+			retry_delay_ms(s->retry_after, (int64_t)time(NULL),
 				       job->attempts + 1, cfg->min_backoff_ms,
 				       cfg->max_backoff_ms, next_rand(s));
 		if (delay == 0)
@@ -576,6 +584,39 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	}
 }
 
+/*
+ * Sends a claimed job through the gate of its upstream (upstream_gate.h):
+ * waits while that upstream is down and another request probes it, then
+ * tells the gate how the request went. Returns 0, or -1 once stopping (the
+ * job is given back).
+ */
+static int forward_gated(struct sender *s, struct queue_job *job)
+{
+	struct forwarder *f = s->f;
+	const struct config *held = config_hold();
+	struct upstream_ticket ticket;
+	long status;
+	int rc;
+
+	/* The gate is that of the tenant's configured URL (see forward_url). */
+	rc = forward_url(held, job->id, job->idlen, NULL, s->url, sizeof(s->url));
+	config_release(held);
+	if (rc == 0 && upstream_gate_enter(&f->gates, s->url, &ticket) < 0) {
+		queue_unclaim(f->q, job);
+		return -1;
+	}
+	s->status = -1;
+	forward_one(s, job);
+	if (rc < 0)
+		return 0;
+	status = s->status;
+	if (status == 0 && atomic_load(&f->abandon_at_ms) != 0)
+		status = -1;    /* abandoned at stop: no news of the upstream */
+	upstream_gate_leave(&f->gates, &ticket, status, answer_reason(s),
+			    s->retry_after, next_rand(s));
+	return 0;
+}
+
 static void *forward_main(void *arg)
 {
 	struct forwarder *f = arg;
@@ -588,7 +629,8 @@ static void *forward_main(void *arg)
 		return NULL;
 	}
 	while (queue_claim(f->q, (unsigned)f->cfg->inflight_per_tenant, &job) == 0)
-		forward_one(&s, &job);
+		if (forward_gated(&s, &job) < 0)
+			break;
 	sender_free(&s);
 	return NULL;
 }
@@ -605,8 +647,14 @@ struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
 	f->st = st;
 	f->q = q;
 	f->w = w;
+	if (upstream_gates_init(&f->gates, cfg->min_backoff_ms,
+				cfg->max_backoff_ms) < 0) {
+		free(f);
+		return NULL;
+	}
 	f->threads = calloc((size_t)cfg->concurrency, sizeof(*f->threads));
 	if (f->threads == NULL) {
+		upstream_gates_destroy(&f->gates);
 		free(f);
 		return NULL;
 	}
@@ -616,6 +664,7 @@ struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
 		f->nthreads++;
 	}
 	if (f->nthreads == 0) {
+		upstream_gates_destroy(&f->gates);
 		free(f->threads);
 		free(f);
 		return NULL;
@@ -626,8 +675,10 @@ struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
 void forwarder_stop(struct forwarder *f, uint64_t deadline_ms)
 {
 	atomic_store(&f->abandon_at_ms, deadline_ms ? deadline_ms : 1);
+	upstream_gates_stop(&f->gates);
 	for (int i = 0; i < f->nthreads; i++)
 		pthread_join(f->threads[i], NULL);
+	upstream_gates_destroy(&f->gates);
 	pthread_mutex_destroy(&f->log_lock);
 	free(f->threads);
 	free(f);

@@ -414,6 +414,16 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= counter(out, "relay_upstream_retries_total",
 		      "Upstream requests that failed and will be retried.",
 		      &m->upstream_retries);
+	rc |= gauge(out, "relay_upstream_up",
+		    "1 while every upstream answers; 0 while one is down and "
+		    "probed with one request at a time.",
+		    metric_get(&m->upstreams_down) ? 0.0 : 1.0);
+	rc |= counter(out, "relay_upstream_probes_total",
+		      "Requests sent as the one probe of an upstream that is down.",
+		      &m->upstream_probes);
+	rc |= counter(out, "relay_upstream_outages_total",
+		      "Times an upstream went down (5xx, 429, 408 or no answer).",
+		      &m->upstream_outages);
 	rc |= counter(out, "relay_batches_set_aside_total",
 		      "Entries the upstream refused for good, kept apart.",
 		      &m->batches_set_aside);

@@ -65,7 +65,7 @@ static void check_defaults(const struct config *cfg)
 	CHECK_STR(cfg->url, "http://127.0.0.1:8428/api/v1/write");
 	CHECK_EQ_INT(cfg->timeout_ms, 30000);
 	CHECK_EQ_INT(cfg->min_backoff_ms, 100);
-	CHECK_EQ_INT(cfg->max_backoff_ms, 30000);
+	CHECK_EQ_INT(cfg->max_backoff_ms, 5000);
 	CHECK_EQ_INT(cfg->max_request_size, 8ULL << 20);
 	CHECK_EQ_INT(cfg->concurrency, 4);
 	CHECK(cfg->bearer_token == NULL && cfg->basic_user == NULL &&
