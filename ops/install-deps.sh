@@ -2,18 +2,22 @@
 # ops/install-deps.sh - installs the Debian 12 packages the relay needs to
 # build and test: compiler, libraries, VictoriaMetrics and Prometheus as test
 # peers, curl, jq and ss (iproute2) for the integration tests, nginx (a
-# misbehaving upstream: wrong URL, 401, 503 with Retry-After) and faketime (wall-clock
-# steps under libfaketime) for the upstream and clock tests. Idempotent: when everything
+# misbehaving upstream: wrong URL, 401, 503 with Retry-After; an alert receiver) and
+# faketime (wall-clock steps under libfaketime) for the upstream and clock tests;
+# PostgreSQL, Redis and the Prometheus postgres, redis and node exporters for
+# `make demo` and its test; systemd for `systemd-analyze verify` of
+# ops/relay.service (it needs no running systemd). Idempotent: when everything
 # is installed it only asks dpkg and exits.
 #
 # "ops/install-deps.sh fuzz" (used by make fuzz) also installs clang with
 # its libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
 # stack traces.
 #
-# The victoria-metrics, prometheus and nginx packages try to start their system
-# services on install; where policy-rc.d refuses that, the refusal is
-# harmless. The tests never use those services: they start their own
-# instances on free loopback ports.
+# The victoria-metrics, prometheus, nginx, postgresql, redis-server and exporter
+# packages try to start their system services on install; where policy-rc.d
+# refuses that, the refusal is harmless. The tests and the demo never use
+# those services: they start their own instances, as the current user, on
+# free loopback ports.
 set -eu
 
 PACKAGES=(
@@ -35,6 +39,12 @@ PACKAGES=(
 	prometheus
 	nginx
 	faketime
+	postgresql
+	prometheus-postgres-exporter
+	redis-server
+	prometheus-redis-exporter
+	prometheus-node-exporter
+	systemd
 )
 
 # Only for make fuzz: clang 14 is Debian 12's default clang; the fuzzer,
