@@ -1,5 +1,5 @@
 # Prometheus remote-write relay. Targets: all (build/relay), run, test, check,
-# bench, fuzz, deps, install, clean. One Makefile, explicit source list.
+# bench, fuzz, deps, install, demo, clean. One Makefile, explicit source list.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -78,6 +78,10 @@ check:
 	ASAN_OPTIONS=$(CHECK_ASAN_OPTIONS) UBSAN_OPTIONS=$(CHECK_UBSAN_OPTIONS) \
 	$(MAKE) BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
 	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# The relay in its stack on loopback ports (ops/demo.sh); Ctrl-C stops it.
+demo: deps all
+	@BUILD_DIR=$(abspath $(BUILD)) ops/demo.sh
 
 bench: deps all tools
 	@bench/run.sh $(BUILD)

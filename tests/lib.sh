@@ -228,12 +228,14 @@ _http_2xx() {
 # EXTRA is more YAML for that remote_write entry, indented by four spaces.
 # EXTERNAL, a YAML map ("{cluster: eu-1, __replica__: a}"), sets its
 # external labels; SHARED (host:port) is one more target, of job "shared",
-# that several Prometheus can scrape alike (an HA pair). Its log is
-# DIR/prometheus.log (in PROM_LOG), its pid in PROM_PID; it is stopped on
-# exit.
+# that several Prometheus can scrape alike (an HA pair). PROM_JOBS, when
+# set, is more scrape_configs entries (YAML, indented by two spaces), and
+# PROM_INTERVAL the scrape and evaluation interval (1s when unset). Its log
+# is DIR/prometheus.log (in PROM_LOG), its pid in PROM_PID; it is stopped
+# on exit.
 start_prometheus() {
 	local dir=$1 port=$2 relay_port=$3 extra=${4:-} external=${5:-} shared=${6:-}
-	local ext_line='' shared_job=''
+	local ext_line='' shared_job='' every=${PROM_INTERVAL:-1s}
 	mkdir -p "$dir"
 	[ -z "$external" ] || ext_line="  external_labels: $external"
 	[ -z "$shared" ] || shared_job="  - job_name: shared
@@ -241,14 +243,15 @@ start_prometheus() {
       - targets: ['$shared']"
 	cat >"$dir/prometheus.yml" <<YML
 global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
+  scrape_interval: $every
+  evaluation_interval: $every
 $ext_line
 scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ['127.0.0.1:$port']
 $shared_job
+${PROM_JOBS:-}
 remote_write:
   - url: http://127.0.0.1:$relay_port/api/v1/write
     queue_config:
