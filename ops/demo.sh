@@ -26,6 +26,10 @@ set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../tests/lib.sh"
 
+# A stop asked for is a normal end: exit 0, so that the trap of lib.sh stops
+# and removes everything without dumping logs as it does after a failure.
+trap 'echo; echo "demo: stopping"; exit 0' INT TERM
+
 EVERY=${DEMO_INTERVAL:-5s}   # scrape and rule evaluation interval
 ACME_TOKEN=acme-demo-token
 BETA_TOKEN=beta-demo-token

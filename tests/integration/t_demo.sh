@@ -94,7 +94,10 @@ else
 	fail "the demo ends on SIGTERM" "still running"
 fi
 wait "$DEMO_PID" 2>/dev/null
+rc=$?
 _forget_pid "$DEMO_PID"
+checkx "the demo exits 0 after a stop it was asked for (got $rc)" '[ "$rc" = 0 ]'
+checkx "the demo says it stops" 'grep -qx "demo: stopping" "$T/demo.out"'
 left=
 for p in $all_pids; do
 	[ "$p" = "$PG_PID" ] && continue
