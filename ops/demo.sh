@@ -47,18 +47,19 @@ for cmd in victoria-metrics vmalert prometheus nginx redis-server \
 	prometheus-node-exporter curl jq; do
 	command -v "$cmd" >/dev/null || die "$cmd is missing: run ops/install-deps.sh"
 done
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+PG_BIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 [ -x "$PG_BIN/initdb" ] || die "PostgreSQL is missing: run ops/install-deps.sh"
 [ -x "$RELAY_BIN" ] || die "no relay at $RELAY_BIN: run make"
 
 # run_bg NAME CMD...: starts CMD in the background, its output in $L/NAME.log,
-# stopped when the demo ends.
+# its pid in PID_OF[NAME]; stopped when the demo ends.
+declare -A PID_OF=()
 run_bg() {
 	local name=$1
 	shift
 	"$@" >>"$L/$name.log" 2>&1 &
 	PIDS+=("$!")
-	eval "PID_$name=$!"
+	PID_OF[$name]=$!
 }
 
 # up NAME PORT: waits until PORT answers, or ends the demo with NAME's log.
@@ -162,7 +163,7 @@ PROM_JOBS="  - job_name: postgres
     static_configs:
       - targets: ['127.0.0.1:$NODE_PORT']"
 start_prometheus "$T/prom-acme" "$ACME_PORT" "$RELAY_PORT" "    bearer_token: $ACME_TOKEN"
-PID_prom_acme=$PROM_PID
+PID_OF[prom_acme]=$PROM_PID
 PROM_JOBS="  - job_name: redis
     static_configs:
       - targets: ['127.0.0.1:$REDISX_PORT']
@@ -170,7 +171,7 @@ PROM_JOBS="  - job_name: redis
     static_configs:
       - targets: ['127.0.0.1:$NODE_PORT']"
 start_prometheus "$T/prom-beta" "$BETA_PORT" "$RELAY_PORT" "    bearer_token: $BETA_TOKEN"
-PID_prom_beta=$PROM_PID
+PID_OF[prom_beta]=$PROM_PID
 up prometheus "$ACME_PORT"
 up prometheus "$BETA_PORT"
 
@@ -188,7 +189,7 @@ cat >"$T/demo.env" <<ENV
 DEMO_DIR=$T
 PG_BIN=$PG_BIN
 PG_PORT=$PG_PORT
-PG_PID=$PID_postgres
+PG_PID=${PID_OF[postgres]}
 PG_EXPORTER_PORT=$PGX_PORT
 REDIS_PORT=$REDIS_PORT
 REDIS_EXPORTER_PORT=$REDISX_PORT
@@ -209,15 +210,15 @@ echo
 echo "The relay demo runs (state in $T, logs in $T/logs):"
 echo
 row "what" "where" "pid"
-row "PostgreSQL $(basename "$(dirname "$PG_BIN")")" "127.0.0.1:$PG_PORT" "$PID_postgres"
-row "postgres-exporter (acme)" "$u:$PGX_PORT/metrics" "$PID_postgres_exporter"
-row "Redis" "127.0.0.1:$REDIS_PORT" "$PID_redis"
-row "redis-exporter (beta)" "$u:$REDISX_PORT/metrics" "$PID_redis_exporter"
-row "node-exporter (acme, beta)" "$u:$NODE_PORT/metrics" "$PID_node_exporter"
+row "PostgreSQL $(basename "$(dirname "$PG_BIN")")" "127.0.0.1:$PG_PORT" "${PID_OF[postgres]}"
+row "postgres-exporter (acme)" "$u:$PGX_PORT/metrics" "${PID_OF[postgres_exporter]}"
+row "Redis" "127.0.0.1:$REDIS_PORT" "${PID_OF[redis]}"
+row "redis-exporter (beta)" "$u:$REDISX_PORT/metrics" "${PID_OF[redis_exporter]}"
+row "node-exporter (acme, beta)" "$u:$NODE_PORT/metrics" "${PID_OF[node_exporter]}"
 row "VictoriaMetrics" "$u:$VM_PORT/" "$VM_PID"
 row "relay" "$u:$RELAY_PORT/metrics" "$RELAY_PID"
-row "Prometheus, tenant acme" "$u:$ACME_PORT/graph" "$PID_prom_acme"
-row "Prometheus, tenant beta" "$u:$BETA_PORT/graph" "$PID_prom_beta"
+row "Prometheus, tenant acme" "$u:$ACME_PORT/graph" "${PID_OF[prom_acme]}"
+row "Prometheus, tenant beta" "$u:$BETA_PORT/graph" "${PID_OF[prom_beta]}"
 row "vmalert (rules of ops/)" "$u:$VMALERT_PORT/vmalert/alerts" "$VMALERT_PID"
 row "alert receiver (nginx)" "$u:$NOTIFY_PORT" "$NGINX_PID"
 cat <<TXT
@@ -232,7 +233,7 @@ Open:
   alerts vmalert sent: $T/notifier/access.log
 Try:
   usage per tenant:   curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' $u:$RELAY_PORT/api/v1/usage | jq
-  PostgreSQL down:    kill -INT $PID_postgres   (PostgresqlDown fires for tenant acme after its for: 1m)
+  PostgreSQL down:    kill -INT ${PID_OF[postgres]}   (PostgresqlDown fires for tenant acme after its for: 1m)
   a refused write:    curl -s -X POST -H 'Authorization: Bearer wrong' $u:$RELAY_PORT/api/v1/write
   psql:               psql -h 127.0.0.1 -p $PG_PORT -U postgres    redis-cli -p $REDIS_PORT
 
