@@ -55,9 +55,21 @@ AGENT_PORT=$(free_port)
 start_vm "$T/vm" "$VM_PORT" || { fail setup "VictoriaMetrics did not start"; exit 1; }
 start_nginx "$T/nginx" "$NGINX_PORT" "$(nginx_proxy_mode "$VM_PORT")" ||
 	{ fail setup "nginx did not start"; exit 1; }
+# A relay that writes its usage as series ([usage] export_interval) does
+# it every few seconds here; one that does not know the key is run without.
+usage_conf=()
+for every in 1s 5s 10s; do
+	write_conf "$T/probe.conf" "usage.export_interval=$every"
+	if "$RELAY_BIN" -n -c "$T/probe.conf" >/dev/null 2>&1; then
+		usage_conf=("usage.export_interval=$every")
+		break
+	fi
+done
+note "usage export: ${usage_conf[*]:-not known to this relay}"
 write_conf "$T/relay.conf" "upstream.url=http://127.0.0.1:$NGINX_PORT/api/v1/write" \
 	"tenant acme.token=$ACME" "tenant beta.token=$BETA" \
-	"tenant beta.max_samples_per_second=200" "tenant beta.limit_status=429"
+	"tenant beta.max_samples_per_second=200" "tenant beta.limit_status=429" \
+	"${usage_conf[@]}"
 start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1; }
 cat >"$T/scrape.yml" <<YML
 scrape_configs:
@@ -111,6 +123,10 @@ sel='relay_buffer_entries{job="relay"}'
 before=$(vm_count_distinct "$VM_PORT" "$sel")
 check "vmagent's scrapes of the relay reach VictoriaMetrics" \
 	wait_until "$WAIT_CAP" vm_has "$VM_PORT" "$sel" $((${before:-0} + 2))
+if [ ${#usage_conf[@]} -gt 0 ]; then
+	_usage_in() { [ "$(vm_series "$VM_PORT" 'relay_usage_samples_total{tenant="beta"}')" -ge 1 ]; }
+	check "the relay's usage series reach VictoriaMetrics" wait_until "$WAIT_CAP" _usage_in
+fi
 END=$(date +%s)
 RANGE=$((END - START))
 
@@ -118,12 +134,13 @@ usage_series=$(vm_series "$VM_PORT" '{__name__=~"relay_usage_.+"}')
 note "relay_usage_ series in VictoriaMetrics: $usage_series"
 
 # --- the variables ----------------------------------------------------------------
-# fill EXPR: the expression with the dashboard's variables as Grafana fills
-# them for this relay ($tenant: every value, as a regex).
+# fill EXPR [INTERVAL]: the expression with the dashboard's variables as
+# Grafana fills them for this relay ($tenant: every value, as a regex;
+# $__interval: the step, 5s, or the panel's minimum interval when it has one).
 fill() {
-	local e=$1
+	local e=$1 iv=${2:-5s}
 	e=${e//'$__rate_interval'/20s}
-	e=${e//'$__interval'/5s}
+	e=${e//'$__interval'/$iv}
 	e=${e//'$__range'/${RANGE}s}
 	e=${e//'$job'/relay}
 	e=${e//'$instance'/127.0.0.1:$RELAY_PORT}
@@ -165,9 +182,9 @@ query_points() {
 
 for d in "${dashboards[@]}"; do
 	n=$(basename "$d" .json)
-	while IFS=$'\t' read -r title ref expr; do
+	while IFS=$'\t' read -r title ref iv expr; do
 		name="$n: \"$title\" $ref"
-		q=$(fill "$expr")
+		q=$(fill "$expr" "$iv")
 		if [[ $q == *'$'* ]]; then
 			fail "$name" "a variable is left unfilled: $q"
 			continue
@@ -182,6 +199,6 @@ for d in "${dashboards[@]}"; do
 		else
 			fail "$name returns data" "${pts:-no answer}: $q"
 		fi
-	done < <(jq -r '.panels[] | select(.targets) | .title as $t |
-		.targets[] | [$t, .refId, (.expr | gsub("\n"; " "))] | @tsv' "$d")
+	done < <(jq -r '.panels[] | select(.targets) | .title as $t | (.interval // "5s") as $i |
+		.targets[] | [$t, .refId, $i, (.expr | gsub("\n"; " "))] | @tsv' "$d")
 done
