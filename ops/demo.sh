@@ -235,6 +235,7 @@ Try:
   usage per tenant:   curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' $u:$RELAY_PORT/api/v1/usage | jq
   PostgreSQL down:    kill -INT ${PID_OF[postgres]}   (PostgresqlDown fires for tenant acme after its for: 1m)
   a refused write:    curl -s -X POST -H 'Authorization: Bearer wrong' $u:$RELAY_PORT/api/v1/write
+  Redis evicting:     redis-cli -p $REDIS_PORT EVAL "for i=1,300000 do redis.call('SET','k'..i,string.rep('x',300)) end" 0
   psql:               psql -h 127.0.0.1 -p $PG_PORT -U postgres    redis-cli -p $REDIS_PORT
 
 Ctrl-C stops everything and removes $T.

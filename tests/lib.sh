@@ -715,8 +715,14 @@ vmalert_alerts() {
 # vmalert_firing PORT NAME [LABEL=VALUE...]: true when vmalert on PORT has
 # alert NAME firing with all those labels.
 vmalert_firing() {
-	local port=$1 name=$2 line l hit
-	shift 2
+	vmalert_state "$1" firing "${@:2}"
+}
+
+# vmalert_state PORT STATE NAME [LABEL=VALUE...]: like vmalert_firing, for
+# an alert in STATE (pending: its condition holds, its for: has not passed).
+vmalert_state() {
+	local port=$1 state=$2 name=$3 line l hit
+	shift 3
 	while IFS= read -r line; do
 		[ "${line%% *}" = "$name" ] || continue
 		hit=1
@@ -724,7 +730,7 @@ vmalert_firing() {
 			case " $line " in *" $l "*) ;; *) hit=0 ;; esac
 		done
 		[ "$hit" = 1 ] && return 0
-	done < <(vmalert_alerts "$port" firing)
+	done < <(vmalert_alerts "$port" "$state")
 	return 1
 }
 

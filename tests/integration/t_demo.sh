@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # t_demo.sh - `make demo` (ops/demo.sh) without a terminal: the series of
 # the three exporters arrive in VictoriaMetrics with their tenant's label
-# (acme: PostgreSQL and node; beta: Redis and node), stopping PostgreSQL
-# makes vmalert fire PostgresqlDown for tenant acme, and SIGTERM stops every
+# (acme: PostgreSQL and node; beta: Redis and node), the exporters' rules
+# match what the real exporters expose (Redis filled past its maxmemory:
+# RedisEvictingKeys fires, RedisMemoryHigh is pending; 16 connections of 20:
+# PostgresqlTooManyConnections is pending), stopping PostgreSQL makes
+# vmalert fire PostgresqlDown for tenant acme, and SIGTERM stops every
 # process the demo started and removes its directory.
 #
 # The demo runs as a background job, which ignores SIGINT when there is no
@@ -69,6 +72,29 @@ done
 checkx "vmalert has the rules of ops/ loaded" \
 	'vmalert_rules "$VMALERT_PORT" | grep -qx PostgresqlDown &&
 	 vmalert_rules "$VMALERT_PORT" | grep -qx RelayDown'
+
+# --- Redis over its maxmemory (64mb in the demo): evictions, memory high --------
+redis-cli -p "$REDIS_PORT" EVAL \
+	"for i=1,300000 do redis.call('SET','k'..i,string.rep('x',300)) end" 0 >/dev/null
+check "RedisEvictingKeys fires for tenant beta once Redis evicts" \
+	wait_until 120 vmalert_firing "$VMALERT_PORT" RedisEvictingKeys tenant=beta job=redis
+check "RedisMemoryHigh is pending for tenant beta (its for: is 5m)" \
+	wait_until 60 vmalert_state "$VMALERT_PORT" pending RedisMemoryHigh tenant=beta
+
+# --- 16 of PostgreSQL's 20 connections in use: PostgresqlTooManyConnections --------
+sleepers=()
+for _ in $(seq 16); do
+	psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -Atqc 'select pg_sleep(600)' \
+		>/dev/null 2>&1 &
+	sleepers+=("$!")
+	PIDS+=("$!")
+done
+check "PostgresqlTooManyConnections is pending for tenant acme (its for: is 5m)" \
+	wait_until 120 vmalert_state "$VMALERT_PORT" pending PostgresqlTooManyConnections tenant=acme
+for p in "${sleepers[@]}"; do
+	_stop_pid "$p"
+	_forget_pid "$p"
+done
 
 # --- PostgreSQL stops: PostgresqlDown fires for acme ---------------------------
 checkx "PostgresqlDown is not firing while PostgreSQL runs" \
