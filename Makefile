@@ -1,9 +1,13 @@
 # Prometheus remote-write relay. Targets: all (build/relay), run, test, check,
-# bench, fuzz, deps, install, clean. One Makefile, explicit source list.
+# bench, fuzz, deps, install, demo, clean. One Makefile, explicit source list.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# make install: relay.conf goes to SYSCONFDIR/relay/, the systemd unit to
+# UNITDIR (both read by systemd for /usr and /usr/local).
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 CONF    ?= relay.conf
 OPT     ?= -O2 -g
 SAN     ?=
@@ -54,7 +58,7 @@ FUZZ_PROTO_O  = $(FUZZ_PROTO_C:.c=.o)
 FUZZ_OBJS     = $(patsubst src/%.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS)) $(FUZZ_PROTO_O)
 FUZZ_BINS     = $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 
-.PHONY: all run test check bench fuzz fuzz-build deps install clean unit tools
+.PHONY: all run test check bench fuzz fuzz-build deps install clean unit tools demo
 
 # The generated protobuf-c sources are kept, not removed after every run.
 .SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
@@ -76,6 +80,10 @@ check:
 	ASAN_OPTIONS=$(CHECK_ASAN_OPTIONS) UBSAN_OPTIONS=$(CHECK_UBSAN_OPTIONS) \
 	$(MAKE) BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
 	        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# The relay in its stack on loopback ports (ops/demo.sh); Ctrl-C stops it.
+demo: deps all
+	@BUILD_DIR=$(abspath $(BUILD)) ops/demo.sh
 
 bench: deps all tools
 	@bench/run.sh $(BUILD)
@@ -141,9 +149,21 @@ $(FUZZ_DIR)/obj $(FUZZ_DIR)/gen:
 # Reached only through the pattern rules above: keep them between runs.
 .SECONDARY: $(FUZZ_OBJS) $(FUZZ_PROTO_C)
 
+# The binary, the systemd unit with this install's paths, and relay.conf
+# with the buffer in the unit's state directory; an existing relay.conf is
+# left as it is (the new one is put beside it as relay.conf.new).
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/relay
 	install -m 0755 $(BUILD)/relay $(DESTDIR)$(PREFIX)/bin/relay
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		ops/relay.service >$(BUILD)/relay.service
+	install -m 0644 $(BUILD)/relay.service $(DESTDIR)$(UNITDIR)/relay.service
+	sed -e 's|^path = ./data$$|path = /var/lib/relay/data|' $(CONF) >$(BUILD)/relay.conf.install
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/relay/relay.conf ]; then \
+		install -m 0644 $(BUILD)/relay.conf.install $(DESTDIR)$(SYSCONFDIR)/relay/relay.conf.new; \
+	else \
+		install -m 0644 $(BUILD)/relay.conf.install $(DESTDIR)$(SYSCONFDIR)/relay/relay.conf; \
+	fi
 
 clean:
 	rm -rf build build-san

@@ -3,19 +3,23 @@
 # build and test: compiler, libraries, VictoriaMetrics and Prometheus as test
 # peers, curl, jq, ss (iproute2) and python3 (test clients) for the
 # integration tests, nginx (a misbehaving upstream: wrong URL, 401, 503 with
-# Retry-After; the load balancer of a fleet), faketime (wall-clock steps
-# under libfaketime) for the upstream and clock tests, and chromium
-# (headless) to open the status page in a test. Idempotent: when everything
+# Retry-After; the load balancer of a fleet; an alert receiver), faketime
+# (wall-clock steps under libfaketime) for the upstream and clock tests,
+# chromium (headless) to open the status page in a test; PostgreSQL, Redis
+# and the Prometheus postgres, redis and node exporters for `make demo` and
+# its test; systemd for `systemd-analyze verify` of ops/relay.service (it
+# needs no running systemd). Idempotent: when everything
 # is installed it only asks dpkg and exits.
 #
 # "ops/install-deps.sh fuzz" (used by make fuzz) also installs clang with
 # its libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable
 # stack traces.
 #
-# The victoria-metrics, prometheus and nginx packages try to start their system
-# services on install; where policy-rc.d refuses that, the refusal is
-# harmless. The tests never use those services: they start their own
-# instances on free loopback ports.
+# The victoria-metrics, prometheus, nginx, postgresql, redis-server and exporter
+# packages try to start their system services on install; where policy-rc.d
+# refuses that, the refusal is harmless. The tests and the demo never use
+# those services: they start their own instances, as the current user, on
+# free loopback ports.
 set -eu
 
 PACKAGES=(
@@ -39,6 +43,12 @@ PACKAGES=(
 	nginx
 	faketime
 	chromium
+	postgresql
+	prometheus-postgres-exporter
+	redis-server
+	prometheus-redis-exporter
+	prometheus-node-exporter
+	systemd
 )
 
 # Only for make fuzz: clang 14 is Debian 12's default clang; the fuzzer,

@@ -231,12 +231,14 @@ _http_2xx() {
 # EXTRA is more YAML for that remote_write entry, indented by four spaces.
 # EXTERNAL, a YAML map ("{cluster: eu-1, __replica__: a}"), sets its
 # external labels; SHARED (host:port) is one more target, of job "shared",
-# that several Prometheus can scrape alike (an HA pair). Its log is
-# DIR/prometheus.log (in PROM_LOG), its pid in PROM_PID; it is stopped on
-# exit.
+# that several Prometheus can scrape alike (an HA pair). PROM_JOBS, when
+# set, is more scrape_configs entries (YAML, indented by two spaces), and
+# PROM_INTERVAL the scrape and evaluation interval (1s when unset). Its log
+# is DIR/prometheus.log (in PROM_LOG), its pid in PROM_PID; it is stopped
+# on exit.
 start_prometheus() {
 	local dir=$1 port=$2 relay_port=$3 extra=${4:-} external=${5:-} shared=${6:-}
-	local ext_line='' shared_job=''
+	local ext_line='' shared_job='' every=${PROM_INTERVAL:-1s}
 	mkdir -p "$dir"
 	[ -z "$external" ] || ext_line="  external_labels: $external"
 	[ -z "$shared" ] || shared_job="  - job_name: shared
@@ -244,14 +246,15 @@ start_prometheus() {
       - targets: ['$shared']"
 	cat >"$dir/prometheus.yml" <<YML
 global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
+  scrape_interval: $every
+  evaluation_interval: $every
 $ext_line
 scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ['127.0.0.1:$port']
 $shared_job
+${PROM_JOBS:-}
 remote_write:
   - url: http://127.0.0.1:$relay_port/api/v1/write
     queue_config:
@@ -705,4 +708,76 @@ nginx_proxy_mode() {
 # holds (with that status).
 nginx_requests() {
 	awk -v st="${2:-}" '$2 ~ /^\/api\// && (st == "" || $1 == st) { n++ } END { print n + 0 }' "$1/access.log"
+}
+
+# --- vmalert ---------------------------------------------------------------
+
+# start_vmalert LOG PORT DATASOURCE NOTIFIER [flags...]: starts vmalert on
+# 127.0.0.1:PORT querying DATASOURCE (a VictoriaMetrics base URL) and
+# sending alerts to NOTIFIER, evaluating every second unless the flags
+# (e.g. -rule=FILE, -evaluationInterval=10s) say otherwise, and waits until
+# it answers. Sets VMALERT_PID.
+start_vmalert() {
+	local log=$1 port=$2 ds=$3 notifier=$4
+	shift 4
+	vmalert -httpListenAddr="127.0.0.1:$port" -datasource.url="$ds" \
+		-notifier.url="$notifier" -evaluationInterval=1s \
+		-loggerLevel=WARN "$@" >>"$log" 2>&1 &
+	VMALERT_PID=$!
+	PIDS+=("$VMALERT_PID")
+	if ! wait_until "$WAIT_CAP" _http_ok "http://127.0.0.1:$port/health"; then
+		echo "start_vmalert: vmalert on port $port did not come up" >&2
+		_dump_log "$log" 10 >&2
+		return 1
+	fi
+}
+
+# vmalert_alerts PORT STATE: prints the alerts vmalert on PORT holds in
+# STATE (firing or pending), one a line: the name, then the labels as
+# name=value, sorted (e.g. "PostgresqlDown job=postgres tenant=acme").
+vmalert_alerts() {
+	curl -s --max-time 10 "http://127.0.0.1:$1/api/v1/alerts" |
+		jq -r --arg s "$2" '.data.alerts // [] | .[] | select(.state == $s) |
+			[.name] + ([.labels | to_entries[] |
+			select(.key != "alertname") | "\(.key)=\(.value)"] | sort) |
+			join(" ")'
+}
+
+# vmalert_firing PORT NAME [LABEL=VALUE...]: true when vmalert on PORT has
+# alert NAME firing with all those labels.
+vmalert_firing() {
+	vmalert_state "$1" firing "${@:2}"
+}
+
+# vmalert_state PORT STATE NAME [LABEL=VALUE...]: like vmalert_firing, for
+# an alert in STATE (pending: its condition holds, its for: has not passed).
+vmalert_state() {
+	local port=$1 state=$2 name=$3 line l hit
+	shift 3
+	while IFS= read -r line; do
+		[ "${line%% *}" = "$name" ] || continue
+		hit=1
+		for l in "$@"; do
+			case " $line " in *" $l "*) ;; *) hit=0 ;; esac
+		done
+		[ "$hit" = 1 ] && return 0
+	done < <(vmalert_alerts "$port" "$state")
+	return 1
+}
+
+# vmalert_rules PORT [FIELD]: prints the names of the rules vmalert on PORT
+# loaded, one a line, sorted; with FIELD, each name is followed by that
+# field of the rule (e.g. health, lastError).
+vmalert_rules() {
+	curl -s --max-time 10 "http://127.0.0.1:$1/api/v1/rules" |
+		jq -r --arg f "${2:-}" '.data.groups[].rules[] |
+			if $f == "" then .name else "\(.name) \(.[$f])" end' | sort
+}
+
+# vm_query_json PORT QUERY: prints the result of an instant query as
+# "labels value" lines (labels as JSON), for diagnostics.
+vm_query_json() {
+	curl -s --max-time 30 -G --data-urlencode "query=$2" \
+		"http://127.0.0.1:$1/api/v1/query" |
+		jq -r '.data.result[]? | "\(.metric | tojson) \(.value[1])"'
 }
