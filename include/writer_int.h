@@ -27,6 +27,7 @@ struct writer_op {
 	enum op_kind kind;
 	char tenant[TENANT_ID_MAX + 1];
 	size_t tlen;
+	unsigned lane;           /* OP_ACK, OP_SET_ASIDE */
 	uint64_t first, last;
 	long status;             /* OP_SET_ASIDE: upstream status; OP_REFUSED: reason */
 	uint64_t samples;        /* OP_REFUSED */

@@ -19,6 +19,7 @@
  */
 #include "wire.h"
 #include "labels.h"
+#include "lanes.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -125,6 +126,9 @@ struct scan {
 	size_t tenclen;                /* bytes in tenc, or 0 */
 	const uint8_t *dname;          /* ref: the label to remove, or NULL */
 	size_t dnlen;
+	struct buf *lanes;             /* ref: o->lane_out, or NULL */
+	unsigned lane;                 /* of the series emitted last */
+	size_t lane_bytes;             /* written to all lanes so far */
 };
 
 /* Per-thread scratch for series with many labels, kept between calls
@@ -695,10 +699,13 @@ static int series_emit(struct scan *s, const struct series *r,
 		       const uint8_t *p, const uint8_t *end)
 {
 	size_t body = r->llen + r->other, total = 1 + varint_size(body) + body;
-	uint8_t tmp[WIRE_STACK_BYTES], *d = tmp, *labels;
+	uint8_t tmp[WIRE_STACK_BYTES], *d = tmp, *labels = NULL;
+	struct buf *out = s->out;
 	struct field f;
+	uint64_t h = 0;
 
-	if (!s->rewrite) {
+	if (!s->rewrite || s->lanes != NULL) {
+		/* The final labels first, for their hash (and lane). */
 		if (r->llen > sizeof(tmp) && r->llen > scratch_bytes_cap) {
 			if ((d = realloc(scratch_bytes, r->llen)) == NULL)
 				return fail(s, WIRE_TOO_LARGE,
@@ -709,21 +716,35 @@ static int series_emit(struct scan *s, const struct series *r,
 		if (r->llen > sizeof(tmp))
 			d = scratch_bytes;
 		put_labels(s, r, d);
-		s->o->on_series(s->o->arg, hash_bytes(d, r->llen));
-		return 0;
+		h = hash_bytes(d, r->llen);
+		if (s->o->on_series != NULL)
+			s->o->on_series(s->o->arg, h);
+		if (!s->rewrite)
+			return 0;
+		s->lane = lanes_of(h);
+		out = &s->lanes[s->lane];
+		labels = d;
 	}
-	if (s->out->cap - s->out->len < total &&
-	    buf_reserve(s->out, total) < 0) {
+	/* lane_out[0].max bounds the lanes' sum, as out->max bounds out. */
+	if ((s->lanes != NULL &&
+	     (s->lane_bytes += total) > s->lanes[0].max) ||
+	    (out->cap - out->len < total && buf_reserve(out, total) < 0)) {
 		s->what = NULL;
 		return fail(s, WIRE_TOO_LARGE,
 			    "decoded request over the size limit");
 	}
-	d = s->out->p + s->out->len;
+	d = out->p + out->len;
 	*d++ = 0x0a;
-	labels = d = put_varint(d, body);
-	d = put_labels(s, r, d);
-	if (s->o->on_series != NULL)
-		s->o->on_series(s->o->arg, hash_bytes(labels, r->llen));
+	d = put_varint(d, body);
+	if (s->lanes != NULL) {
+		memcpy(d, labels, r->llen);
+		d += r->llen;
+	} else {
+		labels = d;
+		d = put_labels(s, r, d);
+		if (s->o->on_series != NULL)
+			s->o->on_series(s->o->arg, hash_bytes(labels, r->llen));
+	}
 	if (!r->interleaved) {
 		if (r->other > 0)
 			memcpy(d, r->rest, r->other);
@@ -734,7 +755,7 @@ static int series_emit(struct scan *s, const struct series *r,
 						      (size_t)(f.end - f.start)) +
 				    (f.end - f.start);
 	}
-	s->out->len += total;
+	out->len += total;
 	return 0;
 }
 
@@ -800,6 +821,18 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	return 0;
 }
 
+/* Adds what one top-level field added to the counts (now - before) to c. */
+static inline void lane_count(struct wire_counts *c,
+			      const struct wire_counts *before,
+			      const struct wire_counts *now)
+{
+	c->series += now->series - before->series;
+	c->samples += now->samples - before->samples;
+	c->histograms += now->histograms - before->histograms;
+	c->exemplars += now->exemplars - before->exemplars;
+	c->metadata += now->metadata - before->metadata;
+}
+
 int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 	      struct wire_counts *c, struct buf *out, char *why, size_t whylen)
 {
@@ -833,7 +866,13 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		s.dnlen = strlen(s.o->drop_label);
 	}
 	s.rewrite = out != NULL && (s.tname != NULL || s.dname != NULL);
+	if (s.o->lane_out != NULL) {
+		s.lanes = s.o->lane_out;
+		s.rewrite = 1;
+	}
 	for (; p < end; p = f.end) {
+		struct wire_counts before = s.n;
+
 		if (next_field(&s, p, end, &f) < 0)
 			return WIRE_BAD;
 		if ((f.num == 1 || f.num == 3) && f.type != WT_LEN)
@@ -842,6 +881,7 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 			return fail(&s, WIRE_V2,
 				    "Remote Write 2.0 body (field %u); this endpoint takes 1.0 only",
 				    f.num);
+		s.lane = 0;
 		if (f.num == 1) {
 			s.what = "series";
 			s.index = s.n.series++;
@@ -856,9 +896,12 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		}
 		s.what = NULL;
 		if (s.rewrite && f.num != 1 &&
-		    buf_append(out, f.start, (size_t)(f.end - f.start)) < 0)
+		    buf_append(s.lanes ? &s.lanes[0] : out, f.start,
+			       (size_t)(f.end - f.start)) < 0)
 			return fail(&s, WIRE_TOO_LARGE,
 				    "decoded request over the size limit");
+		if (s.o->lane_counts != NULL)
+			lane_count(&s.o->lane_counts[s.lane], &before, &s.n);
 	}
 	if (out != NULL && !s.rewrite && buf_append(out, in, len) < 0)
 		return fail(&s, WIRE_TOO_LARGE,

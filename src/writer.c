@@ -185,8 +185,7 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 			return rc;
 		e->dest = &b->dest;
 		for (size_t i = 0; i < b->nchunks; i++) {
-			if (e->nparts > 0 &&
-			    e->raw + b->chunks[i].raw_len > w->cfg->max_request_size &&
+			if (!entry_fits(e, &b->chunks[i], w->cfg->max_request_size) &&
 			    (rc = open_flush(w, txn, e, now)) != 0)
 				return rc;
 			/* The request counts in the entry its first chunk is in. */

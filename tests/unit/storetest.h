@@ -492,7 +492,7 @@ static inline const char *queue_is(const char *tenant, const int *want, size_t n
 	const char *e;
 
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(E.st, tenant, strlen(tenant), 0, UINT64_MAX, UINT64_MAX, 256,
+	if (store_read_batch(E.st, tenant, strlen(tenant), 0, 0, UINT64_MAX, UINT64_MAX, 256,
 			     &body, span) < 0)
 		e = "store_read_batch failed";
 	else if (span->entries == 0)
