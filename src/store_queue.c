@@ -594,10 +594,16 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 				seen = s;
 				continue;
 			}
+			size_t skip = sizeof(h);
+			/* Past a lane table, when the header gives one. */
+			if (v.mv_size >= sizeof(h) &&
+			    h.nlanes <= STORE_LANES &&
+			    v.mv_size >= sizeof(h) + h.nlanes * sizeof(struct lane_rec))
+				skip += h.nlanes * sizeof(struct lane_rec);
 			memset(&h, 0, sizeof(h));
 			h.raw_len = (uint32_t)max_raw;
-			whole.block = (const uint8_t *)v.mv_data + sizeof(h);
-			whole.len = v.mv_size > sizeof(h) ? v.mv_size - sizeof(h) : 0;
+			whole.block = (const uint8_t *)v.mv_data + skip;
+			whole.len = v.mv_size > skip ? v.mv_size - skip : 0;
 			whole.raw_len = h.raw_len;
 			whole.samples = whole.series = 0;
 			lp = &whole;

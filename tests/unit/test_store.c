@@ -9,6 +9,7 @@
  * Every test works in its own directory under /tmp and removes it.
  */
 #include "storetest.h"
+#include "lanes.h"
 #include "setaside.h"
 
 /* ---- format, directory, keys ------------------------------------------- */
@@ -108,7 +109,8 @@ static void test_reopen_keeps_data(void)
 		size_t p2 = sblock_preamble(fx[2].z, fx[2].zlen, &r2);
 		size_t p5 = sblock_preamble(fx[5].z, fx[5].zlen, &r5);
 
-		CHECK_EQ_INT(bytes, sizeof(h) + fx[2].zlen - p2 + fx[5].zlen -
+		CHECK_EQ_INT(bytes, sizeof(h) + sizeof(struct lane_rec) +
+					    fx[2].zlen - p2 + fx[5].zlen -
 					    p5 + varint_size(r2 + r5));
 	}
 	store_close(E.st);
@@ -999,7 +1001,8 @@ static void test_body_unreadable_entry(void)
 			    &span));
 	/* A preamble that never ends. */
 	for (size_t i = 0; i < 6; i++)
-		CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr) + i, 0xff));
+		CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr) +
+					     sizeof(struct lane_rec) + i, 0xff));
 	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 0, 2, UINT64_MAX, max_raw, 256,
 				     &body, &span), -1);
 	CHECK(body.read == NULL);
