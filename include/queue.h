@@ -41,6 +41,10 @@ struct queue_lane {
 	struct queue_range retry; /* to send again first, when has_retry */
 	int has_retry;
 	int inflight;          /* a request (or a read) of the lane: 0 or 1 */
+	/* Deliveries reported (QUEUE_SENT) less those the writer committed
+	 * (queue_lane_acked; either may come first): above 0, the lane
+	 * waits. */
+	int unacked;
 	uint64_t retry_at_ms;  /* not before this time */
 	unsigned attempts;     /* failed attempts in a row */
 };
@@ -145,13 +149,20 @@ enum queue_outcome { QUEUE_SENT, QUEUE_RETRY, QUEUE_ISOLATE };
 
 /*
  * Forwarder: the lane's request holding first..last is done. QUEUE_SENT:
- * the upstream took it or it was set aside; QUEUE_RETRY: send it again
- * after retry_in_ms (the lane backs off); QUEUE_ISOLATE: send its entries
- * again one by one.
+ * the upstream took it or it was set aside: the lane sends nothing more
+ * until queue_lane_acked says the writer committed that (so that a crash
+ * sends again at most the request that was in flight); QUEUE_RETRY: send
+ * it again after retry_in_ms (the lane backs off); QUEUE_ISOLATE: send its
+ * entries again one by one.
  */
 void queue_done(struct queue *q, const struct queue_job *job,
 		enum queue_outcome outcome, uint64_t first, uint64_t last,
 		uint64_t retry_in_ms);
+
+/* Writer: the delivery (or set-aside) the lane reported with QUEUE_SENT
+ * is committed: the lane may send again. */
+void queue_lane_acked(struct queue *q, const char *id, size_t idlen,
+		      unsigned lane);
 
 void queue_totals(struct queue *q, struct queue_totals *t);
 

@@ -154,7 +154,7 @@ static int lane_ready(const struct queue_tenant *t, unsigned l, uint64_t now,
 	const struct queue_lane *ln = &t->lane[l];
 	int fresh = t->entries > 0 && ln->send_seq <= t->last_seq;
 
-	if (ln->inflight || (!ln->has_retry && !fresh))
+	if (ln->inflight || ln->unacked > 0 || (!ln->has_retry && !fresh))
 		return 0;
 	/* Entries of version 1 go first, by lane 0 alone. */
 	if (l != 0 && t->legacy_last != 0)
@@ -345,6 +345,7 @@ void queue_done(struct queue *q, const struct queue_job *job,
 		case QUEUE_SENT:
 			ln->attempts = 0;
 			ln->retry_at_ms = 0;
+			ln->unacked++;
 			break;
 		case QUEUE_RETRY:
 			retry_push(ln, first, last, job->isolate);
@@ -357,6 +358,20 @@ void queue_done(struct queue *q, const struct queue_job *job,
 		}
 	}
 	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_lane_acked(struct queue *q, const char *id, size_t idlen,
+		      unsigned lane)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	t = queue_tenant_get(q, id, idlen, 0);
+	if (t != NULL && lane < QUEUE_LANES) {
+		t->lane[lane].unacked--;
+		pthread_cond_signal(&q->wake);
+	}
 	pthread_mutex_unlock(&q->lock);
 }
 

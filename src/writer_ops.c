@@ -124,11 +124,14 @@ int writer_apply_ops(struct writer *w, struct store_txn *txn,
 			if (rc != 0)
 				return rc;
 		}
-		/* The lane is through what it delivered or set aside. */
+		/* The lane is through what it delivered or set aside; once
+		 * committed, it may send again. */
 		rc = store_lane_ack(txn, op->tenant, op->tlen, op->lane, op->first,
 				    op->last, &c->gone, &c->next, &delivered);
 		if (rc != 0)
 			return rc;
+		c->lane_acked = 1;
+		c->lane = op->lane;
 		/* Set-aside samples are kept, not dropped: they count as dropped
 		 * when purged, as delivered when replayed and delivered. */
 		if (op->kind == OP_ACK &&
@@ -223,8 +226,11 @@ void writer_ack(struct writer *w, const char *tenant, size_t tlen,
 {
 	struct writer_op *op = op_new(OP_ACK, tenant, tlen);
 
-	if (op == NULL)
+	if (op == NULL) {
+		/* Not recorded: sent again after a restart, as after a crash. */
+		queue_lane_acked(w->q, tenant, tlen, lane);
 		return;
+	}
 	op->lane = lane;
 	op->first = first;
 	op->last = last;
@@ -237,8 +243,10 @@ void writer_set_aside(struct writer *w, const char *tenant, size_t tlen,
 {
 	struct writer_op *op = op_new(OP_SET_ASIDE, tenant, tlen);
 
-	if (op == NULL)
+	if (op == NULL) {
+		queue_lane_acked(w->q, tenant, tlen, lane);
 		return;
+	}
 	op->lane = lane;
 	op->first = op->last = seq;
 	op->status = status;

@@ -32,6 +32,14 @@ static void one_lane(struct queue *q, const char *t)
 		queue_lane_through(q, t, strlen(t), l, 1000000);
 }
 
+/* The request was delivered and the writer committed that. */
+static void sent(struct queue *q, const struct queue_job *j, uint64_t first,
+		 uint64_t last)
+{
+	queue_done(q, j, QUEUE_SENT, first, last, 0);
+	queue_lane_acked(q, j->id, j->idlen, j->lane);
+}
+
 static int claim(struct queue *q, unsigned max_inflight, struct queue_job *j)
 {
 	memset(j, 0, sizeof(*j));
@@ -62,7 +70,7 @@ static void test_claim_fresh_and_taken(void)
 	CHECK_EQ_INT(j.isolate, 0);
 	/* The request holds 1..2; 3 is left for the next claim. */
 	queue_taken(&q, &j, 2, 1, 2);
-	queue_done(&q, &j, QUEUE_SENT, 1, 2, 0);
+	sent(&q, &j, 1, 2);
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_EQ_INT(j.first, 3);
 	CHECK_EQ_INT(j.last, 3);
@@ -118,7 +126,7 @@ static void test_retry_goes_first(void)
 	CHECK_EQ_INT(j2.first, 1);
 	CHECK_EQ_INT(j2.last, 1);
 	queue_taken(&q, &j2, 1, 1, 1);
-	queue_done(&q, &j2, QUEUE_SENT, 1, 1, 0);
+	sent(&q, &j2, 1, 1);
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_EQ_INT(j.fresh, 1);
 	CHECK_EQ_INT(j.first, 2);
@@ -144,7 +152,7 @@ static void test_retry_taken_short(void)
 	CHECK_EQ_INT(j2.last, 3);
 	/* The resend holds 1..2 only: 3 is put back to send again. */
 	queue_taken(&q, &j2, 2, 1, 2);
-	queue_done(&q, &j2, QUEUE_SENT, 1, 2, 0);
+	sent(&q, &j2, 1, 2);
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_EQ_INT(j.fresh, 0);
 	CHECK_EQ_INT(j.first, 3);
@@ -196,7 +204,7 @@ static void test_backoff(void)
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_STR(j.id, "b");
 	queue_taken(&q, &j, 1, 1, 1);
-	queue_done(&q, &j, QUEUE_SENT, 1, 1, 0);
+	sent(&q, &j, 1, 1);
 	add(&q, "b", 2);
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_STR(j.id, "b");
@@ -223,7 +231,7 @@ static void test_inflight_cap(void)
 	CHECK_EQ_INT(claim(&q, 1, &j2), 0);
 	CHECK_STR(j2.id, "b");
 	queue_taken(&q, &j2, 1, 1, 1);
-	queue_done(&q, &j2, QUEUE_SENT, 1, 1, 0);
+	sent(&q, &j2, 1, 1);
 	/* With a cap of 2, a second lane of a goes out, the next one. */
 	CHECK_EQ_INT(claim(&q, 2, &j2), 0);
 	CHECK_STR(j2.id, "a");
@@ -263,11 +271,44 @@ static void test_lanes_parallel(void)
 	/* z's lanes are through, a's all in flight: a new entry of a waits
 	 * for the lane that is done. */
 	add(&q, "a", 3);
-	queue_done(&q, &j[5], QUEUE_SENT, 1, 2, 0);
+	sent(&q, &j[5], 1, 2);
 	CHECK_EQ_INT(claim(&q, QUEUE_LANES, &j[8]), 0);
 	CHECK_STR(j[8].id, "a");
 	CHECK_EQ_INT(j[8].lane, j[5].lane);
 	CHECK_EQ_INT(j[8].first, 3);
+	queue_destroy(&q);
+}
+
+/* A delivered lane sends nothing more until the writer committed its
+ * delivery: after a crash only the request in flight goes again. */
+static void test_lane_waits_for_ack(void)
+{
+	struct queue q;
+	struct queue_job j, z;
+
+	queue_init(&q);
+	add(&q, "a", 1);
+	add(&q, "z", 1);
+	one_lane(&q, "a");
+	one_lane(&q, "z");
+	CHECK_EQ_INT(claim(&q, 8, &j), 0);
+	CHECK_STR(j.id, "a");
+	queue_taken(&q, &j, 1, 1, 1);
+	CHECK_EQ_INT(claim(&q, 8, &z), 0);
+	CHECK_STR(z.id, "z");
+	queue_taken(&q, &z, 0, 0, 0);
+	/* a is first in turn again, with entry 2 to send, but its lane waits
+	 * for the commit of its delivery: z's new entry goes. */
+	add(&q, "a", 2);
+	add(&q, "z", 2);
+	queue_done(&q, &j, QUEUE_SENT, 1, 1, 0);
+	CHECK_EQ_INT(claim(&q, 8, &z), 0);
+	CHECK_STR(z.id, "z");
+	queue_taken(&q, &z, 0, 0, 0);
+	queue_lane_acked(&q, "a", 1, 0);
+	CHECK_EQ_INT(claim(&q, 8, &j), 0);
+	CHECK_STR(j.id, "a");
+	CHECK_EQ_INT(j.first, 2);
 	queue_destroy(&q);
 }
 
@@ -333,7 +374,7 @@ static void test_legacy_lane0_first(void)
 		queue_taken(&q, &z, 0, 0, 0);
 	}
 	/* Lane 0 delivered 1..2 and the writer deleted them. */
-	queue_done(&q, &j, QUEUE_SENT, 1, 2, 0);
+	sent(&q, &j, 1, 2);
 	queue_removed(&q, "a", 1, 2, 200, 20, 3, 1003);
 	CHECK_EQ_INT(claim(&q, QUEUE_LANES, &j), 0);
 	CHECK_STR(j.id, "a");
@@ -362,7 +403,7 @@ static void test_turns(void)
 		CHECK_EQ_INT(claim(&q, 4, &j), 0);
 		order[i] = j.id[0] == 'a' ? "a" : j.id[0] == 'b' ? "b" : "c";
 		queue_taken(&q, &j, 1, j.first, j.first);
-		queue_done(&q, &j, QUEUE_SENT, j.first, j.first, 0);
+		sent(&q, &j, j.first, j.first);
 	}
 	CHECK_STR(order[0], "a");
 	CHECK_STR(order[1], "b");
@@ -426,6 +467,7 @@ int main(void)
 	RUN(test_backoff);
 	RUN(test_inflight_cap);
 	RUN(test_lanes_parallel);
+	RUN(test_lane_waits_for_ack);
 	RUN(test_lane_empty_advances);
 	RUN(test_lane_through);
 	RUN(test_legacy_lane0_first);
