@@ -3,10 +3,10 @@
  *
  * Checks snappy's stated decoded length against the limit before it
  * allocates, decodes, validates with the wire scanner (setting the tenant
- * label when asked), and leaves compressed chunks of whole series, each at
- * most [upstream] max_request_size decoded. When nothing was rewritten and
- * the request is small enough, the body as received is the chunk: nothing
- * is compressed again.
+ * label when asked, and writing each series into its delivery lane,
+ * lanes.h), and leaves compressed chunks of whole series of one lane
+ * each, at most [upstream] max_request_size decoded. An empty request
+ * leaves no chunk.
  */
 #ifndef RELAY_INGEST_H
 #define RELAY_INGEST_H
@@ -45,7 +45,7 @@ int ingest_check_length(const struct config *cfg, const uint8_t *body,
 
 /*
  * Turns body into b's chunks and counts it in *counts. body is the
- * compressed request; ingest may take its storage (body->p is NULL then).
+ * compressed request (left to the caller).
  * Returns 0, or an HTTP status (400, 413, 415; 503 out of memory) with a
  * one-line reason in why (empty when r->series_pass refused); b then
  * holds nothing. When the decoded request is refused, *counts holds what
