@@ -5,8 +5,10 @@
  * allocates, decodes, validates with the wire scanner (setting the tenant
  * label when asked, and writing each series into its delivery lane,
  * lanes.h), and leaves compressed chunks of whole series of one lane
- * each, at most [upstream] max_request_size decoded. An empty request
- * leaves no chunk.
+ * each, at most [upstream] max_request_size decoded. When nothing was
+ * rewritten, the request is small enough and all of it is in one lane (one
+ * target's series, most often), the body as received is the chunk:
+ * nothing is compressed again. An empty request leaves no chunk.
  */
 #ifndef RELAY_INGEST_H
 #define RELAY_INGEST_H
@@ -45,7 +47,7 @@ int ingest_check_length(const struct config *cfg, const uint8_t *body,
 
 /*
  * Turns body into b's chunks and counts it in *counts. body is the
- * compressed request (left to the caller).
+ * compressed request; ingest may take its storage (body->p is NULL then).
  * Returns 0, or an HTTP status (400, 413, 415; 503 out of memory) with a
  * one-line reason in why (empty when r->series_pass refused); b then
  * holds nothing. When the decoded request is refused, *counts holds what

@@ -9,9 +9,15 @@
  * refuses out-of-order samples (Prometheus, Mimir) answers with 400.
  *
  * The design. Every series is put in one of LANES lanes by a hash of its
- * labels as stored (after the tenant label is set): the hash wire.c takes
- * over the canonical encoding of the final label set (the one the usage
- * sketches count), lane = its top three bits (lanes_of). A lane is a
+ * labels as stored (wire.c, lane_hash): of the value of its instance
+ * label, or of its metric name when it has none, or of its whole final
+ * label set (the hash the usage sketches count) when it has neither; lane
+ * = the top three bits (lanes_of). Hashing the instance keeps one
+ * target's series, which a request carries side by side, together: each
+ * lane's block then compresses as well as the request did (hashing every
+ * label scattered them, and the buffer took 1.67x the bytes of the bodies
+ * as sent; by metric name and instance, 1.38x; by instance, 1.02x), and a
+ * request of one target is stored as it came. A lane is a
  * totally ordered queue: within a lane the entries go upstream in
  * sequence order with at most one request in flight; different lanes hold
  * disjoint series, so they go in parallel and a series' samples still

@@ -69,9 +69,10 @@
  *   Version 1 (format 3 and before): nlanes 0, no table, one block; it
  *   reads as one part in lane 0 (lanes.h).
  *
- *   The lane of a series: the top 3 bits of the 64-bit hash wire.c takes
- *   of its final label set (lanes.h, lanes_of). Part of this format: a
- *   change needs a new entry version.
+ *   The lane of a series: the top 3 bits of a 64-bit hash wire.c takes
+ *   of its instance label's value (else its metric name, else its final
+ *   label set; lanes.h, wire.c lane_hash). Part of this format: a change
+ *   needs a new entry version.
  *
  *   dest value:
  *   +------------+------------+------------------+------------------+

@@ -48,10 +48,11 @@ struct wire_opts {
 	void (*on_series)(void *arg, uint64_t hash);
 	void *arg;
 	/* Delivery lanes (lanes.h), or NULL: when set, the rewritten copy
-	 * goes to lane_out[0..LANES) instead of out: each series to the
-	 * lane of that hash (lanes_of), every other top-level field to lane
-	 * 0, and lane_counts[l] (when not NULL) counts what went to lane l.
-	 * The hash, and so a series' lane, depends on its final label set
+	 * goes to lane_out[0..LANES) instead of out: each series to its lane
+	 * (lanes_of a hash of its instance label, else of its metric name,
+	 * else of its final label set; see lanes.h), every other top-level
+	 * field to lane 0, and lane_counts[l] (when not NULL) counts what
+	 * went to lane l. A series' lane depends on its final label set
 	 * only; it is part of the store's format (store.h). lane_out[0].max
 	 * bounds the sum of the lanes (WIRE_TOO_LARGE past it). */
 	struct buf *lane_out;

@@ -464,6 +464,16 @@ static void dc_config(struct config *cfg, int tight)
 /* Checks the chunks of a batch that ingest_body filled from a request
  * whose final form (after any rewrite) is want[0..wlen) with counts c.
  * Returns NULL or what is wrong. */
+/* Bytes in all lanes. */
+static size_t dc_lanes_total(const struct buf *lanes)
+{
+	size_t n = 0;
+
+	for (unsigned l = 0; l < LANES; l++)
+		n += lanes[l].len;
+	return n;
+}
+
 static const char *dc_chunks(const struct config *cfg, const struct batch *b,
 			     const uint8_t *want, size_t wlen,
 			     const struct wire_counts *c)
@@ -509,14 +519,21 @@ static const char *dc_chunks(const struct config *cfg, const struct batch *b,
 				    "and more than one field", i, n);
 			break;
 		}
-		if (ch->lane >= LANES || off[ch->lane] + n > lanes[ch->lane].len ||
+		/* The body as it came: the whole request, all in its lane. */
+		if (b->nchunks == 1 && ch->lane < LANES && n == wlen &&
+		    memcmp(raw, want, n) == 0 &&
+		    lanes[ch->lane].len == dc_lanes_total(lanes)) {
+			off[ch->lane] = lanes[ch->lane].len;
+		} else if (ch->lane >= LANES ||
+			   off[ch->lane] + n > lanes[ch->lane].len ||
 		    (n > 0 && memcmp(raw, lanes[ch->lane].p + off[ch->lane],
 				     n) != 0)) {
 			e = dc_fail("chunk %zu: not the next %zu bytes of its "
 				    "lane", i, n);
 			break;
+		} else {
+			off[ch->lane] += n;
 		}
-		off[ch->lane] += n;
 		memset(&cc, 0, sizeof(cc));
 		if (wire_scan(raw, n, NULL, &cc, NULL, why, sizeof(why)) !=
 			    WIRE_OK ||
