@@ -691,32 +691,48 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
 
 /*
  * The hash that picks series r's delivery lane (lanes.h): of its instance
- * label's value, or of its metric name when it has no instance label, or
- * full (the hash of all its labels) when it has neither. The series of one
- * target, which a request carries side by side, stay together in a lane,
- * so each lane's block compresses as well as the request did (a hash of
- * all labels scatters them: 1.67x the bytes on node-exporter-like
- * requests). Part of the stored format (store.h).
+ * label's value, or of its metric name when it has no instance label;
+ * when it has neither, the hash of all its final labels (the one
+ * on_series gets) does. The series of one target, which a request carries
+ * side by side, stay together in a lane, so each lane's block compresses
+ * as well as the request did (a hash of all labels scatters them: 1.67x
+ * the bytes on node-exporter-like requests). Part of the stored format
+ * (store.h). Returns 1 with the hash in *h, or 0 when r has neither label.
  */
-static uint64_t lane_hash(const struct series *r, uint64_t full)
+static int lane_key(const struct scan *s, const struct series *r,
+		    uint64_t *h)
 {
 	const uint64_t k1 = 0x9e3779b97f4a7c15ull, k2 = 0xc2b2ae3d27d4eb4full;
-	const struct label *name = NULL, *inst = NULL;
+	const uint8_t *name = NULL, *inst = NULL;
+	size_t nlen = 0, ilen = 0;
 
 	for (size_t i = 0; i < r->n; i++) {
 		const struct label *l = &r->l[i];
 		if (i == r->drop || l->nlen != 8)
 			continue;
-		if (memcmp(l->name, "__name__", 8) == 0)
-			name = l;
-		else if (memcmp(l->name, "instance", 8) == 0)
-			inst = l;
+		if (memcmp(l->name, "__name__", 8) == 0) {
+			name = l->value;
+			nlen = l->vlen;
+		} else if (memcmp(l->name, "instance", 8) == 0) {
+			inst = l->value;
+			ilen = l->vlen;
+		}
+	}
+	/* The labels as stored: the tenant label's value wins. */
+	if (s->tname != NULL && s->tnlen == 8) {
+		if (memcmp(s->tname, "instance", 8) == 0) {
+			inst = s->tvalue;
+			ilen = s->tvlen;
+		} else if (memcmp(s->tname, "__name__", 8) == 0) {
+			name = s->tvalue;
+			nlen = s->tvlen;
+		}
 	}
 	if (inst != NULL)
-		return hash_mix(hash_bytes(inst->value, inst->vlen) ^ k1, k2);
-	if (name != NULL)
-		return hash_mix(hash_bytes(name->value, name->vlen) ^ k2, k1);
-	return full;
+		*h = hash_mix(hash_bytes(inst, ilen) ^ k1, k2);
+	else if (name != NULL)
+		*h = hash_mix(hash_bytes(name, nlen) ^ k2, k1);
+	return inst != NULL || name != NULL;
 }
 
 /*
@@ -733,8 +749,14 @@ static int series_emit(struct scan *s, const struct series *r,
 	struct buf *out = s->out;
 	struct field f;
 	uint64_t h = 0;
+	int direct = 1;   /* labels written straight into out */
 
-	if (!s->rewrite || s->lanes != NULL) {
+	/* The lane, from the instance (or name) label alone when it has one:
+	 * then the labels go straight into the lane's output. */
+	if (s->lanes != NULL && lane_key(s, r, &h)) {
+		s->lane = lanes_of(h);
+		out = &s->lanes[s->lane];
+	} else if (!s->rewrite || s->lanes != NULL) {
 		/* The final labels first, for their hash (and lane). */
 		if (r->llen > sizeof(tmp) && r->llen > scratch_bytes_cap) {
 			if ((d = realloc(scratch_bytes, r->llen)) == NULL)
@@ -751,9 +773,10 @@ static int series_emit(struct scan *s, const struct series *r,
 			s->o->on_series(s->o->arg, h);
 		if (!s->rewrite)
 			return 0;
-		s->lane = lanes_of(lane_hash(r, h));
+		s->lane = lanes_of(h);
 		out = &s->lanes[s->lane];
 		labels = d;
+		direct = 0;
 	}
 	/* lane_out[0].max bounds the lanes' sum, as out->max bounds out. */
 	if ((s->lanes != NULL &&
@@ -766,7 +789,7 @@ static int series_emit(struct scan *s, const struct series *r,
 	d = out->p + out->len;
 	*d++ = 0x0a;
 	d = put_varint(d, body);
-	if (s->lanes != NULL) {
+	if (!direct) {
 		memcpy(d, labels, r->llen);
 		d += r->llen;
 	} else {
