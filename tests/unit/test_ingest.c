@@ -239,6 +239,87 @@ static void test_fixtures_tenant_label(void)
 	CHECK_NOERR(e);
 }
 
+/*
+ * The lane of a series follows its instance label: every series of one
+ * instance is in the same lane (the series of one target stay together, so
+ * the blocks compress as the request did), and a request of one instance,
+ * not rewritten, is stored as it came.
+ */
+static void test_lane_by_instance(void)
+{
+	struct config cfg;
+	const char *e = NULL;
+
+	config_defaults(&cfg);
+	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
+		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL };
+		char inst[64][128];
+		unsigned lane_of[64], ninst = 0;
+		struct wire_counts counts;
+		uint64_t decoded;
+		struct buf body;
+		struct batch b;
+		uint8_t *z;
+		size_t zlen;
+
+		if ((z = fixture(fixture_names[i], &zlen)) == NULL) {
+			e = "cannot read a fixture";
+			break;
+		}
+		body_set(&body, &cfg, z, zlen);
+		if (ingest_body(&cfg, &r, &body, &b, &counts, &decoded, why,
+				sizeof(why)) != 0) {
+			e = err("%s: refused (%s)", fixture_names[i], why);
+			buf_free(&body);
+			free(z);
+			break;
+		}
+		for (size_t c = 0; c < b.nchunks && e == NULL; c++) {
+			size_t n;
+			uint8_t *dec = uncompress(b.chunks[c].block, b.chunks[c].len, &n);
+			Prometheus__WriteRequest *m = dec == NULL ? NULL :
+				prometheus__write_request__unpack(NULL, n, dec);
+			free(dec);
+			if (m == NULL) {
+				e = "a chunk does not decode";
+				break;
+			}
+			for (size_t k = 0; k < m->n_timeseries && e == NULL; k++) {
+				const Prometheus__TimeSeries *t = m->timeseries[k];
+				const char *v = NULL;
+				unsigned j;
+				for (size_t l = 0; l < t->n_labels; l++)
+					if (strcmp(t->labels[l]->name, "instance") == 0)
+						v = t->labels[l]->value;
+				if (v == NULL)
+					continue;
+				for (j = 0; j < ninst && strcmp(inst[j], v) != 0; j++)
+					;
+				if (j == ninst && ninst < 64) {
+					snprintf(inst[ninst], sizeof(inst[0]), "%s", v);
+					lane_of[ninst++] = b.chunks[c].lane;
+				} else if (j < ninst && lane_of[j] != b.chunks[c].lane) {
+					e = err("%s: instance %s in lanes %u and %u",
+						fixture_names[i], v, lane_of[j],
+						b.chunks[c].lane);
+				}
+			}
+			prometheus__write_request__free_unpacked(m, NULL);
+		}
+		/* One instance, no metadata: one lane, the body as it came. */
+		if (e == NULL && ninst == 1 && b.nchunks == 1 &&
+		    (b.chunks[0].len != zlen ||
+		     memcmp(b.chunks[0].block, z, zlen) != 0 || body.p != NULL))
+			e = err("%s: one lane, but not stored as it came",
+				fixture_names[i]);
+		batch_release(&b);
+		buf_free(&body);
+		free(z);
+	}
+	config_free(&cfg);
+	CHECK_NOERR(e);
+}
+
 static size_t series_seen;
 
 static void count_series(void *arg, uint64_t hash)
@@ -675,6 +756,7 @@ static void test_bad_labels(void)
 int main(void)
 {
 	RUN(test_fixtures_counts_and_lanes);
+	RUN(test_lane_by_instance);
 	RUN(test_fixtures_tenant_label);
 	RUN(test_on_series_called_per_series);
 	RUN(test_decoded_size_over_limit);
