@@ -45,8 +45,6 @@ struct queue_lane {
 	 * (queue_lane_acked; either may come first): above 0, the lane
 	 * waits. */
 	int unacked;
-	uint64_t retry_at_ms;  /* not before this time */
-	unsigned attempts;     /* failed attempts in a row */
 };
 
 struct queue_tenant {
@@ -62,8 +60,11 @@ struct queue_tenant {
 	/* Newest entry of version 1 (found at start; 0: none): lanes other
 	 * than 0 wait while the tenant holds entries up to it (lanes.h). */
 	uint64_t legacy_last;
-	/* Forwarder state. */
+	/* Forwarder state. A failure to deliver (QUEUE_RETRY) is the
+	 * upstream's, not a lane's: the tenant's lanes back off together. */
 	struct queue_lane lane[QUEUE_LANES];
+	uint64_t retry_at_ms;  /* no lane sends before this time */
+	unsigned attempts;     /* failed attempts in a row */
 	unsigned inflight;     /* lanes with a request in flight */
 	unsigned next_lane;    /* where the tenant's next claim starts */
 	struct queue_tenant *next;
@@ -119,7 +120,7 @@ struct queue_job {
 	uint64_t last;         /* up to this one */
 	int isolate;           /* one entry only */
 	int fresh;             /* new entries (else a range sent before) */
-	unsigned attempts;     /* the lane's failed attempts in a row so far */
+	unsigned attempts;     /* the tenant's failed attempts in a row so far */
 };
 
 /*

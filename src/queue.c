@@ -159,9 +159,9 @@ static int lane_ready(const struct queue_tenant *t, unsigned l, uint64_t now,
 	/* Entries of version 1 go first, by lane 0 alone. */
 	if (l != 0 && t->legacy_last != 0)
 		return 0;
-	if (ln->retry_at_ms > now) {
-		if (*wait_until == 0 || ln->retry_at_ms < *wait_until)
-			*wait_until = ln->retry_at_ms;
+	if (t->retry_at_ms > now) {
+		if (*wait_until == 0 || t->retry_at_ms < *wait_until)
+			*wait_until = t->retry_at_ms;
 		return 0;
 	}
 	return 1;
@@ -232,7 +232,7 @@ int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 	job->id[t->idlen] = '\0';
 	job->idlen = t->idlen;
 	job->lane = (unsigned)l;
-	job->attempts = ln->attempts;
+	job->attempts = t->attempts;
 	if (ln->has_retry) {
 		/* What failed goes again first. */
 		job->first = ln->retry.first;
@@ -343,14 +343,19 @@ void queue_done(struct queue *q, const struct queue_job *job,
 		lane_release(t, ln);
 		switch (outcome) {
 		case QUEUE_SENT:
-			ln->attempts = 0;
-			ln->retry_at_ms = 0;
+			t->attempts = 0;
+			t->retry_at_ms = 0;
 			ln->unacked++;
 			break;
 		case QUEUE_RETRY:
 			retry_push(ln, first, last, job->isolate);
-			ln->attempts++;
-			ln->retry_at_ms = clock_mono_ms() + retry_in_ms;
+			/* Lanes that were in flight together fail together:
+			 * one attempt, one backoff. */
+			if (t->retry_at_ms <= clock_mono_ms() &&
+			    job->attempts == t->attempts) {
+				t->attempts++;
+				t->retry_at_ms = clock_mono_ms() + retry_in_ms;
+			}
 			break;
 		case QUEUE_ISOLATE:
 			retry_push(ln, first, last, 1);
@@ -389,12 +394,8 @@ void queue_totals(struct queue *q, struct queue_totals *out)
 		if (t->entries > 0 && t->oldest_ms != 0 &&
 		    (out->oldest_ms == 0 || t->oldest_ms < out->oldest_ms))
 			out->oldest_ms = t->oldest_ms;
-		for (unsigned l = 0; l < QUEUE_LANES; l++) {
-			if (t->lane[l].retry_at_ms > now) {
-				out->tenants_waiting++;
-				break;
-			}
-		}
+		if (t->retry_at_ms > now)
+			out->tenants_waiting++;
 	}
 	pthread_mutex_unlock(&q->lock);
 }
