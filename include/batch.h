@@ -16,11 +16,13 @@
 #include "usage.h"
 #include "wire.h"
 
-/* One compressed piece of a request: a snappy block of whole series. */
+/* One compressed piece of a request: a snappy block of whole series, all
+ * of one delivery lane (lanes.h). */
 struct chunk {
 	uint8_t *block;          /* owned by the batch */
 	size_t len;
 	uint32_t raw_len;
+	unsigned lane;           /* 0..LANES-1 */
 	struct wire_counts counts;
 };
 

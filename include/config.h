@@ -83,8 +83,8 @@ struct config {
 	uint64_t min_backoff_ms;    /* 100ms */
 	uint64_t max_backoff_ms;    /* 5s */
 	uint64_t max_request_size;  /* 8MiB: decoded bytes per forwarded request */
-	int concurrency;            /* 4: forwarder threads (one request each) */
-	int inflight_per_tenant;    /* 1: requests of one tenant in flight */
+	int concurrency;            /* 8: forwarder threads (one request each) */
+	int inflight_per_tenant;    /* 4: delivery lanes of a tenant in flight */
 	char *bearer_token;         /* owned, NULL: none */
 	char *basic_user;           /* owned, NULL: none */
 	char *basic_password;

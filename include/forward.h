@@ -2,12 +2,14 @@
  * forward.h - delivery of the buffer to the upstream.
  *
  * [upstream] concurrency threads, each with its own keep-alive libcurl
- * handle. A thread claims one tenant (queue_claim), takes that tenant's
- * oldest entries up to max_request_size decoded as one request body
- * (merged without recompressing, and streamed to libcurl from the LMDB map
- * in a read transaction held for that request: the body is never copied
- * whole), sends it, and then (retry.h classifies the answer):
- *   2xx            asks the writer to delete them;
+ * handle. A thread claims one (tenant, lane) (queue_claim, lanes.h), takes
+ * that lane's parts of the tenant's oldest entries up to max_request_size
+ * decoded as one request body (merged without recompressing, and streamed
+ * to libcurl from the LMDB map in a read transaction held for that
+ * request: the body is never copied whole), sends it, and then (retry.h
+ * classifies the answer):
+ *   2xx            asks the writer to record the lane through them (an
+ *                  entry goes once every lane with a part is through);
  *   5xx, 429, 408, a network error
  *                  the upstream is down: its gate lets one request at a
  *                  time probe it (capped exponential backoff with jitter,
@@ -15,8 +17,9 @@
  *                  and the others wait until one succeeds
  *                  (upstream_gate.h); the tenant itself waits min_backoff;
  *   400, 413, 422  the content is refused: sends a merged request's
- *                  entries one by one, and sets aside the one refused
- *                  alone, so a poison batch never blocks the rest;
+ *                  entries' parts one by one, and sets aside the lane's
+ *                  part refused alone, so a poison batch never blocks the
+ *                  rest;
  *   anything else  (3xx, 401, 403, 404, 405, ...) the URL or credentials
  *                  are wrong: backs off like a 5xx, keeps the data,
  *                  counts relay_upstream_misconfigured_total{code} and

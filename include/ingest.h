@@ -3,10 +3,12 @@
  *
  * Checks snappy's stated decoded length against the limit before it
  * allocates, decodes, validates with the wire scanner (setting the tenant
- * label when asked), and leaves compressed chunks of whole series, each at
- * most [upstream] max_request_size decoded. When nothing was rewritten and
- * the request is small enough, the body as received is the chunk: nothing
- * is compressed again.
+ * label when asked, and writing each series into its delivery lane,
+ * lanes.h), and leaves compressed chunks of whole series of one lane
+ * each, at most [upstream] max_request_size decoded. When nothing was
+ * rewritten, the request is small enough and all of it is in one lane (one
+ * target's series, most often), the body as received is the chunk:
+ * nothing is compressed again. An empty request leaves no chunk.
  */
 #ifndef RELAY_INGEST_H
 #define RELAY_INGEST_H

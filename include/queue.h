@@ -1,12 +1,17 @@
 /*
- * queue.h - the in-memory index of what the buffer holds, per tenant.
+ * queue.h - the in-memory index of what the buffer holds, per tenant, and
+ * the delivery lanes' places in it.
  *
  * The entries themselves live in LMDB (store.h); this keeps per tenant the
- * counts, the range of sequence numbers, and the forwarder's place in it.
- * The writer thread adds what it committed and removes what it deleted; the
- * forwarder threads claim one tenant at a time, so at most one request per
- * tenant is in flight and each series' samples go out in order. One mutex
- * guards it all; every call is short.
+ * counts and the range of sequence numbers, and per (tenant, lane) the
+ * forwarder's place (lanes.h): a lane has at most one request in flight
+ * and sends its parts in sequence order, so each series' samples go out
+ * in order, while a tenant's lanes go in parallel (at most max_inflight
+ * of them, [upstream] inflight_per_tenant). The writer thread adds what it
+ * committed and removes what it deleted; forwarder threads claim one
+ * (tenant, lane) at a time: tenants take turns first, then the lanes of
+ * the tenant chosen, so that one tenant's backlog does not hold back
+ * another's fresh data. One mutex guards it all; every call is short.
  *
  * Only the delivery index lives here: the per-tenant counters of /metrics
  * are in tenant_stats.h, the rate limit's token buckets in ratelimit.h.
@@ -19,14 +24,27 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "lanes.h"
 
-#define QUEUE_MAX_INFLIGHT 64
+#define QUEUE_LANES LANES
 
-/* Entries first..last of a tenant that a request took and must send again;
+/* Entries first..last of a lane that a request took and must send again;
  * isolate: one entry a request (the upstream refused them together). */
 struct queue_range {
 	uint64_t first, last;
 	int isolate;
+};
+
+/* One lane of a tenant: where its delivery stands. */
+struct queue_lane {
+	uint64_t send_seq;     /* next sequence number no request has taken */
+	struct queue_range retry; /* to send again first, when has_retry */
+	int has_retry;
+	int inflight;          /* a request (or a read) of the lane: 0 or 1 */
+	/* Deliveries reported (QUEUE_SENT) less those the writer committed
+	 * (queue_lane_acked; either may come first): above 0, the lane
+	 * waits. */
+	int unacked;
 };
 
 struct queue_tenant {
@@ -39,14 +57,16 @@ struct queue_tenant {
 	uint64_t first_seq;    /* oldest entry's sequence number, if entries */
 	uint64_t last_seq;     /* newest entry's sequence number, if entries */
 	uint64_t oldest_ms;    /* when the oldest entry was committed */
-	/* Forwarder state. */
-	uint64_t send_seq;     /* next sequence number no request has taken */
-	struct queue_range retry[2 * QUEUE_MAX_INFLIGHT + 2]; /* to send again */
-	unsigned nretry;
-	unsigned inflight;     /* requests being sent */
-	int reading;           /* a thread is reading new entries */
-	uint64_t retry_at_ms;  /* not before this time */
+	/* Newest entry of version 1 (found at start; 0: none): lanes other
+	 * than 0 wait while the tenant holds entries up to it (lanes.h). */
+	uint64_t legacy_last;
+	/* Forwarder state. A failure to deliver (QUEUE_RETRY) is the
+	 * upstream's, not a lane's: the tenant's lanes back off together. */
+	struct queue_lane lane[QUEUE_LANES];
+	uint64_t retry_at_ms;  /* no lane sends before this time */
 	unsigned attempts;     /* failed attempts in a row */
+	unsigned inflight;     /* lanes with a request in flight */
+	unsigned next_lane;    /* where the tenant's next claim starts */
 	struct queue_tenant *next;
 };
 
@@ -62,7 +82,7 @@ struct queue {
 struct queue_totals {
 	uint64_t entries, bytes, samples;
 	uint64_t oldest_ms;    /* 0 if empty */
-	unsigned tenants_waiting; /* tenants in backoff */
+	unsigned tenants_waiting; /* tenants with a lane in backoff */
 };
 
 void queue_init(struct queue *q);
@@ -83,29 +103,42 @@ void queue_removed(struct queue *q, const char *id, size_t idlen,
 		   uint64_t entries, uint64_t bytes, uint64_t samples,
 		   uint64_t next_seq, uint64_t next_created_ms);
 
+/* What the loader found (store_load_queue): the tenant's newest entry of
+ * version 1 is seq. */
+void queue_legacy(struct queue *q, const char *id, size_t idlen, uint64_t seq);
+
+/* What the loader found: the tenant's lane is through seq (its cursor). */
+void queue_lane_through(struct queue *q, const char *id, size_t idlen,
+			unsigned lane, uint64_t seq);
+
 /* What a forwarder thread took on with queue_claim. */
 struct queue_job {
 	char id[TENANT_ID_MAX + 1];
 	size_t idlen;
-	uint64_t first;        /* send entries from this seq on */
+	unsigned lane;
+	uint64_t first;        /* send the lane's parts from this seq on */
 	uint64_t last;         /* up to this one */
 	int isolate;           /* one entry only */
 	int fresh;             /* new entries (else a range sent before) */
-	unsigned attempts;     /* failed attempts in a row so far */
+	unsigned attempts;     /* the tenant's failed attempts in a row so far */
 };
 
 /*
- * Forwarder: waits until some tenant has entries to send (again), has
- * fewer than max_inflight requests in flight, is not backing off and no
- * other thread is reading its new entries; takes them and fills job.
- * Tenants take turns. Returns 0, or -1 once stopping.
+ * Forwarder: waits until some tenant has a lane with entries to send
+ * (again), no request in flight and no backoff, while fewer than
+ * max_inflight of the tenant's lanes are in flight (lane 0 only while
+ * the tenant holds entries of version 1); takes them and fills job.
+ * Tenants take turns, then the lanes of a tenant. Returns 0, or -1 once
+ * stopping.
  */
 int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job);
 
 /*
- * Forwarder: after reading, says which entries the request holds
- * (first..last; none if entries is 0). What the job took but the request
- * does not hold is left for the next claim.
+ * Forwarder: after reading, says which entries the request holds (entries
+ * parts, first..last: last is the last entry the body covers, parts or
+ * not; entries 0: the lane has nothing in the job's range, which it is
+ * then through, and no request follows). What the job took but the
+ * request does not hold is left for the next claim.
  */
 void queue_taken(struct queue *q, const struct queue_job *job,
 		 uint64_t entries, uint64_t first, uint64_t last);
@@ -116,14 +149,21 @@ void queue_unclaim(struct queue *q, const struct queue_job *job);
 enum queue_outcome { QUEUE_SENT, QUEUE_RETRY, QUEUE_ISOLATE };
 
 /*
- * Forwarder: the request holding first..last is done. QUEUE_SENT: the
- * upstream took it or it was set aside; QUEUE_RETRY: send it again after
- * retry_in_ms (the tenant backs off); QUEUE_ISOLATE: send its entries
- * again one by one.
+ * Forwarder: the lane's request holding first..last is done. QUEUE_SENT:
+ * the upstream took it or it was set aside: the lane sends nothing more
+ * until queue_lane_acked says the writer committed that (so that a crash
+ * sends again at most the request that was in flight); QUEUE_RETRY: send
+ * it again after retry_in_ms (the lane backs off); QUEUE_ISOLATE: send its
+ * entries again one by one.
  */
 void queue_done(struct queue *q, const struct queue_job *job,
 		enum queue_outcome outcome, uint64_t first, uint64_t last,
 		uint64_t retry_in_ms);
+
+/* Writer: the delivery (or set-aside) the lane reported with QUEUE_SENT
+ * is committed: the lane may send again. */
+void queue_lane_acked(struct queue *q, const char *id, size_t idlen,
+		      unsigned lane);
 
 void queue_totals(struct queue *q, struct queue_totals *t);
 

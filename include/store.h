@@ -5,16 +5,25 @@
  * relay holds a closed struct store and calls the operations in this
  * header (the insides are in store_int.h, for store*.c only). Files:
  * store.c (open, format check, transactions), store_queue.c (entries),
- * store_setaside.c, store_dedup.c, store_usage.c, store_dest.c, store_ha.c,
- * store_series.c.
+ * store_lanes.c (delivery cursors), store_setaside.c, store_dedup.c,
+ * store_usage.c, store_dest.c, store_ha.c, store_series.c.
  *
- * On-disk format, version 4 (STORE_FORMAT). Named databases:
+ * On-disk format, version 5 (STORE_FORMAT). Named databases:
  *
  *   meta      "format" -> u32 STORE_FORMAT; "next_seq" -> u64;
  *             "usage_format" -> u32 USAGE_FORMAT (usage.h)
  *   queue     key: tenant id bytes, 0x00, u64 big-endian sequence number
  *             (so one tenant's entries are adjacent and oldest first)
- *             value: struct entry_hdr, then one snappy block
+ *             value: struct entry_hdr, a lane table, one snappy block per
+ *             lane (version 2; version 1: the header and one block)
+ *   lanes     key: tenant id bytes, 0x00, u64 big-endian lane number
+ *             (0..STORE_LANES-1); value: u64 "delivered through": the
+ *             lane's parts of the tenant's entries up to that sequence
+ *             number went upstream (or were set aside). Written in the
+ *             transaction that records the upstream's answer; an entry is
+ *             deleted once every lane with a part in it is through it.
+ *             A missing record is 0. Records below the tenant's first
+ *             entry are harmless (eviction leaves them).
  *   setaside  same key; value: struct setaside_hdr, the upstream's reason,
  *             then the queue value as it was
  *   dedup     empty (format 1 kept digest -> time here)
@@ -48,17 +57,30 @@
  *             seen_ms + window_ms has passed is expired: deleted a few
  *             hundred at a time by every commit round, never loaded.
  *
- *   queue value:
- *   +---------+-------+----------+---------+-----------------------------+
- *   | version | flags | reserved | raw_len | created_ms                  |
- *   |  u8 (1) |  u8   |   u16    |   u32   |   u64                       |
- *   +---------+-------+----------+---------+-----------------------------+
- *   | series u32 | samples u32 | histograms u32 | exemplars u32 |        |
- *   | metadata u32 | requests u32 |                                      |
- *   +-----------------------------------------------------------------  -+
- *   | snappy block: varint32 raw_len, elements  (raw_len decoded bytes    |
- *   | of a prometheus.WriteRequest, ready to send upstream as it is)      |
+ *   queue value, entry version 2 (STORE_ENTRY_VERSION):
+ *   +---------+-------+--------+---------+--------------------------------+
+ *   | version | flags | nlanes | raw_len | created_ms                     |
+ *   |  u8 (2) |  u8   |  u16   |   u32   |   u64                          |
+ *   +---------+-------+--------+---------+--------------------------------+
+ *   | series u32 | samples u32 | histograms u32 | exemplars u32 |         |
+ *   | metadata u32 | requests u32 |                                       |
  *   +---------------------------------------------------------------------+
+ *   | lane table: nlanes (1..8) records of 20 bytes, lanes ascending:     |
+ *   | lane u8, zero u8[3], block_len u32, raw_len u32, samples u32,       |
+ *   | series u32 (lanes.h, struct lane_rec)                               |
+ *   +---------------------------------------------------------------------+
+ *   | the lanes' snappy blocks, in table order: each varint32 raw_len,    |
+ *   | elements (a prometheus.WriteRequest of the lane's series, ready to  |
+ *   | send upstream as it is)                                             |
+ *   +---------------------------------------------------------------------+
+ *   The header's raw_len, series and samples are the sums of the table's.
+ *   Version 1 (format 3 and before): nlanes 0, no table, one block; it
+ *   reads as one part in lane 0 (lanes.h).
+ *
+ *   The lane of a series: the top 3 bits of a 64-bit hash wire.c takes
+ *   of its instance label's value (else its metric name, else its final
+ *   label set; lanes.h, wire.c lane_hash). Part of this format: a change
+ *   needs a new entry version.
  *
  *   dest value:
  *   +------------+------------+------------------+------------------+
@@ -81,8 +103,10 @@
  *
  * Integers are little-endian unless said otherwise. An entry holds one or
  * more acknowledged requests of one tenant, merged when they were
- * committed together. The block is the request body the forwarder sends
- * (several entries are merged again, without recompressing; see sblock.h).
+ * committed together, their series sorted into lanes. A lane's block is a
+ * request body the forwarder sends (the same lane's blocks of several
+ * entries are merged again, without recompressing; see sblock.h and
+ * lanes.h).
  *
  * Versions. STORE_FORMAT covers the databases and keys; the entry header
  * has its own (STORE_ENTRY_VERSION, in every queue value), the usage
@@ -100,11 +124,16 @@
  *                  else changed: a relay of format 3 cannot open it (it
  *                  refuses a newer format), a reader of format 4 reads a
  *                  format 3 directory as it is.
+ *   format 4 -> 5  the lanes database is created, empty. The entries
+ *                  already buffered are of version 1, older than any
+ *                  written after: lane 0 delivers them whole, in order,
+ *                  and the other lanes wait until the tenant has none.
  *   newer format   refused ("written by a newer relay").
  *   usage_format   missing (format 1): set; older: the usage module reads
  *                  older records (shorter ones with zeros), so it is
  *                  raised; newer: refused.
- *   entry version  an entry of another version is not misread: it is
+ *   entry version  versions 1 and 2 are read; an entry of another version
+ *                  (or a lane table out of bounds) is not misread: it is
  *                  skipped with a warning when the queue is loaded, and
  *                  sent alone (and so set aside) if it is ever read.
  *
@@ -128,14 +157,15 @@
 #include "config.h"
 #include "sblock.h"
 
-#define STORE_FORMAT 4
-#define STORE_ENTRY_VERSION 1
+#define STORE_FORMAT 5
+#define STORE_ENTRY_VERSION 2
+#define STORE_LANES 8            /* LANES in lanes.h */
 #define STORE_KEY_MAX (TENANT_ID_MAX + 1 + 8)
 
 struct entry_hdr {
 	uint8_t version;         /* STORE_ENTRY_VERSION */
 	uint8_t flags;
-	uint16_t reserved;
+	uint16_t nlanes;         /* version 2: lane records; version 1: 0 */
 	uint32_t raw_len;
 	uint64_t created_ms;
 	uint32_t series;
@@ -243,7 +273,9 @@ void store_close(struct store *st);
 int store_lock(const char *path);
 void store_unlock(int fd);
 
-/* Fills q with what the queue database holds. Returns 0 or an ERR_*. */
+/* Fills q with what the queue database holds, the lanes' cursors, and
+ * where the tenants' entries of version 1 end (queue.h). Returns 0 or an
+ * ERR_*. */
 struct queue;
 int store_load_queue(struct store *st, struct queue *q);
 
@@ -257,14 +289,35 @@ int store_txn_begin(struct store *st, struct store_txn **t);
 int store_txn_commit(struct store_txn *t);
 void store_txn_abort(struct store_txn *t);
 
+/* One lane of an entry to write: the block merging parts, counted. */
+struct store_lane_in {
+	unsigned lane;                   /* 0..STORE_LANES-1 */
+	const struct sblock_part *parts; /* ref: whole snappy blocks */
+	size_t nparts;
+	uint32_t samples, series;
+};
+
 /*
- * Stores one entry whose block is the merge of parts, under the next
- * sequence number (set in *seq). hdr's version and raw_len are set here.
- * Returns 0 or an ERR_* code (ERR_FULL: the map is full).
+ * Stores one entry (version 2) whose lanes are lanes[0..n) (in ascending
+ * lane order, each with at least one part), under the next sequence
+ * number (set in *seq). hdr's version, nlanes and raw_len are set here;
+ * its samples and series must be the lanes' sums. Returns 0 or an ERR_*
+ * code (ERR_FULL: the map is full; ERR_FAIL: lanes out of order, a
+ * malformed part, or more than SBLOCK_MAX_RAW decoded bytes).
  */
+int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
+		    struct entry_hdr *hdr, const struct store_lane_in *lanes,
+		    size_t n, uint64_t *seq, uint64_t *value_bytes);
+
+/* store_put_lanes with one lane, 0, merging parts (counted as hdr says). */
 int store_put_entry(struct store_txn *t, const char *tenant, size_t tlen,
 		    struct entry_hdr *hdr, const struct sblock_part *parts,
 		    size_t nparts, uint64_t *seq, uint64_t *value_bytes);
+
+/* Stores a queue value as it is (any version this relay reads; salvage)
+ * under the next sequence number. Returns 0 or an ERR_* code. */
+int store_put_value(struct store_txn *t, const char *tenant, size_t tlen,
+		    const void *value, size_t len, uint64_t *seq);
 
 /*
  * Deletes the tenant's entries with first <= seq <= last, adding what it
@@ -275,12 +328,40 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 		       uint64_t first, uint64_t last, struct store_span *gone,
 		       struct store_span *next);
 
-/* Moves one entry into setaside with the upstream's answer, adding it to
- * *gone; *next as in store_delete_range. Returns 0, ERR_NOTFOUND (no such
- * entry), or an ERR_* code. */
+/*
+ * Sets aside what the upstream refused for good, with its answer.
+ * lane < 0: moves the whole entry seq into setaside, adding it to *gone;
+ * *next as in store_delete_range. lane >= 0: copies only the lane's part
+ * of entry seq into setaside as an entry of version 2 with that one lane
+ * (added to the set-aside value of seq when another lane's part is there
+ * already), and leaves the entry in the queue: the caller then acks the
+ * lane through seq (store_lane_ack), which deletes the entry when no other
+ * lane needs it (gone and next are untouched). Returns 0, ERR_NOTFOUND
+ * (no such entry, or no part in lane), or an ERR_* code.
+ */
 int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
-		    uint64_t seq, long status, const char *reason,
+		    int lane, uint64_t seq, long status, const char *reason,
 		    struct store_span *gone, struct store_span *next);
+
+/* ---- Delivery cursors (store_lanes.c; the lanes database) ---- */
+
+/*
+ * The upstream took (or refused for good) lane's parts of the tenant's
+ * entries first..last: the lane's cursor moves to last (never back), and
+ * every entry in first..last whose lanes with a part are all through it
+ * now is deleted and added to *gone. *delivered gets the samples of the
+ * lane's parts in first..last the cursor had not passed before. *next as
+ * in store_delete_range. Returns 0 or an ERR_* code.
+ */
+int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
+		   unsigned lane, uint64_t first, uint64_t last,
+		   struct store_span *gone, struct store_span *next,
+		   uint64_t *delivered);
+
+/* The tenant's cursors, in a read transaction: through[L] for each lane
+ * (0 when none). Returns 0 or an ERR_* code. */
+int store_lane_cursors(struct store *st, const char *tenant, size_t tlen,
+		       uint64_t through[STORE_LANES]);
 
 /* Bytes of the pages the databases use now (branch, leaf and overflow
  * pages of every database), as the transaction sees them. */
@@ -512,8 +593,10 @@ int store_series_expire(struct store_txn *t, struct store_pos *pos,
 
 /* ---- The forwarder's reads (store_queue.c) ---- */
 
-/* Most entries one request body merges. */
-#define STORE_BODY_MAX_ENTRIES 256
+/* Most entries one request body merges: a lane's part of an entry is
+ * about an eighth of it, so a lane request reaches max_request_size only
+ * by merging many. */
+#define STORE_BODY_MAX_ENTRIES 2048
 
 /*
  * One upstream request body left where its entries lie in the map: a read
@@ -538,14 +621,21 @@ struct store_body {
 };
 
 /*
- * Forwarder: sets body to the one snappy block merging the tenant's
- * entries with seq <= their sequence number <= max_seq, oldest first, as
- * long as the decoded total stays within max_raw (at least one entry) and
- * at most max_entries (at most STORE_BODY_MAX_ENTRIES), and all under one
- * destination record (body->dest; see the dest database above: a body
- * never spans two). An entry whose header is unreadable travels alone. span describes them; span->entries
- * is 0 if there were none. body->stream reads the block from the map (its
- * length is body->stream.len); nothing is copied.
+ * Forwarder: sets body to the one snappy block merging lane's parts of the
+ * tenant's entries with seq <= their sequence number <= max_seq, oldest
+ * first, as long as the decoded total stays within max_raw (at least one
+ * part) and at most max_entries parts (at most STORE_BODY_MAX_ENTRIES),
+ * and all under one destination record (body->dest; see the dest database
+ * above: a body never spans two). Entries without a part in lane are
+ * passed over; an entry whose header or lane table is unreadable reads as
+ * lane 0's and travels alone. span describes the parts taken (entries:
+ * how many; samples, series, raw, bytes: theirs; first_seq: the first
+ * one's sequence number), and span->last_seq is the last entry looked at
+ * that the body covers, parts or not: the lane is through it once the
+ * body is delivered. span->entries is 0 when the lane has no part in the
+ * range (span->last_seq is then the last entry there, or 0). body->stream
+ * reads the block from the map (its length is body->stream.len); nothing
+ * is copied.
  *
  * Returns 0, with a read transaction held in body that the caller ends
  * with store_body_release as soon as the request is done (nothing is held
@@ -554,7 +644,7 @@ struct store_body {
  * length passes SBLOCK_MAX_RAW.
  */
 int store_body_open(struct store *st, const char *tenant, size_t tlen,
-		    uint64_t seq, uint64_t max_seq, uint64_t max_raw,
+		    unsigned lane, uint64_t seq, uint64_t max_seq, uint64_t max_raw,
 		    uint64_t max_entries, struct store_body *body,
 		    struct store_span *span);
 
@@ -568,7 +658,7 @@ void store_body_release(struct store_body *body);
  * (store_body_open's failures, or body's bound).
  */
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,
-		     uint64_t seq, uint64_t max_seq, uint64_t max_raw,
+		     unsigned lane, uint64_t seq, uint64_t max_seq, uint64_t max_raw,
 		     uint64_t max_entries, struct buf *body,
 		     struct store_span *span);
 

@@ -34,6 +34,7 @@ struct store {
 	MDB_dbi dest;            /* 0 in a reader of a format 2 directory */
 	MDB_dbi ha;              /* 0 when absent (read only, older store) */
 	MDB_dbi series;          /* 0 when absent (read only, format 3) */
+	MDB_dbi lanes;           /* 0 in a reader of a format 4 directory */
 	uint64_t max_size;
 	uint64_t next_seq;       /* next sequence number, as last committed */
 	unsigned page_size;
@@ -75,8 +76,23 @@ size_t store_key(uint8_t *key, const char *tenant, size_t tlen, uint64_t seq);
 int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
 		    uint64_t *seq);
 
-/* Reads an entry header from a queue value; 0, or -1 if malformed. */
+/* Reads an entry header from a queue value, and checks its lane table
+ * (lanes.h); 0, or -1 if malformed or of another version. */
 int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr);
+
+/* store_entry_hdr that also gives the lane table (refs into v). */
+struct lane_table;
+int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
+		     struct lane_table *t);
+
+/* Adds entry seq (value v, header h) to span s. */
+void store_span_add(struct store_span *s, uint64_t seq, const MDB_val *v,
+		    const struct entry_hdr *h);
+
+/* Fills next with the tenant's oldest entry (entries = 0 if none), using
+ * cur on the queue database. Returns an LMDB code. */
+int store_tenant_head(MDB_cursor *cur, const char *tenant, size_t tlen,
+		      struct store_span *next);
 
 /* Pages (in bytes) that database dbi uses, as txn sees it. */
 uint64_t store_db_bytes(MDB_txn *txn, const struct store *st, MDB_dbi dbi);
@@ -96,6 +112,11 @@ int store_dest_prune(MDB_txn *txn, const struct store *st,
 int store_dest_carry(MDB_txn *txn, const struct store *st,
 		     const char *tenant, size_t tlen, uint64_t seq,
 		     uint64_t new_seq);
+
+/* Hands q every lane cursor (queue_lane_through) of the lanes database.
+ * Returns an LMDB code. */
+struct queue;
+int store_load_cursors(MDB_txn *txn, const struct store *st, struct queue *q);
 
 /* A read transaction on st; 0 or an ERR_* code. */
 int store_read_begin(struct store *st, MDB_txn **txn);

@@ -57,6 +57,16 @@ struct wire_opts {
 	 * wire_counts.refused_*, on_series not called). May be NULL. */
 	int (*admit)(void *arg, uint64_t hash);
 	void *arg;            /* of on_series and admit */
+	/* Delivery lanes (lanes.h), or NULL: when set, the rewritten copy
+	 * goes to lane_out[0..LANES) instead of out: each series to its lane
+	 * (lanes_of a hash of its instance label, else of its metric name,
+	 * else of its final label set; see lanes.h), every other top-level
+	 * field to lane 0, and lane_counts[l] (when not NULL) counts what
+	 * went to lane l. A series' lane depends on its final label set
+	 * only; it is part of the store's format (store.h). lane_out[0].max
+	 * bounds the sum of the lanes (WIRE_TOO_LARGE past it). */
+	struct buf *lane_out;
+	struct wire_counts *lane_counts;
 };
 
 /*

@@ -35,9 +35,11 @@ void writer_stop(struct writer *w);
  * and REFUSE_STORAGE. */
 void writer_submit(struct writer *w, struct batch *b);
 
-/* The upstream took the tenant's entries first..last: delete them. */
+/* The upstream took lane's parts of the tenant's entries first..last:
+ * the lane is through last (store_lane_ack), entries no lane needs are
+ * deleted. */
 void writer_ack(struct writer *w, const char *tenant, size_t tlen,
-		uint64_t first, uint64_t last);
+		unsigned lane, uint64_t first, uint64_t last);
 
 struct setaside_filter;
 
@@ -49,8 +51,10 @@ void writer_setaside_op(struct writer *w, const struct setaside_filter *f,
 void writer_refused(struct writer *w, const char *tenant, size_t tlen,
 		    int reason, uint64_t samples);
 
-/* The upstream refused entry seq for good: move it to setaside. */
+/* The upstream refused lane's part of entry seq for good: copy it to
+ * setaside, and the lane is through seq. */
 void writer_set_aside(struct writer *w, const char *tenant, size_t tlen,
-		      uint64_t seq, long status, const char *reason);
+		      unsigned lane, uint64_t seq, long status,
+		      const char *reason);
 
 #endif

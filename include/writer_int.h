@@ -27,6 +27,7 @@ struct writer_op {
 	enum op_kind kind;
 	char tenant[TENANT_ID_MAX + 1];
 	size_t tlen;
+	unsigned lane;           /* OP_ACK, OP_SET_ASIDE */
 	uint64_t first, last;
 	long status;             /* OP_SET_ASIDE: upstream status; OP_REFUSED: reason */
 	uint64_t samples;        /* OP_REFUSED */
@@ -38,6 +39,8 @@ struct writer_op {
 /* What the queue learns once the transaction is committed. */
 struct change {
 	int added;                /* 1: added; 0: removed */
+	int lane_acked;           /* 1: a lane's delivery is recorded */
+	unsigned lane;
 	char tenant[TENANT_ID_MAX + 1];
 	size_t tlen;
 	uint64_t seq, bytes, samples, created_ms;

@@ -10,6 +10,11 @@
 
 static void entry_empty(struct open_entry *e)
 {
+	for (unsigned l = 0; l < LANES; l++) {
+		e->lane[l].nparts = 0;
+		e->lane[l].raw = 0;
+		e->lane[l].samples = e->lane[l].series = 0;
+	}
 	e->nparts = 0;
 	e->raw = 0;
 	memset(&e->hdr, 0, sizeof(e->hdr));
@@ -48,18 +53,38 @@ struct open_entry *entry_set_find(struct entry_set *s, const char *tenant,
 	return e;
 }
 
+int entry_fits(const struct open_entry *e, const struct chunk *ch,
+	       uint64_t max)
+{
+	const struct open_lane *l;
+
+	if (ch->lane >= LANES)
+		return 1;
+	l = &e->lane[ch->lane];
+	return l->nparts == 0 || l->raw + ch->raw_len <= max;
+}
+
 int entry_add(struct open_entry *e, const struct chunk *ch)
 {
-	if (e->nparts == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 16;
-		struct sblock_part *p = realloc(e->parts, cap * sizeof(*p));
+	struct open_lane *l;
+
+	if (ch->lane >= LANES)
+		return ERR_FAIL;
+	l = &e->lane[ch->lane];
+	if (l->nparts == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct sblock_part *p = realloc(l->parts, cap * sizeof(*p));
 		if (p == NULL)
 			return ERR_NOMEM;
-		e->parts = p;
-		e->cap = cap;
+		l->parts = p;
+		l->cap = cap;
 	}
-	e->parts[e->nparts].p = ch->block;
-	e->parts[e->nparts].len = ch->len;
+	l->parts[l->nparts].p = ch->block;
+	l->parts[l->nparts].len = ch->len;
+	l->nparts++;
+	l->raw += ch->raw_len;
+	l->samples += (uint32_t)ch->counts.samples;
+	l->series += (uint32_t)ch->counts.series;
 	e->nparts++;
 	e->raw += ch->raw_len;
 	e->hdr.series += (uint32_t)ch->counts.series;
@@ -73,7 +98,9 @@ int entry_add(struct open_entry *e, const struct chunk *ch)
 int entry_write(struct open_entry *e, struct store_txn *txn,
 		uint64_t created_ms, struct entry_written *out)
 {
+	struct store_lane_in in[LANES];
 	uint64_t bytes, seq;
+	size_t n = 0;
 	int rc;
 
 	if (e->nparts == 0)
@@ -82,8 +109,18 @@ int entry_write(struct open_entry *e, struct store_txn *txn,
 	if (e->dest != NULL &&
 	    (rc = store_dest_note(txn, e->tenant, e->tlen, e->dest)) != 0)
 		return rc;
-	rc = store_put_entry(txn, e->tenant, e->tlen, &e->hdr, e->parts,
-			     e->nparts, &seq, &bytes);
+	for (unsigned l = 0; l < LANES; l++) {
+		if (e->lane[l].nparts == 0)
+			continue;
+		in[n].lane = l;
+		in[n].parts = e->lane[l].parts;
+		in[n].nparts = e->lane[l].nparts;
+		in[n].samples = e->lane[l].samples;
+		in[n].series = e->lane[l].series;
+		n++;
+	}
+	rc = store_put_lanes(txn, e->tenant, e->tlen, &e->hdr, in, n, &seq,
+			     &bytes);
 	if (rc != 0)
 		return rc;
 	out->seq = seq;
@@ -96,7 +133,8 @@ int entry_write(struct open_entry *e, struct store_txn *txn,
 void entry_set_free(struct entry_set *s)
 {
 	for (size_t i = 0; i < s->cap; i++)
-		free(s->open[i].parts);
+		for (unsigned l = 0; l < LANES; l++)
+			free(s->open[i].lane[l].parts);
 	free(s->open);
 	s->open = NULL;
 	s->n = s->cap = 0;

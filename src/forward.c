@@ -193,8 +193,8 @@ static int body_open(struct sender *s, struct store_span *span)
 {
 	const struct queue_job *job = s->job;
 
-	return store_body_open(s->f->st, job->id, job->idlen, job->first,
-			       job->last, s->f->cfg->max_request_size,
+	return store_body_open(s->f->st, job->id, job->idlen, job->lane,
+			       job->first, job->last, s->f->cfg->max_request_size,
 			       s->max_entries, &s->body, span);
 }
 
@@ -514,7 +514,8 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	upstream_status_note(status, verdict == RETRY_DONE, reason);
 	switch (verdict) {
 	case RETRY_DONE:
-		writer_ack(f->w, job->id, job->idlen, span.first_seq, span.last_seq);
+		writer_ack(f->w, job->id, job->idlen, job->lane, span.first_seq,
+			   span.last_seq);
 		metric_add(&metrics.samples_forwarded, span.samples);
 		metric_add(&metrics.series_forwarded, span.series);
 		metric_add(&metrics.bytes_forwarded, body_len);
@@ -572,11 +573,12 @@ static void forward_one(struct sender *s, struct queue_job *job)
 			break;
 		}
 		log_msg(LOG_ERROR, "upstream refused a batch, set aside",
-			"tenant=\"%s\" seq=%llu status=%ld samples=%llu reason=%s",
-			job->id, (unsigned long long)span.first_seq, status,
-			(unsigned long long)span.samples, qreason);
-		writer_set_aside(f->w, job->id, job->idlen, span.first_seq, status,
-				 reason);
+			"tenant=\"%s\" seq=%llu lane=%u status=%ld samples=%llu "
+			"reason=%s", job->id, (unsigned long long)span.first_seq,
+			job->lane, status, (unsigned long long)span.samples,
+			qreason);
+		writer_set_aside(f->w, job->id, job->idlen, job->lane,
+				 span.first_seq, status, reason);
 		metric_add(&metrics.batches_set_aside, 1);
 		metric_add(&metrics.samples_set_aside, span.samples);
 		queue_done(f->q, job, QUEUE_SENT, span.first_seq, span.last_seq, 0);

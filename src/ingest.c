@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lanes.h"
 #include "store.h"
 
 /* Per-thread scratch, reused between requests; freed when a large request
@@ -17,7 +18,7 @@
 
 struct scratch {
 	struct buf decoded;
-	struct buf rewritten;
+	struct buf lanes[LANES];  /* the rewritten request, by lane */
 };
 
 static pthread_key_t scratch_key;
@@ -29,7 +30,8 @@ static void scratch_free(void *p)
 	struct scratch *s = p;
 
 	buf_free(&s->decoded);
-	buf_free(&s->rewritten);
+	for (unsigned l = 0; l < LANES; l++)
+		buf_free(&s->lanes[l]);
 	free(s);
 	wire_scratch_free();
 }
@@ -91,7 +93,7 @@ int ingest_check_length(const struct config *cfg, const uint8_t *body,
 }
 
 static int add_chunk(struct batch *b, uint8_t *block, size_t len,
-		     uint32_t raw_len, const struct wire_counts *c)
+		     uint32_t raw_len, unsigned lane, const struct wire_counts *c)
 {
 	struct chunk *ch = realloc(b->chunks, (b->nchunks + 1) * sizeof(*ch));
 
@@ -102,14 +104,15 @@ static int add_chunk(struct batch *b, uint8_t *block, size_t len,
 	ch->block = block;
 	ch->len = len;
 	ch->raw_len = raw_len;
+	ch->lane = lane;
 	ch->counts = *c;
 	b->value_bytes += len + sizeof(struct entry_hdr);
 	return 0;
 }
 
-/* Compresses raw[0..len) into a new chunk of b. Returns 0 or -1. */
+/* Compresses raw[0..len) into a new chunk of b in lane. Returns 0 or -1. */
 static int compress_chunk(struct batch *b, const uint8_t *raw, size_t len,
-			  const struct wire_counts *c)
+			  unsigned lane, const struct wire_counts *c)
 {
 	size_t cap = snappy_max_compressed_length(len), n = cap;
 	uint8_t *block = malloc(cap);
@@ -117,17 +120,17 @@ static int compress_chunk(struct batch *b, const uint8_t *raw, size_t len,
 	if (block == NULL)
 		return -1;
 	if (snappy_compress((const char *)raw, len, (char *)block, &n) != SNAPPY_OK ||
-	    add_chunk(b, block, n, (uint32_t)len, c) < 0) {
+	    add_chunk(b, block, n, (uint32_t)len, lane, c) < 0) {
 		free(block);
 		return -1;
 	}
 	return 0;
 }
 
-/* Cuts raw into chunks of whole top-level fields of at most max bytes (a
- * single larger field travels alone) and compresses each. */
+/* Cuts raw (of one lane) into chunks of whole top-level fields of at most
+ * max bytes (a single larger field travels alone) and compresses each. */
 static int split_chunks(const struct config *cfg, struct batch *b,
-			const uint8_t *raw, size_t len)
+			const uint8_t *raw, size_t len, unsigned lane)
 {
 	size_t start = 0, off = 0, next;
 	struct wire_counts c;
@@ -146,7 +149,7 @@ static int split_chunks(const struct config *cfg, struct batch *b,
 		memset(&c, 0, sizeof(c));
 		if (wire_scan(raw + start, off - start, &(struct wire_opts){0},
 			      &c, NULL, why, sizeof(why)) != WIRE_OK ||
-		    compress_chunk(b, raw + start, off - start, &c) < 0)
+		    compress_chunk(b, raw + start, off - start, lane, &c) < 0)
 			return -1;
 		start = off;
 	}
@@ -167,6 +170,8 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 	opts.drop_label = NULL;
 	opts.on_series = NULL;
 	opts.admit = NULL;
+	opts.lane_out = NULL;
+	opts.lane_counts = NULL;
 	memset(c, 0, sizeof(*c));
 	while (off < len && (next = wire_next_field(raw, len, off)) != 0) {
 		if (wire_scan(raw + off, next - off, &opts, c, NULL, why,
@@ -194,11 +199,12 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		uint64_t *decoded, char *why, size_t whylen)
 {
 	struct scratch *sc = scratch_get();
-	struct buf *raw, *out;
+	struct wire_counts lc[LANES];
+	struct buf *raw;
 	struct wire_opts opts;
-	const uint8_t *final;
-	size_t n, final_len;
-	int rc, rewrite, status = 0;
+	size_t n;
+	unsigned used = 0;
+	int rc = 0, status = 0;
 
 	memset(b, 0, sizeof(*b));
 	memset(counts, 0, sizeof(*counts));
@@ -207,7 +213,6 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		return 503;
 	}
 	raw = &sc->decoded;
-	out = &sc->rewritten;
 	memcpy(b->tenant, r->tenant, r->tlen);
 	b->tlen = r->tlen;
 	if ((status = ingest_check_length(cfg, body->p, body->len, decoded, why,
@@ -244,40 +249,47 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		count_valid_prefix(raw->p, raw->len, &opts, counts);
 		goto out;
 	}
-	out->max = cfg->max_decoded_size + cfg->max_decoded_size / 2;
-	buf_reset(out);
-	rewrite = r->tenant_label != NULL || opts.drop_label != NULL ||
-		  r->admit != NULL;
-	rc = wire_scan(raw->p, raw->len, &opts, counts, rewrite ? out : NULL,
-		       why, whylen);
-	if (rc == WIRE_OK && !rewrite && counts->sorted > 0) {
-		/* Labels to sort: the request as it came will not do. The
-		 * series were reported already (their hashes are those of
-		 * the sorted labels). */
-		memset(counts, 0, sizeof(*counts));
-		rewrite = 1;
-		opts.on_series = NULL;
-		rc = wire_scan(raw->p, raw->len, &opts, counts, out, why, whylen);
+	/* Every series into its lane (lanes.h), rewritten: the sum of the
+	 * lanes is bounded as one rewritten copy would be. */
+	for (unsigned l = 0; l < LANES; l++) {
+		sc->lanes[l].max = cfg->max_decoded_size + cfg->max_decoded_size / 2;
+		buf_reset(&sc->lanes[l]);
 	}
+	memset(lc, 0, sizeof(lc));
+	opts.lane_out = sc->lanes;
+	opts.lane_counts = lc;
+	rc = wire_scan(raw->p, raw->len, &opts, counts, NULL, why, whylen);
 	if (rc != WIRE_OK) {
 		status = rc == WIRE_V2 ? 415 : (rc == WIRE_TOO_LARGE ? 413 : 400);
 		count_valid_prefix(raw->p, raw->len, &opts, counts);
 		goto out;
 	}
-	final = rewrite ? out->p : raw->p;
-	final_len = rewrite ? out->len : raw->len;
-	if (final_len <= cfg->max_request_size) {
-		if (!rewrite) {
-			/* Store the body as it came: it is the chunk. */
-			rc = add_chunk(b, body->p, body->len, (uint32_t)final_len,
-				       counts);
-			if (rc == 0)
-				buf_init(body, body->max);
-		} else {
-			rc = compress_chunk(b, final, final_len, counts);
-		}
-	} else {
-		rc = split_chunks(cfg, b, final, final_len);
+	rc = 0;
+	for (unsigned l = 0; l < LANES; l++)
+		used += sc->lanes[l].len > 0;
+	if (used == 1 && r->tenant_label == NULL && opts.drop_label == NULL &&
+	    r->admit == NULL && counts->sorted == 0 &&
+	    raw->len <= cfg->max_request_size) {
+		/* One lane, nothing rewritten (no label set, dropped or
+		 * sorted, no series left out): the body as it came is the
+		 * chunk (its series are those of the lane, as sent). */
+		unsigned l = 0;
+		while (sc->lanes[l].len == 0)
+			l++;
+		rc = add_chunk(b, body->p, body->len, (uint32_t)raw->len, l,
+			       counts);
+		if (rc == 0)
+			buf_init(body, body->max);
+		used = 0;
+	}
+	for (unsigned l = 0; l < LANES && rc == 0 && used > 0; l++) {
+		const struct buf *lb = &sc->lanes[l];
+		if (lb->len == 0)
+			continue;
+		if (lb->len <= cfg->max_request_size)
+			rc = compress_chunk(b, lb->p, lb->len, l, &lc[l]);
+		else
+			rc = split_chunks(cfg, b, lb->p, lb->len, l);
 	}
 	if (rc < 0) {
 		batch_release(b);
@@ -286,6 +298,7 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	}
 out:
 	trim_scratch(raw);
-	trim_scratch(out);
+	for (unsigned l = 0; l < LANES; l++)
+		trim_scratch(&sc->lanes[l]);
 	return status;
 }

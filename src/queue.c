@@ -64,8 +64,9 @@ void queue_added(struct queue *q, const char *id, size_t idlen, uint64_t seq,
 			t->first_seq = seq;
 			t->oldest_ms = created_ms;
 		}
-		if (t->send_seq == 0)
-			t->send_seq = seq;
+		for (unsigned l = 0; l < QUEUE_LANES; l++)
+			if (t->lane[l].send_seq == 0)
+				t->lane[l].send_seq = seq;
 		t->last_seq = seq;
 		t->entries++;
 		t->bytes += bytes;
@@ -73,12 +74,33 @@ void queue_added(struct queue *q, const char *id, size_t idlen, uint64_t seq,
 		q->entries++;
 		q->bytes += bytes;
 		q->samples += samples;
-		/* One forwarder is enough for new entries, and none while the
-		 * tenant backs off or its new entries are being read: its
-		 * claim's timed wait or queue_taken() comes back for them. */
-		if (!t->reading && t->retry_at_ms <= clock_mono_ms())
-			pthread_cond_signal(&q->wake);
+		/* One forwarder is enough: its claim or queue_taken() comes
+		 * back for the other lanes. */
+		pthread_cond_signal(&q->wake);
 	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_legacy(struct queue *q, const char *id, size_t idlen, uint64_t seq)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	if ((t = queue_tenant_get(q, id, idlen, 0)) != NULL &&
+	    seq > t->legacy_last)
+		t->legacy_last = seq;
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_lane_through(struct queue *q, const char *id, size_t idlen,
+			unsigned lane, uint64_t seq)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	if (lane < QUEUE_LANES && (t = queue_tenant_get(q, id, idlen, 0)) != NULL &&
+	    t->lane[lane].send_seq <= seq)
+		t->lane[lane].send_seq = seq + 1;
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -104,30 +126,38 @@ void queue_removed(struct queue *q, const char *id, size_t idlen,
 			t->entries = t->bytes = t->samples = 0;
 			t->first_seq = t->last_seq + 1;
 			t->oldest_ms = 0;
-			if (t->send_seq < t->first_seq)
-				t->send_seq = t->first_seq;
 		} else {
 			t->first_seq = next_seq;
 			t->oldest_ms = next_created_ms;
-			if (t->send_seq < next_seq)
-				t->send_seq = next_seq;
+		}
+		for (unsigned l = 0; l < QUEUE_LANES; l++)
+			if (t->lane[l].send_seq < t->first_seq)
+				t->lane[l].send_seq = t->first_seq;
+		/* The last entry of version 1 gone: the other lanes may go. */
+		if (t->legacy_last != 0 && t->first_seq > t->legacy_last) {
+			t->legacy_last = 0;
+			pthread_cond_broadcast(&q->wake);
 		}
 	}
 	q->entries = sub_floor(q->entries, entries);
 	q->bytes = sub_floor(q->bytes, bytes);
 	q->samples = sub_floor(q->samples, samples);
-	/* Removing entries makes no new work: no one to wake. */
 	pthread_mutex_unlock(&q->lock);
 }
 
-/* Whether t has something to send now; sets *wait_until to the end of its
- * backoff when that is all that holds it. Call with the lock held. */
-static int tenant_ready(const struct queue_tenant *t, unsigned max_inflight,
-			uint64_t now, uint64_t *wait_until)
+/* Whether lane l of t has something to send now; sets *wait_until to the
+ * end of its backoff when that is all that holds it. Call with the lock
+ * held. */
+static int lane_ready(const struct queue_tenant *t, unsigned l, uint64_t now,
+		      uint64_t *wait_until)
 {
-	int fresh = !t->reading && t->entries > 0 && t->send_seq <= t->last_seq;
+	const struct queue_lane *ln = &t->lane[l];
+	int fresh = t->entries > 0 && ln->send_seq <= t->last_seq;
 
-	if (t->inflight >= max_inflight || (t->nretry == 0 && !fresh))
+	if (ln->inflight || ln->unacked > 0 || (!ln->has_retry && !fresh))
+		return 0;
+	/* Entries of version 1 go first, by lane 0 alone. */
+	if (l != 0 && t->legacy_last != 0)
 		return 0;
 	if (t->retry_at_ms > now) {
 		if (*wait_until == 0 || t->retry_at_ms < *wait_until)
@@ -135,6 +165,20 @@ static int tenant_ready(const struct queue_tenant *t, unsigned max_inflight,
 		return 0;
 	}
 	return 1;
+}
+
+/* The lane of t to claim now, or -1. Call with the lock held. */
+static int tenant_ready(const struct queue_tenant *t, unsigned max_inflight,
+			uint64_t now, uint64_t *wait_until)
+{
+	if (t->inflight >= max_inflight)
+		return -1;
+	for (unsigned i = 0; i < QUEUE_LANES; i++) {
+		unsigned l = (t->next_lane + i) % QUEUE_LANES;
+		if (lane_ready(t, l, now, wait_until))
+			return (int)l;
+	}
+	return -1;
 }
 
 /* Moves t to the tail of the list so that tenants take turns. */
@@ -156,9 +200,13 @@ static void to_tail(struct queue *q, struct queue_tenant *t)
 int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 {
 	struct queue_tenant *t;
+	struct queue_lane *ln;
 	struct timespec ts;
 	uint64_t wait_until, now;
+	int l = -1;
 
+	if (max_inflight == 0)
+		max_inflight = 1;
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		if (q->stopping) {
@@ -168,7 +216,7 @@ int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 		now = clock_mono_ms();
 		wait_until = 0;
 		for (t = q->tenants; t != NULL; t = t->next) {
-			if (tenant_ready(t, max_inflight, now, &wait_until))
+			if ((l = tenant_ready(t, max_inflight, now, &wait_until)) >= 0)
 				break;
 		}
 		if (t != NULL)
@@ -179,76 +227,84 @@ int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 				    (wait_until - now) * 1000 : 0);
 		pthread_cond_timedwait(&q->wake, &q->lock, &ts);
 	}
+	ln = &t->lane[l];
 	memcpy(job->id, t->id, t->idlen);
 	job->id[t->idlen] = '\0';
 	job->idlen = t->idlen;
+	job->lane = (unsigned)l;
 	job->attempts = t->attempts;
-	if (t->nretry > 0) {
-		/* What failed goes again first, oldest first. */
-		job->first = t->retry[0].first;
-		job->last = t->retry[0].last;
-		job->isolate = t->retry[0].isolate;
+	if (ln->has_retry) {
+		/* What failed goes again first. */
+		job->first = ln->retry.first;
+		job->last = ln->retry.last;
+		job->isolate = ln->retry.isolate;
 		job->fresh = 0;
-		t->nretry--;
-		memmove(&t->retry[0], &t->retry[1], t->nretry * sizeof(t->retry[0]));
+		ln->has_retry = 0;
 	} else {
-		job->first = t->send_seq;
+		job->first = ln->send_seq;
 		job->last = t->last_seq;
 		job->isolate = 0;
 		job->fresh = 1;
-		t->reading = 1;
 	}
+	ln->inflight = 1;
 	t->inflight++;
+	t->next_lane = ((unsigned)l + 1) % QUEUE_LANES;
 	to_tail(q, t);
 	pthread_mutex_unlock(&q->lock);
 	return 0;
 }
 
-/* Puts first..last back to be sent again, keeping the list in order.
- * Call with the lock held. */
-static void retry_push(struct queue_tenant *t, uint64_t first, uint64_t last,
+/* Puts first..last of lane ln back to be sent again: a lane has one
+ * request at a time, so what is there already is next to it, and the
+ * two become one range. Call with the lock held. */
+static void retry_push(struct queue_lane *ln, uint64_t first, uint64_t last,
 		       int isolate)
 {
-	unsigned i;
-
-	if (t->nretry == sizeof(t->retry) / sizeof(t->retry[0])) {
-		/* Cannot happen with at most QUEUE_MAX_INFLIGHT requests in
-		 * flight; widen the last range rather than lose one. */
-		struct queue_range *r = &t->retry[t->nretry - 1];
-		r->first = first < r->first ? first : r->first;
-		r->last = last > r->last ? last : r->last;
-		r->isolate |= isolate;
+	if (!ln->has_retry) {
+		ln->retry.first = first;
+		ln->retry.last = last;
+		ln->retry.isolate = isolate;
+		ln->has_retry = 1;
 		return;
 	}
-	for (i = 0; i < t->nretry && t->retry[i].first < first; i++)
-		;
-	memmove(&t->retry[i + 1], &t->retry[i], (t->nretry - i) * sizeof(t->retry[0]));
-	t->retry[i].first = first;
-	t->retry[i].last = last;
-	t->retry[i].isolate = isolate;
-	t->nretry++;
+	if (first < ln->retry.first)
+		ln->retry.first = first;
+	if (last > ln->retry.last)
+		ln->retry.last = last;
+	ln->retry.isolate |= isolate;
+}
+
+/* The lane's request is over. Call with the lock held. */
+static void lane_release(struct queue_tenant *t, struct queue_lane *ln)
+{
+	if (ln->inflight) {
+		ln->inflight = 0;
+		if (t->inflight > 0)
+			t->inflight--;
+	}
 }
 
 void queue_taken(struct queue *q, const struct queue_job *job,
 		 uint64_t entries, uint64_t first, uint64_t last)
 {
 	struct queue_tenant *t;
+	struct queue_lane *ln;
 
 	(void)first;
 	pthread_mutex_lock(&q->lock);
 	t = queue_tenant_get(q, job->id, job->idlen, 0);
-	if (t != NULL) {
+	if (t != NULL && job->lane < QUEUE_LANES) {
+		ln = &t->lane[job->lane];
 		if (job->fresh) {
-			t->reading = 0;
 			/* What the request does not hold waits for the next. */
 			uint64_t next = entries ? last + 1 : job->last + 1;
-			if (t->send_seq < next)
-				t->send_seq = next;
+			if (ln->send_seq < next)
+				ln->send_seq = next;
 		} else if (entries > 0 && last < job->last) {
-			retry_push(t, last + 1, job->last, job->isolate);
+			retry_push(ln, last + 1, job->last, job->isolate);
 		}
-		if (entries == 0 && t->inflight > 0)
-			t->inflight--;
+		if (entries == 0)
+			lane_release(t, ln);
 	}
 	/* Each change here allows one more claim at most, and that claim
 	 * comes back here: one forwarder is enough (see queue_claim()). */
@@ -259,16 +315,15 @@ void queue_taken(struct queue *q, const struct queue_job *job,
 void queue_unclaim(struct queue *q, const struct queue_job *job)
 {
 	struct queue_tenant *t;
+	struct queue_lane *ln;
 
 	pthread_mutex_lock(&q->lock);
 	t = queue_tenant_get(q, job->id, job->idlen, 0);
-	if (t != NULL) {
-		if (job->fresh)
-			t->reading = 0;
-		else
-			retry_push(t, job->first, job->last, job->isolate);
-		if (t->inflight > 0)
-			t->inflight--;
+	if (t != NULL && job->lane < QUEUE_LANES) {
+		ln = &t->lane[job->lane];
+		if (!job->fresh)
+			retry_push(ln, job->first, job->last, job->isolate);
+		lane_release(t, ln);
 	}
 	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
@@ -279,28 +334,49 @@ void queue_done(struct queue *q, const struct queue_job *job,
 		uint64_t retry_in_ms)
 {
 	struct queue_tenant *t;
+	struct queue_lane *ln;
 
 	pthread_mutex_lock(&q->lock);
 	t = queue_tenant_get(q, job->id, job->idlen, 0);
-	if (t != NULL) {
-		if (t->inflight > 0)
-			t->inflight--;
+	if (t != NULL && job->lane < QUEUE_LANES) {
+		ln = &t->lane[job->lane];
+		lane_release(t, ln);
 		switch (outcome) {
 		case QUEUE_SENT:
 			t->attempts = 0;
 			t->retry_at_ms = 0;
+			ln->unacked++;
 			break;
 		case QUEUE_RETRY:
-			retry_push(t, first, last, job->isolate);
-			t->attempts++;
-			t->retry_at_ms = clock_mono_ms() + retry_in_ms;
+			retry_push(ln, first, last, job->isolate);
+			/* Lanes that were in flight together fail together:
+			 * one attempt, one backoff. */
+			if (t->retry_at_ms <= clock_mono_ms() &&
+			    job->attempts == t->attempts) {
+				t->attempts++;
+				t->retry_at_ms = clock_mono_ms() + retry_in_ms;
+			}
 			break;
 		case QUEUE_ISOLATE:
-			retry_push(t, first, last, 1);
+			retry_push(ln, first, last, 1);
 			break;
 		}
 	}
 	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_lane_acked(struct queue *q, const char *id, size_t idlen,
+		      unsigned lane)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	t = queue_tenant_get(q, id, idlen, 0);
+	if (t != NULL && lane < QUEUE_LANES) {
+		t->lane[lane].unacked--;
+		pthread_cond_signal(&q->wake);
+	}
 	pthread_mutex_unlock(&q->lock);
 }
 

@@ -136,6 +136,12 @@ static int check_format(MDB_txn *txn, struct store *st, const char *path,
 		if (fmt >= 2 && fmt <= 3)
 			log_msg(LOG_INFO, "buffer format 3 converted to 4",
 				"what=\"series database added (max_series)\"");
+		/* Format 4 -> 5: open_dbs made the lanes database; the
+		 * entries buffered are of version 1 (store.h). */
+		if (fmt <= 4)
+			log_msg(LOG_INFO, "buffer format 4 converted to 5",
+				"what=\"delivery lanes added; entries already "
+				"buffered go first, whole, in order\"");
 		if (fmt != STORE_FORMAT || have_fmt == 0) {
 			if ((rc = meta_put_u32(txn, st, "format", STORE_FORMAT)) != 0)
 				goto lmdb;
@@ -164,10 +170,10 @@ static int open_dbs(MDB_txn *txn, struct store *st)
 {
 	static const char *const names[] = {"meta", "queue", "setaside", "dedup",
 					    "dedup_time", "usage", "usage_hll",
-					    "dest", "ha", "series"};
+					    "dest", "ha", "series", "lanes"};
 	MDB_dbi *dbis[] = {&st->meta, &st->queue, &st->setaside, &st->dedup,
 			   &st->dedup_time, &st->usage, &st->usage_hll,
-			   &st->dest, &st->ha, &st->series};
+			   &st->dest, &st->ha, &st->series, &st->lanes};
 	unsigned flags = st->readonly ? 0 : MDB_CREATE;
 	int rc;
 
@@ -381,7 +387,7 @@ uint64_t store_used_bytes(struct store_txn *t)
 	const struct store *st = t->st;
 	MDB_dbi dbis[] = {1 /* main */, st->meta, st->queue, st->setaside,
 			  st->dedup, st->dedup_time, st->usage, st->usage_hll,
-			  st->dest, st->ha, st->series};
+			  st->dest, st->ha, st->series, st->lanes};
 	uint64_t bytes = 0;
 
 	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)

@@ -5,10 +5,12 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "log.h"
+#include "lanes.h"
 #include "queue.h"
 
 size_t store_key(uint8_t *key, const char *tenant, size_t tlen, uint64_t seq)
@@ -40,24 +42,27 @@ int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
 	return 0;
 }
 
-int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr)
+int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
+		     struct lane_table *t)
 {
-	uint32_t raw;
-
 	if (v->mv_size < sizeof(*hdr) + 1)
 		return -1;
 	memcpy(hdr, v->mv_data, sizeof(*hdr));
-	if (hdr->version != STORE_ENTRY_VERSION)
+	if (hdr->version != 1 && hdr->version != STORE_ENTRY_VERSION)
 		return -1;
-	if (sblock_preamble((const uint8_t *)v->mv_data + sizeof(*hdr),
-			    v->mv_size - sizeof(*hdr), &raw) == 0 ||
-	    raw != hdr->raw_len)
-		return -1;
-	return 0;
+	return lanes_parse(v->mv_data, v->mv_size, hdr->version, hdr->nlanes,
+			   hdr->raw_len, hdr->samples, hdr->series, t);
 }
 
-static void span_add(struct store_span *s, uint64_t seq, const MDB_val *v,
-		     const struct entry_hdr *h)
+int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr)
+{
+	struct lane_table t;
+
+	return store_entry_read(v, hdr, &t);
+}
+
+void store_span_add(struct store_span *s, uint64_t seq, const MDB_val *v,
+		    const struct entry_hdr *h)
 {
 	if (s->entries == 0) {
 		s->first_seq = seq;
@@ -99,17 +104,22 @@ int store_load_queue(struct store *st, struct queue *q)
 		}
 		queue_added(q, tenant, tlen, seq, v.mv_size, h.samples,
 			    h.created_ms);
+		/* Written before lanes: lane 0's, the others wait (lanes.h). */
+		if (h.version == 1)
+			queue_legacy(q, tenant, tlen, seq);
 		if (seq >= st->next_seq)
 			st->next_seq = seq + 1;
 	}
 	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		rc = store_load_cursors(txn, st, q);
 	mdb_txn_abort(txn);
 	/* Another entry version is not misread: skipped, and said so. */
 	if (bad > 0)
 		log_msg(LOG_WARN, "unreadable buffer entries skipped (damaged, or "
 			"of another entry version)",
 			"count=%llu", (unsigned long long)bad);
-	return rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
+	return rc == 0 ? 0 : err_from_mdb(rc);
 }
 
 /*
@@ -140,62 +150,135 @@ static uint64_t tenant_last_seq(struct store_txn *t, const char *tenant,
 	return last;
 }
 
-int store_put_entry(struct store_txn *t, const char *tenant, size_t tlen,
-		    struct entry_hdr *hdr, const struct sblock_part *parts,
-		    size_t nparts, uint64_t *seq, uint64_t *value_bytes)
+/* Reserves a queue value of size bytes under the transaction's next
+ * sequence number (*v then points at it). Returns an LMDB code. */
+static int reserve_value(struct store_txn *t, const char *tenant, size_t tlen,
+			 size_t size, MDB_val *v)
 {
 	uint8_t key[STORE_KEY_MAX];
-	uint64_t raw_total = 0;
-	size_t elements = 0;
-	uint32_t raw;
-	struct buf out;
-	MDB_val k, v;
+	MDB_val k;
 	int rc;
 
-	for (size_t i = 0; i < nparts; i++) {
-		size_t pre = sblock_preamble(parts[i].p, parts[i].len, &raw);
-		if (pre == 0)
-			return ERR_FAIL;
-		raw_total += raw;
-		elements += parts[i].len - pre;
-	}
-	if (raw_total > SBLOCK_MAX_RAW)
-		return ERR_FAIL;
-	hdr->version = STORE_ENTRY_VERSION;
-	hdr->raw_len = (uint32_t)raw_total;
 	for (int tries = 0;; tries++) {
 		k.mv_size = store_key(key, tenant, tlen, t->next_seq);
 		k.mv_data = key;
-		v.mv_size = sizeof(*hdr) + sblock_concat_size(raw_total, elements);
-		v.mv_data = NULL;
+		v->mv_size = size;
+		v->mv_data = NULL;
 		/* Never over an entry: a number in use is an error of ours,
 		 * not a reason to lose what it holds. */
-		rc = store_seam_put(t->txn, t->st->queue, &k, &v,
+		rc = store_seam_put(t->txn, t->st->queue, &k, v,
 				    MDB_RESERVE | MDB_NOOVERWRITE);
 		if (rc != MDB_KEYEXIST || tries > 0)
-			break;
+			return rc;
 		log_msg(LOG_ERROR, "sequence number already in use, moving past it",
 			"tenant=\"%.*s\" seq=%llu", (int)tlen, tenant,
 			(unsigned long long)t->next_seq);
 		t->next_seq = tenant_last_seq(t, tenant, tlen) + 1;
 	}
-	if (rc != 0)
-		return err_from_mdb(rc);
-	memcpy(v.mv_data, hdr, sizeof(*hdr));
-	/* A buf over the reserved space: sblock_concat fills it exactly. */
-	out.p = (uint8_t *)v.mv_data + sizeof(*hdr);
-	out.len = 0;
-	out.cap = out.max = v.mv_size - sizeof(*hdr);
-	if (sblock_concat(&out, parts, nparts) < 0 || out.len != out.cap)
+}
+
+/* Sums a lane's parts: decoded bytes and elements. Returns 0 or -1. */
+static int lane_sizes(const struct store_lane_in *l, uint64_t *raw,
+		      size_t *elements)
+{
+	uint32_t r;
+
+	*raw = 0;
+	*elements = 0;
+	if (l->nparts == 0 || l->lane >= STORE_LANES)
+		return -1;
+	for (size_t i = 0; i < l->nparts; i++) {
+		size_t pre = sblock_preamble(l->parts[i].p, l->parts[i].len, &r);
+		if (pre == 0)
+			return -1;
+		*raw += r;
+		*elements += l->parts[i].len - pre;
+	}
+	return *raw > SBLOCK_MAX_RAW ? -1 : 0;
+}
+
+int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
+		    struct entry_hdr *hdr, const struct store_lane_in *lanes,
+		    size_t n, uint64_t *seq, uint64_t *value_bytes)
+{
+	struct lane_rec rec[STORE_LANES];
+	uint64_t raw_total = 0, raw;
+	size_t size, elements;
+	struct buf out;
+	uint8_t *p;
+	MDB_val v;
+	int rc;
+
+	if (n == 0 || n > STORE_LANES)
 		return ERR_FAIL;
+	size = sizeof(*hdr) + n * sizeof(rec[0]);
+	for (size_t i = 0; i < n; i++) {
+		if (lane_sizes(&lanes[i], &raw, &elements) < 0 ||
+		    (i > 0 && lanes[i].lane <= lanes[i - 1].lane))
+			return ERR_FAIL;
+		memset(&rec[i], 0, sizeof(rec[i]));
+		rec[i].lane = (uint8_t)lanes[i].lane;
+		rec[i].block_len = (uint32_t)sblock_concat_size(raw, elements);
+		rec[i].raw_len = (uint32_t)raw;
+		rec[i].samples = lanes[i].samples;
+		rec[i].series = lanes[i].series;
+		raw_total += raw;
+		size += rec[i].block_len;
+	}
+	if (raw_total > SBLOCK_MAX_RAW)
+		return ERR_FAIL;
+	hdr->version = STORE_ENTRY_VERSION;
+	hdr->nlanes = (uint16_t)n;
+	hdr->raw_len = (uint32_t)raw_total;
+	if ((rc = reserve_value(t, tenant, tlen, size, &v)) != 0)
+		return err_from_mdb(rc);
+	p = v.mv_data;
+	memcpy(p, hdr, sizeof(*hdr));
+	memcpy(p + sizeof(*hdr), rec, n * sizeof(rec[0]));
+	p += sizeof(*hdr) + n * sizeof(rec[0]);
+	for (size_t i = 0; i < n; i++) {
+		/* A buf over the reserved space: sblock_concat fills it. */
+		out.p = p;
+		out.len = 0;
+		out.cap = out.max = rec[i].block_len;
+		if (sblock_concat(&out, lanes[i].parts, lanes[i].nparts) < 0 ||
+		    out.len != out.cap)
+			return ERR_FAIL;
+		p += rec[i].block_len;
+	}
 	/* Taken inside the transaction: an abort gives it back. */
 	*seq = t->next_seq++;
 	*value_bytes = v.mv_size;
 	return 0;
 }
 
+int store_put_entry(struct store_txn *t, const char *tenant, size_t tlen,
+		    struct entry_hdr *hdr, const struct sblock_part *parts,
+		    size_t nparts, uint64_t *seq, uint64_t *value_bytes)
+{
+	struct store_lane_in l = {0, parts, nparts, hdr->samples, hdr->series};
+
+	return store_put_lanes(t, tenant, tlen, hdr, &l, 1, seq, value_bytes);
+}
+
+int store_put_value(struct store_txn *t, const char *tenant, size_t tlen,
+		    const void *value, size_t len, uint64_t *seq)
+{
+	MDB_val in = {len, (void *)value}, v;
+	struct entry_hdr h;
+	int rc;
+
+	if (store_entry_hdr(&in, &h) < 0)
+		return ERR_CORRUPT;
+	if ((rc = reserve_value(t, tenant, tlen, len, &v)) != 0)
+		return err_from_mdb(rc);
+	memcpy(v.mv_data, value, len);
+	*seq = t->next_seq++;
+	return 0;
+}
+
 /* Fills next with the tenant's oldest entry (entries = 0 if none). */
-static int tenant_head(MDB_cursor *cur, const char *tenant, size_t tlen,
+int store_tenant_head(MDB_cursor *cur, const char *tenant, size_t tlen,
 		       struct store_span *next)
 {
 	uint8_t key[STORE_KEY_MAX];
@@ -219,7 +302,7 @@ static int tenant_head(MDB_cursor *cur, const char *tenant, size_t tlen,
 		return 0;
 	if (store_entry_hdr(&v, &h) < 0)
 		memset(&h, 0, sizeof(h));
-	span_add(next, seq, &v, &h);
+	store_span_add(next, seq, &v, &h);
 	return 0;
 }
 
@@ -250,7 +333,7 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 		}
 		if (store_entry_hdr(&v, &h) < 0)
 			memset(&h, 0, sizeof(h));
-		span_add(gone, seq, &v, &h);
+		store_span_add(gone, seq, &v, &h);
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
@@ -258,55 +341,189 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 			rc = MDB_NOTFOUND;
 	}
 	if (rc == MDB_NOTFOUND)
-		rc = tenant_head(cur, tenant, tlen, next);
+		rc = store_tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);
 	if (rc == 0 && gone->entries > 0)
 		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
 	return err_from_mdb(rc);
 }
 
-int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
-		    uint64_t seq, long status, const char *reason,
-		    struct store_span *gone, struct store_span *next)
+/* The set-aside value for entry value v with status and reason; lane's
+ * part only when part is not NULL (an entry of version 2 with that one
+ * lane, added to the lanes of old, the value already set aside for the
+ * same entry, when old is not NULL). Returns the value (malloc'ed; the
+ * caller frees it) and its size in *len, or NULL when memory is short or
+ * old is unreadable. */
+static uint8_t *setaside_value(const MDB_val *v, const struct entry_hdr *h,
+			       const struct lane_part *part,
+			       const MDB_val *old, long status,
+			       const char *reason, size_t *len)
 {
-	MDB_txn *txn = t->txn;
-	struct store *st = t->st;
-	uint8_t key[STORE_KEY_MAX];
 	struct setaside_hdr sh;
-	struct entry_hdr h;
-	MDB_cursor *cur;
-	MDB_val k, v, out;
-	int rc;
+	struct lane_table ot;
+	struct lane_part parts[STORE_LANES];
+	struct lane_rec rec;
+	struct entry_hdr nh, oh;
+	unsigned n = 0;
+	size_t size, off;
+	uint8_t *out;
 
-	memset(next, 0, sizeof(*next));
-
-	k.mv_size = store_key(key, tenant, tlen, seq);
-	k.mv_data = key;
-	if ((rc = mdb_get(txn, st->queue, &k, &v)) != 0)
-		return err_from_mdb(rc);
-	if (store_entry_hdr(&v, &h) < 0)
-		memset(&h, 0, sizeof(h));
+	memset(&sh, 0, sizeof(sh));
 	sh.status = (uint32_t)status;
 	sh.reason_len = (uint32_t)strlen(reason);
 	if (sh.reason_len > 1024)
 		sh.reason_len = 1024;
 	sh.set_aside_ms = clock_wall_ms();
-	out.mv_size = sizeof(sh) + sh.reason_len + v.mv_size;
-	out.mv_data = NULL;
-	if ((rc = store_seam_put(txn, st->setaside, &k, &out, MDB_RESERVE)) != 0)
+	if (part == NULL) {
+		size = sizeof(sh) + sh.reason_len + v->mv_size;
+		if ((out = malloc(size)) == NULL)
+			return NULL;
+		memcpy(out, &sh, sizeof(sh));
+		memcpy(out + sizeof(sh), reason, sh.reason_len);
+		memcpy(out + sizeof(sh) + sh.reason_len, v->mv_data, v->mv_size);
+		*len = size;
+		return out;
+	}
+	nh = *h;
+	nh.version = STORE_ENTRY_VERSION;
+	nh.raw_len = nh.samples = nh.series = 0;
+	nh.histograms = nh.exemplars = nh.metadata = 0;
+	if (old != NULL) {
+		/* Keep the first answer; add this lane to the lanes there. */
+		MDB_val oe;
+		if (old->mv_size < sizeof(sh))
+			return NULL;
+		memcpy(&sh, old->mv_data, sizeof(sh));
+		if (sh.reason_len > old->mv_size - sizeof(sh))
+			return NULL;
+		reason = (const char *)old->mv_data + sizeof(sh);
+		oe.mv_data = (uint8_t *)old->mv_data + sizeof(sh) + sh.reason_len;
+		oe.mv_size = old->mv_size - sizeof(sh) - sh.reason_len;
+		if (store_entry_read(&oe, &oh, &ot) < 0 || oh.version != 2 ||
+		    lanes_find(&ot, part->lane) != NULL)
+			return NULL;
+		for (unsigned i = 0; i < ot.n; i++)
+			parts[n++] = ot.part[i];
+	}
+	parts[n++] = *part;
+	/* In lane order. */
+	for (unsigned i = n - 1; i > 0 && parts[i].lane < parts[i - 1].lane; i--) {
+		struct lane_part tmp = parts[i];
+		parts[i] = parts[i - 1];
+		parts[i - 1] = tmp;
+	}
+	size = sizeof(sh) + sh.reason_len + sizeof(nh) + n * sizeof(rec);
+	for (unsigned i = 0; i < n; i++) {
+		size += parts[i].len;
+		nh.raw_len += parts[i].raw_len;
+		nh.samples += parts[i].samples;
+		nh.series += parts[i].series;
+	}
+	nh.nlanes = (uint16_t)n;
+	if ((out = malloc(size)) == NULL)
+		return NULL;
+	memcpy(out, &sh, sizeof(sh));
+	memcpy(out + sizeof(sh), reason, sh.reason_len);
+	off = sizeof(sh) + sh.reason_len;
+	memcpy(out + off, &nh, sizeof(nh));
+	off += sizeof(nh);
+	for (unsigned i = 0; i < n; i++, off += sizeof(rec)) {
+		memset(&rec, 0, sizeof(rec));
+		rec.lane = (uint8_t)parts[i].lane;
+		rec.block_len = (uint32_t)parts[i].len;
+		rec.raw_len = parts[i].raw_len;
+		rec.samples = parts[i].samples;
+		rec.series = parts[i].series;
+		memcpy(out + off, &rec, sizeof(rec));
+	}
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(out + off, parts[i].block, parts[i].len);
+		off += parts[i].len;
+	}
+	*len = size;
+	return out;
+}
+
+/* Whether the set-aside value old holds a part in lane. */
+static int setaside_has_lane(const MDB_val *old, unsigned lane)
+{
+	struct setaside_hdr sh;
+	struct lane_table ot;
+	struct entry_hdr oh;
+	MDB_val oe;
+
+	if (old->mv_size < sizeof(sh))
+		return 0;
+	memcpy(&sh, old->mv_data, sizeof(sh));
+	if (sh.reason_len > old->mv_size - sizeof(sh))
+		return 0;
+	oe.mv_data = (uint8_t *)old->mv_data + sizeof(sh) + sh.reason_len;
+	oe.mv_size = old->mv_size - sizeof(sh) - sh.reason_len;
+	return store_entry_read(&oe, &oh, &ot) == 0 &&
+	       lanes_find(&ot, lane) != NULL;
+}
+
+int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
+		    int lane, uint64_t seq, long status, const char *reason,
+		    struct store_span *gone, struct store_span *next)
+{
+	MDB_txn *txn = t->txn;
+	struct store *st = t->st;
+	uint8_t key[STORE_KEY_MAX], *val;
+	const struct lane_part *part = NULL;
+	struct lane_table lt;
+	struct entry_hdr h;
+	MDB_cursor *cur;
+	MDB_val k, v, out, old;
+	int rc, have_old = 0, readable;
+	size_t len;
+
+	k.mv_size = store_key(key, tenant, tlen, seq);
+	k.mv_data = key;
+	if ((rc = mdb_get(txn, st->queue, &k, &v)) != 0)
 		return err_from_mdb(rc);
+	readable = store_entry_read(&v, &h, &lt) == 0;
+	if (!readable)
+		memset(&h, 0, sizeof(h));
+	if (lane >= 0) {
+		/* An unreadable entry is lane 0's, whole. */
+		if (readable && (part = lanes_find(&lt, (unsigned)lane)) == NULL)
+			return ERR_NOTFOUND;
+		if (!readable && lane != 0)
+			return ERR_NOTFOUND;
+		/* A version 1 entry (or one with only this lane) is kept whole. */
+		if (!readable || h.version == 1 || lt.n == 1)
+			part = NULL;
+		if (part != NULL) {
+			rc = mdb_get(txn, st->setaside, &k, &old);
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				return err_from_mdb(rc);
+			have_old = rc == 0;
+			if (have_old && setaside_has_lane(&old, part->lane))
+				return 0;   /* there already */
+		}
+	}
+	val = setaside_value(&v, &h, part, have_old ? &old : NULL, status,
+			     reason, &len);
+	if (val == NULL)
+		return have_old ? ERR_CORRUPT : ERR_NOMEM;
+	out.mv_size = len;
+	out.mv_data = val;
+	rc = store_seam_put(txn, st->setaside, &k, &out, 0);
+	free(val);
+	if (rc != 0)
+		return err_from_mdb(rc);
+	if (lane >= 0)
+		return 0;
+	memset(next, 0, sizeof(*next));
 	/* The put may have moved the queue value: look it up again. */
 	if ((rc = mdb_get(txn, st->queue, &k, &v)) != 0)
 		return err_from_mdb(rc);
-	memcpy(out.mv_data, &sh, sizeof(sh));
-	memcpy((uint8_t *)out.mv_data + sizeof(sh), reason, sh.reason_len);
-	memcpy((uint8_t *)out.mv_data + sizeof(sh) + sh.reason_len, v.mv_data,
-	       v.mv_size);
-	span_add(gone, seq, &v, &h);
+	store_span_add(gone, seq, &v, &h);
 	if ((rc = mdb_del(txn, st->queue, &k, NULL)) != 0 ||
 	    (rc = mdb_cursor_open(txn, st->queue, &cur)) != 0)
 		return err_from_mdb(rc);
-	rc = tenant_head(cur, tenant, tlen, next);
+	rc = store_tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);
 	if (rc == 0)
 		rc = store_dest_prune(txn, st, tenant, tlen);
@@ -332,20 +549,23 @@ static int body_dest(MDB_txn *txn, const struct store *st,
 }
 
 int store_body_open(struct store *st, const char *tenant, size_t tlen,
-		    uint64_t seq, uint64_t max_seq, uint64_t max_raw,
-		    uint64_t max_entries, struct store_body *body,
-		    struct store_span *span)
+		    unsigned lane, uint64_t seq, uint64_t max_seq,
+		    uint64_t max_raw, uint64_t max_entries,
+		    struct store_body *body, struct store_span *span)
 {
 	uint8_t key[STORE_KEY_MAX];
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct entry_hdr h;
+	struct lane_table lt;
+	const struct lane_part *lp;
+	struct lane_part whole;
 	struct sblock_part *e;
 	const char *t;
 	size_t n, nparts = 0;
-	uint64_t s, raw_total = 0;
-	int rc, ret = 0;
+	uint64_t s, raw_total = 0, seen = 0;
+	int rc, ret = 0, readable;
 
 	memset(span, 0, sizeof(*span));
 	body->read = NULL;
@@ -366,37 +586,65 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		if (store_key_parse(&k, &t, &n, &s) < 0 || n != tlen ||
 		    memcmp(t, tenant, tlen) != 0 || s > max_seq)
 			break;
-		/* The first entry's destination record bounds the body. */
+		readable = store_entry_read(&v, &h, &lt) == 0;
+		if (!readable) {
+			/* Unreadable: lane 0's, and it travels alone so that
+			 * the upstream's refusal sets it aside. */
+			if (lane != 0) {
+				seen = s;
+				continue;
+			}
+			size_t skip = sizeof(h);
+			/* Past a lane table, when the header gives one. */
+			if (v.mv_size >= sizeof(h) &&
+			    h.nlanes <= STORE_LANES &&
+			    v.mv_size >= sizeof(h) + h.nlanes * sizeof(struct lane_rec))
+				skip += h.nlanes * sizeof(struct lane_rec);
+			memset(&h, 0, sizeof(h));
+			h.raw_len = (uint32_t)max_raw;
+			whole.block = (const uint8_t *)v.mv_data + skip;
+			whole.len = v.mv_size > skip ? v.mv_size - skip : 0;
+			whole.raw_len = h.raw_len;
+			whole.samples = whole.series = 0;
+			lp = &whole;
+		} else if ((lp = lanes_find(&lt, lane)) == NULL) {
+			seen = s;   /* nothing of this lane: passed over */
+			continue;
+		}
+		/* The first part's destination record bounds the body. */
 		if (nparts == 0 && (ret = body_dest(txn, st, body, tenant, tlen, s,
 						    &max_seq)) < 0)
 			break;
-		if (store_entry_hdr(&v, &h) < 0) {
-			/* Unreadable: let it travel alone so the upstream's
-			 * refusal sets it aside. */
-			memset(&h, 0, sizeof(h));
-			h.raw_len = (uint32_t)max_raw;
-		}
-		if (nparts > 0 && (span->raw + h.raw_len > max_raw ||
-				   nparts >= max_entries))
+		if (nparts > 0 && (span->raw + lp->raw_len > max_raw ||
+				   nparts >= max_entries || !readable))
 			break;
 		e = &body->elements[nparts++];
-		span_add(span, s, &v, &h);
-		/* No block behind the header, or a malformed preamble: the
-		 * batch cannot be read. */
-		if (v.mv_size <= sizeof(h)) {
+		if (span->entries == 0) {
+			span->first_seq = s;
+			span->created_ms = h.created_ms;
+		}
+		span->entries++;
+		span->bytes += lp->len;
+		span->raw += lp->raw_len;
+		span->series += lp->series;
+		span->samples += lp->samples;
+		if (lt.n == 1 || !readable) {
+			span->histograms += h.histograms;
+			span->exemplars += h.exemplars;
+		}
+		seen = s;
+		/* No block, or a malformed preamble: it cannot be read. */
+		e->p = lp->block;
+		e->len = lp->len;
+		if (e->len == 0 || sblock_strip(e, &raw_total) < 0) {
 			ret = -1;
 			break;
 		}
-		e->p = (const uint8_t *)v.mv_data + sizeof(h);
-		e->len = v.mv_size - sizeof(h);
-		if (sblock_strip(e, &raw_total) < 0) {
-			ret = -1;
-			break;
-		}
-		if (nparts >= max_entries)
+		if (nparts >= max_entries || !readable)
 			break;
 	}
 	mdb_cursor_close(cur);
+	span->last_seq = seen;
 	if (ret == 0 && nparts > 0 &&
 	    sblock_stream_init(&body->stream, body->elements, nparts,
 			       raw_total) < 0)
@@ -414,7 +662,7 @@ void store_body_release(struct store_body *body)
 }
 
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,
-		     uint64_t seq, uint64_t max_seq, uint64_t max_raw,
+		     unsigned lane, uint64_t seq, uint64_t max_seq, uint64_t max_raw,
 		     uint64_t max_entries, struct buf *body,
 		     struct store_span *span)
 {
@@ -422,7 +670,7 @@ int store_read_batch(struct store *st, const char *tenant, size_t tlen,
 	size_t len;
 	int ret = 0;
 
-	if (store_body_open(st, tenant, tlen, seq, max_seq, max_raw,
+	if (store_body_open(st, tenant, tlen, lane, seq, max_seq, max_raw,
 			    max_entries, &b, span) < 0)
 		return -1;
 	if (span->entries == 0)

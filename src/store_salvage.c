@@ -19,6 +19,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "lanes.h"
 #include "store_int.h"
 #include "usage.h"
 #include "wire.h"
@@ -60,9 +61,7 @@ static int sink_write(struct sink *s, const char *dir, uint64_t max_size,
 		      const struct record *rec, char *err, size_t errlen)
 {
 	struct store_span gone, next;
-	struct sblock_part part;
-	struct entry_hdr h;
-	uint64_t vb, seq;
+	uint64_t seq;
 	int rc = 0;
 
 	if (dir != NULL) {
@@ -86,19 +85,12 @@ static int sink_write(struct sink *s, const char *dir, uint64_t max_size,
 		rc = store_usage_put(s->txn, 0, rec->tenant, rec->tlen, rec->seq,
 				     rec->value, rec->vlen);
 	} else {
-		MDB_val v = {rec->vlen, (void *)rec->value};
-		memset(&h, 0, sizeof(h));
-		if (store_entry_hdr(&v, &h) < 0) {
-			rc = ERR_CORRUPT;
-			goto out;
-		}
-		part.p = rec->value + sizeof(h);
-		part.len = rec->vlen - sizeof(h);
-		rc = store_put_entry(s->txn, rec->tenant, rec->tlen, &h, &part, 1,
-				     &seq, &vb);
+		/* As it is, lane table and all (any version it reads). */
+		rc = store_put_value(s->txn, rec->tenant, rec->tlen, rec->value,
+				     rec->vlen, &seq);
 		if (rc == 0 && rec->status != 0) {
 			memset(&gone, 0, sizeof(gone));
-			rc = store_set_aside(s->txn, rec->tenant, rec->tlen, seq,
+			rc = store_set_aside(s->txn, rec->tenant, rec->tlen, -1, seq,
 					     rec->status, rec->reason, &gone, &next);
 		}
 	}
@@ -131,40 +123,46 @@ static void sink_close(struct sink *s)
 
 /* --- checking entries ---------------------------------------------------- */
 
-/* A queue value the relay can send: header, snappy block, WriteRequest.
- * Returns 0 with the header in h, or -1 with the reason in why. */
+/* A queue value the relay can send: header, lane table, and each lane's
+ * snappy block a WriteRequest. Returns 0 with the header in h, or -1 with
+ * the reason in why. */
 static int entry_check(const uint8_t *v, size_t n, struct entry_hdr *h,
 		       struct buf *raw, char *why, size_t whylen)
 {
 	MDB_val mv = {n, (void *)v};
+	struct lane_table lt;
 	struct wire_opts o;
 	size_t len;
 
-	if (store_entry_hdr(&mv, h) < 0) {
-		snprintf(why, whylen, "bad entry header or snappy preamble");
+	if (store_entry_read(&mv, h, &lt) < 0) {
+		snprintf(why, whylen, "bad entry header, lane table or snappy "
+			 "preamble");
 		return -1;
 	}
-	if (snappy_uncompressed_length((const char *)v + sizeof(*h),
-				       n - sizeof(*h), &len) != SNAPPY_OK ||
-	    len != h->raw_len || len > SALVAGE_RAW_MAX) {
-		snprintf(why, whylen, "snappy length %u unreadable or too large",
-			 h->raw_len);
-		return -1;
+	for (unsigned i = 0; i < lt.n; i++) {
+		const struct lane_part *p = &lt.part[i];
+		if (snappy_uncompressed_length((const char *)p->block, p->len,
+					       &len) != SNAPPY_OK ||
+		    len != p->raw_len || len > SALVAGE_RAW_MAX) {
+			snprintf(why, whylen, "snappy length %u unreadable or "
+				 "too large", p->raw_len);
+			return -1;
+		}
+		buf_reset(raw);
+		if (buf_reserve(raw, len ? len : 1) < 0) {
+			snprintf(why, whylen, "out of memory for %zu bytes", len);
+			return -1;
+		}
+		if (snappy_uncompress((const char *)p->block, p->len,
+				      (char *)raw->p, &len) != SNAPPY_OK ||
+		    len != p->raw_len) {
+			snprintf(why, whylen, "corrupt snappy block");
+			return -1;
+		}
+		memset(&o, 0, sizeof(o));
+		if (wire_scan(raw->p, len, &o, NULL, NULL, why, whylen) != WIRE_OK)
+			return -1;
 	}
-	buf_reset(raw);
-	if (buf_reserve(raw, len ? len : 1) < 0) {
-		snprintf(why, whylen, "out of memory for %zu bytes", len);
-		return -1;
-	}
-	if (snappy_uncompress((const char *)v + sizeof(*h), n - sizeof(*h),
-			      (char *)raw->p, &len) != SNAPPY_OK ||
-	    len != h->raw_len) {
-		snprintf(why, whylen, "corrupt snappy block");
-		return -1;
-	}
-	memset(&o, 0, sizeof(o));
-	if (wire_scan(raw->p, len, &o, NULL, NULL, why, whylen) != WIRE_OK)
-		return -1;
 	return 0;
 }
 

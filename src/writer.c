@@ -24,7 +24,7 @@
 
 /* How often old sketches and usage past retention are removed. */
 #define CLEANUP_EVERY_MS (60 * 1000)
-#define ACK_WAIT_MS 100L
+#define ACK_WAIT_US 2000L
 /* Stored series (max_series) looked at for expiry per commit round. */
 #define SERIES_EXPIRE_PER_ROUND 512
 
@@ -203,8 +203,7 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 			return rc;
 		e->dest = &b->dest;
 		for (size_t i = 0; i < b->nchunks; i++) {
-			if (e->nparts > 0 &&
-			    e->raw + b->chunks[i].raw_len > w->cfg->max_request_size &&
+			if (!entry_fits(e, &b->chunks[i], w->cfg->max_request_size) &&
 			    (rc = open_flush(w, txn, e, now)) != 0)
 				return rc;
 			/* The request counts in the entry its first chunk is in. */
@@ -234,6 +233,8 @@ static void publish_changes(struct writer *w)
 				      c->gone.bytes, c->gone.samples,
 				      c->next.entries ? c->next.first_seq : 0,
 				      c->next.created_ms);
+		if (c->lane_acked)
+			queue_lane_acked(w->q, c->tenant, c->tlen, c->lane);
 	}
 }
 
@@ -359,10 +360,11 @@ static void gather(struct writer *w)
 
 /*
  * Called with the lock held. Deliveries come back one request at a time,
- * and a commit for each costs a sync apiece, while nothing waits for them:
- * a forwarder moves on as soon as it has reported one. So when only
- * deliveries wait, commit them ACK_WAIT_MS after the first of them came,
- * together with all that came meanwhile. Anything else (a request to
+ * and a commit for each costs a sync apiece; their lanes wait for the
+ * commit before they send again (queue.h), so the wait is short: when only
+ * deliveries wait, commit them ACK_WAIT_US after the first of them came,
+ * together with all that came meanwhile (and those that come while one
+ * commit syncs go together in the next). Anything else (a request to
  * store, a stop) ends the wait. Not right after a round that stored
  * requests: their senders' next ones may be on the way, and gather() must
  * not then wait for as many again behind a round that took only a request
@@ -371,7 +373,7 @@ static void gather(struct writer *w)
  */
 static void gather_acks(struct writer *w)
 {
-	uint64_t now = clock_mono_us(), due = w->first_ack_us + ACK_WAIT_MS * 1000;
+	uint64_t now = clock_mono_us(), due = w->first_ack_us + ACK_WAIT_US;
 	struct timespec until;
 
 	if (w->batches != NULL || w->nops != w->nacks || w->stopping ||

@@ -97,6 +97,7 @@ int writer_apply_ops(struct writer *w, struct store_txn *txn,
 {
 	struct writer_op *op;
 	struct change *c;
+	uint64_t delivered;
 	int rc;
 
 	for (op = ops; op != NULL; op = op->next) {
@@ -114,23 +115,28 @@ int writer_apply_ops(struct writer *w, struct store_txn *txn,
 		}
 		if ((c = writer_change_new(w, op->tenant, op->tlen)) == NULL)
 			return ERR_NOMEM;
-		if (op->kind == OP_ACK) {
-			rc = store_delete_range(txn, op->tenant, op->tlen, op->first,
-						op->last, &c->gone, &c->next);
-		} else {
-			rc = store_set_aside(txn, op->tenant, op->tlen, op->first,
-					     op->status, op->reason, &c->gone,
-					     &c->next);
+		if (op->kind == OP_SET_ASIDE) {
+			rc = store_set_aside(txn, op->tenant, op->tlen,
+					     (int)op->lane, op->first, op->status,
+					     op->reason, &c->gone, &c->next);
 			if (rc == ERR_NOTFOUND)  /* gone already: nothing moved */
 				rc = 0;
+			if (rc != 0)
+				return rc;
 		}
+		/* The lane is through what it delivered or set aside; once
+		 * committed, it may send again. */
+		rc = store_lane_ack(txn, op->tenant, op->tlen, op->lane, op->first,
+				    op->last, &c->gone, &c->next, &delivered);
 		if (rc != 0)
 			return rc;
+		c->lane_acked = 1;
+		c->lane = op->lane;
 		/* Set-aside samples are kept, not dropped: they count as dropped
 		 * when purged, as delivered when replayed and delivered. */
 		if (op->kind == OP_ACK &&
 		    (rc = usage_count_delivered(&w->usage, op->tenant, op->tlen,
-						now, c->gone.samples)) != 0)
+						now, delivered)) != 0)
 			return rc;
 	}
 	return 0;
@@ -216,24 +222,32 @@ static struct writer_op *op_new(enum op_kind kind, const char *tenant,
 }
 
 void writer_ack(struct writer *w, const char *tenant, size_t tlen,
-		uint64_t first, uint64_t last)
+		unsigned lane, uint64_t first, uint64_t last)
 {
 	struct writer_op *op = op_new(OP_ACK, tenant, tlen);
 
-	if (op == NULL)
+	if (op == NULL) {
+		/* Not recorded: sent again after a restart, as after a crash. */
+		queue_lane_acked(w->q, tenant, tlen, lane);
 		return;
+	}
+	op->lane = lane;
 	op->first = first;
 	op->last = last;
 	push_op(w, op);
 }
 
 void writer_set_aside(struct writer *w, const char *tenant, size_t tlen,
-		      uint64_t seq, long status, const char *reason)
+		      unsigned lane, uint64_t seq, long status,
+		      const char *reason)
 {
 	struct writer_op *op = op_new(OP_SET_ASIDE, tenant, tlen);
 
-	if (op == NULL)
+	if (op == NULL) {
+		queue_lane_acked(w->q, tenant, tlen, lane);
 		return;
+	}
+	op->lane = lane;
 	op->first = op->last = seq;
 	op->status = status;
 	snprintf(op->reason, sizeof(op->reason), "%s", reason);

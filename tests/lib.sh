@@ -268,6 +268,47 @@ YML
 	PIDS+=("$!")
 }
 
+# start_prom_receiver DIR PORT: starts Prometheus on 127.0.0.1:PORT as a
+# remote-write receiver (--web.enable-remote-write-receiver, POST
+# /api/v1/write; it refuses out-of-order samples with 400), scraping
+# nothing, and waits until it is ready. Its log is DIR/prometheus.log (in
+# PROM_LOG), its pid in PROM_PID; it is stopped on exit. Returns 1 when it
+# does not come up.
+start_prom_receiver() {
+	local dir=$1 port=$2
+	mkdir -p "$dir"
+	printf 'global:\n  scrape_interval: 1m\nscrape_configs: []\n' >"$dir/prometheus.yml"
+	PROM_LOG=$dir/prometheus.log
+	prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
+		--web.listen-address="127.0.0.1:$port" \
+		--web.enable-remote-write-receiver >>"$PROM_LOG" 2>&1 &
+	PROM_PID=$!
+	PIDS+=("$PROM_PID")
+	if ! wait_until "$WAIT_CAP" _http_2xx "http://127.0.0.1:$port/-/ready"; then
+		echo "start_prom_receiver: prometheus on port $port did not come up" >&2
+		_dump_log "$PROM_LOG" 10 >&2
+		return 1
+	fi
+}
+
+# stop_prometheus: SIGTERM to PROM_PID, and waits for it to exit.
+stop_prometheus() {
+	[ -n "${PROM_PID:-}" ] || return 0
+	kill -TERM "$PROM_PID" 2>/dev/null
+	wait_until "$WAIT_CAP" _gone "$PROM_PID" || kill -KILL "$PROM_PID" 2>/dev/null
+	wait "$PROM_PID" 2>/dev/null
+	_forget_pid "$PROM_PID"
+	PROM_PID=
+}
+
+# prom_scalar PORT QUERY: the value of an instant PromQL query that gives
+# one number (0 when it gives nothing).
+prom_scalar() {
+	curl -s --max-time 30 -G --data-urlencode "query=$2" \
+		"http://127.0.0.1:$1/api/v1/query" |
+		jq -r '.data.result[0].value[1] // "0"'
+}
+
 # prom_timestamps PORT SELECTOR: prints the timestamps (ms, one a line,
 # ascending) of the samples a Prometheus stored in its own TSDB for the
 # one series SELECTOR matches, over the last hour.

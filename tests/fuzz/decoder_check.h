@@ -34,8 +34,8 @@
  * The ingest checks: the status is the one wire_scan's result maps to; on
  * success the counts and series hashes are wire_scan's, the chunks
  * decompress to whole requests whose counts add up and whose concatenation
- * is the (rewritten) request, and a body small enough and not rewritten is
- * kept as it came; on failure the batch holds nothing.
+ * is the (rewritten) request sorted into delivery lanes (lanes.h), lane by
+ * lane; on failure the batch holds nothing.
  *
  * decoder_check() returns NULL, or a one-line description of the first
  * mismatch (in a static buffer). Memory errors are left to the sanitizers.
@@ -54,6 +54,7 @@
 #include "buf.h"
 #include "config.h"
 #include "ingest.h"
+#include "lanes.h"
 #include "remote.pb-c.h"
 #include "wire.h"
 #include "writer.h"
@@ -542,19 +543,40 @@ static void dc_config(struct config *cfg, int tight)
 /* Checks the chunks of a batch that ingest_body filled from a request
  * whose final form (after any rewrite) is want[0..wlen) with counts c.
  * Returns NULL or what is wrong. */
+/* Bytes in all lanes. */
+static size_t dc_lanes_total(const struct buf *lanes)
+{
+	size_t n = 0;
+
+	for (unsigned l = 0; l < LANES; l++)
+		n += lanes[l].len;
+	return n;
+}
+
 static const char *dc_chunks(const struct config *cfg, const struct batch *b,
 			     const uint8_t *want, size_t wlen,
 			     const struct wire_counts *c)
 {
 	struct wire_counts sum, cc;
+	struct buf lanes[LANES];
+	struct wire_opts lo;
 	uint8_t *raw = NULL;
-	size_t i, n, off = 0, first;
+	size_t i, n, off[LANES] = {0}, first;
 	const char *e = NULL;
 	char s1[160], s2[160], why[64];
 
 	memset(&sum, 0, sizeof(sum));
+	/* An empty request leaves nothing to store. */
 	if (b->nchunks == 0)
-		return dc_fail("ingest accepted a request but left no chunk");
+		return wlen == 0 ? NULL :
+		       dc_fail("ingest accepted a request but left no chunk");
+	/* What each lane must hold: the request sorted into lanes. */
+	for (i = 0; i < LANES; i++)
+		buf_init(&lanes[i], wlen + wlen / 2 + 64);
+	memset(&lo, 0, sizeof(lo));
+	lo.lane_out = lanes;
+	if (wire_scan(want, wlen, &lo, NULL, NULL, why, sizeof(why)) != WIRE_OK)
+		e = dc_fail("the request does not sort into lanes");
 	for (i = 0; i < b->nchunks && e == NULL; i++) {
 		const struct chunk *ch = &b->chunks[i];
 
@@ -576,12 +598,21 @@ static const char *dc_chunks(const struct config *cfg, const struct batch *b,
 				    "and more than one field", i, n);
 			break;
 		}
-		if (off + n > wlen || (n > 0 && memcmp(raw, want + off, n) != 0)) {
-			e = dc_fail("chunk %zu: not the next %zu bytes of the "
-				    "request", i, n);
+		/* The body as it came: the whole request, all in its lane. */
+		if (b->nchunks == 1 && ch->lane < LANES && n == wlen &&
+		    memcmp(raw, want, n) == 0 &&
+		    lanes[ch->lane].len == dc_lanes_total(lanes)) {
+			off[ch->lane] = lanes[ch->lane].len;
+		} else if (ch->lane >= LANES ||
+			   off[ch->lane] + n > lanes[ch->lane].len ||
+		    (n > 0 && memcmp(raw, lanes[ch->lane].p + off[ch->lane],
+				     n) != 0)) {
+			e = dc_fail("chunk %zu: not the next %zu bytes of its "
+				    "lane", i, n);
 			break;
+		} else {
+			off[ch->lane] += n;
 		}
-		off += n;
 		memset(&cc, 0, sizeof(cc));
 		if (wire_scan(raw, n, NULL, &cc, NULL, why, sizeof(why)) !=
 			    WIRE_OK ||
@@ -593,9 +624,12 @@ static const char *dc_chunks(const struct config *cfg, const struct batch *b,
 		}
 		dc_counts_add(&sum, &cc);
 	}
-	if (e == NULL && off != wlen)
-		e = dc_fail("the chunks hold %zu of the request's %zu bytes",
-			    off, wlen);
+	for (i = 0; i < LANES; i++) {
+		if (e == NULL && off[i] != lanes[i].len)
+			e = dc_fail("the chunks hold %zu of lane %zu's %zu bytes",
+				    off[i], i, lanes[i].len);
+		buf_free(&lanes[i]);
+	}
 	if (e == NULL && !dc_counts_equal(&sum, c))
 		e = dc_fail("the chunks' counts (%s) do not add up to the "
 			    "request's (%s)", dc_counts_str(&sum, s1, sizeof(s1)),
@@ -710,13 +744,8 @@ static const char *dc_ingest(const struct config *cfg, const uint8_t *body,
 			    "wire_scan (%zu and %zu)", hi.n, hw.n);
 		goto out;
 	}
-	if (name == NULL && n <= cfg->max_request_size && want.sorted == 0 &&
-	    (b.nchunks != 1 || b.chunks[0].len != len ||
-	     memcmp(b.chunks[0].block, body, len) != 0 || in.p != NULL)) {
-		e = dc_fail("a small request without a rewrite was not kept as "
-			    "it came");
-		goto out;
-	}
+	/* out is the request as wire_scan copies it: as it came, or with
+	 * labels set or sorted. */
 	e = dc_chunks(cfg, &b, out.p, out.len, &counts);
 out:
 	batch_release(&b);

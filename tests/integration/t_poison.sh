@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # t_poison.sh - a batch upstream refuses for good (400) must not hold up the
 # others: VictoriaMetrics takes at most 200000 decoded bytes per request, the
-# relay gets small requests around one of about 240000 decoded bytes (3000
-# series, well under the relay's own limits). Everything else arrives and
+# relay gets small requests around one of about 240000 decoded bytes (one
+# series of 12000 samples, so all in one delivery lane; well under the
+# relay's own limits). Everything else arrives and
 # the refused batch is set aside.
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -24,7 +25,7 @@ small() {
 }
 
 a=$(small pa)
-sum=$(rwsend "$URL" --series 3000 --name-prefix pz)
+sum=$(rwsend "$URL" --series 1 --samples-per-series 12000 --name-prefix pz)
 note "pz: $sum"
 check "the large request is acknowledged (204)" [ "$(field "$sum" status_2xx)" = 1 ]
 b=$(small pb)

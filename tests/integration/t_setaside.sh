@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t_setaside.sh - batches the upstream refused for good: VictoriaMetrics
 # takes at most 100000 decoded bytes per request and the relay gets one
-# request of 3000 series (well over that) between small ones. The big one
+# request of one series with 9000 samples (well over that: one series, so
+# it is all in one delivery lane) between small ones. The big one
 # is set aside with VictoriaMetrics' answer; `relay setaside list` and GET
 # /api/v1/setaside show it; `relay setaside replay` (through the running
 # relay's admin API) queues it again, and it is refused and set aside again
@@ -50,9 +51,9 @@ cli() {
 	"$RELAY_BIN" setaside "$op" -c "$CONF" "$@" >"$T/cli.out" 2>"$T/cli.err"
 }
 
-# big PREFIX: one request of 3000 series, one sample each.
+# big PREFIX: one request of one series with 9000 samples.
 big() {
-	rwsend "$URL" --token "$TOKEN" --series 3000 --requests 1 --name-prefix "$1"
+	rwsend "$URL" --token "$TOKEN" --series 1 --samples-per-series 9000 --requests 1 --name-prefix "$1"
 }
 
 # one_seq_not SEQ: true when exactly one entry is set aside and its seq is
@@ -69,7 +70,7 @@ a=$(rwsend "$URL" --token "$TOKEN" --series 50 --requests 10 --name-prefix sa_a)
 sum=$(big sa_big)
 note "sa_big: $sum"
 b=$(rwsend "$URL" --token "$TOKEN" --series 50 --requests 10 --name-prefix sa_b)
-check "the 3000-series request is acknowledged (204)" [ "$(field "$sum" status_2xx)" = 1 ]
+check "the 9000-sample request is acknowledged (204)" [ "$(field "$sum" status_2xx)" = 1 ]
 checkx "the small requests are acknowledged" \
 	'[ "$(field "$a" samples_acked)" = 500 ] && [ "$(field "$b" samples_acked)" = 500 ]'
 for p in sa_a sa_b; do
@@ -84,8 +85,8 @@ if wait_until "$WAIT_CAP" metric_is "$RELAY_PORT" relay_batches_set_aside_total 
 else
 	fail "set aside" "relay_batches_set_aside_total=$(metric "$RELAY_PORT" relay_batches_set_aside_total)"
 fi
-check "relay_samples_set_aside_total = 3000" \
-	metric_is "$RELAY_PORT" relay_samples_set_aside_total 3000
+check "relay_samples_set_aside_total = 9000" \
+	metric_is "$RELAY_PORT" relay_samples_set_aside_total 9000
 wait_until "$WAIT_CAP" sa_len_is 1 || note "the set-aside list did not show one entry"
 
 # --- list: CLI (relay running) and admin API ---------------------------------
@@ -93,8 +94,8 @@ if cli list; then
 	out=$(cat "$T/cli.out")
 	note "setaside list: $out"
 	checkx "setaside list (relay running): one entry" '[ "$(grep -c "seq=" <<<"$out")" = 1 ]'
-	checkx "setaside list: tenant acme, status 400, 3000 samples" \
-		'grep -q "tenant=acme " <<<"$out" && grep -q " status=400 " <<<"$out" && grep -q " samples=3000 " <<<"$out"'
+	checkx "setaside list: tenant acme, status 400, 9000 samples" \
+		'grep -q "tenant=acme " <<<"$out" && grep -q " status=400 " <<<"$out" && grep -q " samples=9000 " <<<"$out"'
 	checkx "setaside list: shows VictoriaMetrics' reason (maxInsertRequestSize)" \
 		'grep -q "reason=\".*maxInsertRequestSize" <<<"$out"'
 else
@@ -102,8 +103,8 @@ else
 fi
 j=$(sa_json)
 note "GET /api/v1/setaside: $(head -c 400 <<<"$j")"
-checkx "GET /api/v1/setaside: one entry, tenant acme, status 400, 3000 samples, series 3000" \
-	'[ "$(jq -c "[.setaside[] | [.tenant, .status, .samples, .series]]" <<<"$j")" = "[[\"acme\",400,3000,3000]]" ]'
+checkx "GET /api/v1/setaside: one entry, tenant acme, status 400, 9000 samples, series 1" \
+	'[ "$(jq -c "[.setaside[] | [.tenant, .status, .samples, .series]]" <<<"$j")" = "[[\"acme\",400,9000,1]]" ]'
 checkx "GET /api/v1/setaside: the reason is VictoriaMetrics' answer" \
 	'jq -r ".setaside[0].reason" <<<"$j" | grep -q maxInsertRequestSize'
 SEQ1=$(jq '.setaside[0].seq' <<<"$j")
@@ -149,8 +150,8 @@ j=$(sa_json)
 SEQ2=$(jq '.setaside[0].seq' <<<"$j")
 note "seq before: $SEQ1, after the replay: $SEQ2"
 checkx "the new seq is later than the old ($SEQ2 > $SEQ1)" '[ "$SEQ2" -gt "$SEQ1" ]'
-checkx "set aside again with status 400 and 3000 samples" \
-	'[ "$(jq -c ".setaside[0] | [.status, .samples]" <<<"$j")" = "[400,3000]" ]'
+checkx "set aside again with status 400 and 9000 samples" \
+	'[ "$(jq -c ".setaside[0] | [.status, .samples]" <<<"$j")" = "[400,9000]" ]'
 check "relay_upstream_requests_total{code=\"400\"} >= 2" \
 	metric_ge "$RELAY_PORT" relay_upstream_requests_total 2 'code="400"'
 n=$(vm_count "$VM_PORT" '{__name__="sa_big_metric"}')
@@ -164,13 +165,13 @@ if cli replay; then
 else
 	fail "setaside replay (2)" "exit $?: $(cat "$T/cli.out" "$T/cli.err")"
 fi
-if wait_until "$WAIT_CAP" vm_has "$VM_PORT" '{__name__="sa_big_metric"}' 3000; then
-	ok "the 3000 samples of the replayed batch arrived"
+if wait_until "$WAIT_CAP" vm_has "$VM_PORT" '{__name__="sa_big_metric"}' 9000; then
+	ok "the 9000 samples of the replayed batch arrived"
 else
-	fail "replayed batch arrived" "found $(vm_count_distinct "$VM_PORT" '{__name__="sa_big_metric"}') of 3000"
+	fail "replayed batch arrived" "found $(vm_count_distinct "$VM_PORT" '{__name__="sa_big_metric"}') of 9000"
 fi
 n=$(vm_series "$VM_PORT" '{__name__="sa_big_metric",tenant="acme"}')
-check "the replayed series carry tenant=\"acme\" ($n of 3000)" [ "$n" = 3000 ]
+check "the replayed series carry tenant=\"acme\" ($n of 1)" [ "$n" = 1 ]
 if wait_until "$WAIT_CAP" sa_len_is 0; then
 	ok "the set-aside list is empty after the replay"
 else
@@ -191,7 +192,7 @@ stop_vm
 start_vm "$T/vm" "$VM_PORT" "$VM_SMALL" || { fail setup "victoria-metrics did not restart"; exit 1; }
 purged0=$(usage_sum "$(usage_json "$BASE" "$ADMIN" tenant=acme)" acme samples_dropped_purged)
 sum=$(big sa_big2)
-check "another 3000-series request: 204" [ "$(field "$sum" status_2xx)" = 1 ]
+check "another 9000-sample request: 204" [ "$(field "$sum" status_2xx)" = 1 ]
 if wait_until "$WAIT_CAP" sa_len_is 1; then
 	ok "the second poison batch is set aside"
 else
@@ -207,16 +208,16 @@ if wait_until "$WAIT_CAP" sa_len_is 0; then
 else
 	fail "list empty after purge" "$(sa_json | head -c 300)"
 fi
-check "relay_samples_set_aside_total counts all three set-asides (9000)" \
-	metric_is "$RELAY_PORT" relay_samples_set_aside_total 9000
+check "relay_samples_set_aside_total counts all three set-asides (27000)" \
+	metric_is "$RELAY_PORT" relay_samples_set_aside_total 27000
 j=$(usage_json "$BASE" "$ADMIN" tenant=acme)
 u=$(usage_sum "$j" acme samples_dropped_purged)
 note "acme usage: samples_dropped_purged=$u (before: $purged0), samples_dropped_set_aside=$(usage_sum "$j" acme samples_dropped_set_aside), samples_delivered=$(usage_sum "$j" acme samples_delivered)"
-check "acme's usage: samples_dropped_purged = 3000 ($u)" [ "$u" = 3000 ]
+check "acme's usage: samples_dropped_purged = 9000 ($u)" [ "$u" = 9000 ]
 u=$("$RELAY_BIN" usage -c "$CONF" --tenant acme --csv 2>&1)
 col=$(head -n 1 <<<"$u" | tr ',' '\n' | grep -nx samples_dropped_purged | cut -d: -f1)
 v=$(tail -n +2 <<<"$u" | cut -d, -f"${col:-1}" | awk '{ s += $1 } END { if (NR) print s }')
-check "relay usage (CLI) agrees: samples_dropped_purged = 3000 (${v:-none})" [ "${v:-}" = 3000 ]
+check "relay usage (CLI) agrees: samples_dropped_purged = 9000 (${v:-none})" [ "${v:-}" = 9000 ]
 
 # --- with the relay stopped, the CLI works on the data directory ----------
 sum=$(big sa_c)
@@ -267,14 +268,14 @@ checkx "after the replay the list is empty" '[ ! -s "$T/cli.out" ]'
 
 stop_vm
 start_relay "$CONF" || { fail "restart" "relay did not become ready"; exit 1; }
-checkx "on restart (VictoriaMetrics down) the replayed entry is in the buffer: 1 entry, 3000 samples" \
-	'metric_is "$RELAY_PORT" relay_buffer_entries 1 && metric_is "$RELAY_PORT" relay_buffer_samples 3000'
+checkx "on restart (VictoriaMetrics down) the replayed entry is in the buffer: 1 entry, 9000 samples" \
+	'metric_is "$RELAY_PORT" relay_buffer_entries 1 && metric_is "$RELAY_PORT" relay_buffer_samples 9000'
 check "nothing set aside after the restart" sa_len_is 0
 start_vm "$T/vm" "$VM_PORT" "$VM_LARGE" || { fail setup "victoria-metrics did not restart"; exit 1; }
-if wait_until "$WAIT_CAP" vm_has "$VM_PORT" '{__name__="sa_c_metric"}' 3000; then
-	ok "the entry replayed offline is delivered after the restart (3000 samples)"
+if wait_until "$WAIT_CAP" vm_has "$VM_PORT" '{__name__="sa_c_metric"}' 9000; then
+	ok "the entry replayed offline is delivered after the restart (9000 samples)"
 else
-	fail "offline replay delivered" "found $(vm_count_distinct "$VM_PORT" '{__name__="sa_c_metric"}') of 3000"
+	fail "offline replay delivered" "found $(vm_count_distinct "$VM_PORT" '{__name__="sa_c_metric"}') of 9000"
 fi
 if wait_until "$WAIT_CAP" metric_is "$RELAY_PORT" relay_buffer_entries 0; then
 	ok "the buffer empties"

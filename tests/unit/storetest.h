@@ -29,6 +29,7 @@
 #include "config.h"
 #include "err.h"
 #include "ingest.h"
+#include "lanes.h"
 #include "queue.h"
 #include "remote.pb-c.h"
 #include "testlib.h"
@@ -286,6 +287,7 @@ static inline const char *batch_add_chunk(struct batch *b, const uint8_t *raw,
 	ch->block = z;
 	ch->len = zlen;
 	ch->raw_len = (uint32_t)len;
+	ch->lane = 0;
 	ch->counts = *c;
 	b->value_bytes += zlen + sizeof(struct entry_hdr);
 	return NULL;
@@ -366,6 +368,16 @@ struct entries {
 	struct entry *e;
 	size_t n;
 };
+
+/* Where the block of a one-lane entry starts in its value (after the
+ * header and the lane table, store.h), and its length. */
+static inline size_t entry_block_off(const struct entry *en)
+{
+	return sizeof(struct entry_hdr) +
+	       (en->h.version >= 2 ? en->h.nlanes * sizeof(struct lane_rec) : 0);
+}
+#define ENTRY_BLOCK(en) ((en)->val + entry_block_off(en))
+#define ENTRY_BLOCK_LEN(en) ((en)->vlen - entry_block_off(en))
 
 static inline void entries_free(struct entries *es)
 {
@@ -485,6 +497,66 @@ static inline const char *block_is(const uint8_t *p, size_t len, const int *want
 }
 
 /* Reads the tenant's whole queue as the forwarder would and checks it. */
+/*
+ * What ingest stored for tenant, read lane by lane: every series of the
+ * fixtures want[0..n) once, each lane's in the fixtures' order (a lane
+ * keeps the order of its series), and the metadata in lane 0. *series
+ * gets how many series were read.
+ */
+static inline const char *lanes_are(const char *tenant, const int *want,
+				    size_t n, size_t *series)
+{
+	const Prometheus__TimeSeries *all[4096];
+	unsigned char used[4096];
+	size_t total = 0, seen = 0;
+	const char *e = NULL;
+
+	for (size_t f = 0; f < n; f++)
+		for (size_t i = 0; i < fx[want[f]].req->n_timeseries; i++)
+			if (total < 4096)
+				all[total++] = fx[want[f]].req->timeseries[i];
+	memset(used, 0, sizeof(used));
+	for (unsigned l = 0; l < LANES && e == NULL; l++) {
+		struct store_span span;
+		struct buf body;
+		Prometheus__WriteRequest *m = NULL;
+		uint8_t *raw = NULL;
+		size_t rawlen, j = 0;
+
+		buf_init(&body, 1u << 30);
+		if (store_read_batch(E.st, tenant, strlen(tenant), l, 0,
+				     UINT64_MAX, UINT64_MAX, 256, &body, &span) < 0)
+			e = "store_read_batch failed";
+		else if (span.entries > 0 &&
+			 ((raw = uncompress(body.p, body.len, &rawlen)) == NULL ||
+			  (m = prometheus__write_request__unpack(NULL, rawlen,
+								 raw)) == NULL))
+			e = "a lane's block does not decode";
+		for (size_t i = 0; m != NULL && i < m->n_timeseries && e == NULL;
+		     i++, seen++) {
+			while (j < total && (used[j] ||
+					     !message_equal(all[j], m->timeseries[i])))
+				j++;
+			if (j == total)
+				e = err("lane %u: series %zu out of order or unknown",
+					l, i);
+			else
+				used[j++] = 1;
+		}
+		if (m != NULL && l != 0 && m->n_metadata != 0)
+			e = "metadata outside lane 0";
+		if (m != NULL)
+			prometheus__write_request__free_unpacked(m, NULL);
+		free(raw);
+		buf_free(&body);
+	}
+	if (e == NULL && seen != total)
+		e = err("%zu series read, %zu sent", seen, total);
+	if (series != NULL)
+		*series = seen;
+	return e;
+}
+
 static inline const char *queue_is(const char *tenant, const int *want, size_t n,
 			    struct store_span *span)
 {
@@ -492,7 +564,7 @@ static inline const char *queue_is(const char *tenant, const int *want, size_t n
 	const char *e;
 
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(E.st, tenant, strlen(tenant), 0, UINT64_MAX, UINT64_MAX, 256,
+	if (store_read_batch(E.st, tenant, strlen(tenant), 0, 0, UINT64_MAX, UINT64_MAX, 256,
 			     &body, span) < 0)
 		e = "store_read_batch failed";
 	else if (span->entries == 0)

@@ -67,7 +67,7 @@ static void check_defaults(const struct config *cfg)
 	CHECK_EQ_INT(cfg->min_backoff_ms, 100);
 	CHECK_EQ_INT(cfg->max_backoff_ms, 5000);
 	CHECK_EQ_INT(cfg->max_request_size, 8ULL << 20);
-	CHECK_EQ_INT(cfg->concurrency, 4);
+	CHECK_EQ_INT(cfg->concurrency, 8);
 	CHECK(cfg->bearer_token == NULL && cfg->basic_user == NULL &&
 	      cfg->basic_password == NULL);
 	CHECK(cfg->ca_file == NULL && cfg->client_cert == NULL && cfg->client_key == NULL);

@@ -107,7 +107,7 @@ static int decodes_to(const char *tenant, uint64_t seq, uint64_t last,
 		wlen += k;
 	}
 	buf_init(&body, 1 << 20);
-	ok = store_read_batch(st, tenant, strlen(tenant), seq, last, UINT64_MAX,
+	ok = store_read_batch(st, tenant, strlen(tenant), 0, seq, last, UINT64_MAX,
 			      256, &body, span) == 0 &&
 	     snappy_uncompress((const char *)body.p, body.len, got, &glen) ==
 		     SNAPPY_OK &&

@@ -1,8 +1,8 @@
 /*
  * test_ingest.c - from a request body to a batch's chunks: limits checked
- * before decoding, counts held against protobuf-c, the body kept as it came
- * when nothing is rewritten, the tenant label set, and large requests cut
- * into chunks of whole series.
+ * before decoding, counts held against protobuf-c, every series in its
+ * delivery lane (in order there), the tenant label set, and large lanes
+ * cut into chunks of whole series.
  *
  * Fixtures are read from $RELAY_FIXTURES, or tests/fixtures when unset
  * (run from the top of the tree).
@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "config.h"
 #include "remote.pb-c.h"
+#include "lanes.h"
 #include "store.h"
 #include "testlib.h"
 #include "unit.h"
@@ -31,29 +32,37 @@ static const char *const fixture_names[] = {
 static char why[256];
 
 /*
- * Checks that the chunks of b, decoded and read in order, hold the series
- * and metadata of the decoded request raw, each series with tenant=value
- * (tenant NULL: unchanged); each chunk's raw_len and counts must be right,
- * and each chunk at most max decoded bytes unless it holds one field.
+ * Checks that the chunks of b hold the series and metadata of the decoded
+ * request raw, each once, each series with tenant=value (tenant NULL:
+ * unchanged): chunks in ascending lane order (lanes.h), each lane's
+ * series in the order they were sent, the metadata in lane 0 in order;
+ * each chunk's raw_len and counts must be right, and each chunk at most
+ * max decoded bytes unless it holds one field.
  */
 static const char *chunks_equal(const struct batch *b, const uint8_t *raw,
 				size_t rawlen, const char *tenant,
 				const char *value, uint64_t max)
 {
 	Prometheus__WriteRequest *in = NULL, *part = NULL;
-	size_t si = 0, mi = 0;
+	size_t seen = 0, mi = 0, next[LANES] = {0};
+	unsigned char *used;
 	uint64_t vb = 0;
 	const char *e = NULL;
 
 	if ((in = prometheus__write_request__unpack(NULL, rawlen, raw)) == NULL)
 		return "protobuf-c cannot unpack the input";
-	for (size_t c = 0; c < b->nchunks && e == NULL; c++) {
+	used = calloc(in->n_timeseries + 1, 1);
+	for (size_t c = 0; c < b->nchunks && e == NULL && used != NULL; c++) {
 		const struct chunk *ch = &b->chunks[c];
 		struct wire_counts rc;
 		uint8_t *dec;
 		size_t n;
 
 		vb += ch->len + sizeof(struct entry_hdr);
+		if (ch->lane >= LANES || (c > 0 && ch->lane < b->chunks[c - 1].lane)) {
+			e = err("chunk %zu: lane %u out of order", c, ch->lane);
+			break;
+		}
 		if ((dec = uncompress(ch->block, ch->len, &n)) == NULL) {
 			e = err("chunk %zu: snappy cannot decode it", c);
 			break;
@@ -76,13 +85,20 @@ static const char *chunks_equal(const struct batch *b, const uint8_t *raw,
 				part->n_timeseries);
 		else if (rc.series + rc.metadata == 0 && rawlen > 0)
 			e = err("chunk %zu is empty", c);
-		for (size_t i = 0; e == NULL && i < part->n_timeseries; i++, si++) {
-			if (si >= in->n_timeseries)
-				e = "more series than sent";
-			else if ((e = series_equal(in->timeseries[si],
-						   part->timeseries[i], tenant,
-						   value)) != NULL)
-				e = err("series %zu: %s", si, strcpy(why, e));
+		else if (part->n_metadata > 0 && ch->lane != 0)
+			e = err("chunk %zu: metadata outside lane 0", c);
+		for (size_t i = 0; e == NULL && i < part->n_timeseries; i++, seen++) {
+			size_t *j = &next[ch->lane];
+			while (*j < in->n_timeseries &&
+			       (used[*j] || series_equal(in->timeseries[*j],
+							 part->timeseries[i],
+							 tenant, value) != NULL))
+				(*j)++;
+			if (*j == in->n_timeseries)
+				e = err("chunk %zu: series %zu unknown or out of "
+					"order in lane %u", c, i, ch->lane);
+			else
+				used[(*j)++] = 1;
 		}
 		for (size_t i = 0; e == NULL && i < part->n_metadata; i++, mi++)
 			if (mi >= in->n_metadata ||
@@ -91,13 +107,16 @@ static const char *chunks_equal(const struct batch *b, const uint8_t *raw,
 		prometheus__write_request__free_unpacked(part, NULL);
 		part = NULL;
 	}
-	if (e == NULL && (si != in->n_timeseries || mi != in->n_metadata))
+	if (used == NULL)
+		e = "out of memory";
+	if (e == NULL && (seen != in->n_timeseries || mi != in->n_metadata))
 		e = err("chunks hold %zu series and %zu metadata of %zu and %zu",
-			si, mi, in->n_timeseries, in->n_metadata);
+			seen, mi, in->n_timeseries, in->n_metadata);
 	if (e == NULL && vb != b->value_bytes)
 		e = err("value_bytes %llu, chunks take %llu",
 			(unsigned long long)b->value_bytes,
 			(unsigned long long)vb);
+	free(used);
 	prometheus__write_request__free_unpacked(in, NULL);
 	return e;
 }
@@ -110,7 +129,7 @@ static void body_set(struct buf *body, const struct config *cfg,
 	buf_append(body, p, len);
 }
 
-static void test_fixtures_counts_and_body_kept(void)
+static void test_fixtures_counts_and_lanes(void)
 {
 	struct config cfg;
 	const char *e = NULL;
@@ -120,7 +139,7 @@ static void test_fixtures_counts_and_body_kept(void)
 		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 		Prometheus__WriteRequest *ref = NULL;
 		struct wire_counts counts, want;
-		uint8_t *z, *raw = NULL, *orig_p;
+		uint8_t *z, *raw = NULL;
 		size_t zlen, rawlen = 0;
 		uint64_t decoded = 0;
 		struct buf body;
@@ -132,7 +151,6 @@ static void test_fixtures_counts_and_body_kept(void)
 			break;
 		}
 		body_set(&body, &cfg, z, zlen);
-		orig_p = body.p;
 		status = ingest_body(&cfg, &r, &body, &b, &counts, &decoded, why,
 				     sizeof(why));
 		if ((raw = uncompress(z, zlen, &rawlen)) == NULL ||
@@ -150,23 +168,15 @@ static void test_fixtures_counts_and_body_kept(void)
 				e = err("%s: decoded %llu, not %zu",
 					fixture_names[i],
 					(unsigned long long)decoded, rawlen);
-			else if (b.nchunks != 1)
+			else if (b.nchunks < 1 || b.nchunks > LANES)
 				e = err("%s: %zu chunks", fixture_names[i],
 					b.nchunks);
-			else if (b.chunks[0].len != zlen ||
-				 memcmp(b.chunks[0].block, z, zlen) != 0)
-				e = err("%s: the chunk is not the body as sent",
-					fixture_names[i]);
-			else if (b.chunks[0].block != orig_p || body.p != NULL)
-				e = err("%s: the body's storage was copied, not "
-					"taken", fixture_names[i]);
-			else if (b.chunks[0].raw_len != rawlen ||
-				 !counts_equal(&b.chunks[0].counts, &want))
-				e = err("%s: chunk raw_len or counts wrong",
-					fixture_names[i]);
-			else if (b.value_bytes != zlen + sizeof(struct entry_hdr))
-				e = err("%s: value_bytes %llu", fixture_names[i],
-					(unsigned long long)b.value_bytes);
+			else if (!counts_equal(&counts, &want))
+				e = err("%s: counts wrong", fixture_names[i]);
+			else if ((e = chunks_equal(&b, raw, rawlen, NULL, NULL,
+						   cfg.max_request_size)) != NULL)
+				e = err("%s: %s", fixture_names[i],
+					strcpy(why, e));
 			else if (b.tlen != 0)
 				e = err("%s: tenant set", fixture_names[i]);
 		}
@@ -209,7 +219,7 @@ static void test_fixtures_tenant_label(void)
 			e = err("%s: status %d (%s)", fixture_names[i], status, why);
 		else if ((raw = uncompress(z, zlen, &rawlen)) == NULL)
 			e = "reference decoding failed";
-		else if (b.nchunks != 1)
+		else if (b.nchunks < 1 || b.nchunks > LANES)
 			e = err("%s: %zu chunks", fixture_names[i], b.nchunks);
 		else if (strcmp(b.tenant, "acme") != 0 || b.tlen != 4)
 			e = err("%s: batch tenant %s", fixture_names[i], b.tenant);
@@ -223,6 +233,87 @@ static void test_fixtures_tenant_label(void)
 			batch_release(&b);
 		buf_free(&body);
 		free(raw);
+		free(z);
+	}
+	config_free(&cfg);
+	CHECK_NOERR(e);
+}
+
+/*
+ * The lane of a series follows its instance label: every series of one
+ * instance is in the same lane (the series of one target stay together, so
+ * the blocks compress as the request did), and a request of one instance,
+ * not rewritten, is stored as it came.
+ */
+static void test_lane_by_instance(void)
+{
+	struct config cfg;
+	const char *e = NULL;
+
+	config_defaults(&cfg);
+	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
+		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+		char inst[64][128];
+		unsigned lane_of[64], ninst = 0;
+		struct wire_counts counts;
+		uint64_t decoded;
+		struct buf body;
+		struct batch b;
+		uint8_t *z;
+		size_t zlen;
+
+		if ((z = fixture(fixture_names[i], &zlen)) == NULL) {
+			e = "cannot read a fixture";
+			break;
+		}
+		body_set(&body, &cfg, z, zlen);
+		if (ingest_body(&cfg, &r, &body, &b, &counts, &decoded, why,
+				sizeof(why)) != 0) {
+			e = err("%s: refused (%s)", fixture_names[i], why);
+			buf_free(&body);
+			free(z);
+			break;
+		}
+		for (size_t c = 0; c < b.nchunks && e == NULL; c++) {
+			size_t n;
+			uint8_t *dec = uncompress(b.chunks[c].block, b.chunks[c].len, &n);
+			Prometheus__WriteRequest *m = dec == NULL ? NULL :
+				prometheus__write_request__unpack(NULL, n, dec);
+			free(dec);
+			if (m == NULL) {
+				e = "a chunk does not decode";
+				break;
+			}
+			for (size_t k = 0; k < m->n_timeseries && e == NULL; k++) {
+				const Prometheus__TimeSeries *t = m->timeseries[k];
+				const char *v = NULL;
+				unsigned j;
+				for (size_t l = 0; l < t->n_labels; l++)
+					if (strcmp(t->labels[l]->name, "instance") == 0)
+						v = t->labels[l]->value;
+				if (v == NULL)
+					continue;
+				for (j = 0; j < ninst && strcmp(inst[j], v) != 0; j++)
+					;
+				if (j == ninst && ninst < 64) {
+					snprintf(inst[ninst], sizeof(inst[0]), "%s", v);
+					lane_of[ninst++] = b.chunks[c].lane;
+				} else if (j < ninst && lane_of[j] != b.chunks[c].lane) {
+					e = err("%s: instance %s in lanes %u and %u",
+						fixture_names[i], v, lane_of[j],
+						b.chunks[c].lane);
+				}
+			}
+			prometheus__write_request__free_unpacked(m, NULL);
+		}
+		/* One instance, no metadata: one lane, the body as it came. */
+		if (e == NULL && ninst == 1 && b.nchunks == 1 &&
+		    (b.chunks[0].len != zlen ||
+		     memcmp(b.chunks[0].block, z, zlen) != 0 || body.p != NULL))
+			e = err("%s: one lane, but not stored as it came",
+				fixture_names[i]);
+		batch_release(&b);
+		buf_free(&body);
 		free(z);
 	}
 	config_free(&cfg);
@@ -467,6 +558,9 @@ out:
  * max and tenant label (NULL: none); checks the chunks. Returns NULL or
  * what is wrong; *nchunks gets the chunk count.
  */
+/* The largest chunk's decoded bytes in split_check's last batch. */
+static uint64_t split_biggest;
+
 static const char *split_check(const uint8_t *raw, size_t rawlen, uint64_t max,
 			       const char *label, size_t *nchunks)
 {
@@ -494,7 +588,10 @@ static const char *split_check(const uint8_t *raw, size_t rawlen, uint64_t max,
 		goto out;
 	}
 	memset(&sum, 0, sizeof(sum));
+	split_biggest = 0;
 	for (size_t i = 0; i < b.nchunks; i++) {
+		if (b.chunks[i].raw_len > split_biggest)
+			split_biggest = b.chunks[i].raw_len;
 		sum.series += b.chunks[i].counts.series;
 		sum.samples += b.chunks[i].counts.samples;
 		sum.histograms += b.chunks[i].counts.histograms;
@@ -507,23 +604,6 @@ static const char *split_check(const uint8_t *raw, size_t rawlen, uint64_t max,
 		e = "decoded length wrong";
 	else
 		e = chunks_equal(&b, raw, rawlen, label, "acme", max);
-	/* Without a rewrite, the chunks decode to the very bytes sent. */
-	if (e == NULL && label == NULL) {
-		size_t off = 0;
-		for (size_t i = 0; i < b.nchunks && e == NULL; i++) {
-			size_t n;
-			uint8_t *dec = uncompress(b.chunks[i].block,
-						  b.chunks[i].len, &n);
-			if (dec == NULL || off + n > rawlen ||
-			    memcmp(dec, raw + off, n) != 0)
-				e = err("chunk %zu is not the next stretch of "
-					"the request", i);
-			off += n;
-			free(dec);
-		}
-		if (e == NULL && off != rawlen)
-			e = "chunks do not cover the request";
-	}
 	batch_release(&b);
 out:
 	buf_free(&body);
@@ -560,21 +640,25 @@ static void test_split_fixtures(void)
 	CHECK_NOERR(e);
 }
 
-/* A request just at the limit stays one chunk; one byte more splits. */
+/* A lane just at the limit stays one chunk; one byte less splits it. */
 static void test_split_boundary(void)
 {
 	uint8_t *z, *raw = NULL;
-	size_t zlen, rawlen = 0, n = 0;
+	size_t zlen, rawlen = 0, n0 = 0, n = 0;
 	const char *e = NULL;
+	uint64_t big = 0;
 
 	z = fixture("req00000.bin", &zlen);
 	if (z == NULL || (raw = uncompress(z, zlen, &rawlen)) == NULL)
 		e = "cannot read a fixture";
-	if (e == NULL && (e = split_check(raw, rawlen, rawlen, NULL, &n)) == NULL &&
-	    n != 1)
-		e = err("%zu chunks at the limit", n);
+	if (e == NULL)
+		e = split_check(raw, rawlen, rawlen, NULL, &n0);
+	big = split_biggest;
+	if (e == NULL && (e = split_check(raw, rawlen, big, NULL, &n)) == NULL &&
+	    n != n0)
+		e = err("%zu chunks at the limit, %zu lanes", n, n0);
 	if (e == NULL &&
-	    (e = split_check(raw, rawlen, rawlen - 1, NULL, &n)) == NULL && n != 2)
+	    (e = split_check(raw, rawlen, big - 1, NULL, &n)) == NULL && n <= n0)
 		e = err("%zu chunks one byte past the limit", n);
 	free(raw);
 	free(z);
@@ -780,7 +864,8 @@ static void test_unsorted_sorted(void)
 
 int main(void)
 {
-	RUN(test_fixtures_counts_and_body_kept);
+	RUN(test_fixtures_counts_and_lanes);
+	RUN(test_lane_by_instance);
 	RUN(test_fixtures_tenant_label);
 	RUN(test_on_series_called_per_series);
 	RUN(test_decoded_size_over_limit);

@@ -1,9 +1,14 @@
 /*
  * test_queue.c - the delivery index: what queue_claim hands a forwarder
  * (new entries, ranges to send again, one entry at a time after
- * QUEUE_ISOLATE), queue_taken/queue_unclaim/queue_done, the cap on
- * requests in flight per tenant, the backoff after QUEUE_RETRY, tenants
- * taking turns, and the sums queue_totals and queue_heads report.
+ * QUEUE_ISOLATE), queue_taken/queue_unclaim/queue_done, the lanes (one
+ * request in flight each, in parallel up to the cap per tenant, tenants
+ * first then lanes in turn, entries of version 1 by lane 0 alone, the
+ * cursors found at start), the backoff after QUEUE_RETRY, tenants taking
+ * turns, and the sums queue_totals and queue_heads report.
+ *
+ * Most tests follow one lane: one_lane() makes the tenant's other lanes
+ * through everything, as if they had no part in its entries.
  *
  * Every claim here is made when some tenant is ready, so queue_claim
  * returns at once; alarm() ends a run that would hang.
@@ -18,6 +23,21 @@
 static void add(struct queue *q, const char *t, uint64_t seq)
 {
 	queue_added(q, t, strlen(t), seq, 100, 10, 1000 + seq);
+}
+
+/* Lanes 1.. of tenant t are through everything: only lane 0 has work. */
+static void one_lane(struct queue *q, const char *t)
+{
+	for (unsigned l = 1; l < QUEUE_LANES; l++)
+		queue_lane_through(q, t, strlen(t), l, 1000000);
+}
+
+/* The request was delivered and the writer committed that. */
+static void sent(struct queue *q, const struct queue_job *j, uint64_t first,
+		 uint64_t last)
+{
+	queue_done(q, j, QUEUE_SENT, first, last, 0);
+	queue_lane_acked(q, j->id, j->idlen, j->lane);
 }
 
 static int claim(struct queue *q, unsigned max_inflight, struct queue_job *j)
@@ -36,6 +56,7 @@ static void test_claim_fresh_and_taken(void)
 	add(&q, "a", 1);
 	add(&q, "a", 2);
 	add(&q, "a", 3);
+	one_lane(&q, "a");
 	queue_totals(&q, &t);
 	CHECK_EQ_INT(t.entries, 3);
 	CHECK_EQ_INT(t.bytes, 300);
@@ -49,6 +70,7 @@ static void test_claim_fresh_and_taken(void)
 	CHECK_EQ_INT(j.isolate, 0);
 	/* The request holds 1..2; 3 is left for the next claim. */
 	queue_taken(&q, &j, 2, 1, 2);
+	sent(&q, &j, 1, 2);
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_EQ_INT(j.first, 3);
 	CHECK_EQ_INT(j.last, 3);
@@ -64,6 +86,7 @@ static void test_unclaim(void)
 	queue_init(&q);
 	add(&q, "a", 1);
 	add(&q, "a", 2);
+	one_lane(&q, "a");
 	CHECK_EQ_INT(claim(&q, 1, &j), 0);
 	queue_unclaim(&q, &j);
 	/* As if it had not been made: the same entries, in flight 0 again. */
@@ -92,6 +115,7 @@ static void test_retry_goes_first(void)
 
 	queue_init(&q);
 	add(&q, "a", 1);
+	one_lane(&q, "a");
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	queue_taken(&q, &j, 1, 1, 1);
 	add(&q, "a", 2);
@@ -102,7 +126,7 @@ static void test_retry_goes_first(void)
 	CHECK_EQ_INT(j2.first, 1);
 	CHECK_EQ_INT(j2.last, 1);
 	queue_taken(&q, &j2, 1, 1, 1);
-	queue_done(&q, &j2, QUEUE_SENT, 1, 1, 0);
+	sent(&q, &j2, 1, 1);
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_EQ_INT(j.fresh, 1);
 	CHECK_EQ_INT(j.first, 2);
@@ -119,6 +143,7 @@ static void test_retry_taken_short(void)
 	add(&q, "a", 1);
 	add(&q, "a", 2);
 	add(&q, "a", 3);
+	one_lane(&q, "a");
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	queue_taken(&q, &j, 3, 1, 3);
 	queue_done(&q, &j, QUEUE_RETRY, 1, 3, 0);
@@ -127,6 +152,7 @@ static void test_retry_taken_short(void)
 	CHECK_EQ_INT(j2.last, 3);
 	/* The resend holds 1..2 only: 3 is put back to send again. */
 	queue_taken(&q, &j2, 2, 1, 2);
+	sent(&q, &j2, 1, 2);
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_EQ_INT(j.fresh, 0);
 	CHECK_EQ_INT(j.first, 3);
@@ -142,6 +168,7 @@ static void test_isolate(void)
 	queue_init(&q);
 	add(&q, "a", 1);
 	add(&q, "a", 2);
+	one_lane(&q, "a");
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	queue_taken(&q, &j, 2, 1, 2);
 	queue_done(&q, &j, QUEUE_ISOLATE, 1, 2, 0);
@@ -164,6 +191,8 @@ static void test_backoff(void)
 	queue_init(&q);
 	add(&q, "a", 1);
 	add(&q, "b", 1);
+	one_lane(&q, "a");
+	one_lane(&q, "b");
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_STR(j.id, "a");
 	queue_taken(&q, &j, 1, 1, 1);
@@ -175,7 +204,7 @@ static void test_backoff(void)
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_STR(j.id, "b");
 	queue_taken(&q, &j, 1, 1, 1);
-	queue_done(&q, &j, QUEUE_SENT, 1, 1, 0);
+	sent(&q, &j, 1, 1);
 	add(&q, "b", 2);
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_STR(j.id, "b");
@@ -183,6 +212,8 @@ static void test_backoff(void)
 	queue_destroy(&q);
 }
 
+/* inflight_per_tenant caps a tenant's lanes in flight: at the cap the
+ * next claim serves another tenant; below it, another lane of the same. */
 static void test_inflight_cap(void)
 {
 	struct queue q;
@@ -190,24 +221,165 @@ static void test_inflight_cap(void)
 
 	queue_init(&q);
 	add(&q, "a", 1);
-	CHECK_EQ_INT(claim(&q, 1, &j), 0);
-	queue_taken(&q, &j, 1, 1, 1);
-	add(&q, "a", 2);
 	add(&q, "b", 1);
-	/* a has its one request in flight: b is next, not a's entry 2. */
+	one_lane(&q, "b");
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_STR(j.id, "a");
+	CHECK_EQ_INT(j.lane, 0);
+	queue_taken(&q, &j, 1, 1, 1);
+	/* a has its one request in flight: b is next, not a's lane 1. */
 	CHECK_EQ_INT(claim(&q, 1, &j2), 0);
 	CHECK_STR(j2.id, "b");
 	queue_taken(&q, &j2, 1, 1, 1);
-	queue_done(&q, &j, QUEUE_SENT, 1, 1, 0);
-	CHECK_EQ_INT(claim(&q, 1, &j), 0);
-	CHECK_STR(j.id, "a");
-	CHECK_EQ_INT(j.first, 2);
-	/* With a cap of 2, a second request of a tenant may go out. */
-	queue_taken(&q, &j, 1, 2, 2);
-	add(&q, "a", 3);
+	sent(&q, &j2, 1, 1);
+	/* With a cap of 2, a second lane of a goes out, the next one. */
 	CHECK_EQ_INT(claim(&q, 2, &j2), 0);
 	CHECK_STR(j2.id, "a");
-	CHECK_EQ_INT(j2.first, 3);
+	CHECK_EQ_INT(j2.lane, 1);
+	CHECK_EQ_INT(j2.first, 1);
+	queue_destroy(&q);
+}
+
+/* Each lane has its own place and one request in flight: eight lanes of a
+ * tenant go in parallel over the same entries, and a lane whose request
+ * is out is not claimed again until it is done. */
+static void test_lanes_parallel(void)
+{
+	struct queue q;
+	struct queue_job j[QUEUE_LANES + 1];
+	unsigned seen = 0;
+
+	queue_init(&q);
+	add(&q, "a", 1);
+	add(&q, "a", 2);
+	add(&q, "z", 1);
+	one_lane(&q, "z");
+	for (unsigned l = 0; l < QUEUE_LANES; l++) {
+		CHECK_EQ_INT(claim(&q, QUEUE_LANES, &j[l]), 0);
+		/* Tenants first: z's lane in between. */
+		if (strcmp(j[l].id, "z") == 0) {
+			queue_taken(&q, &j[l], 0, 0, 0);
+			l--;
+			continue;
+		}
+		CHECK_EQ_INT(j[l].first, 1);
+		CHECK_EQ_INT(j[l].last, 2);
+		seen |= 1u << j[l].lane;
+		queue_taken(&q, &j[l], 1, 1, 2);
+	}
+	CHECK_EQ_INT(seen, (1u << QUEUE_LANES) - 1);
+	/* z's lanes are through, a's all in flight: a new entry of a waits
+	 * for the lane that is done. */
+	add(&q, "a", 3);
+	sent(&q, &j[5], 1, 2);
+	CHECK_EQ_INT(claim(&q, QUEUE_LANES, &j[8]), 0);
+	CHECK_STR(j[8].id, "a");
+	CHECK_EQ_INT(j[8].lane, j[5].lane);
+	CHECK_EQ_INT(j[8].first, 3);
+	queue_destroy(&q);
+}
+
+/* A delivered lane sends nothing more until the writer committed its
+ * delivery: after a crash only the request in flight goes again. */
+static void test_lane_waits_for_ack(void)
+{
+	struct queue q;
+	struct queue_job j, z;
+
+	queue_init(&q);
+	add(&q, "a", 1);
+	add(&q, "z", 1);
+	one_lane(&q, "a");
+	one_lane(&q, "z");
+	CHECK_EQ_INT(claim(&q, 8, &j), 0);
+	CHECK_STR(j.id, "a");
+	queue_taken(&q, &j, 1, 1, 1);
+	CHECK_EQ_INT(claim(&q, 8, &z), 0);
+	CHECK_STR(z.id, "z");
+	queue_taken(&q, &z, 0, 0, 0);
+	/* a is first in turn again, with entry 2 to send, but its lane waits
+	 * for the commit of its delivery: z's new entry goes. */
+	add(&q, "a", 2);
+	add(&q, "z", 2);
+	queue_done(&q, &j, QUEUE_SENT, 1, 1, 0);
+	CHECK_EQ_INT(claim(&q, 8, &z), 0);
+	CHECK_STR(z.id, "z");
+	queue_taken(&q, &z, 0, 0, 0);
+	queue_lane_acked(&q, "a", 1, 0);
+	CHECK_EQ_INT(claim(&q, 8, &j), 0);
+	CHECK_STR(j.id, "a");
+	CHECK_EQ_INT(j.first, 2);
+	queue_destroy(&q);
+}
+
+/* A lane with no part in the range (entries 0) is through it, at once. */
+static void test_lane_empty_advances(void)
+{
+	struct queue q;
+	struct queue_job j;
+
+	queue_init(&q);
+	add(&q, "a", 1);
+	add(&q, "a", 2);
+	one_lane(&q, "a");
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	queue_taken(&q, &j, 0, 0, 0);
+	add(&q, "a", 3);
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_EQ_INT(j.lane, 0);
+	CHECK_EQ_INT(j.first, 3);
+	queue_destroy(&q);
+}
+
+/* The cursors found at start: a lane goes on after what it delivered. */
+static void test_lane_through(void)
+{
+	struct queue q;
+	struct queue_job j;
+
+	queue_init(&q);
+	for (uint64_t s = 1; s <= 6; s++)
+		add(&q, "a", s);
+	one_lane(&q, "a");
+	queue_lane_through(&q, "a", 1, 0, 4);
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_EQ_INT(j.lane, 0);
+	CHECK_EQ_INT(j.first, 5);
+	CHECK_EQ_INT(j.last, 6);
+	queue_destroy(&q);
+}
+
+/* Entries of version 1 go first, by lane 0 alone: the other lanes of the
+ * tenant wait until none is left. */
+static void test_legacy_lane0_first(void)
+{
+	struct queue q;
+	struct queue_job j;
+
+	queue_init(&q);
+	add(&q, "a", 1);
+	add(&q, "a", 2);
+	add(&q, "a", 3);
+	queue_legacy(&q, "a", 1, 2);
+	add(&q, "z", 10);
+	CHECK_EQ_INT(claim(&q, QUEUE_LANES, &j), 0);
+	CHECK_STR(j.id, "a");
+	CHECK_EQ_INT(j.lane, 0);
+	queue_taken(&q, &j, 2, 1, 2);
+	/* a's lanes 1.. wait: only z's lanes are claimed now. */
+	for (int i = 0; i < 3; i++) {
+		struct queue_job z;
+		CHECK_EQ_INT(claim(&q, QUEUE_LANES, &z), 0);
+		CHECK_STR(z.id, "z");
+		queue_taken(&q, &z, 0, 0, 0);
+	}
+	/* Lane 0 delivered 1..2 and the writer deleted them. */
+	sent(&q, &j, 1, 2);
+	queue_removed(&q, "a", 1, 2, 200, 20, 3, 1003);
+	CHECK_EQ_INT(claim(&q, QUEUE_LANES, &j), 0);
+	CHECK_STR(j.id, "a");
+	CHECK(j.lane != 0);
+	CHECK_EQ_INT(j.first, 3);
 	queue_destroy(&q);
 }
 
@@ -223,12 +395,15 @@ static void test_turns(void)
 		add(&q, "b", s);
 		add(&q, "c", s);
 	}
+	one_lane(&q, "a");
+	one_lane(&q, "b");
+	one_lane(&q, "c");
 	/* Each request takes one entry: the tenants take turns. */
 	for (int i = 0; i < 6; i++) {
 		CHECK_EQ_INT(claim(&q, 4, &j), 0);
 		order[i] = j.id[0] == 'a' ? "a" : j.id[0] == 'b' ? "b" : "c";
 		queue_taken(&q, &j, 1, j.first, j.first);
-		queue_done(&q, &j, QUEUE_SENT, j.first, j.first, 0);
+		sent(&q, &j, j.first, j.first);
 	}
 	CHECK_STR(order[0], "a");
 	CHECK_STR(order[1], "b");
@@ -291,6 +466,11 @@ int main(void)
 	RUN(test_isolate);
 	RUN(test_backoff);
 	RUN(test_inflight_cap);
+	RUN(test_lanes_parallel);
+	RUN(test_lane_waits_for_ack);
+	RUN(test_lane_empty_advances);
+	RUN(test_lane_through);
+	RUN(test_legacy_lane0_first);
 	RUN(test_turns);
 	RUN(test_removed_and_heads);
 	RUN(test_stop);

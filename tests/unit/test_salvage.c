@@ -68,7 +68,7 @@ static int make_source(void)
 		rc = store_put_entry(txn, "acme", 4, &h, &part, 1, &seq, &vb);
 	}
 	if (rc == 0)
-		rc = store_set_aside(txn, "acme", 4, SET_ASIDE_SEQ, 400,
+		rc = store_set_aside(txn, "acme", 4, -1, SET_ASIDE_SEQ, 400,
 				     "bad labels", &gone, &next);
 	memset(&u, 0, sizeof(u));
 	u.version = USAGE_FORMAT;

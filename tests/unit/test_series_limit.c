@@ -357,7 +357,7 @@ static void test_format_3_to_4(void)
 		}
 		mdb_env_close(env);
 		CHECK_EQ_INT(rc, 0);
-		CHECK_EQ_INT(fmt, 4);
+		CHECK_EQ_INT(fmt, STORE_FORMAT);
 	}
 	tmpdir_remove(dir);
 }

@@ -9,6 +9,7 @@
  * Every test works in its own directory under /tmp and removes it.
  */
 #include "storetest.h"
+#include "lanes.h"
 #include "setaside.h"
 
 /* ---- format, directory, keys ------------------------------------------- */
@@ -108,7 +109,8 @@ static void test_reopen_keeps_data(void)
 		size_t p2 = sblock_preamble(fx[2].z, fx[2].zlen, &r2);
 		size_t p5 = sblock_preamble(fx[5].z, fx[5].zlen, &r5);
 
-		CHECK_EQ_INT(bytes, sizeof(h) + fx[2].zlen - p2 + fx[5].zlen -
+		CHECK_EQ_INT(bytes, sizeof(h) + sizeof(struct lane_rec) +
+					    fx[2].zlen - p2 + fx[5].zlen -
 					    p5 + varint_size(r2 + r5));
 	}
 	store_close(E.st);
@@ -408,7 +410,7 @@ static void test_format_2_converted(void)
 	CHECK_EQ_INT(meta_u32("format"), 2);
 	CHECK_EQ_INT(E.st->dest, 0);
 	CHECK_EQ_INT(store_dest_get(E.st, "t", 1, 5, &got, &until), 0);
-	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 0, UINT64_MAX, UINT64_MAX,
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 0, 0, UINT64_MAX, UINT64_MAX,
 				     256, &body, &span), 0);
 	store_body_release(&body);
 	CHECK_EQ_INT(span.entries, 1);
@@ -428,13 +430,13 @@ static void test_format_2_converted(void)
 	CHECK_EQ_INT(store_txn_commit(txn), 0);
 	CHECK_EQ_INT(store_dest_get(E.st, "t", 1, 5, &got, &until), 0);
 	CHECK_EQ_INT(until, 6);
-	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 0, UINT64_MAX, UINT64_MAX,
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 0, 0, UINT64_MAX, UINT64_MAX,
 				     256, &body, &span), 0);
 	store_body_release(&body);
 	CHECK_EQ_INT(span.entries, 1);
 	CHECK_EQ_INT(span.last_seq, 5);
 	CHECK_EQ_INT(body.has_dest, 0);
-	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 6, UINT64_MAX, UINT64_MAX,
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 0, 6, UINT64_MAX, UINT64_MAX,
 				     256, &body, &span), 0);
 	store_body_release(&body);
 	CHECK_EQ_INT(span.entries, 1);
@@ -848,7 +850,7 @@ static const char *body_is(const char *tenant, uint64_t seq, uint64_t max_seq,
 		buf_free(&ref);
 		return "sblock_concat failed";
 	}
-	if (store_body_open(E.st, tenant, strlen(tenant), seq, max_seq,
+	if (store_body_open(E.st, tenant, strlen(tenant), 0, seq, max_seq,
 			    max_raw, max_entries, &body, span) < 0) {
 		buf_free(&ref);
 		return "store_body_open failed";
@@ -911,10 +913,10 @@ static void test_body_streams_entries(void)
 	CHECK_NOERR(body_is("t1", 6, 7, UINT64_MAX, 256, all8 + 5, 2, &span));
 	/* Nothing: past the tenant's newest, and a tenant with no entries
 	 * (a prefix of one that has); nothing is held then. */
-	CHECK(store_body_open(E.st, "t1", 2, 9, UINT64_MAX, UINT64_MAX, 256,
+	CHECK(store_body_open(E.st, "t1", 2, 0, 9, UINT64_MAX, UINT64_MAX, 256,
 			      &body, &span) == 0);
 	CHECK(span.entries == 0 && body.read == NULL);
-	CHECK(store_body_open(E.st, "t2x", 3, 0, UINT64_MAX, UINT64_MAX, 256,
+	CHECK(store_body_open(E.st, "t2x", 3, 0, 0, UINT64_MAX, UINT64_MAX, 256,
 			      &body, &span) == 0);
 	CHECK(span.entries == 0 && body.read == NULL);
 	store_body_release(&body);
@@ -934,7 +936,7 @@ static void test_body_outlives_delete(void)
 
 	CHECK_NOERR(store_direct());
 	CHECK_NOERR(put_fixtures("t1", 1, all8, NFX));
-	CHECK(store_body_open(E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 256,
+	CHECK(store_body_open(E.st, "t1", 2, 0, 0, UINT64_MAX, UINT64_MAX, 256,
 			      &body, &span) == 0);
 	CHECK_EQ_INT(span.entries, NFX);
 	/* Delete them all, then fill the space again, several times. */
@@ -969,7 +971,7 @@ static void test_body_outlives_delete(void)
 	buf_free(&ref);
 	CHECK_NOERR(e);
 	/* A body opened now sees what is there now. */
-	CHECK(store_body_open(E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 256,
+	CHECK(store_body_open(E.st, "t1", 2, 0, 0, UINT64_MAX, UINT64_MAX, 256,
 			      &body, &span) == 0);
 	store_body_release(&body);
 	CHECK_EQ_INT(span.first_seq, 130);
@@ -999,13 +1001,14 @@ static void test_body_unreadable_entry(void)
 			    &span));
 	/* A preamble that never ends. */
 	for (size_t i = 0; i < 6; i++)
-		CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr) + i, 0xff));
-	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 2, UINT64_MAX, max_raw, 256,
+		CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr) +
+					     sizeof(struct lane_rec) + i, 0xff));
+	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 0, 2, UINT64_MAX, max_raw, 256,
 				     &body, &span), -1);
 	CHECK(body.read == NULL);
 	/* A header and no block. */
 	CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr), -1));
-	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 2, UINT64_MAX, max_raw, 256,
+	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 0, 2, UINT64_MAX, max_raw, 256,
 				     &body, &span), -1);
 	CHECK(body.read == NULL);
 	/* The entries before and after it still read. */
@@ -1048,9 +1051,9 @@ static void test_setaside_pages(void)
 	CHECK_NOERR(put_fixtures("b", 10, three, 3));
 	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
 	for (uint64_t i = 0; i < 3; i++) {
-		CHECK_EQ_INT(store_set_aside(txn, "a", 1, 1 + i, 400, "bad",
+		CHECK_EQ_INT(store_set_aside(txn, "a", 1, -1, 1 + i, 400, "bad",
 					     &gone, &next), 0);
-		CHECK_EQ_INT(store_set_aside(txn, "b", 1, 10 + i, 400, "bad",
+		CHECK_EQ_INT(store_set_aside(txn, "b", 1, -1, 10 + i, 400, "bad",
 					     &gone, &next), 0);
 	}
 	CHECK_EQ_INT(store_txn_commit(txn), 0);

@@ -61,7 +61,8 @@ static void test_writer_stores_and_reads_back(void)
 			e = "entry of another tenant";
 		else if (i > 0 && en->seq != es.e[i - 1].seq + 1)
 			e = "sequence numbers not consecutive";
-		else if (en->h.version != 1 || en->h.requests != 1 ||
+		else if (en->h.version != 2 || en->h.nlanes != 1 ||
+			 en->h.requests != 1 ||
 			 en->h.raw_len != f->rawlen ||
 			 en->h.series != f->counts.series ||
 			 en->h.samples != f->counts.samples ||
@@ -71,8 +72,8 @@ static void test_writer_stores_and_reads_back(void)
 				f->name);
 		else if (en->h.created_ms < before || en->h.created_ms > after)
 			e = err("entry %zu: created_ms outside the test", i);
-		else if ((e = block_is(en->val + sizeof(struct entry_hdr),
-				       en->vlen - sizeof(struct entry_hdr),
+		else if ((e = block_is(ENTRY_BLOCK(en),
+				       ENTRY_BLOCK_LEN(en),
 				       &all8[i], 1)) != NULL) {
 			snprintf(what, sizeof(what), "%s", e);
 			e = err("entry %zu: %s", i, what);
@@ -89,13 +90,15 @@ static void test_writer_stores_and_reads_back(void)
 	CHECK_NOERR(queue_is("t1", all8, NFX, &span));
 	CHECK_EQ_INT(span.entries, NFX);
 	CHECK_EQ_INT(span.samples, t.samples);
-	CHECK_EQ_INT(span.bytes, t.bytes);
+	/* A body counts its blocks: the values less header and lane table. */
+	CHECK_EQ_INT(span.bytes, t.bytes - NFX * (sizeof(struct entry_hdr) +
+						  sizeof(struct lane_rec)));
 	CHECK_EQ_INT(span.raw, raw);
 	CHECK_EQ_INT(span.last_seq - span.first_seq, NFX - 1);
 
 	/* The limits of one read: entries, decoded bytes (at least one). */
 	buf_init(&body, 1u << 30);
-	if (store_read_batch(E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX, 3, &body, &span) < 0)
+	if (store_read_batch(E.st, "t1", 2, 0, 0, UINT64_MAX, UINT64_MAX, 3, &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (span.entries != 3)
 		e = err("max_entries 3 read %llu", (unsigned long long)span.entries);
@@ -103,7 +106,7 @@ static void test_writer_stores_and_reads_back(void)
 		e = block_is(body.p, body.len, all8, 3);
 	buf_reset(&body);
 	if (e == NULL &&
-	    store_read_batch(E.st, "t1", 2, 0, UINT64_MAX, fx[0].rawlen + fx[1].rawlen, 256,
+	    store_read_batch(E.st, "t1", 2, 0, 0, UINT64_MAX, fx[0].rawlen + fx[1].rawlen, 256,
 			     &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL && span.entries != 2)
@@ -112,14 +115,14 @@ static void test_writer_stores_and_reads_back(void)
 		e = block_is(body.p, body.len, all8, 2);
 	buf_reset(&body);
 	if (e == NULL &&
-	    store_read_batch(E.st, "t1", 2, 0, UINT64_MAX, 1, 256, &body, &span) < 0)
+	    store_read_batch(E.st, "t1", 2, 0, 0, UINT64_MAX, 1, 256, &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL && span.entries != 1)
 		e = "a tiny max_raw must still read one entry";
 	buf_reset(&body);
 	/* From the middle on. */
 	if (e == NULL &&
-	    store_read_batch(E.st, "t1", 2, span.first_seq + 5, UINT64_MAX, UINT64_MAX, 256,
+	    store_read_batch(E.st, "t1", 2, 0, span.first_seq + 5, UINT64_MAX, UINT64_MAX, 256,
 			     &body, &span) < 0)
 		e = "store_read_batch failed";
 	else if (e == NULL)
@@ -127,7 +130,7 @@ static void test_writer_stores_and_reads_back(void)
 	buf_reset(&body);
 	/* Another tenant, a prefix of this one: nothing. */
 	if (e == NULL &&
-	    (store_read_batch(E.st, "t", 1, 0, UINT64_MAX, UINT64_MAX, 256, &body,
+	    (store_read_batch(E.st, "t", 1, 0, 0, UINT64_MAX, UINT64_MAX, 256, &body,
 			      &span) < 0 || span.entries != 0 || body.len != 0))
 		e = "tenant \"t\" read entries of \"t1\"";
 	buf_free(&body);
@@ -153,8 +156,8 @@ static void test_ack_deletes_range(void)
 	s0 = span.first_seq;
 
 	/* The oldest four, in two acknowledgements. */
-	writer_ack(E.w, "t1", 2, s0, s0 + 1);
-	writer_ack(E.w, "t1", 2, s0 + 2, s0 + 3);
+	writer_ack(E.w, "t1", 2, 0, s0, s0 + 1);
+	writer_ack(E.w, "t1", 2, 0, s0 + 2, s0 + 3);
 	CHECK_NOERR(wait_entries(NFX + 1 - 4));
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.samples, fx_samples(rest, 4) + fx[0].counts.samples);
@@ -163,13 +166,13 @@ static void test_ack_deletes_range(void)
 	CHECK_EQ_INT(tenant_state("t1", &ts), 0);
 	CHECK_EQ_INT(ts.entries, 4);
 	CHECK_EQ_INT(ts.first_seq, s0 + 4);
-	CHECK(ts.send_seq >= s0 + 4);
+	CHECK(ts.lane[0].send_seq >= s0 + 4);
 	/* A range reaching past the newest entry, starting before the
 	 * oldest left: deletes what is there, leaves t2 alone. */
-	writer_ack(E.w, "t1", 2, s0, s0 + 5);
+	writer_ack(E.w, "t1", 2, 0, s0, s0 + 5);
 	CHECK_NOERR(wait_entries(3));
 	CHECK_NOERR(queue_is("t1", tail, 2, &span));
-	writer_ack(E.w, "t1", 2, s0 + 6, UINT64_MAX);
+	writer_ack(E.w, "t1", 2, 0, s0 + 6, UINT64_MAX);
 	CHECK_NOERR(wait_entries(1));
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.samples, fx[0].counts.samples);
@@ -208,7 +211,7 @@ static void test_set_aside_moves_entry(void)
 	entries_free(&es);
 
 	before = clock_wall_ms();
-	writer_set_aside(E.w, "t1", 2, s0 + 2, 400, reason);
+	writer_set_aside(E.w, "t1", 2, 0, s0 + 2, 400, reason);
 	e = wait_entries(NFX - 1);
 	if (e == NULL)
 		e = entries_read(E.st->setaside, &sa);
@@ -258,8 +261,8 @@ static void test_set_aside_missing_entry(void)
 	CHECK_NOERR(batch_fixture(&E.b[0], "t1", 0, NULL));
 	CHECK_NOERR(batch_fixture(&E.b[1], "t9", 1, NULL));
 	CHECK_NOERR(submit_each(0, 1));
-	writer_set_aside(E.w, "t1", 2, 12345, 400, "x");
-	writer_set_aside(E.w, "nobody", 6, 1, 400, "x");
+	writer_set_aside(E.w, "t1", 2, 0, 12345, 400, "x");
+	writer_set_aside(E.w, "nobody", 6, 0, 1, 400, "x");
 	CHECK_NOERR(submit_each(1, 2));
 	CHECK_EQ_INT(E.b[1].status, BATCH_STORED);
 	queue_totals(&E.q, &t);
@@ -290,7 +293,7 @@ static void test_set_aside_middle_keeps_older(void)
 	CHECK_NOERR(entries_read(E.st->queue, &es));
 	s0 = es.e[0].seq;
 	entries_free(&es);
-	writer_set_aside(E.w, "t1", 2, s0 + 2, 400, "bad");
+	writer_set_aside(E.w, "t1", 2, 0, s0 + 2, 400, "bad");
 	CHECK_NOERR(wait_entries(4));
 	CHECK_EQ_INT(tenant_state("t1", &ts), 0);
 	CHECK_EQ_INT(ts.entries, 4);
@@ -316,7 +319,7 @@ static void test_ack_middle_keeps_older(void)
 	CHECK_NOERR(entries_read(E.st->queue, &es));
 	s0 = es.e[0].seq;
 	entries_free(&es);
-	writer_ack(E.w, "t1", 2, s0 + 1, s0 + 2);
+	writer_ack(E.w, "t1", 2, 0, s0 + 1, s0 + 2);
 	CHECK_NOERR(wait_entries(3));
 	CHECK_EQ_INT(tenant_state("t1", &ts), 0);
 	CHECK_EQ_INT(ts.entries, 3);
@@ -343,7 +346,7 @@ static void test_ack_newest_keeps_older(void)
 	CHECK_NOERR(entries_read(E.st->queue, &es));
 	s0 = es.e[0].seq;
 	entries_free(&es);
-	writer_ack(E.w, "t1", 2, s0 + 3, s0 + 4);
+	writer_ack(E.w, "t1", 2, 0, s0 + 3, s0 + 4);
 	CHECK_NOERR(wait_entries(3));
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.samples, 3 * 500);
@@ -376,9 +379,9 @@ static void test_reopen_rebuilds_queue(void)
 	CHECK_NOERR(submit_each(0, NFX));
 	CHECK_NOERR(queue_is("t1", all8, NFX, &span));
 	s0 = span.first_seq;
-	writer_ack(E.w, "t1", 2, s0, s0 + 1);
+	writer_ack(E.w, "t1", 2, 0, s0, s0 + 1);
 	CHECK_NOERR(wait_entries(NFX - 2));
-	writer_set_aside(E.w, "t1", 2, s0 + 2, 422, "refused");
+	writer_set_aside(E.w, "t1", 2, 0, s0 + 2, 422, "refused");
 	CHECK_NOERR(wait_entries(NFX - 3));
 	queue_totals(&E.q, &t1);
 	CHECK_EQ_INT(tenant_state("t1", &a), 0);
@@ -399,7 +402,7 @@ static void test_reopen_rebuilds_queue(void)
 	CHECK_EQ_INT(a.first_seq, s0 + 3);
 	CHECK_EQ_INT(b.first_seq, s0 + 3);
 	CHECK_EQ_INT(b.last_seq, s0 + NFX - 1);
-	CHECK_EQ_INT(b.send_seq, s0 + 3);
+	CHECK_EQ_INT(b.lane[0].send_seq, s0 + 3);
 	CHECK_NOERR(entries_read(E.st->queue, &es));
 	newest = es.n ? es.e[0].h.created_ms : 0;
 	entries_free(&es);
@@ -452,7 +455,7 @@ static void test_seq_not_reused_after_restart(void)
 	CHECK_NOERR(submit_each(0, 3));
 	CHECK_NOERR(queue_is("t1", all8, 3, &span));
 	s0 = span.first_seq;
-	writer_ack(E.w, "t1", 2, s0, s0 + 2);
+	writer_ack(E.w, "t1", 2, 0, s0, s0 + 2);
 	CHECK_NOERR(wait_entries(0));
 	next = E.st->next_seq;
 	CHECK_EQ_INT(next, s0 + 3);
@@ -517,8 +520,8 @@ static long entry_series_i(const struct entry *en)
 	uint8_t *raw;
 	long i = -1;
 
-	raw = uncompress(en->val + sizeof(struct entry_hdr),
-			 en->vlen - sizeof(struct entry_hdr), &rawlen);
+	raw = uncompress(ENTRY_BLOCK(en),
+			 ENTRY_BLOCK_LEN(en), &rawlen);
 	if (raw == NULL)
 		return -1;
 	m = prometheus__write_request__unpack(NULL, rawlen, raw);
@@ -633,9 +636,9 @@ static void test_many_entries_ack_ranges(void)
 	CHECK_EQ_INT(n1, 667);
 	CHECK_EQ_INT(n2, 666);
 
-	writer_ack(E.w, "t0", 2, 0, s0[49]);            /* the first 50 */
-	writer_ack(E.w, "t1", 2, s1[100], s1[499]);     /* 400 in the middle */
-	writer_ack(E.w, "t2", 2, s2[516], s2[665] + 1000); /* the last 150 */
+	writer_ack(E.w, "t0", 2, 0, 0, s0[49]);            /* the first 50 */
+	writer_ack(E.w, "t1", 2, 0, s1[100], s1[499]);     /* 400 in the middle */
+	writer_ack(E.w, "t2", 2, 0, s2[516], s2[665] + 1000); /* the last 150 */
 	CHECK_NOERR(wait_entries(MANY - 50 - 400 - 150));
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.samples, (MANY - 600) * MANY_SAMPLES);
@@ -653,7 +656,7 @@ static void test_many_entries_ack_ranges(void)
 
 	/* All of the tenant in the middle of the database: its neighbours
 	 * keep every entry. */
-	writer_ack(E.w, "t1", 2, 0, UINT64_MAX);
+	writer_ack(E.w, "t1", 2, 0, 0, UINT64_MAX);
 	CHECK_NOERR(wait_entries(617 + 516));
 	CHECK_NOERR(entries_read(E.st->queue, &es));
 	e = many_check(&es, 0, 667, 0, 50);
@@ -664,8 +667,8 @@ static void test_many_entries_ack_ranges(void)
 	entries_free(&es);
 	CHECK_NOERR(e);
 	/* And the rest, up to an empty database. */
-	writer_ack(E.w, "t2", 2, 0, UINT64_MAX);
-	writer_ack(E.w, "t0", 2, 0, UINT64_MAX);
+	writer_ack(E.w, "t2", 2, 0, 0, UINT64_MAX);
+	writer_ack(E.w, "t0", 2, 0, 0, UINT64_MAX);
 	CHECK_NOERR(wait_entries(0));
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.bytes, 0);
@@ -722,7 +725,7 @@ static void test_buffer_full(void)
 	buf_init(&body, 1u << 30);
 	for (uint64_t seq = 0; e == NULL;) {
 		buf_reset(&body);
-		if (store_read_batch(E.st, "t1", 2, seq, UINT64_MAX, UINT64_MAX, 256, &body,
+		if (store_read_batch(E.st, "t1", 2, 0, seq, UINT64_MAX, UINT64_MAX, 256, &body,
 				     &span) < 0) {
 			e = "store_read_batch failed";
 		} else if (span.entries == 0) {
@@ -748,7 +751,7 @@ static void test_buffer_full(void)
 
 	/* Emptied, the buffer takes batches again, but never one larger
 	 * than all of it. */
-	writer_ack(E.w, "t1", 2, 0, UINT64_MAX);
+	writer_ack(E.w, "t1", 2, 0, 0, UINT64_MAX);
 	CHECK_NOERR(wait_entries(0));
 	CHECK_NOERR(batch_fixture(&E.b[N], "t1", 3, NULL));
 	for (int i = 1; i < BIG; i++)
@@ -815,8 +818,8 @@ static void test_merge_one_round(void)
 	if (n == 2) {
 		h0 = es.e[0].h;
 		h1 = es.e[1].h;
-		e = block_is(es.e[1].val + sizeof(struct entry_hdr),
-			     es.e[1].vlen - sizeof(struct entry_hdr), round2, 7);
+		e = block_is(ENTRY_BLOCK(&es.e[1]),
+			     ENTRY_BLOCK_LEN(&es.e[1]), round2, 7);
 	}
 	entries_free(&es);
 	CHECK_EQ_INT(n, 2);
@@ -952,8 +955,8 @@ static void test_merge_two_tenants(void)
 	CHECK_NOERR(entries_read(E.st->queue, &es));
 	n = es.n;
 	if (n == 3)
-		e = block_is(es.e[1].val + sizeof(struct entry_hdr),
-			     es.e[1].vlen - sizeof(struct entry_hdr), x2, 4);
+		e = block_is(ENTRY_BLOCK(&es.e[1]),
+			     ENTRY_BLOCK_LEN(&es.e[1]), x2, 4);
 	if (n == 3 && e == NULL && es.e[1].h.requests != 4)
 		e = "x's merged entry does not count 4 requests";
 	if (n == 3 && e == NULL && es.e[2].h.requests != 3)
@@ -1001,42 +1004,52 @@ static void test_ingest_then_store(void)
 	CHECK_NOERR(submit_wait(0, 6));
 	for (int i = 0; i < 6; i++)
 		CHECK_EQ_INT(E.b[i].status, BATCH_STORED);
-	CHECK_NOERR(queue_is("acme", three, 3, &span));
-	CHECK_EQ_INT(span.samples, fx_samples(three, 3));
+	/* Each series in its lane, in order there; all of them. */
+	{
+		struct queue_tenant qa;
+		size_t n = 0;
+		CHECK_NOERR(lanes_are("acme", three, 3, &n));
+		CHECK_EQ_INT(tenant_state("acme", &qa), 0);
+		CHECK_EQ_INT(qa.samples, fx_samples(three, 3));
+	}
 
 	/* The labelled tenant: every series carries tenant="labelled". */
-	buf_init(&body, 1u << 30);
-	if (store_read_batch(E.st, "labelled", 8, 0, UINT64_MAX, UINT64_MAX, 256, &body,
-			     &span) < 0 || span.entries == 0) {
-		e = "nothing stored for \"labelled\"";
-	} else {
-		size_t rawlen;
-		uint8_t *raw = uncompress(body.p, body.len, &rawlen);
-		Prometheus__WriteRequest *m = raw == NULL ? NULL :
-			prometheus__write_request__unpack(NULL, rawlen, raw);
+	for (unsigned l = 0; l < LANES && e == NULL; l++) {
+		buf_init(&body, 1u << 30);
+		if (store_read_batch(E.st, "labelled", 8, l, 0, UINT64_MAX,
+				     UINT64_MAX, 256, &body, &span) < 0) {
+			e = "cannot read \"labelled\"";
+		} else if (span.entries > 0) {
+			size_t rawlen;
+			uint8_t *raw = uncompress(body.p, body.len, &rawlen);
+			Prometheus__WriteRequest *m = raw == NULL ? NULL :
+				prometheus__write_request__unpack(NULL, rawlen, raw);
 
-		if (m == NULL)
-			e = "stored data does not decode";
-		for (size_t i = 0; m != NULL && i < m->n_timeseries && e == NULL;
-		     i++) {
-			const Prometheus__TimeSeries *s = m->timeseries[i];
-			size_t tl = 0;
+			if (m == NULL)
+				e = "stored data does not decode";
+			for (size_t i = 0; m != NULL && i < m->n_timeseries &&
+			     e == NULL; i++) {
+				const Prometheus__TimeSeries *s = m->timeseries[i];
+				size_t tl = 0;
 
-			series++;
-			for (size_t j = 0; j < s->n_labels; j++)
-				if (strcmp(s->labels[j]->name, "tenant") == 0 &&
-				    strcmp(s->labels[j]->value, "labelled") == 0)
-					tl++;
-			if (tl != 1)
-				e = err("series %zu has %zu tenant labels", i, tl);
+				series++;
+				for (size_t j = 0; j < s->n_labels; j++)
+					if (strcmp(s->labels[j]->name, "tenant") == 0 &&
+					    strcmp(s->labels[j]->value, "labelled") == 0)
+						tl++;
+				if (tl != 1)
+					e = err("series %zu has %zu tenant labels",
+						i, tl);
+			}
+			if (m != NULL && e == NULL && l == 0 &&
+			    m->n_metadata != fx[5].req->n_metadata)
+				e = "metadata lost";
+			if (m != NULL)
+				prometheus__write_request__free_unpacked(m, NULL);
+			free(raw);
 		}
-		if (m != NULL && e == NULL && m->n_metadata != fx[5].req->n_metadata)
-			e = "metadata lost";
-		if (m != NULL)
-			prometheus__write_request__free_unpacked(m, NULL);
-		free(raw);
+		buf_free(&body);
 	}
-	buf_free(&body);
 	CHECK_NOERR(e);
 	CHECK_EQ_INT(series, fx[0].counts.series + fx[5].counts.series +
 			     fx[7].counts.series);
@@ -1190,7 +1203,7 @@ static void test_failed_ack_round_retried(void)
 	s0 = first_seq();
 	atomic_store(&fail_commits, 2);
 	store_seam_commit = failing_commit_n;
-	writer_ack(E.w, "t1", 2, s0, s0 + 1);
+	writer_ack(E.w, "t1", 2, 0, s0, s0 + 1);
 	CHECK_NOERR(wait_entries(0));
 	store_seam_commit = mdb_txn_commit;
 	CHECK(metric_get(&metrics.commit_errors) >= errors0 + 2);
@@ -1301,8 +1314,8 @@ static void test_replay_and_purge(void)
 	CHECK_NOERR(batch_fixture(&E.b[2], "t2", 5, NULL));
 	CHECK_NOERR(submit_each(0, 3));
 	s0 = first_seq();
-	writer_set_aside(E.w, "t1", 2, s0 + 1, 400, "bad");
-	writer_set_aside(E.w, "t2", 2, s0 + 2, 400, "bad");
+	writer_set_aside(E.w, "t1", 2, 0, s0 + 1, 400, "bad");
+	writer_set_aside(E.w, "t2", 2, 0, s0 + 2, 400, "bad");
 	CHECK_NOERR(wait_entries(1));
 	CHECK_NOERR(wait_setaside(2));
 	CHECK_NOERR(queue_is("t1", one, 1, &span));
@@ -1423,13 +1436,13 @@ static void test_destination_records(void)
 	CHECK_EQ_INT(store_dest_get(E.st, "t1", 2, s0 + 1, &d, &until), 1);
 	CHECK(strcmp(d.account_id, "7") == 0 && d.project_id[0] == 0);
 	CHECK_EQ_INT(until, s0 + 2);
-	CHECK_EQ_INT(store_body_open(E.st, "t1", 2, 0, UINT64_MAX, UINT64_MAX,
+	CHECK_EQ_INT(store_body_open(E.st, "t1", 2, 0, 0, UINT64_MAX, UINT64_MAX,
 				     256, &body, &span), 0);
 	store_body_release(&body);
 	CHECK_EQ_INT(span.entries, 2);
 	CHECK_EQ_INT(body.has_dest, 1);
 	CHECK(strcmp(body.dest.account_id, "7") == 0);
-	CHECK_EQ_INT(store_body_open(E.st, "t1", 2, s0 + 2, UINT64_MAX,
+	CHECK_EQ_INT(store_body_open(E.st, "t1", 2, 0, s0 + 2, UINT64_MAX,
 				     UINT64_MAX, 256, &body, &span), 0);
 	store_body_release(&body);
 	CHECK_EQ_INT(span.entries, 1);
@@ -1438,8 +1451,8 @@ static void test_destination_records(void)
 	/* The 9 entry is set aside; the older ones delivered: its record
 	 * stays for it, and a replay sends it under 9 again, after a newer
 	 * entry under 7. */
-	writer_set_aside(E.w, "t1", 2, s0 + 2, 400, "bad");
-	writer_ack(E.w, "t1", 2, s0, s0 + 1);
+	writer_set_aside(E.w, "t1", 2, 0, s0 + 2, 400, "bad");
+	writer_ack(E.w, "t1", 2, 0, s0, s0 + 1);
 	CHECK_NOERR(wait_entries(1));
 	CHECK_NOERR(submit_wait(4, 5));
 	CHECK(setaside_filter_parse(&f, "t1", NULL) == 0);
@@ -1452,7 +1465,7 @@ static void test_destination_records(void)
 	CHECK_EQ_INT(until, s0 + 5);
 	/* All delivered: only the latest record is left, and a new entry
 	 * under the same ids adds none. */
-	writer_ack(E.w, "t1", 2, 0, UINT64_MAX);
+	writer_ack(E.w, "t1", 2, 0, 0, UINT64_MAX);
 	CHECK_NOERR(wait_entries(0));
 	CHECK_EQ_INT(db_records(), 1);
 	CHECK_EQ_INT(store_dest_get(E.st, "t1", 2, s0 + 3, &d, &until), 0);

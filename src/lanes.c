@@ -1,0 +1,81 @@
+/*
+ * lanes.c - reading an entry's lane table (see lanes.h).
+ */
+#include "lanes.h"
+
+#include <string.h>
+
+#include "sblock.h"
+
+#define ENTRY_HDR_LEN 40
+
+int lanes_parse(const uint8_t *v, size_t len, unsigned version,
+		unsigned nlanes, uint32_t raw_len, uint32_t samples,
+		uint32_t series, struct lane_table *t)
+{
+	uint64_t raw = 0, smp = 0, ser = 0;
+	const uint8_t *p;
+	size_t off;
+	uint32_t stated;
+
+	memset(t, 0, sizeof(*t));
+	if (len <= ENTRY_HDR_LEN)
+		return -1;
+	if (version == 1) {
+		if (nlanes != 0)
+			return -1;
+		t->n = 1;
+		t->mask = 1;
+		t->part[0].lane = 0;
+		t->part[0].block = v + ENTRY_HDR_LEN;
+		t->part[0].len = len - ENTRY_HDR_LEN;
+		t->part[0].raw_len = raw_len;
+		t->part[0].samples = samples;
+		t->part[0].series = series;
+		if (sblock_preamble(t->part[0].block, t->part[0].len, &stated) == 0 ||
+		    stated != raw_len)
+			return -1;
+		return 0;
+	}
+	if (version != 2 || nlanes == 0 || nlanes > LANES ||
+	    (len - ENTRY_HDR_LEN) / sizeof(struct lane_rec) < nlanes)
+		return -1;
+	off = ENTRY_HDR_LEN + nlanes * sizeof(struct lane_rec);
+	for (unsigned i = 0; i < nlanes; i++) {
+		struct lane_rec r;
+		struct lane_part *lp = &t->part[i];
+
+		memcpy(&r, v + ENTRY_HDR_LEN + i * sizeof(r), sizeof(r));
+		if (r.lane >= LANES || r.zero[0] || r.zero[1] || r.zero[2] ||
+		    (i > 0 && r.lane <= t->part[i - 1].lane) ||
+		    r.block_len == 0 || r.block_len > len - off)
+			return -1;
+		p = v + off;
+		if (sblock_preamble(p, r.block_len, &stated) == 0 ||
+		    stated != r.raw_len)
+			return -1;
+		lp->lane = r.lane;
+		lp->block = p;
+		lp->len = r.block_len;
+		lp->raw_len = r.raw_len;
+		lp->samples = r.samples;
+		lp->series = r.series;
+		t->mask |= 1u << r.lane;
+		off += r.block_len;
+		raw += r.raw_len;
+		smp += r.samples;
+		ser += r.series;
+	}
+	if (off != len || raw != raw_len || smp != samples || ser != series)
+		return -1;
+	t->n = nlanes;
+	return 0;
+}
+
+const struct lane_part *lanes_find(const struct lane_table *t, unsigned lane)
+{
+	for (unsigned i = 0; i < t->n; i++)
+		if (t->part[i].lane == lane)
+			return &t->part[i];
+	return NULL;
+}

@@ -1,0 +1,172 @@
+/*
+ * store_lanes.c - the lanes database: each (tenant, lane)'s delivery
+ * cursor, and the deletion of entries every lane is through (see store.h
+ * and lanes.h).
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "lanes.h"
+#include "queue.h"
+
+/* The tenant's cursors as txn sees them. Returns an LMDB code. */
+static int cursors_get(MDB_txn *txn, const struct store *st,
+		       const char *tenant, size_t tlen,
+		       uint64_t through[STORE_LANES])
+{
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k, v;
+	int rc;
+
+	memset(through, 0, STORE_LANES * sizeof(through[0]));
+	if (st->lanes == 0)
+		return 0;
+	for (unsigned l = 0; l < STORE_LANES; l++) {
+		k.mv_size = store_key(key, tenant, tlen, l);
+		k.mv_data = key;
+		rc = mdb_get(txn, st->lanes, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0)
+			return rc;
+		if (v.mv_size == 8)
+			memcpy(&through[l], v.mv_data, 8);
+	}
+	return 0;
+}
+
+int store_lane_cursors(struct store *st, const char *tenant, size_t tlen,
+		       uint64_t through[STORE_LANES])
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = store_read_begin(st, &txn)) != 0)
+		return rc;
+	rc = cursors_get(txn, st, tenant, tlen, through);
+	mdb_txn_abort(txn);
+	return err_from_mdb(rc);
+}
+
+/* Deletes the entries of first..last every lane with a part is through,
+ * adding them to *gone, and counts lane's parts the cursor had not passed
+ * (was) in *delivered. Returns an LMDB code. */
+static int delete_through(MDB_cursor *cur, const char *tenant, size_t tlen,
+			  unsigned lane, uint64_t first, uint64_t last,
+			  const uint64_t through[STORE_LANES], uint64_t was,
+			  struct store_span *gone, uint64_t *delivered)
+{
+	uint8_t key[STORE_KEY_MAX];
+	const struct lane_part *lp;
+	struct lane_table lt;
+	struct entry_hdr h;
+	const char *name;
+	MDB_val k, v;
+	size_t n;
+	uint64_t seq;
+	unsigned mask;
+	int rc, done;
+
+	k.mv_size = store_key(key, tenant, tlen, first);
+	k.mv_data = key;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		if (store_key_parse(&k, &name, &n, &seq) < 0 || n != tlen ||
+		    memcmp(name, tenant, tlen) != 0 || seq > last)
+			return MDB_NOTFOUND;
+		if (store_entry_read(&v, &h, &lt) < 0) {
+			/* Unreadable: lane 0's, whole (store.h). */
+			memset(&h, 0, sizeof(h));
+			mask = 1;
+			lp = NULL;
+		} else {
+			mask = lt.mask;
+			lp = lanes_find(&lt, lane);
+		}
+		if (lp != NULL && seq > was)
+			*delivered += lp->samples;
+		done = 1;
+		for (unsigned l = 0; l < STORE_LANES; l++)
+			if ((mask & (1u << l)) && through[l] < seq)
+				done = 0;
+		if (!done) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			continue;
+		}
+		store_span_add(gone, seq, &v, &h);
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			return rc;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+		if (rc == EINVAL)  /* deleted the last item of the database */
+			rc = MDB_NOTFOUND;
+	}
+	return rc;
+}
+
+int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
+		   unsigned lane, uint64_t first, uint64_t last,
+		   struct store_span *gone, struct store_span *next,
+		   uint64_t *delivered)
+{
+	uint64_t through[STORE_LANES], was;
+	uint8_t key[STORE_KEY_MAX];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	memset(next, 0, sizeof(*next));
+	*delivered = 0;
+	if (lane >= STORE_LANES || t->st->lanes == 0)
+		return ERR_FAIL;
+	if ((rc = cursors_get(t->txn, t->st, tenant, tlen, through)) != 0)
+		return err_from_mdb(rc);
+	was = through[lane];
+	if (last > was) {
+		through[lane] = last;
+		k.mv_size = store_key(key, tenant, tlen, lane);
+		k.mv_data = key;
+		v.mv_size = 8;
+		v.mv_data = &last;
+		if ((rc = store_seam_put(t->txn, t->st->lanes, &k, &v, 0)) != 0)
+			return err_from_mdb(rc);
+	}
+	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
+		return err_from_mdb(rc);
+	rc = delete_through(cur, tenant, tlen, lane, first, last, through, was,
+			    gone, delivered);
+	if (rc == MDB_NOTFOUND)
+		rc = store_tenant_head(cur, tenant, tlen, next);
+	mdb_cursor_close(cur);
+	if (rc == 0 && gone->entries > 0)
+		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
+	return err_from_mdb(rc);
+}
+
+/* Hands the queue every cursor of a tenant it holds. Returns an LMDB
+ * code. */
+int store_load_cursors(MDB_txn *txn, const struct store *st, struct queue *q)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	const char *tenant;
+	size_t tlen;
+	uint64_t lane, through;
+	int rc;
+
+	if (st->lanes == 0)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, st->lanes, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (store_key_parse(&k, &tenant, &tlen, &lane) < 0 ||
+		    lane >= STORE_LANES || v.mv_size != 8)
+			continue;
+		memcpy(&through, v.mv_data, 8);
+		queue_lane_through(q, tenant, tlen, (unsigned)lane, through);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
