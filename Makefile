@@ -27,7 +27,7 @@ LIB_SRCS += src/conn_guard.c src/inflight.c
 # Answers streamed part by part (usage reports, set-aside listings).
 LIB_SRCS += src/http_stream.c
 # Relabel rules: the engine, the YAML loader, the per-series pass.
-LIB_SRCS += src/relabel.c src/relabel_yaml.c
+LIB_SRCS += src/relabel.c src/relabel_yaml.c src/relabel_pass.c
 LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "wire.h"
 #include "batch.h"
+#include "relabel_pass.h"
 
 struct ingest_req {
 	const char *tenant;        /* ref: tenant id, "" for none */
@@ -34,6 +35,8 @@ struct ingest_req {
 	int (*series_pass)(void *arg, const uint8_t *raw, size_t len,
 			   const char **drop_label);
 	void *pass_arg;
+	/* Relabel rules for the series (relabel_pass.h), or NULL: none. */
+	const struct relabel_pass *relabel;
 };
 
 /*

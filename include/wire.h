@@ -30,7 +30,13 @@ struct wire_counts {
 	uint64_t histograms; /* native Histogram messages */
 	uint64_t exemplars;  /* Exemplar messages */
 	uint64_t metadata;   /* MetricMetadata messages */
+	/* Series the relabel hook dropped, and their samples and histograms;
+	 * they are in none of the counts above. */
+	uint64_t series_dropped;
+	uint64_t samples_dropped;
 };
+
+struct relabel_label;
 
 struct wire_opts {
 	/* Label to set on every series, or NULL to leave labels as sent. */
@@ -47,6 +53,18 @@ struct wire_opts {
 	 * (after the tenant label is set); may be NULL. */
 	void (*on_series)(void *arg, uint64_t hash);
 	void *arg;
+	/* Relabel hook (relabel.h), or NULL. Called once per series with its
+	 * labels as sent (checked, sorted) in ls[0..*n), with room for cap;
+	 * it may rewrite them (its strings must stay valid until its next
+	 * call or the end of wire_scan). Returns 0 keep, 1 drop the series
+	 * (not written; counted in series_dropped and samples_dropped), or an
+	 * ERR_* code (ERR_FULL: more than cap labels), which refuses the
+	 * request. The labels it leaves are held to the same checks as the
+	 * labels sent (a failure refuses the request, WIRE_BAD); none left
+	 * drops the series. Runs before drop_label and the tenant label. */
+	int (*relabel)(void *arg, struct relabel_label *ls, size_t *n,
+		       size_t cap);
+	void *relabel_arg;
 };
 
 /*

@@ -32,6 +32,7 @@ static void scratch_free(void *p)
 	buf_free(&s->rewritten);
 	free(s);
 	wire_scratch_free();
+	relabel_pass_thread_cleanup();
 }
 
 static void scratch_key_init(void)
@@ -166,6 +167,7 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 	opts.tenant_label = NULL;
 	opts.drop_label = NULL;
 	opts.on_series = NULL;
+	opts.relabel = NULL;
 	memset(c, 0, sizeof(*c));
 	while (off < len && (next = wire_next_field(raw, len, off)) != 0) {
 		if (wire_scan(raw + off, next - off, &opts, c, NULL, why,
@@ -223,6 +225,10 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	opts.max_label_value_length = (size_t)cfg->max_label_value_length;
 	opts.on_series = r->on_series;
 	opts.arg = r->arg;
+	if (r->relabel != NULL) {
+		opts.relabel = relabel_pass_series;
+		opts.relabel_arg = (void *)r->relabel;
+	}
 	if (r->series_pass != NULL &&
 	    (status = r->series_pass(r->pass_arg, raw->p, raw->len,
 				     &opts.drop_label)) != 0) {
@@ -233,7 +239,8 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	}
 	out->max = cfg->max_decoded_size + cfg->max_decoded_size / 2;
 	buf_reset(out);
-	rewrite = r->tenant_label != NULL || opts.drop_label != NULL;
+	rewrite = r->tenant_label != NULL || opts.drop_label != NULL ||
+		  opts.relabel != NULL;
 	rc = wire_scan(raw->p, raw->len, &opts, counts, rewrite ? out : NULL,
 		       why, whylen);
 	if (rc != WIRE_OK) {

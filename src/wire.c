@@ -18,7 +18,9 @@
  * held to the rules in labels.h.
  */
 #include "wire.h"
+#include "err.h"
 #include "labels.h"
+#include "relabel.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -738,6 +740,67 @@ static int series_emit(struct scan *s, const struct series *r,
 	return 0;
 }
 
+/* The thread's labels handed to the relabel hook, kept between calls
+ * until wire_scratch_free. */
+static __thread struct relabel_label *relabel_buf;
+static __thread size_t relabel_buf_cap;
+
+/*
+ * Runs the relabel hook over series r (its label array has room for *cap)
+ * and checks what it leaves as sent labels are checked. Returns 0 keep,
+ * 1 dropped, or WIRE_BAD / WIRE_TOO_LARGE with the reason.
+ */
+static int series_relabel(struct scan *s, struct series *r, size_t *cap)
+{
+	size_t max = s->o->max_labels_per_series, room, n = r->n, i;
+	struct label *prev = NULL;
+	int rc;
+
+	room = max ? max + 1 : 2 * n + 16;
+	room = room > n ? room : n;
+	if (room > relabel_buf_cap) {
+		struct relabel_label *b = realloc(relabel_buf, room * sizeof(*b));
+		if (b == NULL)
+			return fail(s, WIRE_TOO_LARGE, "out of memory for labels");
+		relabel_buf = b;
+		relabel_buf_cap = room;
+	}
+	for (i = 0; i < n; i++)
+		relabel_buf[i] = (struct relabel_label){ r->l[i].name,
+			r->l[i].nlen, r->l[i].value, r->l[i].vlen };
+	rc = s->o->relabel(s->o->relabel_arg, relabel_buf, &n, room);
+	if (rc == ERR_NOMEM)
+		return fail(s, WIRE_TOO_LARGE, "out of memory for relabeling");
+	if (rc == ERR_FULL || (rc == 0 && max && n > max))
+		return fail(s, WIRE_BAD, "more than %zu labels after relabeling",
+			    max);
+	if (rc < 0)
+		return fail(s, WIRE_BAD, "relabeling failed: %s", err_str(rc));
+	if (rc == 1 || n == 0)
+		return 1;
+	while (*cap < n) {
+		if ((r->l = scratch_grow(r->l, *cap)) == NULL)
+			return fail(s, WIRE_TOO_LARGE, "out of memory for labels");
+		*cap *= 2;
+	}
+	s->what = "relabeled series";
+	r->llen = 0;
+	for (r->n = 0; r->n < n; prev = &r->l[r->n++]) {
+		struct label *l = &r->l[r->n];
+
+		*l = (struct label){ .name = relabel_buf[r->n].name,
+			.nlen = relabel_buf[r->n].nlen,
+			.value = relabel_buf[r->n].value,
+			.vlen = relabel_buf[r->n].vlen };
+		l->size = label_size(l->nlen, l->vlen);
+		if ((rc = label_check(s->o, l, prev)) != L_OK)
+			return label_error(s, l, prev, rc);
+		r->llen += l->size;
+	}
+	s->what = "series";
+	return 0;
+}
+
 /*
  * Scans one TimeSeries p[0..end), counts it, reports its hash, and in
  * rewrite mode appends it to s->out with the tenant label set.
@@ -748,6 +811,8 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	struct label stack[WIRE_STACK_LABELS], *prev;
 	size_t cap = WIRE_STACK_LABELS, max = s->o->max_labels_per_series;
 	const uint8_t *start = p, *q;
+	uint64_t samples = s->n.samples, histograms = s->n.histograms,
+		 exemplars = s->n.exemplars;
 	struct series r;
 	int rc, d = 1;
 
@@ -779,6 +844,17 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	}
 	if (r.n == 0)
 		return fail(s, WIRE_BAD, "no labels");
+	if (s->o->relabel != NULL && (rc = series_relabel(s, &r, &cap)) != 0) {
+		if (rc < 0)
+			return rc;
+		s->n.series_dropped++;
+		s->n.samples_dropped += s->n.samples - samples +
+					s->n.histograms - histograms;
+		s->n.samples = samples;
+		s->n.histograms = histograms;
+		s->n.exemplars = exemplars;
+		return 0;
+	}
 	for (size_t i = 0; s->dname != NULL && i < r.n; i++) {
 		if (name_cmp(r.l[i].name, r.l[i].nlen, s->dname, s->dnlen) == 0) {
 			r.drop = i;
@@ -832,7 +908,8 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		s.dname = (const uint8_t *)s.o->drop_label;
 		s.dnlen = strlen(s.o->drop_label);
 	}
-	s.rewrite = out != NULL && (s.tname != NULL || s.dname != NULL);
+	s.rewrite = out != NULL && (s.tname != NULL || s.dname != NULL ||
+				    s.o->relabel != NULL);
 	for (; p < end; p = f.end) {
 		if (next_field(&s, p, end, &f) < 0)
 			return WIRE_BAD;
@@ -864,7 +941,9 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		return fail(&s, WIRE_TOO_LARGE,
 			    "decoded request over the size limit");
 	if (c != NULL) {
-		c->series += s.n.series;
+		c->series += s.n.series - s.n.series_dropped;
+		c->series_dropped += s.n.series_dropped;
+		c->samples_dropped += s.n.samples_dropped;
 		c->samples += s.n.samples;
 		c->histograms += s.n.histograms;
 		c->exemplars += s.n.exemplars;
@@ -896,4 +975,7 @@ void wire_scratch_free(void)
 	free(scratch_bytes);
 	scratch_bytes = NULL;
 	scratch_bytes_cap = 0;
+	free(relabel_buf);
+	relabel_buf = NULL;
+	relabel_buf_cap = 0;
 }

@@ -117,7 +117,7 @@ static void test_fixtures_counts_and_body_kept(void)
 
 	config_defaults(&cfg);
 	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
-		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL };
 		Prometheus__WriteRequest *ref = NULL;
 		struct wire_counts counts, want;
 		uint8_t *z, *raw = NULL, *orig_p;
@@ -189,7 +189,7 @@ static void test_fixtures_tenant_label(void)
 
 	config_defaults(&cfg);
 	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
-		struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL };
 		struct wire_counts counts;
 		uint8_t *z, *raw = NULL;
 		size_t zlen, rawlen = 0;
@@ -240,7 +240,7 @@ static void count_series(void *arg, uint64_t hash)
 
 static void test_on_series_called_per_series(void)
 {
-	struct ingest_req r = { "acme", 4, "tenant", count_series, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, "tenant", count_series, NULL, NULL, NULL, NULL };
 	struct wire_counts counts;
 	struct config cfg;
 	struct buf body;
@@ -274,7 +274,7 @@ static void test_on_series_called_per_series(void)
 static int ingest_fails(const struct config *cfg, const uint8_t *p, size_t len,
 			const char **e)
 {
-	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts;
 	struct buf body;
 	struct batch b;
@@ -470,7 +470,7 @@ out:
 static const char *split_check(const uint8_t *raw, size_t rawlen, uint64_t max,
 			       const char *label, size_t *nchunks)
 {
-	struct ingest_req r = { "acme", 4, label, NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, label, NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts, sum;
 	struct config cfg;
 	struct buf body;

@@ -597,7 +597,7 @@ static void test_many_entries_ack_ranges(void)
 	CHECK_NOERR(env_create(64 * MIB, 1));
 	CHECK_NOERR(batches_new(MANY));
 	for (size_t i = 0; i < MANY; i++) {
-		struct wire_counts c = { 1, MANY_SAMPLES, 0, 0, 0 };
+		struct wire_counts c = { 1, MANY_SAMPLES, 0, 0, 0, 0, 0 };
 		char tenant[8];
 		size_t len;
 		uint8_t *raw = small_request(i, &len);
@@ -982,7 +982,7 @@ static void test_ingest_then_store(void)
 	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
 	CHECK_NOERR(batches_new(6));
 	for (int i = 0; i < 6; i++) {
-		struct ingest_req r = { "acme", 4, NULL, NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "acme", 4, NULL, NULL, NULL, NULL, NULL, NULL };
 		int status;
 
 		if (i >= 3) {
