@@ -51,6 +51,7 @@ struct relabel_rule {
 	struct relabel_tmpl target_t, replacement_t;
 	enum relabel_rx rx;
 	void *code;                  /* owned: pcre2_code_8, RX_PCRE only */
+	int jit;                     /* code was JIT-compiled */
 	unsigned groups;             /* capture groups in regex */
 	uint64_t modulus;
 	unsigned line;               /* where the rule starts */

@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,7 +226,8 @@ int relabel_rule_compile(struct relabel_rule *r, char *why, size_t whylen)
 				 r->regex.n : (size_t)off - 4);
 			return -1;
 		}
-		pcre2_jit_compile((pcre2_code *)r->code, PCRE2_JIT_COMPLETE);
+		r->jit = pcre2_jit_compile((pcre2_code *)r->code,
+					   PCRE2_JIT_COMPLETE) == 0;
 		pcre2_pattern_info((pcre2_code *)r->code,
 				   PCRE2_INFO_CAPTURECOUNT, &groups);
 		r->groups = groups;
@@ -338,11 +340,15 @@ static uint8_t *arena_alloc(struct relabel_scratch *s, size_t n)
 
 /* --- applying ----------------------------------------------------------- */
 
-static int name_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+static inline int name_cmp(const uint8_t *a, size_t an, const uint8_t *b,
+			   size_t bn)
 {
-	int d = memcmp(a, b, an < bn ? an : bn);
+	size_t n = an < bn ? an : bn, i;
 
-	return d != 0 ? d : (an < bn ? -1 : an > bn);
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	return an < bn ? -1 : an > bn;
 }
 
 /* Index of the first label of ls[0..n) whose name is not below name;
@@ -482,9 +488,13 @@ static int rx_match(const struct relabel_rule *r, const uint8_t *subject,
 			return ERR_NOMEM;
 		}
 	}
-	rc = pcre2_match((const pcre2_code *)r->code, subject, len, 0,
-			 PCRE2_NO_UTF_CHECK, (pcre2_match_data *)s->match,
-			 NULL);
+	if (r->jit)
+		rc = pcre2_jit_match((const pcre2_code *)r->code, subject, len,
+				     0, 0, (pcre2_match_data *)s->match, NULL);
+	else
+		rc = pcre2_match((const pcre2_code *)r->code, subject, len, 0,
+				 PCRE2_NO_UTF_CHECK,
+				 (pcre2_match_data *)s->match, NULL);
 	if (rc < 0)
 		return 0;        /* no match, or a limit: as no match */
 	m->ov = pcre2_get_ovector_pointer((pcre2_match_data *)s->match);
@@ -537,6 +547,16 @@ static const uint8_t *expand(const struct relabel_tmpl *t,
 	return out;
 }
 
+/* MD5 fetched once from OpenSSL's default provider (an implicit fetch on
+ * every digest takes locks and costs more than the digest itself). */
+static EVP_MD *md5_method;
+static pthread_once_t md5_once = PTHREAD_ONCE_INIT;
+
+static void md5_fetch(void)
+{
+	md5_method = EVP_MD_fetch(NULL, "MD5", NULL);
+}
+
 /* replace, as Prometheus 2.42 does it. */
 static int do_replace(const struct relabel_rule *r, struct relabel_label *ls,
 		      size_t *n, size_t cap, struct relabel_scratch *s,
@@ -564,25 +584,32 @@ static int do_hashmod(const struct relabel_rule *r, struct relabel_label *ls,
 		      size_t *n, size_t cap, struct relabel_scratch *s,
 		      const uint8_t *val, size_t vlen)
 {
-	uint8_t md[EVP_MAX_MD_SIZE], *d;
+	uint8_t md[EVP_MAX_MD_SIZE], digits[20], *d;
 	unsigned mdlen = 0;
 	uint64_t h = 0;
-	int len;
+	size_t len = 0;
 
+	pthread_once(&md5_once, md5_fetch);
+	if (md5_method == NULL)
+		return ERR_FAIL;
 	if (s->md5 == NULL && (s->md5 = EVP_MD_CTX_new()) == NULL)
 		return ERR_NOMEM;
-	if (EVP_DigestInit_ex((EVP_MD_CTX *)s->md5, EVP_md5(), NULL) != 1 ||
+	if (EVP_DigestInit_ex((EVP_MD_CTX *)s->md5, md5_method, NULL) != 1 ||
 	    EVP_DigestUpdate((EVP_MD_CTX *)s->md5, val, vlen) != 1 ||
 	    EVP_DigestFinal_ex((EVP_MD_CTX *)s->md5, md, &mdlen) != 1 ||
 	    mdlen != 16)
 		return ERR_FAIL;
 	for (int i = 8; i < 16; i++)
 		h = h << 8 | md[i];
-	if ((d = arena_alloc(s, 21)) == NULL)
+	h %= r->modulus;
+	do {
+		digits[sizeof(digits) - ++len] = (uint8_t)('0' + h % 10);
+		h /= 10;
+	} while (h > 0);
+	if ((d = arena_alloc(s, len)) == NULL)
 		return ERR_NOMEM;
-	len = snprintf((char *)d, 21, "%llu",
-		       (unsigned long long)(h % r->modulus));
-	return label_set(ls, n, cap, r->target.p, r->target.n, d, (size_t)len);
+	memcpy(d, digits + sizeof(digits) - len, len);
+	return label_set(ls, n, cap, r->target.p, r->target.n, d, len);
 }
 
 static int do_labelmap(const struct relabel_rule *r, struct relabel_label *ls,
