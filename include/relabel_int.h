@@ -15,10 +15,20 @@ enum relabel_action {
 	RA_LABELMAP, RA_LABELDROP, RA_LABELKEEP
 };
 
-/* How a regex is matched: PCRE2, or without it where the pattern says
- * so ("(.*)" and ".*" match anything; a pattern of plain characters only
- * matches itself). */
-enum relabel_rx { RX_PCRE, RX_ANY, RX_ANY_GROUP, RX_LITERAL };
+/* How a regex is matched: PCRE2, or without it when the pattern is a set
+ * of alternatives each of plain characters, maybe followed by .* or .+
+ * ("go_.*", "prod|dev", "(.*)", "label_(.+)"), as vmagent does too. */
+enum relabel_rx { RX_PCRE, RX_SET };
+
+/* One alternative of an RX_SET pattern. */
+struct relabel_alt {
+	const uint8_t *lit;          /* ref into the rule's regex */
+	size_t n;
+	int rest;                    /* 0: exactly lit; 1: lit.*; 2: lit.+ */
+};
+
+/* What an RX_SET pattern's one capture group holds. */
+enum relabel_set_group { SG_NONE, SG_WHOLE, SG_REST };
 
 struct relabel_str {
 	uint8_t *p;                  /* owned, NUL-terminated */
@@ -52,6 +62,9 @@ struct relabel_rule {
 	enum relabel_rx rx;
 	void *code;                  /* owned: pcre2_code_8, RX_PCRE only */
 	int jit;                     /* code was JIT-compiled */
+	struct relabel_alt *alts;    /* owned: RX_SET only */
+	size_t nalts;
+	enum relabel_set_group set_group;
 	unsigned groups;             /* capture groups in regex */
 	uint64_t modulus;
 	unsigned line;               /* where the rule starts */

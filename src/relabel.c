@@ -180,12 +180,73 @@ static int tmpl_compile(const struct relabel_rule *r,
 	return 0;
 }
 
-/* Whether the pattern is plain characters that match only themselves. */
-static int plain_pattern(const struct relabel_str *s)
+/* Whether p[0..n) is plain characters, which match only themselves. */
+static int plain(const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (strchr("\\^$.|?*+()[]{}", s->p[i]) != NULL)
+	for (size_t i = 0; i < n; i++)
+		if (strchr("\\^$.|?*+()[]{}", p[i]) != NULL || p[i] == '\0')
 			return 0;
+	return 1;
+}
+
+/* Adds the alternative p[0..n) ("lit", "lit.*" or "lit.+") to r's set.
+ * Returns 0, or -1 when it is not of that shape. */
+static int set_add(struct relabel_rule *r, const uint8_t *p, size_t n)
+{
+	struct relabel_alt *a = &r->alts[r->nalts];
+
+	a->rest = 0;
+	if (n >= 2 && p[n - 2] == '.' && (p[n - 1] == '*' || p[n - 1] == '+')) {
+		a->rest = p[n - 1] == '*' ? 1 : 2;
+		n -= 2;
+	}
+	if (!plain(p, n))
+		return -1;
+	a->lit = p;
+	a->n = n;
+	r->nalts++;
+	return 0;
+}
+
+/*
+ * Reads r->regex as a set when it is one: alternatives "lit", "lit.*" or
+ * "lit.+" joined by |, the whole maybe in one group; or "lit(.*)" /
+ * "lit(.+)", its group the rest. Returns 1 (r->rx is RX_SET), 0 when the
+ * pattern is of another shape, -1 when out of memory.
+ */
+static int set_compile(struct relabel_rule *r)
+{
+	const uint8_t *p = r->regex.p, *end = p + r->regex.n, *q;
+	size_t n = r->regex.n;
+
+	if ((r->alts = calloc(n / 2 + 2, sizeof(*r->alts))) == NULL)
+		return -1;
+	r->nalts = 0;
+	if (n >= 4 && (memcmp(end - 4, "(.*)", 4) == 0 ||
+		       memcmp(end - 4, "(.+)", 4) == 0) && plain(p, n - 4)) {
+		r->alts[0] = (struct relabel_alt){ p, n - 4,
+						   end[-2] == '*' ? 1 : 2 };
+		r->nalts = 1;
+		r->set_group = SG_REST;
+		return 1;
+	}
+	r->set_group = SG_NONE;
+	if (n >= 2 && p[0] == '(' && end[-1] == ')') {
+		p++;
+		end--;
+		r->set_group = SG_WHOLE;
+	}
+	for (q = p;; q++) {
+		if (q == end || *q == '|') {
+			if (set_add(r, p, (size_t)(q - p)) < 0) {
+				r->nalts = 0;
+				return 0;
+			}
+			if (q == end)
+				break;
+			p = q + 1;
+		}
+	}
 	return 1;
 }
 
@@ -198,13 +259,13 @@ int relabel_rule_compile(struct relabel_rule *r, char *why, size_t whylen)
 	char *pat;
 	int rc;
 
-	if (r->regex.n == 4 && memcmp(r->regex.p, "(.*)", 4) == 0) {
-		r->rx = RX_ANY_GROUP;
-		r->groups = 1;
-	} else if (r->regex.n == 2 && memcmp(r->regex.p, ".*", 2) == 0) {
-		r->rx = RX_ANY;
-	} else if (plain_pattern(&r->regex)) {
-		r->rx = RX_LITERAL;
+	if ((rc = set_compile(r)) < 0) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	if (rc == 1) {
+		r->rx = RX_SET;
+		r->groups = r->set_group != SG_NONE;
 	} else {
 		r->rx = RX_PCRE;
 		if ((pat = malloc(plen + 1)) == NULL) {
@@ -251,6 +312,7 @@ void relabel_rule_free(struct relabel_rule *r)
 	free(r->replacement.p);
 	free(r->target_t.parts);
 	free(r->replacement_t.parts);
+	free(r->alts);
 	pcre2_code_free((pcre2_code *)r->code);
 	memset(r, 0, sizeof(*r));
 }
@@ -466,18 +528,26 @@ static int rx_match(const struct relabel_rule *r, const uint8_t *subject,
 	int rc;
 
 	m->subject = subject;
-	m->ov = m->whole;
-	m->pairs = 2;
-	m->whole[0] = m->whole[2] = 0;
-	m->whole[1] = m->whole[3] = len;
-	switch (r->rx) {
-	case RX_ANY:
-	case RX_ANY_GROUP:
-		return 1;
-	case RX_LITERAL:
-		return len == r->regex.n && memcmp(subject, r->regex.p, len) == 0;
-	case RX_PCRE:
-		break;
+	if (r->rx == RX_SET) {
+		for (size_t i = 0; i < r->nalts; i++) {
+			const struct relabel_alt *a = &r->alts[i];
+
+			if (a->rest == 0 ? len != a->n : len < a->n + (a->rest == 2))
+				continue;
+			if (memcmp(subject, a->lit, a->n) != 0)
+				continue;
+			/* . matches anything but a newline, as in RE2 */
+			if (a->rest != 0 &&
+			    memchr(subject + a->n, '\n', len - a->n) != NULL)
+				continue;
+			m->ov = m->whole;
+			m->pairs = 1 + r->groups;
+			m->whole[0] = 0;
+			m->whole[1] = m->whole[3] = len;
+			m->whole[2] = r->set_group == SG_REST ? a->n : 0;
+			return 1;
+		}
+		return 0;
 	}
 	if (s->match == NULL || s->match_pairs < r->groups + 1) {
 		pcre2_match_data_free((pcre2_match_data *)s->match);

@@ -187,6 +187,37 @@ static void test_keep_drop(void)
 		      "a=foo", o), "DROP");
 }
 
+/* Patterns matched without PCRE2 (alternatives of plain text, maybe with
+ * .* or .+ after) give what PCRE2 gives: . does not match a newline, an
+ * empty alternative matches "", groups hold the whole or the rest. */
+static void test_set_patterns(void)
+{
+	char o[256];
+
+	CHECK_STR(run("- source_labels: [env]\n  regex: 'prod|'\n  action: keep\n",
+		      "a=1", o), "a=1");
+	CHECK_STR(run("- source_labels: [env]\n  regex: 'prod|'\n  action: keep\n",
+		      "env=dev", o), "DROP");
+	CHECK_STR(run("- source_labels: [a]\n  regex: 'x.*'\n  action: drop\n",
+		      "a=x\ny", o), "a=x\ny");
+	CHECK_STR(run("- source_labels: [a]\n  regex: '(?s)x.*'\n  action: drop\n",
+		      "a=x\ny", o), "DROP");
+	CHECK_STR(run("- source_labels: [a]\n  target_label: b\n", "a=x\ny", o),
+		  "a=x\ny");
+	CHECK_STR(run("- source_labels: [a]\n  regex: '(dev|prod)'\n"
+		      "  target_label: b\n  replacement: '<$1>'\n", "a=prod", o),
+		  "a=prod,b=<prod>");
+	CHECK_STR(run("- source_labels: [a]\n  regex: 'go_(.*)'\n"
+		      "  target_label: b\n", "a=go_gc", o), "a=go_gc,b=gc");
+	CHECK_STR(run("- source_labels: [a]\n  regex: 'go_(.+)'\n"
+		      "  target_label: b\n  replacement: 'x$1'\n", "a=go_", o),
+		  "a=go_");
+	CHECK_STR(run("- source_labels: [a]\n  regex: 'go_.+|up'\n"
+		      "  action: drop\n", "a=up", o), "DROP");
+	CHECK_STR(run("- source_labels: [a]\n  regex: 'go_.+|up'\n"
+		      "  action: drop\n", "a=go_", o), "a=go_");
+}
+
 static void test_equal(void)
 {
 	char o[256];
@@ -373,6 +404,7 @@ int main(void)
 	RUN(test_replace);
 	RUN(test_replace_tags);
 	RUN(test_keep_drop);
+	RUN(test_set_patterns);
 	RUN(test_equal);
 	RUN(test_hashmod);
 	RUN(test_labelmap);
