@@ -52,6 +52,12 @@ struct relabel_scratch {
 	size_t pend_cap;
 	uint8_t *join;               /* owned: the joined source values */
 	size_t join_cap;
+	/* hashmod's last hash: series of one target come together and
+	 * share the values hashed (instance), so one entry saves most MD5s */
+	int hm_valid;
+	uint8_t *hm_key;             /* owned: the value hashed */
+	size_t hm_klen, hm_cap;
+	uint64_t hm_hash;            /* its MD5's last 8 bytes */
 };
 
 /*

@@ -370,6 +370,7 @@ void relabel_scratch_free(struct relabel_scratch *s)
 	EVP_MD_CTX_free((EVP_MD_CTX *)s->md5);
 	free(s->pend);
 	free(s->join);
+	free(s->hm_key);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -464,15 +465,21 @@ static int label_set(struct relabel_label *ls, size_t *n, size_t cap,
 	return 0;
 }
 
-/* The value of label name in ls ("" when absent). */
+/* The value of label name in ls ("" when absent): a scan that most
+ * names leave at their length or first byte beats a binary search over
+ * the dozen labels a series has. */
 static const uint8_t *label_get(const struct relabel_label *ls, size_t n,
 				const uint8_t *name, size_t nlen, size_t *vlen)
 {
-	int found;
-	size_t i = find(ls, n, name, nlen, &found);
-
-	*vlen = found ? ls[i].vlen : 0;
-	return found ? ls[i].value : (const uint8_t *)"";
+	for (size_t i = 0; i < n; i++) {
+		if (ls[i].nlen == nlen && ls[i].name[0] == name[0] &&
+		    memcmp(ls[i].name, name, nlen) == 0) {
+			*vlen = ls[i].vlen;
+			return ls[i].value;
+		}
+	}
+	*vlen = 0;
+	return (const uint8_t *)"";
 }
 
 /* The source values joined by the separator (one source: its value as
@@ -659,6 +666,11 @@ static int do_hashmod(const struct relabel_rule *r, struct relabel_label *ls,
 	uint64_t h = 0;
 	size_t len = 0;
 
+	if (s->hm_valid && s->hm_klen == vlen &&
+	    memcmp(s->hm_key, val, vlen) == 0) {
+		h = s->hm_hash;
+		goto found;
+	}
 	pthread_once(&md5_once, md5_fetch);
 	if (md5_method == NULL)
 		return ERR_FAIL;
@@ -671,6 +683,16 @@ static int do_hashmod(const struct relabel_rule *r, struct relabel_label *ls,
 		return ERR_FAIL;
 	for (int i = 8; i < 16; i++)
 		h = h << 8 | md[i];
+	s->hm_valid = 0;
+	if ((s->hm_key != NULL && vlen <= s->hm_cap) ||
+	    (vlen <= 4096 && (d = realloc(s->hm_key, vlen + 64)) != NULL &&
+	     (s->hm_key = d, s->hm_cap = vlen + 64))) {
+		memcpy(s->hm_key, val, vlen);
+		s->hm_klen = vlen;
+		s->hm_hash = h;
+		s->hm_valid = 1;
+	}
+found:
 	h %= r->modulus;
 	do {
 		digits[sizeof(digits) - ++len] = (uint8_t)('0' + h % 10);

@@ -743,6 +743,7 @@ static int series_emit(struct scan *s, const struct series *r,
 /* The thread's labels handed to the relabel hook, kept between calls
  * until wire_scratch_free. */
 static __thread struct relabel_label *relabel_buf;
+static __thread struct label *relabel_orig;  /* the labels as sent */
 static __thread size_t relabel_buf_cap;
 
 /*
@@ -752,19 +753,23 @@ static __thread size_t relabel_buf_cap;
  */
 static int series_relabel(struct scan *s, struct series *r, size_t *cap)
 {
-	size_t max = s->o->max_labels_per_series, room, n = r->n, i;
+	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
 	struct label *prev = NULL;
-	int rc;
+	int rc, d;
 
 	room = max ? max + 1 : 2 * n + 16;
 	room = room > n ? room : n;
 	if (room > relabel_buf_cap) {
 		struct relabel_label *b = realloc(relabel_buf, room * sizeof(*b));
-		if (b == NULL)
+		struct label *o = b ? realloc(relabel_orig, room * sizeof(*o)) : NULL;
+		if (b != NULL)
+			relabel_buf = b;
+		if (o == NULL)
 			return fail(s, WIRE_TOO_LARGE, "out of memory for labels");
-		relabel_buf = b;
+		relabel_orig = o;
 		relabel_buf_cap = room;
 	}
+	memcpy(relabel_orig, r->l, n * sizeof(*r->l));
 	for (i = 0; i < n; i++)
 		relabel_buf[i] = (struct relabel_label){ r->l[i].name,
 			r->l[i].nlen, r->l[i].value, r->l[i].vlen };
@@ -784,17 +789,35 @@ static int series_relabel(struct scan *s, struct series *r, size_t *cap)
 		*cap *= 2;
 	}
 	s->what = "relabeled series";
+	norig = r->n;
 	r->llen = 0;
 	for (r->n = 0; r->n < n; prev = &r->l[r->n++]) {
+		const struct relabel_label *b = &relabel_buf[r->n];
+		const struct label *o;
 		struct label *l = &r->l[r->n];
 
-		*l = (struct label){ .name = relabel_buf[r->n].name,
-			.nlen = relabel_buf[r->n].nlen,
-			.value = relabel_buf[r->n].value,
-			.vlen = relabel_buf[r->n].vlen };
-		l->size = label_size(l->nlen, l->vlen);
-		if ((rc = label_check(s->o, l, prev)) != L_OK)
-			return label_error(s, l, prev, rc);
+		/* A label as sent (the same bytes) keeps its encoding and its
+		 * checks; only its place is checked again. */
+		while (j < norig && name_cmp(relabel_orig[j].name,
+					     relabel_orig[j].nlen, b->name,
+					     b->nlen) < 0)
+			j++;
+		o = j < norig ? &relabel_orig[j] : NULL;
+		if (o != NULL && o->name == b->name && o->nlen == b->nlen &&
+		    o->value == b->value && o->vlen == b->vlen) {
+			*l = *o;
+			if (prev != NULL && (d = name_cmp(l->name, l->nlen,
+							  prev->name,
+							  prev->nlen)) <= 0)
+				return label_error(s, l, prev, d == 0 ?
+						   L_DUPLICATE : L_UNSORTED);
+		} else {
+			*l = (struct label){ .name = b->name, .nlen = b->nlen,
+				.value = b->value, .vlen = b->vlen };
+			l->size = label_size(l->nlen, l->vlen);
+			if ((rc = label_check(s->o, l, prev)) != L_OK)
+				return label_error(s, l, prev, rc);
+		}
 		r->llen += l->size;
 	}
 	s->what = "series";
@@ -977,5 +1000,7 @@ void wire_scratch_free(void)
 	scratch_bytes_cap = 0;
 	free(relabel_buf);
 	relabel_buf = NULL;
+	free(relabel_orig);
+	relabel_orig = NULL;
 	relabel_buf_cap = 0;
 }
