@@ -403,6 +403,16 @@ static uint8_t *arena_alloc(struct relabel_scratch *s, size_t n)
 
 /* --- applying ----------------------------------------------------------- */
 
+/* Whether a[0..n) equals b[0..n): names and literals are short, where a
+ * loop beats a call to memcmp. */
+static inline int bytes_eq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
 static inline int name_cmp(const uint8_t *a, size_t an, const uint8_t *b,
 			   size_t bn)
 {
@@ -472,8 +482,7 @@ static const uint8_t *label_get(const struct relabel_label *ls, size_t n,
 				const uint8_t *name, size_t nlen, size_t *vlen)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (ls[i].nlen == nlen && ls[i].name[0] == name[0] &&
-		    memcmp(ls[i].name, name, nlen) == 0) {
+		if (ls[i].nlen == nlen && bytes_eq(ls[i].name, name, nlen)) {
 			*vlen = ls[i].vlen;
 			return ls[i].value;
 		}
@@ -541,7 +550,7 @@ static int rx_match(const struct relabel_rule *r, const uint8_t *subject,
 
 			if (a->rest == 0 ? len != a->n : len < a->n + (a->rest == 2))
 				continue;
-			if (memcmp(subject, a->lit, a->n) != 0)
+			if (!bytes_eq(subject, a->lit, a->n))
 				continue;
 			/* . matches anything but a newline, as in RE2 */
 			if (a->rest != 0 &&
