@@ -798,9 +798,9 @@ static int series_relabel(struct scan *s, struct series *r, size_t *cap)
 
 		/* A label as sent (the same bytes) keeps its encoding and its
 		 * checks; only its place is checked again. */
-		while (j < norig && name_cmp(relabel_orig[j].name,
-					     relabel_orig[j].nlen, b->name,
-					     b->nlen) < 0)
+		while (j < norig && relabel_orig[j].name != b->name &&
+		       name_cmp(relabel_orig[j].name, relabel_orig[j].nlen,
+				b->name, b->nlen) < 0)
 			j++;
 		o = j < norig ? &relabel_orig[j] : NULL;
 		if (o != NULL && o->name == b->name && o->nlen == b->nlen &&
