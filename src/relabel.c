@@ -272,7 +272,10 @@ int relabel_rule_compile(struct relabel_rule *r, char *why, size_t whylen)
 			snprintf(why, whylen, "out of memory");
 			return -1;
 		}
-		snprintf(pat, plen + 1, "^(?:%s)$", (const char *)r->regex.p);
+		/* memcpy: a YAML escape may put a NUL in the pattern */
+		memcpy(pat, "^(?:", 4);
+		memcpy(pat + 4, r->regex.p, r->regex.n);
+		memcpy(pat + 4 + r->regex.n, ")$", 2);
 		r->code = pcre2_compile((PCRE2_SPTR)pat, plen,
 					PCRE2_UTF | PCRE2_DOLLAR_ENDONLY |
 					PCRE2_NEVER_BACKSLASH_C,

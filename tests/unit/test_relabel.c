@@ -182,6 +182,9 @@ static void test_keep_drop(void)
 		      "  action: drop\n", "__name__=up", o), "DROP");
 	CHECK_STR(run("- source_labels: [a]\n  regex: 'x$'\n  action: keep\n",
 		      "a=x\n", o), "DROP");
+	/* a NUL in the pattern (a YAML escape) is a character like another */
+	CHECK_STR(run("- source_labels: [a]\n  regex: \"x\\0?y+\"\n  action: drop\n",
+		      "a=xyy", o), "DROP");
 	/* action names in any case */
 	CHECK_STR(run("- source_labels: [a]\n  regex: foo\n  action: DROP\n",
 		      "a=foo", o), "DROP");
