@@ -16,19 +16,22 @@ enum relabel_action {
 };
 
 /* How a regex is matched: PCRE2, or without it when the pattern is a set
- * of alternatives each of plain characters, maybe followed by .* or .+
- * ("go_.*", "prod|dev", "(.*)", "label_(.+)"), as vmagent does too. */
+ * of alternatives each of plain characters, maybe followed or preceded by
+ * .* or .+ ("go_.*", "prod|dev", "(.*)", "label_(.+)", "(.*):9100"), as
+ * vmagent does too. */
 enum relabel_rx { RX_PCRE, RX_SET };
 
 /* One alternative of an RX_SET pattern. */
 struct relabel_alt {
 	const uint8_t *lit;          /* ref into the rule's regex */
 	size_t n;
-	int rest;                    /* 0: exactly lit; 1: lit.*; 2: lit.+ */
+	int rest;                    /* 0: nothing after lit; 1: .*; 2: .+ */
+	int head;                    /* 0: nothing before lit; 1: .*; 2: .+
+				      * (an alternative has rest or head) */
 };
 
 /* What an RX_SET pattern's one capture group holds. */
-enum relabel_set_group { SG_NONE, SG_WHOLE, SG_REST };
+enum relabel_set_group { SG_NONE, SG_WHOLE, SG_REST, SG_HEAD };
 
 struct relabel_str {
 	uint8_t *p;                  /* owned, NUL-terminated */

@@ -189,15 +189,19 @@ static int plain(const uint8_t *p, size_t n)
 	return 1;
 }
 
-/* Adds the alternative p[0..n) ("lit", "lit.*" or "lit.+") to r's set.
- * Returns 0, or -1 when it is not of that shape. */
+/* Adds the alternative p[0..n) ("lit", "lit.*", "lit.+", ".*lit" or
+ * ".+lit") to r's set. Returns 0, or -1 when it is not of that shape. */
 static int set_add(struct relabel_rule *r, const uint8_t *p, size_t n)
 {
 	struct relabel_alt *a = &r->alts[r->nalts];
 
-	a->rest = 0;
+	a->rest = a->head = 0;
 	if (n >= 2 && p[n - 2] == '.' && (p[n - 1] == '*' || p[n - 1] == '+')) {
 		a->rest = p[n - 1] == '*' ? 1 : 2;
+		n -= 2;
+	} else if (n >= 2 && p[0] == '.' && (p[1] == '*' || p[1] == '+')) {
+		a->head = p[1] == '*' ? 1 : 2;
+		p += 2;
 		n -= 2;
 	}
 	if (!plain(p, n))
@@ -225,9 +229,17 @@ static int set_compile(struct relabel_rule *r)
 	if (n >= 4 && (memcmp(end - 4, "(.*)", 4) == 0 ||
 		       memcmp(end - 4, "(.+)", 4) == 0) && plain(p, n - 4)) {
 		r->alts[0] = (struct relabel_alt){ p, n - 4,
-						   end[-2] == '*' ? 1 : 2 };
+						   end[-2] == '*' ? 1 : 2, 0 };
 		r->nalts = 1;
 		r->set_group = SG_REST;
+		return 1;
+	}
+	if (n >= 4 && (memcmp(p, "(.*)", 4) == 0 || memcmp(p, "(.+)", 4) == 0) &&
+	    plain(p + 4, n - 4)) {
+		r->alts[0] = (struct relabel_alt){ p + 4, n - 4, 0,
+						   p[2] == '*' ? 1 : 2 };
+		r->nalts = 1;
+		r->set_group = SG_HEAD;
 		return 1;
 	}
 	r->set_group = SG_NONE;
@@ -551,19 +563,27 @@ static int rx_match(const struct relabel_rule *r, const uint8_t *subject,
 		for (size_t i = 0; i < r->nalts; i++) {
 			const struct relabel_alt *a = &r->alts[i];
 
-			if (a->rest == 0 ? len != a->n : len < a->n + (a->rest == 2))
+			const uint8_t *any;  /* what .* or .+ takes */
+
+			if (a->rest == 0 && a->head == 0 ? len != a->n :
+			    len < a->n + (a->rest == 2 || a->head == 2))
 				continue;
-			if (!bytes_eq(subject, a->lit, a->n))
+			if (!bytes_eq(a->head ? subject + len - a->n : subject,
+				      a->lit, a->n))
 				continue;
 			/* . matches anything but a newline, as in RE2 */
-			if (a->rest != 0 &&
-			    memchr(subject + a->n, '\n', len - a->n) != NULL)
+			any = a->head ? subject : subject + a->n;
+			if ((a->rest || a->head) &&
+			    memchr(any, '\n', len - a->n) != NULL)
 				continue;
 			m->ov = m->whole;
 			m->pairs = 1 + r->groups;
-			m->whole[0] = 0;
+			m->whole[0] = m->whole[2] = 0;
 			m->whole[1] = m->whole[3] = len;
-			m->whole[2] = r->set_group == SG_REST ? a->n : 0;
+			if (r->set_group == SG_REST)
+				m->whole[2] = a->n;
+			else if (r->set_group == SG_HEAD)
+				m->whole[3] = len - a->n;
 			return 1;
 		}
 		return 0;

@@ -219,6 +219,17 @@ static void test_set_patterns(void)
 		      "  action: drop\n", "a=up", o), "DROP");
 	CHECK_STR(run("- source_labels: [a]\n  regex: 'go_.+|up'\n"
 		      "  action: drop\n", "a=go_", o), "a=go_");
+	CHECK_STR(run("- source_labels: [a]\n  regex: '(.*):9100'\n"
+		      "  target_label: h\n", "a=10.0.0.1:9100", o),
+		  "a=10.0.0.1:9100,h=10.0.0.1");
+	CHECK_STR(run("- source_labels: [a]\n  regex: '(.*):9100'\n"
+		      "  target_label: h\n", "a=x\n:9100", o), "a=x\n:9100");
+	CHECK_STR(run("- source_labels: [a]\n  regex: '(.+)x'\n"
+		      "  target_label: h\n", "a=x", o), "a=x");
+	CHECK_STR(run("- source_labels: [a]\n  regex: '.*_total|up'\n"
+		      "  action: drop\n", "a=http_total", o), "DROP");
+	CHECK_STR(run("- source_labels: [a]\n  regex: '.*_total|up'\n"
+		      "  action: drop\n", "a=_totals", o), "a=_totals");
 }
 
 static void test_equal(void)
