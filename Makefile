@@ -16,7 +16,7 @@ BUILD   ?= build
 CFLAGS  = -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -Wall -Wextra -Wformat=2 -Wshadow \
           -Wmissing-prototypes -Iinclude -I$(BUILD)/gen -MMD -MP
 LDFLAGS = $(SAN)
-LDLIBS  = -lmicrohttpd -lcurl -llmdb -lsnappy -lprotobuf-c -lcrypto -lgnutls -lpthread -lm
+LDLIBS  = -lmicrohttpd -lcurl -llmdb -lsnappy -lprotobuf-c -lcrypto -lgnutls -lyaml -lpcre2-8 -lpthread -lm
 
 # Library sources: everything but main.c, shared by the relay and the tests.
 LIB_SRCS = src/buf.c src/clock.c src/err.c src/log.c src/addr.c src/config.c src/wire.c src/labels.c src/sblock.c \
@@ -32,6 +32,8 @@ LIB_SRCS += src/conn_guard.c src/inflight.c
 LIB_SRCS += src/http_stream.c
 # [tenant] max_series: the exact per-tenant series tables.
 LIB_SRCS += src/series_limit.c
+# Relabel rules: the engine, the YAML loader, the per-series pass.
+LIB_SRCS += src/relabel.c src/relabel_yaml.c src/relabel_pass.c
 LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))

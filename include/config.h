@@ -15,6 +15,8 @@
 
 #define TENANT_ID_MAX 64
 
+struct relabel_rules;
+
 /* One [tenant ID] section. */
 struct config_tenant {
 	char *id;                   /* owned; [A-Za-z0-9_.-]{1,64} */
@@ -37,6 +39,8 @@ struct config_tenant {
 	int max_label_value_length;
 	uint64_t max_series;        /* distinct series within the window; 0: none */
 	uint64_t max_series_window_ms; /* 1h */
+	char *relabel;              /* owned, NULL: none; rules file path */
+	struct relabel_rules *relabel_rules; /* owned, loaded from relabel */
 	struct config_tenant *next; /* owned; in file order */
 };
 
@@ -102,6 +106,8 @@ struct config {
 	char *ha_cluster_label;     /* owned, NULL: HA deduplication off (ha.h) */
 	char *ha_replica_label;     /* "__replica__" */
 	uint64_t ha_failover_timeout_ms; /* 30s */
+	char *relabel;              /* owned, NULL: none; rules file path */
+	struct relabel_rules *relabel_rules; /* owned, loaded from relabel */
 
 	/* [usage] */
 	int usage_export;           /* 1: usage records as series upstream */
@@ -125,7 +131,9 @@ void config_defaults(struct config *cfg);
  * Reads path into cfg (which the call initialises with the defaults first).
  * Returns 0, or -1 with "FILE:LINE: reason" in err (cfg then holds nothing
  * that needs freeing beyond config_free). Unknown sections or keys, bad
- * values, values out of bounds and duplicate tenants are errors.
+ * values, values out of bounds and duplicate tenants are errors. The
+ * relabel rules files it names are read too (relabel.h); a bad one is
+ * reported with its own "FILE:LINE: reason".
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "wire.h"
 #include "batch.h"
+#include "relabel_pass.h"
 
 struct ingest_req {
 	const char *tenant;        /* ref: tenant id, "" for none */
@@ -43,6 +44,8 @@ struct ingest_req {
 	 * counts->refused_*; ingest_body still returns 0 (when every series
 	 * was refused, counts->series is 0 and the caller stores nothing). */
 	int (*admit)(void *arg, uint64_t hash);
+	/* Relabel rules for the series (relabel_pass.h), or NULL: none. */
+	const struct relabel_pass *relabel;
 };
 
 /*

@@ -70,6 +70,8 @@ struct metrics {
 	_Atomic uint64_t histograms_received;
 	_Atomic uint64_t exemplars_received;
 	_Atomic uint64_t metadata_received;
+	_Atomic uint64_t series_dropped_by_rule;  /* relabel rules, in stored requests */
+	_Atomic uint64_t samples_dropped_by_rule;
 	_Atomic uint64_t bytes_received;         /* compressed bodies accepted */
 	_Atomic uint64_t bytes_decoded;          /* decoded bodies accepted */
 	_Atomic uint64_t duplicates;             /* resent batches not stored again */

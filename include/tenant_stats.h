@@ -29,6 +29,7 @@ struct tenant_counters {
 	uint64_t samples_forwarded;
 	uint64_t ha_requests_deduplicated; /* from an HA replica not elected */
 	uint64_t ha_samples_deduplicated;
+	uint64_t samples_dropped_by_rule; /* in series relabel rules dropped */
 };
 
 /* Counts a stored request (u) or a duplicate one (u NULL, dup 1). */

@@ -3,7 +3,7 @@
  *
  * The writer adds to them in the same LMDB transaction that stores (or
  * delivers, or drops) the data they count, so after any crash they equal
- * exactly what was acknowledged. Format version 3 (USAGE_FORMAT, also in
+ * exactly what was acknowledged. Format version 4 (USAGE_FORMAT, also in
  * the store's meta and checked when it is opened: store.h), in the store's
  * environment:
  *
@@ -24,9 +24,11 @@
  *   | samples_refused[16] | samples_dropped[4] |
  *   | requests_refused[16] |            <- version 2 on
  *   | samples_deduplicated |            <- version 3 on
+ *   | samples_dropped_by_rule |         <- version 4 on
  *
  * Version 1 records end before requests_refused (248 bytes), version 2
- * ones before samples_deduplicated (376 bytes); they are read with zeros
+ * ones before samples_deduplicated (376 bytes), version 3 ones before
+ * samples_dropped_by_rule (384 bytes); they are read with zeros
  * in what they lack (usage_rec_read) and written back as the current
  * version the next time the hour changes. A record longer than struct usage_rec (a newer
  * version) is read up to what this version knows. Fields are only ever
@@ -45,6 +47,10 @@
  * not elected (ha.h), answered 2xx and not stored: not billed samples
  * (samples counts only what was stored).
  *
+ * samples_dropped_by_rule: samples (and histograms) of series a relabel
+ * rule dropped (relabel.h) from requests that were stored: not stored,
+ * not billed (series, samples and active_series count what was stored).
+ *
  * Active series are a HyperLogLog estimate with 2^14 registers (hll.h):
  * no bias, a standard error of 0.81%.
  */
@@ -59,9 +65,10 @@
 #include "hll.h"
 #include "store.h"
 
-#define USAGE_FORMAT 3
+#define USAGE_FORMAT 4
 #define USAGE_REC_V1_SIZE 248  /* bytes of a version 1 record */
 #define USAGE_REC_V2_SIZE 376  /* bytes of a version 2 record */
+#define USAGE_REC_V3_SIZE 384  /* bytes of a version 3 record */
 #define USAGE_HLL_P HLL_P
 #define USAGE_HLL_M HLL_M
 #define USAGE_REFUSED_SLOTS 16
@@ -92,6 +99,7 @@ struct usage_rec {
 	uint64_t samples_dropped[USAGE_DROPPED_SLOTS]; /* enum usage_drop */
 	uint64_t requests_refused[USAGE_REFUSED_SLOTS]; /* version 2 on */
 	uint64_t samples_deduplicated; /* version 3 on: HA replica not elected */
+	uint64_t samples_dropped_by_rule; /* version 4 on: relabel rules */
 };
 
 /* Reads a stored record of any version (len bytes at p) into out, with

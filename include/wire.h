@@ -35,7 +35,13 @@ struct wire_counts {
 	 * the output, nor in the counts above. */
 	uint64_t refused_series;
 	uint64_t refused_samples;
+	/* Series the relabel hook dropped, and their samples and histograms;
+	 * they are in none of the counts above. */
+	uint64_t series_dropped;
+	uint64_t samples_dropped;
 };
+
+struct relabel_label;
 
 struct wire_opts {
 	/* Label to set on every series, or NULL to leave labels as sent. */
@@ -67,6 +73,18 @@ struct wire_opts {
 	 * bounds the sum of the lanes (WIRE_TOO_LARGE past it). */
 	struct buf *lane_out;
 	struct wire_counts *lane_counts;
+	/* Relabel hook (relabel.h), or NULL. Called once per series with its
+	 * labels as sent (checked, sorted) in ls[0..*n), with room for cap;
+	 * it may rewrite them (its strings must stay valid until its next
+	 * call or the end of wire_scan). Returns 0 keep, 1 drop the series
+	 * (not written; counted in series_dropped and samples_dropped), or an
+	 * ERR_* code (ERR_FULL: more than cap labels), which refuses the
+	 * request. The labels it leaves are held to the same checks as the
+	 * labels sent (a failure refuses the request, WIRE_BAD); none left
+	 * drops the series. Runs before drop_label and the tenant label. */
+	int (*relabel)(void *arg, struct relabel_label *ls, size_t *n,
+		       size_t cap);
+	void *relabel_arg;
 };
 
 /*

@@ -33,6 +33,8 @@ PACKAGES=(
 	libmicrohttpd-dev
 	libgnutls28-dev
 	liblmdb-dev
+	libyaml-dev
+	libpcre2-dev
 	lmdb-utils
 	curl
 	jq

@@ -11,6 +11,7 @@
 #include "addr.h"
 #include "labels.h"
 #include "log.h"
+#include "relabel.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,6 +172,8 @@ static const struct config_key config_keys[] = {
 	    "Label naming the replica within an HA cluster; removed from the series stored."),
 	NUM("ha_failover_timeout", SEC_TENANCY, CONF_DURATION, ha_failover_timeout_ms, "30s", "1s", "1d",
 	    "When the elected replica sent nothing for this long, the next request of another replica takes over."),
+	STR("relabel", SEC_TENANCY, relabel, NULL, CHECK_NONE,
+	    "Relabel rules file (a YAML list of Prometheus relabel_config entries) applied to every series first; empty: none."),
 
 	NUM("export", SEC_USAGE, CONF_BOOL, usage_export, "true", NULL, NULL,
 	    "Write the per-tenant usage counters into the upstream as relay_usage_*_total series, through the buffer."),
@@ -190,13 +193,14 @@ static const struct config_key config_keys[] = {
 enum { TK_TOKEN, TK_SHA256, TK_ACCOUNT, TK_PROJECT, TK_RATE, TK_BUFFER, TK_STATUS,
        TK_HA_CLUSTER, TK_HA_REPLICA, TK_HA_TIMEOUT, TK_MAX_LABELS,
        TK_NAME_LENGTH, TK_VALUE_LENGTH, TK_MAX_SERIES, TK_SERIES_WINDOW,
-       TK_COUNT };
+       TK_RELABEL, TK_COUNT };
 static const char *const tenant_keys[TK_COUNT] = {
 	"token", "token_sha256", "account_id", "project_id",
 	"max_samples_per_second", "max_buffer_bytes", "limit_status",
 	"ha_cluster_label", "ha_replica_label", "ha_failover_timeout",
 	"max_labels_per_series", "max_label_name_length",
-	"max_label_value_length", "max_series", "max_series_window"
+	"max_label_value_length", "max_series", "max_series_window",
+	"relabel"
 };
 
 /* Bounds of the tenant's integer keys, as [limits] has them (max_series:
@@ -666,6 +670,8 @@ static int tenant_set(struct parser *p, const char *key, const char *v)
 			return fail(p, p->line, "%s: \"%s\" is not a duration of 1s "
 				    "or more", key, v);
 		return 0;
+	case TK_RELABEL:
+		return set_string(p, &t->relabel, v);
 	default:
 		if (strcmp(v, "429") != 0 && strcmp(v, "503") != 0)
 			return fail(p, p->line, "%s: \"%s\" must be 429 or 503", key, v);
@@ -825,7 +831,7 @@ static int reloadable(const struct config_key *k)
 	static const char *const names[] = {"admin_token", "url", "label", "header",
 					    "trust_header", "default", "max_tenants", "level",
 					    "ha_cluster_label", "ha_replica_label",
-					    "ha_failover_timeout", NULL};
+					    "ha_failover_timeout", "relabel", NULL};
 
 	for (int i = 0; names[i] != NULL; i++)
 		if (strcmp(k->name, names[i]) == 0)
@@ -880,6 +886,20 @@ int config_keep_fixed(struct config *next, const struct config *cur,
 	return differ;
 }
 
+/* Reads the relabel rules files cfg names ([tenancy] and each [tenant]).
+ * Returns 0, or -1 with the file's own "FILE:LINE: reason" in err. */
+static int load_rules(struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->relabel != NULL &&
+	    (cfg->relabel_rules = relabel_load(cfg->relabel, err, errlen)) == NULL)
+		return -1;
+	for (struct config_tenant *t = cfg->tenants; t != NULL; t = t->next)
+		if (t->relabel != NULL &&
+		    (t->relabel_rules = relabel_load(t->relabel, err, errlen)) == NULL)
+			return -1;
+	return 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct parser p = {
@@ -908,7 +928,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		fail(&p, 0, "cannot read: %s", strerror(errno));
 		goto out;
 	}
-	if (check_cross(&p) < 0)
+	if (check_cross(&p) < 0 || load_rules(cfg, err, errlen) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -932,8 +952,11 @@ void config_free(struct config *cfg)
 		free(t->project_id);
 		free(t->ha_cluster_label);
 		free(t->ha_replica_label);
+		free(t->relabel);
+		relabel_free(t->relabel_rules);
 		free(t);
 	}
+	relabel_free(cfg->relabel_rules);
 	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -209,6 +209,7 @@ static void batch_usage(struct request *r)
 	b->usage.histograms = ar->counts.histograms;
 	b->usage.exemplars = ar->counts.exemplars;
 	b->usage.metadata = ar->counts.metadata;
+	b->usage.samples_dropped_by_rule = ar->counts.samples_dropped;
 	b->usage.bytes_compressed = ar->body_len;
 	b->usage.bytes_decoded = ar->decoded;
 	b->hll = (const uint32_t *)r->hll.p;
@@ -234,6 +235,7 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	struct admission_req *ar = &r->adm;
 	const struct config *cfg = ar->cfg;
 	struct ingest_req ir;
+	struct relabel_pass rp;
 	struct batch *b = &r->batch;
 	uint8_t digest[32];
 	char why[ADMISSION_TEXT_MAX];
@@ -255,6 +257,8 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 		ir.on_series = collect_series;
 		ir.arg = r;
 	}
+	if (relabel_pass_init(&rp, cfg, ar->ident.conf))
+		ir.relabel = &rp;
 	if (admission_has_series_policies(ar)) {
 		ir.series_pass = series_pass;
 		ir.pass_arg = r;
@@ -328,6 +332,10 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 		metric_add(&metrics.histograms_received, ar->counts.histograms);
 		metric_add(&metrics.exemplars_received, ar->counts.exemplars);
 		metric_add(&metrics.metadata_received, ar->counts.metadata);
+		metric_add(&metrics.series_dropped_by_rule,
+			   ar->counts.series_dropped);
+		metric_add(&metrics.samples_dropped_by_rule,
+			   ar->counts.samples_dropped);
 		metric_add(&metrics.bytes_decoded, ar->decoded);
 		metric_add(&metrics.bytes_received, ar->body_len);
 		if (ar->counts.refused_series > 0) {

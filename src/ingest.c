@@ -34,6 +34,7 @@ static void scratch_free(void *p)
 		buf_free(&s->lanes[l]);
 	free(s);
 	wire_scratch_free();
+	relabel_pass_thread_cleanup();
 }
 
 static void scratch_key_init(void)
@@ -172,6 +173,7 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 	opts.admit = NULL;
 	opts.lane_out = NULL;
 	opts.lane_counts = NULL;
+	opts.relabel = NULL;
 	memset(c, 0, sizeof(*c));
 	while (off < len && (next = wire_next_field(raw, len, off)) != 0) {
 		if (wire_scan(raw + off, next - off, &opts, c, NULL, why,
@@ -241,6 +243,10 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	opts.on_series = r->on_series;
 	opts.admit = r->admit;
 	opts.arg = r->arg;
+	if (r->relabel != NULL) {
+		opts.relabel = relabel_pass_series;
+		opts.relabel_arg = (void *)r->relabel;
+	}
 	if (r->series_pass != NULL &&
 	    (status = r->series_pass(r->pass_arg, raw->p, raw->len,
 				     &opts.drop_label)) != 0) {
@@ -268,7 +274,7 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	for (unsigned l = 0; l < LANES; l++)
 		used += sc->lanes[l].len > 0;
 	if (used == 1 && r->tenant_label == NULL && opts.drop_label == NULL &&
-	    r->admit == NULL && counts->sorted == 0 &&
+	    r->admit == NULL && opts.relabel == NULL && counts->sorted == 0 &&
 	    raw->len <= cfg->max_request_size) {
 		/* One lane, nothing rewritten (no label set, dropped or
 		 * sorted, no series left out): the body as it came is the

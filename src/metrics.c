@@ -146,6 +146,7 @@ static const struct {
 	{"relay_tenant_buffer_oldest_age_seconds", "Age of the tenant's oldest entry (0 if none).", "gauge"},
 	{"relay_ha_deduplicated_samples_total", "Samples from HA replicas not elected, answered 2xx and not stored, by tenant.", "counter"},
 	{"relay_ha_deduplicated_requests_total", "Requests from HA replicas not elected, by tenant.", "counter"},
+	{"relay_tenant_samples_dropped_by_rule_total", "Samples of series relabel rules dropped in stored requests, by tenant.", "counter"},
 };
 
 /* One tenant's row: its counters (tenant_stats.h) and what the buffer
@@ -243,6 +244,7 @@ static int render_row(struct buf *out, int field, const struct tenant_row *t)
 		break;
 	case 11: v = c->ha_samples_deduplicated; break;
 	case 12: v = c->ha_requests_deduplicated; break;
+	case 13: v = c->samples_dropped_by_rule; break;
 	}
 	return buf_printf(out, "%s{tenant=\"%.*s\"} %" PRIu64 "\n", name,
 			  (int)t->idlen, t->id, v);
@@ -350,6 +352,12 @@ int metrics_render(struct buf *out, struct queue *q)
 		      "(sorted by the relay).", &m->series_sorted);
 	rc |= counter(out, "relay_samples_received_total",
 		      "Samples in requests made durable.", &m->samples_received);
+	rc |= counter(out, "relay_series_dropped_by_rule_total",
+		      "Series relabel rules dropped from requests made durable.",
+		      &m->series_dropped_by_rule);
+	rc |= counter(out, "relay_samples_dropped_by_rule_total",
+		      "Samples and histograms of the series relabel rules dropped "
+		      "from requests made durable.", &m->samples_dropped_by_rule);
 	rc |= counter(out, "relay_histograms_received_total",
 		      "Native histogram samples in requests made durable.",
 		      &m->histograms_received);

@@ -57,6 +57,7 @@ void tenant_stats_received(const char *id, size_t idlen,
 			c->samples += u->samples;
 			c->series += u->series;
 			c->bytes += u->bytes_compressed;
+			c->samples_dropped_by_rule += u->samples_dropped_by_rule;
 		}
 	}
 	pthread_mutex_unlock(&lock);

@@ -22,6 +22,9 @@ _Static_assert(offsetof(struct usage_rec, requests_refused) == USAGE_REC_V1_SIZE
 _Static_assert(offsetof(struct usage_rec, samples_deduplicated) ==
 	       USAGE_REC_V2_SIZE,
 	       "version 2 records end where samples_deduplicated starts");
+_Static_assert(offsetof(struct usage_rec, samples_dropped_by_rule) ==
+	       USAGE_REC_V3_SIZE,
+	       "version 3 records end where samples_dropped_by_rule starts");
 
 int usage_rec_read(const void *p, size_t len, struct usage_rec *out)
 {
@@ -51,6 +54,7 @@ void usage_add(struct usage_rec *dst, const struct usage_rec *src)
 	for (int i = 0; i < USAGE_REFUSED_SLOTS; i++)
 		dst->requests_refused[i] += src->requests_refused[i];
 	dst->samples_deduplicated += src->samples_deduplicated;
+	dst->samples_dropped_by_rule += src->samples_dropped_by_rule;
 }
 
 struct usage_rec *usage_round_get(struct usage_round *r, const char *tenant,

@@ -81,6 +81,13 @@ static size_t build_columns(struct column *cols, size_t max)
 		cols[n].offset = offsetof(struct usage_rec, samples_deduplicated);
 		n++;
 	}
+	if (n < max) {   /* version 4 */
+		snprintf(cols[n].name, sizeof(cols[n].name),
+			 "samples_dropped_by_rule");
+		cols[n].offset = offsetof(struct usage_rec,
+					  samples_dropped_by_rule);
+		n++;
+	}
 	return n;
 }
 

@@ -18,8 +18,10 @@
  * held to the rules in labels.h.
  */
 #include "wire.h"
+#include "err.h"
 #include "labels.h"
 #include "lanes.h"
+#include "relabel.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -954,6 +956,90 @@ static int exported_name(struct scan *s, struct series *r)
 	return 0;
 }
 
+/* The thread's labels handed to the relabel hook, kept between calls
+ * until wire_scratch_free. */
+static __thread struct relabel_label *relabel_buf;
+static __thread struct label *relabel_orig;  /* the labels as sent */
+static __thread size_t relabel_buf_cap;
+
+/*
+ * Runs the relabel hook over series r (its label array has room for *cap)
+ * and checks what it leaves as sent labels are checked. Returns 0 keep,
+ * 1 dropped, or WIRE_BAD / WIRE_TOO_LARGE with the reason.
+ */
+static int series_relabel(struct scan *s, struct series *r, size_t *cap)
+{
+	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
+	struct label *prev = NULL;
+	int rc, d;
+
+	room = max ? max + 1 : 2 * n + 16;
+	room = room > n ? room : n;
+	if (room > relabel_buf_cap) {
+		struct relabel_label *b = realloc(relabel_buf, room * sizeof(*b));
+		struct label *o = b ? realloc(relabel_orig, room * sizeof(*o)) : NULL;
+		if (b != NULL)
+			relabel_buf = b;
+		if (o == NULL)
+			return fail(s, WIRE_TOO_LARGE, "out of memory for labels");
+		relabel_orig = o;
+		relabel_buf_cap = room;
+	}
+	memcpy(relabel_orig, r->l, n * sizeof(*r->l));
+	for (i = 0; i < n; i++)
+		relabel_buf[i] = (struct relabel_label){ r->l[i].name,
+			r->l[i].nlen, r->l[i].value, r->l[i].vlen };
+	rc = s->o->relabel(s->o->relabel_arg, relabel_buf, &n, room);
+	if (rc == ERR_NOMEM)
+		return fail(s, WIRE_TOO_LARGE, "out of memory for relabeling");
+	if (rc == ERR_FULL || (rc == 0 && max && n > max))
+		return fail(s, WIRE_BAD, "more than %zu labels after relabeling",
+			    max);
+	if (rc < 0)
+		return fail(s, WIRE_BAD, "relabeling failed: %s", err_str(rc));
+	if (rc == 1 || n == 0)
+		return 1;
+	while (*cap < n) {
+		if ((r->l = scratch_grow(r->l, *cap)) == NULL)
+			return fail(s, WIRE_TOO_LARGE, "out of memory for labels");
+		*cap *= 2;
+	}
+	s->what = "relabeled series";
+	norig = r->n;
+	r->llen = 0;
+	for (r->n = 0; r->n < n; prev = &r->l[r->n++]) {
+		const struct relabel_label *b = &relabel_buf[r->n];
+		const struct label *o;
+		struct label *l = &r->l[r->n];
+
+		/* A label as sent (the same bytes) keeps its encoding and its
+		 * checks; only its place is checked again. */
+		while (j < norig && relabel_orig[j].name != b->name &&
+		       name_cmp(relabel_orig[j].name, relabel_orig[j].nlen,
+				b->name, b->nlen) < 0)
+			j++;
+		o = j < norig ? &relabel_orig[j] : NULL;
+		if (o != NULL && o->name == b->name && o->nlen == b->nlen &&
+		    o->value == b->value && o->vlen == b->vlen) {
+			*l = *o;
+			if (prev != NULL && (d = name_cmp(l->name, l->nlen,
+							  prev->name,
+							  prev->nlen)) <= 0)
+				return label_error(s, l, prev, d == 0 ?
+						   L_DUPLICATE : L_UNSORTED);
+		} else {
+			*l = (struct label){ .name = b->name, .nlen = b->nlen,
+				.value = b->value, .vlen = b->vlen };
+			l->size = label_size(l->nlen, l->vlen);
+			if ((rc = label_check(s->o, l, prev)) != L_OK)
+				return label_error(s, l, prev, rc);
+		}
+		r->llen += l->size;
+	}
+	s->what = "series";
+	return 0;
+}
+
 /*
  * Scans one TimeSeries p[0..end), counts it, reports its hash, and in
  * rewrite mode appends it to s->out with the tenant label set.
@@ -964,6 +1050,8 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	struct label stack[WIRE_STACK_LABELS], *prev;
 	size_t cap = WIRE_STACK_LABELS, max = s->o->max_labels_per_series;
 	const uint8_t *start = p, *q;
+	uint64_t samples = s->n.samples, histograms = s->n.histograms,
+		 exemplars = s->n.exemplars;
 	struct series r;
 	int rc, d = 1;
 
@@ -1003,6 +1091,18 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 		return fail(s, WIRE_BAD, "no labels");
 	if (r.unsorted && (rc = series_sort(s, &r)) < 0)
 		return rc;
+	if (s->o->relabel != NULL && (rc = series_relabel(s, &r, &cap)) != 0) {
+		if (rc < 0)
+			return rc;
+		s->n.series--;
+		s->n.series_dropped++;
+		s->n.samples_dropped += s->n.samples - samples +
+					s->n.histograms - histograms;
+		s->n.samples = samples;
+		s->n.histograms = histograms;
+		s->n.exemplars = exemplars;
+		return 0;
+	}
 	for (size_t i = 0; s->dname != NULL && i < r.n; i++) {
 		if (name_cmp(r.l[i].name, r.l[i].nlen, s->dname, s->dnlen) == 0) {
 			r.drop = i;
@@ -1071,7 +1171,8 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		s.dnlen = strlen(s.o->drop_label);
 	}
 	s.rewrite = out != NULL && (s.tname != NULL || s.dname != NULL ||
-				    s.o->admit != NULL);
+				    s.o->admit != NULL ||
+				    s.o->relabel != NULL);
 	if (s.o->lane_out != NULL) {
 		s.lanes = s.o->lane_out;
 		s.rewrite = 1;
@@ -1117,6 +1218,8 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 			    "decoded request over the size limit");
 	if (c != NULL) {
 		c->series += s.n.series;
+		c->series_dropped += s.n.series_dropped;
+		c->samples_dropped += s.n.samples_dropped;
 		c->samples += s.n.samples;
 		c->histograms += s.n.histograms;
 		c->exemplars += s.n.exemplars;
@@ -1151,4 +1254,9 @@ void wire_scratch_free(void)
 	free(scratch_bytes);
 	scratch_bytes = NULL;
 	scratch_bytes_cap = 0;
+	free(relabel_buf);
+	relabel_buf = NULL;
+	free(relabel_orig);
+	relabel_orig = NULL;
+	relabel_buf_cap = 0;
 }

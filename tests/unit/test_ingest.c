@@ -136,7 +136,7 @@ static void test_fixtures_counts_and_lanes(void)
 
 	config_defaults(&cfg);
 	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
-		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 		Prometheus__WriteRequest *ref = NULL;
 		struct wire_counts counts, want;
 		uint8_t *z, *raw = NULL;
@@ -199,7 +199,7 @@ static void test_fixtures_tenant_label(void)
 
 	config_defaults(&cfg);
 	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
-		struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 		struct wire_counts counts;
 		uint8_t *z, *raw = NULL;
 		size_t zlen, rawlen = 0;
@@ -252,7 +252,7 @@ static void test_lane_by_instance(void)
 
 	config_defaults(&cfg);
 	for (size_t i = 0; i < NFIXTURES && e == NULL; i++) {
-		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 		char inst[64][128];
 		unsigned lane_of[64], ninst = 0;
 		struct wire_counts counts;
@@ -331,7 +331,7 @@ static void count_series(void *arg, uint64_t hash)
 
 static void test_on_series_called_per_series(void)
 {
-	struct ingest_req r = { "acme", 4, "tenant", count_series, NULL, NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, "tenant", count_series, NULL, NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts;
 	struct config cfg;
 	struct buf body;
@@ -365,7 +365,7 @@ static void test_on_series_called_per_series(void)
 static int ingest_fails(const struct config *cfg, const uint8_t *p, size_t len,
 			const char **e)
 {
-	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts;
 	struct buf body;
 	struct batch b;
@@ -564,7 +564,7 @@ static uint64_t split_biggest;
 static const char *split_check(const uint8_t *raw, size_t rawlen, uint64_t max,
 			       const char *label, size_t *nchunks)
 {
-	struct ingest_req r = { "acme", 4, label, NULL, NULL, NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, label, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts, sum;
 	struct config cfg;
 	struct buf body;
@@ -757,7 +757,7 @@ static void test_bad_labels(void)
 static int ingest_as(const struct config *cfg, const struct config_tenant *t,
 		     const uint8_t *p, size_t len)
 {
-	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "acme", 4, "tenant", NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 	struct wire_counts counts;
 	struct buf body;
 	struct batch b;
@@ -820,7 +820,7 @@ static void test_unsorted_sorted(void)
 {
 	size_t samples[2] = { 1, 1 }, len, zlen, n = 0;
 	uint8_t *raw = make_request(2, 0, samples, &len), *z = NULL, *p, *dec;
-	struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+	struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 	Prometheus__WriteRequest *w = NULL;
 	struct wire_counts counts;
 	struct config cfg;

@@ -604,6 +604,52 @@ static void test_v2_record(void)
 	free(j);
 }
 
+/* A version 3 record (384 bytes, no samples_dropped_by_rule) of tenant
+ * "old3": read with a zero there, and added to as version 4 with samples
+ * relabel rules dropped, keeping what it held. */
+static void test_v3_record(void)
+{
+	uint8_t v3[USAGE_REC_V3_SIZE];
+	struct usage_rec rec, got, add;
+	struct usage_round round = {0};
+	struct store_txn *txn;
+	const void *val;
+	size_t len;
+	char *j;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.version = 3;
+	rec.samples = 50;
+	rec.samples_deduplicated = 6;
+	rec.samples_dropped_by_rule = 99;   /* beyond a version 3 record */
+	memcpy(v3, &rec, sizeof(v3));
+	CHECK_EQ_INT(usage_rec_read(v3, sizeof(v3), &got), 0);
+	CHECK_EQ_INT(got.samples_deduplicated, 6);
+	CHECK_EQ_INT(got.samples_dropped_by_rule, 0);
+	CHECK_EQ_INT(store_txn_begin(st, &txn), 0);
+	CHECK_EQ_INT(store_usage_put(txn, 0, "old3", 4, H1, v3, sizeof(v3)), 0);
+	memset(&add, 0, sizeof(add));
+	add.requests = 1;
+	add.samples = 5;
+	add.samples_dropped_by_rule = 12;
+	CHECK_EQ_INT(usage_count_stored(&round, txn, "old3", 4, H1 * 1000, &add,
+					NULL, 0), 0);
+	CHECK_EQ_INT(usage_round_flush(&round, txn), 0);
+	usage_round_free(&round);
+	CHECK_EQ_INT(store_usage_get(txn, 0, "old3", 4, H1, &val, &len), 1);
+	CHECK_EQ_INT(len, sizeof(struct usage_rec));
+	CHECK_EQ_INT(usage_rec_read(val, len, &got), 0);
+	CHECK_EQ_INT(got.version, USAGE_FORMAT);
+	CHECK_EQ_INT(got.samples, 55);
+	CHECK_EQ_INT(got.samples_deduplicated, 6);
+	CHECK_EQ_INT(got.samples_dropped_by_rule, 12);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	j = report("old3", 0, 0, 0);
+	CHECK(j != NULL);
+	CHECK(strstr(j, "\"samples_dropped_by_rule\":12") != NULL);
+	free(j);
+}
+
 /* requests_refused columns: after every older column, in both formats. */
 static void test_requests_refused_columns(void)
 {
@@ -618,9 +664,9 @@ static void test_requests_refused_columns(void)
 	CHECK(last_old != NULL && first_new != NULL && first_new > last_old);
 	{
 		char last[64];
-		/* version 3's one column comes after them */
+		/* version 3's and 4's one column each come after them */
 		snprintf(last, sizeof(last), "requests_refused_%s,"
-			 "samples_deduplicated\n",
+			 "samples_deduplicated,samples_dropped_by_rule\n",
 			 refuse_reason_name((enum refuse_reason)(REFUSE_NREASONS - 1)));
 		CHECK(strstr(c, last) != NULL);
 	}
@@ -926,6 +972,7 @@ int main(void)
 	RUN(test_v2_record);
 	RUN(test_no_tenant_no_record);
 	RUN(test_export_series);
+	RUN(test_v3_record);
 	teardown_env();
 	return unit_done();
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "relabel_pass.h"
 #include "remote.pb-c.h"
 #include "testlib.h"
 #include "unit.h"
@@ -607,6 +608,80 @@ static void test_drop_label(void)
 		buf_free(&out);
 	}
 	free(in);
+}
+
+/* The relabel hook: a dropped series is not written and is counted apart;
+ * a rewritten one keeps its samples and gets the tenant label and the HA
+ * label removal after the rules; labels a rule makes invalid refuse the
+ * request with the reason. */
+static void test_relabel_hook(void)
+{
+	static const char *const series[][12] = {
+		{ "__name__", "go_gc", "instance", "a", NULL },
+		{ "__name__", "up", "__replica__", "r1", "instance", "a:9100",
+		  "tmp_x", "1", NULL },
+		{ "__name__", "up", "bad_9", "x", NULL },
+	};
+	static const char rules[] =
+		"- source_labels: [__name__]\n  regex: 'go_.*'\n  action: drop\n"
+		"- regex: 'tmp_.*'\n  action: labeldrop\n"
+		"- source_labels: [instance]\n  regex: '(.*):9100'\n"
+		"  target_label: host\n";
+	static const char bad[] = "- regex: 'bad_(.*)'\n  action: labelmap\n";
+	struct relabel_pass rp = {{0}};
+	struct wire_counts c;
+	Prometheus__WriteRequest *r;
+	Prometheus__TimeSeries *t;
+	struct wire_opts o;
+	struct buf out;
+	char err[256];
+	size_t len;
+	uint8_t *in;
+
+	rp.rules[0] = relabel_load_buf("r.yml", rules, sizeof(rules) - 1, err,
+				       sizeof(err));
+	CHECK(rp.rules[0] != NULL);
+	CHECK((in = pack_request(series, 2, &len)) != NULL);
+	memset(&o, 0, sizeof(o));
+	o.tenant_label = "tenant";
+	o.tenant_value = "acme";
+	o.drop_label = "__replica__";
+	o.relabel = relabel_pass_series;
+	o.relabel_arg = &rp;
+	memset(&c, 0, sizeof(c));
+	buf_init(&out, OUT_MAX);
+	CHECK_EQ_INT(scan(in, len, &o, &c, &out), WIRE_OK);
+	CHECK_EQ_INT(c.series, 1);
+	CHECK_EQ_INT(c.samples, 1);
+	CHECK_EQ_INT(c.series_dropped, 1);
+	CHECK_EQ_INT(c.samples_dropped, 1);
+	CHECK((r = unpack(out.p, out.len)) != NULL);
+	CHECK_EQ_INT(r->n_timeseries, 1);
+	t = r->timeseries[0];
+	CHECK_EQ_INT(t->n_labels, 4);
+	CHECK_STR(t->labels[0]->value, "up");
+	CHECK_STR(t->labels[1]->name, "host");
+	CHECK_STR(t->labels[1]->value, "a");
+	CHECK_STR(t->labels[2]->value, "a:9100");
+	CHECK_STR(t->labels[3]->value, "acme");
+	CHECK_EQ_INT(t->n_samples, 1);
+	CHECK(t->samples[0]->value == 1.25);
+	prometheus__write_request__free_unpacked(r, NULL);
+	buf_free(&out);
+	free(in);
+	relabel_free((struct relabel_rules *)rp.rules[0]);
+
+	rp.rules[0] = relabel_load_buf("b.yml", bad, sizeof(bad) - 1, err,
+				       sizeof(err));
+	CHECK(rp.rules[0] != NULL);
+	CHECK((in = pack_request(series, 3, &len)) != NULL);
+	buf_init(&out, OUT_MAX);
+	CHECK_EQ_INT(scan(in, len, &o, NULL, &out), WIRE_BAD);
+	CHECK_STR(why, "relabeled series 2: invalid label name \"9\"");
+	buf_free(&out);
+	free(in);
+	relabel_free((struct relabel_rules *)rp.rules[0]);
+	relabel_pass_thread_cleanup();
 }
 
 /* Native histograms (packed and unpacked repeated scalars, integer and
@@ -1577,6 +1652,7 @@ int main(void)
 	RUN(test_concatenation);
 	RUN(test_sort);
 	RUN(test_admit);
+	RUN(test_relabel_hook);
 	for (i = 0; i < nfixtures; i++)
 		free(fixtures[i].body);
 	wire_scratch_free();

@@ -985,7 +985,7 @@ static void test_ingest_then_store(void)
 	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
 	CHECK_NOERR(batches_new(6));
 	for (int i = 0; i < 6; i++) {
-		struct ingest_req r = { "acme", 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+		struct ingest_req r = { "acme", 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 		int status;
 
 		if (i >= 3) {

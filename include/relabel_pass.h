@@ -1,0 +1,35 @@
+/*
+ * relabel_pass.h - relabel rules in the one pass over a request's series:
+ * the wire scanner's relabel hook (wire.h) running [tenancy]'s rules, then
+ * the tenant's own (config.h), with a per-thread scratch.
+ */
+#ifndef RELAY_RELABEL_PASS_H
+#define RELAY_RELABEL_PASS_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "relabel.h"
+
+/* The rules of one request, in the order they run. */
+struct relabel_pass {
+	const struct relabel_rules *rules[2]; /* ref; either may be NULL */
+};
+
+/*
+ * Sets p up for a request under cfg from tenant t (NULL: none). Returns 1
+ * when some rule applies (then hand relabel_pass_series and p to the
+ * scanner), 0 when none does (no hook: the scan costs nothing more).
+ */
+int relabel_pass_init(struct relabel_pass *p, const struct config *cfg,
+		      const struct config_tenant *t);
+
+/* wire_opts' relabel hook; arg is a struct relabel_pass. The strings it
+ * makes live in the calling thread's scratch until its next call. */
+int relabel_pass_series(void *arg, struct relabel_label *ls, size_t *n,
+			size_t cap);
+
+/* Frees the calling thread's scratch (before the thread exits). */
+void relabel_pass_thread_cleanup(void);
+
+#endif

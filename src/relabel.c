@@ -1,0 +1,842 @@
+/*
+ * relabel.c - the relabel rule engine (see relabel.h): compiling a rule's
+ * regex and templates once, and applying the rules to one series' labels.
+ *
+ * The labels stay one array sorted by name the whole time: a rule that
+ * sets or removes a label finds its place by binary search and moves the
+ * rest; labelmap reads the labels as they were before it and sets what it
+ * made afterwards, as Prometheus' label builder does. Strings a rule makes
+ * (joined values, expanded templates, hashmod's number) go into the
+ * scratch's arena, which only grows until relabel_scratch_reset, so a
+ * pointer handed out stays valid.
+ *
+ * Regular expressions: PCRE2 (8-bit, UTF mode, JIT), the pattern wrapped
+ * as ^(?:REGEX)$ with $ matching only at the very end, as Go's regexp
+ * (RE2 syntax) anchors Prometheus' patterns. "(.*)", ".*" and patterns of
+ * plain characters are matched without PCRE2.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "relabel_int.h"
+
+#include <openssl/evp.h>
+#include <pcre2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "labels.h"
+
+#define ARENA_BLOCK 16384
+
+struct relabel_arena_block {
+	struct relabel_arena_block *next;
+	size_t len, cap;
+	uint8_t data[];
+};
+
+/* A match of the joined value: capture group i spans [ov[2i], ov[2i+1]),
+ * or is unset when ov[2i] is PCRE2_UNSET. */
+struct match {
+	const uint8_t *subject;
+	const PCRE2_SIZE *ov;
+	unsigned pairs;
+	PCRE2_SIZE whole[4];         /* for matches made without PCRE2 */
+};
+
+/* --- compiling ---------------------------------------------------------- */
+
+static int is_word(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Length of a $ reference at s[0..n) (s[0] == '$'), as the target regex
+ * \$(?:\{\w+\}|\w+) takes it; 0 when there is none. */
+static size_t target_ref(const uint8_t *s, size_t n)
+{
+	size_t i = 1;
+
+	if (n > 1 && s[1] == '{') {
+		for (i = 2; i < n && is_word(s[i]); i++)
+			;
+		return i > 2 && i < n && s[i] == '}' ? i + 1 : 0;
+	}
+	while (i < n && is_word(s[i]))
+		i++;
+	return i > 1 ? i : 0;
+}
+
+int relabel_target_valid(const uint8_t *s, size_t n)
+{
+	size_t i = 0, k;
+
+	if (n == 0)
+		return 0;
+	if (s[0] == '$') {
+		if ((k = target_ref(s, n)) == 0)
+			return 0;
+		i = k;
+	} else if (!is_word(s[0]) || (s[0] >= '0' && s[0] <= '9')) {
+		return 0;
+	}
+	while (i < n) {
+		if (s[i] == '$') {
+			if ((k = target_ref(s + i, n - i)) == 0)
+				return 0;
+			i += k;
+		} else if (is_word(s[i])) {
+			i++;
+		} else {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* The group a reference name stands for, as Go's Regexp.Expand reads it:
+ * a number without leading zeros, or a named group (the first of that
+ * name); -1 when the regex has none. */
+static int ref_group(const struct relabel_rule *r, const uint8_t *name,
+		     size_t n)
+{
+	char buf[256];
+	long num = 0;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n && name[i] >= '0' && name[i] <= '9' && num < 100000000;
+	     i++)
+		num = num * 10 + (name[i] - '0');
+	if (i == n && !(name[0] == '0' && n > 1))
+		return num <= (long)r->groups ? (int)num : -1;
+	if (r->rx != RX_PCRE || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, name, n);
+	buf[n] = '\0';
+	rc = pcre2_substring_number_from_name((const pcre2_code *)r->code,
+					      (PCRE2_SPTR)buf);
+	if (rc == PCRE2_ERROR_NOUNIQUESUBSTRING) {
+		/* Several groups of that name: Go takes the first. */
+		PCRE2_SPTR first, last;
+		int size = pcre2_substring_nametable_scan(
+			(const pcre2_code *)r->code, (PCRE2_SPTR)buf, &first, &last);
+		(void)size;
+		rc = (first[0] << 8) | first[1];
+	}
+	return rc > 0 ? rc : -1;
+}
+
+/* Splits template s into text and $ references (Go's Regexp.Expand:
+ * $$ is a $, $name or ${name} takes the longest run of letters, digits
+ * and _, a $ that starts no reference stays as it is). */
+static int tmpl_compile(const struct relabel_rule *r,
+			const struct relabel_str *s, struct relabel_tmpl *t)
+{
+	const uint8_t *p = s->p, *end = s->p + s->n;
+
+	t->parts = calloc(s->n + 1, sizeof(*t->parts));
+	if (t->parts == NULL)
+		return -1;
+	while (p < end) {
+		const uint8_t *d = memchr(p, '$', (size_t)(end - p)), *nm;
+		struct relabel_part *q;
+		size_t k;
+		int brace;
+
+		if (d == NULL)
+			d = end;
+		if (d > p) {
+			q = &t->parts[t->nparts++];
+			q->text = p;
+			q->n = (size_t)(d - p);
+		}
+		if (d == end)
+			break;
+		p = d + 1;
+		if (p < end && *p == '$') {
+			q = &t->parts[t->nparts++];
+			q->text = p++;
+			q->n = 1;
+			continue;
+		}
+		brace = p < end && *p == '{';
+		nm = p + brace;
+		for (k = 0; nm + k < end && is_word(nm[k]); k++)
+			;
+		if (k == 0 || (brace && (nm + k >= end || nm[k] != '}'))) {
+			q = &t->parts[t->nparts++];
+			q->text = d;
+			q->n = 1;
+			continue;
+		}
+		q = &t->parts[t->nparts++];
+		q->group = ref_group(r, nm, k);
+		t->has_group = 1;
+		p = nm + k + brace;
+	}
+	return 0;
+}
+
+/* Whether p[0..n) is plain characters, which match only themselves. */
+static int plain(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strchr("\\^$.|?*+()[]{}", p[i]) != NULL || p[i] == '\0')
+			return 0;
+	return 1;
+}
+
+/* Adds the alternative p[0..n) ("lit", "lit.*", "lit.+", ".*lit" or
+ * ".+lit") to r's set. Returns 0, or -1 when it is not of that shape. */
+static int set_add(struct relabel_rule *r, const uint8_t *p, size_t n)
+{
+	struct relabel_alt *a = &r->alts[r->nalts];
+
+	a->rest = a->head = 0;
+	if (n >= 2 && p[n - 2] == '.' && (p[n - 1] == '*' || p[n - 1] == '+')) {
+		a->rest = p[n - 1] == '*' ? 1 : 2;
+		n -= 2;
+	} else if (n >= 2 && p[0] == '.' && (p[1] == '*' || p[1] == '+')) {
+		a->head = p[1] == '*' ? 1 : 2;
+		p += 2;
+		n -= 2;
+	}
+	if (!plain(p, n))
+		return -1;
+	a->lit = p;
+	a->n = n;
+	r->nalts++;
+	return 0;
+}
+
+/*
+ * Reads r->regex as a set when it is one: alternatives "lit", "lit.*" or
+ * "lit.+" joined by |, the whole maybe in one group; or "lit(.*)" /
+ * "lit(.+)", its group the rest. Returns 1 (r->rx is RX_SET), 0 when the
+ * pattern is of another shape, -1 when out of memory.
+ */
+static int set_compile(struct relabel_rule *r)
+{
+	const uint8_t *p = r->regex.p, *end = p + r->regex.n, *q;
+	size_t n = r->regex.n;
+
+	if ((r->alts = calloc(n / 2 + 2, sizeof(*r->alts))) == NULL)
+		return -1;
+	r->nalts = 0;
+	if (n >= 4 && (memcmp(end - 4, "(.*)", 4) == 0 ||
+		       memcmp(end - 4, "(.+)", 4) == 0) && plain(p, n - 4)) {
+		r->alts[0] = (struct relabel_alt){ p, n - 4,
+						   end[-2] == '*' ? 1 : 2, 0 };
+		r->nalts = 1;
+		r->set_group = SG_REST;
+		return 1;
+	}
+	if (n >= 4 && (memcmp(p, "(.*)", 4) == 0 || memcmp(p, "(.+)", 4) == 0) &&
+	    plain(p + 4, n - 4)) {
+		r->alts[0] = (struct relabel_alt){ p + 4, n - 4, 0,
+						   p[2] == '*' ? 1 : 2 };
+		r->nalts = 1;
+		r->set_group = SG_HEAD;
+		return 1;
+	}
+	r->set_group = SG_NONE;
+	if (n >= 2 && p[0] == '(' && end[-1] == ')') {
+		p++;
+		end--;
+		r->set_group = SG_WHOLE;
+	}
+	for (q = p;; q++) {
+		if (q == end || *q == '|') {
+			if (set_add(r, p, (size_t)(q - p)) < 0) {
+				r->nalts = 0;
+				return 0;
+			}
+			if (q == end)
+				break;
+			p = q + 1;
+		}
+	}
+	return 1;
+}
+
+int relabel_rule_compile(struct relabel_rule *r, char *why, size_t whylen)
+{
+	PCRE2_UCHAR msg[256];
+	PCRE2_SIZE off;
+	uint32_t groups = 0;
+	size_t plen = r->regex.n + 6;
+	char *pat;
+	int rc;
+
+	if ((rc = set_compile(r)) < 0) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	if (rc == 1) {
+		r->rx = RX_SET;
+		r->groups = r->set_group != SG_NONE;
+	} else {
+		r->rx = RX_PCRE;
+		if ((pat = malloc(plen + 1)) == NULL) {
+			snprintf(why, whylen, "out of memory");
+			return -1;
+		}
+		/* memcpy: a YAML escape may put a NUL in the pattern */
+		memcpy(pat, "^(?:", 4);
+		memcpy(pat + 4, r->regex.p, r->regex.n);
+		memcpy(pat + 4 + r->regex.n, ")$", 2);
+		r->code = pcre2_compile((PCRE2_SPTR)pat, plen,
+					PCRE2_UTF | PCRE2_DOLLAR_ENDONLY |
+					PCRE2_NEVER_BACKSLASH_C,
+					&rc, &off, NULL);
+		free(pat);
+		if (r->code == NULL) {
+			pcre2_get_error_message(rc, msg, sizeof(msg));
+			snprintf(why, whylen,
+				 "regex \"%s\": %s at offset %zu",
+				 (const char *)r->regex.p, (const char *)msg,
+				 off < 4 ? 0 : off - 4 > r->regex.n ?
+				 r->regex.n : (size_t)off - 4);
+			return -1;
+		}
+		r->jit = pcre2_jit_compile((pcre2_code *)r->code,
+					   PCRE2_JIT_COMPLETE) == 0;
+		pcre2_pattern_info((pcre2_code *)r->code,
+				   PCRE2_INFO_CAPTURECOUNT, &groups);
+		r->groups = groups;
+	}
+	if (tmpl_compile(r, &r->target, &r->target_t) < 0 ||
+	    tmpl_compile(r, &r->replacement, &r->replacement_t) < 0) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void relabel_rule_free(struct relabel_rule *r)
+{
+	for (size_t i = 0; i < r->nsrc; i++)
+		free(r->src[i].p);
+	free(r->src);
+	free(r->sep.p);
+	free(r->regex.p);
+	free(r->target.p);
+	free(r->replacement.p);
+	free(r->target_t.parts);
+	free(r->replacement_t.parts);
+	free(r->alts);
+	pcre2_code_free((pcre2_code *)r->code);
+	memset(r, 0, sizeof(*r));
+}
+
+void relabel_free(struct relabel_rules *rs)
+{
+	if (rs == NULL)
+		return;
+	for (size_t i = 0; i < rs->n; i++)
+		relabel_rule_free(&rs->rule[i]);
+	free(rs->rule);
+	free(rs->file);
+	free(rs);
+}
+
+size_t relabel_count(const struct relabel_rules *rs)
+{
+	return rs != NULL ? rs->n : 0;
+}
+
+const char *relabel_file(const struct relabel_rules *rs)
+{
+	return rs != NULL ? rs->file : NULL;
+}
+
+/* --- scratch ------------------------------------------------------------ */
+
+void relabel_scratch_init(struct relabel_scratch *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void relabel_scratch_reset(struct relabel_scratch *s)
+{
+	struct relabel_arena_block *b = s->blocks, *next;
+
+	if (b == NULL)
+		return;
+	for (next = b->next; next != NULL; next = b->next) {
+		b->next = next->next;
+		free(next);
+	}
+	b->len = 0;
+}
+
+void relabel_scratch_free(struct relabel_scratch *s)
+{
+	struct relabel_arena_block *b, *next;
+
+	for (b = s->blocks; b != NULL; b = next) {
+		next = b->next;
+		free(b);
+	}
+	pcre2_match_data_free((pcre2_match_data *)s->match);
+	EVP_MD_CTX_free((EVP_MD_CTX *)s->md5);
+	free(s->pend);
+	free(s->join);
+	free(s->hm_key);
+	memset(s, 0, sizeof(*s));
+}
+
+/* n bytes in the arena (they stay until the next reset); NULL when out
+ * of memory. The first block is kept for reuse; later ones are freed. */
+static uint8_t *arena_alloc(struct relabel_scratch *s, size_t n)
+{
+	struct relabel_arena_block *b = s->blocks, *nb;
+	size_t cap;
+
+	for (; b != NULL; b = b->next)
+		if (b->cap - b->len >= n) {
+			b->len += n;
+			return b->data + b->len - n;
+		}
+	cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+	if ((nb = malloc(sizeof(*nb) + cap)) == NULL)
+		return NULL;
+	nb->cap = cap;
+	nb->len = n;
+	if (s->blocks == NULL) {
+		nb->next = NULL;
+		s->blocks = nb;
+	} else {
+		nb->next = s->blocks->next;
+		s->blocks->next = nb;
+	}
+	return nb->data;
+}
+
+/* --- applying ----------------------------------------------------------- */
+
+/* Whether a[0..n) equals b[0..n): names and literals are short, where a
+ * loop beats a call to memcmp. */
+static inline int bytes_eq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+static inline int name_cmp(const uint8_t *a, size_t an, const uint8_t *b,
+			   size_t bn)
+{
+	size_t n = an < bn ? an : bn, i;
+
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	return an < bn ? -1 : an > bn;
+}
+
+/* Index of the first label of ls[0..n) whose name is not below name;
+ * *found: it is that name. */
+static size_t find(const struct relabel_label *ls, size_t n,
+		   const uint8_t *name, size_t nlen, int *found)
+{
+	size_t lo = 0, hi = n;
+	int d = 1;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (name_cmp(ls[mid].name, ls[mid].nlen, name, nlen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n)
+		d = name_cmp(ls[lo].name, ls[lo].nlen, name, nlen);
+	*found = d == 0;
+	return lo;
+}
+
+/* Sets label name to value in the sorted ls; an empty value removes it
+ * (as Prometheus' label builder does). Returns 0 or ERR_FULL. */
+static int label_set(struct relabel_label *ls, size_t *n, size_t cap,
+		     const uint8_t *name, size_t nlen, const uint8_t *value,
+		     size_t vlen)
+{
+	int found;
+	size_t i = find(ls, *n, name, nlen, &found);
+
+	if (vlen == 0) {
+		if (found) {
+			memmove(&ls[i], &ls[i + 1], (*n - i - 1) * sizeof(*ls));
+			(*n)--;
+		}
+		return 0;
+	}
+	if (!found) {
+		if (*n == cap)
+			return ERR_FULL;
+		memmove(&ls[i + 1], &ls[i], (*n - i) * sizeof(*ls));
+		(*n)++;
+		ls[i].name = name;
+		ls[i].nlen = nlen;
+	}
+	ls[i].value = value;
+	ls[i].vlen = vlen;
+	return 0;
+}
+
+/* The value of label name in ls ("" when absent): a scan that most
+ * names leave at their length or first byte beats a binary search over
+ * the dozen labels a series has. */
+static const uint8_t *label_get(const struct relabel_label *ls, size_t n,
+				const uint8_t *name, size_t nlen, size_t *vlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ls[i].nlen == nlen && bytes_eq(ls[i].name, name, nlen)) {
+			*vlen = ls[i].vlen;
+			return ls[i].value;
+		}
+	}
+	*vlen = 0;
+	return (const uint8_t *)"";
+}
+
+/* The source values joined by the separator (one source: its value as
+ * it is). NULL when out of memory. */
+static const uint8_t *join_sources(const struct relabel_rule *r,
+				   const struct relabel_label *ls, size_t n,
+				   struct relabel_scratch *s, size_t *len)
+{
+	const uint8_t *v[16];
+	size_t vl[16], total = 0, i;
+	uint8_t *d;
+
+	if (r->nsrc == 1)
+		return label_get(ls, n, r->src[0].p, r->src[0].n, len);
+	for (i = 0; i < r->nsrc && i < 16; i++) {
+		v[i] = label_get(ls, n, r->src[i].p, r->src[i].n, &vl[i]);
+		total += vl[i] + (i > 0 ? r->sep.n : 0);
+	}
+	for (; i < r->nsrc; i++) {
+		size_t l;
+		label_get(ls, n, r->src[i].p, r->src[i].n, &l);
+		total += l + r->sep.n;
+	}
+	if (total + 1 > s->join_cap) {
+		if ((d = realloc(s->join, total + 1)) == NULL)
+			return NULL;
+		s->join = d;
+		s->join_cap = total + 1;
+	}
+	d = s->join;
+	for (i = 0; i < r->nsrc; i++) {
+		const uint8_t *p = i < 16 ? v[i] : NULL;
+		size_t l = i < 16 ? vl[i] : 0;
+
+		if (i >= 16)
+			p = label_get(ls, n, r->src[i].p, r->src[i].n, &l);
+		if (i > 0) {
+			memcpy(d, r->sep.p, r->sep.n);
+			d += r->sep.n;
+		}
+		memcpy(d, p, l);
+		d += l;
+	}
+	*len = total;
+	return s->join;
+}
+
+/* Matches the anchored regex of r against subject[0..len). Returns 1
+ * matched (m filled), 0 not, or ERR_NOMEM. */
+static int rx_match(const struct relabel_rule *r, const uint8_t *subject,
+		    size_t len, struct relabel_scratch *s, struct match *m)
+{
+	int rc;
+
+	m->subject = subject;
+	if (r->rx == RX_SET) {
+		for (size_t i = 0; i < r->nalts; i++) {
+			const struct relabel_alt *a = &r->alts[i];
+
+			const uint8_t *any;  /* what .* or .+ takes */
+
+			if (a->rest == 0 && a->head == 0 ? len != a->n :
+			    len < a->n + (a->rest == 2 || a->head == 2))
+				continue;
+			if (!bytes_eq(a->head ? subject + len - a->n : subject,
+				      a->lit, a->n))
+				continue;
+			/* . matches anything but a newline, as in RE2 */
+			any = a->head ? subject : subject + a->n;
+			if ((a->rest || a->head) &&
+			    memchr(any, '\n', len - a->n) != NULL)
+				continue;
+			m->ov = m->whole;
+			m->pairs = 1 + r->groups;
+			m->whole[0] = m->whole[2] = 0;
+			m->whole[1] = m->whole[3] = len;
+			if (r->set_group == SG_REST)
+				m->whole[2] = a->n;
+			else if (r->set_group == SG_HEAD)
+				m->whole[3] = len - a->n;
+			return 1;
+		}
+		return 0;
+	}
+	if (s->match == NULL || s->match_pairs < r->groups + 1) {
+		pcre2_match_data_free((pcre2_match_data *)s->match);
+		s->match_pairs = r->groups + 1 > 32 ? r->groups + 1 : 32;
+		s->match = pcre2_match_data_create(s->match_pairs, NULL);
+		if (s->match == NULL) {
+			s->match_pairs = 0;
+			return ERR_NOMEM;
+		}
+	}
+	if (r->jit)
+		rc = pcre2_jit_match((const pcre2_code *)r->code, subject, len,
+				     0, 0, (pcre2_match_data *)s->match, NULL);
+	else
+		rc = pcre2_match((const pcre2_code *)r->code, subject, len, 0,
+				 PCRE2_NO_UTF_CHECK,
+				 (pcre2_match_data *)s->match, NULL);
+	if (rc < 0)
+		return 0;        /* no match, or a limit: as no match */
+	m->ov = pcre2_get_ovector_pointer((pcre2_match_data *)s->match);
+	m->pairs = (unsigned)rc;
+	return 1;
+}
+
+/* Expands template t with match m into the arena. Returns the text
+ * (*len bytes), or NULL when out of memory. */
+static const uint8_t *expand(const struct relabel_tmpl *t,
+			     const struct match *m, struct relabel_scratch *s,
+			     size_t *len)
+{
+	size_t total = 0, i;
+	uint8_t *d, *out;
+
+	if (t->nparts == 1 && t->parts[0].text != NULL) {
+		*len = t->parts[0].n;
+		return t->parts[0].text;
+	}
+	for (i = 0; i < t->nparts; i++) {
+		const struct relabel_part *q = &t->parts[i];
+
+		if (q->text != NULL)
+			total += q->n;
+		else if (q->group >= 0 && (unsigned)q->group < m->pairs &&
+			 m->ov[2 * q->group] != PCRE2_UNSET)
+			total += m->ov[2 * q->group + 1] - m->ov[2 * q->group];
+	}
+	*len = total;
+	if (total == 0)
+		return (const uint8_t *)"";
+	if ((out = d = arena_alloc(s, total)) == NULL)
+		return NULL;
+	for (i = 0; i < t->nparts; i++) {
+		const struct relabel_part *q = &t->parts[i];
+		size_t a, b;
+
+		if (q->text != NULL) {
+			memcpy(d, q->text, q->n);
+			d += q->n;
+		} else if (q->group >= 0 && (unsigned)q->group < m->pairs &&
+			   m->ov[2 * q->group] != PCRE2_UNSET) {
+			a = m->ov[2 * q->group];
+			b = m->ov[2 * q->group + 1];
+			memcpy(d, m->subject + a, b - a);
+			d += b - a;
+		}
+	}
+	return out;
+}
+
+/* MD5 fetched once from OpenSSL's default provider (an implicit fetch on
+ * every digest takes locks and costs more than the digest itself). */
+static EVP_MD *md5_method;
+static pthread_once_t md5_once = PTHREAD_ONCE_INIT;
+
+static void md5_fetch(void)
+{
+	md5_method = EVP_MD_fetch(NULL, "MD5", NULL);
+}
+
+/* replace, as Prometheus 2.42 does it. */
+static int do_replace(const struct relabel_rule *r, struct relabel_label *ls,
+		      size_t *n, size_t cap, struct relabel_scratch *s,
+		      const uint8_t *val, size_t vlen)
+{
+	const uint8_t *target, *res;
+	size_t tlen, rlen;
+	struct match m;
+	int rc;
+
+	if ((rc = rx_match(r, val, vlen, s, &m)) <= 0)
+		return rc;
+	if ((target = expand(&r->target_t, &m, s, &tlen)) == NULL)
+		return ERR_NOMEM;
+	if (!labels_name_valid(target, tlen))
+		return label_set(ls, n, cap, r->target.p, r->target.n, NULL, 0);
+	if ((res = expand(&r->replacement_t, &m, s, &rlen)) == NULL)
+		return ERR_NOMEM;
+	if (rlen == 0)
+		return label_set(ls, n, cap, r->target.p, r->target.n, NULL, 0);
+	return label_set(ls, n, cap, target, tlen, res, rlen);
+}
+
+static int do_hashmod(const struct relabel_rule *r, struct relabel_label *ls,
+		      size_t *n, size_t cap, struct relabel_scratch *s,
+		      const uint8_t *val, size_t vlen)
+{
+	uint8_t md[EVP_MAX_MD_SIZE], digits[20], *d;
+	unsigned mdlen = 0;
+	uint64_t h = 0;
+	size_t len = 0;
+
+	if (s->hm_valid && s->hm_klen == vlen &&
+	    memcmp(s->hm_key, val, vlen) == 0) {
+		h = s->hm_hash;
+		goto found;
+	}
+	pthread_once(&md5_once, md5_fetch);
+	if (md5_method == NULL)
+		return ERR_FAIL;
+	if (s->md5 == NULL && (s->md5 = EVP_MD_CTX_new()) == NULL)
+		return ERR_NOMEM;
+	if (EVP_DigestInit_ex((EVP_MD_CTX *)s->md5, md5_method, NULL) != 1 ||
+	    EVP_DigestUpdate((EVP_MD_CTX *)s->md5, val, vlen) != 1 ||
+	    EVP_DigestFinal_ex((EVP_MD_CTX *)s->md5, md, &mdlen) != 1 ||
+	    mdlen != 16)
+		return ERR_FAIL;
+	for (int i = 8; i < 16; i++)
+		h = h << 8 | md[i];
+	s->hm_valid = 0;
+	if ((s->hm_key != NULL && vlen <= s->hm_cap) ||
+	    (vlen <= 4096 && (d = realloc(s->hm_key, vlen + 64)) != NULL &&
+	     (s->hm_key = d, s->hm_cap = vlen + 64))) {
+		memcpy(s->hm_key, val, vlen);
+		s->hm_klen = vlen;
+		s->hm_hash = h;
+		s->hm_valid = 1;
+	}
+found:
+	h %= r->modulus;
+	do {
+		digits[sizeof(digits) - ++len] = (uint8_t)('0' + h % 10);
+		h /= 10;
+	} while (h > 0);
+	if ((d = arena_alloc(s, len)) == NULL)
+		return ERR_NOMEM;
+	memcpy(d, digits + sizeof(digits) - len, len);
+	return label_set(ls, n, cap, r->target.p, r->target.n, d, len);
+}
+
+static int do_labelmap(const struct relabel_rule *r, struct relabel_label *ls,
+		       size_t *n, size_t cap, struct relabel_scratch *s)
+{
+	size_t np = 0, i;
+	struct match m;
+	int rc;
+
+	if (s->pend_cap < *n) {
+		struct relabel_label *p = realloc(s->pend, *n * sizeof(*p));
+		if (p == NULL)
+			return ERR_NOMEM;
+		s->pend = p;
+		s->pend_cap = *n;
+	}
+	for (i = 0; i < *n; i++) {
+		struct relabel_label *p = &s->pend[np];
+
+		if ((rc = rx_match(r, ls[i].name, ls[i].nlen, s, &m)) < 0)
+			return rc;
+		if (rc == 0)
+			continue;
+		if ((p->name = expand(&r->replacement_t, &m, s, &p->nlen)) == NULL)
+			return ERR_NOMEM;
+		p->value = ls[i].value;
+		p->vlen = ls[i].vlen;
+		np++;
+	}
+	for (i = 0; i < np; i++)
+		if ((rc = label_set(ls, n, cap, s->pend[i].name, s->pend[i].nlen,
+				    s->pend[i].value, s->pend[i].vlen)) < 0)
+			return rc;
+	return 0;
+}
+
+/* labeldrop (keep_matching 0) and labelkeep (1). */
+static int do_labelfilter(const struct relabel_rule *r,
+			  struct relabel_label *ls, size_t *n,
+			  struct relabel_scratch *s, int keep_matching)
+{
+	size_t i, j = 0;
+	struct match m;
+	int rc;
+
+	for (i = 0; i < *n; i++) {
+		if ((rc = rx_match(r, ls[i].name, ls[i].nlen, s, &m)) < 0)
+			return rc;
+		if (rc == keep_matching)
+			ls[j++] = ls[i];
+	}
+	*n = j;
+	return 0;
+}
+
+/* One rule. Returns 0 keep, 1 dropped, or an ERR_* code. */
+static int apply_rule(const struct relabel_rule *r, struct relabel_label *ls,
+		      size_t *n, size_t cap, struct relabel_scratch *s)
+{
+	const uint8_t *val = (const uint8_t *)"", *cur;
+	size_t vlen = 0, clen;
+	struct match m;
+	int rc;
+
+	if (r->nsrc > 0 && (val = join_sources(r, ls, *n, s, &vlen)) == NULL)
+		return ERR_NOMEM;
+	switch (r->action) {
+	case RA_DROP:
+	case RA_KEEP:
+		if ((rc = rx_match(r, val, vlen, s, &m)) < 0)
+			return rc;
+		return rc == (r->action == RA_DROP);
+	case RA_DROPEQUAL:
+	case RA_KEEPEQUAL:
+		cur = label_get(ls, *n, r->target.p, r->target.n, &clen);
+		rc = clen == vlen && memcmp(cur, val, vlen) == 0;
+		return rc == (r->action == RA_DROPEQUAL);
+	case RA_REPLACE:
+		return do_replace(r, ls, n, cap, s, val, vlen);
+	case RA_HASHMOD:
+		return do_hashmod(r, ls, n, cap, s, val, vlen);
+	case RA_LABELMAP:
+		return do_labelmap(r, ls, n, cap, s);
+	case RA_LABELDROP:
+		return do_labelfilter(r, ls, n, s, 0);
+	case RA_LABELKEEP:
+		return do_labelfilter(r, ls, n, s, 1);
+	}
+	return ERR_FAIL;
+}
+
+int relabel_apply(const struct relabel_rules *rs, struct relabel_label *ls,
+		  size_t *n, size_t cap, struct relabel_scratch *s)
+{
+	size_t i, j;
+	int rc;
+
+	for (i = 0; rs != NULL && i < rs->n; i++)
+		if ((rc = apply_rule(&rs->rule[i], ls, n, cap, s)) != 0)
+			return rc;
+	for (i = j = 0; i < *n; i++)
+		if (ls[i].vlen > 0)
+			ls[j++] = ls[i];
+	*n = j;
+	return 0;
+}
