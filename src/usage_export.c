@@ -18,6 +18,7 @@
 #include "batch.h"
 #include "clock.h"
 #include "err.h"
+#include "ingest.h"
 #include "log.h"
 #include "metrics.h"
 #include "reload.h"
@@ -275,29 +276,55 @@ static int refresh(struct usage_export *ux, uint64_t now_ms)
 
 /* ---- the batch ---- */
 
-/* Compresses raw into a new chunk of b. Returns 0 or -1. */
-static int add_chunk(struct batch *b, const struct buf *raw,
-		     const struct wire_counts *c)
+/*
+ * Adds raw (one request) to b as an accepted request's body is added: each
+ * series in its delivery lane (lanes.h), through ingest_body, with no
+ * tenant label set (each series names the tenant it bills). Returns 0 or
+ * -1 (memory).
+ */
+static int add_chunk(struct batch *b, const struct buf *raw)
 {
 	size_t cap = snappy_max_compressed_length(raw->len), n = cap;
-	uint8_t *block = malloc(cap);
+	const struct config *cfg;
+	struct ingest_req r;
+	struct wire_counts c;
+	struct batch tb;
 	struct chunk *ch;
+	struct buf body;
+	uint64_t decoded;
+	char why[256];
+	int status;
 
-	if (block == NULL)
+	buf_init(&body, cap);
+	if (buf_reserve(&body, cap) < 0 ||
+	    snappy_compress((const char *)raw->p, raw->len, (char *)body.p,
+			    &n) != SNAPPY_OK) {
+		buf_free(&body);
 		return -1;
-	if (snappy_compress((const char *)raw->p, raw->len, (char *)block,
-			    &n) != SNAPPY_OK ||
-	    (ch = realloc(b->chunks, (b->nchunks + 1) * sizeof(*ch))) == NULL) {
-		free(block);
+	}
+	body.len = n;
+	memset(&r, 0, sizeof(r));
+	r.tenant = "";
+	cfg = config_hold();
+	status = ingest_body(cfg, &r, &body, &tb, &c, &decoded, why,
+			     sizeof(why));
+	config_release(cfg);
+	buf_free(&body);
+	if (status != 0) {
+		log_msg(LOG_ERROR, "usage export: the series do not scan",
+			"status=%d reason=\"%s\"", status, why);
+		return -1;
+	}
+	ch = realloc(b->chunks, (b->nchunks + tb.nchunks + 1) * sizeof(*ch));
+	if (ch == NULL) {
+		batch_release(&tb);
 		return -1;
 	}
 	b->chunks = ch;
-	ch = &b->chunks[b->nchunks++];
-	ch->block = block;
-	ch->len = n;
-	ch->raw_len = (uint32_t)raw->len;
-	ch->counts = *c;
-	b->value_bytes += n + sizeof(struct entry_hdr);
+	memcpy(b->chunks + b->nchunks, tb.chunks, tb.nchunks * sizeof(*ch));
+	b->nchunks += tb.nchunks;
+	b->value_bytes += tb.value_bytes;
+	free(tb.chunks);        /* the blocks are b's now */
 	return 0;
 }
 
@@ -305,24 +332,21 @@ static int add_chunk(struct batch *b, const struct buf *raw,
  * there is nothing to export, or -1 (memory). */
 static int build(struct usage_export *ux, struct batch *b, int64_t ts_ms)
 {
-	struct wire_counts c;
+	uint64_t series = 0;
 	struct buf raw;
 	int rc = 0;
 
 	buf_init(&raw, ux->max_request_size + (1u << 20));
-	memset(&c, 0, sizeof(c));
 	for (size_t i = 0; i < ux->n && rc == 0; i++) {
 		struct tenant_total *t = &ux->t[i];
 		if (usage_export_tenant(&raw, ux->instance, t->id, t->idlen,
-					&t->add, ts_ms, &c.series) < 0)
+					&t->add, ts_ms, &series) < 0)
 			rc = -1;
-		c.samples = c.series;
 		if (rc == 0 && (raw.len >= ux->max_request_size / 2 ||
 				i + 1 == ux->n)) {
-			if (add_chunk(b, &raw, &c) < 0)
+			if (add_chunk(b, &raw) < 0)
 				rc = -1;
 			buf_reset(&raw);
-			memset(&c, 0, sizeof(c));
 		}
 	}
 	buf_free(&raw);

@@ -297,6 +297,7 @@ if usage_series_there; then
 		r=$(vm_usage requests "$t")
 		b=$(bound "$t")
 		d=$((${s%.*} - ACK_SAMPLES[$t]))
+		[ "$s" = "${FLEET_SAMPLES[$t]}" ] || curl -s -G --data-urlencode "query=last_over_time(relay_usage_samples_total{tenant=\"$t\"}[1d])" "http://127.0.0.1:$VM_PORT/api/v1/query" | jq -c '.data.result[] | [.metric.relay, .value[1]]' | sed 's/^/# per relay: /'
 		checkx "$t: usage series in victoria-metrics bill $s samples, as relay usage does (${FLEET_SAMPLES[$t]}), and $r requests (${FLEET_REQS[$t]})" \
 			"[ '$s' = '${FLEET_SAMPLES[$t]}' ] && [ '$r' = '${FLEET_REQS[$t]}' ]"
 		checkx "$t: usage series bill ${ACK_SAMPLES[$t]} acknowledged samples +$d (bound $b)" \
