@@ -1451,6 +1451,45 @@ static void test_concatenation(void)
 	buf_free(&out);
 }
 
+/* A series with many labels in reverse order (the sort's qsort branch):
+ * the copy is the sorted series, and a name that comes twice among them
+ * is still refused. */
+static void test_sort_many(void)
+{
+	enum { N = 200 };
+	static char names[N][8];
+	const char *rev[2 * N + 1], *fwd[2 * N + 1];
+	struct buf want, got, in;
+	struct wire_counts c;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "l%03d", i);
+		fwd[2 * i] = names[i];
+		fwd[2 * i + 1] = "v";
+		rev[2 * (N - 1 - i)] = names[i];
+		rev[2 * (N - 1 - i) + 1] = "v";
+	}
+	fwd[2 * N] = rev[2 * N] = NULL;
+	buf_init(&want, OUT_MAX);
+	buf_init(&got, OUT_MAX);
+	buf_init(&in, OUT_MAX);
+	pb_series(&want, fwd);
+	pb_series(&in, rev);
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(scan(in.p, in.len, NULL, &c, &got), WIRE_OK);
+	CHECK_EQ_INT(c.sorted, 1);
+	CHECK(got.len == want.len && memcmp(got.p, want.p, want.len) == 0);
+	/* The same with one name twice, far apart. */
+	rev[2 * 10] = names[150];
+	buf_reset(&in);
+	pb_series(&in, rev);
+	CHECK_EQ_INT(scan(in.p, in.len, NULL, NULL, NULL), WIRE_BAD);
+	CHECK(strcmp(why, "series 0: duplicate label name \"l150\"") == 0);
+	buf_free(&want);
+	buf_free(&got);
+	buf_free(&in);
+}
+
 /* Unsorted labels are sorted in the copy, whether it is rewritten or
  * copied as it came: what comes out is what a sender that sorts would
  * have sent (same bytes, same series hash), and it is counted. */
@@ -1576,6 +1615,7 @@ int main(void)
 	RUN(test_next_field);
 	RUN(test_concatenation);
 	RUN(test_sort);
+	RUN(test_sort_many);
 	RUN(test_admit);
 	for (i = 0; i < nfixtures; i++)
 		free(fixtures[i].body);
