@@ -869,6 +869,9 @@ static int exported_name(struct scan *s, struct series *r)
 	static const char prefix[] = "exported_";
 	size_t k = sizeof(prefix) - 1, i;
 
+	if (k + s->tnlen > sizeof(s->exname))   /* a long [tenancy] label */
+		return fail(s, WIRE_BAD, "the sender's tenant label cannot be "
+			    "kept: exported_ name too long");
 	memcpy(s->exname + k, s->tname, s->tnlen);
 	memcpy(s->exname, prefix, k);
 	s->exnlen = k + s->tnlen;

@@ -565,6 +565,29 @@ static void test_exported_tenant_taken(void)
 	free(in);
 }
 
+/* A [tenancy] label name too long to be kept with the exported_ prefix
+ * (the name buffer is 256 bytes): the series is refused, nothing is
+ * written past the buffer. */
+static void test_exported_tenant_long(void)
+{
+	static char name[300];
+	const char *kv[] = { name, "evil", NULL };
+	struct wire_opts o;
+	struct buf req, out;
+
+	memset(name, 'a', sizeof(name) - 1);
+	memset(&o, 0, sizeof(o));
+	o.tenant_label = name;
+	o.tenant_value = "acme";
+	buf_init(&req, OUT_MAX);
+	buf_init(&out, OUT_MAX);
+	pb_series(&req, kv);
+	CHECK_EQ_INT(scan(req.p, req.len, &o, NULL, &out), WIRE_BAD);
+	CHECK(strstr(why, "exported_ name too long") != NULL);
+	buf_free(&req);
+	buf_free(&out);
+}
+
 /* HA's replica label is removed from every series that has it, with the
  * tenant label set or not, wherever the two sort; other labels and the
  * samples stay as sent. */
@@ -1600,6 +1623,7 @@ int main(void)
 	RUN(test_stale_markers_survive);
 	RUN(test_tenant_replaced_and_inserted);
 	RUN(test_exported_tenant_taken);
+	RUN(test_exported_tenant_long);
 	RUN(test_drop_label);
 	RUN(test_histograms_and_exemplars);
 	RUN(test_interleaved_and_unknown_fields);
