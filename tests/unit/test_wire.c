@@ -1480,7 +1480,7 @@ static void test_concatenation(void)
 static void test_sort_many(void)
 {
 	enum { N = 200 };
-	static char names[N][8];
+	static char names[N][16];
 	const char *rev[2 * N + 1], *fwd[2 * N + 1];
 	struct buf want, got, in;
 	struct wire_counts c;
