@@ -465,9 +465,11 @@ void admission_count(struct admission *a, const struct admission_req *r)
 {
 	const struct admission_verdict *v = &r->v;
 	/* A series limit refuses some series of a request that is stored:
-	 * only theirs are refused. */
+	 * only theirs are refused. Any other refusal refuses the whole
+	 * request: the series the limit had left out too. */
 	uint64_t samples = v->reason == REFUSE_SERIES_LIMIT ?
-			   r->counts.refused_samples : r->counts.samples;
+			   r->counts.refused_samples :
+			   r->counts.samples + r->counts.refused_samples;
 
 	if (!v->refused || (unsigned)v->reason >= REFUSE_NREASONS)
 		return;

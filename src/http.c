@@ -294,7 +294,10 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 		batch_release(b);
 		return refuse(h, r->conn, ar);
 	}
-	b->has_digest = has_digest;
+	/* A request stored in part (series over max_series left out) is
+	 * not remembered: sent again it must not pass as a duplicate with a
+	 * 2xx while its refused series were never stored. */
+	b->has_digest = has_digest && ar->counts.refused_series == 0;
 	memcpy(b->digest, digest, sizeof(digest));
 	batch_usage(r);
 	buf_free(&r->body);

@@ -42,6 +42,7 @@ struct series_table {
 	uint32_t window_s;           /* of the last request */
 	uint32_t next_sweep_s;
 	uint32_t last_sweep_s;
+	uint32_t oldest_s;           /* no entry was seen before (a bound) */
 	struct series_table *next;   /* bucket chain */
 };
 
@@ -157,19 +158,29 @@ static int table_rebuild(struct series_table *t, size_t cap, uint32_t now_s,
 	return 0;
 }
 
-/* Removes the entries not seen within the window. Lock held. */
+/* Removes the entries not seen within the window, rebuilding the table
+ * only when some are; notes the oldest time seen of those left. Lock
+ * held. */
 static void table_sweep(struct series_table *t, uint32_t now_s)
 {
 	size_t live = 0, cap = MIN_SLOTS;
+	uint32_t oldest = now_s;
 
-	for (size_t i = 0; i < t->cap; i++)
-		live += t->slots[i].hash != 0 &&
-			t->slots[i].seen_s + (uint64_t)t->window_s > now_s;
+	for (size_t i = 0; i < t->cap; i++) {
+		const struct slot *s = &t->slots[i];
+		if (s->hash == 0 || s->seen_s + (uint64_t)t->window_s <= now_s)
+			continue;
+		live++;
+		if (s->seen_s < oldest)
+			oldest = s->seen_s;
+	}
 	while (live * 4 >= cap * 3)
 		cap *= 2;
 	/* Out of memory: the expired entries stay until the next sweep. */
-	if (t->cap > 0)
+	if (t->cap > 0 && (live < t->n || cap < t->cap / 2))
 		table_rebuild(t, cap, now_s, t->window_s);
+	/* Out of memory the expired entries are still there: no bound. */
+	t->oldest_s = t->n == live ? oldest : 0;
 	t->last_sweep_s = now_s;
 	t->next_sweep_s = now_s + (t->window_s / SWEEP_EVERY_FRACTION ?
 				   t->window_s / SWEEP_EVERY_FRACTION : 1);
@@ -272,7 +283,12 @@ int series_limit_admit(struct series_req *q, uint64_t hash)
 		/* Seen, but not within the window: new again. */
 		slot_delete(t, s);
 	}
-	if (t->n >= q->max && t->last_sweep_s != now)
+	/* At the limit, a sweep can free room only when the oldest entry
+	 * may have expired: without that bound a tenant at its limit that
+	 * keeps sending new series would rebuild its whole table (time under
+	 * the lock, and twice its memory) every second. */
+	if (t->n >= q->max && t->last_sweep_s != now &&
+	    now >= t->oldest_s + (uint64_t)t->window_s)
 		table_sweep(t, now);
 	if (t->n >= q->max) {
 		q->refused++;

@@ -342,7 +342,9 @@ int tenant_admin_auth(const char *auth, const char *admin_token)
 	if (strncasecmp(auth, "Basic ", 6) != 0)
 		return 0;
 	n = b64_decode(auth + 6, cred, sizeof(cred) - 1);
-	if (n < 6 || memcmp(cred, "admin:", 6) != 0)
+	/* A NUL in the password would cut the comparison short. */
+	if (n < 6 || memcmp(cred, "admin:", 6) != 0 ||
+	    memchr(cred, '\0', (size_t)n) != NULL)
 		return 0;
 	cred[n] = '\0';
 	return tenant_token_equal(cred + 6, admin_token);

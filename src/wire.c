@@ -737,13 +737,31 @@ static int series_refused(struct scan *s)
 	return 0;
 }
 
-/* Sorts the n labels at l by name (insertion sort: few labels, and most of
- * them in order already, as the senders that do not sort keep one order). */
+/* qsort's comparison of two labels by name. */
+static int label_order(const void *a, const void *b)
+{
+	const struct label *x = a, *y = b;
+
+	return name_cmp(x->name, x->nlen, y->name, y->nlen);
+}
+
+/* Past this many labels a series is sorted with qsort: insertion sort is
+ * quadratic, and a request of series with max_labels_per_series labels in
+ * reverse order would cost seconds to minutes of CPU. */
+#define LABELS_INSERTION_MAX 32
+
+/* Sorts the n labels at l by name (insertion sort for few labels, most of
+ * them in order already, as the senders that do not sort keep one order;
+ * qsort for more). */
 static void labels_sort(struct label *l, size_t n)
 {
 	struct label x;
 	size_t i, j;
 
+	if (n > LABELS_INSERTION_MAX) {
+		qsort(l, n, sizeof(*l), label_order);
+		return;
+	}
 	for (i = 1; i < n; i++) {
 		if (name_cmp(l[i].name, l[i].nlen, l[i - 1].name,
 			     l[i - 1].nlen) >= 0)
@@ -932,6 +950,9 @@ static int exported_name(struct scan *s, struct series *r)
 	static const char prefix[] = "exported_";
 	size_t k = sizeof(prefix) - 1, i;
 
+	if (k + s->tnlen > sizeof(s->exname))   /* a long [tenancy] label */
+		return fail(s, WIRE_BAD, "the sender's tenant label cannot be "
+			    "kept: exported_ name too long");
 	memcpy(s->exname + k, s->tname, s->tnlen);
 	memcpy(s->exname, prefix, k);
 	s->exnlen = k + s->tnlen;

@@ -21,6 +21,9 @@ start_vm "$T/vm" "$VM_PORT" || { fail setup "victoria-metrics did not start"; ex
 write_conf "$T/relay.conf" server.admin_token=$ADMIN \
 	"tenant acme.token=acme-secret" "tenant acme.max_series=1000" \
 	"tenant globex.token=globex-secret" \
+	"tenant again.token=again-secret" "tenant again.max_series=1000" \
+	"tenant slow.token=slow-secret" "tenant slow.max_series=1000" \
+	"tenant slow.max_samples_per_second=1" \
 	"tenant brief.token=brief-secret" "tenant brief.max_series=10" \
 	"tenant brief.max_series_window=2s"
 start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1; }
@@ -69,6 +72,32 @@ code=$(post_rw "$URL" "$T/1500.bin" -H 'Authorization: Bearer globex-secret')
 check "another tenant's 1,500 series: 204 (got $code)" [ "$code" = 204 ]
 check "... all stored" \
 	wait_until "$WAIT_CAP" vm_has "$VM_PORT" '{__name__="l0_metric",tenant="globex"}' 1500
+
+# --- the same body again: still refused in part, not a duplicate ----------
+# A client that resends what got a 400: the series that were refused are
+# still refused and the answer says so; the request was not stored whole,
+# so it must not pass as a duplicate of one that was (2xx, nothing stored).
+AGAIN=(-H 'Authorization: Bearer again-secret')
+code=$(post_rw "$URL" "$T/1500.bin" "${AGAIN[@]}")
+check "another tenant with max_series = 1000, 1,500 series: 400 (got $code)" \
+	[ "$code" = 400 ]
+POST_OUT=$T/answer_again code=$(post_rw "$URL" "$T/1500.bin" "${AGAIN[@]}")
+check "the same body sent again: 400 again, not a 2xx as a duplicate (got $code)" \
+	[ "$code" = 400 ]
+check "... naming the 500 refused" grep -q "500 new series refused" "$T/answer_again"
+
+# --- a request refused whole after the limit left some series out --------
+# A first request takes the rate's bucket into debt (ratelimit.h); the
+# next, over its rate, is refused whole (429): all its 1,500 samples are
+# counted refused, the 500 the limit had left out included.
+SLOW=(-H 'Authorization: Bearer slow-secret')
+code=$(post_rw "$URL" "$T/1500.bin" "${SLOW[@]}")
+check "1,500 series from a tenant with max_series = 1000: 400 (got $code)" \
+	[ "$code" = 400 ]
+code=$(post_rw "$URL" "$T/1500.bin" "${SLOW[@]}")
+check "the same again, now over its rate too: 429 (got $code)" [ "$code" = 429 ]
+check "relay_samples_refused_total{reason=rate_limited} counts all 1,500 samples" \
+	metric_is "$RELAY_PORT" relay_samples_refused_total 1500 'reason="rate_limited"'
 
 # --- kill -9 and restart: the count is kept ----------------------------------
 kill9_relay

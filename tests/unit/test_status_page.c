@@ -66,6 +66,8 @@ static void test_admin_auth(void)
 	CHECK_EQ_INT(tenant_admin_auth("basic YWRtaW46czNjcmV0", "s3cret"), 1);
 	CHECK_EQ_INT(tenant_admin_auth("Basic YWNtZTpzM2NyZXQ=", "s3cret"), 0);
 	CHECK_EQ_INT(tenant_admin_auth("Basic YWRtaW46d3Jvbmc=", "s3cret"), 0);
+	/* "admin:s3cret\0x": the token and more is not the token. */
+	CHECK_EQ_INT(tenant_admin_auth("Basic YWRtaW46czNjcmV0AHg=", "s3cret"), 0);
 	CHECK_EQ_INT(tenant_admin_auth("Bearer wrong", "s3cret"), 0);
 	CHECK_EQ_INT(tenant_admin_auth("Basic !!!", "s3cret"), 0);
 	CHECK_EQ_INT(tenant_admin_auth(NULL, "s3cret"), 0);

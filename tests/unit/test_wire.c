@@ -566,6 +566,29 @@ static void test_exported_tenant_taken(void)
 	free(in);
 }
 
+/* A [tenancy] label name too long to be kept with the exported_ prefix
+ * (the name buffer is 256 bytes): the series is refused, nothing is
+ * written past the buffer. */
+static void test_exported_tenant_long(void)
+{
+	static char name[300];
+	const char *kv[] = { name, "evil", NULL };
+	struct wire_opts o;
+	struct buf req, out;
+
+	memset(name, 'a', sizeof(name) - 1);
+	memset(&o, 0, sizeof(o));
+	o.tenant_label = name;
+	o.tenant_value = "acme";
+	buf_init(&req, OUT_MAX);
+	buf_init(&out, OUT_MAX);
+	pb_series(&req, kv);
+	CHECK_EQ_INT(scan(req.p, req.len, &o, NULL, &out), WIRE_BAD);
+	CHECK(strstr(why, "exported_ name too long") != NULL);
+	buf_free(&req);
+	buf_free(&out);
+}
+
 /* HA's replica label is removed from every series that has it, with the
  * tenant label set or not, wherever the two sort; other labels and the
  * samples stay as sent. */
@@ -1526,6 +1549,45 @@ static void test_concatenation(void)
 	buf_free(&out);
 }
 
+/* A series with many labels in reverse order (the sort's qsort branch):
+ * the copy is the sorted series, and a name that comes twice among them
+ * is still refused. */
+static void test_sort_many(void)
+{
+	enum { N = 200 };
+	static char names[N][16];
+	const char *rev[2 * N + 1], *fwd[2 * N + 1];
+	struct buf want, got, in;
+	struct wire_counts c;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "l%03d", i);
+		fwd[2 * i] = names[i];
+		fwd[2 * i + 1] = "v";
+		rev[2 * (N - 1 - i)] = names[i];
+		rev[2 * (N - 1 - i) + 1] = "v";
+	}
+	fwd[2 * N] = rev[2 * N] = NULL;
+	buf_init(&want, OUT_MAX);
+	buf_init(&got, OUT_MAX);
+	buf_init(&in, OUT_MAX);
+	pb_series(&want, fwd);
+	pb_series(&in, rev);
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(scan(in.p, in.len, NULL, &c, &got), WIRE_OK);
+	CHECK_EQ_INT(c.sorted, 1);
+	CHECK(got.len == want.len && memcmp(got.p, want.p, want.len) == 0);
+	/* The same with one name twice, far apart. */
+	rev[2 * 10] = names[150];
+	buf_reset(&in);
+	pb_series(&in, rev);
+	CHECK_EQ_INT(scan(in.p, in.len, NULL, NULL, NULL), WIRE_BAD);
+	CHECK(strcmp(why, "series 0: duplicate label name \"l150\"") == 0);
+	buf_free(&want);
+	buf_free(&got);
+	buf_free(&in);
+}
+
 /* Unsorted labels are sorted in the copy, whether it is rewritten or
  * copied as it came: what comes out is what a sender that sorts would
  * have sent (same bytes, same series hash), and it is counted. */
@@ -1636,6 +1698,7 @@ int main(void)
 	RUN(test_stale_markers_survive);
 	RUN(test_tenant_replaced_and_inserted);
 	RUN(test_exported_tenant_taken);
+	RUN(test_exported_tenant_long);
 	RUN(test_drop_label);
 	RUN(test_histograms_and_exemplars);
 	RUN(test_interleaved_and_unknown_fields);
@@ -1651,6 +1714,7 @@ int main(void)
 	RUN(test_next_field);
 	RUN(test_concatenation);
 	RUN(test_sort);
+	RUN(test_sort_many);
 	RUN(test_admit);
 	RUN(test_relabel_hook);
 	for (i = 0; i < nfixtures; i++)
