@@ -31,7 +31,9 @@
  *             the SHA-256 of tenant id, 0x00, request body; empty value
  *             (a resend within the window is not stored again; dedup.h)
  *   usage, usage_hll  key: tenant id, 0x00, u64 big-endian hour; values
- *             are the usage module's (usage.h, USAGE_FORMAT)
+ *             are the usage module's (usage.h, USAGE_FORMAT); in usage,
+ *             the hour STORE_USAGE_CARRIED (all ones) keys a tenant's
+ *             carried record (usage format 4 on)
  *   dest      key: tenant id, 0x00, u64 big-endian first sequence number;
  *             value: struct store_dest as below. Where the tenant's
  *             entries from that sequence number on (up to the next
@@ -130,8 +132,9 @@
  *                  and the other lanes wait until the tenant has none.
  *   newer format   refused ("written by a newer relay").
  *   usage_format   missing (format 1): set; older: the usage module reads
- *                  older records (shorter ones with zeros), so it is
- *                  raised; newer: refused.
+ *                  older records (shorter ones with zeros), and a
+ *                  directory without carried records (before format 5)
+ *                  has carried nothing, so it is raised; newer: refused.
  *   entry version  versions 1 and 2 are read; an entry of another version
  *                  (or a lane table out of bounds) is not misread: it is
  *                  skipped with a warning when the queue is loaded, and
@@ -478,10 +481,26 @@ int store_usage_put(struct store_txn *t, int hll, const char *tenant,
 int store_usage_reserve(struct store_txn *t, int hll, const char *tenant,
 			size_t tlen, uint64_t hour, size_t len, void **out);
 
+/*
+ * The hour in the key of a tenant's carried record in the usage database
+ * (usage.h: what was deleted past usage_retention): all ones, not a
+ * multiple of 3600, so no hour's, and after every hour of the tenant in
+ * key order. store_usage_page, store_usage_each and store_usage_range
+ * never pass it to fn; store_usage_cleanup never deletes it;
+ * store_usage_get and store_usage_put reach it with this hour.
+ */
+#define STORE_USAGE_CARRIED UINT64_MAX
+
 /* Deletes sketches of hours before hll_before_s and records of hours
- * before usage_before_s. Returns 0 or an ERR_* code. */
+ * before usage_before_s (none when it is 0). Each record is passed to
+ * gone (when not NULL) before it is deleted: the value is valid until
+ * gone returns 0 (go on) or an ERR_* code (stops: the cleanup returns it).
+ * Returns 0 or an ERR_* code. */
 int store_usage_cleanup(struct store_txn *t, uint64_t hll_before_s,
-			uint64_t usage_before_s);
+			uint64_t usage_before_s,
+			int (*gone)(void *arg, const char *tenant, size_t tlen,
+				    uint64_t hour, const void *val, size_t len),
+			void *arg);
 
 /*
  * One page of a walk over the usage records that never holds a read
@@ -520,6 +539,15 @@ int store_usage_range(struct store *st, uint64_t from_s, uint64_t to_s,
 		      int (*fn)(void *arg, const char *tenant, size_t tlen,
 				uint64_t hour, const void *val, size_t len),
 		      void *arg);
+
+/* store_usage_range, and in the same read transaction each tenant's
+ * carried record (hour STORE_USAGE_CARRIED), after its hours. */
+int store_usage_range_carried(struct store *st, uint64_t from_s,
+			      uint64_t to_s,
+			      int (*fn)(void *arg, const char *tenant,
+					size_t tlen, uint64_t hour,
+					const void *val, size_t len),
+			      void *arg);
 
 /* ---- Destination records (store_dest.c) ---- */
 

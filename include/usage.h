@@ -3,12 +3,15 @@
  *
  * The writer adds to them in the same LMDB transaction that stores (or
  * delivers, or drops) the data they count, so after any crash they equal
- * exactly what was acknowledged. Format version 4 (USAGE_FORMAT, also in
+ * exactly what was acknowledged. Format version 5 (USAGE_FORMAT, also in
  * the store's meta and checked when it is opened: store.h), in the store's
  * environment:
  *
  *   usage      key: tenant id, 0x00, u64 big-endian hour (Unix seconds,
  *              a multiple of 3600); value: struct usage_rec
+ *              key: tenant id, 0x00, u64 all ones (STORE_USAGE_CARRIED,
+ *              never an hour): the tenant's carried record (below), a
+ *              struct usage_rec too
  *   usage_hll  same key; value: the HyperLogLog sketch of the series
  *              seen in that hour, sparse (1 + 3 bytes per register set,
  *              version byte 1) or dense (exactly USAGE_HLL_M one-byte
@@ -25,14 +28,31 @@
  *   | requests_refused[16] |            <- version 2 on
  *   | samples_deduplicated |            <- version 3 on
  *   | samples_dropped_by_rule |         <- version 4 on
+ *   | carried_to |                      <- version 5 on
  *
  * Version 1 records end before requests_refused (248 bytes), version 2
  * ones before samples_deduplicated (376 bytes), version 3 ones before
- * samples_dropped_by_rule (384 bytes); they are read with zeros
- * in what they lack (usage_rec_read) and written back as the current
- * version the next time the hour changes. A record longer than struct usage_rec (a newer
+ * samples_dropped_by_rule (384 bytes), version 4 ones before carried_to
+ * (392 bytes); they are read with zeros in what they lack
+ * (usage_rec_read) and written back as the current version the next time
+ * the hour changes. A record longer than struct usage_rec (a newer
  * version) is read up to what this version knows. Fields are only ever
  * added at the end: bump USAGE_FORMAT when one is.
+ *
+ * The carried record (format 4 on). When the writer's cleanup deletes a
+ * tenant's records older than [storage] usage_retention (usage_cleanup),
+ * it adds their counters into the tenant's carried record in the same
+ * transaction, and sets its carried_to to the cutoff: every hour of the
+ * tenant before carried_to that was ever recorded is in it, and no record
+ * is kept for those hours (but one a wall clock stepped back by more than
+ * the retention writes afterwards, carried at the next cleanup). So the
+ * carried record plus the records kept is everything the tenant was ever
+ * counted, whatever was deleted: what the exported counters are
+ * (usage_export.h), which must never go down. Its active_series is 0 (an
+ * estimate per hour is no counter); carried_to is 0 in an hour's record.
+ * Nothing but the export reads it: the reports, the status page and
+ * every walk over hours skip it (store.h). A directory of an earlier
+ * format has no carried record: nothing was carried, zero.
  *
  * Refusals: requests_refused[r] counts the tenant's requests refused for
  * enum refuse_reason r (metrics.h, whose values are fixed for this);
@@ -65,10 +85,11 @@
 #include "hll.h"
 #include "store.h"
 
-#define USAGE_FORMAT 4
+#define USAGE_FORMAT 5
 #define USAGE_REC_V1_SIZE 248  /* bytes of a version 1 record */
 #define USAGE_REC_V2_SIZE 376  /* bytes of a version 2 record */
 #define USAGE_REC_V3_SIZE 384  /* bytes of a version 3 record */
+#define USAGE_REC_V4_SIZE 392  /* bytes of a version 4 record */
 #define USAGE_HLL_P HLL_P
 #define USAGE_HLL_M HLL_M
 #define USAGE_REFUSED_SLOTS 16
@@ -100,6 +121,8 @@ struct usage_rec {
 	uint64_t requests_refused[USAGE_REFUSED_SLOTS]; /* version 2 on */
 	uint64_t samples_deduplicated; /* version 3 on: HA replica not elected */
 	uint64_t samples_dropped_by_rule; /* version 4 on: relabel rules */
+	uint64_t carried_to;  /* version 5 on: a carried record's cutoff
+			       * (Unix seconds); 0 in an hour's record */
 };
 
 /* Reads a stored record of any version (len bytes at p) into out, with
@@ -107,7 +130,7 @@ struct usage_rec {
  * when it is shorter than a version 1 record. */
 int usage_rec_read(const void *p, size_t len, struct usage_rec *out);
 
-/* Adds every counter of src to dst (not active_series). */
+/* Adds every counter of src to dst (not active_series, not carried_to). */
 void usage_add(struct usage_rec *dst, const struct usage_rec *src);
 
 /* Hour (Unix seconds) that contains time ms. */
@@ -187,7 +210,8 @@ void usage_round_clear(struct usage_round *r);
 void usage_round_free(struct usage_round *r);
 
 /* Deletes sketches of hours that can no longer change and records older
- * than retention_ms. Returns 0 or an ERR_* code. */
+ * than retention_ms, whose counters it adds into their tenants' carried
+ * records (above) in the same transaction. Returns 0 or an ERR_* code. */
 int usage_cleanup(struct store_txn *txn, uint64_t now, uint64_t retention_ms);
 
 /* Which rows a query wants. */

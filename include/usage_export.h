@@ -19,17 +19,22 @@
  *   relay_usage_samples_dropped_total{reason="full"|"age"|"purged",...}
  *       likewise
  *
- * The value is the sum of the column over the tenant's usage records,
- * i.e. everything counted since its oldest record still kept ([storage]
- * usage_retention): a monotonic counter, so that a resent sample changes
- * nothing and increase() over a range equals the records of that range.
- * Hours that can no longer change (before the previous one) are summed
- * once and kept in memory; each export reads only the current and the
- * previous hour of each tenant (one seek per tenant). Within a run the
- * sum never shrinks: records deleted past usage_retention stay counted
- * until the next start, which then begins at the smaller sum (a counter
- * reset, which increase() takes as one). Active series are an estimate
- * per hour, not a counter, and are not exported.
+ * The value is the sum of the column over the tenant's carried record
+ * and its usage records (usage.h): everything counted since the tenant's
+ * first record, also what was deleted past [storage] usage_retention
+ * (the cleanup moves it into the carried record in the transaction that
+ * deletes it). So it is a monotonic counter across retention and
+ * restarts: a resent sample changes nothing, a restart starts from the
+ * value it stopped at, and increase() over a range equals the records of
+ * that range. Hours that can no longer change (before the previous one)
+ * and the carried record are summed once and kept in memory; each export
+ * reads only the current and the previous hour and the carried record of
+ * each tenant, in one read transaction (two seeks per tenant). When the
+ * cleanup carries records, the total does not change: they were in the
+ * memory sum already, and carried_to (usage.h) says so; when it carried
+ * an hour that was not (an export late by about usage_retention), the
+ * sums are read anew. Active series are an estimate per hour, not a
+ * counter, and are not exported.
  *
  * The batch goes to the queue of [usage] export_tenant (its destination:
  * its account and project ids at the time of the export), or with no
@@ -66,6 +71,31 @@ struct usage_export *usage_export_start(const struct config *cfg,
 /* Stops the thread (after the export in progress, if any) and frees ux;
  * NULL is a no-op. */
 void usage_export_stop(struct usage_export *ux);
+
+/*
+ * The totals an export writes, kept between exports (the export thread
+ * owns one; a test makes its own to see what an export would write).
+ */
+struct usage_totals;
+
+/* An empty set of totals of st's records (the first refresh reads them
+ * all); NULL when memory is short. */
+struct usage_totals *usage_totals_new(struct store *st);
+
+/* Brings the totals up to the store, with now_ms (wall clock) saying
+ * which hours are closed. Returns 0, or an ERR_* code (the next refresh
+ * then reads every record anew). */
+int usage_totals_refresh(struct usage_totals *tt, uint64_t now_ms);
+
+/* The tenants after a refresh, in key order: their number, and the
+ * total of the i-th (ref, valid until the next refresh) with its id. */
+size_t usage_totals_count(const struct usage_totals *tt);
+const struct usage_rec *usage_totals_at(const struct usage_totals *tt,
+					size_t i, const char **id,
+					size_t *idlen);
+
+/* Frees tt; NULL is a no-op. */
+void usage_totals_free(struct usage_totals *tt);
 
 /*
  * Appends one TimeSeries (as a WriteRequest's field 1) to out: name, the

@@ -1,7 +1,7 @@
 /*
  * store_usage.c - the usage and usage_hll databases: values per tenant
- * and hour, whose contents the usage module defines (see store.h and
- * usage.h).
+ * and hour, and each tenant's carried record (STORE_USAGE_CARRIED), whose
+ * contents the usage module defines (see store.h and usage.h).
  */
 #include "store_int.h"
 
@@ -55,20 +55,29 @@ int store_usage_reserve(struct store_txn *t, int hll, const char *tenant,
 	return 0;
 }
 
-/* Deletes the records of db whose hour is before cutoff_s; an LMDB code. */
-static int delete_before(MDB_txn *txn, MDB_dbi db, uint64_t cutoff_s)
+/* Deletes the records of db whose hour is before cutoff_s, each passed to
+ * gone first (when not NULL). Returns 0 or an ERR_* code (gone's). */
+static int delete_before(MDB_txn *txn, MDB_dbi db, uint64_t cutoff_s,
+			 int (*gone)(void *arg, const char *tenant, size_t tlen,
+				     uint64_t hour, const void *val, size_t len),
+			 void *arg)
 {
 	const char *tenant;
 	size_t tlen;
 	uint64_t h;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc;
+	int rc, ret = 0;
 
 	if ((rc = mdb_cursor_open(txn, db, &cur)) != 0)
-		return rc;
+		return err_from_mdb(rc);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
+		/* The carried hour (all ones) is never before a cutoff. */
 		if (store_key_parse(&k, &tenant, &tlen, &h) == 0 && h < cutoff_s) {
+			if (gone != NULL &&
+			    (ret = gone(arg, tenant, tlen, h, v.mv_data,
+					v.mv_size)) != 0)
+				break;
 			if ((rc = mdb_cursor_del(cur, 0)) != 0)
 				break;
 			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
@@ -77,18 +86,24 @@ static int delete_before(MDB_txn *txn, MDB_dbi db, uint64_t cutoff_s)
 		}
 	}
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
+	if (ret != 0)
+		return ret;
+	return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : err_from_mdb(rc);
 }
 
 int store_usage_cleanup(struct store_txn *t, uint64_t hll_before_s,
-			uint64_t usage_before_s)
+			uint64_t usage_before_s,
+			int (*gone)(void *arg, const char *tenant, size_t tlen,
+				    uint64_t hour, const void *val, size_t len),
+			void *arg)
 {
 	int rc;
 
-	if ((rc = delete_before(t->txn, t->st->usage_hll, hll_before_s)) == 0 &&
-	    usage_before_s > 0)
-		rc = delete_before(t->txn, t->st->usage, usage_before_s);
-	return err_from_mdb(rc);
+	if ((rc = delete_before(t->txn, t->st->usage_hll, hll_before_s,
+				NULL, NULL)) == 0 && usage_before_s > 0)
+		rc = delete_before(t->txn, t->st->usage, usage_before_s, gone,
+				   arg);
+	return rc;
 }
 
 int store_usage_each(struct store *st, const char *tenant, size_t tlen,
@@ -126,6 +141,8 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
 			continue;
 		if (tenant != NULL && (n != tlen || memcmp(t, tenant, tlen) != 0))
 			break;
+		if (h == STORE_USAGE_CARRIED)
+			continue;
 		if ((ret = fn(arg, t, n, h, v.mv_data, v.mv_size)) != 0)
 			break;
 	}
@@ -205,6 +222,8 @@ int store_usage_page(struct store *st, const char *tenant, size_t tlen,
 			continue;
 		if (tenant != NULL && (n != tlen || memcmp(t, tenant, tlen) != 0))
 			break;
+		if (h == STORE_USAGE_CARRIED)
+			continue;
 		seen++;
 		memcpy(pos->tenant, t, n);
 		pos->tlen = n;
@@ -220,7 +239,9 @@ int store_usage_page(struct store *st, const char *tenant, size_t tlen,
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
 
-int store_usage_range(struct store *st, uint64_t from_s, uint64_t to_s,
+/* store_usage_range and store_usage_range_carried (carried 1). */
+static int range_walk(struct store *st, uint64_t from_s, uint64_t to_s,
+		      int carried,
 		      int (*fn)(void *arg, const char *tenant, size_t tlen,
 				uint64_t hour, const void *val, size_t len),
 		      void *arg)
@@ -248,6 +269,13 @@ int store_usage_range(struct store *st, uint64_t from_s, uint64_t to_s,
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 			continue;
 		}
+		if (h == STORE_USAGE_CARRIED) {
+			if (carried &&
+			    (ret = fn(arg, t, n, h, v.mv_data, v.mv_size)) != 0)
+				break;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			continue;
+		}
 		if (h < from_s) {
 			/* Jump to the tenant's first hour in the range. */
 			k.mv_size = store_key(key, t, n, from_s);
@@ -256,11 +284,17 @@ int store_usage_range(struct store *st, uint64_t from_s, uint64_t to_s,
 			continue;
 		}
 		if (h >= to_s) {
-			/* Jump past the tenant: its id then 0x01 sorts after
-			 * all of its keys (id, 0x00, hour). */
-			memcpy(key, t, n);
-			key[n] = 0x01;
-			k.mv_size = n + 1;
+			/* Jump to the tenant's carried record, the last of
+			 * its keys, or past the tenant: its id then 0x01
+			 * sorts after all of its keys (id, 0x00, hour). */
+			if (carried) {
+				k.mv_size = store_key(key, t, n,
+						      STORE_USAGE_CARRIED);
+			} else {
+				memcpy(key, t, n);
+				key[n] = 0x01;
+				k.mv_size = n + 1;
+			}
 			k.mv_data = key;
 			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 			continue;
@@ -274,4 +308,22 @@ int store_usage_range(struct store *st, uint64_t from_s, uint64_t to_s,
 	if (ret < 0)
 		return ret;
 	return ret == 1 || rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
+}
+
+int store_usage_range(struct store *st, uint64_t from_s, uint64_t to_s,
+		      int (*fn)(void *arg, const char *tenant, size_t tlen,
+				uint64_t hour, const void *val, size_t len),
+		      void *arg)
+{
+	return range_walk(st, from_s, to_s, 0, fn, arg);
+}
+
+int store_usage_range_carried(struct store *st, uint64_t from_s,
+			      uint64_t to_s,
+			      int (*fn)(void *arg, const char *tenant,
+					size_t tlen, uint64_t hour,
+					const void *val, size_t len),
+			      void *arg)
+{
+	return range_walk(st, from_s, to_s, 1, fn, arg);
 }

@@ -25,6 +25,8 @@ _Static_assert(offsetof(struct usage_rec, samples_deduplicated) ==
 _Static_assert(offsetof(struct usage_rec, samples_dropped_by_rule) ==
 	       USAGE_REC_V3_SIZE,
 	       "version 3 records end where samples_dropped_by_rule starts");
+_Static_assert(offsetof(struct usage_rec, carried_to) == USAGE_REC_V4_SIZE,
+	       "version 4 records end where carried_to starts");
 
 int usage_rec_read(const void *p, size_t len, struct usage_rec *out)
 {
@@ -237,14 +239,70 @@ void usage_round_free(struct usage_round *r)
 	r->cap = 0;
 }
 
+/* store_usage_cleanup: a record about to be deleted is added to its
+ * tenant's carried record, gathered in the round arg. A record that is
+ * not one (too short), or of no tenant, is deleted uncounted, as the
+ * export never counted it. */
+static int carry(void *arg, const char *tenant, size_t tlen, uint64_t hour,
+		 const void *val, size_t len)
+{
+	struct usage_rec rec, *d;
+
+	(void)hour;
+	if (tlen == 0 || tlen > TENANT_ID_MAX ||
+	    usage_rec_read(val, len, &rec) != 0)
+		return 0;
+	d = usage_round_get(arg, tenant, tlen, STORE_USAGE_CARRIED);
+	if (d == NULL)
+		return ERR_NOMEM;
+	usage_add(d, &rec);
+	return 0;
+}
+
+/* Adds the round's sums to the tenants' carried records, whose carried_to
+ * becomes at least cutoff_s. Returns 0 or an ERR_* code. */
+static int carry_flush(struct usage_round *r, struct store_txn *txn,
+		       uint64_t cutoff_s)
+{
+	struct usage_rec rec;
+	const void *val;
+	size_t len;
+	int rc;
+
+	for (size_t i = 0; i < r->n; i++) {
+		struct usage_delta *d = &r->d[i];
+		rc = store_usage_get(txn, 0, d->tenant, d->tlen,
+				     STORE_USAGE_CARRIED, &val, &len);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 || usage_rec_read(val, len, &rec) != 0)
+			memset(&rec, 0, sizeof(rec));
+		usage_add(&rec, &d->add);
+		rec.active_series = 0;
+		if (rec.carried_to < cutoff_s)
+			rec.carried_to = cutoff_s;
+		if ((rc = store_usage_put(txn, 0, d->tenant, d->tlen,
+					  STORE_USAGE_CARRIED, &rec,
+					  sizeof(rec))) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int usage_cleanup(struct store_txn *txn, uint64_t now, uint64_t retention_ms)
 {
 	uint64_t hour = usage_hour(now);
+	uint64_t cutoff = retention_ms / 1000 < now / 1000 ?
+			  now / 1000 - retention_ms / 1000 : 0;
+	struct usage_round carried = {0};
+	int rc;
 
 	/* The previous hour may still get late commits; older ones not. */
-	return store_usage_cleanup(txn, hour - 3600,
-				   retention_ms / 1000 < now / 1000 ?
-				   now / 1000 - retention_ms / 1000 : 0);
+	rc = store_usage_cleanup(txn, hour - 3600, cutoff, carry, &carried);
+	if (rc == 0)
+		rc = carry_flush(&carried, txn, cutoff);
+	usage_round_free(&carried);
+	return rc;
 }
 
 int usage_parse_time(const char *s, uint64_t *out_s)

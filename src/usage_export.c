@@ -2,9 +2,10 @@
  * usage_export.c - the usage records as series through the relay's own
  * buffer (see usage_export.h).
  *
- * One thread. It owns the per-tenant sums (base: hours that can no longer
- * change, read once; sum: base plus the recent hours, read each time),
- * builds the batch, hands it to the writer and waits for its commit.
+ * One thread. It owns the per-tenant totals (struct usage_totals: base,
+ * the carried record and the hours that can no longer change, read once;
+ * sum: base plus the recent hours, read each time), builds the batch,
+ * hands it to the writer and waits for its commit.
  */
 #include "usage_export.h"
 
@@ -30,22 +31,29 @@
 struct tenant_total {
 	char id[TENANT_ID_MAX + 1];
 	size_t idlen;
-	struct usage_rec base;   /* hours before base_to */
-	struct usage_rec add;    /* scratch of a walk */
+	struct usage_rec base;   /* its carried record, hours before base_to */
+	struct usage_rec sum;    /* after a walk: base + the later hours */
+	uint64_t carried_to;     /* its carried record's, as counted in base */
+	uint64_t walk_carried_to; /* scratch of a walk */
+	int fresh;               /* made by the walk going on */
+};
+
+struct usage_totals {
+	struct store *st;        /* ref */
+	struct tenant_total *t;  /* owned, in key order */
+	size_t n, cap;
+	uint64_t base_to;        /* hours before it are in base */
+	uint64_t closed;         /* a walk's: hours before it go into base */
 };
 
 struct usage_export {
-	struct store *st;        /* ref */
 	struct writer *w;        /* ref */
 	uint64_t interval_ms;
 	uint64_t max_request_size;
 	char instance[INSTANCE_MAX + 1];
 	char tenant[TENANT_ID_MAX + 1];  /* queue of the batch; "" none */
 	size_t tlen;
-	struct tenant_total *t;  /* owned, in key order */
-	size_t n, cap;
-	uint64_t base_to;        /* hours before it are in base */
-	int base_ready;
+	struct usage_totals *totals;  /* owned */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -187,91 +195,157 @@ int usage_export_tenant(struct buf *out, const char *relay, const char *tenant,
 
 /* The tenant's slot (made, in key order, when missing); NULL when memory
  * is short. */
-static struct tenant_total *total_get(struct usage_export *ux, const char *id,
+static struct tenant_total *total_get(struct usage_totals *tt, const char *id,
 				      size_t idlen)
 {
-	size_t lo = 0, hi = ux->n;
+	size_t lo = 0, hi = tt->n;
 	struct tenant_total *t;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		size_t m = ux->t[mid].idlen < idlen ? ux->t[mid].idlen : idlen;
-		int c = memcmp(ux->t[mid].id, id, m);
+		size_t m = tt->t[mid].idlen < idlen ? tt->t[mid].idlen : idlen;
+		int c = memcmp(tt->t[mid].id, id, m);
 		if (c == 0)
-			c = ux->t[mid].idlen < idlen ? -1 :
-			    ux->t[mid].idlen > idlen ? 1 : 0;
+			c = tt->t[mid].idlen < idlen ? -1 :
+			    tt->t[mid].idlen > idlen ? 1 : 0;
 		if (c == 0)
-			return &ux->t[mid];
+			return &tt->t[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (ux->n == ux->cap) {
-		size_t cap = ux->cap ? ux->cap * 2 : 16;
-		if ((t = realloc(ux->t, cap * sizeof(*t))) == NULL)
+	if (tt->n == tt->cap) {
+		size_t cap = tt->cap ? tt->cap * 2 : 16;
+		if ((t = realloc(tt->t, cap * sizeof(*t))) == NULL)
 			return NULL;
-		ux->t = t;
-		ux->cap = cap;
+		tt->t = t;
+		tt->cap = cap;
 	}
-	memmove(&ux->t[lo + 1], &ux->t[lo], (ux->n - lo) * sizeof(*t));
-	ux->n++;
-	t = &ux->t[lo];
+	memmove(&tt->t[lo + 1], &tt->t[lo], (tt->n - lo) * sizeof(*t));
+	tt->n++;
+	t = &tt->t[lo];
 	memset(t, 0, sizeof(*t));
 	memcpy(t->id, id, idlen);
 	t->idlen = idlen;
+	t->fresh = 1;
 	return t;
 }
 
-/* store_usage_range: adds a record to its tenant's scratch sum. */
+/* store_usage_range_carried: adds a record to its tenant's base (a
+ * closed hour) or sum (a later one). A carried record counts only for a
+ * tenant first met in this walk: for the others, what it holds was in
+ * base when the cleanup took it (walk() checks that). */
 static int add_record(void *arg, const char *tenant, size_t tlen,
 		      uint64_t hour, const void *val, size_t len)
 {
+	struct usage_totals *tt = arg;
 	struct tenant_total *t;
 	struct usage_rec rec;
 
-	(void)hour;
 	if (tlen == 0 || tlen > TENANT_ID_MAX)
 		return 0;
 	if (usage_rec_read(val, len, &rec) != 0)
 		return 0;        /* a damaged record: not counted */
-	if ((t = total_get(arg, tenant, tlen)) == NULL)
+	if ((t = total_get(tt, tenant, tlen)) == NULL)
 		return ERR_NOMEM;
-	usage_add(&t->add, &rec);
+	if (hour == STORE_USAGE_CARRIED) {
+		t->walk_carried_to = rec.carried_to;
+		if (t->fresh)
+			usage_add(&t->base, &rec);
+	} else if (hour < tt->closed) {
+		usage_add(&t->base, &rec);
+	} else {
+		usage_add(&t->sum, &rec);
+	}
 	return 0;
 }
 
-/* Sums the records of hours [from_s, to_s) into each tenant's add (zeroed
- * first). Returns 0 or an ERR_* code. */
-static int walk(struct usage_export *ux, uint64_t from_s, uint64_t to_s)
+/* Forgets every sum: the next walk reads every record. */
+static void totals_reset(struct usage_totals *tt)
 {
-	for (size_t i = 0; i < ux->n; i++)
-		memset(&ux->t[i].add, 0, sizeof(ux->t[i].add));
-	return store_usage_range(ux->st, from_s, to_s, add_record, ux);
+	tt->n = 0;
+	tt->base_to = 0;
 }
 
-/* Brings base up to the hours before now's previous one, then leaves the
- * whole sum (base + recent hours) in each tenant's add. */
-static int refresh(struct usage_export *ux, uint64_t now_ms)
+/*
+ * One walk, in one read transaction, over the hours from base_to on and
+ * the carried records: hours before closed go into base for good, the
+ * others into sum, which then gets base added. Returns 0; 1 when a known
+ * tenant's carried record took hours from base_to on (deleted, so in
+ * neither base nor this walk: the sums must be read anew, totals_reset);
+ * or an ERR_* code (base may hold part of the walk: totals_reset).
+ */
+static int walk(struct usage_totals *tt, uint64_t closed)
+{
+	int rc, stale = 0;
+
+	for (size_t i = 0; i < tt->n; i++) {
+		memset(&tt->t[i].sum, 0, sizeof(tt->t[i].sum));
+		tt->t[i].walk_carried_to = tt->t[i].carried_to;
+	}
+	tt->closed = closed > tt->base_to ? closed : tt->base_to;
+	rc = store_usage_range_carried(tt->st, tt->base_to, UINT64_MAX,
+				       add_record, tt);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < tt->n; i++) {
+		struct tenant_total *t = &tt->t[i];
+		if (!t->fresh && t->walk_carried_to > t->carried_to &&
+		    t->walk_carried_to > tt->base_to)
+			stale = 1;
+		t->carried_to = t->walk_carried_to;
+		t->fresh = 0;
+		usage_add(&t->sum, &t->base);
+	}
+	tt->base_to = tt->closed;
+	return stale;
+}
+
+struct usage_totals *usage_totals_new(struct store *st)
+{
+	struct usage_totals *tt = calloc(1, sizeof(*tt));
+
+	if (tt != NULL)
+		tt->st = st;
+	return tt;
+}
+
+int usage_totals_refresh(struct usage_totals *tt, uint64_t now_ms)
 {
 	uint64_t hour = usage_hour(now_ms);
 	uint64_t closed = hour >= 3600 ? hour - 3600 : 0;
-	int rc;
+	int rc = walk(tt, closed);
 
-	if (!ux->base_ready || closed > ux->base_to) {
-		uint64_t from = ux->base_ready ? ux->base_to : 0;
-		if ((rc = walk(ux, from, closed)) != 0)
-			return rc;
-		for (size_t i = 0; i < ux->n; i++)
-			usage_add(&ux->t[i].base, &ux->t[i].add);
-		ux->base_to = closed;
-		ux->base_ready = 1;
+	if (rc == 1) {
+		totals_reset(tt);
+		rc = walk(tt, closed);   /* every tenant fresh: not 1 */
 	}
-	if ((rc = walk(ux, ux->base_to, UINT64_MAX)) != 0)
-		return rc;
-	for (size_t i = 0; i < ux->n; i++)
-		usage_add(&ux->t[i].add, &ux->t[i].base);
-	return 0;
+	if (rc != 0)
+		totals_reset(tt);
+	return rc < 0 ? rc : 0;
+}
+
+size_t usage_totals_count(const struct usage_totals *tt)
+{
+	return tt->n;
+}
+
+const struct usage_rec *usage_totals_at(const struct usage_totals *tt,
+					size_t i, const char **id,
+					size_t *idlen)
+{
+	*id = tt->t[i].id;
+	*idlen = tt->t[i].idlen;
+	return &tt->t[i].sum;
+}
+
+void usage_totals_free(struct usage_totals *tt)
+{
+	if (tt == NULL)
+		return;
+	free(tt->t);
+	free(tt);
 }
 
 /* ---- the batch ---- */
@@ -328,22 +402,25 @@ static int add_chunk(struct batch *b, const struct buf *raw)
 	return 0;
 }
 
-/* Builds the batch of every tenant's sums (in add). Returns 0, 1 when
- * there is nothing to export, or -1 (memory). */
+/* Builds the batch of every tenant's totals. Returns 0, 1 when there is
+ * nothing to export, or -1 (memory). */
 static int build(struct usage_export *ux, struct batch *b, int64_t ts_ms)
 {
+	size_t n = usage_totals_count(ux->totals), idlen;
 	uint64_t series = 0;
 	struct buf raw;
+	const char *id;
 	int rc = 0;
 
 	buf_init(&raw, ux->max_request_size + (1u << 20));
-	for (size_t i = 0; i < ux->n && rc == 0; i++) {
-		struct tenant_total *t = &ux->t[i];
-		if (usage_export_tenant(&raw, ux->instance, t->id, t->idlen,
-					&t->add, ts_ms, &series) < 0)
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct usage_rec *sum = usage_totals_at(ux->totals, i,
+							      &id, &idlen);
+		if (usage_export_tenant(&raw, ux->instance, id, idlen, sum,
+					ts_ms, &series) < 0)
 			rc = -1;
 		if (rc == 0 && (raw.len >= ux->max_request_size / 2 ||
-				i + 1 == ux->n)) {
+				i + 1 == n)) {
 			if (add_chunk(b, &raw) < 0)
 				rc = -1;
 			buf_reset(&raw);
@@ -378,7 +455,7 @@ static void export_once(struct usage_export *ux)
 	struct batch b;
 	int rc;
 
-	if ((rc = refresh(ux, now)) != 0) {
+	if ((rc = usage_totals_refresh(ux->totals, now)) != 0) {
 		metric_add(&metrics.usage_export_failures, 1);
 		log_msg(LOG_WARN, "usage export skipped", "reason=\"%s\"",
 			err_str(rc));
@@ -421,7 +498,7 @@ static void export_once(struct usage_export *ux)
 	} else {
 		metric_add(&metrics.usage_exports, 1);
 		log_msg(LOG_DEBUG, "usage exported", "tenants=%zu chunks=%zu",
-			ux->n, b.nchunks);
+			usage_totals_count(ux->totals), b.nchunks);
 	}
 	batch_release(&b);
 }
@@ -469,7 +546,10 @@ struct usage_export *usage_export_start(const struct config *cfg,
 	}
 	if ((ux = calloc(1, sizeof(*ux))) == NULL)
 		return NULL;
-	ux->st = st;
+	if ((ux->totals = usage_totals_new(st)) == NULL) {
+		free(ux);
+		return NULL;
+	}
 	ux->w = w;
 	ux->interval_ms = cfg->usage_export_interval_ms;
 	ux->max_request_size = cfg->max_request_size;
@@ -489,6 +569,7 @@ struct usage_export *usage_export_start(const struct config *cfg,
 		log_msg(LOG_ERROR, "usage export off", "reason=\"cannot start "
 			"its thread\"");
 		pthread_mutex_destroy(&ux->lock);
+		usage_totals_free(ux->totals);
 		free(ux);
 		return NULL;
 	}
@@ -509,6 +590,6 @@ void usage_export_stop(struct usage_export *ux)
 	pthread_join(ux->thread, NULL);
 	pthread_cond_destroy(&ux->cond);
 	pthread_mutex_destroy(&ux->lock);
-	free(ux->t);
+	usage_totals_free(ux->totals);
 	free(ux);
 }

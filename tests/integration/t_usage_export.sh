@@ -6,7 +6,12 @@
 #     no usage row without a tenant appears;
 #  2. after an upstream outage and a kill -9 of the relay, the series
 #     still agree with `relay usage`, and what they grew by equals the
-#     samples acknowledged meanwhile (value now - value before: exact).
+#     samples acknowledged meanwhile (value now - value before: exact);
+#  3. with a per-tenant url, the series go to export_tenant's destination,
+#     and without export_tenant the export is off;
+#  4. past [storage] usage_retention: the hours the clean-up deleted stay
+#     in the series (carried), which never goes down, also across a
+#     restart.
 . "$(dirname "$0")/../lib.sh"
 require_relay
 
@@ -158,3 +163,45 @@ write_conf "$T/relay3.conf" \
 start_relay "$T/relay3.conf" || { fail setup "relay 3 did not become ready"; exit 1; }
 checkx "per-tenant url without export_tenant: the export is off, and says so" \
 	'grep -q "msg=\"usage export off\"" "$RELAY_LOG"'
+
+# --- 4. past usage_retention, across a restart ------------------------------
+# 72 hourly records of tenant-00000 (1 sample each) up to the previous
+# hour, and usage_retention = 1d: the first clean-up deletes the hours
+# older than a day and carries them. Every sample of the series is 72,
+# before and after a restart (no drop, which increase() takes as a reset).
+stop_relay
+LAST4=$(( ($(date +%s) / 3600 - 1) * 3600 ))
+out=$("$USAGEFILL" "$T/data4" 1 72 "$LAST4") ||
+	{ fail setup "usagefill: $out"; exit 1; }
+write_conf "$T/relay4.conf" \
+	"storage.path=$T/data4" \
+	"storage.usage_retention=1d" \
+	"usage.export_interval=1s" \
+	"usage.instance=relay-ux4"
+start_relay "$T/relay4.conf" || { fail setup "relay 4 did not become ready"; exit 1; }
+SEL4='relay_usage_samples_total{relay="relay-ux4",tenant="tenant-00000"}'
+# _kept_rows: the rows `relay usage` shows, when fewer than 72.
+_kept_rows() {
+	local n
+	n=$("$RELAY_BIN" usage -c "$T/relay4.conf" | jq '.usage | length') || return 1
+	[ "$n" -lt 72 ] && echo "$n"
+}
+if wait_until "$WAIT_CAP" _kept_rows >/dev/null; then
+	ok "the clean-up deleted the hours past a day: relay usage shows $(_kept_rows) of 72"
+else
+	fail "clean-up" "relay usage still shows 72 rows"
+fi
+# Two exports after the clean-up, then the same after a restart.
+x=$(metric "$RELAY_PORT" relay_usage_exports_total || echo 0)
+wait_until "$WAIT_CAP" metric_ge "$RELAY_PORT" relay_usage_exports_total $((x + 2))
+got=$(vm_query "$VM_PORT" "last_over_time($SEL4[1h])")
+check "after the clean-up the series is still all 72 samples ($got)" \
+	[ "$got" = "tenant-00000=72" ]
+stop_relay
+start_relay "$T/relay4.conf" || { fail setup "relay 4 did not restart"; exit 1; }
+wait_until "$WAIT_CAP" metric_ge "$RELAY_PORT" relay_usage_exports_total 2
+got=$(vm_query "$VM_PORT" "min_over_time($SEL4[1h])")
+check "after a restart no sample of the series is below 72 ($got)" \
+	[ "$got" = "tenant-00000=72" ]
+got=$(vm_query "$VM_PORT" "max_over_time($SEL4[1h])")
+check "nor above ($got)" [ "$got" = "tenant-00000=72" ]
