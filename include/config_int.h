@@ -26,8 +26,9 @@ struct parser {
 	enum config_section section;
 	struct config_tenant *tenant; /* ref: the current [tenant] */
 	unsigned tenant_seen;
-	unsigned *key_line;           /* ref: config.c's, a line per key of
-				       * config_keys[] it was set on, 0: default */
+	unsigned *key_line;           /* ref: per row of config.c's
+				       * config_keys[], the line it was set
+				       * on; 0: default */
 	char *err;                    /* ref */
 	size_t errlen;
 };
