@@ -2,7 +2,7 @@
  * admission.h - whether a write request is taken, and if not, why: the one
  * place where a request's tenant, limits and policies are decided.
  *
- * The transport (http.c) reads the request and hands admission what it
+ * The transport (http_write.c) reads the request and hands admission what it
  * learnt, stage by stage; each stage either lets the request go on or
  * gives ONE verdict: refuse, with one enum refuse_reason (metrics.h), the
  * HTTP status, a short text and an optional Retry-After. The stages, in

@@ -5,9 +5,10 @@
  * type, place in struct config, default and bounds as written in the file,
  * and a help line. Defaults and bounds go through the same parsers as the
  * file, so the table cannot hold a value the file would refuse. [tenant ID]
- * sections fill a list instead of struct config; tenant_set() reads them.
+ * sections fill a list instead of struct config: parse_header() starts one,
+ * config_tenant.c reads its keys.
  */
-#include "config.h"
+#include "config_int.h"
 #include "addr.h"
 #include "labels.h"
 #include "log.h"
@@ -15,18 +16,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum config_section {
-	SEC_NONE = -1,
-	SEC_SERVER, SEC_LIMITS, SEC_STORAGE, SEC_UPSTREAM, SEC_TENANCY, SEC_USAGE,
-	SEC_LOG,
-	SEC_TENANT
-};
 static const char *const section_names[] = {
 	"server", "limits", "storage", "upstream", "tenancy", "usage", "log"
 };
@@ -189,48 +183,9 @@ static const struct config_key config_keys[] = {
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
-/* Keys of a [tenant ID] section; bit i of parser.tenant_seen. */
-enum { TK_TOKEN, TK_SHA256, TK_ACCOUNT, TK_PROJECT, TK_RATE, TK_BUFFER, TK_STATUS,
-       TK_HA_CLUSTER, TK_HA_REPLICA, TK_HA_TIMEOUT, TK_MAX_LABELS,
-       TK_NAME_LENGTH, TK_VALUE_LENGTH, TK_MAX_SERIES, TK_SERIES_WINDOW,
-       TK_RELABEL, TK_COUNT };
-static const char *const tenant_keys[TK_COUNT] = {
-	"token", "token_sha256", "account_id", "project_id",
-	"max_samples_per_second", "max_buffer_bytes", "limit_status",
-	"ha_cluster_label", "ha_replica_label", "ha_failover_timeout",
-	"max_labels_per_series", "max_label_name_length",
-	"max_label_value_length", "max_series", "max_series_window",
-	"relabel"
-};
-
-/* Bounds of the tenant's integer keys, as [limits] has them (max_series:
- * 0 is none). */
-static const struct tenant_bound {
-	int key;
-	uint64_t min, max;
-} tenant_bounds[] = {
-	{TK_MAX_LABELS, 1, 10000},
-	{TK_NAME_LENGTH, 1, 65536},
-	{TK_VALUE_LENGTH, 1, 1048576},
-	{TK_MAX_SERIES, 0, 1000000000},
-};
-
-struct parser {
-	struct config *cfg;           /* ref */
-	const char *file;             /* ref */
-	unsigned line;
-	enum config_section section;
-	struct config_tenant *tenant; /* ref: the current [tenant] */
-	unsigned tenant_seen;
-	unsigned key_line[NKEYS];     /* line a key was set on, 0: default */
-	char *err;                    /* ref */
-	size_t errlen;
-};
-
 /* Writes "FILE:LINE: reason" (or "FILE: reason" for line 0) into p->err.
  * Always returns -1. */
-__attribute__((format(printf, 3, 4)))
-static int fail(struct parser *p, unsigned line, const char *fmt, ...)
+int config_fail(struct parser *p, unsigned line, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -510,176 +465,15 @@ static size_t key_index(enum config_section section, const char *name)
 }
 
 /* Copies v into *dst (freeing the old string); "" stores NULL. */
-static int set_string(struct parser *p, char **dst, const char *v)
+int config_set_string(struct parser *p, char **dst, const char *v)
 {
 	char *copy = NULL;
 
 	if (*v != '\0' && (copy = strdup(v)) == NULL)
-		return fail(p, p->line, "out of memory");
+		return config_fail(p, p->line, "out of memory");
 	free(*dst);
 	*dst = copy;
 	return 0;
-}
-
-/* A VictoriaMetrics account or project id: 0..4294967295 in decimal. */
-static int valid_vm_id(const char *v)
-{
-	size_t n = strspn(v, "0123456789");
-
-	return v[n] == '\0' && n <= 10 && (n < 10 || strcmp(v, "4294967295") <= 0);
-}
-
-/* A rate such as "1000" or "0.5": digits and a point only (no sign, no
- * exponent, no hex). Returns 0 or -1. */
-static int parse_rate(const char *v, double *out)
-{
-	char *end;
-	double d;
-
-	if (*v == '\0' || v[strspn(v, "0123456789.")] != '\0')
-		return -1;
-	errno = 0;
-	d = strtod(v, &end);
-	if (*end != '\0' || errno != 0 || !isfinite(d))
-		return -1;
-	*out = d;
-	return 0;
-}
-
-static int parse_sha256(const char *v, uint8_t out[32])
-{
-	static const char hex[] = "0123456789abcdef";
-
-	if (strlen(v) != 64 || strspn(v, "0123456789abcdefABCDEF") != 64)
-		return -1;
-	for (int i = 0; i < 64; i++) {
-		int d = (int)(strchr(hex, tolower((unsigned char)v[i])) - hex);
-		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | d : d << 4);
-	}
-	return 0;
-}
-
-/* Sets the tenant's integer key k (a TK_ with a row in tenant_bounds)
- * from v. Returns 0 or -1. */
-static int tenant_number(struct parser *p, int k, const char *key,
-			 const char *v)
-{
-	struct config_tenant *t = p->tenant;
-	const struct tenant_bound *b = tenant_bounds;
-	unsigned long long n;
-	char *end;
-
-	while (b->key != k)
-		b++;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n < b->min ||
-	    n > b->max)
-		return fail(p, p->line, "%s: \"%s\" is not a number in %llu..%llu",
-			    key, v, (unsigned long long)b->min,
-			    (unsigned long long)b->max);
-	if (k == TK_MAX_SERIES)
-		t->max_series = n;
-	else
-		*(k == TK_MAX_LABELS ? &t->max_labels_per_series :
-		  k == TK_NAME_LENGTH ? &t->max_label_name_length :
-		  &t->max_label_value_length) = (int)n;
-	return 0;
-}
-
-/* Sets one key of the current [tenant ID] section. Returns 0 or -1. */
-static int tenant_set(struct parser *p, const char *key, const char *v)
-{
-	struct config_tenant *t = p->tenant;
-	const struct config_tenant *o;
-	int i;
-
-	for (i = 0; i < TK_COUNT && strcmp(key, tenant_keys[i]) != 0; i++)
-		;
-	if (i == TK_COUNT)
-		return fail(p, p->line, "unknown key \"%s\" in [tenant %s]", key, t->id);
-	if (p->tenant_seen & (1u << i))
-		return fail(p, p->line, "duplicate key \"%s\" in [tenant %s]", key, t->id);
-	p->tenant_seen |= 1u << i;
-
-	switch (i) {
-	case TK_TOKEN:
-		if (*v != '\0' && t->has_token_sha256)
-			break;
-		for (o = p->cfg->tenants; *v != '\0' && o != NULL; o = o->next)
-			if (o != t && o->token != NULL && strcmp(o->token, v) == 0)
-				return fail(p, p->line, "token of tenant \"%s\" is already "
-					    "used by tenant \"%s\"", t->id, o->id);
-		return set_string(p, &t->token, v);
-	case TK_SHA256:
-		if (*v == '\0')
-			return 0;
-		if (t->token != NULL)
-			break;
-		if (parse_sha256(v, t->token_sha256) < 0)
-			return fail(p, p->line, "token_sha256: must be 64 hex digits "
-				    "(sha256sum of the token)");
-		t->has_token_sha256 = 1;
-		for (o = p->cfg->tenants; o != NULL; o = o->next)
-			if (o != t && o->has_token_sha256 &&
-			    memcmp(o->token_sha256, t->token_sha256, 32) == 0)
-				return fail(p, p->line, "token of tenant \"%s\" is already "
-					    "used by tenant \"%s\"", t->id, o->id);
-		return 0;
-	case TK_ACCOUNT:
-	case TK_PROJECT:
-		if (!valid_vm_id(v))
-			return fail(p, p->line, "%s: \"%s\" is not a number in "
-				    "0..4294967295", key, v);
-		return set_string(p, i == TK_ACCOUNT ? &t->account_id : &t->project_id, v);
-	case TK_RATE:
-		if (parse_rate(v, &t->max_samples_per_second) < 0)
-			return fail(p, p->line, "%s: \"%s\" is not a non-negative number",
-				    key, v);
-		return 0;
-	case TK_BUFFER:
-		if (config_parse_size(v, &t->max_buffer_bytes) < 0)
-			return fail(p, p->line, "%s: \"%s\" is not a size (use e.g. "
-				    "512MiB, 8GiB)", key, v);
-		return 0;
-	case TK_HA_CLUSTER:
-	case TK_HA_REPLICA:
-		if (*v != '\0' && !labels_name_valid((const uint8_t *)v, strlen(v)))
-			return fail(p, p->line, "%s: \"%s\" is not a label name", key, v);
-		if (i == TK_HA_REPLICA && *v == '\0')
-			return fail(p, p->line, "%s: must not be empty", key);
-		if (i == TK_HA_CLUSTER)
-			t->has_ha_cluster_label = 1;
-		return set_string(p, i == TK_HA_CLUSTER ? &t->ha_cluster_label :
-				  &t->ha_replica_label, v);
-	case TK_MAX_LABELS:
-	case TK_NAME_LENGTH:
-	case TK_VALUE_LENGTH:
-	case TK_MAX_SERIES:
-		return tenant_number(p, i, key, v);
-	case TK_SERIES_WINDOW:
-		if (config_parse_duration(v, &t->max_series_window_ms) < 0 ||
-		    t->max_series_window_ms < 1000 ||
-		    t->max_series_window_ms > 30 * 86400000ULL)
-			return fail(p, p->line, "%s: \"%s\" is not a duration from 1s "
-				    "to 30d", key, v);
-		return 0;
-	case TK_HA_TIMEOUT:
-		if (config_parse_duration(v, &t->ha_failover_timeout_ms) < 0 ||
-		    t->ha_failover_timeout_ms < 1000)
-			return fail(p, p->line, "%s: \"%s\" is not a duration of 1s "
-				    "or more", key, v);
-		return 0;
-	case TK_RELABEL:
-		return set_string(p, &t->relabel, v);
-	default:
-		if (strcmp(v, "429") != 0 && strcmp(v, "503") != 0)
-			return fail(p, p->line, "%s: \"%s\" must be 429 or 503", key, v);
-		t->limit_status = atoi(v);
-		return 0;
-	}
-	return fail(p, p->line, "tenant \"%s\" sets both token and token_sha256; "
-		    "keep one", t->id);
 }
 
 static char *trim(char *s)
@@ -702,7 +496,7 @@ static int parse_header(struct parser *p, char *s)
 	char *name, *rest;
 
 	if (s[n - 1] != ']')
-		return fail(p, p->line, "expected \"]\" at the end of a section header");
+		return config_fail(p, p->line, "expected \"]\" at the end of a section header");
 	s[n - 1] = '\0';
 	name = trim(s + 1);
 	rest = name + strcspn(name, " \t");
@@ -717,19 +511,19 @@ static int parse_header(struct parser *p, char *s)
 		}
 	}
 	if (strcmp(name, "tenant") != 0)
-		return fail(p, p->line, "unknown section [%s%s%s]", name,
+		return config_fail(p, p->line, "unknown section [%s%s%s]", name,
 			    *rest ? " " : "", rest);
 	if (*rest == '\0')
-		return fail(p, p->line, "[tenant] needs an id, e.g. [tenant acme]");
+		return config_fail(p, p->line, "[tenant] needs an id, e.g. [tenant acme]");
 	if (!valid_tenant_id(rest))
-		return fail(p, p->line, "invalid tenant id \"%s\" (1 to 64 of "
+		return config_fail(p, p->line, "invalid tenant id \"%s\" (1 to 64 of "
 			    "A-Z a-z 0-9 _ . -)", rest);
 	for (tail = &p->cfg->tenants; *tail != NULL; tail = &(*tail)->next)
 		if (strcmp((*tail)->id, rest) == 0)
-			return fail(p, p->line, "duplicate tenant \"%s\"", rest);
+			return config_fail(p, p->line, "duplicate tenant \"%s\"", rest);
 	if ((t = calloc(1, sizeof(*t))) == NULL || (t->id = strdup(rest)) == NULL) {
 		free(t);
-		return fail(p, p->line, "out of memory");
+		return config_fail(p, p->line, "out of memory");
 	}
 	t->limit_status = 429;
 	t->max_series_window_ms = 3600000;
@@ -760,23 +554,23 @@ static int parse_line(struct parser *p, char *line)
 	if (*s == '[')
 		return parse_header(p, s);
 	if ((eq = strchr(s, '=')) == NULL || eq == s)
-		return fail(p, p->line, "expected \"key = value\" or \"[section]\"");
+		return config_fail(p, p->line, "expected \"key = value\" or \"[section]\"");
 	*eq = '\0';
 	key = trim(s);
 	value = trim(eq + 1);
 	if (p->section == SEC_NONE)
-		return fail(p, p->line, "key \"%s\" before any [section]", key);
+		return config_fail(p, p->line, "key \"%s\" before any [section]", key);
 	if (p->section == SEC_TENANT)
-		return tenant_set(p, key, value);
+		return config_tenant_set(p, key, value);
 
 	if ((i = key_index(p->section, key)) == NKEYS)
-		return fail(p, p->line, "unknown key \"%s\" in [%s]", key,
+		return config_fail(p, p->line, "unknown key \"%s\" in [%s]", key,
 			    section_names[p->section]);
 	if (p->key_line[i] != 0)
-		return fail(p, p->line, "duplicate key \"%s\" in [%s] (first set on "
+		return config_fail(p, p->line, "duplicate key \"%s\" in [%s] (first set on "
 			    "line %u)", key, section_names[p->section], p->key_line[i]);
 	if (key_apply(&config_keys[i], p->cfg, value, why, sizeof(why)) < 0)
-		return fail(p, p->line, "%s", why);
+		return config_fail(p, p->line, "%s", why);
 	p->key_line[i] = p->line;
 	return 0;
 }
@@ -797,13 +591,13 @@ static int check_cross(struct parser *p)
 	const struct config *c = p->cfg;
 
 	if (c->max_backoff_ms < c->min_backoff_ms)
-		return fail(p, later_line(p, SEC_UPSTREAM, "min_backoff", "max_backoff"),
+		return config_fail(p, later_line(p, SEC_UPSTREAM, "min_backoff", "max_backoff"),
 			    "max_backoff must not be less than min_backoff");
 	if ((c->tls_cert == NULL) != (c->tls_key == NULL))
-		return fail(p, later_line(p, SEC_SERVER, "tls_cert", "tls_key"),
+		return config_fail(p, later_line(p, SEC_SERVER, "tls_cert", "tls_key"),
 			    "tls_cert and tls_key must be set together");
 	if ((c->client_cert == NULL) != (c->client_key == NULL))
-		return fail(p, later_line(p, SEC_UPSTREAM, "client_cert", "client_key"),
+		return config_fail(p, later_line(p, SEC_UPSTREAM, "client_cert", "client_key"),
 			    "client_cert and client_key must be set together");
 	for (const struct config_tenant *t = c->tenants; ; t = t->next) {
 		const char *cl = c->ha_cluster_label, *rl = c->ha_replica_label;
@@ -814,7 +608,7 @@ static int check_cross(struct parser *p)
 		if (cl != NULL && rl != NULL &&
 		    (strcmp(cl, rl) == 0 || (c->tenant_label != NULL &&
 		      strcmp(rl, c->tenant_label) == 0)))
-			return fail(p, later_line(p, SEC_TENANCY, "ha_cluster_label",
+			return config_fail(p, later_line(p, SEC_TENANCY, "ha_cluster_label",
 						  "ha_replica_label"),
 				    "ha_replica_label must differ from ha_cluster_label "
 				    "and from label%s%s", t ? " in tenant " : "",
@@ -902,8 +696,10 @@ static int load_rules(struct config *cfg, char *err, size_t errlen)
 
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
+	unsigned key_line[NKEYS] = {0};
 	struct parser p = {
-		.cfg = cfg, .file = path, .section = SEC_NONE, .err = err, .errlen = errlen,
+		.cfg = cfg, .file = path, .section = SEC_NONE, .key_line = key_line,
+		.err = err, .errlen = errlen,
 	};
 	char why[256], *line = NULL;
 	size_t cap = 0;
@@ -913,11 +709,11 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (defaults_set(cfg, why, sizeof(why)) < 0)
-		return fail(&p, 0, "%s", why);
+		return config_fail(&p, 0, "%s", why);
 	if ((cfg->file = strdup(path)) == NULL)
-		return fail(&p, 0, "out of memory");
+		return config_fail(&p, 0, "out of memory");
 	if ((f = fopen(path, "r")) == NULL)
-		return fail(&p, 0, "cannot open: %s", strerror(errno));
+		return config_fail(&p, 0, "cannot open: %s", strerror(errno));
 
 	while (getline(&line, &cap, f) >= 0) {
 		p.line++;
@@ -925,7 +721,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 			goto out;
 	}
 	if (ferror(f)) {
-		fail(&p, 0, "cannot read: %s", strerror(errno));
+		config_fail(&p, 0, "cannot read: %s", strerror(errno));
 		goto out;
 	}
 	if (check_cross(&p) < 0 || load_rules(cfg, err, errlen) < 0)
@@ -959,13 +755,4 @@ void config_free(struct config *cfg)
 	relabel_free(cfg->relabel_rules);
 	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
-}
-
-const struct config_tenant *config_tenant_find(const struct config *cfg, const char *id,
-					       size_t idlen)
-{
-	for (const struct config_tenant *t = cfg->tenants; t != NULL; t = t->next)
-		if (strlen(t->id) == idlen && memcmp(t->id, id, idlen) == 0)
-			return t;
-	return NULL;
 }

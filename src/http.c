@@ -1,14 +1,10 @@
 /*
- * http.c - the HTTP transport (see http.h): the route table, reading a
- * write's body, handing it to ingest (decoding) and to admission (whether
- * it is taken), submitting it to the writer and answering.
- *
- * A write request goes through these states on its connection:
- *   RECEIVING  body bytes are appended (bounded by max_body_size)
- *   WAITING    handed to the writer, connection suspended
- *   DONE       the writer finished; the next call answers
+ * http.c - the HTTP transport (see http.h): the server, its connections
+ * and the route table; the routes other than the write route are answered
+ * here. The write route (reading a write's body, handing it to ingest and
+ * to admission, submitting it to the writer, answering) is http_write.c's.
  */
-#include "http.h"
+#include "http_int.h"
 
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -24,13 +20,11 @@
 #include "err.h"
 #include "http_stream.h"
 #include "inflight.h"
-#include "ingest.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
 #include "reload.h"
-#include "series_limit.h"
 #include "setaside.h"
 #include "status_page.h"
 #include "store.h"
@@ -39,32 +33,6 @@
 #include "writer.h"
 
 #define RETRY_AFTER_S "5"
-
-enum req_state { REQ_RECEIVING, REQ_WAITING, REQ_DONE };
-
-struct request {
-	struct http *h;                 /* ref */
-	struct MHD_Connection *conn;    /* ref */
-	enum req_state state;
-	struct buf body;
-	int too_large;
-	int no_room;                    /* body refused: max_inflight_bytes */
-	struct admission_req adm;       /* cfg, tenant, counts, verdict */
-	struct buf hll;                 /* usage_hll_code() of each series */
-	struct series_req series;       /* its tenant's max_series */
-	struct batch batch;
-};
-
-struct http {
-	struct http_deps d;
-	struct MHD_Daemon *daemon;
-	struct admission adm;           /* owned: who may write what */
-	struct conn_guard *guard;       /* owned: connection deadlines */
-	_Atomic long waiting;           /* requests handed to the writer */
-	struct MHD_Response *stored;    /* owned: the 204 every stored write
-					 * gets, made once */
-	char *tls_cert, *tls_key, *tls_ca; /* owned: PEM text */
-};
 
 /* Answers with text (copied); 405s say which methods are allowed. */
 static enum MHD_Result respond_allow(struct MHD_Connection *conn,
@@ -98,332 +66,6 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
 	return respond_allow(conn, status, text, content_type, NULL);
 }
 
-/* Answers a refused write with its verdict, counting it once. */
-static enum MHD_Result refuse(struct http *h, struct MHD_Connection *conn,
-			      const struct admission_req *ar)
-{
-	const struct admission_verdict *v = &ar->v;
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	char line[ADMISSION_TEXT_MAX + 2], secs[16];
-	int n;
-
-	admission_count(&h->adm, ar);
-	n = snprintf(line, sizeof(line), "%s\n", v->text);
-	resp = MHD_create_response_from_buffer((size_t)n, line,
-					       MHD_RESPMEM_MUST_COPY);
-	if (resp == NULL)
-		return MHD_NO;
-	MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
-	if (v->retry_after_s > 0) {
-		snprintf(secs, sizeof(secs), "%u", v->retry_after_s);
-		MHD_add_response_header(resp, "Retry-After", secs);
-	}
-	if (v->status == 405)
-		MHD_add_response_header(resp, "Allow", "POST");
-	ret = MHD_queue_response(conn, v->status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-/* Writer thread: the batch is final; wake the connection. */
-static void batch_done(struct batch *b, void *arg)
-{
-	struct request *r = arg;
-
-	(void)b;
-	r->state = REQ_DONE;
-	MHD_resume_connection(r->conn);
-}
-
-static void collect_series(void *arg, uint64_t hash)
-{
-	struct request *r = arg;
-	uint32_t code = usage_hll_code(hash);
-
-	buf_append(&r->hll, &code, sizeof(code));
-}
-
-/* The scanner's per-series question: may this series be taken under the
- * tenant's max_series? */
-static int admit_series(void *arg, uint64_t hash)
-{
-	struct request *r = arg;
-
-	return series_limit_admit(&r->series, hash);
-}
-
-/* Refuses, with 400 and the reason, the series that the tenant's
- * max_series left out (the rest of the request is stored, or nothing when
- * every series was). Returns 1. */
-static int refuse_series(struct request *r)
-{
-	const struct admission_req *ar = &r->adm;
-
-	return admission_refuse(&r->adm, REFUSE_SERIES_LIMIT,
-				"series limit reached: tenant %s has its "
-				"max_series of %llu series seen within %llus; "
-				"%llu new series refused (%llu samples), %llu "
-				"series taken", ar->ident.id,
-				(unsigned long long)r->series.max,
-				(unsigned long long)(r->series.window_ms / 1000),
-				(unsigned long long)ar->counts.refused_series,
-				(unsigned long long)ar->counts.refused_samples,
-				(unsigned long long)ar->counts.series);
-}
-
-/* ingest's hook for admission's per-series policies. */
-static int series_pass(void *arg, const uint8_t *raw, size_t len,
-		       const char **drop_label)
-{
-	struct request *r = arg;
-
-	return admission_series_pass(&r->adm, raw, len, drop_label) ?
-	       (int)r->adm.v.status : 0;
-}
-
-/* SHA-256 of tenant id, 0x00, body: the request's identity for dedup.
- * Returns 0 or -1 (then the request is not deduplicated). */
-static int body_digest(const struct request *r, uint8_t out[32])
-{
-	return tenant_sha256_2(r->adm.ident.id, r->adm.ident.idlen + 1, r->body.p,
-			       r->body.len, out);
-}
-
-/* Fills what the batch adds to the tenant's usage. */
-static void batch_usage(struct request *r)
-{
-	struct batch *b = &r->batch;
-	const struct admission_req *ar = &r->adm;
-	const struct config_tenant *ct = ar->ident.conf;
-
-	b->tenant_max_bytes = ct ? ct->max_buffer_bytes : 0;
-	/* Decided now, with the configuration that accepted it. */
-	snprintf(b->dest.account_id, sizeof(b->dest.account_id), "%s",
-		 ct && ct->account_id ? ct->account_id : "");
-	snprintf(b->dest.project_id, sizeof(b->dest.project_id), "%s",
-		 ct && ct->project_id ? ct->project_id : "");
-	b->usage.requests = 1;
-	b->usage.series = ar->counts.series;
-	b->usage.samples = ar->counts.samples;
-	b->usage.histograms = ar->counts.histograms;
-	b->usage.exemplars = ar->counts.exemplars;
-	b->usage.metadata = ar->counts.metadata;
-	b->usage.samples_dropped_by_rule = ar->counts.samples_dropped;
-	b->usage.bytes_compressed = ar->body_len;
-	b->usage.bytes_decoded = ar->decoded;
-	b->hll = (const uint32_t *)r->hll.p;
-	b->nhll = r->hll.len / sizeof(uint32_t);
-	b->series = (const uint64_t *)r->series.notes.p;
-	b->nseries = r->series.notes.len / sizeof(uint64_t);
-	b->series_seen_ms = r->series.now_ms;
-	b->series_window_ms = r->series.window_ms;
-	memset(&b->ha, 0, sizeof(b->ha));
-	if (ar->ha_set.cluster_label != NULL && ar->ha.kind == HA_PAIR) {
-		b->ha.on = 1;
-		memcpy(b->ha.cluster, ar->ha.cluster, ar->ha.clen);
-		b->ha.clen = ar->ha.clen;
-		memcpy(b->ha.replica, ar->ha.replica, ar->ha.rlen);
-		b->ha.rlen = ar->ha.rlen;
-		b->ha.failover_ms = ar->ha_set.failover_ms;
-	}
-}
-
-/* The body is complete: admit, decode, admit, hand it to the writer. */
-static enum MHD_Result write_complete(struct http *h, struct request *r)
-{
-	struct admission_req *ar = &r->adm;
-	const struct config *cfg = ar->cfg;
-	struct ingest_req ir;
-	struct relabel_pass rp;
-	struct batch *b = &r->batch;
-	uint8_t digest[32];
-	char why[ADMISSION_TEXT_MAX];
-	int status, has_digest;
-
-	if (r->no_room)
-		admission_refuse(ar, REFUSE_OVERLOADED, NULL);
-	if (r->no_room ||
-	    admission_body(&h->adm, ar, r->body.p, r->body.len, r->too_large))
-		return refuse(h, r->conn, ar);
-	has_digest = cfg->dedup_window_ms > 0 && body_digest(r, digest) == 0;
-	memset(&ir, 0, sizeof(ir));
-	ir.tenant = ar->ident.id;
-	ir.tlen = ar->ident.idlen;
-	ir.tenant_label = ar->ident.idlen > 0 ? cfg->tenant_label : NULL;
-	ir.conf = ar->ident.conf;
-	if (ar->ident.idlen > 0) {
-		buf_init(&r->hll, (cfg->max_decoded_size / 4 + 1) * sizeof(uint32_t));
-		ir.on_series = collect_series;
-		ir.arg = r;
-	}
-	if (relabel_pass_init(&rp, cfg, ar->ident.conf))
-		ir.relabel = &rp;
-	if (admission_has_series_policies(ar)) {
-		ir.series_pass = series_pass;
-		ir.pass_arg = r;
-	}
-	if (series_limit_begin(h->d.sl, &r->series, ar->ident.id,
-			       ar->ident.idlen, ar->ident.conf,
-			       cfg->max_decoded_size / 4 + 1) != 0) {
-		admission_release(ar);
-		admission_refuse(ar, REFUSE_OVERLOADED, NULL);
-		return refuse(h, r->conn, ar);
-	}
-	if (r->series.t != NULL) {
-		ir.admit = admit_series;
-		ir.arg = r;
-	}
-	status = ingest_body(cfg, &ir, &r->body, b, &ar->counts, &ar->decoded,
-			     why, sizeof(why));
-	admission_release(ar);
-	if (status != 0) {
-		series_limit_rollback(&r->series);
-		if (!ar->v.refused)
-			admission_decoded(ar, status, why);
-		return refuse(h, r->conn, ar);
-	}
-	if (ar->counts.series == 0 && ar->counts.refused_series > 0) {
-		/* Every series refused: nothing is stored. */
-		batch_release(b);
-		refuse_series(r);
-		return refuse(h, r->conn, ar);
-	}
-	if (admission_tenant(&h->adm, ar, b->value_bytes)) {
-		series_limit_rollback(&r->series);
-		batch_release(b);
-		return refuse(h, r->conn, ar);
-	}
-	/* A request stored in part (series over max_series left out) is
-	 * not remembered: sent again it must not pass as a duplicate with a
-	 * 2xx while its refused series were never stored. */
-	b->has_digest = has_digest && ar->counts.refused_series == 0;
-	memcpy(b->digest, digest, sizeof(digest));
-	batch_usage(r);
-	buf_free(&r->body);
-	admission_body_release(ar);
-	b->done = batch_done;
-	b->arg = r;
-	r->state = REQ_WAITING;
-	atomic_fetch_add(&h->waiting, 1);
-	MHD_suspend_connection(r->conn);
-	writer_submit(h->d.w, b);
-	return MHD_YES;
-}
-
-/* The writer is done with the request: answer it. */
-static enum MHD_Result write_answer(struct http *h, struct request *r)
-{
-	const struct admission_req *ar = &r->adm;
-	enum MHD_Result ret;
-
-	atomic_fetch_sub(&h->waiting, 1);
-	switch (r->batch.status) {
-	case BATCH_DUPLICATE:
-		metric_add(&metrics.duplicates, 1);
-		metrics_count_request(204);
-		ret = MHD_queue_response(r->conn, 204, h->stored);
-		break;
-	case BATCH_HA_DEDUPLICATED:  /* counted by the writer */
-		metrics_count_request(204);
-		ret = MHD_queue_response(r->conn, 204, h->stored);
-		break;
-	case BATCH_STORED:
-		metric_add(&metrics.series_received, ar->counts.series);
-		metric_add(&metrics.series_sorted, ar->counts.sorted);
-		metric_add(&metrics.samples_received, ar->counts.samples);
-		metric_add(&metrics.histograms_received, ar->counts.histograms);
-		metric_add(&metrics.exemplars_received, ar->counts.exemplars);
-		metric_add(&metrics.metadata_received, ar->counts.metadata);
-		metric_add(&metrics.series_dropped_by_rule,
-			   ar->counts.series_dropped);
-		metric_add(&metrics.samples_dropped_by_rule,
-			   ar->counts.samples_dropped);
-		metric_add(&metrics.bytes_decoded, ar->decoded);
-		metric_add(&metrics.bytes_received, ar->body_len);
-		if (ar->counts.refused_series > 0) {
-			/* Stored, but for the series over max_series. */
-			refuse_series(r);
-			ret = refuse(h, r->conn, ar);
-			break;
-		}
-		metrics_count_request(204);
-		ret = MHD_queue_response(r->conn, 204, h->stored);
-		break;
-	default: /* BATCH_REFUSED: the writer's reason */
-		series_limit_rollback(&r->series);
-		admission_commit(&r->adm, r->batch.reason);
-		ret = refuse(h, r->conn, ar);
-		break;
-	}
-	batch_release(&r->batch);
-	return ret;
-}
-
-/* POST /api/v1/write: Remote Write 1.0. Called for each piece of the
- * request; keeps its state in *con_cls. */
-static enum MHD_Result handle_write(struct http *h, struct MHD_Connection *conn,
-				    const char *method, const char *upload,
-				    size_t *upload_size, void **con_cls)
-{
-	struct request *r = *con_cls;
-	struct admission_headers hd;
-	const struct config *cfg;
-
-	if (r == NULL) {
-		if ((r = calloc(1, sizeof(*r))) == NULL)
-			return MHD_NO;
-		cfg = config_hold(); /* released in on_completed */
-		r->adm.cfg = cfg;
-		hd.method = method;
-		hd.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							      "Content-Type");
-		hd.content_encoding = MHD_lookup_connection_value(conn,
-					MHD_HEADER_KIND, "Content-Encoding");
-		hd.content_length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-								"Content-Length");
-		hd.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							       "Authorization");
-		hd.tenant = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							cfg->tenant_header);
-		if (admission_headers(&h->adm, &r->adm, &hd) ||
-		    admission_body_bytes(&r->adm, hd.content_length ?
-					 strtoull(hd.content_length, NULL, 10) : 0)) {
-			enum MHD_Result ret = refuse(h, conn, &r->adm);
-			admission_body_release(&r->adm);
-			config_release(cfg);
-			free(r);
-			return ret;
-		}
-		r->h = h;
-		r->conn = conn;
-		r->state = REQ_RECEIVING;
-		buf_init(&r->body, cfg->max_body_size);
-		if (hd.content_length != NULL)
-			buf_reserve(&r->body, strtoull(hd.content_length, NULL, 10));
-		*con_cls = r;
-		return MHD_YES;
-	}
-	if (r->state == REQ_RECEIVING && *upload_size > 0) {
-		if (!r->too_large && !r->no_room &&
-		    admission_body_bytes(&r->adm, r->body.len + *upload_size))
-			r->no_room = 1;
-		if (!r->too_large && !r->no_room &&
-		    buf_append(&r->body, upload, *upload_size) < 0)
-			r->too_large = 1;
-		if (r->too_large || r->no_room) {
-			buf_free(&r->body);
-			admission_body_release(&r->adm);
-		}
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	if (r->state == REQ_RECEIVING)
-		return write_complete(h, r);
-	if (r->state == REQ_DONE)
-		return write_answer(h, r);
-	return MHD_YES;
-}
 
 static enum MHD_Result handle_metrics(struct http *h, struct MHD_Connection *conn,
 				      const char *url, const char *method)
@@ -797,7 +439,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return respond(conn, 403, "client certificate required\n", NULL);
 	}
 	if (strcmp(url, routes[0].path) == 0)
-		return handle_write(h, conn, method, upload, upload_size, con_cls);
+		return http_write_handle(h, conn, method, upload, upload_size,
+					 con_cls);
 	if (*upload_size > 0) {
 		/* Other routes take no body: drop it. */
 		*upload_size = 0;
@@ -814,20 +457,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct request *r = *con_cls;
-
 	(void)toe;
 	conn_guard_request_done(conn);
-	if (r == NULL || (void *)r == cls)
+	/* cls: a POST to another route, whose body was dropped. */
+	if (*con_cls == NULL || *con_cls == cls)
 		return;
-	admission_release(&r->adm);
-	admission_body_release(&r->adm);
-	config_release(r->adm.cfg);
-	batch_release(&r->batch);
-	buf_free(&r->body);
-	buf_free(&r->hll);
-	series_limit_end(&r->series);
-	free(r);
+	http_write_end(*con_cls);
 	*con_cls = NULL;
 }
 

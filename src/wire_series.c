@@ -1,0 +1,170 @@
+/*
+ * wire_series.c - the labels of a scanned series (wire.c) put in order:
+ * sorted when they came out of order, and passed through the relabel
+ * hook, what it leaves checked as sent labels are.
+ */
+#include "wire_int.h"
+#include "err.h"
+#include "relabel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+
+/* qsort's comparison of two labels by name. */
+static int label_order(const void *a, const void *b)
+{
+	const struct label *x = a, *y = b;
+
+	return name_cmp(x->name, x->nlen, y->name, y->nlen);
+}
+
+/* Past this many labels a series is sorted with qsort: insertion sort is
+ * quadratic, and a request of series with max_labels_per_series labels in
+ * reverse order would cost seconds to minutes of CPU. */
+#define LABELS_INSERTION_MAX 32
+
+/* Sorts the n labels at l by name (insertion sort for few labels, most of
+ * them in order already, as the senders that do not sort keep one order;
+ * qsort for more). */
+static void labels_sort(struct label *l, size_t n)
+{
+	struct label x;
+	size_t i, j;
+
+	if (n > LABELS_INSERTION_MAX) {
+		qsort(l, n, sizeof(*l), label_order);
+		return;
+	}
+	for (i = 1; i < n; i++) {
+		if (name_cmp(l[i].name, l[i].nlen, l[i - 1].name,
+			     l[i - 1].nlen) >= 0)
+			continue;
+		x = l[i];
+		for (j = i; j > 0 &&
+		     name_cmp(x.name, x.nlen, l[j - 1].name, l[j - 1].nlen) < 0;
+		     j--)
+			l[j] = l[j - 1];
+		l[j] = x;
+	}
+}
+
+/*
+ * The labels of series r came out of order: sorts them and refuses a name
+ * that comes twice. In a scan that copies the request as it came, the copy
+ * becomes a rewrite from this series on (what came before is copied as
+ * it is). Counts the series as sorted. Returns 0, WIRE_BAD or
+ * WIRE_TOO_LARGE.
+ */
+int wire_series_sort(struct scan *s, struct series *r)
+{
+	char q[LABELS_QUOTE_SIZE];
+
+	labels_sort(r->l, r->n);
+	for (size_t i = 1; i < r->n; i++)
+		if (name_cmp(r->l[i].name, r->l[i].nlen, r->l[i - 1].name,
+			     r->l[i - 1].nlen) == 0)
+			return wire_fail(s, WIRE_BAD, "duplicate label name \"%s\"",
+					 labels_quote(q, r->l[i].name, r->l[i].nlen));
+	s->n.sorted++;
+	if (s->rewrite || s->out == NULL)
+		return 0;
+	if (buf_append(s->out, s->base, (size_t)(s->field - s->base)) < 0)
+		return wire_fail(s, WIRE_TOO_LARGE,
+				 "decoded request over the size limit");
+	s->rewrite = 1;
+	return 0;
+}
+
+/* The thread's labels handed to the relabel hook, kept between calls
+ * until wire_scratch_free. */
+static __thread struct relabel_label *relabel_buf;
+static __thread struct label *relabel_orig;  /* the labels as sent */
+static __thread size_t relabel_buf_cap;
+
+/*
+ * Runs the relabel hook over series r (its label array has room for *cap)
+ * and checks what it leaves as sent labels are checked. Returns 0 keep,
+ * 1 dropped, or WIRE_BAD / WIRE_TOO_LARGE with the reason.
+ */
+int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
+{
+	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
+	struct label *prev = NULL;
+	int rc, d;
+
+	room = max ? max + 1 : 2 * n + 16;
+	room = room > n ? room : n;
+	if (room > relabel_buf_cap) {
+		struct relabel_label *b = realloc(relabel_buf, room * sizeof(*b));
+		struct label *o = b ? realloc(relabel_orig, room * sizeof(*o)) : NULL;
+		if (b != NULL)
+			relabel_buf = b;
+		if (o == NULL)
+			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for labels");
+		relabel_orig = o;
+		relabel_buf_cap = room;
+	}
+	memcpy(relabel_orig, r->l, n * sizeof(*r->l));
+	for (i = 0; i < n; i++)
+		relabel_buf[i] = (struct relabel_label){ r->l[i].name,
+			r->l[i].nlen, r->l[i].value, r->l[i].vlen };
+	rc = s->o->relabel(s->o->relabel_arg, relabel_buf, &n, room);
+	if (rc == ERR_NOMEM)
+		return wire_fail(s, WIRE_TOO_LARGE, "out of memory for relabeling");
+	if (rc == ERR_FULL || (rc == 0 && max && n > max))
+		return wire_fail(s, WIRE_BAD, "more than %zu labels after relabeling",
+				 max);
+	if (rc < 0)
+		return wire_fail(s, WIRE_BAD, "relabeling failed: %s", err_str(rc));
+	if (rc == 1 || n == 0)
+		return 1;
+	while (*cap < n) {
+		if ((r->l = wire_scratch_grow(r->l, *cap)) == NULL)
+			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for labels");
+		*cap *= 2;
+	}
+	s->what = "relabeled series";
+	norig = r->n;
+	r->llen = 0;
+	for (r->n = 0; r->n < n; prev = &r->l[r->n++]) {
+		const struct relabel_label *b = &relabel_buf[r->n];
+		const struct label *o;
+		struct label *l = &r->l[r->n];
+
+		/* A label as sent (the same bytes) keeps its encoding and its
+		 * checks; only its place is checked again. */
+		while (j < norig && relabel_orig[j].name != b->name &&
+		       name_cmp(relabel_orig[j].name, relabel_orig[j].nlen,
+				b->name, b->nlen) < 0)
+			j++;
+		o = j < norig ? &relabel_orig[j] : NULL;
+		if (o != NULL && o->name == b->name && o->nlen == b->nlen &&
+		    o->value == b->value && o->vlen == b->vlen) {
+			*l = *o;
+			if (prev != NULL && (d = name_cmp(l->name, l->nlen,
+							  prev->name,
+							  prev->nlen)) <= 0)
+				return wire_label_error(s, l, prev, d == 0 ?
+							L_DUPLICATE : L_UNSORTED);
+		} else {
+			*l = (struct label){ .name = b->name, .nlen = b->nlen,
+				.value = b->value, .vlen = b->vlen };
+			l->size = label_size(l->nlen, l->vlen);
+			if ((rc = label_check(s->o, l, prev)) != L_OK)
+				return wire_label_error(s, l, prev, rc);
+		}
+		r->llen += l->size;
+	}
+	s->what = "series";
+	return 0;
+}
+
+void wire_series_scratch_free(void)
+{
+	free(relabel_buf);
+	relabel_buf = NULL;
+	free(relabel_orig);
+	relabel_orig = NULL;
+	relabel_buf_cap = 0;
+}
