@@ -589,6 +589,12 @@ metric() {
 		}'
 }
 
+# with_asan BIN: true when BIN was built with AddressSanitizer (make check),
+# whose allocator's own overhead makes memory figures meaningless.
+with_asan() {
+	ldd "$1" 2>/dev/null | grep -q libasan
+}
+
 # rss_anon_kib PID: prints the process's anonymous resident memory in KiB
 # (RssAnon of /proc/PID/status).
 rss_anon_kib() {
