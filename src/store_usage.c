@@ -106,6 +106,24 @@ int store_usage_cleanup(struct store_txn *t, uint64_t hll_before_s,
 	return rc;
 }
 
+/* A read transaction and a cursor on the usage database. Returns 0, 1 when
+ * the store has none (a reader of a directory without one: nothing to
+ * read), or an ERR_* code. */
+static int usage_cursor(struct store *st, MDB_txn **txn, MDB_cursor **cur)
+{
+	int rc;
+
+	if (st->usage == 0)
+		return 1;
+	if ((rc = store_read_begin(st, txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(*txn, st->usage, cur)) != 0) {
+		mdb_txn_abort(*txn);
+		return err_from_mdb(rc);
+	}
+	return 0;
+}
+
 int store_usage_each(struct store *st, const char *tenant, size_t tlen,
 		     uint64_t from_s,
 		     int (*fn)(void *arg, const char *tenant, size_t tlen,
@@ -121,14 +139,8 @@ int store_usage_each(struct store *st, const char *tenant, size_t tlen,
 	MDB_val k, v;
 	int rc, ret = 0;
 
-	if (st->usage == 0)      /* a reader of a directory without one */
-		return 0;
-	if ((rc = store_read_begin(st, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, st->usage, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return err_from_mdb(rc);
-	}
+	if ((rc = usage_cursor(st, &txn, &cur)) != 0)
+		return rc > 0 ? 0 : rc;
 	if (tenant != NULL) {
 		k.mv_size = store_key(key, tenant, tlen, from_s);
 		k.mv_data = key;
@@ -200,17 +212,12 @@ int store_usage_page(struct store *st, const char *tenant, size_t tlen,
 	MDB_val k, v;
 	int rc, ret = 0;
 
-	if (st->usage == 0)      /* a reader of a directory without one */
-		return 0;
-	if ((rc = store_read_begin(st, &txn)) != 0)
-		return rc;
+	if ((rc = usage_cursor(st, &txn, &cur)) != 0)
+		return rc > 0 ? 0 : rc;
 	if (max == 0) {
+		mdb_cursor_close(cur);
 		mdb_txn_abort(txn);
 		return 1;
-	}
-	if ((rc = mdb_cursor_open(txn, st->usage, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return err_from_mdb(rc);
 	}
 	for (rc = page_seek(cur, tenant, tlen, from_s, pos, &k, &v); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -255,14 +262,8 @@ static int range_walk(struct store *st, uint64_t from_s, uint64_t to_s,
 	MDB_val k, v;
 	int rc, ret = 0;
 
-	if (st->usage == 0)      /* a reader of a directory without one */
-		return 0;
-	if ((rc = store_read_begin(st, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, st->usage, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return err_from_mdb(rc);
-	}
+	if ((rc = usage_cursor(st, &txn, &cur)) != 0)
+		return rc > 0 ? 0 : rc;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	while (rc == 0) {
 		if (store_key_parse(&k, &t, &n, &h) < 0 || n > TENANT_ID_MAX) {
