@@ -366,6 +366,11 @@ int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
 int store_lane_cursors(struct store *st, const char *tenant, size_t tlen,
 		       uint64_t through[STORE_LANES]);
 
+/* Salvage: sets the (tenant, lane) cursor to through, as it is (it may go
+ * back). Returns 0 or an ERR_* code. */
+int store_lane_set(struct store_txn *t, const char *tenant, size_t tlen,
+		   unsigned lane, uint64_t through);
+
 /* Bytes of the pages the databases use now (branch, leaf and overflow
  * pages of every database), as the transaction sees them. */
 uint64_t store_used_bytes(struct store_txn *t);
@@ -591,6 +596,12 @@ struct store_ha_rec {
 int store_ha_each(struct store_txn *t,
 		  int (*fn)(void *arg, const struct store_ha_rec *rec),
 		  void *arg);
+
+/* Reads one record of the ha database (key and value as stored) into
+ * rec, whose pointers then refer into key and val. Returns 0, or -1 when
+ * it is malformed or of another version (store_ha_each skips those). */
+int store_ha_parse(const void *key, size_t klen, const void *val,
+		   size_t vlen, struct store_ha_rec *rec);
 
 /* Writes the election of (rec->tenant, rec->cluster). Returns 0 or an
  * ERR_* code (ERR_FAIL: a value over STORE_HA_VALUE_MAX). */

@@ -1,7 +1,9 @@
 /*
  * store_int.h - the store's insides, shared by its files (store.c,
- * store_queue.c, store_setaside.c, store_dedup.c, store_usage.c, store_ha.c, store_series.c) and read
- * by the store's own unit tests. No other module includes it: the rest of
+ * store_queue.c, store_lanes.c, store_setaside.c, store_dedup.c,
+ * store_usage.c, store_dest.c, store_ha.c, store_series.c, and salvage's
+ * store_salvage.c and salvage_state.c) and read by the store's own unit
+ * tests. No other module includes it: the rest of
  * the relay sees struct store and struct store_txn as closed types and
  * calls the operations in store.h.
  */
@@ -101,6 +103,9 @@ uint64_t store_db_bytes(MDB_txn *txn, const struct store *st, MDB_dbi dbi);
 int store_dest_lookup(MDB_txn *txn, const struct store *st,
 		      const char *tenant, size_t tlen, uint64_t seq,
 		      struct store_dest *d, uint64_t *until);
+
+/* Reads a dest record's value into d; 0, or -1 if malformed. */
+int store_dest_parse(const MDB_val *v, struct store_dest *d);
 
 /* Deletes the tenant's destination records that none of its entries in
  * the queue or setaside needs, but for its latest. Returns an LMDB code. */
