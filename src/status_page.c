@@ -237,8 +237,23 @@ static int put_when(struct buf *out, uint64_t ms, uint64_t now_ms)
 	return buf_printf(out, "%s (%s ago)", t, age);
 }
 
+/* The kind of a failed answer, all the page shows of it without the
+ * admin token: the reason may name URLs, hosts or hold a response body. */
+static const char *error_class(long status)
+{
+	if (status == 0)
+		return "no answer";
+	if (status == 429)
+		return "rate limited";
+	if (status >= 400 && status < 500)
+		return "refused";
+	if (status >= 500 && status < 600)
+		return "server error";
+	return "unexpected answer";
+}
+
 static int render_head(struct buf *out, const struct config *cfg,
-		       struct queue *q, uint64_t now_ms)
+		       struct queue *q, uint64_t now_ms, int admin)
 {
 	struct upstream_status us;
 	struct queue_totals tot;
@@ -277,10 +292,13 @@ static int render_head(struct buf *out, const struct config *cfg,
 	rc |= put_when(out, us.last_error_ms, now_ms);
 	if (us.last_error_ms != 0) {
 		if (us.last_error_status != 0)
-			rc |= buf_printf(out, ": status %ld", us.last_error_status);
+			rc |= buf_printf(out, ": status %ld (%s)",
+					 us.last_error_status,
+					 error_class(us.last_error_status));
 		else
-			rc |= buf_printf(out, ": no answer");
-		if (us.last_error[0] != '\0') {
+			rc |= buf_printf(out, ": %s", error_class(0));
+		/* The text only to admin: it may name URLs and hosts. */
+		if (admin && us.last_error[0] != '\0') {
 			rc |= buf_printf(out, ", <code>");
 			rc |= status_page_escape(out, us.last_error,
 						 strlen(us.last_error));
@@ -439,7 +457,7 @@ int status_page_render(struct buf *out, const struct config *cfg,
 	uint64_t now_ms = clock_wall_ms();
 	int rc;
 
-	if ((rc = render_head(out, cfg, q, now_ms)) != 0)
+	if ((rc = render_head(out, cfg, q, now_ms, admin)) != 0)
 		return rc;
 	if (admin)
 		rc = render_tenants(out, st, q, now_ms);
