@@ -441,7 +441,10 @@ int store_setaside_purge(struct store_txn *t, const struct setaside_filter *f,
 			 const struct setaside_sink *sink, uint64_t *n);
 
 /* Deletes entries older than max_age_ms, then the oldest until the
- * database's pages fit in max_bytes. Returns 0 or an ERR_* code. */
+ * database's pages fit in max_bytes (passes that each read every entry
+ * once, keeping the earliest 1024, 2048, ... of them: deleting d of n
+ * entries reads about n * log2(d / 1024 + 2)). Returns 0 or an ERR_*
+ * code. */
 int store_setaside_trim(struct store_txn *t, uint64_t max_bytes,
 			uint64_t max_age_ms, uint64_t now,
 			const struct setaside_sink *sink, uint64_t *n);

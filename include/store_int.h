@@ -118,6 +118,10 @@ int store_dest_carry(MDB_txn *txn, const struct store *st,
 		     const char *tenant, size_t tlen, uint64_t seq,
 		     uint64_t new_seq);
 
+/* Entries the size trim of store_setaside_trim has read, since start
+ * (for its test: each pass reads every entry once). */
+extern uint64_t store_setaside_trim_reads;
+
 /* Hands q every lane cursor (queue_lane_through) of the lanes database.
  * Returns an LMDB code. */
 struct queue;
