@@ -467,14 +467,18 @@ out_unlock:
 
 /* --- the CLI ------------------------------------------------------------- */
 
-static void print_db(FILE *out, const char *name, const struct salvage_db *d)
+/* entries: a database of queue values (with samples to count). */
+static void print_db(FILE *out, const char *name, const struct salvage_db *d,
+		     int entries)
 {
 	const struct lmdb_walk *w = &d->walk;
 
-	fprintf(out, "%s: copied=%" PRIu64 " samples=%" PRIu64 " read=%" PRIu64
-		" invalid=%" PRIu64 " damaged_pages=%" PRIu64
-		" damaged_entries=%" PRIu64 "%s\n", name, d->copied, d->samples,
-		d->read, d->invalid, w->bad_pages, w->bad_entries,
+	fprintf(out, "%s: copied=%" PRIu64, name, d->copied);
+	if (entries)
+		fprintf(out, " samples=%" PRIu64, d->samples);
+	fprintf(out, " read=%" PRIu64 " invalid=%" PRIu64 " damaged_pages=%"
+		PRIu64 " damaged_entries=%" PRIu64 "%s\n", d->read, d->invalid,
+		w->bad_pages, w->bad_entries,
 		d->missing ? " (database not found)" : "");
 	if (w->nbad > 0) {
 		fprintf(out, "%s: damaged pages:", name);
@@ -614,12 +618,12 @@ int salvage_main(int argc, char **argv)
 		goto out;
 	}
 	printf("salvage: page_size=%u txnid=%" PRIu64 "\n", r.page_size, r.txnid);
-	print_db(stdout, "queue", &r.queue);
-	print_db(stdout, "setaside", &r.setaside);
-	print_db(stdout, "usage", &r.usage);
-	print_db(stdout, "lanes", &r.lanes);
-	print_db(stdout, "dest", &r.dest);
-	print_db(stdout, "ha", &r.ha);
+	print_db(stdout, "queue", &r.queue, 1);
+	print_db(stdout, "setaside", &r.setaside, 1);
+	print_db(stdout, "usage", &r.usage, 0);
+	print_db(stdout, "lanes", &r.lanes, 0);
+	print_db(stdout, "dest", &r.dest, 0);
+	print_db(stdout, "ha", &r.ha, 0);
 	if (r.invalid_sample[0] != '\0')
 		printf("salvage: first invalid entry: %s\n", r.invalid_sample);
 	printf("salvage: done; set [storage] path = %s and start the relay\n", to);
