@@ -3,12 +3,13 @@
  * nothing loaded from elsewhere.
  *
  * For anyone: the version and uptime; the upstream (delivering, backing
- * off or up to date; its last success and last error since start); the
- * buffer (entries, bytes, samples, oldest age, fill of [storage]
- * max_size).
+ * off or up to date; its last success and last error since start, the
+ * error as its HTTP status and class only); the buffer (entries, bytes,
+ * samples, oldest age, fill of [storage] max_size).
  *
  * With the admin token (http.c checks it: Bearer, or HTTP Basic with user
- * admin and the token as password): a table of tenants (samples/s over
+ * admin and the token as password): the last error's text too (it may
+ * name URLs and hosts or quote a response body), and a table of tenants (samples/s over
  * the time since an earlier view of the page at least 10 s before, or
  * since start; bytes and share of the buffer; requests refused in the
  * current and the previous UTC hour, from the usage records; entries set

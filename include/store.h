@@ -366,6 +366,11 @@ int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
 int store_lane_cursors(struct store *st, const char *tenant, size_t tlen,
 		       uint64_t through[STORE_LANES]);
 
+/* Salvage: sets the (tenant, lane) cursor to through, as it is (it may go
+ * back). Returns 0 or an ERR_* code. */
+int store_lane_set(struct store_txn *t, const char *tenant, size_t tlen,
+		   unsigned lane, uint64_t through);
+
 /* Bytes of the pages the databases use now (branch, leaf and overflow
  * pages of every database), as the transaction sees them. */
 uint64_t store_used_bytes(struct store_txn *t);
@@ -436,7 +441,10 @@ int store_setaside_purge(struct store_txn *t, const struct setaside_filter *f,
 			 const struct setaside_sink *sink, uint64_t *n);
 
 /* Deletes entries older than max_age_ms, then the oldest until the
- * database's pages fit in max_bytes. Returns 0 or an ERR_* code. */
+ * database's pages fit in max_bytes (passes that each read every entry
+ * once, keeping the earliest 1024, 2048, ... of them: deleting d of n
+ * entries reads about n * log2(d / 1024 + 2)). Returns 0 or an ERR_*
+ * code. */
 int store_setaside_trim(struct store_txn *t, uint64_t max_bytes,
 			uint64_t max_age_ms, uint64_t now,
 			const struct setaside_sink *sink, uint64_t *n);
@@ -591,6 +599,12 @@ struct store_ha_rec {
 int store_ha_each(struct store_txn *t,
 		  int (*fn)(void *arg, const struct store_ha_rec *rec),
 		  void *arg);
+
+/* Reads one record of the ha database (key and value as stored) into
+ * rec, whose pointers then refer into key and val. Returns 0, or -1 when
+ * it is malformed or of another version (store_ha_each skips those). */
+int store_ha_parse(const void *key, size_t klen, const void *val,
+		   size_t vlen, struct store_ha_rec *rec);
 
 /* Writes the election of (rec->tenant, rec->cluster). Returns 0 or an
  * ERR_* code (ERR_FAIL: a value over STORE_HA_VALUE_MAX). */

@@ -1,7 +1,9 @@
 /*
  * store_int.h - the store's insides, shared by its files (store.c,
- * store_queue.c, store_setaside.c, store_dedup.c, store_usage.c, store_ha.c, store_series.c) and read
- * by the store's own unit tests. No other module includes it: the rest of
+ * store_queue.c, store_lanes.c, store_setaside.c, store_dedup.c,
+ * store_usage.c, store_dest.c, store_ha.c, store_series.c, and salvage's
+ * store_salvage.c and salvage_state.c) and read by the store's own unit
+ * tests. No other module includes it: the rest of
  * the relay sees struct store and struct store_txn as closed types and
  * calls the operations in store.h.
  */
@@ -102,6 +104,9 @@ int store_dest_lookup(MDB_txn *txn, const struct store *st,
 		      const char *tenant, size_t tlen, uint64_t seq,
 		      struct store_dest *d, uint64_t *until);
 
+/* Reads a dest record's value into d; 0, or -1 if malformed. */
+int store_dest_parse(const MDB_val *v, struct store_dest *d);
+
 /* Deletes the tenant's destination records that none of its entries in
  * the queue or setaside needs, but for its latest. Returns an LMDB code. */
 int store_dest_prune(MDB_txn *txn, const struct store *st,
@@ -112,6 +117,10 @@ int store_dest_prune(MDB_txn *txn, const struct store *st,
 int store_dest_carry(MDB_txn *txn, const struct store *st,
 		     const char *tenant, size_t tlen, uint64_t seq,
 		     uint64_t new_seq);
+
+/* Entries the size trim of store_setaside_trim has read, since start
+ * (for its test: each pass reads every entry once). */
+extern uint64_t store_setaside_trim_reads;
 
 /* Hands q every lane cursor (queue_lane_through) of the lanes database.
  * Returns an LMDB code. */

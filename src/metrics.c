@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "ha.h"
 #include "queue.h"
+#include "tenant_rows.h"
 #include "tenant_stats.h"
 #include "version.h"
 
@@ -149,69 +150,6 @@ static const struct {
 	{"relay_tenant_samples_dropped_by_rule_total", "Samples of series relabel rules dropped in stored requests, by tenant.", "counter"},
 };
 
-/* One tenant's row: its counters (tenant_stats.h) and what the buffer
- * holds for it (queue.h). A tenant in either shows every series. */
-struct tenant_row {
-	char id[TENANT_ID_MAX + 1];
-	size_t idlen;
-	struct tenant_counters c;
-	uint64_t entries, samples, bytes, oldest_ms;
-};
-
-struct tenant_rows {
-	struct tenant_row *r;    /* owned */
-	size_t n, cap;
-	int failed;
-};
-
-static struct tenant_row *row_get(struct tenant_rows *rs, const char *id,
-				  size_t idlen)
-{
-	struct tenant_row *r;
-
-	for (size_t i = 0; i < rs->n; i++) {
-		if (rs->r[i].idlen == idlen && memcmp(rs->r[i].id, id, idlen) == 0)
-			return &rs->r[i];
-	}
-	if (idlen == 0 || idlen > TENANT_ID_MAX)
-		return NULL;
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 16;
-		if ((r = realloc(rs->r, cap * sizeof(*r))) == NULL) {
-			rs->failed = 1;
-			return NULL;
-		}
-		rs->r = r;
-		rs->cap = cap;
-	}
-	r = &rs->r[rs->n++];
-	memset(r, 0, sizeof(*r));
-	memcpy(r->id, id, idlen);
-	r->idlen = idlen;
-	return r;
-}
-
-static void add_counters(const char *id, size_t idlen,
-			 const struct tenant_counters *c, void *arg)
-{
-	struct tenant_row *r = row_get(arg, id, idlen);
-
-	if (r != NULL)
-		r->c = *c;
-}
-
-static void add_buffer(const struct queue_tenant *t, void *arg)
-{
-	struct tenant_row *r = row_get(arg, t->id, t->idlen);
-
-	if (r == NULL)
-		return;
-	r->entries = t->entries;
-	r->samples = t->samples;
-	r->bytes = t->bytes;
-	r->oldest_ms = t->oldest_ms;
-}
-
 static int render_row(struct buf *out, int field, const struct tenant_row *t)
 {
 	const struct tenant_counters *c = &t->c;
@@ -252,21 +190,21 @@ static int render_row(struct buf *out, int field, const struct tenant_row *t)
 
 static int render_tenants(struct buf *out, struct queue *q)
 {
-	struct tenant_rows rs = {0};
+	struct tenant_rows rs;
 	size_t n = sizeof(tenant_series) / sizeof(tenant_series[0]);
-	int rc = 0;
+	int rc;
 
-	tenant_stats_each(add_counters, &rs);
-	queue_each(q, add_buffer, &rs);
+	tenant_rows_init(&rs, sizeof(struct tenant_row));
+	rc = tenant_rows_collect(&rs, q);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
 				 tenant_series[i].name, tenant_series[i].help,
 				 tenant_series[i].name, tenant_series[i].type);
 		for (size_t j = 0; j < rs.n; j++)
-			rc |= render_row(out, (int)i, &rs.r[j]);
+			rc |= render_row(out, (int)i, tenant_rows_at(&rs, j));
 	}
-	free(rs.r);
-	return rc || rs.failed ? -1 : 0;
+	tenant_rows_free(&rs);
+	return rc ? -1 : 0;
 }
 
 /* Appends s[0..n) as a label value of the text format (\\, \" and \n

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "store.h"
+#include "tenant_rows.h"
 #include "tenant_stats.h"
 #include "upstream_status.h"
 #include "usage.h"
@@ -30,12 +31,11 @@
 #define SNAPSHOT_MIN_MS 10000   /* a rate is measured over 10 s at least */
 #define SETASIDE_WALK_MAX 100000
 
+/* A tenant's row: the counters and buffer columns (t.c.samples, stored
+ * since start; t.bytes, in the buffer), then the page's own. */
 struct row {
-	char id[TENANT_ID_MAX + 1];
-	size_t idlen;
-	uint64_t samples;        /* tenant_stats: stored since start */
+	struct tenant_row t;
 	double rate;             /* samples/s */
-	uint64_t bytes;          /* in the buffer */
 	uint64_t refused;        /* requests, current and previous hour */
 	uint64_t set_aside;      /* entries set aside in the last hour */
 	uint64_t hour[HOURS];    /* samples accepted per hour, oldest first */
@@ -43,9 +43,7 @@ struct row {
 };
 
 struct rows {
-	struct row *r;           /* owned */
-	size_t n, cap;
-	int nomem;
+	struct tenant_rows t;    /* of struct row */
 	uint64_t first_hour;     /* hour[0]'s */
 	uint64_t now_ms;
 };
@@ -80,46 +78,14 @@ int status_page_escape(struct buf *out, const char *s, size_t n)
 	return 0;
 }
 
+static struct row *row_at(const struct rows *rs, size_t i)
+{
+	return (struct row *)(void *)tenant_rows_at(&rs->t, i);
+}
+
 static struct row *row_get(struct rows *rs, const char *id, size_t idlen)
 {
-	struct row *r;
-
-	if (idlen == 0 || idlen > TENANT_ID_MAX)
-		return NULL;
-	for (size_t i = 0; i < rs->n; i++)
-		if (rs->r[i].idlen == idlen && memcmp(rs->r[i].id, id, idlen) == 0)
-			return &rs->r[i];
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 16;
-		if ((r = realloc(rs->r, cap * sizeof(*r))) == NULL) {
-			rs->nomem = 1;
-			return NULL;
-		}
-		rs->r = r;
-		rs->cap = cap;
-	}
-	r = &rs->r[rs->n++];
-	memset(r, 0, sizeof(*r));
-	memcpy(r->id, id, idlen);
-	r->idlen = idlen;
-	return r;
-}
-
-static void add_stats(const char *id, size_t idlen,
-		      const struct tenant_counters *c, void *arg)
-{
-	struct row *r = row_get(arg, id, idlen);
-
-	if (r != NULL)
-		r->samples = c->samples;
-}
-
-static void add_queue(const struct queue_tenant *t, void *arg)
-{
-	struct row *r = row_get(arg, t->id, t->idlen);
-
-	if (r != NULL)
-		r->bytes = t->bytes;
+	return (struct row *)(void *)tenant_rows_get(&rs->t, id, idlen);
 }
 
 static int add_usage(void *arg, const char *tenant, size_t tlen, uint64_t hour,
@@ -132,7 +98,7 @@ static int add_usage(void *arg, const char *tenant, size_t tlen, uint64_t hour,
 
 	if (i >= HOURS || usage_rec_read(val, len, &rec) != 0 ||
 	    (r = row_get(rs, tenant, tlen)) == NULL)
-		return rs->nomem ? ERR_NOMEM : 0;
+		return rs->t.nomem ? ERR_NOMEM : 0;
 	r->hour[i] += rec.samples;
 	r->total += rec.samples;
 	if (i >= HOURS - 2)
@@ -150,7 +116,7 @@ static int add_setaside(void *arg, const struct setaside_item *it)
 		return 0;
 	if ((r = row_get(rs, it->tenant, it->tlen)) != NULL)
 		r->set_aside++;
-	return rs->nomem ? ERR_NOMEM : 0;
+	return rs->t.nomem ? ERR_NOMEM : 0;
 }
 
 /* Fills the samples/s column against the previous snapshot, and takes a
@@ -164,26 +130,27 @@ static uint64_t measure_rates(struct rows *rs)
 	start_ms = metric_get(&metrics.start_time_s) * 1000;
 	since = snaps != NULL ? now - snap_mono_ms :
 		(rs->now_ms > start_ms ? rs->now_ms - start_ms : 0);
-	for (size_t i = 0; i < rs->n; i++) {
-		uint64_t before = 0;
+	for (size_t i = 0; i < rs->t.n; i++) {
+		struct row *r = row_at(rs, i);
+		uint64_t before = 0, samples = r->t.c.samples;
 		for (size_t j = 0; snaps != NULL && j < nsnaps; j++)
-			if (snaps[j].idlen == rs->r[i].idlen &&
-			    memcmp(snaps[j].id, rs->r[i].id, snaps[j].idlen) == 0)
+			if (snaps[j].idlen == r->t.idlen &&
+			    memcmp(snaps[j].id, r->t.id, snaps[j].idlen) == 0)
 				before = snaps[j].samples;
-		rs->r[i].rate = since > 0 && rs->r[i].samples >= before ?
-			(double)(rs->r[i].samples - before) * 1000.0 / (double)since :
-			0.0;
+		r->rate = since > 0 && samples >= before ?
+			(double)(samples - before) * 1000.0 / (double)since : 0.0;
 	}
 	if ((snaps == NULL || now - snap_mono_ms >= SNAPSHOT_MIN_MS) &&
-	    (s = calloc(rs->n + 1, sizeof(*s))) != NULL) {
-		for (size_t i = 0; i < rs->n; i++) {
-			memcpy(s[i].id, rs->r[i].id, rs->r[i].idlen);
-			s[i].idlen = rs->r[i].idlen;
-			s[i].samples = rs->r[i].samples;
+	    (s = calloc(rs->t.n + 1, sizeof(*s))) != NULL) {
+		for (size_t i = 0; i < rs->t.n; i++) {
+			const struct row *r = row_at(rs, i);
+			memcpy(s[i].id, r->t.id, r->t.idlen);
+			s[i].idlen = r->t.idlen;
+			s[i].samples = r->t.c.samples;
 		}
 		free(snaps);
 		snaps = s;
-		nsnaps = rs->n;
+		nsnaps = rs->t.n;
 		snap_mono_ms = now;
 	}
 	pthread_mutex_unlock(&snap_lock);
@@ -197,10 +164,10 @@ static int by_total(const void *a, const void *b)
 
 	if (x->total != y->total)
 		return x->total < y->total ? 1 : -1;
-	if ((c = memcmp(x->id, y->id, x->idlen < y->idlen ? x->idlen :
-			y->idlen)) != 0)
+	if ((c = memcmp(x->t.id, y->t.id, x->t.idlen < y->t.idlen ?
+			x->t.idlen : y->t.idlen)) != 0)
 		return c;
-	return x->idlen < y->idlen ? -1 : x->idlen > y->idlen;
+	return x->t.idlen < y->t.idlen ? -1 : x->t.idlen > y->t.idlen;
 }
 
 /* "2026-12-06T10:00:00Z" */
@@ -237,8 +204,23 @@ static int put_when(struct buf *out, uint64_t ms, uint64_t now_ms)
 	return buf_printf(out, "%s (%s ago)", t, age);
 }
 
+/* The kind of a failed answer, all the page shows of it without the
+ * admin token: the reason may name URLs, hosts or hold a response body. */
+static const char *error_class(long status)
+{
+	if (status == 0)
+		return "no answer";
+	if (status == 429)
+		return "rate limited";
+	if (status >= 400 && status < 500)
+		return "refused";
+	if (status >= 500 && status < 600)
+		return "server error";
+	return "unexpected answer";
+}
+
 static int render_head(struct buf *out, const struct config *cfg,
-		       struct queue *q, uint64_t now_ms)
+		       struct queue *q, uint64_t now_ms, int admin)
 {
 	struct upstream_status us;
 	struct queue_totals tot;
@@ -277,10 +259,13 @@ static int render_head(struct buf *out, const struct config *cfg,
 	rc |= put_when(out, us.last_error_ms, now_ms);
 	if (us.last_error_ms != 0) {
 		if (us.last_error_status != 0)
-			rc |= buf_printf(out, ": status %ld", us.last_error_status);
+			rc |= buf_printf(out, ": status %ld (%s)",
+					 us.last_error_status,
+					 error_class(us.last_error_status));
 		else
-			rc |= buf_printf(out, ": no answer");
-		if (us.last_error[0] != '\0') {
+			rc |= buf_printf(out, ": %s", error_class(0));
+		/* The text only to admin: it may name URLs and hosts. */
+		if (admin && us.last_error[0] != '\0') {
 			rc |= buf_printf(out, ", <code>");
 			rc |= status_page_escape(out, us.last_error,
 						 strlen(us.last_error));
@@ -321,16 +306,17 @@ static int chart_line(struct buf *out, const uint64_t *v, uint64_t max,
 static int render_chart(struct buf *out, const struct rows *rs)
 {
 	uint64_t max = 1, rest[HOURS] = {0};
-	size_t lines = rs->n < CHART_LINES ? rs->n : CHART_LINES;
+	size_t n = rs->t.n, lines = n < CHART_LINES ? n : CHART_LINES;
 	char t[32];
 	int rc = 0;
 
-	for (size_t i = 0; i < rs->n; i++)
+	for (size_t i = 0; i < n; i++)
 		for (int h = 0; h < HOURS; h++) {
+			const uint64_t *hour = row_at(rs, i)->hour;
 			if (i >= CHART_LINES)
-				rest[h] += rs->r[i].hour[h];
-			if (rs->r[i].hour[h] > max)
-				max = rs->r[i].hour[h];
+				rest[h] += hour[h];
+			if (hour[h] > max)
+				max = hour[h];
 		}
 	for (int h = 0; h < HOURS; h++)
 		if (rest[h] > max)
@@ -346,20 +332,21 @@ static int render_chart(struct buf *out, const struct rows *rs)
 		"<text x=\"684\" y=\"196\" font-size=\"11\" text-anchor=\"end\">"
 		"this hour</text>\n", max, t);
 	for (size_t i = 0; i < lines; i++)
-		rc |= chart_line(out, rs->r[i].hour, max, palette[i]);
-	if (rs->n > CHART_LINES)
+		rc |= chart_line(out, row_at(rs, i)->hour, max, palette[i]);
+	if (n > CHART_LINES)
 		rc |= chart_line(out, rest, max, palette[CHART_LINES]);
 	rc |= buf_printf(out, "</svg>\n<p>");
 	for (size_t i = 0; i < lines; i++) {
 		rc |= buf_printf(out, "<span style=\"color:%s\">&#9632;</span> ",
 				 palette[i]);
-		rc |= status_page_escape(out, rs->r[i].id, rs->r[i].idlen);
+		rc |= status_page_escape(out, row_at(rs, i)->t.id,
+					 row_at(rs, i)->t.idlen);
 		rc |= buf_printf(out, " &nbsp; ");
 	}
-	if (rs->n > CHART_LINES)
+	if (n > CHART_LINES)
 		rc |= buf_printf(out, "<span style=\"color:%s\">&#9632;</span> "
 				 "%zu others", palette[CHART_LINES],
-				 rs->n - CHART_LINES);
+				 n - CHART_LINES);
 	rc |= buf_printf(out, "</p>\n");
 	return rc ? ERR_NOMEM : 0;
 }
@@ -367,7 +354,7 @@ static int render_chart(struct buf *out, const struct rows *rs)
 static int render_tenants(struct buf *out, struct store *st, struct queue *q,
 			  uint64_t now_ms)
 {
-	struct rows rs = {0};
+	struct rows rs;
 	struct setaside_filter f = {0};
 	struct store_pos pos = {0};
 	uint64_t hour = usage_hour(now_ms), buffered = 0, window;
@@ -377,8 +364,9 @@ static int render_tenants(struct buf *out, struct store *st, struct queue *q,
 
 	rs.first_hour = hour - (HOURS - 1) * 3600;
 	rs.now_ms = now_ms;
-	tenant_stats_each(add_stats, &rs);
-	queue_each(q, add_queue, &rs);
+	tenant_rows_init(&rs.t, sizeof(struct row));
+	if ((rc = tenant_rows_collect(&rs.t, q)) != 0)
+		goto out;
 	if ((rc = store_usage_range(st, rs.first_hour, UINT64_MAX, add_usage,
 				    &rs)) != 0)
 		goto out;
@@ -391,14 +379,14 @@ static int render_tenants(struct buf *out, struct store *st, struct queue *q,
 		rc = more;
 		goto out;
 	}
-	if (rs.nomem) {
+	if (rs.t.nomem) {
 		rc = ERR_NOMEM;
 		goto out;
 	}
 	window = measure_rates(&rs);
-	qsort(rs.r, rs.n, sizeof(*rs.r), by_total);
-	for (size_t i = 0; i < rs.n; i++)
-		buffered += rs.r[i].bytes;
+	qsort(rs.t.r, rs.t.n, rs.t.size, by_total);
+	for (size_t i = 0; i < rs.t.n; i++)
+		buffered += row_at(&rs, i)->t.bytes;
 	fmt_time(prev, sizeof(prev), (hour - 3600) * 1000);
 	rc |= buf_printf(out, "<h2>Tenants</h2>\n<table>\n<tr><th>tenant</th>"
 		"<th>samples/s<br><small>last %" PRIu64 " s</small></th>"
@@ -406,30 +394,30 @@ static int render_tenants(struct buf *out, struct store *st, struct queue *q,
 		"<th>requests refused<br><small>since %s</small></th>"
 		"<th>set aside<br><small>last hour</small></th></tr>\n",
 		window / 1000, prev);
-	for (size_t i = 0; i < rs.n && i < STATUS_PAGE_TENANTS; i++) {
-		const struct row *r = &rs.r[i];
+	for (size_t i = 0; i < rs.t.n && i < STATUS_PAGE_TENANTS; i++) {
+		const struct row *r = row_at(&rs, i);
 		rc |= buf_printf(out, "<tr><td>");
-		rc |= status_page_escape(out, r->id, r->idlen);
+		rc |= status_page_escape(out, r->t.id, r->t.idlen);
 		rc |= buf_printf(out, "</td><td class=\"n\">%.1f</td>"
 			"<td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
 			"</td><td class=\"n\">%.1f%%</td><td class=\"n\">%" PRIu64
 			"</td><td class=\"n\">%" PRIu64 "%s</td></tr>\n", r->rate,
-			r->total, r->bytes,
-			buffered ? 100.0 * (double)r->bytes / (double)buffered : 0.0,
+			r->total, r->t.bytes,
+			buffered ? 100.0 * (double)r->t.bytes / (double)buffered : 0.0,
 			r->refused, r->set_aside,
 			walked >= SETASIDE_WALK_MAX ? "+" : "");
 	}
 	rc |= buf_printf(out, "</table>\n");
-	if (rs.n > STATUS_PAGE_TENANTS)
+	if (rs.t.n > STATUS_PAGE_TENANTS)
 		rc |= buf_printf(out, "<p>and %zu more tenants (the %d with the "
 				 "most samples are shown).</p>\n",
-				 rs.n - STATUS_PAGE_TENANTS, STATUS_PAGE_TENANTS);
+				 rs.t.n - STATUS_PAGE_TENANTS, STATUS_PAGE_TENANTS);
 	if (rc == 0)
 		rc = render_chart(out, &rs);
 	else
 		rc = ERR_NOMEM;
 out:
-	free(rs.r);
+	tenant_rows_free(&rs.t);
 	return rc;
 }
 
@@ -439,7 +427,7 @@ int status_page_render(struct buf *out, const struct config *cfg,
 	uint64_t now_ms = clock_wall_ms();
 	int rc;
 
-	if ((rc = render_head(out, cfg, q, now_ms)) != 0)
+	if ((rc = render_head(out, cfg, q, now_ms, admin)) != 0)
 		return rc;
 	if (admin)
 		rc = render_tenants(out, st, q, now_ms);

@@ -27,8 +27,7 @@ static int is_tenant(const MDB_val *k, const char *tenant, size_t tlen,
 	       memcmp(t, tenant, tlen) == 0;
 }
 
-/* Reads a record's value into d; 0, or -1 if malformed. */
-static int dest_parse(const MDB_val *v, struct store_dest *d)
+int store_dest_parse(const MDB_val *v, struct store_dest *d)
 {
 	const uint8_t *p = v->mv_data;
 
@@ -73,7 +72,7 @@ int store_dest_lookup(MDB_txn *txn, const struct store *st,
 	else if (rc == MDB_NOTFOUND)
 		rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	if (rc == 0 && is_tenant(&k, tenant, tlen, &s) && s <= seq &&
-	    dest_parse(&v, d) == 0)
+	    store_dest_parse(&v, d) == 0)
 		found = 1;
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)

@@ -8,39 +8,48 @@
 
 #define HA_KEY_MAX (TENANT_ID_MAX + 1 + STORE_HA_VALUE_MAX)
 
+int store_ha_parse(const void *key, size_t klen, const void *val,
+		   size_t vlen, struct store_ha_rec *rec)
+{
+	struct ha_hdr hdr;
+	const char *zero;
+
+	if (vlen < sizeof(hdr) || (zero = memchr(key, 0, klen)) == NULL)
+		return -1;
+	memcpy(&hdr, val, sizeof(hdr));
+	if (hdr.version != STORE_HA_VERSION ||
+	    hdr.replica_len != vlen - sizeof(hdr) ||
+	    hdr.replica_len == 0 || hdr.replica_len > STORE_HA_VALUE_MAX)
+		return -1;
+	rec->tenant = key;
+	rec->tlen = (size_t)(zero - (const char *)key);
+	rec->cluster = zero + 1;
+	rec->clen = klen - rec->tlen - 1;
+	rec->replica = (const char *)val + sizeof(hdr);
+	rec->rlen = hdr.replica_len;
+	rec->elected_ms = hdr.elected_ms;
+	rec->last_seen_ms = hdr.last_seen_ms;
+	if (rec->tlen > TENANT_ID_MAX || rec->clen == 0 ||
+	    rec->clen > STORE_HA_VALUE_MAX)
+		return -1;
+	return 0;
+}
+
 int store_ha_each(struct store_txn *t,
 		  int (*fn)(void *arg, const struct store_ha_rec *rec),
 		  void *arg)
 {
 	struct store_ha_rec rec;
-	struct ha_hdr hdr;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	const char *zero;
 	int rc, ret = 0;
 
 	if ((rc = mdb_cursor_open(t->txn, t->st->ha, &cur)) != 0)
 		return err_from_mdb(rc);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (v.mv_size < sizeof(hdr) ||
-		    (zero = memchr(k.mv_data, 0, k.mv_size)) == NULL)
-			continue;
-		memcpy(&hdr, v.mv_data, sizeof(hdr));
-		if (hdr.version != STORE_HA_VERSION ||
-		    hdr.replica_len != v.mv_size - sizeof(hdr) ||
-		    hdr.replica_len == 0 || hdr.replica_len > STORE_HA_VALUE_MAX)
-			continue;
-		rec.tenant = k.mv_data;
-		rec.tlen = (size_t)(zero - (const char *)k.mv_data);
-		rec.cluster = zero + 1;
-		rec.clen = k.mv_size - rec.tlen - 1;
-		rec.replica = (const char *)v.mv_data + sizeof(hdr);
-		rec.rlen = hdr.replica_len;
-		rec.elected_ms = hdr.elected_ms;
-		rec.last_seen_ms = hdr.last_seen_ms;
-		if (rec.tlen > TENANT_ID_MAX || rec.clen == 0 ||
-		    rec.clen > STORE_HA_VALUE_MAX)
+		if (store_ha_parse(k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+				   &rec) < 0)
 			continue;
 		if ((ret = fn(arg, &rec)) != 0)
 			break;

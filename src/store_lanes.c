@@ -170,3 +170,18 @@ int store_load_cursors(MDB_txn *txn, const struct store *st, struct queue *q)
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
+
+int store_lane_set(struct store_txn *t, const char *tenant, size_t tlen,
+		   unsigned lane, uint64_t through)
+{
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k, v;
+
+	if (lane >= STORE_LANES || t->st->lanes == 0 || tlen > TENANT_ID_MAX)
+		return ERR_FAIL;
+	k.mv_size = store_key(key, tenant, tlen, lane);
+	k.mv_data = key;
+	v.mv_size = 8;
+	v.mv_data = &through;
+	return err_from_mdb(store_seam_put(t->txn, t->st->lanes, &k, &v, 0));
+}

@@ -1,9 +1,11 @@
 /*
  * store_salvage.c - `relay salvage` (see salvage.h): reads a damaged data.mdb
  * with lmdb_read, checks each entry with the relay's own decoders, and
- * writes what passes into a new store.
+ * writes what passes into a new store, with the HA elections; the cursors
+ * and destination records that go with the entries are salvage_state.c's.
  */
 #include "salvage.h"
+#include "salvage_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -33,12 +35,14 @@
 struct sink {
 	struct store *st;
 	struct store_txn *txn;
+	struct salvage_state *state;  /* ref: cursors and destinations */
 	uint64_t pending_bytes;
 	size_t pending;
 };
 
 /* One record to write: a queue entry (status 0), a set-aside entry
- * (status and reason), or a usage record (usage set). */
+ * (status and reason), a usage record (usage set), or an HA election (ha
+ * set). */
 struct record {
 	const char *tenant;
 	size_t tlen;
@@ -48,14 +52,17 @@ struct record {
 	long status;
 	const char *reason;     /* NUL-terminated when status != 0 */
 	int usage;
+	const struct store_ha_rec *ha;
 };
 
 /*
  * Opens the new store (dir != NULL), writes one record, or commits what
  * was written (rec == NULL). Commits every SALVAGE_TXN_ENTRIES records.
  * Entries get the new store's sequence numbers, in the order they are
- * written (the old store's order, so each tenant's stay oldest first).
- * Returns 0 or a negative ERR_* code with the reason in err.
+ * written (the old store's order, so each tenant's stay oldest first),
+ * each under the destination it had; s->state learns the new numbers of
+ * the queue entries. Returns 0 or a negative ERR_* code with the reason
+ * in err.
  */
 static int sink_write(struct sink *s, const char *dir, uint64_t max_size,
 		      const struct record *rec, char *err, size_t errlen)
@@ -81,13 +88,21 @@ static int sink_write(struct sink *s, const char *dir, uint64_t max_size,
 		s->pending_bytes = 0;
 		goto out;
 	}
-	if (rec->usage) {
+	if (rec->ha != NULL) {
+		rc = store_ha_put(s->txn, rec->ha);
+	} else if (rec->usage) {
 		rc = store_usage_put(s->txn, 0, rec->tenant, rec->tlen, rec->seq,
 				     rec->value, rec->vlen);
 	} else {
+		rc = salvage_state_dest(s->state, s->txn, rec->tenant, rec->tlen,
+					rec->seq);
 		/* As it is, lane table and all (any version it reads). */
-		rc = store_put_value(s->txn, rec->tenant, rec->tlen, rec->value,
-				     rec->vlen, &seq);
+		if (rc == 0)
+			rc = store_put_value(s->txn, rec->tenant, rec->tlen,
+					     rec->value, rec->vlen, &seq);
+		if (rc == 0 && rec->status == 0)
+			salvage_state_moved(s->state, rec->tenant, rec->tlen,
+					    rec->seq, seq);
 		if (rc == 0 && rec->status != 0) {
 			memset(&gone, 0, sizeof(gone));
 			rc = store_set_aside(s->txn, rec->tenant, rec->tlen, -1, seq,
@@ -173,20 +188,48 @@ struct copy {
 	struct salvage_db *db;
 	struct salvage_report *r;
 	struct buf raw;
-	int kind;               /* 0 queue, 1 setaside, 2 usage */
+	int kind;               /* 0 queue, 1 setaside, 2 usage, 3 ha */
 	struct usage_rec urec;  /* a usage record, as written */
 	int rc;                 /* the sink's failure */
 	char err[512];
 };
 
+void salvage_invalid(struct salvage_report *r, struct salvage_db *db,
+		     const char *tenant, size_t tlen, uint64_t seq,
+		     const char *why)
+{
+	db->invalid++;
+	if (r->invalid_sample[0] == '\0')
+		snprintf(r->invalid_sample, sizeof(r->invalid_sample),
+			 "tenant=\"%.*s\" seq=%" PRIu64 ": %.150s", (int)tlen, tenant,
+			 seq, why);
+}
+
 static void invalid(struct copy *c, const char *tenant, size_t tlen,
 		    uint64_t seq, const char *why)
 {
-	c->db->invalid++;
-	if (c->r->invalid_sample[0] == '\0')
-		snprintf(c->r->invalid_sample, sizeof(c->r->invalid_sample),
-			 "tenant=\"%.*s\" seq=%" PRIu64 ": %.150s", (int)tlen, tenant,
-			 seq, why);
+	salvage_invalid(c->r, c->db, tenant, tlen, seq, why);
+}
+
+/* An HA election: written as it was read. */
+static int copy_ha(struct copy *c, const struct lmdb_entry *e)
+{
+	struct store_ha_rec ha;
+	struct record rec;
+
+	if (e->val == NULL ||
+	    store_ha_parse(e->key, e->klen, e->val, e->vlen, &ha) < 0) {
+		invalid(c, "", 0, 0, "HA election: bad key, size or version");
+		return 0;
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.ha = &ha;
+	rec.vlen = e->vlen;
+	c->rc = sink_write(c->sink, NULL, 0, &rec, c->err, sizeof(c->err));
+	if (c->rc < 0)
+		return c->rc;
+	c->db->copied++;
+	return 0;
 }
 
 static int copy_entry(void *arg, const struct lmdb_entry *e)
@@ -199,6 +242,8 @@ static int copy_entry(void *arg, const struct lmdb_entry *e)
 	char why[256], reason[1025];
 
 	c->db->read++;
+	if (c->kind == 3)
+		return copy_ha(c, e);
 	memset(&rec, 0, sizeof(rec));
 	rec.value = e->val;
 	rec.vlen = e->vlen;
@@ -252,13 +297,11 @@ static int copy_entry(void *arg, const struct lmdb_entry *e)
 	return 0;
 }
 
-static int copy_db(struct lmdb_file *f, const char *name, int kind,
-		   struct sink *s, struct salvage_db *db, struct salvage_report *r,
-		   char *err, size_t errlen)
+int salvage_walk(struct lmdb_file *f, const char *name, struct salvage_db *db,
+		 lmdb_entry_fn fn, void *arg, char *err, size_t errlen)
 {
 	struct lmdb_db rec;
 	struct lmdb_walk mw;
-	struct copy c;
 	int rc;
 
 	memset(&mw, 0, sizeof(mw));
@@ -275,23 +318,34 @@ static int copy_db(struct lmdb_file *f, const char *name, int kind,
 				 "%.200s: no database %s", f->path, name);
 		return 0;
 	}
+	rc = lmdb_walk_tree(f, &rec, 0, fn, arg, &db->walk);
+	if (rc == ERR_NOMEM) {
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
+	return rc == ERR_CORRUPT ? 0 : rc;
+}
+
+static int copy_db(struct lmdb_file *f, const char *name, int kind,
+		   struct sink *s, struct salvage_db *db, struct salvage_report *r,
+		   char *err, size_t errlen)
+{
+	struct copy c;
+	int rc;
+
 	memset(&c, 0, sizeof(c));
 	c.sink = s;
 	c.db = db;
 	c.r = r;
 	c.kind = kind;
 	buf_init(&c.raw, SALVAGE_RAW_MAX);
-	rc = lmdb_walk_tree(f, &rec, 0, copy_entry, &c, &db->walk);
+	rc = salvage_walk(f, name, db, copy_entry, &c, err, errlen);
 	buf_free(&c.raw);
 	if (c.rc < 0) {
 		snprintf(err, errlen, "%s", c.err);
 		return c.rc;
 	}
-	if (rc == ERR_NOMEM) {
-		snprintf(err, errlen, "out of memory");
-		return rc;
-	}
-	return 0;
+	return rc;
 }
 
 /* 1 when path (which need not exist) lies inside dir. */
@@ -354,9 +408,10 @@ static int target_ok(const char *from, const char *to, char *err, size_t errlen)
 int salvage_run(const char *from, const char *to, uint64_t max_size,
 		struct salvage_report *r, char *err, size_t errlen)
 {
-	static const char *const names[] = {"setaside", "queue", "usage"};
-	struct salvage_db *dbs[] = {&r->setaside, &r->queue, &r->usage};
-	const int kinds[] = {1, 0, 2};
+	static const char *const names[] = {"setaside", "queue", "usage", "ha"};
+	struct salvage_db *dbs[] = {&r->setaside, &r->queue, &r->usage, &r->ha};
+	const int kinds[] = {1, 0, 2, 3};
+	struct salvage_state state;
 	struct lmdb_file f;
 	struct sink s;
 	char file[4200];
@@ -364,6 +419,7 @@ int salvage_run(const char *from, const char *to, uint64_t max_size,
 
 	memset(r, 0, sizeof(*r));
 	memset(&s, 0, sizeof(s));
+	memset(&state, 0, sizeof(state));
 	if ((rc = target_ok(from, to, err, errlen)) < 0)
 		return rc;
 	lock = store_lock(from);
@@ -376,15 +432,32 @@ int salvage_run(const char *from, const char *to, uint64_t max_size,
 		goto out_unlock;
 	r->page_size = f.psize;
 	r->txnid = f.txnid;
-	if ((rc = sink_write(&s, to, max_size, NULL, err, errlen)) < 0)
+	if ((rc = salvage_state_load(&state, &f, r, err, errlen)) < 0 ||
+	    (rc = sink_write(&s, to, max_size, NULL, err, errlen)) < 0)
 		goto out;
-	for (size_t i = 0; i < 3; i++) {
+	s.state = &state;
+	for (size_t i = 0; i < 4; i++) {
 		rc = copy_db(&f, names[i], kinds[i], &s, dbs[i], r, err, errlen);
 		if (rc < 0)
 			goto out;
 	}
+	/* The cursors, in the new numbers, and the latest destinations. */
+	if ((rc = sink_write(&s, NULL, 0, NULL, err, errlen)) < 0)
+		goto out;
+	if ((rc = store_txn_begin(s.st, &s.txn)) < 0) {
+		s.txn = NULL;
+		snprintf(err, errlen, "cannot write the new store: %s",
+			 err_str(rc));
+		goto out;
+	}
+	if ((rc = salvage_state_write(&state, s.txn, r)) < 0) {
+		snprintf(err, errlen, "cannot write the new store: %s",
+			 err_str(rc));
+		goto out;
+	}
 	rc = sink_write(&s, NULL, 0, NULL, err, errlen);
 out:
+	salvage_state_free(&state);
 	sink_close(&s);
 	lmdb_file_close(&f);
 out_unlock:
@@ -394,14 +467,18 @@ out_unlock:
 
 /* --- the CLI ------------------------------------------------------------- */
 
-static void print_db(FILE *out, const char *name, const struct salvage_db *d)
+/* entries: a database of queue values (with samples to count). */
+static void print_db(FILE *out, const char *name, const struct salvage_db *d,
+		     int entries)
 {
 	const struct lmdb_walk *w = &d->walk;
 
-	fprintf(out, "%s: copied=%" PRIu64 " samples=%" PRIu64 " read=%" PRIu64
-		" invalid=%" PRIu64 " damaged_pages=%" PRIu64
-		" damaged_entries=%" PRIu64 "%s\n", name, d->copied, d->samples,
-		d->read, d->invalid, w->bad_pages, w->bad_entries,
+	fprintf(out, "%s: copied=%" PRIu64, name, d->copied);
+	if (entries)
+		fprintf(out, " samples=%" PRIu64, d->samples);
+	fprintf(out, " read=%" PRIu64 " invalid=%" PRIu64 " damaged_pages=%"
+		PRIu64 " damaged_entries=%" PRIu64 "%s\n", d->read, d->invalid,
+		w->bad_pages, w->bad_entries,
 		d->missing ? " (database not found)" : "");
 	if (w->nbad > 0) {
 		fprintf(out, "%s: damaged pages:", name);
@@ -480,7 +557,8 @@ static void salvage_help(FILE *out)
 		"       relay salvage --from DIR --to NEWDIR [--max-size BYTES]\n"
 		"       relay salvage --from DIR --pages\n"
 		"Copies every intact entry of a damaged data directory into a new\n"
-		"one (README: Damaged data directory).\n");
+		"one, with the lanes' cursors, the destinations and the HA\n"
+		"elections (docs/recovery.md).\n");
 }
 
 int salvage_main(int argc, char **argv)
@@ -540,9 +618,12 @@ int salvage_main(int argc, char **argv)
 		goto out;
 	}
 	printf("salvage: page_size=%u txnid=%" PRIu64 "\n", r.page_size, r.txnid);
-	print_db(stdout, "queue", &r.queue);
-	print_db(stdout, "setaside", &r.setaside);
-	print_db(stdout, "usage", &r.usage);
+	print_db(stdout, "queue", &r.queue, 1);
+	print_db(stdout, "setaside", &r.setaside, 1);
+	print_db(stdout, "usage", &r.usage, 0);
+	print_db(stdout, "lanes", &r.lanes, 0);
+	print_db(stdout, "dest", &r.dest, 0);
+	print_db(stdout, "ha", &r.ha, 0);
 	if (r.invalid_sample[0] != '\0')
 		printf("salvage: first invalid entry: %s\n", r.invalid_sample);
 	printf("salvage: done; set [storage] path = %s and start the relay\n", to);

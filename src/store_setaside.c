@@ -6,6 +6,8 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* One set-aside value, split up. */
@@ -234,46 +236,149 @@ static int trim_age(struct store_txn *t, uint64_t max_age_ms, uint64_t now,
 	return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
 }
 
+/* The size trim's first batch of candidates; it doubles for every pass
+ * that deleted a whole batch and was still over. */
+#define TRIM_BATCH 1024
+
+uint64_t store_setaside_trim_reads;
+
+/* One candidate of the size trim: an entry's time and key (copied). */
+struct trim_cand {
+	uint64_t ms, seq;
+	size_t tlen;
+	char tenant[TENANT_ID_MAX];
+};
+
+/* 1 if a goes before b: set aside earlier, or as early and first in key
+ * order. */
+static int cand_before(const struct trim_cand *a, const struct trim_cand *b)
+{
+	int c;
+
+	if (a->ms != b->ms)
+		return a->ms < b->ms;
+	if ((c = memcmp(a->tenant, b->tenant,
+			a->tlen < b->tlen ? a->tlen : b->tlen)) != 0)
+		return c < 0;
+	if (a->tlen != b->tlen)
+		return a->tlen < b->tlen;
+	return a->seq < b->seq;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+	return cand_before(a, b) ? -1 : cand_before(b, a);
+}
+
+/* Keeps in h (a heap of at most cap, the latest at the top) the cap
+ * earliest candidates offered. */
+static void cand_offer(struct trim_cand *h, size_t *n, size_t cap,
+		       const struct trim_cand *c)
+{
+	struct trim_cand tmp;
+	size_t i, p, l, m;
+
+	if (*n < cap) {
+		for (i = (*n)++, h[i] = *c; i > 0; i = p) {
+			p = (i - 1) / 2;
+			if (!cand_before(&h[p], &h[i]))
+				break;
+			tmp = h[p], h[p] = h[i], h[i] = tmp;
+		}
+		return;
+	}
+	if (cap == 0 || !cand_before(c, &h[0]))
+		return;
+	for (h[0] = *c, i = 0;; i = m) {
+		l = 2 * i + 1;
+		m = i;
+		if (l < *n && cand_before(&h[m], &h[l]))
+			m = l;
+		if (l + 1 < *n && cand_before(&h[m], &h[l + 1]))
+			m = l + 1;
+		if (m == i)
+			break;
+		tmp = h[m], h[m] = h[i], h[i] = tmp;
+	}
+}
+
+/* One pass of the size trim: reads every entry once, keeping the cap
+ * earliest, then deletes them earliest first while the database is over
+ * max_bytes. *more: still over after deleting all cap of them, with
+ * entries left. Returns an LMDB code (ENOMEM too). */
+static int trim_pass(struct store_txn *t, uint64_t max_bytes, size_t cap,
+		     const struct setaside_sink *sink, uint64_t *n, int *more)
+{
+	struct store *st = t->st;
+	struct setaside_filter one;
+	struct trim_cand *h, c;
+	size_t nh = 0, total = 0, i;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct item it;
+	uint64_t k_n;
+	int rc;
+
+	*more = 0;
+	if ((h = malloc(cap * sizeof(*h))) == NULL)
+		return ENOMEM;
+	if ((rc = mdb_cursor_open(t->txn, st->setaside, &cur)) != 0)
+		goto out;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		store_setaside_trim_reads++;
+		if (item_parse(&k, &v, &it) < 0 || it.tlen > TENANT_ID_MAX)
+			continue;
+		c.ms = it.sh.set_aside_ms;
+		c.seq = it.seq;
+		c.tlen = it.tlen;
+		memcpy(c.tenant, it.tenant, it.tlen);
+		cand_offer(h, &nh, cap, &c);
+		total++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		goto out;
+	rc = 0;
+	qsort(h, nh, sizeof(*h), cand_cmp);
+	for (i = 0; i < nh; i++) {
+		if (store_db_bytes(t->txn, st, st->setaside) <= max_bytes)
+			goto out;
+		memset(&one, 0, sizeof(one));
+		memcpy(one.tenant, h[i].tenant, h[i].tlen);
+		one.tlen = h[i].tlen;
+		one.seq = h[i].seq;
+		if ((rc = take(t, &one, sink, &k_n, 0)) != 0)
+			goto out;
+		if (k_n == 0)   /* cannot happen: stop rather than loop */
+			goto out;
+		*n += k_n;
+	}
+	*more = total > nh &&
+		store_db_bytes(t->txn, st, st->setaside) > max_bytes;
+out:
+	free(h);
+	return rc;
+}
+
 int store_setaside_trim(struct store_txn *t, uint64_t max_bytes,
 			uint64_t max_age_ms, uint64_t now,
 			const struct setaside_sink *sink, uint64_t *n)
 {
-	struct store *st = t->st;
-	struct setaside_filter one;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	struct item it, oldest = {0};
-	uint64_t k_n;
-	int rc;
+	size_t cap = TRIM_BATCH;
+	int rc, more = 1;
 
 	*n = 0;
 	if ((rc = trim_age(t, max_age_ms, now, sink, n)) != 0)
 		return err_from_mdb(rc);
-	/* By size: the oldest first, while over. */
-	while (store_db_bytes(t->txn, st, st->setaside) > max_bytes) {
-		int found = 0;
-		if ((rc = mdb_cursor_open(t->txn, st->setaside, &cur)) != 0)
-			return err_from_mdb(rc);
-		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-			if (item_parse(&k, &v, &it) == 0 &&
-			    (!found || it.sh.set_aside_ms < oldest.sh.set_aside_ms)) {
-				oldest = it;
-				found = 1;
-			}
-		}
-		mdb_cursor_close(cur);
-		if (!found)
-			break;
-		memset(&one, 0, sizeof(one));
-		memcpy(one.tenant, oldest.tenant, oldest.tlen);
-		one.tlen = oldest.tlen;
-		one.seq = oldest.seq;
-		if ((rc = take(t, &one, sink, &k_n, 0)) != 0)
-			return err_from_mdb(rc);
-		if (k_n == 0)
-			break;
-		*n += k_n;
+	/* By size: the earliest first, while over; each pass reads every
+	 * entry once, and the batch doubles, so deleting d of n entries
+	 * reads about n * log2(d / TRIM_BATCH + 2) of them. */
+	while (more && store_db_bytes(t->txn, t->st, t->st->setaside) > max_bytes) {
+		if ((rc = trim_pass(t, max_bytes, cap, sink, n, &more)) != 0)
+			return rc == ENOMEM ? ERR_NOMEM : err_from_mdb(rc);
+		if (cap < SIZE_MAX / 2 / sizeof(struct trim_cand))
+			cap *= 2;
 	}
 	return 0;
 }

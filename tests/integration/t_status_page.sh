@@ -7,7 +7,9 @@
 #  2. headless Chromium renders it (no script, nothing from the network):
 #     the rendered text holds the tenants, their 24-hour samples and the
 #     chart; a screenshot is saved under the build directory;
-#  3. the upstream down: the page says backing off and shows the error.
+#  3. the upstream down: the page says backing off and shows the error:
+#     without credentials its class only, with the admin token curl's
+#     text too (it names the upstream's host and port).
 . "$(dirname "$0")/../lib.sh"
 require_relay
 
@@ -103,6 +105,11 @@ else
 fi
 page=$(curl -s --max-time 10 "$BASE/")
 checkx "and shows the last error (no answer, the connection refused)" \
-	'printf "%s" "$page" | grep -q "last error</th><td>[0-9T:Z-]* ([0-9a-z ]* ago): no answer"'
+	'printf "%s" "$page" | grep -q "last error</th><td>[0-9T:Z-]* ([0-9a-z ]* ago): no answer</td>"'
+checkx "without credentials, not its text (no upstream port $VM_PORT)" \
+	'[[ $page != *"$VM_PORT"* && $page != *"no answer, <code>"* ]]'
+page=$(curl -s --max-time 10 -H "Authorization: Bearer $ADMIN" "$BASE/")
+checkx "with the admin token, curl's text too" \
+	'printf "%s" "$page" | grep -q "last error</th><td>[^<]*: no answer, <code>[^<]*$VM_PORT[^<]*</code>"'
 checkx "and one buffered entry" \
 	'printf "%s" "$page" | grep -q "<tr><th>entries</th><td class=\"n\">1</td>"'

@@ -39,13 +39,15 @@ static char unit_msg[512];
 		}                                                             \
 	} while (0)
 
+/* The message cuts each expression to 80 bytes and each value to 120, so
+ * that it fits unit_msg (and gcc's -Wformat-truncation has no case). */
 #define CHECK_STR(a, b)                                                       \
 	do {                                                                  \
 		const char *unit_a = (a), *unit_b = (b);                      \
 		if (unit_a == NULL || unit_b == NULL ||                       \
 		    strcmp(unit_a, unit_b) != 0) {                            \
 			snprintf(unit_msg, sizeof(unit_msg),                  \
-				 "%s:%d: %s == %s (\"%s\" != \"%s\")",         \
+				 "%s:%d: %.80s == %.80s (\"%.120s\" != \"%.120s\")", \
 				 __FILE__, __LINE__, #a, #b,                  \
 				 unit_a ? unit_a : "(null)",                  \
 				 unit_b ? unit_b : "(null)");                 \
