@@ -42,7 +42,12 @@ URL=http://127.0.0.1:$RELAY_PORT/api/v1/write
 # Within Prometheus' head block (an hour), in the past.
 START=$(($(date +%s) * 1000 - 20 * 60 * 1000))
 
-write_conf "$T/a.conf" "upstream.url=$UP" "server.admin_token=$ADMIN"
+# A's stop lets the requests in flight finish and records them; that holds
+# within shutdown_timeout (5s by default), after which they are abandoned
+# and sent again as after a SIGKILL. On a loaded 2-core machine an 8 MiB
+# request into Prometheus can take longer, so A gives the stop a minute.
+write_conf "$T/a.conf" "upstream.url=$UP" "server.admin_token=$ADMIN" \
+	"server.shutdown_timeout=60s"
 write_conf "$T/b.conf" "upstream.url=$UP" "server.admin_token=$ADMIN" \
 	"upstream.inflight_per_tenant=8" "upstream.concurrency=8" \
 	"upstream.max_request_size=64KiB"
@@ -150,6 +155,8 @@ start_prom_receiver "$T/prom" "$PROM_PORT" ||
 wait_some_drained "$acked" || fail "A: delivery starts" "nothing delivered"
 stop_relay
 check "A: SIGTERM in the middle of the catch-up: clean exit" [ "$?" = 0 ]
+check "A: no request in flight was abandoned at the stop" \
+	bash -c "! grep -q 'abandoned at stop' '$RELAY_LOG'"
 start_relay "$T/a.conf" || { fail setup "relay did not restart"; exit 1; }
 note "A: after the restart $(metric "$RELAY_PORT" relay_buffer_samples) samples were still buffered"
 after A ca "$acked"
