@@ -82,16 +82,54 @@ static __thread struct relabel_label *relabel_buf;
 static __thread struct label *relabel_orig;  /* the labels as sent */
 static __thread size_t relabel_buf_cap;
 
+/* Why the rules left a series invalid, besides label_check's L_ values. */
+enum { R_TOO_MANY = 100, R_NO_NAME };
+
+/* Keeps the reason of the first series of the request the rules left
+ * invalid: label_check's rc for label l, or R_TOO_MANY, R_NO_NAME.
+ * Returns WIRE_REFUSED. */
+static int refused(struct scan *s, const struct label *l,
+		   const struct label *prev, int rc)
+	__attribute__((cold, noinline));
+static int refused(struct scan *s, const struct label *l,
+		   const struct label *prev, int rc)
+{
+	s->what = "relabeled series";
+	if (s->n.invalid_series > 0)
+		;       /* the first one's reason is kept */
+	else if (rc == R_TOO_MANY)
+		wire_fail(s, WIRE_BAD, "more than %zu labels after relabeling",
+			  s->o->max_labels_per_series);
+	else if (rc == R_NO_NAME)
+		wire_fail(s, WIRE_BAD, "empty metric name: the rules removed "
+			  "__name__");
+	else
+		wire_label_error(s, l, prev, rc);
+	s->what = "series";
+	return WIRE_REFUSED;
+}
+
+/* Whether ls[0..n) holds a label named __name__. */
+static int has_metric_name(const struct label *ls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ls[i].nlen == 8 && memcmp(ls[i].name, "__name__", 8) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * Runs the relabel hook over series r (its label array has room for *cap)
  * and checks what it leaves as sent labels are checked. Returns 0 keep,
- * 1 dropped, or WIRE_BAD / WIRE_TOO_LARGE with the reason.
+ * 1 dropped, WIRE_REFUSED when the rules left the series invalid (the
+ * first such series' reason in s->why), or WIRE_BAD / WIRE_TOO_LARGE with
+ * the reason (the request is refused).
  */
 int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 {
 	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
 	struct label *prev = NULL;
-	int rc, d;
+	int rc, d, named = 0;
 
 	room = max ? max + 1 : 2 * n + 16;
 	room = room > n ? room : n;
@@ -113,8 +151,7 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 	if (rc == ERR_NOMEM)
 		return wire_fail(s, WIRE_TOO_LARGE, "out of memory for relabeling");
 	if (rc == ERR_FULL || (rc == 0 && max && n > max))
-		return wire_fail(s, WIRE_BAD, "more than %zu labels after relabeling",
-				 max);
+		return refused(s, NULL, NULL, R_TOO_MANY);
 	if (rc < 0)
 		return wire_fail(s, WIRE_BAD, "relabeling failed: %s", err_str(rc));
 	if (rc == 1 || n == 0)
@@ -124,7 +161,6 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for labels");
 		*cap *= 2;
 	}
-	s->what = "relabeled series";
 	norig = r->n;
 	r->llen = 0;
 	for (r->n = 0; r->n < n; prev = &r->l[r->n++]) {
@@ -145,18 +181,20 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 			if (prev != NULL && (d = name_cmp(l->name, l->nlen,
 							  prev->name,
 							  prev->nlen)) <= 0)
-				return wire_label_error(s, l, prev, d == 0 ?
-							L_DUPLICATE : L_UNSORTED);
+				return refused(s, l, prev, d == 0 ?
+					       L_DUPLICATE : L_UNSORTED);
 		} else {
 			*l = (struct label){ .name = b->name, .nlen = b->nlen,
 				.value = b->value, .vlen = b->vlen };
 			l->size = label_size(l->nlen, l->vlen);
 			if ((rc = label_check(s->o, l, prev)) != L_OK)
-				return wire_label_error(s, l, prev, rc);
+				return refused(s, l, prev, rc);
 		}
+		named |= l->nlen == 8 && memcmp(l->name, "__name__", 8) == 0;
 		r->llen += l->size;
 	}
-	s->what = "series";
+	if (!named && has_metric_name(relabel_orig, norig))
+		return refused(s, NULL, NULL, R_NO_NAME);
 	return 0;
 }
 
