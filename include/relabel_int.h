@@ -12,7 +12,7 @@
 
 enum relabel_action {
 	RA_REPLACE, RA_KEEP, RA_DROP, RA_KEEPEQUAL, RA_DROPEQUAL, RA_HASHMOD,
-	RA_LABELMAP, RA_LABELDROP, RA_LABELKEEP
+	RA_LABELMAP, RA_LABELDROP, RA_LABELKEEP, RA_LOWERCASE, RA_UPPERCASE
 };
 
 /* How a regex is matched: PCRE2, or without it when the pattern is a set

@@ -13,14 +13,18 @@
  * Regular expressions: PCRE2 (8-bit, UTF mode, JIT), the pattern wrapped
  * as ^(?:REGEX)$ with $ matching only at the very end, as Go's regexp
  * (RE2 syntax) anchors Prometheus' patterns. "(.*)", ".*" and patterns of
- * plain characters are matched without PCRE2.
+ * plain characters are matched without PCRE2. lowercase and uppercase map
+ * characters with C.UTF-8's towlower_l / towupper_l (Unicode's simple case
+ * mapping, as Go's unicode package).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "relabel_int.h"
 
+#include <locale.h>
 #include <openssl/evp.h>
 #include <pcre2.h>
 #include <pthread.h>
+#include <wctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -736,6 +740,102 @@ found:
 	return label_set(ls, n, cap, r->target.p, r->target.n, d, len);
 }
 
+/* C.UTF-8's case mapping (Unicode's simple one, as Go's unicode.ToLower
+ * and ToUpper), made once. */
+static locale_t utf8_locale;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void utf8_locale_new(void)
+{
+	utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/* Reads the UTF-8 character at p[0..n) (n > 0) into *cp. Returns its
+ * length, or 0 when it is not a well-formed one. */
+static size_t utf8_get(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	size_t k = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
+	uint32_t c = p[0] & (0x7f >> k);
+
+	if (k == 0 || k > n || p[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	*cp = c;
+	return k;
+}
+
+/* Writes cp as UTF-8 at d; returns its length (1 to 4). */
+static size_t utf8_put(uint8_t *d, uint32_t cp)
+{
+	if (cp < 0x80) {
+		d[0] = (uint8_t)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		d[0] = (uint8_t)(0xc0 | cp >> 6);
+		d[1] = (uint8_t)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		d[0] = (uint8_t)(0xe0 | cp >> 12);
+		d[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+		d[2] = (uint8_t)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	d[0] = (uint8_t)(0xf0 | cp >> 18);
+	d[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
+	d[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+	d[3] = (uint8_t)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* lowercase and uppercase, as Prometheus 2.42 does them: target_label set
+ * to the joined value mapped as Go's strings.ToLower / ToUpper (each
+ * character by Unicode's simple case mapping; an empty result removes the
+ * label). A mapped character takes at most 3/2 of the bytes it had (a
+ * 2-byte one may become 3), so 2 * vlen bytes hold the result. */
+static int do_case(const struct relabel_rule *r, struct relabel_label *ls,
+		   size_t *n, size_t cap, struct relabel_scratch *s,
+		   const uint8_t *val, size_t vlen)
+{
+	int upper = r->action == RA_UPPERCASE;
+	uint8_t *out, *d, c;
+	size_t i = 0, k;
+	uint32_t cp;
+
+	if ((out = d = arena_alloc(s, 2 * vlen + 4)) == NULL)
+		return ERR_NOMEM;
+	while (i < vlen) {
+		c = val[i];
+		if (c < 0x80) {
+			if (upper ? c >= 'a' && c <= 'z' : c >= 'A' && c <= 'Z')
+				c ^= 0x20;
+			*d++ = c;
+			i++;
+			continue;
+		}
+		if ((k = utf8_get(val + i, vlen - i, &cp)) == 0) {
+			*d++ = c;        /* not UTF-8: left as it is */
+			i++;
+			continue;
+		}
+		pthread_once(&utf8_once, utf8_locale_new);
+		if (utf8_locale != (locale_t)0)
+			cp = (uint32_t)(upper ? towupper_l((wint_t)cp, utf8_locale) :
+					towlower_l((wint_t)cp, utf8_locale));
+		if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			utf8_get(val + i, vlen - i, &cp);
+		d += utf8_put(d, cp);
+		i += k;
+	}
+	return label_set(ls, n, cap, r->target.p, r->target.n, out,
+			 (size_t)(d - out));
+}
+
 static int do_labelmap(const struct relabel_rule *r, struct relabel_label *ls,
 		       size_t *n, size_t cap, struct relabel_scratch *s)
 {
@@ -821,6 +921,9 @@ static int apply_rule(const struct relabel_rule *r, struct relabel_label *ls,
 		return do_labelfilter(r, ls, n, s, 0);
 	case RA_LABELKEEP:
 		return do_labelfilter(r, ls, n, s, 1);
+	case RA_LOWERCASE:
+	case RA_UPPERCASE:
+		return do_case(r, ls, n, cap, s, val, vlen);
 	}
 	return ERR_FAIL;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # t_relabel.sh - relabel rules against the reference, vmagent:
 #  1. the same rules file (drop by __name__ regex, keep, labeldrop,
-#     replace, labelmap, hashmod) given to the relay ([tenancy] relabel)
-#     and to vmagent (-remoteWrite.relabelConfig), the same requests sent
+#     replace, labelmap, hashmod, lowercase, uppercase) given to the
+#     relay ([tenancy] relabel) and to vmagent
+#     (-remoteWrite.relabelConfig), the same requests sent
 #     to both, each into its own VictoriaMetrics: the series and samples
 #     both hold are identical (the relay's tenant label aside). hashmod
 #     differs by design (Prometheus' MD5 against vmagent's XXH64): its
@@ -66,6 +67,13 @@ cat >"$RULES" <<'EOF'
   target_label: shard
   modulus: 4
   action: hashmod
+# case mapping, past ASCII too
+- source_labels: [env]
+  target_label: env_upper
+  action: uppercase
+- source_labels: [pod]
+  target_label: pod
+  action: lowercase
 EOF
 TENANT_RULES=$T/tenant.yml
 cat >"$TENANT_RULES" <<'EOF'
@@ -128,7 +136,7 @@ send() {
 }
 
 PER=$((SERIES * SAMPLES))
-send app "$START" env=prod pod=web-12 tmp_debug=x k8s_label_team=core >/dev/null
+send app "$START" env=prod pod=WÉB-Äpi-12 tmp_debug=x k8s_label_team=core >/dev/null
 send go_gc "$START" env=prod >/dev/null
 send app2 "$START" env=dev pod=api-3 >/dev/null
 send app3 "$START" pod=db k8s_label_owner=ops >/dev/null
@@ -160,7 +168,9 @@ fi
 
 # Each relay series carries exactly the labels the rules leave.
 one=$(vm_export "$VM_R" '{__name__="app_metric",instance="host-1"}' | jq -c '.metric | keys')
-eq "rules applied" '["__name__","env","instance","job","k8s_label_team","origin","pod","pod_index","shard","team_team","tenant"]' "$one"
+eq "rules applied" '["__name__","env","env_upper","instance","job","k8s_label_team","origin","pod","pod_index","shard","team_team","tenant"]' "$one"
+one=$(vm_export "$VM_R" '{__name__="app_metric",instance="host-1"}' | jq -r '"\(.metric.pod) \(.metric.env_upper)"')
+eq "lowercase, uppercase" "wéb-äpi-12 PROD" "$one"
 
 # hashmod: the relay's shard is MD5's last 8 bytes mod 4 (4 divides 2^64:
 # the last hex digit's low two bits); vmagent's agrees only by chance.
