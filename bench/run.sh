@@ -100,6 +100,7 @@ OUTAGE_SECONDS=${BENCH_OUTAGE_SECONDS:-60}
 RESUME_TIMEOUT=${BENCH_RESUME_TIMEOUT:-120}
 RELABEL_SAMPLES=${BENCH_RELABEL_SAMPLES:-3000000}
 RELABEL_ROUNDS=${BENCH_RELABEL_ROUNDS:-2}
+RELABEL_TOKEN=bench-relabel-token
 PHASES=" ${BENCH_PHASES:-a b c d e f g h} "
 VMAGENT=${VMAGENT:-/usr/bin/vmagent}
 VICTORIA=${VICTORIA:-/usr/bin/victoria-metrics}
@@ -351,7 +352,11 @@ start_system() {
 		inflight_per_tenant = $RELAY_INFLIGHT
 		EOF
 		fi
-		[ "$which" = relabel ] &&
+		case $which in relabel*)
+			# phase h: one tenant, as the relay runs for tenants
+			printf '\n[tenant bench]\ntoken = %s\n' "$RELABEL_TOKEN" >>"$conf" ;;
+		esac
+		[ "$which" = relabel-rules ] &&
 			printf '\n[tenancy]\nrelabel = %s\n' "$ROOT/bench/relabel.yml" >>"$conf"
 		"$RELAY" -c "$conf" >>"$logf" 2>&1 &
 		SYS_PID=$!
@@ -542,9 +547,10 @@ phase_relabel() {
 			dir=$WORK/relabel-$k
 			settle_disk
 			start_system relay "$port" "$up" "$dir" "$WORK/relay.log" \
-				"$([ $k = rules ] && echo relabel || echo bench)"
+				"relabel-$k"
 			c0=$(cpu_ticks "$SYS_PID")
 			loadgen_run line --url "$(ingest_url "$port")" \
+				--token "$RELABEL_TOKEN" \
 				--series-per-request 500 --samples "$RELABEL_SAMPLES"
 			sleep "$SETTLE"
 			c1=$(cpu_ticks "$SYS_PID")

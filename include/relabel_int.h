@@ -69,6 +69,9 @@ struct relabel_rule {
 	size_t nalts;
 	enum relabel_set_group set_group;
 	unsigned groups;             /* capture groups in regex */
+	int match_all;               /* regex is (.*) or .*: matches what has
+				      * no newline, group 1 (if any) all */
+	int target_static;           /* target is a label name, no $ */
 	uint64_t modulus;
 	unsigned line;               /* where the rule starts */
 };

@@ -317,6 +317,11 @@ int relabel_rule_compile(struct relabel_rule *r, char *why, size_t whylen)
 		snprintf(why, whylen, "out of memory");
 		return -1;
 	}
+	r->match_all = r->rx == RX_SET && r->nalts == 1 &&
+		       r->alts[0].n == 0 && r->alts[0].rest == 1 &&
+		       r->alts[0].head == 0 && r->set_group != SG_HEAD;
+	r->target_static = !r->target_t.has_group &&
+			   labels_name_valid(r->target.p, r->target.n);
 	return 0;
 }
 
@@ -476,7 +481,8 @@ static int label_set(struct relabel_label *ls, size_t *n, size_t cap,
 
 	if (vlen == 0) {
 		if (found) {
-			memmove(&ls[i], &ls[i + 1], (*n - i - 1) * sizeof(*ls));
+			for (size_t k = i + 1; k < *n; k++)
+				ls[k - 1] = ls[k];
 			(*n)--;
 		}
 		return 0;
@@ -484,7 +490,9 @@ static int label_set(struct relabel_label *ls, size_t *n, size_t cap,
 	if (!found) {
 		if (*n == cap)
 			return ERR_FULL;
-		memmove(&ls[i + 1], &ls[i], (*n - i) * sizeof(*ls));
+		/* a loop: a dozen labels move faster than memmove is called */
+		for (size_t k = *n; k > i; k--)
+			ls[k] = ls[k - 1];
 		(*n)++;
 		ls[i].name = name;
 		ls[i].nlen = nlen;
@@ -680,6 +688,24 @@ static int do_replace(const struct relabel_rule *r, struct relabel_label *ls,
 	struct match m;
 	int rc;
 
+	if (r->match_all && r->target_static &&
+	    (!r->replacement_t.has_group ||
+	     (r->replacement_t.nparts == 1 && r->replacement_t.parts[0].group == 1))) {
+		/* (.*) into a fixed label, of a fixed value or $1: no
+		 * match to make, nothing to expand */
+		if (memchr(val, '\n', vlen) != NULL)
+			return 0;
+		if (!r->replacement_t.has_group)
+			return label_set(ls, n, cap, r->target.p, r->target.n,
+					 r->replacement.p, r->replacement.n);
+		if (val == s->join && vlen > 0) {
+			/* the joined values: s->join is made again */
+			if ((res = arena_alloc(s, vlen)) == NULL)
+				return ERR_NOMEM;
+			val = memcpy((uint8_t *)res, val, vlen);
+		}
+		return label_set(ls, n, cap, r->target.p, r->target.n, val, vlen);
+	}
 	if ((rc = rx_match(r, val, vlen, s, &m)) <= 0)
 		return rc;
 	if ((target = expand(&r->target_t, &m, s, &tlen)) == NULL)
