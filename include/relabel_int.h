@@ -72,6 +72,11 @@ struct relabel_rule {
 	int match_all;               /* regex is (.*) or .*: matches what has
 				      * no newline, group 1 (if any) all */
 	int target_static;           /* target is a label name, no $ */
+	/* RX_SET whose every alternative starts with a character: the
+	 * first bytes they start with (a subject starting otherwise, or
+	 * empty, does not match: no need to try the alternatives) */
+	int first_on;
+	uint64_t first[4];
 	uint64_t modulus;
 	unsigned line;               /* where the rule starts */
 };

@@ -128,6 +128,7 @@ static int has_metric_name(const struct label *ls, size_t n)
 int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 {
 	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
+	size_t prev_sent = SIZE_MAX;   /* prev is relabel_orig[prev_sent] */
 	struct label *prev = NULL;
 	int rc, d, named = 0;
 
@@ -169,7 +170,8 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 		struct label *l = &r->l[r->n];
 
 		/* A label as sent (the same bytes) keeps its encoding and its
-		 * checks; only its place is checked again. */
+		 * checks; only its place is checked again (not after the one
+		 * sent before it: those were in order). */
 		while (j < norig && relabel_orig[j].name != b->name &&
 		       name_cmp(relabel_orig[j].name, relabel_orig[j].nlen,
 				b->name, b->nlen) < 0)
@@ -178,19 +180,22 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 		if (o != NULL && o->name == b->name && o->nlen == b->nlen &&
 		    o->value == b->value && o->vlen == b->vlen) {
 			*l = *o;
-			if (prev != NULL && (d = name_cmp(l->name, l->nlen,
-							  prev->name,
-							  prev->nlen)) <= 0)
+			if (prev != NULL && prev_sent != j - 1 &&
+			    (d = name_cmp(l->name, l->nlen, prev->name,
+					  prev->nlen)) <= 0)
 				return refused(s, l, prev, d == 0 ?
 					       L_DUPLICATE : L_UNSORTED);
+			prev_sent = j++;
 		} else {
 			*l = (struct label){ .name = b->name, .nlen = b->nlen,
 				.value = b->value, .vlen = b->vlen };
 			l->size = label_size(l->nlen, l->vlen);
 			if ((rc = label_check(s->o, l, prev)) != L_OK)
 				return refused(s, l, prev, rc);
+			prev_sent = SIZE_MAX;
 		}
-		named |= l->nlen == 8 && memcmp(l->name, "__name__", 8) == 0;
+		named |= l->nlen == 8 && l->name[0] == '_' &&
+			 memcmp(l->name, "__name__", 8) == 0;
 		r->llen += l->size;
 	}
 	if (!named && has_metric_name(relabel_orig, norig))
