@@ -52,8 +52,6 @@ struct relabel_scratch {
 	void *md5;                   /* owned: EVP_MD_CTX */
 	struct relabel_label *pend;  /* owned: labelmap's pending labels */
 	size_t pend_cap;
-	uint8_t *join;               /* owned: the joined source values */
-	size_t join_cap;
 	/* hashmod's last hash: series of one target come together and
 	 * share the values hashed (instance), so one entry saves most MD5s */
 	int hm_valid;

@@ -401,7 +401,6 @@ void relabel_scratch_free(struct relabel_scratch *s)
 	pcre2_match_data_free((pcre2_match_data *)s->match);
 	EVP_MD_CTX_free((EVP_MD_CTX *)s->md5);
 	free(s->pend);
-	free(s->join);
 	free(s->hm_key);
 	memset(s, 0, sizeof(*s));
 }
@@ -558,7 +557,7 @@ static const uint8_t *join_sources(const struct relabel_rule *r,
 {
 	const uint8_t *v[16];
 	size_t vl[16], total = 0, i;
-	uint8_t *d;
+	uint8_t *d, *join;
 
 	if (r->nsrc == 1)
 		return label_get(ls, n, r->src[0].p, r->src[0].n, len);
@@ -571,13 +570,14 @@ static const uint8_t *join_sources(const struct relabel_rule *r,
 		label_get(ls, n, r->src[i].p, r->src[i].n, &l);
 		total += l + r->sep.n;
 	}
-	if (total + 1 > s->join_cap) {
-		if ((d = realloc(s->join, total + 1)) == NULL)
-			return NULL;
-		s->join = d;
-		s->join_cap = total + 1;
+	if (total == 0) {
+		*len = 0;
+		return (const uint8_t *)"";
 	}
-	d = s->join;
+	/* in the arena: the joined value stays as long as what rules make
+	 * of it, which may take it as it is */
+	if ((d = join = arena_alloc(s, total)) == NULL)
+		return NULL;
 	for (i = 0; i < r->nsrc; i++) {
 		const uint8_t *p = i < 16 ? v[i] : NULL;
 		size_t l = i < 16 ? vl[i] : 0;
@@ -592,7 +592,7 @@ static const uint8_t *join_sources(const struct relabel_rule *r,
 		d += l;
 	}
 	*len = total;
-	return s->join;
+	return join;
 }
 
 /* Whether subject[0..len) cannot match r (the first byte test of
@@ -740,12 +740,6 @@ static int do_replace(const struct relabel_rule *r, struct relabel_label *ls,
 		if (!r->replacement_t.has_group)
 			return label_set(ls, n, cap, r->target.p, r->target.n,
 					 r->replacement.p, r->replacement.n);
-		if (val == s->join && vlen > 0) {
-			/* the joined values: s->join is made again */
-			if ((res = arena_alloc(s, vlen)) == NULL)
-				return ERR_NOMEM;
-			val = memcpy((uint8_t *)res, val, vlen);
-		}
 		return label_set(ls, n, cap, r->target.p, r->target.n, val, vlen);
 	}
 	if (rx_cannot(r, val, vlen))
