@@ -23,7 +23,8 @@
 #      senders, the same requests into VictoriaMetrics alone (the physical
 #      limit), ingest over 64 connections, and the delay before delivery
 #      resumes after an outage: see bench/catchup.sh.
-#   h. relabel rules: the relay alone (upstream down) on the same
+#   h. relabel rules: the relay alone (upstream down), for one tenant
+#      (token; the tenant label set on every series), on the same
 #      500-series load with no rules and with the ten typical rules of
 #      bench/relabel.yml ([tenancy] relabel), alternating, BENCH_RELABEL_ROUNDS
 #      runs of each; CPU us per acknowledged sample of each, and the ratio
@@ -64,6 +65,9 @@
 #   BENCH_RESUME_TIMEOUT [120]   cap on the wait for the first row after it
 #   BENCH_RELABEL_SAMPLES [3000000] samples per run of phase h
 #   BENCH_RELABEL_ROUNDS [2]     runs with and without rules in phase h
+#   BENCH_RELABEL_TENANT [1]     0: phase h without a tenant (no tenant
+#                                label: without rules the relay then stores
+#                                a one-lane body as it came, no rewrite)
 #   BENCH_PHASES ["a b c d e f g h"] phases to run (b needs a)
 #   BENCH_SYSTEMS ["relay vmagent"]
 #   BENCH_TMP [${TMPDIR:-/tmp}] where the data dirs go (needs a few GB)
@@ -100,7 +104,8 @@ OUTAGE_SECONDS=${BENCH_OUTAGE_SECONDS:-60}
 RESUME_TIMEOUT=${BENCH_RESUME_TIMEOUT:-120}
 RELABEL_SAMPLES=${BENCH_RELABEL_SAMPLES:-3000000}
 RELABEL_ROUNDS=${BENCH_RELABEL_ROUNDS:-2}
-RELABEL_TOKEN=bench-relabel-token
+RELABEL_TOKEN=
+[ "${BENCH_RELABEL_TENANT:-1}" = 1 ] && RELABEL_TOKEN=bench-relabel-token
 PHASES=" ${BENCH_PHASES:-a b c d e f g h} "
 VMAGENT=${VMAGENT:-/usr/bin/vmagent}
 VICTORIA=${VICTORIA:-/usr/bin/victoria-metrics}
@@ -354,7 +359,8 @@ start_system() {
 		fi
 		case $which in relabel*)
 			# phase h: one tenant, as the relay runs for tenants
-			printf '\n[tenant bench]\ntoken = %s\n' "$RELABEL_TOKEN" >>"$conf" ;;
+			[ -n "$RELABEL_TOKEN" ] &&
+				printf '\n[tenant bench]\ntoken = %s\n' "$RELABEL_TOKEN" >>"$conf" ;;
 		esac
 		[ "$which" = relabel-rules ] &&
 			printf '\n[tenancy]\nrelabel = %s\n' "$ROOT/bench/relabel.yml" >>"$conf"
@@ -550,7 +556,7 @@ phase_relabel() {
 				"relabel-$k"
 			c0=$(cpu_ticks "$SYS_PID")
 			loadgen_run line --url "$(ingest_url "$port")" \
-				--token "$RELABEL_TOKEN" \
+				${RELABEL_TOKEN:+--token "$RELABEL_TOKEN"} \
 				--series-per-request 500 --samples "$RELABEL_SAMPLES"
 			sleep "$SETTLE"
 			c1=$(cpu_ticks "$SYS_PID")
@@ -701,7 +707,7 @@ TABLE=$WORK/table.txt
 		"CPU us/sample acked, 10 relabel rules / none" \
 		"$(val relay.relabel_rules)" "$(val relay.relabel_none)" "$r" "<= 2.0" \
 		"$([ "$r" != - ] && met "$r" "<=" 2.0)"
-	printf '%-44s\n' "  (both the relay: with the rules | without)"
+	printf '%-44s\n' "  (the relay, $([ -n "$RELABEL_TOKEN" ] && echo one || echo no) tenant: with the rules | without)"
 	[ "${M[relay.relabel_failed]:-0}" != 0 ] &&
 		echo "! relay answered ${M[relay.relabel_failed]} requests with an error in phase h"
 	for sys in "${RUN[@]}"; do
