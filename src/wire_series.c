@@ -79,7 +79,7 @@ int wire_series_sort(struct scan *s, struct series *r)
 /* The thread's labels handed to the relabel hook, kept between calls
  * until wire_scratch_free. */
 static __thread struct relabel_label *relabel_buf;
-static __thread struct label *relabel_orig;  /* the labels as sent */
+static __thread struct label *relabel_out;   /* the labels it leaves */
 static __thread size_t relabel_buf_cap;
 
 /* Why the rules left a series invalid, besides label_check's L_ values. */
@@ -128,7 +128,8 @@ static int has_metric_name(const struct label *ls, size_t n)
 int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 {
 	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
-	size_t prev_sent = SIZE_MAX;   /* prev is relabel_orig[prev_sent] */
+	size_t prev_sent = SIZE_MAX;   /* prev is orig[prev_sent] */
+	const struct label *orig;     /* the labels as sent */
 	struct label *prev = NULL;
 	int rc, d, named = 0;
 
@@ -136,15 +137,15 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 	room = room > n ? room : n;
 	if (room > relabel_buf_cap) {
 		struct relabel_label *b = realloc(relabel_buf, room * sizeof(*b));
-		struct label *o = b ? realloc(relabel_orig, room * sizeof(*o)) : NULL;
+		struct label *o = b ? realloc(relabel_out, room * sizeof(*o)) : NULL;
 		if (b != NULL)
 			relabel_buf = b;
 		if (o == NULL)
 			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for labels");
-		relabel_orig = o;
+		relabel_out = o;
 		relabel_buf_cap = room;
 	}
-	memcpy(relabel_orig, r->l, n * sizeof(*r->l));
+	orig = r->l;
 	for (i = 0; i < n; i++)
 		relabel_buf[i] = (struct relabel_label){ r->l[i].name,
 			r->l[i].nlen, r->l[i].value, r->l[i].vlen };
@@ -157,11 +158,10 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 		return wire_fail(s, WIRE_BAD, "relabeling failed: %s", err_str(rc));
 	if (rc == 1 || n == 0)
 		return 1;
-	while (*cap < n) {
-		if ((r->l = wire_scratch_grow(r->l, *cap)) == NULL)
-			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for labels");
-		*cap *= 2;
-	}
+	/* The result goes to relabel_out (room >= n), which r then holds;
+	 * the labels as sent stay where they are, in orig. */
+	r->l = relabel_out;
+	*cap = relabel_buf_cap;
 	norig = r->n;
 	r->llen = 0;
 	for (r->n = 0; r->n < n; prev = &r->l[r->n++]) {
@@ -172,11 +172,11 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 		/* A label as sent (the same bytes) keeps its encoding and its
 		 * checks; only its place is checked again (not after the one
 		 * sent before it: those were in order). */
-		while (j < norig && relabel_orig[j].name != b->name &&
-		       name_cmp(relabel_orig[j].name, relabel_orig[j].nlen,
-				b->name, b->nlen) < 0)
+		while (j < norig && orig[j].name != b->name &&
+		       name_cmp(orig[j].name, orig[j].nlen, b->name,
+				b->nlen) < 0)
 			j++;
-		o = j < norig ? &relabel_orig[j] : NULL;
+		o = j < norig ? &orig[j] : NULL;
 		if (o != NULL && o->name == b->name && o->nlen == b->nlen &&
 		    o->value == b->value && o->vlen == b->vlen) {
 			*l = *o;
@@ -198,7 +198,7 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 			 memcmp(l->name, "__name__", 8) == 0;
 		r->llen += l->size;
 	}
-	if (!named && has_metric_name(relabel_orig, norig))
+	if (!named && has_metric_name(orig, norig))
 		return refused(s, NULL, NULL, R_NO_NAME);
 	return 0;
 }
@@ -207,7 +207,7 @@ void wire_series_scratch_free(void)
 {
 	free(relabel_buf);
 	relabel_buf = NULL;
-	free(relabel_orig);
-	relabel_orig = NULL;
+	free(relabel_out);
+	relabel_out = NULL;
 	relabel_buf_cap = 0;
 }
