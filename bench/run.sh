@@ -23,6 +23,12 @@
 #      senders, the same requests into VictoriaMetrics alone (the physical
 #      limit), ingest over 64 connections, and the delay before delivery
 #      resumes after an outage: see bench/catchup.sh.
+#   h. relabel rules: the relay alone (upstream down), for one tenant
+#      (token; the tenant label set on every series), on the same
+#      500-series load with no rules and with the ten typical rules of
+#      bench/relabel.yml ([tenancy] relabel), alternating, BENCH_RELABEL_ROUNDS
+#      runs of each; CPU us per acknowledged sample of each, and the ratio
+#      with rules / without (not relay/vmagent: vmagent does not run here).
 #
 # Prints a table (relay, vmagent, relay/vmagent, target) and writes it with
 # the raw measurements to BUILD_DIR/bench/result.txt. Only ratios from one
@@ -57,7 +63,12 @@
 #   BENCH_WIDE_SAMPLES [10000000] samples per request size there
 #   BENCH_OUTAGE_SECONDS [60]    outage before the resume measurement (g)
 #   BENCH_RESUME_TIMEOUT [120]   cap on the wait for the first row after it
-#   BENCH_PHASES ["a b c d e f g"] phases to run (b needs a)
+#   BENCH_RELABEL_SAMPLES [3000000] samples per run of phase h
+#   BENCH_RELABEL_ROUNDS [2]     runs with and without rules in phase h
+#   BENCH_RELABEL_TENANT [1]     0: phase h without a tenant (no tenant
+#                                label: without rules the relay then stores
+#                                a one-lane body as it came, no rewrite)
+#   BENCH_PHASES ["a b c d e f g h"] phases to run (b needs a)
 #   BENCH_SYSTEMS ["relay vmagent"]
 #   BENCH_TMP [${TMPDIR:-/tmp}] where the data dirs go (needs a few GB)
 #   BENCH_KEEP [0]              1: keep the temporary directory
@@ -91,7 +102,11 @@ WIDE_CONNS=${BENCH_WIDE_CONNECTIONS:-64}
 WIDE_SAMPLES=${BENCH_WIDE_SAMPLES:-10000000}
 OUTAGE_SECONDS=${BENCH_OUTAGE_SECONDS:-60}
 RESUME_TIMEOUT=${BENCH_RESUME_TIMEOUT:-120}
-PHASES=" ${BENCH_PHASES:-a b c d e f g} "
+RELABEL_SAMPLES=${BENCH_RELABEL_SAMPLES:-3000000}
+RELABEL_ROUNDS=${BENCH_RELABEL_ROUNDS:-2}
+RELABEL_TOKEN=
+[ "${BENCH_RELABEL_TENANT:-1}" = 1 ] && RELABEL_TOKEN=bench-relabel-token
+PHASES=" ${BENCH_PHASES:-a b c d e f g h} "
 VMAGENT=${VMAGENT:-/usr/bin/vmagent}
 VICTORIA=${VICTORIA:-/usr/bin/victoria-metrics}
 RELAY=$BUILD/relay
@@ -313,7 +328,8 @@ shipped_conf() {
 
 # start_system SYS HTTP_PORT UPSTREAM_PORT DATA_DIR LOG [CONF]: sets
 # SYS_PID. CONF "shipped": the relay runs with the shipped relay.conf
-# (vmagent always runs with its defaults); else with the bench's own.
+# (vmagent always runs with its defaults); "relabel": the bench's own with
+# [tenancy] relabel = bench/relabel.yml; else the bench's own.
 SYS_PID=
 start_system() {
 	local sys=$1 port=$2 up=$3 dir=$4 logf=$5 which=${6:-bench} conf
@@ -341,6 +357,13 @@ start_system() {
 		inflight_per_tenant = $RELAY_INFLIGHT
 		EOF
 		fi
+		case $which in relabel*)
+			# phase h: one tenant, as the relay runs for tenants
+			[ -n "$RELABEL_TOKEN" ] &&
+				printf '\n[tenant bench]\ntoken = %s\n' "$RELABEL_TOKEN" >>"$conf" ;;
+		esac
+		[ "$which" = relabel-rules ] &&
+			printf '\n[tenancy]\nrelabel = %s\n' "$ROOT/bench/relabel.yml" >>"$conf"
 		"$RELAY" -c "$conf" >>"$logf" 2>&1 &
 		SYS_PID=$!
 		PIDS+=("$SYS_PID")
@@ -516,6 +539,42 @@ phase_latency() {
 	rm -rf "$dir"
 }
 
+# ---- phase h: the cost of relabel rules ----
+
+# phase_relabel: the relay with no rules and with bench/relabel.yml, on the
+# same load, alternating; CPU ticks and acked samples summed per kind.
+phase_relabel() {
+	local i k port up dir line c0 c1 ticks acked
+	declare -A T=([none]=0 [rules]=0) A=([none]=0 [rules]=0)
+	for i in $(seq 1 "$RELABEL_ROUNDS"); do
+		for k in none rules; do
+			free_port port
+			free_port up
+			dir=$WORK/relabel-$k
+			settle_disk
+			start_system relay "$port" "$up" "$dir" "$WORK/relay.log" \
+				"relabel-$k"
+			c0=$(cpu_ticks "$SYS_PID")
+			loadgen_run line --url "$(ingest_url "$port")" \
+				${RELABEL_TOKEN:+--token "$RELABEL_TOKEN"} \
+				--series-per-request 500 --samples "$RELABEL_SAMPLES"
+			sleep "$SETTLE"
+			c1=$(cpu_ticks "$SYS_PID")
+			ticks=$((c1 - c0))
+			acked=$(kv "$line" samples_acked)
+			raw "relay relabel rules=$k round=$i cpu_ticks=$ticks $line"
+			log "relay: relabel $k, round $i: $(cpu_us "$ticks" "$acked") us/sample; $line"
+			T[$k]=$((T[$k] + ticks))
+			A[$k]=$((A[$k] + acked))
+			M[relay.relabel_failed]=$((${M[relay.relabel_failed]:-0} + $(kv "$line" failed)))
+			stop_proc "$SYS_PID"
+			rm -rf "$dir"
+		done
+	done
+	M[relay.relabel_none]=$(cpu_us "${T[none]}" "${A[none]}")
+	M[relay.relabel_rules]=$(cpu_us "${T[rules]}" "${A[rules]}")
+}
+
 # shellcheck source=bench/catchup.sh
 . "$ROOT/bench/catchup.sh"
 
@@ -568,6 +627,9 @@ else
 	log "no vmagent rate and no BENCH_LAT_RATE: skipping the latency phase"
 fi
 phase g && phase_resume "${RUN[@]}"
+if phase h && [ $want_relay = 1 ]; then
+	phase_relabel
+fi
 
 # ---- report ----
 
@@ -638,6 +700,16 @@ TABLE=$WORK/table.txt
 			"$([ "$r" != - ] && met "$r" "<=" 1.1)"
 	done
 	row "s to first row after a ${OUTAGE_SECONDS} s outage" resume_s
+	# phase h: both figures are the relay's (vmagent column: the relay
+	# without rules); ratio = with the rules of bench/relabel.yml / without
+	r=$(over relay.relabel_rules "${M[relay.relabel_none]:-}")
+	printf '%-44s %12s %12s %9s %9s %4s\n' \
+		"CPU us/sample acked, 10 relabel rules / none" \
+		"$(val relay.relabel_rules)" "$(val relay.relabel_none)" "$r" "<= 2.0" \
+		"$([ "$r" != - ] && met "$r" "<=" 2.0)"
+	printf '%-44s\n' "  (the relay, $([ -n "$RELABEL_TOKEN" ] && echo one || echo no) tenant: with the rules | without)"
+	[ "${M[relay.relabel_failed]:-0}" != 0 ] &&
+		echo "! relay answered ${M[relay.relabel_failed]} requests with an error in phase h"
 	for sys in "${RUN[@]}"; do
 		for n in $CATCHUP_SENDERS; do
 			k=cu${n}_

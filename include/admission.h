@@ -27,7 +27,10 @@
  *                series it refuses are left out, the rest is stored, and
  *                the request is answered 400 with REFUSE_SERIES_LIMIT
  *                once stored (when every series was refused, at once),
- *                counting only the refused series' samples.
+ *                counting only the refused series' samples. Series that
+ *                relabel rules leave invalid (wire_opts.relabel) are left
+ *                out the same way, answered 400 with
+ *                REFUSE_RELABEL_INVALID.
  *   4. tenant    admission_tenant: a request larger than the whole buffer
  *                ([storage] max_size: 413, it can never fit), the buffer
  *                full with when_full = reject (503), the tenant's share of

@@ -41,6 +41,9 @@ enum refuse_reason {
 	REFUSE_SERIES_LIMIT = 12, /* 400: new series of a tenant at its
 				   * [tenant] max_series (the rest of the
 				   * request is stored) */
+	REFUSE_RELABEL_INVALID = 13, /* 400: series a relabel rule left
+				      * invalid (the rest of the request
+				      * is stored) */
 	REFUSE_NREASONS           /* not stored: the count of the above */
 };
 

@@ -10,7 +10,8 @@
  * MD5 by OpenSSL's libcrypto).
  *
  *   action        replace (default), keep, drop, keepequal, dropequal,
- *                 hashmod, labelmap, labeldrop, labelkeep (any case)
+ *                 hashmod, labelmap, labeldrop, labelkeep, lowercase,
+ *                 uppercase (any case)
  *   source_labels names whose values are joined by separator (";")
  *   regex         "(.*)", anchored at both ends: ^(?:REGEX)$
  *   target_label  replace (may hold $1, ${name}), hashmod, *equal
@@ -19,8 +20,9 @@
  *   modulus       hashmod: MD5 of the joined values, its last 8 bytes as
  *                 a big-endian integer, modulo modulus
  *
- * lowercase and uppercase are refused at load (Unicode case mapping is
- * not done here).
+ *   lowercase / uppercase: target_label set to the joined value with
+ *                 each character mapped by Unicode's simple case mapping
+ *                 (as Go's strings.ToLower / ToUpper)
  *
  * The rules are immutable once loaded and may be shared by any number of
  * threads; each thread brings its own struct relabel_scratch.
@@ -50,8 +52,6 @@ struct relabel_scratch {
 	void *md5;                   /* owned: EVP_MD_CTX */
 	struct relabel_label *pend;  /* owned: labelmap's pending labels */
 	size_t pend_cap;
-	uint8_t *join;               /* owned: the joined source values */
-	size_t join_cap;
 	/* hashmod's last hash: series of one target come together and
 	 * share the values hashed (instance), so one entry saves most MD5s */
 	int hm_valid;

@@ -12,7 +12,7 @@
 
 enum relabel_action {
 	RA_REPLACE, RA_KEEP, RA_DROP, RA_KEEPEQUAL, RA_DROPEQUAL, RA_HASHMOD,
-	RA_LABELMAP, RA_LABELDROP, RA_LABELKEEP
+	RA_LABELMAP, RA_LABELDROP, RA_LABELKEEP, RA_LOWERCASE, RA_UPPERCASE
 };
 
 /* How a regex is matched: PCRE2, or without it when the pattern is a set
@@ -69,6 +69,14 @@ struct relabel_rule {
 	size_t nalts;
 	enum relabel_set_group set_group;
 	unsigned groups;             /* capture groups in regex */
+	int match_all;               /* regex is (.*) or .*: matches what has
+				      * no newline, group 1 (if any) all */
+	int target_static;           /* target is a label name, no $ */
+	/* RX_SET whose every alternative starts with a character: the
+	 * first bytes they start with (a subject starting otherwise, or
+	 * empty, does not match: no need to try the alternatives) */
+	int first_on;
+	uint64_t first[4];
 	uint64_t modulus;
 	unsigned line;               /* where the rule starts */
 };

@@ -39,6 +39,10 @@ struct wire_counts {
 	 * they are in none of the counts above. */
 	uint64_t series_dropped;
 	uint64_t samples_dropped;
+	/* Series the relabel hook left invalid (refused), and their samples
+	 * and histograms; they are in none of the counts above either. */
+	uint64_t invalid_series;
+	uint64_t invalid_samples;
 };
 
 struct relabel_label;
@@ -78,10 +82,14 @@ struct wire_opts {
 	 * it may rewrite them (its strings must stay valid until its next
 	 * call or the end of wire_scan). Returns 0 keep, 1 drop the series
 	 * (not written; counted in series_dropped and samples_dropped), or an
-	 * ERR_* code (ERR_FULL: more than cap labels), which refuses the
-	 * request. The labels it leaves are held to the same checks as the
-	 * labels sent (a failure refuses the request, WIRE_BAD); none left
-	 * drops the series. Runs before drop_label and the tenant label. */
+	 * ERR_* code. The labels it leaves are held to the same checks as the
+	 * labels sent, and a series that had a __name__ must keep one: a
+	 * series that fails them, or that would need more than cap labels
+	 * (ERR_FULL), is refused alone: left out, counted in invalid_series
+	 * and invalid_samples, the first one's reason kept in why (see
+	 * wire_scan). Another ERR_* code refuses the request (ERR_NOMEM:
+	 * WIRE_TOO_LARGE). None left drops the series. Runs before drop_label
+	 * and the tenant label. */
 	int (*relabel)(void *arg, struct relabel_label *ls, size_t *n,
 		       size_t cap);
 	void *relabel_arg;
@@ -95,7 +103,9 @@ struct wire_opts {
  * is the request as it came.
  * Returns WIRE_OK or a negative wire_result; on failure a one-line reason
  * (no newline, e.g. "series 3: labels not sorted: \"job\" after \"zone\"")
- * is in why and out holds a partial result the caller must discard.
+ * is in why and out holds a partial result the caller must discard. On
+ * WIRE_OK why is empty, or holds the reason the first series the relabel
+ * hook left invalid was refused for (c->invalid_series > 0).
  *
  * Checks: well-formed protobuf (varints, lengths, wire types of known
  * fields, packed or unpacked repeated scalars); each series has at least one

@@ -49,6 +49,7 @@ static const struct refusal {
 	[REFUSE_SHUTTING_DOWN] = {503, "shutting down"},
 	[REFUSE_TOO_MANY_TENANTS] = {429, "too many tenants"},
 	[REFUSE_SERIES_LIMIT]  = {400, "series limit reached"},
+	[REFUSE_RELABEL_INVALID] = {400, "relabel rules left series invalid"},
 };
 
 /* HA-pair deduplication: notes the series' cluster and replica. */
@@ -461,26 +462,44 @@ static void log_refusal(const struct admission_req *r)
 		log_line(&line, n, v->text);
 }
 
+/* Counts one refusal for reason with its samples: /metrics, the tenant's
+ * counters and usage record. */
+static void count_reason(struct admission *a, const struct admission_req *r,
+			 enum refuse_reason reason, uint64_t samples)
+{
+	metric_add(&metrics.refused[reason], 1);
+	metric_add(&metrics.samples_refused[reason], samples);
+	if (r->ident.idlen > 0) {
+		tenant_stats_refused(r->ident.id, r->ident.idlen, reason, samples);
+		if (a->w != NULL)
+			writer_refused(a->w, r->ident.id, r->ident.idlen,
+				       (int)reason, samples);
+	}
+}
+
 void admission_count(struct admission *a, const struct admission_req *r)
 {
 	const struct admission_verdict *v = &r->v;
-	/* A series limit refuses some series of a request that is stored:
-	 * only theirs are refused. Any other refusal refuses the whole
-	 * request: the series the limit had left out too. */
-	uint64_t samples = v->reason == REFUSE_SERIES_LIMIT ?
-			   r->counts.refused_samples :
-			   r->counts.samples + r->counts.refused_samples;
+	const struct wire_counts *c = &r->counts;
 
 	if (!v->refused || (unsigned)v->reason >= REFUSE_NREASONS)
 		return;
 	metrics_count_request(v->status);
-	metric_add(&metrics.refused[v->reason], 1);
-	metric_add(&metrics.samples_refused[v->reason], samples);
-	if (r->ident.idlen > 0) {
-		tenant_stats_refused(r->ident.id, r->ident.idlen, v->reason, samples);
-		if (a->w != NULL)
-			writer_refused(a->w, r->ident.id, r->ident.idlen,
-				       (int)v->reason, samples);
+	if (v->reason == REFUSE_SERIES_LIMIT ||
+	    v->reason == REFUSE_RELABEL_INVALID) {
+		/* Some series of a request that is stored: only theirs are
+		 * refused, each kind under its reason (a request with both
+		 * counts as refused under both). */
+		if (v->reason == REFUSE_SERIES_LIMIT || c->refused_series > 0)
+			count_reason(a, r, REFUSE_SERIES_LIMIT,
+				     c->refused_samples);
+		if (v->reason == REFUSE_RELABEL_INVALID || c->invalid_series > 0)
+			count_reason(a, r, REFUSE_RELABEL_INVALID,
+				     c->invalid_samples);
+	} else {
+		/* The whole request: the series left out too. */
+		count_reason(a, r, v->reason, c->samples + c->refused_samples +
+			     c->invalid_samples);
 	}
 	log_refusal(r);
 }

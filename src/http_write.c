@@ -35,6 +35,8 @@ struct request {
 	struct admission_req adm;       /* cfg, tenant, counts, verdict */
 	struct buf hll;                 /* usage_hll_code() of each series */
 	struct series_req series;       /* its tenant's max_series */
+	char invalid_why[256];          /* the first series relabel rules
+					 * left invalid: why (wire.h) */
 	struct batch batch;
 };
 
@@ -94,22 +96,32 @@ static int admit_series(void *arg, uint64_t hash)
 }
 
 /* Refuses, with 400 and the reason, the series that the tenant's
- * max_series left out (the rest of the request is stored, or nothing when
- * every series was). Returns 1. */
+ * max_series or the relabel rules left out (the rest of the request is
+ * stored, or nothing when every series was). Returns 1. */
 static int refuse_series(struct request *r)
 {
 	const struct admission_req *ar = &r->adm;
+	const struct wire_counts *c = &ar->counts;
+	char limit[ADMISSION_TEXT_MAX] = "", rules[ADMISSION_TEXT_MAX] = "";
 
-	return admission_refuse(&r->adm, REFUSE_SERIES_LIMIT,
-				"series limit reached: tenant %s has its "
-				"max_series of %llu series seen within %llus; "
-				"%llu new series refused (%llu samples), %llu "
-				"series taken", ar->ident.id,
-				(unsigned long long)r->series.max,
-				(unsigned long long)(r->series.window_ms / 1000),
-				(unsigned long long)ar->counts.refused_series,
-				(unsigned long long)ar->counts.refused_samples,
-				(unsigned long long)ar->counts.series);
+	if (c->refused_series > 0)
+		snprintf(limit, sizeof(limit), "series limit reached: tenant "
+			 "%s has its max_series of %llu series seen within "
+			 "%llus; %llu new series refused (%llu samples)",
+			 ar->ident.id, (unsigned long long)r->series.max,
+			 (unsigned long long)(r->series.window_ms / 1000),
+			 (unsigned long long)c->refused_series,
+			 (unsigned long long)c->refused_samples);
+	if (c->invalid_series > 0)
+		snprintf(rules, sizeof(rules), "relabel rules left series "
+			 "invalid (%s); %llu series refused (%llu samples)",
+			 r->invalid_why, (unsigned long long)c->invalid_series,
+			 (unsigned long long)c->invalid_samples);
+	return admission_refuse(&r->adm, c->refused_series > 0 ?
+				REFUSE_SERIES_LIMIT : REFUSE_RELABEL_INVALID,
+				"%s%s%s, %llu series taken", limit,
+				limit[0] && rules[0] ? "; " : "", rules,
+				(unsigned long long)c->series);
 }
 
 /* ingest's hook for admission's per-series policies. */
@@ -223,7 +235,11 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 			admission_decoded(ar, status, why);
 		return refuse(h, r->conn, ar);
 	}
-	if (ar->counts.series == 0 && ar->counts.refused_series > 0) {
+	if (ar->counts.invalid_series > 0)
+		snprintf(r->invalid_why, sizeof(r->invalid_why), "%.*s",
+			 (int)sizeof(r->invalid_why) - 1, why);
+	if (ar->counts.series == 0 && (ar->counts.refused_series > 0 ||
+				       ar->counts.invalid_series > 0)) {
 		/* Every series refused: nothing is stored. */
 		batch_release(b);
 		refuse_series(r);
@@ -234,10 +250,12 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 		batch_release(b);
 		return refuse(h, r->conn, ar);
 	}
-	/* A request stored in part (series over max_series left out) is
-	 * not remembered: sent again it must not pass as a duplicate with a
-	 * 2xx while its refused series were never stored. */
-	b->has_digest = has_digest && ar->counts.refused_series == 0;
+	/* A request stored in part (series over max_series or left invalid
+	 * by relabel rules left out) is not remembered: sent again it must
+	 * not pass as a duplicate with a 2xx while its refused series were
+	 * never stored. */
+	b->has_digest = has_digest && ar->counts.refused_series == 0 &&
+			ar->counts.invalid_series == 0;
 	memcpy(b->digest, digest, sizeof(digest));
 	batch_usage(r);
 	buf_free(&r->body);
@@ -281,8 +299,10 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 			   ar->counts.samples_dropped);
 		metric_add(&metrics.bytes_decoded, ar->decoded);
 		metric_add(&metrics.bytes_received, ar->body_len);
-		if (ar->counts.refused_series > 0) {
-			/* Stored, but for the series over max_series. */
+		if (ar->counts.refused_series > 0 ||
+		    ar->counts.invalid_series > 0) {
+			/* Stored, but for the series over max_series or
+			 * left invalid by relabel rules. */
 			refuse_series(r);
 			ret = refuse(h, r->conn, ar);
 			break;

@@ -28,6 +28,7 @@ static const char *const reason_names[REFUSE_NREASONS] = {
 	"bad_request", "unauthorized", "method", "too_large", "unsupported",
 	"rate_limited", "tenant_buffer_full", "buffer_full", "overloaded",
 	"storage_error", "shutting_down", "too_many_tenants", "series_limit",
+	"relabel_invalid",
 };
 
 const char *refuse_reason_name(enum refuse_reason r)

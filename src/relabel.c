@@ -13,14 +13,18 @@
  * Regular expressions: PCRE2 (8-bit, UTF mode, JIT), the pattern wrapped
  * as ^(?:REGEX)$ with $ matching only at the very end, as Go's regexp
  * (RE2 syntax) anchors Prometheus' patterns. "(.*)", ".*" and patterns of
- * plain characters are matched without PCRE2.
+ * plain characters are matched without PCRE2. lowercase and uppercase map
+ * characters with C.UTF-8's towlower_l / towupper_l (Unicode's simple case
+ * mapping, as Go's unicode package).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "relabel_int.h"
 
+#include <locale.h>
 #include <openssl/evp.h>
 #include <pcre2.h>
 #include <pthread.h>
+#include <wctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +317,19 @@ int relabel_rule_compile(struct relabel_rule *r, char *why, size_t whylen)
 		snprintf(why, whylen, "out of memory");
 		return -1;
 	}
+	r->match_all = r->rx == RX_SET && r->nalts == 1 &&
+		       r->alts[0].n == 0 && r->alts[0].rest == 1 &&
+		       r->alts[0].head == 0 && r->set_group != SG_HEAD;
+	r->target_static = !r->target_t.has_group &&
+			   labels_name_valid(r->target.p, r->target.n);
+	r->first_on = r->rx == RX_SET;
+	for (size_t i = 0; i < r->nalts && r->first_on; i++) {
+		const struct relabel_alt *a = &r->alts[i];
+
+		r->first_on = a->head == 0 && a->n > 0;
+		if (r->first_on)
+			r->first[a->lit[0] >> 6] |= 1ull << (a->lit[0] & 63);
+	}
 	return 0;
 }
 
@@ -384,7 +401,6 @@ void relabel_scratch_free(struct relabel_scratch *s)
 	pcre2_match_data_free((pcre2_match_data *)s->match);
 	EVP_MD_CTX_free((EVP_MD_CTX *)s->md5);
 	free(s->pend);
-	free(s->join);
 	free(s->hm_key);
 	memset(s, 0, sizeof(*s));
 }
@@ -418,10 +434,34 @@ static uint8_t *arena_alloc(struct relabel_scratch *s, size_t n)
 
 /* --- applying ----------------------------------------------------------- */
 
-/* Whether a[0..n) equals b[0..n): names and literals are short, where a
- * loop beats a call to memcmp. */
+/* Whether a[0..n) equals b[0..n): names and literals are short, where
+ * word compares (the last word overlapping the one before) beat both a
+ * byte loop and a call to memcmp. */
 static inline int bytes_eq(const uint8_t *a, const uint8_t *b, size_t n)
 {
+	uint64_t x, y;
+	uint32_t u, v;
+
+	if (n >= 8) {
+		for (size_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y)
+				return 0;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y;
+	}
+	if (n >= 4) {
+		memcpy(&u, a, 4);
+		memcpy(&v, b, 4);
+		if (u != v)
+			return 0;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, b + n - 4, 4);
+		return u == v;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (a[i] != b[i])
 			return 0;
@@ -472,7 +512,8 @@ static int label_set(struct relabel_label *ls, size_t *n, size_t cap,
 
 	if (vlen == 0) {
 		if (found) {
-			memmove(&ls[i], &ls[i + 1], (*n - i - 1) * sizeof(*ls));
+			for (size_t k = i + 1; k < *n; k++)
+				ls[k - 1] = ls[k];
 			(*n)--;
 		}
 		return 0;
@@ -480,7 +521,9 @@ static int label_set(struct relabel_label *ls, size_t *n, size_t cap,
 	if (!found) {
 		if (*n == cap)
 			return ERR_FULL;
-		memmove(&ls[i + 1], &ls[i], (*n - i) * sizeof(*ls));
+		/* a loop: a dozen labels move faster than memmove is called */
+		for (size_t k = *n; k > i; k--)
+			ls[k] = ls[k - 1];
 		(*n)++;
 		ls[i].name = name;
 		ls[i].nlen = nlen;
@@ -514,7 +557,7 @@ static const uint8_t *join_sources(const struct relabel_rule *r,
 {
 	const uint8_t *v[16];
 	size_t vl[16], total = 0, i;
-	uint8_t *d;
+	uint8_t *d, *join;
 
 	if (r->nsrc == 1)
 		return label_get(ls, n, r->src[0].p, r->src[0].n, len);
@@ -527,13 +570,14 @@ static const uint8_t *join_sources(const struct relabel_rule *r,
 		label_get(ls, n, r->src[i].p, r->src[i].n, &l);
 		total += l + r->sep.n;
 	}
-	if (total + 1 > s->join_cap) {
-		if ((d = realloc(s->join, total + 1)) == NULL)
-			return NULL;
-		s->join = d;
-		s->join_cap = total + 1;
+	if (total == 0) {
+		*len = 0;
+		return (const uint8_t *)"";
 	}
-	d = s->join;
+	/* in the arena: the joined value stays as long as what rules make
+	 * of it, which may take it as it is */
+	if ((d = join = arena_alloc(s, total)) == NULL)
+		return NULL;
 	for (i = 0; i < r->nsrc; i++) {
 		const uint8_t *p = i < 16 ? v[i] : NULL;
 		size_t l = i < 16 ? vl[i] : 0;
@@ -548,7 +592,17 @@ static const uint8_t *join_sources(const struct relabel_rule *r,
 		d += l;
 	}
 	*len = total;
-	return s->join;
+	return join;
+}
+
+/* Whether subject[0..len) cannot match r (the first byte test of
+ * relabel_rule.first): most label names a labeldrop or labelmap sees, most
+ * metric names a drop sees, are told apart this way, without a call. */
+static inline int rx_cannot(const struct relabel_rule *r,
+			    const uint8_t *subject, size_t len)
+{
+	return r->first_on &&
+	       (len == 0 || !(r->first[subject[0] >> 6] >> (subject[0] & 63) & 1));
 }
 
 /* Matches the anchored regex of r against subject[0..len). Returns 1
@@ -676,6 +730,20 @@ static int do_replace(const struct relabel_rule *r, struct relabel_label *ls,
 	struct match m;
 	int rc;
 
+	if (r->match_all && r->target_static &&
+	    (!r->replacement_t.has_group ||
+	     (r->replacement_t.nparts == 1 && r->replacement_t.parts[0].group == 1))) {
+		/* (.*) into a fixed label, of a fixed value or $1: no
+		 * match to make, nothing to expand */
+		if (memchr(val, '\n', vlen) != NULL)
+			return 0;
+		if (!r->replacement_t.has_group)
+			return label_set(ls, n, cap, r->target.p, r->target.n,
+					 r->replacement.p, r->replacement.n);
+		return label_set(ls, n, cap, r->target.p, r->target.n, val, vlen);
+	}
+	if (rx_cannot(r, val, vlen))
+		return 0;
 	if ((rc = rx_match(r, val, vlen, s, &m)) <= 0)
 		return rc;
 	if ((target = expand(&r->target_t, &m, s, &tlen)) == NULL)
@@ -736,6 +804,102 @@ found:
 	return label_set(ls, n, cap, r->target.p, r->target.n, d, len);
 }
 
+/* C.UTF-8's case mapping (Unicode's simple one, as Go's unicode.ToLower
+ * and ToUpper), made once. */
+static locale_t utf8_locale;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void utf8_locale_new(void)
+{
+	utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/* Reads the UTF-8 character at p[0..n) (n > 0) into *cp. Returns its
+ * length, or 0 when it is not a well-formed one. */
+static size_t utf8_get(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	size_t k = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
+	uint32_t c = p[0] & (0x7f >> k);
+
+	if (k == 0 || k > n || p[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	*cp = c;
+	return k;
+}
+
+/* Writes cp as UTF-8 at d; returns its length (1 to 4). */
+static size_t utf8_put(uint8_t *d, uint32_t cp)
+{
+	if (cp < 0x80) {
+		d[0] = (uint8_t)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		d[0] = (uint8_t)(0xc0 | cp >> 6);
+		d[1] = (uint8_t)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		d[0] = (uint8_t)(0xe0 | cp >> 12);
+		d[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+		d[2] = (uint8_t)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	d[0] = (uint8_t)(0xf0 | cp >> 18);
+	d[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
+	d[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+	d[3] = (uint8_t)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* lowercase and uppercase, as Prometheus 2.42 does them: target_label set
+ * to the joined value mapped as Go's strings.ToLower / ToUpper (each
+ * character by Unicode's simple case mapping; an empty result removes the
+ * label). A mapped character takes at most 3/2 of the bytes it had (a
+ * 2-byte one may become 3), so 2 * vlen bytes hold the result. */
+static int do_case(const struct relabel_rule *r, struct relabel_label *ls,
+		   size_t *n, size_t cap, struct relabel_scratch *s,
+		   const uint8_t *val, size_t vlen)
+{
+	int upper = r->action == RA_UPPERCASE;
+	uint8_t *out, *d, c;
+	size_t i = 0, k;
+	uint32_t cp;
+
+	if ((out = d = arena_alloc(s, 2 * vlen + 4)) == NULL)
+		return ERR_NOMEM;
+	while (i < vlen) {
+		c = val[i];
+		if (c < 0x80) {
+			if (upper ? c >= 'a' && c <= 'z' : c >= 'A' && c <= 'Z')
+				c ^= 0x20;
+			*d++ = c;
+			i++;
+			continue;
+		}
+		if ((k = utf8_get(val + i, vlen - i, &cp)) == 0) {
+			*d++ = c;        /* not UTF-8: left as it is */
+			i++;
+			continue;
+		}
+		pthread_once(&utf8_once, utf8_locale_new);
+		if (utf8_locale != (locale_t)0)
+			cp = (uint32_t)(upper ? towupper_l((wint_t)cp, utf8_locale) :
+					towlower_l((wint_t)cp, utf8_locale));
+		if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			utf8_get(val + i, vlen - i, &cp);
+		d += utf8_put(d, cp);
+		i += k;
+	}
+	return label_set(ls, n, cap, r->target.p, r->target.n, out,
+			 (size_t)(d - out));
+}
+
 static int do_labelmap(const struct relabel_rule *r, struct relabel_label *ls,
 		       size_t *n, size_t cap, struct relabel_scratch *s)
 {
@@ -753,6 +917,8 @@ static int do_labelmap(const struct relabel_rule *r, struct relabel_label *ls,
 	for (i = 0; i < *n; i++) {
 		struct relabel_label *p = &s->pend[np];
 
+		if (rx_cannot(r, ls[i].name, ls[i].nlen))
+			continue;
 		if ((rc = rx_match(r, ls[i].name, ls[i].nlen, s, &m)) < 0)
 			return rc;
 		if (rc == 0)
@@ -780,10 +946,12 @@ static int do_labelfilter(const struct relabel_rule *r,
 	int rc;
 
 	for (i = 0; i < *n; i++) {
-		if ((rc = rx_match(r, ls[i].name, ls[i].nlen, s, &m)) < 0)
+		if (rx_cannot(r, ls[i].name, ls[i].nlen))
+			rc = 0;
+		else if ((rc = rx_match(r, ls[i].name, ls[i].nlen, s, &m)) < 0)
 			return rc;
-		if (rc == keep_matching)
-			ls[j++] = ls[i];
+		if (rc == keep_matching && j++ != i)
+			ls[j - 1] = ls[i];
 	}
 	*n = j;
 	return 0;
@@ -803,7 +971,9 @@ static int apply_rule(const struct relabel_rule *r, struct relabel_label *ls,
 	switch (r->action) {
 	case RA_DROP:
 	case RA_KEEP:
-		if ((rc = rx_match(r, val, vlen, s, &m)) < 0)
+		if (rx_cannot(r, val, vlen))
+			rc = 0;
+		else if ((rc = rx_match(r, val, vlen, s, &m)) < 0)
 			return rc;
 		return rc == (r->action == RA_DROP);
 	case RA_DROPEQUAL:
@@ -821,6 +991,9 @@ static int apply_rule(const struct relabel_rule *r, struct relabel_label *ls,
 		return do_labelfilter(r, ls, n, s, 0);
 	case RA_LABELKEEP:
 		return do_labelfilter(r, ls, n, s, 1);
+	case RA_LOWERCASE:
+	case RA_UPPERCASE:
+		return do_case(r, ls, n, cap, s, val, vlen);
 	}
 	return ERR_FAIL;
 }
@@ -835,8 +1008,8 @@ int relabel_apply(const struct relabel_rules *rs, struct relabel_label *ls,
 		if ((rc = apply_rule(&rs->rule[i], ls, n, cap, s)) != 0)
 			return rc;
 	for (i = j = 0; i < *n; i++)
-		if (ls[i].vlen > 0)
-			ls[j++] = ls[i];
+		if (ls[i].vlen > 0 && j++ != i)
+			ls[j - 1] = ls[i];
 	*n = j;
 	return 0;
 }

@@ -150,7 +150,8 @@ static const char *const action_names[] = {
 	[RA_DROP] = "drop",           [RA_KEEPEQUAL] = "keepequal",
 	[RA_DROPEQUAL] = "dropequal", [RA_HASHMOD] = "hashmod",
 	[RA_LABELMAP] = "labelmap",   [RA_LABELDROP] = "labeldrop",
-	[RA_LABELKEEP] = "labelkeep"
+	[RA_LABELKEEP] = "labelkeep", [RA_LOWERCASE] = "lowercase",
+	[RA_UPPERCASE] = "uppercase"
 };
 
 static int get_action(struct loader *l, const yaml_node_t *node,
@@ -170,13 +171,8 @@ static int get_action(struct loader *l, const yaml_node_t *node,
 		free(s.p);
 		return 0;
 	}
-	if (strcasecmp((const char *)s.p, "lowercase") == 0 ||
-	    strcasecmp((const char *)s.p, "uppercase") == 0)
-		fail(l, line_of(node), "relabel action %s is not supported here",
-		     (const char *)s.p);
-	else
-		fail(l, line_of(node), "unknown relabel action \"%s\"",
-		     (const char *)s.p);
+	fail(l, line_of(node), "unknown relabel action \"%s\"",
+	     (const char *)s.p);
 	free(s.p);
 	return -1;
 }
@@ -192,7 +188,9 @@ static int rule_check(struct loader *l, const struct relabel_rule *r,
 {
 	const char *a = action_names[r->action];
 	int has_target = r->action == RA_REPLACE || r->action == RA_HASHMOD ||
-			 r->action == RA_KEEPEQUAL || r->action == RA_DROPEQUAL;
+			 r->action == RA_KEEPEQUAL || r->action == RA_DROPEQUAL ||
+			 r->action == RA_LOWERCASE || r->action == RA_UPPERCASE;
+	int casing = r->action == RA_LOWERCASE || r->action == RA_UPPERCASE;
 
 	if (action_empty)
 		return fail(l, seen[K_ACTION], "relabel action cannot be empty");
@@ -209,6 +207,12 @@ static int rule_check(struct loader *l, const struct relabel_rule *r,
 			    "for %s action", (const char *)r->target.p, a);
 	if ((r->action == RA_KEEPEQUAL || r->action == RA_DROPEQUAL) &&
 	    !str_is(&r->replacement, "$1"))
+		return fail(l, seen[K_REPLACEMENT], "'replacement' can not be set "
+			    "for %s action", a);
+	if (casing && !labels_name_valid(r->target.p, r->target.n))
+		return fail(l, seen[K_TARGET], "\"%s\" is invalid 'target_label' "
+			    "for %s action", (const char *)r->target.p, a);
+	if (casing && !str_is(&r->replacement, "$1"))
 		return fail(l, seen[K_REPLACEMENT], "'replacement' can not be set "
 			    "for %s action", a);
 	if (r->action == RA_LABELMAP &&

@@ -424,12 +424,19 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 	if (r.unsorted && (rc = wire_series_sort(s, &r)) < 0)
 		return rc;
 	if (s->o->relabel != NULL && (rc = wire_series_relabel(s, &r, &cap)) != 0) {
+		uint64_t gone = s->n.samples - samples +
+				s->n.histograms - histograms;
+
 		if (rc < 0)
 			return rc;
 		s->n.series--;
-		s->n.series_dropped++;
-		s->n.samples_dropped += s->n.samples - samples +
-					s->n.histograms - histograms;
+		if (rc == WIRE_REFUSED) {
+			s->n.invalid_series++;
+			s->n.invalid_samples += gone;
+		} else {
+			s->n.series_dropped++;
+			s->n.samples_dropped += gone;
+		}
 		s->n.samples = samples;
 		s->n.histograms = histograms;
 		s->n.exemplars = exemplars;
@@ -552,6 +559,8 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		c->series += s.n.series;
 		c->series_dropped += s.n.series_dropped;
 		c->samples_dropped += s.n.samples_dropped;
+		c->invalid_series += s.n.invalid_series;
+		c->invalid_samples += s.n.invalid_samples;
 		c->samples += s.n.samples;
 		c->histograms += s.n.histograms;
 		c->exemplars += s.n.exemplars;

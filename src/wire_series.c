@@ -79,33 +79,73 @@ int wire_series_sort(struct scan *s, struct series *r)
 /* The thread's labels handed to the relabel hook, kept between calls
  * until wire_scratch_free. */
 static __thread struct relabel_label *relabel_buf;
-static __thread struct label *relabel_orig;  /* the labels as sent */
+static __thread struct label *relabel_out;   /* the labels it leaves */
 static __thread size_t relabel_buf_cap;
+
+/* Why the rules left a series invalid, besides label_check's L_ values. */
+enum { R_TOO_MANY = 100, R_NO_NAME };
+
+/* Keeps the reason of the first series of the request the rules left
+ * invalid: label_check's rc for label l, or R_TOO_MANY, R_NO_NAME.
+ * Returns WIRE_REFUSED. */
+static int refused(struct scan *s, const struct label *l,
+		   const struct label *prev, int rc)
+	__attribute__((cold, noinline));
+static int refused(struct scan *s, const struct label *l,
+		   const struct label *prev, int rc)
+{
+	s->what = "relabeled series";
+	if (s->n.invalid_series > 0)
+		;       /* the first one's reason is kept */
+	else if (rc == R_TOO_MANY)
+		wire_fail(s, WIRE_BAD, "more than %zu labels after relabeling",
+			  s->o->max_labels_per_series);
+	else if (rc == R_NO_NAME)
+		wire_fail(s, WIRE_BAD, "empty metric name: the rules removed "
+			  "__name__");
+	else
+		wire_label_error(s, l, prev, rc);
+	s->what = "series";
+	return WIRE_REFUSED;
+}
+
+/* Whether ls[0..n) holds a label named __name__. */
+static int has_metric_name(const struct label *ls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ls[i].nlen == 8 && memcmp(ls[i].name, "__name__", 8) == 0)
+			return 1;
+	return 0;
+}
 
 /*
  * Runs the relabel hook over series r (its label array has room for *cap)
  * and checks what it leaves as sent labels are checked. Returns 0 keep,
- * 1 dropped, or WIRE_BAD / WIRE_TOO_LARGE with the reason.
+ * 1 dropped, WIRE_REFUSED when the rules left the series invalid (the
+ * first such series' reason in s->why), or WIRE_BAD / WIRE_TOO_LARGE with
+ * the reason (the request is refused).
  */
 int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 {
 	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
+	size_t prev_sent = SIZE_MAX;   /* prev is orig[prev_sent] */
+	const struct label *orig;     /* the labels as sent */
 	struct label *prev = NULL;
-	int rc, d;
+	int rc, d, named = 0;
 
 	room = max ? max + 1 : 2 * n + 16;
 	room = room > n ? room : n;
 	if (room > relabel_buf_cap) {
 		struct relabel_label *b = realloc(relabel_buf, room * sizeof(*b));
-		struct label *o = b ? realloc(relabel_orig, room * sizeof(*o)) : NULL;
+		struct label *o = b ? realloc(relabel_out, room * sizeof(*o)) : NULL;
 		if (b != NULL)
 			relabel_buf = b;
 		if (o == NULL)
 			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for labels");
-		relabel_orig = o;
+		relabel_out = o;
 		relabel_buf_cap = room;
 	}
-	memcpy(relabel_orig, r->l, n * sizeof(*r->l));
+	orig = r->l;
 	for (i = 0; i < n; i++)
 		relabel_buf[i] = (struct relabel_label){ r->l[i].name,
 			r->l[i].nlen, r->l[i].value, r->l[i].vlen };
@@ -113,18 +153,15 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 	if (rc == ERR_NOMEM)
 		return wire_fail(s, WIRE_TOO_LARGE, "out of memory for relabeling");
 	if (rc == ERR_FULL || (rc == 0 && max && n > max))
-		return wire_fail(s, WIRE_BAD, "more than %zu labels after relabeling",
-				 max);
+		return refused(s, NULL, NULL, R_TOO_MANY);
 	if (rc < 0)
 		return wire_fail(s, WIRE_BAD, "relabeling failed: %s", err_str(rc));
 	if (rc == 1 || n == 0)
 		return 1;
-	while (*cap < n) {
-		if ((r->l = wire_scratch_grow(r->l, *cap)) == NULL)
-			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for labels");
-		*cap *= 2;
-	}
-	s->what = "relabeled series";
+	/* The result goes to relabel_out (room >= n), which r then holds;
+	 * the labels as sent stay where they are, in orig. */
+	r->l = relabel_out;
+	*cap = relabel_buf_cap;
 	norig = r->n;
 	r->llen = 0;
 	for (r->n = 0; r->n < n; prev = &r->l[r->n++]) {
@@ -133,30 +170,36 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 		struct label *l = &r->l[r->n];
 
 		/* A label as sent (the same bytes) keeps its encoding and its
-		 * checks; only its place is checked again. */
-		while (j < norig && relabel_orig[j].name != b->name &&
-		       name_cmp(relabel_orig[j].name, relabel_orig[j].nlen,
-				b->name, b->nlen) < 0)
+		 * checks; only its place is checked again (not after the one
+		 * sent before it: those were in order). */
+		while (j < norig && orig[j].name != b->name &&
+		       name_cmp(orig[j].name, orig[j].nlen, b->name,
+				b->nlen) < 0)
 			j++;
-		o = j < norig ? &relabel_orig[j] : NULL;
+		o = j < norig ? &orig[j] : NULL;
 		if (o != NULL && o->name == b->name && o->nlen == b->nlen &&
 		    o->value == b->value && o->vlen == b->vlen) {
 			*l = *o;
-			if (prev != NULL && (d = name_cmp(l->name, l->nlen,
-							  prev->name,
-							  prev->nlen)) <= 0)
-				return wire_label_error(s, l, prev, d == 0 ?
-							L_DUPLICATE : L_UNSORTED);
+			if (prev != NULL && prev_sent != j - 1 &&
+			    (d = name_cmp(l->name, l->nlen, prev->name,
+					  prev->nlen)) <= 0)
+				return refused(s, l, prev, d == 0 ?
+					       L_DUPLICATE : L_UNSORTED);
+			prev_sent = j++;
 		} else {
 			*l = (struct label){ .name = b->name, .nlen = b->nlen,
 				.value = b->value, .vlen = b->vlen };
 			l->size = label_size(l->nlen, l->vlen);
 			if ((rc = label_check(s->o, l, prev)) != L_OK)
-				return wire_label_error(s, l, prev, rc);
+				return refused(s, l, prev, rc);
+			prev_sent = SIZE_MAX;
 		}
+		named |= l->nlen == 8 && l->name[0] == '_' &&
+			 memcmp(l->name, "__name__", 8) == 0;
 		r->llen += l->size;
 	}
-	s->what = "series";
+	if (!named && has_metric_name(orig, norig))
+		return refused(s, NULL, NULL, R_NO_NAME);
 	return 0;
 }
 
@@ -164,7 +207,7 @@ void wire_series_scratch_free(void)
 {
 	free(relabel_buf);
 	relabel_buf = NULL;
-	free(relabel_orig);
-	relabel_orig = NULL;
+	free(relabel_out);
+	relabel_out = NULL;
 	relabel_buf_cap = 0;
 }

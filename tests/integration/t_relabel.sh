@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # t_relabel.sh - relabel rules against the reference, vmagent:
 #  1. the same rules file (drop by __name__ regex, keep, labeldrop,
-#     replace, labelmap, hashmod) given to the relay ([tenancy] relabel)
-#     and to vmagent (-remoteWrite.relabelConfig), the same requests sent
+#     replace, labelmap, hashmod, lowercase, uppercase) given to the
+#     relay ([tenancy] relabel) and to vmagent
+#     (-remoteWrite.relabelConfig), the same requests sent
 #     to both, each into its own VictoriaMetrics: the series and samples
 #     both hold are identical (the relay's tenant label aside). hashmod
 #     differs by design (Prometheus' MD5 against vmagent's XXH64): its
@@ -11,7 +12,10 @@
 #  2. usage bills what arrived in VictoriaMetrics, and the samples of the
 #     dropped series are counted as samples_dropped_by_rule (usage and
 #     /metrics);
-#  3. the tenant's own rules run after [tenancy]'s;
+#  3. the tenant's own rules run after [tenancy]'s; a series they leave
+#     invalid (a label name that is none, __name__ removed) is refused
+#     alone: the rest of the request arrives, the answer is 400 with the
+#     count, usage and /metrics count the refused samples (relabel_invalid);
 #  4. a SIGHUP reload swaps the rules; a bad rules file at reload is
 #     refused with FILE:LINE and the rules in force keep working.
 . "$(dirname "$0")/../lib.sh"
@@ -63,14 +67,31 @@ cat >"$RULES" <<'EOF'
   target_label: shard
   modulus: 4
   action: hashmod
+# case mapping, past ASCII too
+- source_labels: [env]
+  target_label: env_upper
+  action: uppercase
+- source_labels: [pod]
+  target_label: pod
+  action: lowercase
 EOF
 TENANT_RULES=$T/tenant.yml
 cat >"$TENANT_RULES" <<'EOF'
 - target_label: stage
   replacement: tenant
-# bad_9 -> "9": not a label name, the request is refused
+# app9's host-0 gets bad_9, which the labelmap makes "9": not a label name
+- source_labels: [instance, __name__]
+  regex: 'host-0;app9_.*'
+  target_label: bad_9
+  replacement: x
+# bad_9 -> "9": not a label name, the series is refused
 - regex: 'bad_(.*)'
   action: labelmap
+# app9's host-1 loses its metric name: refused
+- source_labels: [instance, __name__]
+  regex: 'host-1;app9_.*'
+  target_label: __name__
+  replacement: ''
 EOF
 
 # --- two VictoriaMetrics, the relay and vmagent ------------------------------
@@ -115,7 +136,7 @@ send() {
 }
 
 PER=$((SERIES * SAMPLES))
-send app "$START" env=prod pod=web-12 tmp_debug=x k8s_label_team=core >/dev/null
+send app "$START" env=prod pod=WÉB-Äpi-12 tmp_debug=x k8s_label_team=core >/dev/null
 send go_gc "$START" env=prod >/dev/null
 send app2 "$START" env=dev pod=api-3 >/dev/null
 send app3 "$START" pod=db k8s_label_owner=ops >/dev/null
@@ -147,7 +168,9 @@ fi
 
 # Each relay series carries exactly the labels the rules leave.
 one=$(vm_export "$VM_R" '{__name__="app_metric",instance="host-1"}' | jq -c '.metric | keys')
-eq "rules applied" '["__name__","env","instance","job","k8s_label_team","origin","pod","pod_index","shard","team_team","tenant"]' "$one"
+eq "rules applied" '["__name__","env","env_upper","instance","job","k8s_label_team","origin","pod","pod_index","shard","team_team","tenant"]' "$one"
+one=$(vm_export "$VM_R" '{__name__="app_metric",instance="host-1"}' | jq -r '"\(.metric.pod) \(.metric.env_upper)"')
+eq "lowercase, uppercase" "wéb-äpi-12 PROD" "$one"
 
 # hashmod: the relay's shard is MD5's last 8 bytes mod 4 (4 divides 2^64:
 # the last hex digit's low two bits); vmagent's agrees only by chance.
@@ -187,16 +210,43 @@ eq "tenant rules: accepted" 1 "$(field "$line" acked)"
 wait_until "$WAIT_CAP" vm_is "$VM_R" '{__name__="app4_metric",stage="tenant",origin="rwsend/prod"}' "$PER" ||
 	fail "tenant rules" "app4 series lack stage=tenant: $(vm_export "$VM_R" '{__name__="app4_metric"}' | head -1)"
 
-# A series a rule leaves invalid: the request is refused 400 with the
-# reason, and counted.
+# Series the rules leave invalid are refused alone: the rest is stored,
+# the answer is 400 with the reason and the count.
+rwsend --emit "$T/some.bin" --series "$SERIES" --samples-per-series "$SAMPLES" \
+	--start-ts "$T2" --name-prefix app9 --label env=prod
+code=$(POST_OUT=$T/some.out post_rw "$BASE/api/v1/write" "$T/some.bin" -H "Authorization: Bearer $TOKEN")
+eq "some series invalid after rules: 400" 400 "$code"
+checkx "... one line: the first reason, 2 series refused ($(head -c 300 "$T/some.out"))" \
+	"[ \"\$(grep -c '' '$T/some.out')\" = 1 ] && grep -qF 'relabeled series 0: invalid label name \"9\"' '$T/some.out' && grep -qF '2 series refused ($((2 * SAMPLES)) samples), $((SERIES - 2)) series taken' '$T/some.out'"
+check "... the other $((SERIES - 2)) series arrive" \
+	wait_until "$WAIT_CAP" vm_is "$VM_R" '{__name__="app9_metric"}' "$(((SERIES - 2) * SAMPLES))"
+eq "... host-0 and host-1 do not" 0 \
+	"$(vm_count "$VM_R" '{__name__="app9_metric",instance=~"host-[01]"}')"
+eq "... /metrics: 1 request, $((2 * SAMPLES)) samples refused as relabel_invalid" \
+	"1 $((2 * SAMPLES))" \
+	"$(metric "$RELAY_PORT" relay_requests_refused_total 'reason="relabel_invalid"') $(metric "$RELAY_PORT" relay_samples_refused_total 'reason="relabel_invalid"')"
+eq "... the tenant's /metrics" 1 \
+	"$(metric "$RELAY_PORT" relay_tenant_requests_refused_total 'reason="relabel_invalid"')"
+invalid_billed() {
+	local u
+	u=$(usage_json "$BASE" "$ADMIN")
+	[ "$(usage_sum "$u" acme samples_refused_relabel_invalid)" = $((2 * SAMPLES)) ] &&
+		[ "$(usage_sum "$u" acme requests_refused_relabel_invalid)" = 1 ]
+}
+check "... usage: $((2 * SAMPLES)) samples refused as relabel_invalid" \
+	wait_until "$WAIT_CAP" invalid_billed
+# Sent again, it is not a duplicate (its refused series never were stored).
+code=$(POST_OUT=$T/some.out post_rw "$BASE/api/v1/write" "$T/some.bin" -H "Authorization: Bearer $TOKEN")
+eq "... sent again: 400 again, not a duplicate" 400 "$code"
+
+# Every series invalid: 400, nothing stored.
 rwsend --emit "$T/bad.bin" --series 2 --start-ts "$T2" --name-prefix app8 \
 	--label env=prod --label bad_9=x
-before=$(metric "$RELAY_PORT" relay_requests_refused_total 'reason="bad_request"' || echo 0)
 code=$(POST_OUT=$T/bad.out post_rw "$BASE/api/v1/write" "$T/bad.bin" -H "Authorization: Bearer $TOKEN")
-eq "invalid after rules: 400" 400 "$code"
-checkx "invalid after rules: the reason" "grep -qF 'relabeled series 0: invalid label name \"9\"' '$T/bad.out'"
-eq "invalid after rules: counted" "$((before + 1))" \
-	"$(metric "$RELAY_PORT" relay_requests_refused_total 'reason="bad_request"')"
+eq "every series invalid: 400" 400 "$code"
+checkx "... with the reason" "grep -qF 'relabeled series 0: invalid label name \"9\"' '$T/bad.out' && grep -qF '0 series taken' '$T/bad.out'"
+eq "... counted" 3 \
+	"$(metric "$RELAY_PORT" relay_requests_refused_total 'reason="relabel_invalid"')"
 
 # --- 4. reload swaps rules; a bad file keeps the old ones --------------------
 

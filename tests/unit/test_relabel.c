@@ -302,6 +302,32 @@ static void test_labeldrop_keep(void)
 
 /* Go's Regexp.Expand: $$, a $ that starts no reference, $1x is the group
  * named "1x" (none: empty), named groups. */
+/* lowercase and uppercase: Prometheus' own case, then characters past
+ * ASCII as Go's strings.ToLower / ToUpper map them (Unicode's simple case
+ * mapping: no ß -> SS, no final sigma; İ -> i, ı -> I, K (Kelvin) -> k,
+ * ɐ (2 bytes) -> Ɐ (3 bytes)). */
+static void test_case(void)
+{
+	char o[1024];
+
+	CHECK_STR(run("- source_labels: [foo]\n  action: uppercase\n"
+		      "  target_label: foo_uppercase\n"
+		      "- source_labels: [foo]\n  action: lowercase\n"
+		      "  target_label: foo_lowercase\n", "foo=bAr123Foo", o),
+		  "foo=bAr123Foo,foo_lowercase=bar123foo,foo_uppercase=BAR123FOO");
+	CHECK_STR(run("- source_labels: [a, b]\n  separator: '-'\n"
+		      "  action: Lowercase\n  target_label: c\n",
+		      "a=ÄÖÜ Straße,b=ΣΊΣΥΦΟΣ", o),
+		  "a=ÄÖÜ Straße,b=ΣΊΣΥΦΟΣ,c=äöü straße-σίσυφοσ");
+	CHECK_STR(run("- source_labels: [a]\n  action: uppercase\n"
+		      "  target_label: a\n", "a=straße ıɐ", o), "a=STRAßE IⱯ");
+	CHECK_STR(run("- source_labels: [a]\n  action: lowercase\n"
+		      "  target_label: a\n", "a=İ\u212a", o), "a=ik");
+	/* an empty value removes the target */
+	CHECK_STR(run("- source_labels: [x]\n  action: lowercase\n"
+		      "  target_label: a\n", "a=1,b=2", o), "b=2");
+}
+
 static void test_expand(void)
 {
 	char o[256];
@@ -385,8 +411,23 @@ static void test_load_errors(void)
 		  "rules.yml:3: modulus: \"-1\" is not a non-negative integer");
 	CHECK_STR(load_err("- action: ''\n", e, sizeof(e)),
 		  "rules.yml:1: relabel action cannot be empty");
-	CHECK_STR(load_err("- action: lowercase\n  target_label: x\n", e, sizeof(e)),
-		  "rules.yml:1: relabel action lowercase is not supported here");
+	CHECK_STR(load_err("- action: lowercase\n", e, sizeof(e)),
+		  "rules.yml:1: relabel configuration for lowercase action "
+		  "requires 'target_label' value");
+	CHECK_STR(load_err("- action: uppercase\n  target_label: 'a-b'\n", e,
+			   sizeof(e)),
+		  "rules.yml:2: \"a-b\" is invalid 'target_label' for "
+		  "uppercase action");
+	CHECK_STR(load_err("- action: lowercase\n  target_label: a\n"
+			   "  replacement: x\n", e, sizeof(e)),
+		  "rules.yml:3: 'replacement' can not be set for lowercase "
+		  "action");
+	CHECK_STR(load_err("- action: lowercase\n  target_label: ${1}\n", e,
+			   sizeof(e)),
+		  "rules.yml:2: \"${1}\" is invalid 'target_label' for "
+		  "lowercase action");
+	CHECK_STR(load_err("- action: titlecase\n", e, sizeof(e)),
+		  "rules.yml:1: unknown relabel action \"titlecase\"");
 	CHECK_STR(load_err("action: drop\n", e, sizeof(e)),
 		  "rules.yml:1: expected a list of relabel_config entries");
 	CHECK_STR(load_err("- action: drop\n  regex: [a\n", e, sizeof(e)),
@@ -423,6 +464,7 @@ int main(void)
 	RUN(test_hashmod);
 	RUN(test_labelmap);
 	RUN(test_labeldrop_keep);
+	RUN(test_case);
 	RUN(test_expand);
 	RUN(test_cap);
 	RUN(test_target_valid);

@@ -635,8 +635,9 @@ static void test_drop_label(void)
 
 /* The relabel hook: a dropped series is not written and is counted apart;
  * a rewritten one keeps its samples and gets the tenant label and the HA
- * label removal after the rules; labels a rule makes invalid refuse the
- * request with the reason. */
+ * label removal after the rules; a series a rule makes invalid (a bad
+ * label name, its __name__ removed, too many labels) is left out alone,
+ * counted, the first one's reason kept in why. */
 static void test_relabel_hook(void)
 {
 	static const char *const series[][12] = {
@@ -644,13 +645,21 @@ static void test_relabel_hook(void)
 		{ "__name__", "up", "__replica__", "r1", "instance", "a:9100",
 		  "tmp_x", "1", NULL },
 		{ "__name__", "up", "bad_9", "x", NULL },
+		{ "__name__", "gone", "instance", "c", NULL },
+		{ "__name__", "many", "instance", "b", "wide", "1", "zz", "1",
+		  NULL },
 	};
 	static const char rules[] =
 		"- source_labels: [__name__]\n  regex: 'go_.*'\n  action: drop\n"
 		"- regex: 'tmp_.*'\n  action: labeldrop\n"
 		"- source_labels: [instance]\n  regex: '(.*):9100'\n"
 		"  target_label: host\n";
-	static const char bad[] = "- regex: 'bad_(.*)'\n  action: labelmap\n";
+	static const char bad[] =
+		"- regex: 'bad_(.*)'\n  action: labelmap\n"
+		"- source_labels: [__name__]\n  regex: 'gone'\n"
+		"  target_label: __name__\n  replacement: ''\n"
+		"- source_labels: [wide]\n  regex: '1'\n"
+		"  target_label: extra\n  replacement: x\n";
 	struct relabel_pass rp = {{0}};
 	struct wire_counts c;
 	Prometheus__WriteRequest *r;
@@ -697,11 +706,34 @@ static void test_relabel_hook(void)
 	rp.rules[0] = relabel_load_buf("b.yml", bad, sizeof(bad) - 1, err,
 				       sizeof(err));
 	CHECK(rp.rules[0] != NULL);
-	CHECK((in = pack_request(series, 3, &len)) != NULL);
+	CHECK((in = pack_request(series, 5, &len)) != NULL);
 	buf_init(&out, OUT_MAX);
-	CHECK_EQ_INT(scan(in, len, &o, NULL, &out), WIRE_BAD);
+	memset(&c, 0, sizeof(c));
+	o.max_labels_per_series = 4;
+	CHECK_EQ_INT(scan(in, len, &o, &c, &out), WIRE_OK);
 	CHECK_STR(why, "relabeled series 2: invalid label name \"9\"");
+	CHECK_EQ_INT(c.series, 2);
+	CHECK_EQ_INT(c.samples, 2);
+	CHECK_EQ_INT(c.invalid_series, 3);
+	CHECK_EQ_INT(c.invalid_samples, 3);
+	CHECK_EQ_INT(c.series_dropped, 0);
+	CHECK((r = unpack(out.p, out.len)) != NULL);
+	CHECK_EQ_INT(r->n_timeseries, 2);
+	CHECK_STR(r->timeseries[0]->labels[0]->value, "go_gc");
+	CHECK_STR(r->timeseries[1]->labels[0]->value, "up");
+	prometheus__write_request__free_unpacked(r, NULL);
 	buf_free(&out);
+	free(in);
+	/* Each kind's reason, when it comes first. */
+	CHECK((in = pack_request(series + 3, 1, &len)) != NULL);
+	CHECK_EQ_INT(scan(in, len, &o, NULL, NULL), WIRE_OK);
+	CHECK_STR(why, "relabeled series 0: empty metric name: the rules "
+		  "removed __name__");
+	free(in);
+	CHECK((in = pack_request(series + 4, 1, &len)) != NULL);
+	CHECK_EQ_INT(scan(in, len, &o, NULL, NULL), WIRE_OK);
+	CHECK_STR(why, "relabeled series 0: more than 4 labels after "
+		  "relabeling");
 	free(in);
 	relabel_free((struct relabel_rules *)rp.rules[0]);
 	relabel_pass_thread_cleanup();
@@ -1043,7 +1075,7 @@ static void test_limits(void)
 	buf_init(&req, OUT_MAX);
 	pb_series(&req, three);
 	memset(&o, 0, sizeof(o));
-	o.max_labels_per_series = 3;
+	o.max_labels_per_series = 4;
 	o.max_label_name_length = 3;
 	o.max_label_value_length = 3;
 	CHECK_EQ_INT(scan(req.p, req.len, &o, NULL, NULL), WIRE_OK);
