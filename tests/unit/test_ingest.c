@@ -862,12 +862,56 @@ static void test_unsorted_sorted(void)
 	config_free(&cfg);
 }
 
+/* A request not rewritten (no tenant label) but with a series out of
+ * order is scanned twice (the second time to sort it in a rewrite):
+ * on_series still sees each series once, and the rewrite is stored. */
+static void test_on_series_once_when_sorted(void)
+{
+	size_t samples[3] = { 1, 2, 1 }, len, zlen;
+	uint8_t *raw = make_request(3, 0, samples, &len), *z = NULL, *p;
+	struct ingest_req r = { "acme", 4, NULL, count_series, NULL, NULL, NULL, NULL, NULL, NULL };
+	struct wire_counts counts;
+	struct config cfg;
+	struct buf body;
+	struct batch b;
+	uint64_t decoded = 0;
+	int status;
+
+	CHECK(raw != NULL);
+	p = raw + len;
+	while (p > raw && !(p[-1] == 'i' && p[-2] == 0x01))
+		p--;
+	if (p == raw)
+		free(raw);
+	CHECK(p > raw);
+	p[-1] = 'I';
+	config_defaults(&cfg);
+	z = compress(raw, len, &zlen);
+	free(raw);
+	CHECK(z != NULL);
+	body_set(&body, &cfg, z, zlen);
+	series_seen = 0;
+	status = ingest_body(&cfg, &r, &body, &b, &counts, &decoded, why,
+			     sizeof(why));
+	if (status == 0)
+		batch_release(&b);
+	buf_free(&body);
+	free(z);
+	config_free(&cfg);
+	CHECK_EQ_INT(status, 0);
+	CHECK_EQ_INT(counts.sorted, 1);
+	CHECK_EQ_INT(counts.series, 3);
+	CHECK_EQ_INT(counts.samples, 4);
+	CHECK_EQ_INT(series_seen, 3);
+}
+
 int main(void)
 {
 	RUN(test_fixtures_counts_and_lanes);
 	RUN(test_lane_by_instance);
 	RUN(test_fixtures_tenant_label);
 	RUN(test_on_series_called_per_series);
+	RUN(test_on_series_once_when_sorted);
 	RUN(test_decoded_size_over_limit);
 	RUN(test_corrupt_snappy);
 	RUN(test_split_fixtures);
