@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lanes.h"
+#include "sblock_prefix.h"
 #include "store.h"
 
 /* Per-thread scratch, reused between requests; freed when a large request
@@ -206,12 +207,36 @@ static int lanes_compress(const struct config *cfg, struct scratch *sc,
 	return rc;
 }
 
+/* The first cut bytes of the request as a chunk of b in lane, made of the
+ * body's own elements (sblock_prefix.h); tmp (empty) is the scratch it is
+ * built in. Returns 0, or -1 (nothing added) when the body is not taken
+ * or memory is short. */
+static int prefix_chunk(struct batch *b, const struct buf *body,
+			struct buf *tmp, size_t cut, unsigned lane,
+			const struct wire_counts *c)
+{
+	uint8_t *block;
+	int rc;
+
+	rc = sblock_prefix(body->p, body->len, cut, tmp);
+	if (rc == 0 && (block = malloc(tmp->len)) != NULL) {
+		memcpy(block, tmp->p, tmp->len);
+		if ((rc = add_chunk(b, block, tmp->len, (uint32_t)cut, lane, c)) < 0)
+			free(block);
+	} else {
+		rc = -1;
+	}
+	buf_reset(tmp);
+	return rc;
+}
+
 /*
  * The request in sc->decoded, not rewritten, whose fields' lanes are in
  * sc->runs (counts in lc), into chunks of b: the body as it came when all
- * is in one lane, else each lane compressed on its own: straight from the
- * decoded request when the lane is one run of it, else from its runs
- * gathered. On success a body that became a chunk is b's (body is left
+ * is in one lane, else one block per lane: the first run's lane, when it
+ * is that run alone, as the start of the body; each other lane compressed
+ * on its own, straight from the decoded request when it is one run of it,
+ * else from its runs gathered. On success a body that became a chunk is b's (body is left
  * empty). Returns 0 or -1.
  */
 static int lanes_as_sent(const struct config *cfg, struct scratch *sc,
@@ -248,6 +273,12 @@ static int lanes_as_sent(const struct config *cfg, struct scratch *sc,
 					lr->run[i].end - prev);
 		prev = lr->run[i].end;
 	}
+	/* The first run's lane, when it is that run alone: the start of the
+	 * body as it came (sblock_prefix.h), no compression. */
+	l = lr->n > 0 ? lr->run[0].lane : 0;
+	if (rc == 0 && runs[l] == 1 && lane_len[l] <= cfg->max_request_size &&
+	    prefix_chunk(b, body, &sc->lanes[l], lane_len[l], l, &lc[l]) == 0)
+		runs[l] = 0;
 	for (l = 0; l < LANES && rc == 0; l++) {
 		if (runs[l] != 1)
 			continue;
