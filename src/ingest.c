@@ -230,14 +230,29 @@ static int prefix_chunk(struct batch *b, const struct buf *body,
 	return rc;
 }
 
+/* Puts b's chunks in ascending lane order (as a rewrite makes them),
+ * keeping the order of each lane's own. */
+static void chunks_by_lane(struct batch *b)
+{
+	for (size_t i = 1; i < b->nchunks; i++) {
+		struct chunk ch = b->chunks[i];
+		size_t j = i;
+
+		for (; j > 0 && b->chunks[j - 1].lane > ch.lane; j--)
+			b->chunks[j] = b->chunks[j - 1];
+		b->chunks[j] = ch;
+	}
+}
+
 /*
  * The request in sc->decoded, not rewritten, whose fields' lanes are in
  * sc->runs (counts in lc), into chunks of b: the body as it came when all
  * is in one lane, else one block per lane: the first run's lane, when it
  * is that run alone, as the start of the body; each other lane compressed
  * on its own, straight from the decoded request when it is one run of it,
- * else from its runs gathered. On success a body that became a chunk is b's (body is left
- * empty). Returns 0 or -1.
+ * else from its runs gathered; the chunks in ascending lane order. On
+ * success a body that became a chunk is b's (body is left empty).
+ * Returns 0 or -1.
  */
 static int lanes_as_sent(const struct config *cfg, struct scratch *sc,
 			 struct buf *body, struct batch *b,
@@ -288,7 +303,10 @@ static int lanes_as_sent(const struct config *cfg, struct scratch *sc,
 		else
 			rc = split_chunks(cfg, b, raw->p + from[l], lane_len[l], l);
 	}
-	return rc < 0 ? -1 : lanes_compress(cfg, sc, b, lc);
+	if (rc < 0 || lanes_compress(cfg, sc, b, lc) < 0)
+		return -1;
+	chunks_by_lane(b);
+	return 0;
 }
 
 /* The label bounds: the tenant's where its section sets them, else
