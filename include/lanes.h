@@ -65,6 +65,21 @@ static inline unsigned lanes_of(uint64_t h)
 	return (unsigned)(h >> 61);
 }
 
+/* A run of a decoded request's top-level fields that all went to one
+ * lane (wire.h's lane_runs): it starts where the run before it ends (the
+ * first at 0) and ends before byte end. A decoded request is below 4 GiB
+ * (snappy's preamble is a varint32). */
+struct lane_run {
+	uint32_t end;
+	uint32_t lane;
+};
+
+/* The runs of one request, in order; grown by wire_scan. */
+struct lane_runs {
+	struct lane_run *run;    /* owned by whoever set it up */
+	size_t n, cap;
+};
+
 /*
  * One record of a version 2 entry's lane table (little-endian, 20 bytes):
  *   +---------+----------+-----------+---------+---------+--------+

@@ -46,6 +46,7 @@ struct wire_counts {
 };
 
 struct relabel_label;
+struct lane_runs;
 
 struct wire_opts {
 	/* Label to set on every series, or NULL to leave labels as sent. */
@@ -77,6 +78,14 @@ struct wire_opts {
 	 * bounds the sum of the lanes (WIRE_TOO_LARGE past it). */
 	struct buf *lane_out;
 	struct wire_counts *lane_counts;
+	/* Or, without lane_out and without a rewrite (out NULL, no tenant
+	 * or drop label, no admit, no relabel hook): the lane of each
+	 * top-level field, as lane_out would have put it, appended to
+	 * *lane_runs as runs of adjacent fields in one lane (lanes.h); the
+	 * caller cuts the request by them (sblock_split.h). A request with
+	 * a series out of order (wire_counts.sorted) is not as sent: it must
+	 * be scanned again with lane_out. lane_counts as above. */
+	struct lane_runs *lane_runs;
 	/* Relabel hook (relabel.h), or NULL. Called once per series with its
 	 * labels as sent (checked, sorted) in ls[0..*n), with room for cap;
 	 * it may rewrite them (its strings must stay valid until its next

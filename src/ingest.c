@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lanes.h"
+#include "sblock_prefix.h"
 #include "store.h"
 
 /* Per-thread scratch, reused between requests; freed when a large request
@@ -18,7 +19,9 @@
 
 struct scratch {
 	struct buf decoded;
-	struct buf lanes[LANES];  /* the rewritten request, by lane */
+	struct buf lanes[LANES];  /* the request by lane: rewritten, or the
+				   * runs of a lane of several gathered */
+	struct lane_runs runs;    /* the request's runs by lane, when as sent */
 };
 
 static pthread_key_t scratch_key;
@@ -32,6 +35,7 @@ static void scratch_free(void *p)
 	buf_free(&s->decoded);
 	for (unsigned l = 0; l < LANES; l++)
 		buf_free(&s->lanes[l]);
+	free(s->runs.run);
 	free(s);
 	wire_scratch_free();
 	relabel_pass_thread_cleanup();
@@ -173,6 +177,7 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 	opts.admit = NULL;
 	opts.lane_out = NULL;
 	opts.lane_counts = NULL;
+	opts.lane_runs = NULL;
 	opts.relabel = NULL;
 	memset(c, 0, sizeof(*c));
 	while (off < len && (next = wire_next_field(raw, len, off)) != 0) {
@@ -181,6 +186,127 @@ static void count_valid_prefix(const uint8_t *raw, size_t len,
 			break;
 		off = next;
 	}
+}
+
+/* Compresses each non-empty lane of sc->lanes (whose counts are lc) into
+ * chunks of b. Returns 0 or -1. */
+static int lanes_compress(const struct config *cfg, struct scratch *sc,
+			  struct batch *b, const struct wire_counts *lc)
+{
+	int rc = 0;
+
+	for (unsigned l = 0; l < LANES && rc == 0; l++) {
+		const struct buf *lb = &sc->lanes[l];
+		if (lb->len == 0)
+			continue;
+		if (lb->len <= cfg->max_request_size)
+			rc = compress_chunk(b, lb->p, lb->len, l, &lc[l]);
+		else
+			rc = split_chunks(cfg, b, lb->p, lb->len, l);
+	}
+	return rc;
+}
+
+/* The first cut bytes of the request as a chunk of b in lane, made of the
+ * body's own elements (sblock_prefix.h); tmp (empty) is the scratch it is
+ * built in. Returns 0, or -1 (nothing added) when the body is not taken
+ * or memory is short. */
+static int prefix_chunk(struct batch *b, const struct buf *body,
+			struct buf *tmp, size_t cut, unsigned lane,
+			const struct wire_counts *c)
+{
+	uint8_t *block;
+	int rc;
+
+	rc = sblock_prefix(body->p, body->len, cut, tmp);
+	if (rc == 0 && (block = malloc(tmp->len)) != NULL) {
+		memcpy(block, tmp->p, tmp->len);
+		if ((rc = add_chunk(b, block, tmp->len, (uint32_t)cut, lane, c)) < 0)
+			free(block);
+	} else {
+		rc = -1;
+	}
+	buf_reset(tmp);
+	return rc;
+}
+
+/* Puts b's chunks in ascending lane order (as a rewrite makes them),
+ * keeping the order of each lane's own. */
+static void chunks_by_lane(struct batch *b)
+{
+	for (size_t i = 1; i < b->nchunks; i++) {
+		struct chunk ch = b->chunks[i];
+		size_t j = i;
+
+		for (; j > 0 && b->chunks[j - 1].lane > ch.lane; j--)
+			b->chunks[j] = b->chunks[j - 1];
+		b->chunks[j] = ch;
+	}
+}
+
+/*
+ * The request in sc->decoded, not rewritten, whose fields' lanes are in
+ * sc->runs (counts in lc), into chunks of b: the body as it came when all
+ * is in one lane, else one block per lane: the first run's lane, when it
+ * is that run alone, as the start of the body; each other lane compressed
+ * on its own, straight from the decoded request when it is one run of it,
+ * else from its runs gathered; the chunks in ascending lane order. On
+ * success a body that became a chunk is b's (body is left empty).
+ * Returns 0 or -1.
+ */
+static int lanes_as_sent(const struct config *cfg, struct scratch *sc,
+			 struct buf *body, struct batch *b,
+			 const struct wire_counts *lc)
+{
+	const struct buf *raw = &sc->decoded;
+	const struct lane_runs *lr = &sc->runs;
+	size_t lane_len[LANES] = { 0 }, from[LANES], prev = 0;
+	unsigned used = 0, runs[LANES] = { 0 }, l;
+	int rc = 0;
+
+	for (size_t i = 0; i < lr->n; i++) {
+		l = lr->run[i].lane;
+		from[l] = prev;
+		lane_len[l] += lr->run[i].end - prev;
+		used += lane_len[l] > 0 && runs[l]++ == 0;
+		prev = lr->run[i].end;
+	}
+	for (l = 0; used == 1 && lane_len[l] == 0; l++)
+		;
+	if (used == 1 && lane_len[l] <= cfg->max_request_size) {
+		if (add_chunk(b, body->p, body->len, (uint32_t)raw->len, l,
+			      &lc[l]) < 0)
+			return -1;
+		buf_init(body, body->max);
+		return 0;
+	}
+	prev = 0;
+	for (size_t i = 0; i < lr->n && rc == 0; i++) {
+		l = lr->run[i].lane;
+		if (runs[l] > 1)
+			rc = buf_append(&sc->lanes[l], raw->p + prev,
+					lr->run[i].end - prev);
+		prev = lr->run[i].end;
+	}
+	/* The first run's lane, when it is that run alone: the start of the
+	 * body as it came (sblock_prefix.h), no compression. */
+	l = lr->n > 0 ? lr->run[0].lane : 0;
+	if (rc == 0 && runs[l] == 1 && lane_len[l] <= cfg->max_request_size &&
+	    prefix_chunk(b, body, &sc->lanes[l], lane_len[l], l, &lc[l]) == 0)
+		runs[l] = 0;
+	for (l = 0; l < LANES && rc == 0; l++) {
+		if (runs[l] != 1)
+			continue;
+		if (lane_len[l] <= cfg->max_request_size)
+			rc = compress_chunk(b, raw->p + from[l], lane_len[l], l,
+					    &lc[l]);
+		else
+			rc = split_chunks(cfg, b, raw->p + from[l], lane_len[l], l);
+	}
+	if (rc < 0 || lanes_compress(cfg, sc, b, lc) < 0)
+		return -1;
+	chunks_by_lane(b);
+	return 0;
 }
 
 /* The label bounds: the tenant's where its section sets them, else
@@ -205,7 +331,6 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	struct buf *raw;
 	struct wire_opts opts;
 	size_t n;
-	unsigned used = 0;
 	int rc = 0, status = 0;
 
 	memset(b, 0, sizeof(*b));
@@ -255,48 +380,44 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		count_valid_prefix(raw->p, raw->len, &opts, counts);
 		goto out;
 	}
-	/* Every series into its lane (lanes.h), rewritten: the sum of the
-	 * lanes is bounded as one rewritten copy would be. */
+	/* Every series into its lane (lanes.h): the sum of the lanes is
+	 * bounded as one rewritten copy would be. */
 	for (unsigned l = 0; l < LANES; l++) {
 		sc->lanes[l].max = cfg->max_decoded_size + cfg->max_decoded_size / 2;
 		buf_reset(&sc->lanes[l]);
 	}
 	memset(lc, 0, sizeof(lc));
-	opts.lane_out = sc->lanes;
 	opts.lane_counts = lc;
-	rc = wire_scan(raw->p, raw->len, &opts, counts, NULL, why, whylen);
+	if (r->tenant_label == NULL && opts.drop_label == NULL &&
+	    r->admit == NULL && opts.relabel == NULL) {
+		/* Nothing to rewrite: only the lane of each field is asked
+		 * for (no copy of the series is written), and each lane is
+		 * taken from the request as it came. */
+		sc->runs.n = 0;
+		opts.lane_runs = &sc->runs;
+		rc = wire_scan(raw->p, raw->len, &opts, counts, NULL, why, whylen);
+		opts.lane_runs = NULL;
+		if (rc == WIRE_OK && counts->sorted == 0) {
+			rc = lanes_as_sent(cfg, sc, body, b, lc);
+			goto chunks;
+		}
+		/* A series out of order is sorted in a rewrite; on_series
+		 * has seen every series already. */
+		memset(counts, 0, sizeof(*counts));
+		memset(lc, 0, sizeof(lc));
+		opts.on_series = NULL;
+	}
+	if (rc == WIRE_OK) {
+		opts.lane_out = sc->lanes;
+		rc = wire_scan(raw->p, raw->len, &opts, counts, NULL, why, whylen);
+	}
 	if (rc != WIRE_OK) {
 		status = rc == WIRE_V2 ? 415 : (rc == WIRE_TOO_LARGE ? 413 : 400);
 		count_valid_prefix(raw->p, raw->len, &opts, counts);
 		goto out;
 	}
-	rc = 0;
-	for (unsigned l = 0; l < LANES; l++)
-		used += sc->lanes[l].len > 0;
-	if (used == 1 && r->tenant_label == NULL && opts.drop_label == NULL &&
-	    r->admit == NULL && opts.relabel == NULL && counts->sorted == 0 &&
-	    raw->len <= cfg->max_request_size) {
-		/* One lane, nothing rewritten (no label set, dropped or
-		 * sorted, no series left out): the body as it came is the
-		 * chunk (its series are those of the lane, as sent). */
-		unsigned l = 0;
-		while (sc->lanes[l].len == 0)
-			l++;
-		rc = add_chunk(b, body->p, body->len, (uint32_t)raw->len, l,
-			       counts);
-		if (rc == 0)
-			buf_init(body, body->max);
-		used = 0;
-	}
-	for (unsigned l = 0; l < LANES && rc == 0 && used > 0; l++) {
-		const struct buf *lb = &sc->lanes[l];
-		if (lb->len == 0)
-			continue;
-		if (lb->len <= cfg->max_request_size)
-			rc = compress_chunk(b, lb->p, lb->len, l, &lc[l]);
-		else
-			rc = split_chunks(cfg, b, lb->p, lb->len, l);
-	}
+	rc = lanes_compress(cfg, sc, b, lc);
+chunks:
 	if (rc < 0) {
 		batch_release(b);
 		snprintf(why, whylen, "out of memory");
@@ -306,5 +427,9 @@ out:
 	trim_scratch(raw);
 	for (unsigned l = 0; l < LANES; l++)
 		trim_scratch(&sc->lanes[l]);
+	if (sc->runs.cap * sizeof(*sc->runs.run) > SCRATCH_KEEP) {
+		free(sc->runs.run);
+		memset(&sc->runs, 0, sizeof(sc->runs));
+	}
 	return status;
 }

@@ -460,7 +460,7 @@ static int scan_series(struct scan *s, const uint8_t *p, const uint8_t *end)
 		if (r.replace && (rc = wire_exported_name(s, &r)) != 0)
 			return rc;
 	}
-	if (s->rewrite || s->o->on_series != NULL)
+	if (s->rewrite || s->o->on_series != NULL || s->o->lane_runs != NULL)
 		return wire_series_emit(s, &r, start, end);
 	return 0;
 }
@@ -475,6 +475,33 @@ static inline void lane_count(struct wire_counts *c,
 	c->histograms += now->histograms - before->histograms;
 	c->exemplars += now->exemplars - before->exemplars;
 	c->metadata += now->metadata - before->metadata;
+}
+
+/* Ends the field just scanned (at end) in s->lane: the last run grows,
+ * or a new run starts. Returns 0, or WIRE_TOO_LARGE when memory is short.
+ * Out of line, so that the scanner's loop inlines label_check as before. */
+static int lane_run(struct scan *s, const uint8_t *end)
+	__attribute__((noinline));
+static int lane_run(struct scan *s, const uint8_t *end)
+{
+	struct lane_runs *lr = s->o->lane_runs;
+	size_t cap;
+	struct lane_run *p;
+
+	if (lr->n > 0 && lr->run[lr->n - 1].lane == s->lane) {
+		lr->run[lr->n - 1].end = (uint32_t)(end - s->base);
+		return 0;
+	}
+	if (lr->n == lr->cap) {
+		cap = lr->cap ? 2 * lr->cap : 64;
+		if ((p = realloc(lr->run, cap * sizeof(*p))) == NULL)
+			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for lanes");
+		lr->run = p;
+		lr->cap = cap;
+	}
+	lr->run[lr->n].end = (uint32_t)(end - s->base);
+	lr->run[lr->n++].lane = s->lane;
+	return 0;
 }
 
 int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
@@ -551,6 +578,8 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 					 "decoded request over the size limit");
 		if (s.o->lane_counts != NULL)
 			lane_count(&s.o->lane_counts[s.lane], &before, &s.n);
+		if (s.o->lane_runs != NULL && lane_run(&s, f.end) < 0)
+			return WIRE_TOO_LARGE;
 	}
 	if (out != NULL && !s.rewrite && buf_append(out, in, len) < 0)
 		return wire_fail(&s, WIRE_TOO_LARGE,

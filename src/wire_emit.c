@@ -221,13 +221,20 @@ int wire_series_emit(struct scan *s, const struct series *r,
 	struct field f;
 	uint64_t h = 0;
 	int direct = 1;   /* labels written straight into out */
+	int keyed = 0;    /* s->lane set from lane_key */
 
 	/* The lane, from the instance (or name) label alone when it has one:
-	 * then the labels go straight into the lane's output. */
-	if (s->lanes != NULL && lane_key(s, r, &h)) {
+	 * then the labels go straight into the lane's output, or (only the
+	 * lane asked for, lane_runs) need not be written at all. */
+	if ((s->lanes != NULL || s->o->lane_runs != NULL) && lane_key(s, r, &h)) {
 		s->lane = lanes_of(h);
-		out = &s->lanes[s->lane];
-	} else if (!s->rewrite || s->lanes != NULL) {
+		if (s->lanes != NULL)
+			out = &s->lanes[s->lane];
+		else if (s->o->admit == NULL && s->o->on_series == NULL)
+			return 0;
+		keyed = 1;
+	}
+	if (!s->rewrite || (s->lanes != NULL && !keyed)) {
 		/* The final labels first, for their hash (and lane). */
 		if (r->llen > sizeof(tmp) && r->llen > scratch_bytes_cap) {
 			if ((d = realloc(scratch_bytes, r->llen)) == NULL)
@@ -244,9 +251,10 @@ int wire_series_emit(struct scan *s, const struct series *r,
 			return series_refused(s);
 		if (s->o->on_series != NULL)
 			s->o->on_series(s->o->arg, h);
+		if (!keyed)
+			s->lane = lanes_of(h);
 		if (!s->rewrite)
 			return 0;
-		s->lane = lanes_of(h);
 		out = &s->lanes[s->lane];
 		labels = d;
 		direct = 0;

@@ -862,12 +862,135 @@ static void test_unsorted_sorted(void)
 	config_free(&cfg);
 }
 
+/* A request not rewritten (no tenant label) but with a series out of
+ * order is scanned twice (the second time to sort it in a rewrite):
+ * on_series still sees each series once, and the rewrite is stored. */
+static void test_on_series_once_when_sorted(void)
+{
+	size_t samples[3] = { 1, 2, 1 }, len, zlen;
+	uint8_t *raw = make_request(3, 0, samples, &len), *z = NULL, *p;
+	struct ingest_req r = { "acme", 4, NULL, count_series, NULL, NULL, NULL, NULL, NULL, NULL };
+	struct wire_counts counts;
+	struct config cfg;
+	struct buf body;
+	struct batch b;
+	uint64_t decoded = 0;
+	int status;
+
+	CHECK(raw != NULL);
+	p = raw + len;
+	while (p > raw && !(p[-1] == 'i' && p[-2] == 0x01))
+		p--;
+	if (p == raw)
+		free(raw);
+	CHECK(p > raw);
+	p[-1] = 'I';
+	config_defaults(&cfg);
+	z = compress(raw, len, &zlen);
+	free(raw);
+	CHECK(z != NULL);
+	body_set(&body, &cfg, z, zlen);
+	series_seen = 0;
+	status = ingest_body(&cfg, &r, &body, &b, &counts, &decoded, why,
+			     sizeof(why));
+	if (status == 0)
+		batch_release(&b);
+	buf_free(&body);
+	free(z);
+	config_free(&cfg);
+	CHECK_EQ_INT(status, 0);
+	CHECK_EQ_INT(counts.sorted, 1);
+	CHECK_EQ_INT(counts.series, 3);
+	CHECK_EQ_INT(counts.samples, 4);
+	CHECK_EQ_INT(series_seen, 3);
+}
+
+/* Series of 4 instances, 8 each, side by side, no tenant label: each
+ * lane a block of its own (the first the start of the body as it came,
+ * the others compressed), in ascending lane order, together the request. */
+static void test_as_sent_across_lanes(void)
+{
+	Prometheus__WriteRequest req = PROMETHEUS__WRITE_REQUEST__INIT;
+	Prometheus__TimeSeries ts[32], *tsp[32];
+	Prometheus__Label lb[64], *lbp[64];
+	Prometheus__Sample sm[32], *smp[32];
+	struct ingest_req r = { "", 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+	static const char *const names[8] = {
+		"node_boot_time_seconds", "node_forks_total", "node_load1",
+		"node_load15", "node_load5", "node_procs_blocked",
+		"node_procs_running", "up"
+	};
+	char inst[4][16];
+	struct wire_counts counts;
+	struct config cfg;
+	struct buf body;
+	struct batch b;
+	uint64_t decoded;
+	uint8_t *raw, *z = NULL;
+	size_t len, zlen = 0;
+	const char *e = NULL;
+	int status;
+
+	for (size_t k = 0; k < 32; k++) {
+		if (k % 8 == 0)
+			snprintf(inst[k / 8], sizeof(inst[0]), "host-%zu:9100", k / 8);
+		prometheus__time_series__init(&ts[k]);
+		prometheus__label__init(&lb[2 * k]);
+		prometheus__label__init(&lb[2 * k + 1]);
+		prometheus__sample__init(&sm[k]);
+		lb[2 * k].name = "__name__";
+		lb[2 * k].value = (char *)names[k % 8];
+		lb[2 * k + 1].name = "instance";
+		lb[2 * k + 1].value = inst[k / 8];
+		lbp[2 * k] = &lb[2 * k];
+		lbp[2 * k + 1] = &lb[2 * k + 1];
+		sm[k].value = (double)k;
+		sm[k].timestamp = 1700000000000;
+		smp[k] = &sm[k];
+		ts[k].n_labels = 2;
+		ts[k].labels = &lbp[2 * k];
+		ts[k].n_samples = 1;
+		ts[k].samples = &smp[k];
+		tsp[k] = &ts[k];
+	}
+	req.n_timeseries = 32;
+	req.timeseries = tsp;
+	len = prometheus__write_request__get_packed_size(&req);
+	raw = malloc(len);
+	CHECK(raw != NULL);
+	prometheus__write_request__pack(&req, raw);
+	config_defaults(&cfg);
+	if ((z = compress(raw, len, &zlen)) == NULL) {
+		free(raw);
+		config_free(&cfg);
+	}
+	CHECK(z != NULL);
+	body_set(&body, &cfg, z, zlen);
+	status = ingest_body(&cfg, &r, &body, &b, &counts, &decoded, why,
+			     sizeof(why));
+	if (status != 0)
+		e = err("status %d (%s)", status, why);
+	else if (b.nchunks < 2)
+		e = err("%zu chunks: the series are in one lane", b.nchunks);
+	else
+		e = chunks_equal(&b, raw, len, NULL, NULL, cfg.max_request_size);
+	if (status == 0)
+		batch_release(&b);
+	buf_free(&body);
+	free(z);
+	free(raw);
+	config_free(&cfg);
+	CHECK_NOERR(e);
+}
+
 int main(void)
 {
 	RUN(test_fixtures_counts_and_lanes);
 	RUN(test_lane_by_instance);
+	RUN(test_as_sent_across_lanes);
 	RUN(test_fixtures_tenant_label);
 	RUN(test_on_series_called_per_series);
+	RUN(test_on_series_once_when_sorted);
 	RUN(test_decoded_size_over_limit);
 	RUN(test_corrupt_snappy);
 	RUN(test_split_fixtures);
