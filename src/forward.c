@@ -26,6 +26,9 @@
 
 
 #define REASON_MAX 512
+/* The set-aside reason of a batch that could not be read to be sent. */
+#define MALFORMED_REASON "malformed in the buffer (snappy block missing or " \
+	"its length unreadable); not sent"
 /* A misconfigured upstream is logged once per this time, tenant and status. */
 #define MISCONF_LOG_MS 30000
 #define MISCONF_SLOTS 32
@@ -462,6 +465,31 @@ static const char *answer_reason(const struct sender *s)
 	return s->reason[0] ? s->reason : s->status_text;
 }
 
+/*
+ * The lane's next part cannot be sent as stored (its block is missing or
+ * its snappy preamble malformed; body_open found it): sending it would be
+ * refused, and reading it again would fail again. It is set aside without
+ * a request, with status 0 and the reason, and the lane moves on.
+ */
+static void set_aside_malformed(struct sender *s, const struct queue_job *job,
+				const struct store_span *span)
+{
+	struct forwarder *f = s->f;
+
+	queue_taken(f->q, job, 1, span->first_seq, span->last_seq);
+	log_msg(LOG_ERROR, "buffered batch malformed, set aside unsent",
+		"tenant=\"%s\" seq=%llu lane=%u bytes=%llu samples=%llu",
+		job->id, (unsigned long long)span->first_seq, job->lane,
+		(unsigned long long)span->bytes,
+		(unsigned long long)span->samples);
+	writer_set_aside(f->w, job->id, job->idlen, job->lane, span->first_seq,
+			 0, MALFORMED_REASON);
+	metric_add(&metrics.batches_set_aside, 1);
+	metric_add(&metrics.batches_malformed, 1);
+	metric_add(&metrics.samples_set_aside, span->samples);
+	queue_done(f->q, job, QUEUE_SENT, span->first_seq, span->last_seq, 0);
+}
+
 /* Sends one request for a claimed tenant and tells the queue how it went. */
 static void forward_one(struct sender *s, struct queue_job *job)
 {
@@ -477,10 +505,15 @@ static void forward_one(struct sender *s, struct queue_job *job)
 
 	s->job = job;
 	s->max_entries = job->isolate ? 1 : STORE_BODY_MAX_ENTRIES;
-	if (body_open(s, &span) < 0) {
+	rc = body_open(s, &span);
+	if (rc < 0) {
 		log_msg(LOG_ERROR, "cannot read buffer", "tenant=%s", job->id);
 		queue_taken(f->q, job, 1, job->first, job->last);
 		queue_done(f->q, job, QUEUE_RETRY, job->first, job->last, 1000);
+		return;
+	}
+	if (rc == 1) {
+		set_aside_malformed(s, job, &span);
 		return;
 	}
 	s->span = span;
