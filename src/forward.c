@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,11 @@
 
 
 #define REASON_MAX 512
+/* curl's buffers, per forwarder thread: answers are short (only their
+ * start is kept); bodies go out 64 KiB a send (16 KiB, its least, cost
+ * about a fifth more CPU per delivered sample in a catch-up). */
+#define SENDER_RECV_BUF 1024
+#define SENDER_SEND_BUF 65536
 /* The set-aside reason of a batch that could not be read to be sent. */
 #define MALFORMED_REASON "malformed in the buffer (snappy block missing or " \
 	"its length unreadable); not sent"
@@ -247,7 +253,14 @@ static int sender_init(struct sender *s, struct forwarder *f)
 {
 	const struct config *cfg = f->cfg;
 
-	memset(s, 0, sizeof(*s));
+	/* All but the body's parts: those are written before they are read,
+	 * and left untouched they cost no memory (STORE_BODY_MAX_ENTRIES of
+	 * them, 32 KiB a thread). */
+	memset(s, 0, offsetof(struct sender, body));
+	memset(&s->body, 0, offsetof(struct store_body, elements));
+	memset(&s->body.stream, 0, sizeof(s->body.stream));
+	memset((char *)s + offsetof(struct sender, job), 0,
+	       sizeof(*s) - offsetof(struct sender, job));
 	s->f = f;
 	s->rnd = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)s;
 	s->curl = curl_easy_init();
@@ -263,6 +276,8 @@ static int sender_init(struct sender *s, struct forwarder *f)
 	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
 	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(cfg->timeout_ms < 10000 ? cfg->timeout_ms : 10000));
+	curl_easy_setopt(s->curl, CURLOPT_BUFFERSIZE, (long)SENDER_RECV_BUF);
+	curl_easy_setopt(s->curl, CURLOPT_UPLOAD_BUFFERSIZE, (long)SENDER_SEND_BUF);
 	curl_easy_setopt(s->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, NULL);
 	curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, on_read);
