@@ -635,25 +635,34 @@ static void forward_one(struct sender *s, struct queue_job *job)
 }
 
 /*
- * Sends a claimed job through the gate of its upstream (upstream_gate.h):
- * waits while that upstream is down and another request probes it, then
- * tells the gate how the request went. Returns 0, or -1 once stopping (the
- * job is given back).
+ * Sends a claimed job through the gate of its upstream (upstream_gate.h),
+ * then tells the gate how the request went. While that upstream is down
+ * and the job may not probe it, the job goes back to the queue until the
+ * gate's next probe (or a change of the gate), and the thread is free for
+ * other tenants: their upstreams may be up. Returns 0, or -1 once stopping
+ * (the job is given back).
  */
 static int forward_gated(struct sender *s, struct queue_job *job)
 {
 	struct forwarder *f = s->f;
 	const struct config *held = config_hold();
 	struct upstream_ticket ticket;
+	uint64_t wait_ms = 0;
 	long status;
-	int rc;
+	int rc, pass = 0;
 
 	/* The gate is that of the tenant's configured URL (see forward_url). */
 	rc = forward_url(held, job->id, job->idlen, NULL, s->url, sizeof(s->url));
 	config_release(held);
-	if (rc == 0 && upstream_gate_enter(&f->gates, s->url, &ticket) < 0) {
+	if (rc == 0)
+		pass = upstream_gate_pass(&f->gates, s->url, &ticket, &wait_ms);
+	if (pass < 0) {
 		queue_unclaim(f->q, job);
 		return -1;
+	}
+	if (pass == 1) {
+		queue_defer(f->q, job, wait_ms);
+		return 0;
 	}
 	s->status = -1;
 	forward_one(s, job);
@@ -662,8 +671,9 @@ static int forward_gated(struct sender *s, struct queue_job *job)
 	status = s->status;
 	if (status == 0 && atomic_load(&f->abandon_at_ms) != 0)
 		status = -1;    /* abandoned at stop: no news of the upstream */
-	upstream_gate_leave(&f->gates, &ticket, status, answer_reason(s),
-			    s->retry_after, next_rand(s));
+	if (upstream_gate_leave(&f->gates, &ticket, status, answer_reason(s),
+				s->retry_after, next_rand(s)))
+		queue_gate_changed(f->q);
 	return 0;
 }
 
