@@ -130,6 +130,19 @@ int lanes_parse(const uint8_t *v, size_t len, unsigned version,
 		unsigned nlanes, uint32_t raw_len, uint32_t samples,
 		uint32_t series, struct lane_table *t);
 
+/*
+ * lanes_parse without looking at the blocks: the table alone (for version
+ * 1, the header alone), so that reading one lane's part of an entry does
+ * not touch the pages of the other lanes' blocks. Delivery reads entries
+ * this way and checks only the part it sends, with lanes_part_ok.
+ */
+int lanes_table(const uint8_t *v, size_t len, unsigned version,
+		unsigned nlanes, uint32_t raw_len, uint32_t samples,
+		uint32_t series, struct lane_table *t);
+
+/* 1 if p's block is there and its preamble states p->raw_len, else 0. */
+int lanes_part_ok(const struct lane_part *p);
+
 /* The part of lane in t, or NULL when the entry has none. */
 const struct lane_part *lanes_find(const struct lane_table *t, unsigned lane);
 

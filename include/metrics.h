@@ -95,6 +95,7 @@ struct metrics {
 	_Atomic uint64_t upstream_misconfigured[600]; /* by status: URL/credentials wrong */
 	_Atomic uint64_t batches_set_aside;
 	_Atomic uint64_t samples_set_aside;
+	_Atomic uint64_t batches_malformed; /* set aside unsent: unreadable */
 	_Atomic uint64_t samples_dropped_full;   /* when_full = drop_oldest */
 	_Atomic uint64_t samples_dropped_age;    /* older than max_age */
 	_Atomic uint64_t commits;

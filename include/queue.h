@@ -64,6 +64,10 @@ struct queue_tenant {
 	 * upstream's, not a lane's: the tenant's lanes back off together. */
 	struct queue_lane lane[QUEUE_LANES];
 	uint64_t retry_at_ms;  /* no lane sends before this time */
+	/* Its upstream is down and probed by another request: no lane is
+	 * claimed before this time (the gate's next probe), or before
+	 * queue_gate_changed, whichever comes first. */
+	uint64_t gate_at_ms;
 	unsigned attempts;     /* failed attempts in a row */
 	unsigned inflight;     /* lanes with a request in flight */
 	unsigned next_lane;    /* where the tenant's next claim starts */
@@ -145,6 +149,19 @@ void queue_taken(struct queue *q, const struct queue_job *job,
 
 /* Forwarder: gives a claim back untouched, as if it had not been made. */
 void queue_unclaim(struct queue *q, const struct queue_job *job);
+
+/*
+ * Forwarder: gives a claim back untouched because the tenant's upstream
+ * is down and this request may not probe it yet (upstream_gate_pass): no
+ * lane of the tenant is claimed again for wait_ms, or until
+ * queue_gate_changed. The thread is free for other tenants meanwhile.
+ */
+void queue_defer(struct queue *q, const struct queue_job *job,
+		 uint64_t wait_ms);
+
+/* Forwarder: an upstream's gate changed (up, down, or a probe's place is
+ * free): every deferred tenant may be claimed at once. */
+void queue_gate_changed(struct queue *q);
 
 enum queue_outcome { QUEUE_SENT, QUEUE_RETRY, QUEUE_ISOLATE };
 

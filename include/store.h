@@ -679,11 +679,19 @@ struct store_body {
  * reads the block from the map (its length is body->stream.len); nothing
  * is copied.
  *
+ * Only the lane's own blocks are looked at (the other lanes' parts are
+ * known from the lane table alone), and each one before it is taken: a
+ * part whose block is missing or whose snappy preamble is malformed or
+ * disagrees with the table ends the body before it; when it comes first,
+ * store_body_open returns 1, holding nothing, with span describing that
+ * one entry (entries 1, first_seq = last_seq = its sequence number): it
+ * cannot be sent, and the forwarder sets it aside.
+ *
  * Returns 0, with a read transaction held in body that the caller ends
  * with store_body_release as soon as the request is done (nothing is held
- * when span->entries is 0). Returns -1, holding nothing, when the store
- * cannot be read, an entry's block is malformed or the merged decoded
- * length passes SBLOCK_MAX_RAW.
+ * when span->entries is 0); 1 as just said. Returns -1, holding nothing,
+ * when the store cannot be read or the merged decoded length passes
+ * SBLOCK_MAX_RAW.
  */
 int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		    unsigned lane, uint64_t seq, uint64_t max_seq, uint64_t max_raw,
@@ -697,7 +705,7 @@ void store_body_release(struct store_body *body);
 /*
  * The block store_body_open describes, appended to body (bounded as body
  * is), with the transaction released before returning. Returns 0 or -1
- * (store_body_open's failures, or body's bound).
+ * (store_body_open's failures, a malformed first part, or body's bound).
  */
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,
 		     unsigned lane, uint64_t seq, uint64_t max_seq, uint64_t max_raw,

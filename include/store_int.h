@@ -79,13 +79,20 @@ int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
 		    uint64_t *seq);
 
 /* Reads an entry header from a queue value, and checks its lane table
- * (lanes.h); 0, or -1 if malformed or of another version. */
+ * (lanes_table in lanes.h: the blocks themselves are not looked at); 0,
+ * or -1 if malformed or of another version. An entry that fails this is
+ * "unreadable": lane 0's, whole (store.h). */
 int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr);
 
-/* store_entry_hdr that also gives the lane table (refs into v). */
+/* store_entry_hdr that also gives the lane table (refs into v). A part
+ * is checked (lanes_part_ok) where its block is read. */
 struct lane_table;
 int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
 		     struct lane_table *t);
+
+/* store_entry_hdr that also checks every block's preamble (lanes_parse);
+ * for values taken from outside the queue. */
+int store_entry_check(const MDB_val *v, struct entry_hdr *hdr);
 
 /* Adds entry seq (value v, header h) to span s. */
 void store_span_add(struct store_span *s, uint64_t seq, const MDB_val *v,

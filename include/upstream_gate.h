@@ -44,7 +44,9 @@
  * failure among them changes nothing, a success brings the gate up.
  *
  * Threads: one mutex guards every gate; a waiting thread sleeps on one
- * condition variable (monotonic clock) that every change broadcasts.
+ * condition variable (monotonic clock) that every change broadcasts. The
+ * forwarders do not wait there: upstream_gate_pass tells them to come
+ * back later, and they serve other tenants (other upstreams) meanwhile.
  * upstream_gate_try and upstream_gate_answer are the state machine alone,
  * on a clock the caller gives (the unit tests drive it); enter/leave add
  * the lock, the clock, the wait, /metrics and the log lines.
@@ -144,13 +146,27 @@ int upstream_gate_enter(struct upstream_gates *gs, const char *url,
 			struct upstream_ticket *t);
 
 /*
+ * upstream_gate_enter without the wait, for a caller that has other work
+ * to give its thread meanwhile (the forwarders: a lane whose upstream is
+ * down is put back in the queue, and the thread sends another tenant's
+ * data). Returns 0 with t filled (let through: leave it with
+ * upstream_gate_leave); 1 when the request must wait, with *wait_ms how
+ * long at most before asking again (the probe delay left, or a while when
+ * a probe is out; upstream_gate_leave says when waiters may go sooner);
+ * -1 once upstream_gates_stop was called. t holds nothing unless 0.
+ */
+int upstream_gate_pass(struct upstream_gates *gs, const char *url,
+		       struct upstream_ticket *t, uint64_t *wait_ms);
+
+/*
  * The answer to the request of t (status as for upstream_gate_answer;
  * reason: the upstream's words or the network error, for the log). Wakes
- * the waiters when something changed; empties t.
+ * the waiters when something changed; empties t. Returns 1 when waiters
+ * may go now (the gate changed, or a probe's place is free), else 0.
  */
-void upstream_gate_leave(struct upstream_gates *gs, struct upstream_ticket *t,
-			 long status, const char *reason,
-			 const char *retry_after, uint32_t rnd);
+int upstream_gate_leave(struct upstream_gates *gs, struct upstream_ticket *t,
+			long status, const char *reason,
+			const char *retry_after, uint32_t rnd);
 
 /* Makes every upstream_gate_enter return -1, now and later. */
 void upstream_gates_stop(struct upstream_gates *gs);

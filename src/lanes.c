@@ -9,14 +9,12 @@
 
 #define ENTRY_HDR_LEN 40
 
-int lanes_parse(const uint8_t *v, size_t len, unsigned version,
+int lanes_table(const uint8_t *v, size_t len, unsigned version,
 		unsigned nlanes, uint32_t raw_len, uint32_t samples,
 		uint32_t series, struct lane_table *t)
 {
 	uint64_t raw = 0, smp = 0, ser = 0;
-	const uint8_t *p;
 	size_t off;
-	uint32_t stated;
 
 	memset(t, 0, sizeof(*t));
 	if (len <= ENTRY_HDR_LEN)
@@ -32,9 +30,6 @@ int lanes_parse(const uint8_t *v, size_t len, unsigned version,
 		t->part[0].raw_len = raw_len;
 		t->part[0].samples = samples;
 		t->part[0].series = series;
-		if (sblock_preamble(t->part[0].block, t->part[0].len, &stated) == 0 ||
-		    stated != raw_len)
-			return -1;
 		return 0;
 	}
 	if (version != 2 || nlanes == 0 || nlanes > LANES ||
@@ -50,12 +45,8 @@ int lanes_parse(const uint8_t *v, size_t len, unsigned version,
 		    (i > 0 && r.lane <= t->part[i - 1].lane) ||
 		    r.block_len == 0 || r.block_len > len - off)
 			return -1;
-		p = v + off;
-		if (sblock_preamble(p, r.block_len, &stated) == 0 ||
-		    stated != r.raw_len)
-			return -1;
 		lp->lane = r.lane;
-		lp->block = p;
+		lp->block = v + off;
 		lp->len = r.block_len;
 		lp->raw_len = r.raw_len;
 		lp->samples = r.samples;
@@ -69,6 +60,27 @@ int lanes_parse(const uint8_t *v, size_t len, unsigned version,
 	if (off != len || raw != raw_len || smp != samples || ser != series)
 		return -1;
 	t->n = nlanes;
+	return 0;
+}
+
+int lanes_part_ok(const struct lane_part *p)
+{
+	uint32_t stated;
+
+	return p->len > 0 && sblock_preamble(p->block, p->len, &stated) != 0 &&
+	       stated == p->raw_len;
+}
+
+int lanes_parse(const uint8_t *v, size_t len, unsigned version,
+		unsigned nlanes, uint32_t raw_len, uint32_t samples,
+		uint32_t series, struct lane_table *t)
+{
+	if (lanes_table(v, len, version, nlanes, raw_len, samples, series,
+			t) < 0)
+		return -1;
+	for (unsigned i = 0; i < t->n; i++)
+		if (!lanes_part_ok(&t->part[i]))
+			return -1;
 	return 0;
 }
 

@@ -372,8 +372,12 @@ int metrics_render(struct buf *out, struct queue *q)
 		      "Times an upstream went down (5xx, 429, 408 or no answer).",
 		      &m->upstream_outages);
 	rc |= counter(out, "relay_batches_set_aside_total",
-		      "Entries the upstream refused for good, kept apart.",
+		      "Entries the upstream refused for good, or that could "
+		      "not be read to be sent, kept apart.",
 		      &m->batches_set_aside);
+	rc |= counter(out, "relay_batches_malformed_total",
+		      "Entries set aside unsent: their stored block is "
+		      "missing or malformed.", &m->batches_malformed);
 	rc |= counter(out, "relay_samples_set_aside_total",
 		      "Samples in entries set aside.", &m->samples_set_aside);
 	rc |= counter(out, "relay_commits_total",

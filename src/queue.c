@@ -153,15 +153,17 @@ static int lane_ready(const struct queue_tenant *t, unsigned l, uint64_t now,
 {
 	const struct queue_lane *ln = &t->lane[l];
 	int fresh = t->entries > 0 && ln->send_seq <= t->last_seq;
+	uint64_t at;
 
 	if (ln->inflight || ln->unacked > 0 || (!ln->has_retry && !fresh))
 		return 0;
 	/* Entries of version 1 go first, by lane 0 alone. */
 	if (l != 0 && t->legacy_last != 0)
 		return 0;
-	if (t->retry_at_ms > now) {
-		if (*wait_until == 0 || t->retry_at_ms < *wait_until)
-			*wait_until = t->retry_at_ms;
+	at = t->retry_at_ms > t->gate_at_ms ? t->retry_at_ms : t->gate_at_ms;
+	if (at > now) {
+		if (*wait_until == 0 || at < *wait_until)
+			*wait_until = at;
 		return 0;
 	}
 	return 1;
@@ -326,6 +328,28 @@ void queue_unclaim(struct queue *q, const struct queue_job *job)
 		lane_release(t, ln);
 	}
 	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_defer(struct queue *q, const struct queue_job *job,
+		 uint64_t wait_ms)
+{
+	struct queue_tenant *t;
+
+	pthread_mutex_lock(&q->lock);
+	t = queue_tenant_get(q, job->id, job->idlen, 0);
+	if (t != NULL)
+		t->gate_at_ms = clock_mono_ms() + (wait_ms ? wait_ms : 1);
+	pthread_mutex_unlock(&q->lock);
+	queue_unclaim(q, job);
+}
+
+void queue_gate_changed(struct queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	for (struct queue_tenant *t = q->tenants; t != NULL; t = t->next)
+		t->gate_at_ms = 0;
+	pthread_cond_broadcast(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 }
 

@@ -50,8 +50,20 @@ int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
 	memcpy(hdr, v->mv_data, sizeof(*hdr));
 	if (hdr->version != 1 && hdr->version != STORE_ENTRY_VERSION)
 		return -1;
-	return lanes_parse(v->mv_data, v->mv_size, hdr->version, hdr->nlanes,
+	return lanes_table(v->mv_data, v->mv_size, hdr->version, hdr->nlanes,
 			   hdr->raw_len, hdr->samples, hdr->series, t);
+}
+
+int store_entry_check(const MDB_val *v, struct entry_hdr *hdr)
+{
+	struct lane_table t;
+
+	if (store_entry_read(v, hdr, &t) < 0)
+		return -1;
+	for (unsigned i = 0; i < t.n; i++)
+		if (!lanes_part_ok(&t.part[i]))
+			return -1;
+	return 0;
 }
 
 int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr)
@@ -268,7 +280,7 @@ int store_put_value(struct store_txn *t, const char *tenant, size_t tlen,
 	struct entry_hdr h;
 	int rc;
 
-	if (store_entry_hdr(&in, &h) < 0)
+	if (store_entry_check(&in, &h) < 0)
 		return ERR_CORRUPT;
 	if ((rc = reserve_value(t, tenant, tlen, len, &v)) != 0)
 		return err_from_mdb(rc);
@@ -565,7 +577,8 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	const char *t;
 	size_t n, nparts = 0;
 	uint64_t s, raw_total = 0, seen = 0;
-	int rc, ret = 0, readable;
+	uint32_t stated;
+	int rc, ret = 0, readable, ok;
 
 	memset(span, 0, sizeof(*span));
 	body->read = NULL;
@@ -615,9 +628,23 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		if (nparts == 0 && (ret = body_dest(txn, st, body, tenant, tlen, s,
 						    &max_seq)) < 0)
 			break;
+		ok = readable ? lanes_part_ok(lp) :
+		     lp->len > 0 && sblock_preamble(lp->block, lp->len, &stated) != 0;
 		if (nparts > 0 && (span->raw + lp->raw_len > max_raw ||
-				   nparts >= max_entries || !readable))
+				   nparts >= max_entries || !readable || !ok))
 			break;
+		if (!ok) {
+			/* Cannot be sent: the caller sets it aside. */
+			span->entries = 1;
+			span->first_seq = seen = s;
+			span->created_ms = h.created_ms;
+			span->bytes = lp->len;
+			span->raw = readable ? lp->raw_len : 0;
+			span->series = lp->series;
+			span->samples = lp->samples;
+			ret = 1;
+			break;
+		}
 		e = &body->elements[nparts++];
 		if (span->entries == 0) {
 			span->first_seq = s;
@@ -633,11 +660,10 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 			span->exemplars += h.exemplars;
 		}
 		seen = s;
-		/* No block, or a malformed preamble: it cannot be read. */
 		e->p = lp->block;
 		e->len = lp->len;
-		if (e->len == 0 || sblock_strip(e, &raw_total) < 0) {
-			ret = -1;
+		if (sblock_strip(e, &raw_total) < 0) {
+			ret = -1;   /* checked above: not reached */
 			break;
 		}
 		if (nparts >= max_entries || !readable)
@@ -649,7 +675,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	    sblock_stream_init(&body->stream, body->elements, nparts,
 			       raw_total) < 0)
 		ret = -1;
-	if (ret < 0 || nparts == 0)
+	if (ret != 0 || nparts == 0)
 		store_body_release(body);
 	return ret;
 }
@@ -671,7 +697,7 @@ int store_read_batch(struct store *st, const char *tenant, size_t tlen,
 	int ret = 0;
 
 	if (store_body_open(st, tenant, tlen, lane, seq, max_seq, max_raw,
-			    max_entries, &b, span) < 0)
+			    max_entries, &b, span) != 0)
 		return -1;
 	if (span->entries == 0)
 		return 0;

@@ -176,17 +176,51 @@ out:
 	return rc;
 }
 
-void upstream_gate_leave(struct upstream_gates *gs, struct upstream_ticket *t,
-			 long status, const char *reason,
-			 const char *retry_after, uint32_t rnd)
+int upstream_gate_pass(struct upstream_gates *gs, const char *url,
+		       struct upstream_ticket *t, uint64_t *wait_ms)
+{
+	char origin[UPSTREAM_ORIGIN_MAX];
+	struct upstream_gate *g;
+	int slot, rc = 0;
+
+	t->slot = -1;
+	t->pass = UPSTREAM_NONE;
+	upstream_origin(url, origin, sizeof(origin));
+	pthread_mutex_lock(&gs->lock);
+	if (gs->stopping) {
+		rc = -1;
+		goto out;
+	}
+	slot = gate_slot(gs, origin);
+	g = &gs->gate[slot];
+	t->pass = upstream_gate_try(g, clock_mono_ms(), wait_ms);
+	if (t->pass == UPSTREAM_WAIT) {
+		t->pass = UPSTREAM_NONE;
+		rc = 1;
+		goto out;
+	}
+	t->slot = slot;
+	g->users++;
+	if (t->pass == UPSTREAM_PROBE)
+		metric_add(&metrics.upstream_probes, 1);
+out:
+	pthread_mutex_unlock(&gs->lock);
+	return rc;
+}
+
+int upstream_gate_leave(struct upstream_gates *gs, struct upstream_ticket *t,
+			long status, const char *reason,
+			const char *retry_after, uint32_t rnd)
 {
 	char qreason[256];
 	struct upstream_gate *g;
 	enum upstream_change c;
 	uint64_t now = clock_mono_ms();
 
+	int woke = 0;
+
 	if (t->slot < 0)
-		return;
+		return 0;
 	pthread_mutex_lock(&gs->lock);
 	g = &gs->gate[t->slot];
 	g->users--;
@@ -212,11 +246,14 @@ void upstream_gate_leave(struct upstream_gates *gs, struct upstream_ticket *t,
 			(unsigned long long)g->probes);
 	}
 	/* Whatever happened, a probe's place or the gate may be free now. */
-	if (c != UPSTREAM_SAME || t->pass == UPSTREAM_PROBE)
+	if (c != UPSTREAM_SAME || t->pass == UPSTREAM_PROBE) {
 		pthread_cond_broadcast(&gs->wake);
+		woke = 1;
+	}
 	pthread_mutex_unlock(&gs->lock);
 	t->slot = -1;
 	t->pass = UPSTREAM_NONE;
+	return woke;
 }
 
 void upstream_gates_stop(struct upstream_gates *gs)

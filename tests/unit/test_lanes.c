@@ -361,6 +361,90 @@ static void test_lane_set_aside(void)
 	CHECK_EQ_INT(delivered, fx[0].counts.samples);
 }
 
+/* Overwrites the stored value of (tenant, seq) with v[0..n). */
+static const char *put_raw(const char *tenant, uint64_t seq, uint8_t *v,
+			   size_t n)
+{
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k, mv = { n, v };
+	MDB_txn *txn;
+	int rc;
+
+	k.mv_size = store_key(key, tenant, strlen(tenant), seq);
+	k.mv_data = key;
+	if (mdb_txn_begin(E.st->env, NULL, 0, &txn) != 0)
+		return "cannot begin a write transaction";
+	if ((rc = mdb_put(txn, E.st->queue, &k, &mv, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return mdb_strerror(rc);
+	}
+	return (rc = mdb_txn_commit(txn)) == 0 ? NULL : mdb_strerror(rc);
+}
+
+/* A part whose block's preamble is damaged (its table intact): the lane's
+ * body ends before it; alone, store_body_open says 1 (to be set aside
+ * unsent), and it can be set aside as a part; the entry's other lanes
+ * and the lane's later parts read as ever. */
+static void test_lane_damaged_block(void)
+{
+	static const unsigned l13[] = { 1, 3 }, l35[] = { 3, 5 }, l3[] = { 3 };
+	static const int f01[] = { 0, 1 }, f23[] = { 2, 3 }, f4[] = { 4 };
+	struct store_span span, gone, next;
+	struct store_body body;
+	struct store_txn *txn;
+	struct lane_table t;
+	struct entry_hdr h;
+	uint64_t s1, s2, s3, delivered;
+	size_t n;
+
+	CHECK_NOERR(store_direct());
+	CHECK_NOERR(put_lanes("t", l13, f01, 2, &s1));
+	CHECK_NOERR(put_lanes("t", l35, f23, 2, &s2));
+	CHECK_NOERR(put_lanes("t", l3, f4, 1, &s3));
+	n = get_value("t", s2, val, sizeof(val));
+	CHECK(n > sizeof(h));
+	memcpy(&h, val, sizeof(h));
+	/* Lane 3's block comes first: its preamble states another length. */
+	val[sizeof(h) + 2 * sizeof(struct lane_rec)] ^= 1;
+	CHECK_NOERR(put_raw("t", s2, val, n));
+	CHECK_EQ_INT(parse(val, n, &t), -1);
+	CHECK_EQ_INT(lanes_table(val, n, h.version, h.nlanes, h.raw_len,
+				 h.samples, h.series, &t), 0);
+	/* Lane 3: s1's part, then the body ends. */
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 3, 0, UINT64_MAX, UINT64_MAX,
+				     256, &body, &span), 0);
+	store_body_release(&body);
+	CHECK_EQ_INT(span.entries, 1);
+	CHECK_EQ_INT(span.last_seq, s1);
+	/* From s2 on: that part alone, not to be sent. */
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 3, s2, UINT64_MAX, UINT64_MAX,
+				     256, &body, &span), 1);
+	CHECK(body.read == NULL);
+	CHECK_EQ_INT(span.entries, 1);
+	CHECK_EQ_INT(span.first_seq, s2);
+	CHECK_EQ_INT(span.last_seq, s2);
+	CHECK_EQ_INT(span.samples, fx[2].counts.samples);
+	/* Lane 5's part of the same entry reads. */
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 5, 0, UINT64_MAX, UINT64_MAX,
+				     256, &body, &span), 0);
+	store_body_release(&body);
+	CHECK_EQ_INT(span.entries, 1);
+	CHECK_EQ_INT(span.first_seq, s2);
+	/* Set aside as lane 3's part; lane 3 goes on with s3. */
+	memset(&gone, 0, sizeof(gone));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_set_aside(txn, "t", 1, 3, s2, 0, "malformed",
+				     &gone, &next), 0);
+	CHECK_EQ_INT(store_lane_ack(txn, "t", 1, 3, s2, s2, &gone, &next,
+				    &delivered), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 3, s2 + 1, UINT64_MAX,
+				     UINT64_MAX, 256, &body, &span), 0);
+	store_body_release(&body);
+	CHECK_EQ_INT(span.entries, 1);
+	CHECK_EQ_INT(span.first_seq, s3);
+}
+
 /* Sets the format record and drops the lanes database, as format 3 had
  * neither. Returns NULL or what failed. */
 static const char *make_format_3(void)
@@ -506,6 +590,7 @@ int main(void)
 	RUN_STORE(test_lane_body);
 	RUN_STORE(test_lane_cursors);
 	RUN_STORE(test_lane_set_aside);
+	RUN_STORE(test_lane_damaged_block);
 	RUN_STORE(test_format_3_converted);
 	free_fixtures();
 	return unit_done();

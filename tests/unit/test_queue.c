@@ -212,6 +212,41 @@ static void test_backoff(void)
 	queue_destroy(&q);
 }
 
+/* A claim deferred at a down upstream's gate goes back untouched; the
+ * tenant is not claimed again until the time given or a change of the
+ * gate, and the other tenants are served meanwhile. */
+static void test_defer(void)
+{
+	struct queue q;
+	struct queue_job j;
+
+	queue_init(&q);
+	add(&q, "a", 1);
+	add(&q, "b", 1);
+	one_lane(&q, "a");
+	one_lane(&q, "b");
+	CHECK_EQ_INT(claim(&q, 4, &j), 0);
+	CHECK_STR(j.id, "a");
+	queue_defer(&q, &j, 3600 * 1000);
+	CHECK_EQ_INT(claim(&q, 4, &j), 0);
+	CHECK_STR(j.id, "b");
+	queue_taken(&q, &j, 1, 1, 1);
+	sent(&q, &j, 1, 1);
+	add(&q, "b", 2);
+	CHECK_EQ_INT(claim(&q, 4, &j), 0);
+	CHECK_STR(j.id, "b");
+	queue_taken(&q, &j, 1, 2, 2);
+	sent(&q, &j, 2, 2);
+	/* The gate changed: a's claim is as it was, and no attempt counted. */
+	queue_gate_changed(&q);
+	CHECK_EQ_INT(claim(&q, 4, &j), 0);
+	CHECK_STR(j.id, "a");
+	CHECK_EQ_INT(j.first, 1);
+	CHECK_EQ_INT(j.fresh, 1);
+	CHECK_EQ_INT(j.attempts, 0);
+	queue_destroy(&q);
+}
+
 /* inflight_per_tenant caps a tenant's lanes in flight: at the cap the
  * next claim serves another tenant; below it, another lane of the same. */
 static void test_inflight_cap(void)
@@ -465,6 +500,7 @@ int main(void)
 	RUN(test_retry_taken_short);
 	RUN(test_isolate);
 	RUN(test_backoff);
+	RUN(test_defer);
 	RUN(test_inflight_cap);
 	RUN(test_lanes_parallel);
 	RUN(test_lane_waits_for_ack);

@@ -851,7 +851,7 @@ static const char *body_is(const char *tenant, uint64_t seq, uint64_t max_seq,
 		return "sblock_concat failed";
 	}
 	if (store_body_open(E.st, tenant, strlen(tenant), 0, seq, max_seq,
-			    max_raw, max_entries, &body, span) < 0) {
+			    max_raw, max_entries, &body, span) != 0) {
 		buf_free(&ref);
 		return "store_body_open failed";
 	}
@@ -978,10 +978,10 @@ static void test_body_outlives_delete(void)
 }
 
 /*
- * Unreadable entries, handled as the forwarder always did: an entry whose
- * header is unreadable travels alone, its block as stored; one whose block
- * cannot be merged (malformed preamble, no block at all) fails the read,
- * and nothing is held.
+ * Unreadable entries: an entry whose header is unreadable travels alone,
+ * its block as stored; one whose block cannot be merged (malformed
+ * preamble, no block at all) is described alone (1: to be set aside
+ * unsent), and nothing is held.
  */
 static void test_body_unreadable_entry(void)
 {
@@ -1004,13 +1004,20 @@ static void test_body_unreadable_entry(void)
 		CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr) +
 					     sizeof(struct lane_rec) + i, 0xff));
 	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 0, 2, UINT64_MAX, max_raw, 256,
-				     &body, &span), -1);
+				     &body, &span), 1);
 	CHECK(body.read == NULL);
+	CHECK_EQ_INT(span.entries, 1);
+	CHECK_EQ_INT(span.first_seq, 2);
+	CHECK_EQ_INT(span.last_seq, 2);
+	/* Reached from before, it ends the body of the entries before it. */
+	CHECK_NOERR(body_is("u", 0, UINT64_MAX, max_raw, 256, three, 1, &span));
+	CHECK_EQ_INT(span.last_seq, 1);
 	/* A header and no block. */
 	CHECK_NOERR(poke_entry("u", 2, sizeof(struct entry_hdr), -1));
 	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 0, 2, UINT64_MAX, max_raw, 256,
-				     &body, &span), -1);
+				     &body, &span), 1);
 	CHECK(body.read == NULL);
+	CHECK_EQ_INT(span.first_seq, 2);
 	/* The entries before and after it still read. */
 	CHECK_NOERR(body_is("u", 0, 1, max_raw, 256, three, 1, &span));
 	CHECK_NOERR(body_is("u", 3, 3, max_raw, 256, three + 2, 1, &span));

@@ -274,6 +274,33 @@ static void test_enter_leave(void)
 	upstream_gates_destroy(&gs);
 }
 
+/* upstream_gate_pass never waits: while the upstream is down and probed,
+ * it says how long to stay away; the probe's answer says when to ask
+ * again; another upstream goes at once. */
+static void test_pass_does_not_wait(void)
+{
+	struct upstream_gates gs;
+	struct upstream_ticket t, u;
+	uint64_t wait_ms = 0;
+
+	CHECK_EQ_INT(upstream_gates_init(&gs, 3600 * 1000, 3600 * 1000), 0);
+	CHECK_EQ_INT(upstream_gate_pass(&gs, "http://a:1/x", &t, &wait_ms), 0);
+	CHECK_EQ_INT(t.pass, UPSTREAM_OPEN);
+	/* Went down: a change, waiters may go (and find it down). */
+	CHECK_EQ_INT(upstream_gate_leave(&gs, &t, 0, "Connection refused",
+					 NULL, 7), 1);
+	CHECK_EQ_INT(upstream_gate_pass(&gs, "http://a:1/y", &t, &wait_ms), 1);
+	CHECK(t.slot < 0);
+	CHECK(wait_ms >= 1800 * 1000 && wait_ms <= 3600 * 1000);
+	CHECK_EQ_INT(upstream_gate_pass(&gs, "http://b:2/x", &u, &wait_ms), 0);
+	CHECK_EQ_INT(u.pass, UPSTREAM_OPEN);
+	/* An answer from an upstream that is up changes nothing. */
+	CHECK_EQ_INT(upstream_gate_leave(&gs, &u, 204, "", NULL, 7), 0);
+	upstream_gates_stop(&gs);
+	CHECK_EQ_INT(upstream_gate_pass(&gs, "http://b:2/x", &u, &wait_ms), -1);
+	upstream_gates_destroy(&gs);
+}
+
 static void test_stop_wakes_waiters(void)
 {
 	struct upstream_gates gs;
@@ -313,6 +340,7 @@ int main(void)
 	RUN(test_nothing_sent);
 	RUN(test_origin);
 	RUN(test_enter_leave);
+	RUN(test_pass_does_not_wait);
 	RUN(test_stop_wakes_waiters);
 	return unit_done();
 }
