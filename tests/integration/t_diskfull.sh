@@ -90,11 +90,20 @@ check "/-/healthy answers 200 on a full disk" \
 check "/-/ready answers 200 on a full disk" \
 	[ "$(http_code "http://127.0.0.1:$RELAY_PORT/-/ready")" = 200 ]
 
-rwsend --emit "$T/one.bin" --series "$SERIES" --samples-per-series "$K" \
-	--name-prefix dx --start-ts "$(($(now_ms) - 7200000))"
-code=$(curl -s -D "$T/headers" -o "$T/resp" -w '%{http_code}' --max-time 30 \
-	-H 'Expect:' -H 'Content-Type: application/x-protobuf' \
-	-H 'Content-Encoding: snappy' --data-binary "@$T/one.bin" "$URL")
+# One request alone may still fit where the fill's last commit, which held
+# two, did not: then it is taken (204, counted as acknowledged) and the
+# next one, with other samples (the same body would be a duplicate), tries.
+x_acked=0
+for try in 1 2 3 4 5; do
+	rwsend --emit "$T/one.bin" --series "$SERIES" --samples-per-series "$K" \
+		--name-prefix dx --start-ts "$(($(now_ms) - 7200000 + try * 100000))"
+	code=$(curl -s -D "$T/headers" -o "$T/resp" -w '%{http_code}' --max-time 30 \
+		-H 'Expect:' -H 'Content-Type: application/x-protobuf' \
+		-H 'Content-Encoding: snappy' --data-binary "@$T/one.bin" "$URL")
+	[ "$code" = 204 ] || break
+	note "request $try after the fill still fit: 204"
+	x_acked=$((x_acked + SERIES * K))
+done
 check "still full: 503 (got $code: $(head -c 80 "$T/resp"))" [ "$code" = 503 ]
 ra=$(sed -n 's/^[Rr]etry-[Aa]fter:[[:space:]]*\([0-9]*\).*/\1/p' "$T/headers")
 check "the 503 carries Retry-After (${ra:-none})" [ -n "$ra" ]
@@ -106,7 +115,8 @@ check "the log has a line about the failed commit" [ -n "$line" ]
 check "the log says that the disk is full (no space left)" \
 	grep -qiE 'commit failed.*(no space|ENOSPC|disk full|filesystem full)' "$RELAY_LOG"
 n=$(metric "$RELAY_PORT" relay_buffer_samples)
-check "the buffer holds exactly the acknowledged samples ($n of $a_acked)" [ "$n" = "$a_acked" ]
+check "the buffer holds exactly the acknowledged samples ($n of $a_acked + $x_acked)" \
+	[ "$n" = $((a_acked + x_acked)) ]
 
 # --- 2. restart on the full disk ------------------------------------------
 stop_relay
@@ -119,8 +129,8 @@ else
 	exit 1
 fi
 n=$(metric "$RELAY_PORT" relay_buffer_samples)
-check "after the restart the buffer still holds every acknowledged sample ($n of $a_acked)" \
-	[ "$n" = "$a_acked" ]
+check "after the restart the buffer still holds every acknowledged sample ($n of $a_acked + $x_acked)" \
+	[ "$n" = $((a_acked + x_acked)) ]
 sum=$(send db 3)
 note "still full: $sum"
 check "still full after the restart: 503 ($sum)" [ "$(field "$sum" status_5xx)" = 3 ]
@@ -141,6 +151,7 @@ else
 	fail "buffer drains" "relay_buffer_samples=$(metric "$RELAY_PORT" relay_buffer_samples)"
 fi
 arrived da "$a_acked"
+[ "$x_acked" = 0 ] || arrived dx "$x_acked"
 arrived dc "$c_acked"
 sum=$(send dd 10)
 check "after draining, new writes get 204 ($sum)" [ "$(field "$sum" acked)" = 10 ]
