@@ -80,6 +80,7 @@ struct queue {
 	struct queue_tenant *tenants;
 	unsigned ntenants;
 	uint64_t entries, bytes, samples; /* sums over tenants */
+	uint64_t gate_changes; /* queue_gate_changed calls (queue_gate_seen) */
 	int stopping;
 };
 
@@ -150,14 +151,20 @@ void queue_taken(struct queue *q, const struct queue_job *job,
 /* Forwarder: gives a claim back untouched, as if it had not been made. */
 void queue_unclaim(struct queue *q, const struct queue_job *job);
 
+/* Forwarder: how many times an upstream's gate changed so far; read it
+ * before asking the gate, and give it to queue_defer. */
+uint64_t queue_gate_seen(struct queue *q);
+
 /*
  * Forwarder: gives a claim back untouched because the tenant's upstream
  * is down and this request may not probe it yet (upstream_gate_pass): no
  * lane of the tenant is claimed again for wait_ms, or until
  * queue_gate_changed. The thread is free for other tenants meanwhile.
+ * seen is queue_gate_seen's answer from before the gate was asked: if the
+ * gate changed since, the claim is given back without a wait.
  */
 void queue_defer(struct queue *q, const struct queue_job *job,
-		 uint64_t wait_ms);
+		 uint64_t wait_ms, uint64_t seen);
 
 /* Forwarder: an upstream's gate changed (up, down, or a probe's place is
  * free): every deferred tenant may be claimed at once. */

@@ -237,7 +237,7 @@ static int on_seek(void *arg, curl_off_t offset, int origin)
 		sblock_stream_rewind(&s->body.stream);
 		return CURL_SEEKFUNC_OK;
 	}
-	if (body_open(s, &again) < 0)
+	if (body_open(s, &again) != 0) /* 1: not readable now, not sent */
 		return CURL_SEEKFUNC_CANTSEEK;
 	if (again.entries != s->span.entries ||
 	    again.first_seq != s->span.first_seq ||
@@ -647,7 +647,7 @@ static int forward_gated(struct sender *s, struct queue_job *job)
 	struct forwarder *f = s->f;
 	const struct config *held = config_hold();
 	struct upstream_ticket ticket;
-	uint64_t wait_ms = 0;
+	uint64_t wait_ms = 0, seen = queue_gate_seen(f->q);
 	long status;
 	int rc, pass = 0;
 
@@ -661,7 +661,7 @@ static int forward_gated(struct sender *s, struct queue_job *job)
 		return -1;
 	}
 	if (pass == 1) {
-		queue_defer(f->q, job, wait_ms);
+		queue_defer(f->q, job, wait_ms, seen);
 		return 0;
 	}
 	s->status = -1;

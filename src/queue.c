@@ -331,14 +331,25 @@ void queue_unclaim(struct queue *q, const struct queue_job *job)
 	pthread_mutex_unlock(&q->lock);
 }
 
+uint64_t queue_gate_seen(struct queue *q)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->gate_changes;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
 void queue_defer(struct queue *q, const struct queue_job *job,
-		 uint64_t wait_ms)
+		 uint64_t wait_ms, uint64_t seen)
 {
 	struct queue_tenant *t;
 
 	pthread_mutex_lock(&q->lock);
 	t = queue_tenant_get(q, job->id, job->idlen, 0);
-	if (t != NULL)
+	/* A change between the gate's answer and now would be lost. */
+	if (t != NULL && q->gate_changes == seen)
 		t->gate_at_ms = clock_mono_ms() + (wait_ms ? wait_ms : 1);
 	pthread_mutex_unlock(&q->lock);
 	queue_unclaim(q, job);
@@ -347,6 +358,7 @@ void queue_defer(struct queue *q, const struct queue_job *job,
 void queue_gate_changed(struct queue *q)
 {
 	pthread_mutex_lock(&q->lock);
+	q->gate_changes++;
 	for (struct queue_tenant *t = q->tenants; t != NULL; t = t->next)
 		t->gate_at_ms = 0;
 	pthread_cond_broadcast(&q->wake);

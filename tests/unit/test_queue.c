@@ -227,7 +227,7 @@ static void test_defer(void)
 	one_lane(&q, "b");
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_STR(j.id, "a");
-	queue_defer(&q, &j, 3600 * 1000);
+	queue_defer(&q, &j, 3600 * 1000, queue_gate_seen(&q));
 	CHECK_EQ_INT(claim(&q, 4, &j), 0);
 	CHECK_STR(j.id, "b");
 	queue_taken(&q, &j, 1, 1, 1);
@@ -244,6 +244,36 @@ static void test_defer(void)
 	CHECK_EQ_INT(j.first, 1);
 	CHECK_EQ_INT(j.fresh, 1);
 	CHECK_EQ_INT(j.attempts, 0);
+	queue_destroy(&q);
+}
+
+/* The gate changed between its answer and the defer (another forwarder's
+ * probe came back): the claim is given back without a wait. */
+static void test_defer_after_change(void)
+{
+	struct queue q;
+	struct queue_job j;
+	struct queue_tenant *t;
+	uint64_t seen;
+	int deferred;
+
+	queue_init(&q);
+	add(&q, "a", 1);
+	one_lane(&q, "a");
+	CHECK_EQ_INT(claim(&q, 4, &j), 0);
+	seen = queue_gate_seen(&q);
+	queue_gate_changed(&q);
+	queue_defer(&q, &j, 3600 * 1000, seen);
+	pthread_mutex_lock(&q.lock);
+	t = queue_tenant_get(&q, "a", 1, 0);
+	deferred = t == NULL || t->gate_at_ms != 0;
+	pthread_mutex_unlock(&q.lock);
+	CHECK_EQ_INT(deferred, 0);
+	if (!deferred) { /* a claim would wait an hour */
+		CHECK_EQ_INT(claim(&q, 4, &j), 0);
+		CHECK_STR(j.id, "a");
+		CHECK_EQ_INT(j.first, 1);
+	}
 	queue_destroy(&q);
 }
 
@@ -501,6 +531,7 @@ int main(void)
 	RUN(test_isolate);
 	RUN(test_backoff);
 	RUN(test_defer);
+	RUN(test_defer_after_change);
 	RUN(test_inflight_cap);
 	RUN(test_lanes_parallel);
 	RUN(test_lane_waits_for_ack);
