@@ -21,7 +21,8 @@ enum wire_result {
 	WIRE_OK = 0,
 	WIRE_BAD = -1,      /* malformed or against the spec: 400 */
 	WIRE_V2 = -2,       /* a Remote Write 2.0 body (fields 4/5): 415 */
-	WIRE_TOO_LARGE = -3 /* the output passed out->max: 413 */
+	WIRE_TOO_LARGE = -3, /* the output passed out->max: 413 */
+	WIRE_NOMEM = -4      /* memory is short for the scanner's own arrays: 503 */
 };
 
 struct wire_counts {
@@ -82,7 +83,7 @@ struct wire_opts {
 	 * or drop label, no admit, no relabel hook): the lane of each
 	 * top-level field, as lane_out would have put it, appended to
 	 * *lane_runs as runs of adjacent fields in one lane (lanes.h); the
-	 * caller cuts the request by them (sblock_split.h). A request with
+	 * caller cuts the request by them (ingest.c, sblock_prefix.h). A request with
 	 * a series out of order (wire_counts.sorted) is not as sent: it must
 	 * be scanned again with lane_out. lane_counts as above. */
 	struct lane_runs *lane_runs;

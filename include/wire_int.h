@@ -274,7 +274,7 @@ int wire_series_sort(struct scan *s, struct series *r)
 /* wire_series_relabel: the rules left the series invalid. */
 #define WIRE_REFUSED 2
 /* Runs the relabel hook over series r. Returns 0 keep, 1 dropped,
- * WIRE_REFUSED, or WIRE_BAD / WIRE_TOO_LARGE. */
+ * WIRE_REFUSED, or WIRE_BAD / WIRE_TOO_LARGE / WIRE_NOMEM. */
 int wire_series_relabel(struct scan *s, struct series *r, size_t *cap);
 /* Frees wire_series.c's per-thread scratch. */
 void wire_series_scratch_free(void);

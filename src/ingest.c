@@ -412,7 +412,8 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 		rc = wire_scan(raw->p, raw->len, &opts, counts, NULL, why, whylen);
 	}
 	if (rc != WIRE_OK) {
-		status = rc == WIRE_V2 ? 415 : (rc == WIRE_TOO_LARGE ? 413 : 400);
+		status = rc == WIRE_V2 ? 415 : rc == WIRE_TOO_LARGE ? 413 :
+			 rc == WIRE_NOMEM ? 503 : 400;
 		count_valid_prefix(raw->p, raw->len, &opts, counts);
 		goto out;
 	}

@@ -89,7 +89,8 @@ static int load_cursor(void *arg, const struct lmdb_entry *e)
 				"lane cursor: bad key or value");
 		return 0;
 	}
-	/* The walk gives keys in order: a tenant's lanes are adjacent. */
+	/* The walk gives keys in order, so a tenant's lanes are adjacent
+	 * (state_sort merges what damage might have split). */
 	c = s->ncur ? &s->cur[s->ncur - 1] : NULL;
 	if (c == NULL || c->tlen != tlen || memcmp(c->tenant, tenant, tlen)) {
 		if ((p = grow(s->cur, &l->cap, s->ncur, sizeof(*c),
@@ -137,6 +138,47 @@ static int load_dest(void *arg, const struct lmdb_entry *e)
 	return 0;
 }
 
+static int cursors_cmp(const void *a, const void *b)
+{
+	const struct salvage_cursors *x = a, *y = b;
+
+	return key_cmp(x->tenant, x->tlen, 0, y->tenant, y->tlen, 0);
+}
+
+static int dest_cmp(const void *a, const void *b)
+{
+	const struct salvage_dest *x = a, *y = b;
+
+	return key_cmp(x->tenant, x->tlen, x->seq, y->tenant, y->tlen, y->seq);
+}
+
+/* The walk gives intact pages' keys in order; a damaged page that passed
+ * its checks might not. The lookups below need both arrays sorted and
+ * one cursor row per tenant: sort, and merge a tenant's rows. */
+static void state_sort(struct salvage_state *s)
+{
+	size_t i, n = 0;
+
+	qsort(s->dest, s->ndest, sizeof(*s->dest), dest_cmp);
+	qsort(s->cur, s->ncur, sizeof(*s->cur), cursors_cmp);
+	for (i = 0; i < s->ncur; i++) {
+		struct salvage_cursors *c = &s->cur[i];
+		struct salvage_cursors *last = n ? &s->cur[n - 1] : NULL;
+
+		if (last != NULL && cursors_cmp(last, c) == 0) {
+			for (unsigned l = 0; l < STORE_LANES; l++)
+				if (c->mask & (1u << l))
+					last->old[l] = c->old[l];
+			last->mask |= c->mask;
+			continue;
+		}
+		if (n != i)
+			s->cur[n] = *c;
+		n++;
+	}
+	s->ncur = n;
+}
+
 int salvage_state_load(struct salvage_state *s, struct lmdb_file *f,
 		       struct salvage_report *r, char *err, size_t errlen)
 {
@@ -152,6 +194,8 @@ int salvage_state_load(struct salvage_state *s, struct lmdb_file *f,
 	}
 	if (rc < 0 && l.nomem)
 		snprintf(err, errlen, "out of memory");
+	if (rc == 0)
+		state_sort(s);
 	return rc;
 }
 

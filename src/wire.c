@@ -478,7 +478,7 @@ static inline void lane_count(struct wire_counts *c,
 }
 
 /* Ends the field just scanned (at end) in s->lane: the last run grows,
- * or a new run starts. Returns 0, or WIRE_TOO_LARGE when memory is short.
+ * or a new run starts. Returns 0, or WIRE_NOMEM when memory is short.
  * Out of line, so that the scanner's loop inlines label_check as before. */
 static int lane_run(struct scan *s, const uint8_t *end)
 	__attribute__((noinline));
@@ -495,7 +495,7 @@ static int lane_run(struct scan *s, const uint8_t *end)
 	if (lr->n == lr->cap) {
 		cap = lr->cap ? 2 * lr->cap : 64;
 		if ((p = realloc(lr->run, cap * sizeof(*p))) == NULL)
-			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for lanes");
+			return wire_fail(s, WIRE_NOMEM, "out of memory for lanes");
 		lr->run = p;
 		lr->cap = cap;
 	}
@@ -579,7 +579,7 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 		if (s.o->lane_counts != NULL)
 			lane_count(&s.o->lane_counts[s.lane], &before, &s.n);
 		if (s.o->lane_runs != NULL && lane_run(&s, f.end) < 0)
-			return WIRE_TOO_LARGE;
+			return WIRE_NOMEM;
 	}
 	if (out != NULL && !s.rewrite && buf_append(out, in, len) < 0)
 		return wire_fail(&s, WIRE_TOO_LARGE,

@@ -122,7 +122,7 @@ static int has_metric_name(const struct label *ls, size_t n)
  * Runs the relabel hook over series r (its label array has room for *cap)
  * and checks what it leaves as sent labels are checked. Returns 0 keep,
  * 1 dropped, WIRE_REFUSED when the rules left the series invalid (the
- * first such series' reason in s->why), or WIRE_BAD / WIRE_TOO_LARGE with
+ * first such series' reason in s->why), or WIRE_BAD / WIRE_TOO_LARGE / WIRE_NOMEM with
  * the reason (the request is refused).
  */
 int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
@@ -141,7 +141,7 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 		if (b != NULL)
 			relabel_buf = b;
 		if (o == NULL)
-			return wire_fail(s, WIRE_TOO_LARGE, "out of memory for labels");
+			return wire_fail(s, WIRE_NOMEM, "out of memory for labels");
 		relabel_out = o;
 		relabel_buf_cap = room;
 	}
@@ -151,7 +151,7 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 			r->l[i].nlen, r->l[i].value, r->l[i].vlen };
 	rc = s->o->relabel(s->o->relabel_arg, relabel_buf, &n, room);
 	if (rc == ERR_NOMEM)
-		return wire_fail(s, WIRE_TOO_LARGE, "out of memory for relabeling");
+		return wire_fail(s, WIRE_NOMEM, "out of memory for relabeling");
 	if (rc == ERR_FULL || (rc == 0 && max && n > max))
 		return refused(s, NULL, NULL, R_TOO_MANY);
 	if (rc < 0)
