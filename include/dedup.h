@@ -14,9 +14,9 @@
  * each one more page to sync before the acknowledgement. Lookups by digest
  * go through an index in memory instead, built from dedup_time at start:
  * 36 bits of the digest and the low 28 bits of the record's time in ms,
- * 8 bytes a slot, a quarter to a half of the slots used as the window
- * fills (16 to 32 bytes per request in it), down to an eighth as it
- * empties before the index halves. A match is confirmed with the full
+ * 8 bytes a slot, 0.4 to 0.8 of the slots used as the window fills (10
+ * to 20 bytes per request in it), down to an eighth as it empties before
+ * the index halves. A match is confirmed with the full
  * record in dedup_time.
  *
  * Owned by the writer thread; not thread-safe.
