@@ -159,8 +159,10 @@ static void state_sort(struct salvage_state *s)
 {
 	size_t i, n = 0;
 
-	qsort(s->dest, s->ndest, sizeof(*s->dest), dest_cmp);
-	qsort(s->cur, s->ncur, sizeof(*s->cur), cursors_cmp);
+	if (s->ndest > 1)      /* the arrays are NULL when empty */
+		qsort(s->dest, s->ndest, sizeof(*s->dest), dest_cmp);
+	if (s->ncur > 1)
+		qsort(s->cur, s->ncur, sizeof(*s->cur), cursors_cmp);
 	for (i = 0; i < s->ncur; i++) {
 		struct salvage_cursors *c = &s->cur[i];
 		struct salvage_cursors *last = n ? &s->cur[n - 1] : NULL;

@@ -384,7 +384,8 @@ static int render_tenants(struct buf *out, struct store *st, struct queue *q,
 		goto out;
 	}
 	window = measure_rates(&rs);
-	qsort(rs.t.r, rs.t.n, rs.t.size, by_total);
+	if (rs.t.n > 1)        /* r is NULL when there is none */
+		qsort(rs.t.r, rs.t.n, rs.t.size, by_total);
 	for (size_t i = 0; i < rs.t.n; i++)
 		buffered += row_at(&rs, i)->t.bytes;
 	fmt_time(prev, sizeof(prev), (hour - 3600) * 1000);
