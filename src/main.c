@@ -171,6 +171,10 @@ static int run(struct config *cfg)
 
 	if ((h = http_start(&deps, err, sizeof(err))) == NULL)
 		fatal("cannot start HTTP server", "reason=\"%s\"", err);
+	/* What start-up freed (reading the buffer, the libraries' set-up)
+	 * goes back to the kernel once: 60-70 KiB of holes in the heap that
+	 * would stay resident otherwise. */
+	malloc_trim(0);
 	log_msg(LOG_INFO, "relay started", "version=%s listen=%s upstream=%s",
 		RELAY_VERSION, cfg->listen,
 		log_redact_url(cfg->url, err, sizeof(err)));
