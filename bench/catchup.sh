@@ -35,7 +35,7 @@ phase_backlog() {
 	loadgen_run line --url "$(ingest_url "$port")" --series-per-request 500 \
 		--samples "$CATCHUP_SAMPLES" --shards "$n" --connections "$n"
 	watch_stop
-	M[$sys.${k}rss_buffer]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-backlog")
+	M[$sys.${k}rss_buffer]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-backlog")
 	raw "$sys backlog $k $line rss_anon_peak_kb=$(cat "$WORK/$sys.rss-backlog")"
 	log "$sys: backlog $k: $line"
 	M[$sys.${k}backlog]=$(kv "$line" samples_acked)
@@ -92,7 +92,7 @@ phase_wide() {
 		c0=$c1
 	done
 	watch_stop
-	M[$sys.rss_wide]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-wide")
+	M[$sys.rss_wide]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-wide")
 	raw "$sys wide rss_anon_peak_kb=$(cat "$WORK/$sys.rss-wide")"
 	stop_proc "$SYS_PID"
 	rm -rf "$dir"

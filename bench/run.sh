@@ -36,7 +36,7 @@
 # Prints a table (relay, vmagent, relay/vmagent, target) and writes it with
 # the raw measurements to BUILD_DIR/bench/result.txt. Only ratios from one
 # run mean anything: the machine is small and shared. A default run takes
-# about 10 minutes; the caps below bound it to about 15 (phase g alone
+# about 11 minutes; the caps below bound it to about 15 (phase g alone
 # waits BENCH_OUTAGE_SECONDS).
 #
 # Environment (defaults in brackets):
@@ -450,7 +450,7 @@ phase_buffer() {
 	M[$sys.${k}backlog]=$acked_total
 	M[$sys.${k}failed]=$failed
 	watch_stop
-	M[$sys.${k}rss_buffer]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-buffer")
+	M[$sys.${k}rss_buffer]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-buffer")
 	stop_proc "$SYS_PID"
 	M[$sys.${k}disk]=$(disk_bytes "$dir")
 	M[$sys.${k}disk_per_sample]=$(awk -v d="${M[$sys.${k}disk]}" -v s="$acked_total" \
@@ -515,7 +515,8 @@ phase_drain() {
 		'BEGIN { printf "%.3f", (d > 0 ? n / d : 0) }')
 	M[$sys.${k}drain_cpu]=$(cpu_us "$cpu" "$last")
 	M[$sys.${k}lost]=$(awk -v g="$target" -v d="$last" 'BEGIN { printf "%.0f", (g > d ? g - d : 0) }')
-	M[$sys.${k}rss_drain]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-drain")
+	M[$sys.${k}rss_drain]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-drain")
+	M[$sys.${k}rss_drain_kb]=$(cat "$WORK/$sys.rss-drain")
 	[ $reached = 1 ] || log "$sys: drain${k:+ $k} stopped at $last of $target samples"
 	raw "$sys drain${k:+ $k} conf=$which backlog=$target delivered=$last" \
 		"seconds=${M[$sys.${k}drain_s]} cpu_ticks=$cpu reached=$reached" \
@@ -541,7 +542,7 @@ phase_latency() {
 	loadgen_run line --url "$(ingest_url "$port")" --series-per-request "$n" \
 		--samples "$samples" --rate "$rate"
 	watch_stop
-	M[$sys.rss_lat]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-lat")
+	M[$sys.rss_lat]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-lat")
 	raw "$sys latency rate=$rate n=$n $line rss_anon_peak_kb=$(cat "$WORK/$sys.rss-lat")"
 	log "$sys: latency: $line"
 	M[$sys.p50]=$(kv "$line" p50_ms)
@@ -702,9 +703,9 @@ TABLE=$WORK/table.txt
 	row "RssAnon peak MiB, drain of a 1/$FLAT_DIVISOR backlog" s_rss_drain "<=" 0.5
 	# flat as the backlog grows: each system's own peak over its peak for
 	# the smaller backlog; the aim is the relay's
-	r=$(over relay.rss_drain "${M[relay.s_rss_drain]:-}")
+	r=$(over relay.rss_drain_kb "${M[relay.s_rss_drain_kb]:-}")
 	printf '%-44s %12s %12s %9s %9s %4s\n' "  RssAnon drain, backlog ${FLAT_DIVISOR}x / 1x" \
-		"$r" "$(over vmagent.rss_drain "${M[vmagent.s_rss_drain]:-}")" - \
+		"$r" "$(over vmagent.rss_drain_kb "${M[vmagent.s_rss_drain_kb]:-}")" - \
 		"relay<=1.1" "$([ "$r" != - ] && met "$r" "<=" 1.1)"
 	row "samples delivered" delivered
 	row "samples lost (backlog - delivered)" lost
