@@ -6,14 +6,14 @@
 #      --connections S: disjoint series per connection, each waiting for
 #      its answer), then drained into a fresh VictoriaMetrics, the relay
 #      with the shipped relay.conf, vmagent with its defaults. Once per S in
-#      CATCHUP_SENDERS. Rows keyed "cuS_".
+#      CATCHUP_SENDERS. Rows keyed "cuS_". Peak RssAnon of both halves.
 #   e. the physical limit: the same requests (loadgen --shards S) posted
 #      straight from loadgen's memory into a fresh VictoriaMetrics over
 #      LIMIT_CONNS connections; loadgen's seconds until the last answer.
 #      Run for the rows in LIMIT_SENDERS.
 #   f. wide ingest: a fresh instance (upstream down, the bench's config as
 #      in phase a) takes WIDE_SAMPLES samples in 500-series, then in
-#      2000-series requests over WIDE_CONNS connections.
+#      2000-series requests over WIDE_CONNS connections; peak RssAnon.
 #   g. resume: both systems (shipped relay.conf, vmagent's defaults) buffer
 #      a few requests with the upstream down; OUTAGE_SECONDS later a
 #      VictoriaMetrics starts on the port each points at. Measures the time
@@ -31,9 +31,12 @@ phase_backlog() {
 	settle_disk
 	log "$sys: catch-up backlog from $n shard-like senders (upstream down)"
 	start_system "$sys" "$port" "${UPSTREAM[$sys$k]}" "$dir" "$WORK/$sys.log" shipped
+	watch_start "$SYS_PID" "$WORK/$sys.rss-backlog"
 	loadgen_run line --url "$(ingest_url "$port")" --series-per-request 500 \
 		--samples "$CATCHUP_SAMPLES" --shards "$n" --connections "$n"
-	raw "$sys backlog $k $line"
+	watch_stop
+	M[$sys.${k}rss_buffer]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-backlog")
+	raw "$sys backlog $k $line rss_anon_peak_kb=$(cat "$WORK/$sys.rss-backlog")"
 	log "$sys: backlog $k: $line"
 	M[$sys.${k}backlog]=$(kv "$line" samples_acked)
 	M[$sys.${k}failed]=$(kv "$line" failed)
@@ -73,6 +76,7 @@ phase_wide() {
 	settle_disk
 	log "$sys: ingest over $WIDE_CONNS connections (upstream down)"
 	start_system "$sys" "$port" "$up" "$dir" "$WORK/$sys.log"
+	watch_start "$SYS_PID" "$WORK/$sys.rss-wide"
 	c0=$(cpu_ticks "$SYS_PID")
 	for n in 500 2000; do
 		loadgen_run line --url "$(ingest_url "$port")" --series-per-request $n \
@@ -87,6 +91,9 @@ phase_wide() {
 		M[$sys.failed_w]=$(( ${M[$sys.failed_w]:-0} + $(kv "$line" failed) ))
 		c0=$c1
 	done
+	watch_stop
+	M[$sys.rss_wide]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-wide")
+	raw "$sys wide rss_anon_peak_kb=$(cat "$WORK/$sys.rss-wide")"
 	stop_proc "$SYS_PID"
 	rm -rf "$dir"
 }

@@ -16,9 +16,12 @@
 #      on its backlog, and the clock runs until VM's
 #      vm_rows_inserted_total{type="promremotewrite"} reaches the backlog
 #      (or stops growing). Measures drain time, CPU us per delivered sample,
-#      peak RssAnon, samples lost.
+#      peak RssAnon, samples lost. Then the same (a's buffering, then the
+#      drain) for a backlog BENCH_FLAT_DIVISOR times smaller: whether peak
+#      RssAnon stays flat as the backlog grows.
 #   c. latency: a fresh instance (upstream down) gets an open-loop load at
-#      half of vmagent's top rate from phase a; p50/p99/max ack latency.
+#      half of vmagent's top rate from phase a; p50/p99/max ack latency,
+#      peak RssAnon.
 #   d-g. catch-up with the shipped relay.conf from 8 and 32 shard-like
 #      senders, the same requests into VictoriaMetrics alone (the physical
 #      limit), ingest over 64 connections, and the delay before delivery
@@ -33,7 +36,7 @@
 # Prints a table (relay, vmagent, relay/vmagent, target) and writes it with
 # the raw measurements to BUILD_DIR/bench/result.txt. Only ratios from one
 # run mean anything: the machine is small and shared. A default run takes
-# about 10 minutes; the caps below bound it to about 15 (phase g alone
+# about 11 minutes; the caps below bound it to about 15 (phase g alone
 # waits BENCH_OUTAGE_SECONDS).
 #
 # Environment (defaults in brackets):
@@ -48,6 +51,8 @@
 #                               the writeback of the one before it
 #   BENCH_DRAIN_TIMEOUT [180]   cap on one drain, seconds
 #   BENCH_DRAIN_STALL [30]      a drain ends when VM's count is flat this long
+#   BENCH_FLAT_DIVISOR [10]     phase b drains a second backlog this many times
+#                               smaller (buffered as in a); 1: no second drain
 #   BENCH_LAT_SECONDS [15]      length of the latency run
 #   BENCH_LAT_RATE              samples/s for phase c (default: vmagent top / 2)
 #   BENCH_LAT_SERIES            series per request in phase c (default: the
@@ -106,6 +111,7 @@ RELABEL_SAMPLES=${BENCH_RELABEL_SAMPLES:-3000000}
 RELABEL_ROUNDS=${BENCH_RELABEL_ROUNDS:-2}
 RELABEL_TOKEN=
 [ "${BENCH_RELABEL_TENANT:-1}" = 1 ] && RELABEL_TOKEN=bench-relabel-token
+FLAT_DIVISOR=${BENCH_FLAT_DIVISOR:-10}
 PHASES=" ${BENCH_PHASES:-a b c d e f g h} "
 VMAGENT=${VMAGENT:-/usr/bin/vmagent}
 VICTORIA=${VICTORIA:-/usr/bin/victoria-metrics}
@@ -397,55 +403,59 @@ loadgen_run() {
 
 # ---- phase a: buffering with the upstream down ----
 
+# phase_buffer SYS [K DIVISOR]: phase a, or with K (say "s_") the backlog of
+# phase b's second drain: BENCH_SAMPLES / DIVISOR samples per size, its
+# figures kept under the keys M[SYS.K...], DATA[SYSK] and UPSTREAM[SYSK].
 phase_buffer() {
-	local sys=$1 port dir line c0 c1 c2=0 acked_total=0 failed=0 n samples end_ms
+	local sys=$1 k=${2:-} div=${3:-1} port dir line c0 c1 c2=0 acked_total=0 failed=0
+	local n samples end_ms
 	free_port port
-	free_port "UPSTREAM[$sys]"
-	dir=$WORK/$sys-data
-	DATA[$sys]=$dir
+	free_port "UPSTREAM[$sys$k]"
+	dir=$WORK/$sys$k-data
+	DATA[$sys$k]=$dir
 	settle_disk
-	M[$sys.sync_ms]=$(sync_probe)
-	raw "$sys buffer sync_probe_ms=${M[$sys.sync_ms]}"
-	log "$sys: buffering (upstream 127.0.0.1:${UPSTREAM[$sys]} is down)"
-	start_system "$sys" "$port" "${UPSTREAM[$sys]}" "$dir" "$WORK/$sys.log"
+	M[$sys.${k}sync_ms]=$(sync_probe)
+	raw "$sys buffer${k:+ $k} sync_probe_ms=${M[$sys.${k}sync_ms]}"
+	log "$sys: buffering${k:+ ($k, 1/$div)} (upstream 127.0.0.1:${UPSTREAM[$sys$k]} is down)"
+	start_system "$sys" "$port" "${UPSTREAM[$sys$k]}" "$dir" "$WORK/$sys.log"
 	watch_start "$SYS_PID" "$WORK/$sys.rss-buffer"
 	c0=$(cpu_ticks "$SYS_PID")
 	for n in 500 2000; do
 		if [ $n = 500 ]; then
 			# ends before the 2000-series run's first scrape round begins
 			# (a target has over 500 series), so no sample repeats
-			samples=$SAMPLES_500
+			samples=$((SAMPLES_500 / div))
 			end_ms=$(( $(date +%s) * 1000 -
-				(SAMPLES_2000 / (500 * TARGETS) + 10) * 15000 ))
+				(SAMPLES_2000 / div / (500 * TARGETS) + 10) * 15000 ))
 		else
-			samples=$SAMPLES_2000
+			samples=$((SAMPLES_2000 / div))
 			end_ms=$(( $(date +%s) * 1000 ))
 		fi
 		loadgen_run line --url "$(ingest_url "$port")" --series-per-request $n \
 			--samples "$samples" --end-ms "$end_ms"
 		sleep "$SETTLE"
 		c1=$(cpu_ticks "$SYS_PID")
-		raw "$sys buffer n=$n cpu_ticks=$((c1 - c0)) $line"
+		raw "$sys buffer${k:+ $k} n=$n cpu_ticks=$((c1 - c0)) $line"
 		log "$sys: $n-series: $line"
-		M[$sys.rate$n]=$(kv "$line" samples_per_s)
-		M[$sys.acked$n]=$(kv "$line" samples_acked)
-		M[$sys.failed$n]=$(kv "$line" failed)
-		M[$sys.cpu$n]=$(cpu_us $((c1 - c0)) "${M[$sys.acked$n]}")
-		acked_total=$((acked_total + M[$sys.acked$n]))
-		failed=$((failed + M[$sys.failed$n]))
+		M[$sys.${k}rate$n]=$(kv "$line" samples_per_s)
+		M[$sys.${k}acked$n]=$(kv "$line" samples_acked)
+		M[$sys.${k}failed$n]=$(kv "$line" failed)
+		M[$sys.${k}cpu$n]=$(cpu_us $((c1 - c0)) "${M[$sys.${k}acked$n]}")
+		acked_total=$((acked_total + M[$sys.${k}acked$n]))
+		failed=$((failed + M[$sys.${k}failed$n]))
 		c2=$((c2 + c1 - c0))
 		c0=$c1
 	done
-	M[$sys.cpu]=$(cpu_us "$c2" "$acked_total")
-	M[$sys.backlog]=$acked_total
-	M[$sys.failed]=$failed
+	M[$sys.${k}cpu]=$(cpu_us "$c2" "$acked_total")
+	M[$sys.${k}backlog]=$acked_total
+	M[$sys.${k}failed]=$failed
 	watch_stop
-	M[$sys.rss_buffer]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-buffer")
+	M[$sys.${k}rss_buffer]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-buffer")
 	stop_proc "$SYS_PID"
-	M[$sys.disk]=$(disk_bytes "$dir")
-	M[$sys.disk_per_sample]=$(awk -v d="${M[$sys.disk]}" -v s="$acked_total" \
+	M[$sys.${k}disk]=$(disk_bytes "$dir")
+	M[$sys.${k}disk_per_sample]=$(awk -v d="${M[$sys.${k}disk]}" -v s="$acked_total" \
 		'BEGIN { printf "%.2f", (s > 0 ? d / s : 0) }')
-	raw "$sys buffer backlog=$acked_total disk_bytes=${M[$sys.disk]}" \
+	raw "$sys buffer${k:+ $k} backlog=$acked_total disk_bytes=${M[$sys.${k}disk]}" \
 		"apparent_bytes=$(du -s -b "$dir" | awk '{ print $1 }')" \
 		"rss_anon_peak_kb=$(cat "$WORK/$sys.rss-buffer")"
 }
@@ -505,7 +515,8 @@ phase_drain() {
 		'BEGIN { printf "%.3f", (d > 0 ? n / d : 0) }')
 	M[$sys.${k}drain_cpu]=$(cpu_us "$cpu" "$last")
 	M[$sys.${k}lost]=$(awk -v g="$target" -v d="$last" 'BEGIN { printf "%.0f", (g > d ? g - d : 0) }')
-	M[$sys.${k}rss_drain]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$sys.rss-drain")
+	M[$sys.${k}rss_drain]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-drain")
+	M[$sys.${k}rss_drain_kb]=$(cat "$WORK/$sys.rss-drain")
 	[ $reached = 1 ] || log "$sys: drain${k:+ $k} stopped at $last of $target samples"
 	raw "$sys drain${k:+ $k} conf=$which backlog=$target delivered=$last" \
 		"seconds=${M[$sys.${k}drain_s]} cpu_ticks=$cpu reached=$reached" \
@@ -527,9 +538,12 @@ phase_latency() {
 	samples=$(awk -v r="$rate" -v s="$LAT_SECONDS" 'BEGIN { printf "%.0f", r * s }')
 	log "$sys: latency at $rate samples/s, $n series per request"
 	start_system "$sys" "$port" "$up" "$dir" "$WORK/$sys.log"
+	watch_start "$SYS_PID" "$WORK/$sys.rss-lat"
 	loadgen_run line --url "$(ingest_url "$port")" --series-per-request "$n" \
 		--samples "$samples" --rate "$rate"
-	raw "$sys latency rate=$rate n=$n $line"
+	watch_stop
+	M[$sys.rss_lat]=$(awk '{ printf "%.2f", $1 / 1024 }' "$WORK/$sys.rss-lat")
+	raw "$sys latency rate=$rate n=$n $line rss_anon_peak_kb=$(cat "$WORK/$sys.rss-lat")"
 	log "$sys: latency: $line"
 	M[$sys.p50]=$(kv "$line" p50_ms)
 	M[$sys.p99]=$(kv "$line" p99_ms)
@@ -591,6 +605,13 @@ if phase a; then
 	for sys in "${RUN[@]}"; do phase_buffer "$sys"; done
 	if phase b; then
 		for sys in "${RUN[@]}"; do phase_drain "$sys"; done
+		# the same again for a backlog FLAT_DIVISOR times smaller
+		if [ "$FLAT_DIVISOR" -gt 1 ]; then
+			for sys in "${RUN[@]}"; do
+				phase_buffer "$sys" s_ "$FLAT_DIVISOR"
+				phase_drain "$sys" s_
+			done
+		fi
 	fi
 fi
 for n in $CATCHUP_SENDERS; do
@@ -672,12 +693,20 @@ TABLE=$WORK/table.txt
 	row "  2000-series requests" cpu2000
 	row "CPU us/sample acked, 500-series x$WIDE_CONNS" cpu500_w "<=" 0.33
 	row "CPU us/sample acked, 2000-series x$WIDE_CONNS" cpu2000_w "<=" 0.33
+	row "RssAnon peak MiB, x$WIDE_CONNS conns" rss_wide "<=" 0.5
 	row "RssAnon peak MiB, buffering" rss_buffer "<=" 0.5
 	row "disk bytes per buffered sample" disk_per_sample "<=" 1.05
 	row "backlog samples (acked in a)" backlog
 	row "drain time s (backlog into VM)" drain_s "<=" 1.0
 	row "CPU us/sample delivered, drain" drain_cpu "<=" 0.33
 	row "RssAnon peak MiB, drain" rss_drain "<=" 0.5
+	row "RssAnon peak MiB, drain of a 1/$FLAT_DIVISOR backlog" s_rss_drain "<=" 0.5
+	# flat as the backlog grows: each system's own peak over its peak for
+	# the smaller backlog; the aim is the relay's
+	r=$(over relay.rss_drain_kb "${M[relay.s_rss_drain_kb]:-}")
+	printf '%-44s %12s %12s %9s %9s %4s\n' "  RssAnon drain, backlog ${FLAT_DIVISOR}x / 1x" \
+		"$r" "$(over vmagent.rss_drain_kb "${M[vmagent.s_rss_drain_kb]:-}")" - \
+		"relay<=1.1" "$([ "$r" != - ] && met "$r" "<=" 1.1)"
 	row "samples delivered" delivered
 	row "samples lost (backlog - delivered)" lost
 	row "failed requests, phase a" failed
@@ -687,10 +716,13 @@ TABLE=$WORK/table.txt
 		"$(val vmagent.p99)" "$(ratio p99)" "relay<=10" \
 		"$([ -n "${M[relay.p99]:-}" ] && met "${M[relay.p99]}" "<=" 10)"
 	row "max ack ms" pmax
+	row "RssAnon peak MiB, latency run" rss_lat "<=" 0.5
 	for n in $CATCHUP_SENDERS; do
 		k=cu${n}_
 		row "catch-up, $n senders, shipped conf: M samples/s" "${k}drain_rate" ">=" 1.0
 		row "  CPU us/sample delivered" "${k}drain_cpu" "<=" 0.33
+		row "  RssAnon peak MiB, buffering" "${k}rss_buffer" "<=" 0.5
+		row "  RssAnon peak MiB, drain" "${k}rss_drain" "<=" 0.5
 		row "  backlog samples" "${k}backlog"
 		row "  drain time s" "${k}drain_s"
 		lim=${M[limit.${k}s]:-}
@@ -721,6 +753,9 @@ TABLE=$WORK/table.txt
 		done
 		[ "${M[$sys.failed_w]:-0}" != 0 ] &&
 			echo "! $sys answered ${M[$sys.failed_w]} requests with an error over $WIDE_CONNS connections"
+		[ "${M[$sys.s_lost]:-0}" != 0 ] &&
+			echo "! $sys delivered ${M[$sys.s_delivered]} of ${M[$sys.s_backlog]} samples" \
+				"of the 1/$FLAT_DIVISOR backlog"
 		[ "${M[$sys.lost]:-0}" != 0 ] &&
 			echo "! $sys delivered ${M[$sys.delivered]} of ${M[$sys.backlog]} buffered samples;" \
 				"its drain figures cover only what arrived"

@@ -40,6 +40,10 @@
 #include "buf.h"
 #include "config.h"
 
+/* Bytes curl sends at a time, per request: its upload buffer
+ * (CURLOPT_UPLOAD_BUFFERSIZE), which curl_mem.h keeps between requests. */
+#define FORWARD_SEND_BUF 65536
+
 struct store;
 struct queue;
 struct writer;

@@ -31,7 +31,7 @@
  * start is kept); bodies go out 64 KiB a send (16 KiB, its least, cost
  * about a fifth more CPU per delivered sample in a catch-up). */
 #define SENDER_RECV_BUF 1024
-#define SENDER_SEND_BUF 65536
+#define SENDER_SEND_BUF FORWARD_SEND_BUF
 /* The set-aside reason of a batch that could not be read to be sent. */
 #define MALFORMED_REASON "malformed in the buffer (snappy block missing or " \
 	"its length unreadable); not sent"

@@ -46,7 +46,6 @@
  * writer finishes what it was given (it then stops the prealloc thread);
  * LMDB closes.
  */
-#include <curl/curl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,6 +57,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "curl_mem.h"
 #include "forward.h"
 #include "http.h"
 #include "log.h"
@@ -134,7 +134,7 @@ static int run(struct config *cfg)
 	 * arena per thread (measured: 5.4 -> 3.7 MB anonymous after buffering
 	 * 5 million samples). */
 	mallopt(M_ARENA_MAX, 2);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+	if (curl_mem_init(FORWARD_SEND_BUF) != 0)
 		fatal("cannot initialise libcurl", NULL);
 	metric_add(&metrics.start_time_s, (uint64_t)time(NULL));
 	queue_init(&q);
@@ -171,6 +171,10 @@ static int run(struct config *cfg)
 
 	if ((h = http_start(&deps, err, sizeof(err))) == NULL)
 		fatal("cannot start HTTP server", "reason=\"%s\"", err);
+	/* What start-up freed (reading the buffer, the libraries' set-up)
+	 * goes back to the kernel once: 60-70 KiB of holes in the heap that
+	 * would stay resident otherwise. */
+	malloc_trim(0);
 	log_msg(LOG_INFO, "relay started", "version=%s listen=%s upstream=%s",
 		RELAY_VERSION, cfg->listen,
 		log_redact_url(cfg->url, err, sizeof(err)));
@@ -202,7 +206,7 @@ static int run(struct config *cfg)
 	store_close(st);
 	series_limit_free(sl);
 	queue_destroy(&q);
-	curl_global_cleanup();
+	curl_mem_cleanup();
 	log_msg(LOG_INFO, "stopped", "buffered_entries=%llu buffered_samples=%llu",
 		(unsigned long long)tot.entries, (unsigned long long)tot.samples);
 	return 0;
