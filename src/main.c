@@ -134,6 +134,15 @@ static int run(struct config *cfg)
 	 * arena per thread (measured: 5.4 -> 3.7 MB anonymous after buffering
 	 * 5 million samples). */
 	mallopt(M_ARENA_MAX, 2);
+	/* Fixed thresholds instead of glibc's moving ones: the blocks of a
+	 * request and of a commit (a decoded body, LMDB's pages of a large
+	 * value, snappy's tables: up to some hundred KiB) stay in the heap,
+	 * and the heap gives back no less than 2 MiB at a time; with the
+	 * moving ones they were mapped, trimmed and faulted in again over
+	 * and over (measured: 7.7 -> 1.6 page faults per 2000-series
+	 * request, 0.9 -> 0.4 per 500-series one). */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+	mallopt(M_TRIM_THRESHOLD, 2 << 20);
 	if (curl_mem_init(FORWARD_SEND_BUF) != 0)
 		fatal("cannot initialise libcurl", NULL);
 	metric_add(&metrics.start_time_s, (uint64_t)time(NULL));

@@ -109,14 +109,28 @@ void tenant_sha256(const void *data, size_t len, uint8_t out[32])
 	SHA256(data, len, out);
 }
 
+/* SHA-256 fetched from the provider once: EVP_sha256() in each call
+ * looks it up again by name under a lock, every request. Kept until
+ * exit. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 int tenant_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
 		    uint8_t out[32])
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_MD_CTX *c;
 	unsigned n = 32;
 	int rc = 0;
 
-	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
+	pthread_once(&sha256_once, sha256_fetch);
+	c = EVP_MD_CTX_new();
+	if (c == NULL || EVP_DigestInit_ex(c, sha256_md != NULL ? sha256_md :
+					   EVP_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(c, a, alen) != 1 || EVP_DigestUpdate(c, b, blen) != 1 ||
 	    EVP_DigestFinal_ex(c, out, &n) != 1)
 		rc = -1;
