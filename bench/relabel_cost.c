@@ -222,7 +222,7 @@ int main(int argc, char **argv)
 	size_t nseries = argc > 1 ? strtoul(argv[1], NULL, 10) : 2000;
 	size_t rounds = argc > 2 ? strtoul(argv[2], NULL, 10) : 200, kept, len;
 	struct relabel_rules *r, *none;
-	struct relabel_pass rp = {{0}};
+	struct relabel_pass rp = {.rules = {0}};
 	char err[256];
 	uint8_t *req;
 	double ta, t0a, ts, tr, per;
