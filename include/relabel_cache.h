@@ -53,13 +53,12 @@ void relabel_cache_prefetch(const struct relabel_cache *c, uint64_t h,
 /*
  * Looks up key[0..klen) in scope (h its relabel_cache_hash). Returns 0 when
  * it is not there; 1 when it is: *dropped says whether the rules dropped
- * the series, and if not, *len bytes of the final labels are copied to
- * *out (a buffer of *cap bytes the caller owns; grown with realloc when
- * short). ERR_NOMEM when that growth fails.
+ * the series, and if not, the final labels are (*value)[0..*vlen), in
+ * the cache (ref): valid until the next relabel_cache_put or _free.
  */
 int relabel_cache_get(struct relabel_cache *c, const void *scope,
 		      uint64_t h, const uint8_t *key, size_t klen,
-		      int *dropped, uint8_t **out, size_t *cap, size_t *len);
+		      int *dropped, const uint8_t **value, size_t *vlen);
 
 /*
  * Remembers the result for key[0..klen) in scope: dropped, or the final

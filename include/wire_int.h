@@ -70,6 +70,7 @@ enum { L_OK, L_EMPTY_NAME, L_NAME_LONG, L_NAME_BAD, L_DUPLICATE, L_UNSORTED,
  * relabel cache (wire_series_ahead). */
 struct wire_ahead {
 	const uint8_t *field;          /* ref: its top-level field */
+	const uint8_t *next;           /* ref: the field after it */
 	const uint8_t *key;            /* ref: its labels as sent */
 	size_t klen;
 	uint64_t h;                    /* relabel_cache_hash of key */

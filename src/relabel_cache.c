@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
 
 #define MIN_BUCKETS 1024
 #define MIN_BYTES (64 * 1024)
@@ -143,32 +142,22 @@ static inline size_t entry_bytes(size_t klen, size_t vlen)
 
 int relabel_cache_get(struct relabel_cache *c, const void *scope,
 		      uint64_t h, const uint8_t *key, size_t klen,
-		      int *dropped, uint8_t **out, size_t *cap, size_t *len)
+		      int *dropped, const uint8_t **value, size_t *vlen)
 {
-	struct relabel_cache *s = c;
 	struct entry *e;
 
-	for (e = s->bucket[h & (s->nbuckets - 1)]; e != NULL; e = e->next)
+	for (e = c->bucket[h & (c->nbuckets - 1)]; e != NULL; e = e->next)
 		if (e->h == h && e->scope == scope && e->klen == klen &&
 		    memcmp(e->data, key, klen) == 0)
 			break;
 	if (e == NULL) {
-		s->misses++;
+		c->misses++;
 		return 0;
 	}
-	s->hits++;
+	c->hits++;
 	*dropped = e->dropped;
-	*len = e->vlen;
-	if (e->vlen > *cap) {
-		uint8_t *p = realloc(*out, e->vlen);
-
-		if (p == NULL)
-			return ERR_NOMEM;
-		*out = p;
-		*cap = e->vlen;
-	}
-	if (e->vlen > 0)
-		memcpy(*out, e->data + klen, e->vlen);
+	*value = e->data + klen;
+	*vlen = e->vlen;
 	return 1;
 }
 

@@ -373,6 +373,7 @@ static const struct wire_ahead *ahead_hash(struct scan *s, const uint8_t *p,
 		return NULL;
 	a = &s->ahead[s->nahead++ & 3];
 	a->field = p;
+	a->next = f.end;
 	a->key = f.data;
 	a->klen = (size_t)(q - f.data);
 	a->h = relabel_cache_hash(s->o->relabel_scope, a->key, a->klen);
@@ -396,9 +397,12 @@ void wire_series_ahead(struct scan *s, const uint8_t *p, const uint8_t *end)
 			relabel_cache_prefetch(s->o->relabel_cache, a->h, 1);
 		else if (a == NULL && (a = ahead_hash(s, p, end)) != NULL)
 			relabel_cache_prefetch(s->o->relabel_cache, a->h, 0);
-		if (field_parse(p, end, &f) != F_OK)
+		if (a != NULL)
+			p = a->next;
+		else if (field_parse(p, end, &f) == F_OK)
+			p = f.end;
+		else
 			break;
-		p = f.end;
 	}
 }
 

@@ -82,8 +82,7 @@ int wire_series_sort(struct scan *s, struct series *r)
 static __thread struct relabel_label *relabel_buf;
 static __thread struct label *relabel_out;   /* the labels it leaves */
 static __thread size_t relabel_buf_cap;
-/* The final labels of a series in canonical encoding, to or from the
- * cache: relabel_out's labels point into it after a hit. */
+/* The final labels of a series in canonical encoding, into the cache. */
 static __thread uint8_t *relabel_enc;
 static __thread size_t relabel_enc_cap;
 
@@ -241,13 +240,13 @@ static inline int cached_varint(const uint8_t **p, const uint8_t *end,
 	return *p < end && varint_get(p, end, 5, v) == F_OK ? 0 : -1;
 }
 
-/* Series r takes the final labels the cache gave, relabel_enc[0..len)
- * (canonical encoding, as cache_remember wrote them). Returns 0, or
- * WIRE_NOMEM / WIRE_BAD with the reason. */
+/* Series r takes the final labels the cache gave, p[0..len) (canonical
+ * encoding, as cache_remember wrote them). Returns 0, or WIRE_NOMEM /
+ * WIRE_BAD with the reason. */
 static int cache_labels(struct scan *s, struct series *r, size_t *cap,
-			size_t len)
+			const uint8_t *p, size_t len)
 {
-	const uint8_t *p = relabel_enc, *end = relabel_enc + len, *q, *f;
+	const uint8_t *end = p + len, *q, *f;
 	uint64_t body, nlen, vlen;
 	size_t n = 0;
 	int rc;
@@ -258,19 +257,34 @@ static int cache_labels(struct scan *s, struct series *r, size_t *cap,
 	for (; p < end; p = f, n++) {
 		struct label *l = &relabel_out[n];
 
-		q = p + 1;
-		if (n == relabel_buf_cap || *p != 0x0a ||
-		    cached_varint(&q, end, &body) < 0 ||
-		    body > (uint64_t)(end - q) || (f = q + body, *q++ != 0x0a) ||
-		    cached_varint(&q, f, &nlen) < 0 || nlen > (uint64_t)(f - q) ||
-		    (l->name = q, q += nlen, q >= f) || *q++ != 0x12 ||
-		    cached_varint(&q, f, &vlen) < 0 || vlen != (uint64_t)(f - q))
-			return wire_fail(s, WIRE_BAD, "relabel cache: bad entry");
-		l->nlen = (size_t)nlen;
-		l->value = q;
-		l->vlen = (size_t)vlen;
+		if (end - p >= 6 && p[1] < 0x80 && p[3] < 0x80 &&
+		    (size_t)p[1] + 2 <= (size_t)(end - p)) {
+			/* every length in one byte, as nearly always */
+			l->name = p + 4;
+			l->nlen = p[3];
+			l->value = p + 6 + p[3];
+			l->vlen = p[5 + p[3]];
+			f = p + 2 + p[1];
+		} else {
+			q = p + 1;
+			if (cached_varint(&q, end, &body) < 0 ||
+			    body > (uint64_t)(end - q) ||
+			    (f = q + body, *q++ != 0x0a) ||
+			    cached_varint(&q, f, &nlen) < 0 ||
+			    nlen > (uint64_t)(f - q) ||
+			    (l->name = q, q += nlen, q >= f) || *q++ != 0x12 ||
+			    cached_varint(&q, f, &vlen) < 0 ||
+			    vlen != (uint64_t)(f - q))
+				return wire_fail(s, WIRE_BAD,
+						 "relabel cache: bad entry");
+			l->nlen = (size_t)nlen;
+			l->value = q;
+			l->vlen = (size_t)vlen;
+		}
 		l->enc = p;
 		l->size = (size_t)(f - p);
+		if (n + 1 == relabel_buf_cap && f < end)
+			return wire_fail(s, WIRE_BAD, "relabel cache: bad entry");
 	}
 	r->l = relabel_out;
 	r->n = n;
@@ -316,20 +330,18 @@ static void cache_remember(struct scan *s, const struct series *r, int rc,
  */
 int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 {
-	const uint8_t *key = NULL;
+	const uint8_t *key = NULL, *value;
 	size_t klen = 0, len = 0;
 	uint64_t h = 0;
-	int rc, dropped = 0;
+	int dropped = 0, rc;
 
 	if (s->o->relabel_cache != NULL && (key = cache_key(r, &klen)) != NULL) {
 		h = wire_ahead_hash(s, key, klen);
-		rc = relabel_cache_get(s->o->relabel_cache, s->o->relabel_scope,
-				       h, key, klen, &dropped, &relabel_enc,
-				       &relabel_enc_cap, &len);
-		if (rc < 0)
-			return wire_fail(s, WIRE_NOMEM, "out of memory for labels");
-		if (rc == 1)
-			return dropped ? 1 : cache_labels(s, r, cap, len);
+		/* the labels stay in the cache: nothing is put into it before
+		 * this series is written out */
+		if (relabel_cache_get(s->o->relabel_cache, s->o->relabel_scope,
+				      h, key, klen, &dropped, &value, &len) == 1)
+			return dropped ? 1 : cache_labels(s, r, cap, value, len);
 	}
 	rc = relabel_run(s, r, cap);
 	if (key != NULL && (rc == 0 || rc == 1))
