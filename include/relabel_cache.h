@@ -34,8 +34,11 @@ struct relabel_cache;              /* opaque; relabel_cache.c */
 /* Fixed bytes counted per entry besides its key and value. */
 #define RELABEL_CACHE_ENTRY_OVERHEAD 64
 
-/* A cache of at most max_bytes (at least 64 KiB are taken); NULL when
- * memory is short. The caller frees it with relabel_cache_free. */
+/* The smallest cache worth having. */
+#define RELABEL_CACHE_MIN (64 * 1024)
+
+/* A cache of at most max_bytes (at least RELABEL_CACHE_MIN are taken);
+ * NULL when memory is short. The caller frees it with relabel_cache_free. */
 struct relabel_cache *relabel_cache_new(size_t max_bytes);
 
 void relabel_cache_free(struct relabel_cache *c);

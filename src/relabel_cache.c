@@ -26,7 +26,6 @@
 
 
 #define MIN_BUCKETS 1024
-#define MIN_BYTES (64 * 1024)
 
 struct entry {
 	struct entry *next;          /* owned: the bucket's chain */
@@ -95,7 +94,7 @@ struct relabel_cache *relabel_cache_new(size_t max_bytes)
 
 	if (c == NULL)
 		return NULL;
-	c->max = max_bytes < MIN_BYTES ? MIN_BYTES : max_bytes;
+	c->max = max_bytes < RELABEL_CACHE_MIN ? RELABEL_CACHE_MIN : max_bytes;
 	c->nbuckets = MIN_BUCKETS;
 	c->bytes = c->nbuckets * sizeof(*c->bucket);
 	if ((c->bucket = calloc(c->nbuckets, sizeof(*c->bucket))) == NULL) {

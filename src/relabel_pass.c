@@ -18,8 +18,10 @@ static __thread struct relabel_cache *cache;
 static __thread uint64_t cache_gen;
 
 /* The thread's cache for cfg: the one it has when it holds cfg's results,
- * else a new one (the old one, of another load, is freed). NULL when cfg
- * wants none or memory is short (the rules then run for every series). */
+ * else a new one of its share of relabel_cache (the old one, of another
+ * load, is freed). NULL when cfg wants none, its share is under
+ * RELABEL_CACHE_MIN, or memory is short (the rules then run for every
+ * series). */
 static struct relabel_cache *thread_cache(const struct config *cfg)
 {
 	size_t share;
@@ -33,6 +35,8 @@ static struct relabel_cache *thread_cache(const struct config *cfg)
 		return NULL;
 	share = (size_t)(cfg->relabel_cache_size /
 			 (uint64_t)(cfg->threads > 0 ? cfg->threads : 1));
+	if (share < RELABEL_CACHE_MIN)
+		return NULL;
 	cache = relabel_cache_new(share);
 	return cache;
 }

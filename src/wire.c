@@ -624,7 +624,7 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 			if (s.o->admit != NULL)
 				s.before = s.n;
 			s.index = s.n.series++;
-			if (s.o->relabel_cache != NULL)
+			if (s.o->relabel != NULL && s.o->relabel_cache != NULL)
 				wire_series_ahead(&s, f.end, end);
 			if ((rc = scan_series(&s, f.data, f.end)) < 0)
 				return rc;
