@@ -33,7 +33,7 @@ LIB_SRCS += src/http_stream.c
 # [tenant] max_series: the exact per-tenant series tables.
 LIB_SRCS += src/series_limit.c
 # Relabel rules: the engine, the YAML loader, the per-series pass.
-LIB_SRCS += src/relabel.c src/relabel_compile.c src/relabel_yaml.c src/relabel_pass.c
+LIB_SRCS += src/relabel.c src/relabel_compile.c src/relabel_yaml.c src/relabel_pass.c src/relabel_cache.c
 LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))

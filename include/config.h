@@ -108,6 +108,10 @@ struct config {
 	uint64_t ha_failover_timeout_ms; /* 30s */
 	char *relabel;              /* owned, NULL: none; rules file path */
 	struct relabel_rules *relabel_rules; /* owned, loaded from relabel */
+	uint64_t relabel_cache_size; /* 64MiB, all threads' caches; 0: none */
+	uint64_t relabel_gen;        /* this load's number, unique in the
+				      * process: the caches of rule results
+				      * (relabel_pass.c) hold one load's */
 
 	/* [usage] */
 	int usage_export;           /* 1: usage records as series upstream */

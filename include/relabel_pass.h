@@ -14,10 +14,18 @@
 /* The rules of one request, in the order they run. */
 struct relabel_pass {
 	const struct relabel_rules *rules[2]; /* ref; either may be NULL */
+	struct relabel_cache *cache; /* ref: the calling thread's cache of
+				      * rule results (relabel_cache.h), or NULL */
+	const void *scope;           /* ref: the tenant's configuration (its
+				      * rules and limits), the cache's scope */
 };
 
 /*
- * Sets p up for a request under cfg from tenant t (NULL: none). Returns 1
+ * Sets p up for a request under cfg from tenant t (NULL: none), with the
+ * calling thread's cache of rule results: its share of [tenancy]
+ * relabel_cache, started afresh when cfg is another load than the one it
+ * holds (a reload); scope t, which stands for the rules and limits of t.
+ * p is then for this thread only. Returns 1
  * when some rule applies (then hand relabel_pass_series and p to the
  * scanner), 0 when none does (no hook: the scan costs nothing more).
  */
@@ -29,7 +37,7 @@ int relabel_pass_init(struct relabel_pass *p, const struct config *cfg,
 int relabel_pass_series(void *arg, struct relabel_label *ls, size_t *n,
 			size_t cap);
 
-/* Frees the calling thread's scratch (before the thread exits). */
+/* Frees the calling thread's scratch and cache (before the thread exits). */
 void relabel_pass_thread_cleanup(void);
 
 #endif

@@ -47,6 +47,7 @@ struct wire_counts {
 };
 
 struct relabel_label;
+struct relabel_cache;
 struct lane_runs;
 
 struct wire_opts {
@@ -103,6 +104,15 @@ struct wire_opts {
 	int (*relabel)(void *arg, struct relabel_label *ls, size_t *n,
 		       size_t cap);
 	void *relabel_arg;
+	/* With relabel, a cache of its results (relabel_cache.h), or NULL:
+	 * a series whose labels came sorted, in canonical encoding, side by
+	 * side, is looked up by those bytes in relabel_scope; a hit stands
+	 * for the hook and the checks of what it left (dropped, or the final
+	 * labels), a miss runs them and remembers a keep or a drop (not a
+	 * refusal). The hook's result must depend only on the labels and
+	 * relabel_scope, as must the limits above. */
+	struct relabel_cache *relabel_cache;
+	const void *relabel_scope;
 };
 
 /*

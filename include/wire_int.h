@@ -66,6 +66,16 @@ struct series {
 enum { L_OK, L_EMPTY_NAME, L_NAME_LONG, L_NAME_BAD, L_DUPLICATE, L_UNSORTED,
        L_EMPTY_VALUE, L_VALUE_LONG, L_VALUE_UTF8, L_METRIC_BAD };
 
+/* A series ahead of the one being scanned, its labels hashed for the
+ * relabel cache (wire_series_ahead). */
+struct wire_ahead {
+	const uint8_t *field;          /* ref: its top-level field */
+	const uint8_t *next;           /* ref: the field after it */
+	const uint8_t *key;            /* ref: its labels as sent */
+	size_t klen;
+	uint64_t h;                    /* relabel_cache_hash of key */
+};
+
 /* The state of one wire_scan call. */
 struct scan {
 	const struct wire_opts *o;     /* ref */
@@ -92,6 +102,10 @@ struct scan {
 	struct buf *lanes;             /* ref: o->lane_out, or NULL */
 	unsigned lane;                 /* of the series emitted last */
 	size_t lane_bytes;             /* written to all lanes so far */
+	struct wire_ahead ahead[4];    /* with a relabel cache: the series
+					* hashed ahead, the last at nahead - 1
+					* (mod 4) */
+	unsigned nahead;
 };
 
 /* Reads a varint of at most max bytes from *pp (< end) and advances *pp.
@@ -264,6 +278,15 @@ int wire_series_emit(struct scan *s, const struct series *r,
 int wire_exported_name(struct scan *s, struct series *r);
 /* Frees wire_emit.c's per-thread scratch. */
 void wire_emit_scratch_free(void);
+
+/* Before series field p[..end) is scanned, with a relabel cache: asks
+ * for the cache's entry of the next series and the bucket of the one
+ * after (relabel_cache_prefetch), hashing its labels now. */
+void wire_series_ahead(struct scan *s, const uint8_t *p, const uint8_t *end);
+/* The relabel cache hash of key[0..klen): the one wire_series_ahead made
+ * for it, or made now. */
+uint64_t wire_ahead_hash(const struct scan *s, const uint8_t *key,
+			 size_t klen);
 
 /* wire_series.c: a series' labels sorted, or relabeled. */
 

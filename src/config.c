@@ -168,6 +168,8 @@ static const struct config_key config_keys[] = {
 	    "When the elected replica sent nothing for this long, the next request of another replica takes over."),
 	STR("relabel", SEC_TENANCY, relabel, NULL, CHECK_NONE,
 	    "Relabel rules file (a YAML list of Prometheus relabel_config entries) applied to every series first; empty: none."),
+	NUM("relabel_cache", SEC_TENANCY, CONF_SIZE, relabel_cache_size, "64MiB", "0", "64GiB",
+	    "Memory for the results of relabel rules (all tenants and threads together), remembered by the labels a series came with; 0: none."),
 
 	NUM("export", SEC_USAGE, CONF_BOOL, usage_export, "true", NULL, NULL,
 	    "Write the per-tenant usage counters into the upstream as relay_usage_*_total series, through the buffer."),
@@ -625,7 +627,8 @@ static int reloadable(const struct config_key *k)
 	static const char *const names[] = {"admin_token", "url", "label", "header",
 					    "trust_header", "default", "max_tenants", "level",
 					    "ha_cluster_label", "ha_replica_label",
-					    "ha_failover_timeout", "relabel", NULL};
+					    "ha_failover_timeout", "relabel", "relabel_cache",
+					    NULL};
 
 	for (int i = 0; names[i] != NULL; i++)
 		if (strcmp(k->name, names[i]) == 0)
@@ -680,10 +683,14 @@ int config_keep_fixed(struct config *next, const struct config *cur,
 	return differ;
 }
 
-/* Reads the relabel rules files cfg names ([tenancy] and each [tenant]).
- * Returns 0, or -1 with the file's own "FILE:LINE: reason" in err. */
+/* Reads the relabel rules files cfg names ([tenancy] and each [tenant]),
+ * and numbers this load for the caches of their results. Returns 0, or -1
+ * with the file's own "FILE:LINE: reason" in err. */
 static int load_rules(struct config *cfg, char *err, size_t errlen)
 {
+	static _Atomic uint64_t loads;
+
+	cfg->relabel_gen = ++loads;
 	if (cfg->relabel != NULL &&
 	    (cfg->relabel_rules = relabel_load(cfg->relabel, err, errlen)) == NULL)
 		return -1;

@@ -371,6 +371,8 @@ int ingest_body(const struct config *cfg, const struct ingest_req *r,
 	if (r->relabel != NULL) {
 		opts.relabel = relabel_pass_series;
 		opts.relabel_arg = (void *)r->relabel;
+		opts.relabel_cache = r->relabel->cache;
+		opts.relabel_scope = r->relabel->scope;
 	}
 	if (r->series_pass != NULL &&
 	    (status = r->series_pass(r->pass_arg, raw->p, raw->len,

@@ -1,13 +1,45 @@
 /*
  * relabel_pass.c - relabel rules as the wire scanner's per-series hook
- * (see relabel_pass.h).
+ * (see relabel_pass.h), and each thread's cache of their results
+ * (relabel_cache.h).
  */
 #include "relabel_pass.h"
 
 #include <string.h>
 
+#include "relabel_cache.h"
+
 /* The calling thread's scratch; set up on first use. */
 static __thread struct relabel_scratch scratch;
+
+/* The calling thread's cache of rule results, for the configuration
+ * loaded as cache_gen (config.h relabel_gen); NULL: none yet. */
+static __thread struct relabel_cache *cache;
+static __thread uint64_t cache_gen;
+
+/* The thread's cache for cfg: the one it has when it holds cfg's results,
+ * else a new one of its share of relabel_cache (the old one, of another
+ * load, is freed). NULL when cfg wants none, its share is under
+ * RELABEL_CACHE_MIN, or memory is short (the rules then run for every
+ * series). */
+static struct relabel_cache *thread_cache(const struct config *cfg)
+{
+	size_t share;
+
+	if (cache != NULL && cache_gen == cfg->relabel_gen)
+		return cache;
+	relabel_cache_free(cache);
+	cache = NULL;
+	cache_gen = cfg->relabel_gen;
+	if (cfg->relabel_cache_size == 0)
+		return NULL;
+	share = (size_t)(cfg->relabel_cache_size /
+			 (uint64_t)(cfg->threads > 0 ? cfg->threads : 1));
+	if (share < RELABEL_CACHE_MIN)
+		return NULL;
+	cache = relabel_cache_new(share);
+	return cache;
+}
 
 int relabel_pass_init(struct relabel_pass *p, const struct config *cfg,
 		      const struct config_tenant *t)
@@ -17,7 +49,16 @@ int relabel_pass_init(struct relabel_pass *p, const struct config *cfg,
 		p->rules[0] = cfg->relabel_rules;
 	if (t != NULL && relabel_count(t->relabel_rules) > 0)
 		p->rules[1] = t->relabel_rules;
-	return p->rules[0] != NULL || p->rules[1] != NULL;
+	if (p->rules[0] == NULL && p->rules[1] == NULL) {
+		if (cache != NULL && cache_gen != cfg->relabel_gen) {
+			relabel_cache_free(cache);   /* rules gone by a reload */
+			cache = NULL;
+		}
+		return 0;
+	}
+	p->cache = thread_cache(cfg);
+	p->scope = t;
+	return 1;
 }
 
 int relabel_pass_series(void *arg, struct relabel_label *ls, size_t *n,
@@ -36,4 +77,6 @@ int relabel_pass_series(void *arg, struct relabel_label *ls, size_t *n,
 void relabel_pass_thread_cleanup(void)
 {
 	relabel_scratch_free(&scratch);
+	relabel_cache_free(cache);
+	cache = NULL;
 }

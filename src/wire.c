@@ -24,6 +24,7 @@
  */
 #include "wire_int.h"
 #include "lanes.h"
+#include "relabel_cache.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -352,6 +353,68 @@ static inline int series_field(struct scan *s, const uint8_t *p,
 	}
 }
 
+/* Hashes the labels of the series field at p (< end) when they come
+ * first in it, each canonical (the relabel cache's key, wire_series.c),
+ * into the next slot of s->ahead. Returns it, or NULL. */
+static const struct wire_ahead *ahead_hash(struct scan *s, const uint8_t *p,
+					   const uint8_t *end)
+{
+	struct wire_ahead *a;
+	const uint8_t *q, *next;
+	struct field f;
+	struct label l;
+
+	if (*p != 0x0a || field_parse(p, end, &f) != F_OK)
+		return NULL;
+	for (q = f.data; q < f.end && (next = label_fast(q, f.end, &l)) != NULL;
+	     q = next)
+		;
+	if (q == f.data)
+		return NULL;
+	a = &s->ahead[s->nahead++ & 3];
+	a->field = p;
+	a->next = f.end;
+	a->key = f.data;
+	a->klen = (size_t)(q - f.data);
+	a->h = relabel_cache_hash(s->o->relabel_scope, a->key, a->klen);
+	return a;
+}
+
+void wire_series_ahead(struct scan *s, const uint8_t *p, const uint8_t *end)
+{
+	const struct wire_ahead *a;
+	struct field f;
+
+	/* The next three series: each one's bucket is asked for when it is
+	 * third in line, the entry it leads to when it is next (the bucket
+	 * has come by then). */
+	for (int k = 1; k <= 3 && p < end; k++) {
+		a = NULL;
+		for (unsigned i = 0; i < 4; i++)
+			if (s->ahead[i].field == p)
+				a = &s->ahead[i];
+		if (a != NULL && k == 1)
+			relabel_cache_prefetch(s->o->relabel_cache, a->h, 1);
+		else if (a == NULL && (a = ahead_hash(s, p, end)) != NULL)
+			relabel_cache_prefetch(s->o->relabel_cache, a->h, 0);
+		if (a != NULL)
+			p = a->next;
+		else if (field_parse(p, end, &f) == F_OK)
+			p = f.end;
+		else
+			break;
+	}
+}
+
+uint64_t wire_ahead_hash(const struct scan *s, const uint8_t *key,
+			 size_t klen)
+{
+	for (unsigned i = 0; i < 4; i++)
+		if (s->ahead[i].key == key && s->ahead[i].klen == klen)
+			return s->ahead[i].h;
+	return relabel_cache_hash(s->o->relabel_scope, key, klen);
+}
+
 /* Makes room for 2n labels in the thread's scratch and moves the n at l
  * there. Returns the scratch (which keeps owning it), or NULL when memory
  * is short. */
@@ -561,6 +624,8 @@ int wire_scan(const uint8_t *in, size_t len, const struct wire_opts *o,
 			if (s.o->admit != NULL)
 				s.before = s.n;
 			s.index = s.n.series++;
+			if (s.o->relabel != NULL && s.o->relabel_cache != NULL)
+				wire_series_ahead(&s, f.end, end);
 			if ((rc = scan_series(&s, f.data, f.end)) < 0)
 				return rc;
 		} else if (f.num == 3) {

@@ -6,6 +6,7 @@
 #include "wire_int.h"
 #include "err.h"
 #include "relabel.h"
+#include "relabel_cache.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,9 @@ int wire_series_sort(struct scan *s, struct series *r)
 static __thread struct relabel_label *relabel_buf;
 static __thread struct label *relabel_out;   /* the labels it leaves */
 static __thread size_t relabel_buf_cap;
+/* The final labels of a series in canonical encoding, into the cache. */
+static __thread uint8_t *relabel_enc;
+static __thread size_t relabel_enc_cap;
 
 /* Why the rules left a series invalid, besides label_check's L_ values. */
 enum { R_TOO_MANY = 100, R_NO_NAME };
@@ -118,23 +122,10 @@ static int has_metric_name(const struct label *ls, size_t n)
 	return 0;
 }
 
-/*
- * Runs the relabel hook over series r (its label array has room for *cap)
- * and checks what it leaves as sent labels are checked. Returns 0 keep,
- * 1 dropped, WIRE_REFUSED when the rules left the series invalid (the
- * first such series' reason in s->why), or WIRE_BAD / WIRE_TOO_LARGE / WIRE_NOMEM with
- * the reason (the request is refused).
- */
-int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
+/* Makes room for room labels in relabel_buf and relabel_out. Returns 0,
+ * or WIRE_NOMEM with the reason. */
+static int labels_room(struct scan *s, size_t room)
 {
-	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
-	size_t prev_sent = SIZE_MAX;   /* prev is orig[prev_sent] */
-	const struct label *orig;     /* the labels as sent */
-	struct label *prev = NULL;
-	int rc, d, named = 0;
-
-	room = max ? max + 1 : 2 * n + 16;
-	room = room > n ? room : n;
 	if (room > relabel_buf_cap) {
 		struct relabel_label *b = realloc(relabel_buf, room * sizeof(*b));
 		struct label *o = b ? realloc(relabel_out, room * sizeof(*o)) : NULL;
@@ -145,6 +136,26 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 		relabel_out = o;
 		relabel_buf_cap = room;
 	}
+	return 0;
+}
+
+/*
+ * Runs the relabel hook over series r (its label array has room for *cap)
+ * and checks what it leaves as sent labels are checked. Returns as
+ * wire_series_relabel.
+ */
+static int relabel_run(struct scan *s, struct series *r, size_t *cap)
+{
+	size_t max = s->o->max_labels_per_series, room, n = r->n, i, j = 0, norig;
+	size_t prev_sent = SIZE_MAX;   /* prev is orig[prev_sent] */
+	const struct label *orig;     /* the labels as sent */
+	struct label *prev = NULL;
+	int rc, d, named = 0;
+
+	room = max ? max + 1 : 2 * n + 16;
+	room = room > n ? room : n;
+	if ((rc = labels_room(s, room)) < 0)
+		return rc;
 	orig = r->l;
 	for (i = 0; i < n; i++)
 		relabel_buf[i] = (struct relabel_label){ r->l[i].name,
@@ -203,6 +214,141 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 	return 0;
 }
 
+/* The labels of series r as sent, the cache's key: their bytes, when
+ * they came sorted, each in canonical encoding, side by side (as
+ * Prometheus sends them); NULL otherwise. */
+static const uint8_t *cache_key(const struct series *r, size_t *klen)
+{
+	const uint8_t *end;
+
+	if (r->unsorted || r->n == 0 || r->l[0].enc == NULL)
+		return NULL;
+	end = r->l[0].enc + r->l[0].size;
+	for (size_t i = 1; i < r->n; i++) {
+		if (r->l[i].enc != end)
+			return NULL;
+		end += r->l[i].size;
+	}
+	*klen = (size_t)(end - r->l[0].enc);
+	return r->l[0].enc;
+}
+
+/* Reads one varint of the cached labels at *p (< end). */
+static inline int cached_varint(const uint8_t **p, const uint8_t *end,
+				uint64_t *v)
+{
+	return *p < end && varint_get(p, end, 5, v) == F_OK ? 0 : -1;
+}
+
+/* Series r takes the final labels the cache gave, p[0..len) (canonical
+ * encoding, as cache_remember wrote them). Returns 0, or WIRE_NOMEM /
+ * WIRE_BAD with the reason. */
+static int cache_labels(struct scan *s, struct series *r, size_t *cap,
+			const uint8_t *p, size_t len)
+{
+	const uint8_t *end = p + len, *q, *f;
+	uint64_t body, nlen, vlen;
+	size_t n = 0;
+	int rc;
+
+	/* a label takes 8 bytes at least (names and values are not empty) */
+	if ((rc = labels_room(s, len / 8 + 1)) < 0)
+		return rc;
+	for (; p < end; p = f, n++) {
+		struct label *l = &relabel_out[n];
+
+		if (end - p >= 6 && p[1] < 0x80 && p[3] < 0x80 &&
+		    (size_t)p[1] + 2 <= (size_t)(end - p)) {
+			/* every length in one byte, as nearly always */
+			l->name = p + 4;
+			l->nlen = p[3];
+			l->value = p + 6 + p[3];
+			l->vlen = p[5 + p[3]];
+			f = p + 2 + p[1];
+		} else {
+			q = p + 1;
+			if (cached_varint(&q, end, &body) < 0 ||
+			    body > (uint64_t)(end - q) ||
+			    (f = q + body, *q++ != 0x0a) ||
+			    cached_varint(&q, f, &nlen) < 0 ||
+			    nlen > (uint64_t)(f - q) ||
+			    (l->name = q, q += nlen, q >= f) || *q++ != 0x12 ||
+			    cached_varint(&q, f, &vlen) < 0 ||
+			    vlen != (uint64_t)(f - q))
+				return wire_fail(s, WIRE_BAD,
+						 "relabel cache: bad entry");
+			l->nlen = (size_t)nlen;
+			l->value = q;
+			l->vlen = (size_t)vlen;
+		}
+		l->enc = p;
+		l->size = (size_t)(f - p);
+		if (n + 1 == relabel_buf_cap && f < end)
+			return wire_fail(s, WIRE_BAD, "relabel cache: bad entry");
+	}
+	r->l = relabel_out;
+	r->n = n;
+	r->llen = len;
+	*cap = relabel_buf_cap;
+	return 0;
+}
+
+/* Remembers what the rules made of the series whose labels as sent are
+ * key[0..klen) (hash h): dropped (rc 1), or r's final labels (rc 0),
+ * written in canonical encoding. */
+static void cache_remember(struct scan *s, const struct series *r, int rc,
+			   const uint8_t *key, size_t klen, uint64_t h)
+{
+	uint8_t *d;
+
+	if (rc == 0 && r->llen > relabel_enc_cap) {
+		if ((d = realloc(relabel_enc, r->llen)) == NULL)
+			return;
+		relabel_enc = d;
+		relabel_enc_cap = r->llen;
+	}
+	d = relabel_enc;
+	for (size_t i = 0; rc == 0 && i < r->n; i++) {
+		const struct label *l = &r->l[i];
+
+		if (l->enc != NULL)
+			d = (uint8_t *)memcpy(d, l->enc, l->size) + l->size;
+		else
+			d = wire_put_label(d, l->name, l->nlen, l->value, l->vlen);
+	}
+	relabel_cache_put(s->o->relabel_cache, s->o->relabel_scope, h, key,
+			  klen, rc == 1, relabel_enc, rc == 0 ? r->llen : 0);
+}
+
+/*
+ * Runs the relabel hook over series r (its label array has room for *cap)
+ * and checks what it leaves as sent labels are checked; or takes what the
+ * cache (wire_opts.relabel_cache) remembers of the same labels. Returns 0
+ * keep, 1 dropped, WIRE_REFUSED when the rules left the series invalid
+ * (the first such series' reason in s->why), or WIRE_BAD / WIRE_TOO_LARGE /
+ * WIRE_NOMEM with the reason (the request is refused).
+ */
+int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
+{
+	const uint8_t *key = NULL, *value;
+	size_t klen = 0, len = 0;
+	uint64_t h = 0;
+	int dropped = 0, rc;
+
+	if (s->o->relabel_cache != NULL && (key = cache_key(r, &klen)) != NULL) {
+		h = wire_ahead_hash(s, key, klen);
+		/* the labels stay in the cache: nothing is put into it before
+		 * this series is written out */
+		if (relabel_cache_get(s->o->relabel_cache, s->o->relabel_scope,
+				      h, key, klen, &dropped, &value, &len) == 1)
+			return dropped ? 1 : cache_labels(s, r, cap, value, len);
+	}
+	rc = relabel_run(s, r, cap);
+	if (key != NULL && (rc == 0 || rc == 1))
+		cache_remember(s, r, rc, key, klen, h);
+	return rc;
+}
+
 void wire_series_scratch_free(void)
 {
 	free(relabel_buf);
@@ -210,4 +356,7 @@ void wire_series_scratch_free(void)
 	free(relabel_out);
 	relabel_out = NULL;
 	relabel_buf_cap = 0;
+	free(relabel_enc);
+	relabel_enc = NULL;
+	relabel_enc_cap = 0;
 }

@@ -4,7 +4,9 @@
 #     replace, labelmap, hashmod, lowercase, uppercase) given to the
 #     relay ([tenancy] relabel) and to vmagent
 #     (-remoteWrite.relabelConfig), the same requests sent
-#     to both, each into its own VictoriaMetrics: the series and samples
+#     to both (each series twice, as scrapes repeat it: the second time
+#     the relay takes its result from the cache of rule results), each
+#     into its own VictoriaMetrics: the series and samples
 #     both hold are identical (the relay's tenant label aside). hashmod
 #     differs by design (Prometheus' MD5 against vmagent's XXH64): its
 #     label is compared apart, the relay's value against MD5 computed here
@@ -16,8 +18,9 @@
 #     invalid (a label name that is none, __name__ removed) is refused
 #     alone: the rest of the request arrives, the answer is 400 with the
 #     count, usage and /metrics count the refused samples (relabel_invalid);
-#  4. a SIGHUP reload swaps the rules; a bad rules file at reload is
-#     refused with FILE:LINE and the rules in force keep working.
+#  4. a SIGHUP reload swaps the rules (a series kept before it is dropped
+#     after it: the cache holds one load's results); a bad rules file at
+#     reload is refused with FILE:LINE and the rules in force keep working.
 . "$(dirname "$0")/../lib.sh"
 require_relay
 
@@ -31,6 +34,7 @@ ADMIN=admin-relabel-1
 TOKEN=acme-relabel-2
 SERIES=6
 SAMPLES=3
+REQS=2          # each series twice: the second time from the rules' cache
 START=$(($(now_ms) - 600000))
 
 # eq NAME WANT GOT: ok when GOT is WANT.
@@ -128,14 +132,14 @@ send() {
 	shift 2
 	for l in "$@"; do args+=(--label "$l"); done
 	rwsend "http://127.0.0.1:$AGENT_PORT/api/v1/write" --quiet \
-		--series "$SERIES" --samples-per-series "$SAMPLES" --requests 1 \
+		--series "$SERIES" --samples-per-series "$SAMPLES" --requests "$REQS" \
 		--start-ts "$start" --name-prefix "$prefix" "${args[@]}" >/dev/null
 	rwsend "$BASE/api/v1/write" --token "$TOKEN" --quiet \
-		--series "$SERIES" --samples-per-series "$SAMPLES" --requests 1 \
+		--series "$SERIES" --samples-per-series "$SAMPLES" --requests "$REQS" \
 		--start-ts "$start" --name-prefix "$prefix" "${args[@]}"
 }
 
-PER=$((SERIES * SAMPLES))
+PER=$((SERIES * SAMPLES * REQS))
 send app "$START" env=prod pod=WÉB-Äpi-12 tmp_debug=x k8s_label_team=core >/dev/null
 send go_gc "$START" env=prod >/dev/null
 send app2 "$START" env=dev pod=api-3 >/dev/null
@@ -190,7 +194,7 @@ note "hashmod: vmagent's XXH64 shard agrees with MD5's on $agree of $total insta
 
 U=$(usage_json "$BASE" "$ADMIN")
 eq "usage bills what arrived" "$KEPT" "$(usage_sum "$U" acme samples)"
-eq "usage series" "$((2 * SERIES))" "$(usage_sum "$U" acme series)"
+eq "usage series" "$((2 * SERIES * REQS))" "$(usage_sum "$U" acme series)"
 eq "usage samples_dropped_by_rule" "$DROPPED" "$(usage_sum "$U" acme samples_dropped_by_rule)"
 eq "metric samples dropped" "$DROPPED" "$(metric "$RELAY_PORT" relay_samples_dropped_by_rule_total)"
 eq "metric tenant samples dropped" "$DROPPED" \
@@ -206,7 +210,7 @@ write_conf "$T/relay.conf" \
 hup_and_wait "configuration reloaded" || fail reload "no reload logged"
 T2=$((START + 100000))
 line=$(send app4 "$T2" env=prod)
-eq "tenant rules: accepted" 1 "$(field "$line" acked)"
+eq "tenant rules: accepted" "$REQS" "$(field "$line" acked)"
 wait_until "$WAIT_CAP" vm_is "$VM_R" '{__name__="app4_metric",stage="tenant",origin="rwsend/prod"}' "$PER" ||
 	fail "tenant rules" "app4 series lack stage=tenant: $(vm_export "$VM_R" '{__name__="app4_metric"}' | head -1)"
 
@@ -250,15 +254,23 @@ eq "... counted" 3 \
 
 # --- 4. reload swaps rules; a bad file keeps the old ones --------------------
 
-sed -i 's/go_\.\*/(go|app5)_.*/' "$RULES"
+# app10's series are kept before the reload and dropped after it: what
+# the old rules made of them is not taken from the cache.
+send app10 "$((START + 150000))" env=prod >/dev/null
+wait_until "$WAIT_CAP" vm_is "$VM_R" '{__name__="app10_metric"}' "$PER" ||
+	fail "before reload" "app10 not stored"
+sed -i 's/go_\.\*/(go|app5|app10)_.*/' "$RULES"
 hup_and_wait "configuration reloaded" || fail reload "no reload logged"
 T3=$((START + 200000))
 send app5 "$T3" env=prod >/dev/null
+send app10 "$T3" env=prod >/dev/null
 send app6 "$T3" env=prod >/dev/null
 wait_until "$WAIT_CAP" vm_is "$VM_R" '{__name__="app6_metric"}' "$PER" ||
 	fail "after reload" "app6 not stored"
 eq "reload swaps rules: app5 dropped" 0 "$(vm_count "$VM_R" '{__name__="app5_metric"}')"
-eq "reload: dropped counted" "$((DROPPED + PER))" \
+eq "reload swaps rules: app10, kept before, dropped now" "$PER" \
+	"$(vm_count "$VM_R" '{__name__="app10_metric"}')"
+eq "reload: dropped counted" "$((DROPPED + 2 * PER))" \
 	"$(metric "$RELAY_PORT" relay_samples_dropped_by_rule_total)"
 
 printf -- '- action: drop\n  source_labels: [__name__]\n- action: hashmod\n  target_label: x\n' >"$RULES"

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "config.h"
+#include "relabel_cache.h"
 #include "relabel_pass.h"
 #include "remote.pb-c.h"
 #include "testlib.h"
@@ -660,7 +662,7 @@ static void test_relabel_hook(void)
 		"  target_label: __name__\n  replacement: ''\n"
 		"- source_labels: [wide]\n  regex: '1'\n"
 		"  target_label: extra\n  replacement: x\n";
-	struct relabel_pass rp = {{0}};
+	struct relabel_pass rp = {.rules = {0}};
 	struct wire_counts c;
 	Prometheus__WriteRequest *r;
 	Prometheus__TimeSeries *t;
@@ -736,6 +738,118 @@ static void test_relabel_hook(void)
 		  "relabeling");
 	free(in);
 	relabel_free((struct relabel_rules *)rp.rules[0]);
+	relabel_pass_thread_cleanup();
+}
+
+/* Scans in[0..len) with o into out, a fresh buffer (the caller frees
+ * it), the counts in *c. Returns scan's result. */
+static int scan_copy(const uint8_t *in, size_t len, const struct wire_opts *o,
+		     struct wire_counts *c, struct buf *out)
+{
+	buf_init(out, OUT_MAX);
+	memset(c, 0, sizeof(*c));
+	return scan(in, len, o, c, out);
+}
+
+/* The relabel cache gives what the rules give: the same bytes out and
+ * the same counts, from its first scan (misses) and its second (hits);
+ * a series out of order or left invalid is not looked up or not kept;
+ * another scope, or another load of the configuration, does not see
+ * what the cache holds. */
+static void test_relabel_cache(void)
+{
+	static const char *const series[][12] = {
+		{ "__name__", "go_gc", "instance", "a", NULL },
+		{ "__name__", "up", "instance", "a:9100", "tmp_x", "1", NULL },
+		{ "instance", "z:9100", "__name__", "up", NULL },  /* unsorted */
+		{ "__name__", "up", "bad_9", "x", NULL },         /* invalid */
+		{ "__name__", "node_load1", "instance", "b:9100", "job", "node",
+		  NULL },
+	};
+	static const char rules[] =
+		"- source_labels: [__name__]\n  regex: 'go_.*'\n  action: drop\n"
+		"- regex: 'tmp_.*'\n  action: labeldrop\n"
+		"- regex: 'bad_(.*)'\n  action: labelmap\n"
+		"- source_labels: [instance]\n  regex: '(.*):9100'\n"
+		"  target_label: host\n"
+		"- target_label: cluster\n  replacement: eu-1\n";
+	static const char stage[] =
+		"- target_label: stage\n  replacement: two\n";
+	struct relabel_cache_stats st;
+	struct wire_counts c0, c1, c2;
+	struct relabel_pass rp;
+	struct config cfg;
+	struct wire_opts o;
+	struct buf b0, b1, b2;
+	char err[256];
+	size_t len;
+	uint8_t *in;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.relabel_rules = relabel_load_buf("r.yml", rules, sizeof(rules) - 1,
+					     err, sizeof(err));
+	CHECK(cfg.relabel_rules != NULL);
+	cfg.relabel_gen = 1001;
+	cfg.relabel_cache_size = 1 << 20;
+	cfg.threads = 1;
+	CHECK((in = pack_request(series, 5, &len)) != NULL);
+	CHECK_EQ_INT(relabel_pass_init(&rp, &cfg, NULL), 1);
+	CHECK(rp.cache != NULL);
+	memset(&o, 0, sizeof(o));
+	o.tenant_label = "tenant";
+	o.tenant_value = "acme";
+	o.relabel = relabel_pass_series;
+	o.relabel_arg = &rp;
+	CHECK_EQ_INT(scan_copy(in, len, &o, &c0, &b0), WIRE_OK); /* no cache */
+	CHECK_STR(why, "relabeled series 2: invalid label name \"9\"");
+	o.relabel_cache = rp.cache;
+	o.relabel_scope = rp.scope;
+	CHECK_EQ_INT(scan_copy(in, len, &o, &c1, &b1), WIRE_OK); /* misses */
+	CHECK_EQ_INT(scan_copy(in, len, &o, &c2, &b2), WIRE_OK); /* hits */
+	CHECK_STR(why, "relabeled series 2: invalid label name \"9\"");
+	CHECK_EQ_INT(b1.len, b0.len);
+	CHECK_EQ_INT(b2.len, b0.len);
+	CHECK(memcmp(b1.p, b0.p, b0.len) == 0);
+	CHECK(memcmp(b2.p, b0.p, b0.len) == 0);
+	CHECK(memcmp(&c1, &c0, sizeof(c0)) == 0);
+	CHECK(memcmp(&c2, &c0, sizeof(c0)) == 0);
+	CHECK_EQ_INT(c0.series, 3);
+	CHECK_EQ_INT(c0.series_dropped, 1);
+	CHECK_EQ_INT(c0.invalid_series, 1);
+	relabel_cache_stats(rp.cache, &st);
+	/* 4 series looked up per scan (not the unsorted one); the invalid
+	 * one is not kept, so it misses both times */
+	CHECK_EQ_INT(st.misses, 5);
+	CHECK_EQ_INT(st.hits, 3);
+	CHECK_EQ_INT(st.entries, 3);
+	buf_free(&b1);
+	buf_free(&b2);
+	/* another scope: looked up afresh */
+	o.relabel_scope = &cfg;
+	CHECK_EQ_INT(scan_copy(in, len, &o, &c1, &b1), WIRE_OK);
+	CHECK(b1.len == b0.len && memcmp(b1.p, b0.p, b0.len) == 0);
+	relabel_cache_stats(rp.cache, &st);
+	CHECK_EQ_INT(st.misses, 9);
+	buf_free(&b1);
+	/* another load of the configuration (a reload), with a rule that
+	 * drops nothing: the thread's cache starts afresh */
+	relabel_free(cfg.relabel_rules);
+	cfg.relabel_rules = relabel_load_buf("s.yml", stage, sizeof(stage) - 1,
+					     err, sizeof(err));
+	CHECK(cfg.relabel_rules != NULL);
+	cfg.relabel_gen = 1002;
+	CHECK_EQ_INT(relabel_pass_init(&rp, &cfg, NULL), 1);
+	o.relabel_cache = rp.cache;
+	o.relabel_scope = rp.scope;
+	CHECK_EQ_INT(scan_copy(in, len, &o, &c1, &b1), WIRE_OK);
+	CHECK_EQ_INT(c1.series, 5);
+	CHECK_EQ_INT(c1.series_dropped, 0);
+	relabel_cache_stats(rp.cache, &st);
+	CHECK_EQ_INT(st.hits, 0);
+	buf_free(&b1);
+	buf_free(&b0);
+	free(in);
+	relabel_free(cfg.relabel_rules);
 	relabel_pass_thread_cleanup();
 }
 
@@ -1726,6 +1840,7 @@ int main(void)
 
 	load_fixtures();
 	RUN(test_fixtures_match_reference);
+	RUN(test_relabel_cache);
 	RUN(test_fixtures_tenant_rewrite);
 	RUN(test_stale_markers_survive);
 	RUN(test_tenant_replaced_and_inserted);
