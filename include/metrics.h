@@ -75,6 +75,9 @@ struct metrics {
 	_Atomic uint64_t metadata_received;
 	_Atomic uint64_t series_dropped_by_rule;  /* relabel rules, in stored requests */
 	_Atomic uint64_t samples_dropped_by_rule;
+	_Atomic uint64_t relabel_cache_hits;      /* series whose rule result */
+	_Atomic uint64_t relabel_cache_misses;    /* came from / was not in the cache */
+	_Atomic uint64_t relabel_cache_bytes;     /* counted against relabel_cache */
 	_Atomic uint64_t bytes_received;         /* compressed bodies accepted */
 	_Atomic uint64_t bytes_decoded;          /* decoded bodies accepted */
 	_Atomic uint64_t duplicates;             /* resent batches not stored again */

@@ -37,6 +37,10 @@ int relabel_pass_init(struct relabel_pass *p, const struct config *cfg,
 int relabel_pass_series(void *arg, struct relabel_label *ls, size_t *n,
 			size_t cap);
 
+/* After the scan of a request that p was set up for: adds what the
+ * thread's cache counted to /metrics (metrics.h relabel_cache_*). */
+void relabel_pass_done(struct relabel_pass *p);
+
 /* Frees the calling thread's scratch and cache (before the thread exits). */
 void relabel_pass_thread_cleanup(void);
 

@@ -228,6 +228,8 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	}
 	status = ingest_body(cfg, &ir, &r->body, b, &ar->counts, &ar->decoded,
 			     why, sizeof(why));
+	if (ir.relabel != NULL)
+		relabel_pass_done(&rp);
 	admission_release(ar);
 	if (status != 0) {
 		series_limit_rollback(&r->series);

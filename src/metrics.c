@@ -297,6 +297,16 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= counter(out, "relay_samples_dropped_by_rule_total",
 		      "Samples and histograms of the series relabel rules dropped "
 		      "from requests made durable.", &m->samples_dropped_by_rule);
+	rc |= counter(out, "relay_relabel_cache_hits_total",
+		      "Series whose relabel result came from relabel_cache.",
+		      &m->relabel_cache_hits);
+	rc |= counter(out, "relay_relabel_cache_misses_total",
+		      "Series the relabel rules ran for (not in relabel_cache).",
+		      &m->relabel_cache_misses);
+	rc |= gauge(out, "relay_relabel_cache_bytes",
+		    "Bytes the server threads' relabel caches hold, counted as "
+		    "against relabel_cache.",
+		    (double)metric_get(&m->relabel_cache_bytes));
 	rc |= counter(out, "relay_histograms_received_total",
 		      "Native histogram samples in requests made durable.",
 		      &m->histograms_received);

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "metrics.h"
 #include "relabel_cache.h"
 
 /* The calling thread's scratch; set up on first use. */
@@ -16,6 +17,34 @@ static __thread struct relabel_scratch scratch;
  * loaded as cache_gen (config.h relabel_gen); NULL: none yet. */
 static __thread struct relabel_cache *cache;
 static __thread uint64_t cache_gen;
+/* What of the cache's counts /metrics has (metrics.h relabel_cache_*). */
+static __thread struct relabel_cache_stats told;
+
+/* Adds what the thread's cache counted since it last told /metrics. The
+ * bytes are a gauge of all threads together: only the change is added
+ * (modulo 2^64, so a shrink subtracts). */
+static void cache_tell(void)
+{
+	struct relabel_cache_stats now;
+
+	if (cache == NULL)
+		return;
+	relabel_cache_stats(cache, &now);
+	metric_add(&metrics.relabel_cache_hits, now.hits - told.hits);
+	metric_add(&metrics.relabel_cache_misses, now.misses - told.misses);
+	metric_add(&metrics.relabel_cache_bytes, now.bytes - told.bytes);
+	told = now;
+}
+
+/* Frees the thread's cache, its bytes taken off the gauge. */
+static void cache_drop(void)
+{
+	cache_tell();
+	metric_add(&metrics.relabel_cache_bytes, (uint64_t)0 - told.bytes);
+	memset(&told, 0, sizeof(told));
+	relabel_cache_free(cache);
+	cache = NULL;
+}
 
 /* The thread's cache for cfg: the one it has when it holds cfg's results,
  * else a new one of its share of relabel_cache (the old one, of another
@@ -28,8 +57,7 @@ static struct relabel_cache *thread_cache(const struct config *cfg)
 
 	if (cache != NULL && cache_gen == cfg->relabel_gen)
 		return cache;
-	relabel_cache_free(cache);
-	cache = NULL;
+	cache_drop();
 	cache_gen = cfg->relabel_gen;
 	if (cfg->relabel_cache_size == 0)
 		return NULL;
@@ -50,10 +78,8 @@ int relabel_pass_init(struct relabel_pass *p, const struct config *cfg,
 	if (t != NULL && relabel_count(t->relabel_rules) > 0)
 		p->rules[1] = t->relabel_rules;
 	if (p->rules[0] == NULL && p->rules[1] == NULL) {
-		if (cache != NULL && cache_gen != cfg->relabel_gen) {
-			relabel_cache_free(cache);   /* rules gone by a reload */
-			cache = NULL;
-		}
+		if (cache != NULL && cache_gen != cfg->relabel_gen)
+			cache_drop();   /* rules gone by a reload */
 		return 0;
 	}
 	p->cache = thread_cache(cfg);
@@ -74,9 +100,14 @@ int relabel_pass_series(void *arg, struct relabel_label *ls, size_t *n,
 	return rc;
 }
 
+void relabel_pass_done(struct relabel_pass *p)
+{
+	if (p->cache != NULL)
+		cache_tell();
+}
+
 void relabel_pass_thread_cleanup(void)
 {
 	relabel_scratch_free(&scratch);
-	relabel_cache_free(cache);
-	cache = NULL;
+	cache_drop();
 }

@@ -197,6 +197,11 @@ eq "usage bills what arrived" "$KEPT" "$(usage_sum "$U" acme samples)"
 eq "usage series" "$((2 * SERIES * REQS))" "$(usage_sum "$U" acme series)"
 eq "usage samples_dropped_by_rule" "$DROPPED" "$(usage_sum "$U" acme samples_dropped_by_rule)"
 eq "metric samples dropped" "$DROPPED" "$(metric "$RELAY_PORT" relay_samples_dropped_by_rule_total)"
+# Every series sent so far went through the rules or the cache (the
+# requests' labels come sorted, as Prometheus sends them).
+hits=$(metric "$RELAY_PORT" relay_relabel_cache_hits_total)
+misses=$(metric "$RELAY_PORT" relay_relabel_cache_misses_total)
+eq "cache hits + misses = series sent" "$((4 * SERIES * REQS))" "$((${hits%.*} + ${misses%.*}))"
 eq "metric tenant samples dropped" "$DROPPED" \
 	"$(metric "$RELAY_PORT" relay_tenant_samples_dropped_by_rule_total 'tenant="acme"')"
 
