@@ -301,10 +301,10 @@ int metrics_render(struct buf *out, struct queue *q)
 		      "Series whose relabel result came from relabel_cache.",
 		      &m->relabel_cache_hits);
 	rc |= counter(out, "relay_relabel_cache_misses_total",
-		      "Series the relabel rules ran for (not in relabel_cache).",
+		      "Series looked up in relabel_cache and not found.",
 		      &m->relabel_cache_misses);
 	rc |= gauge(out, "relay_relabel_cache_bytes",
-		    "Bytes the server threads' relabel caches hold, counted as "
+		    "Bytes the server threads' relabel caches hold, as counted "
 		    "against relabel_cache.",
 		    (double)metric_get(&m->relabel_cache_bytes));
 	rc |= counter(out, "relay_histograms_received_total",

@@ -21,11 +21,32 @@
  */
 #include "relabel_cache.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
+#include <sys/random.h>
+#include <time.h>
 
 #define MIN_BUCKETS 1024
+/* A chain this long is evicted before an insert into it: keys made to
+ * share a bucket cannot make lookups walk far. */
+#define MAX_CHAIN 8
+
+/* Mixed into every hash, drawn once per process: a sender cannot choose
+ * labels that all land in one bucket. */
+static uint64_t seed;
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+
+static void seed_init(void)
+{
+	struct timespec ts;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
+		       (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+	}
+}
 
 struct entry {
 	struct entry *next;          /* owned: the bucket's chain */
@@ -72,7 +93,8 @@ uint64_t relabel_cache_hash(const void *scope, const uint8_t *key,
 			    size_t klen)
 {
 	const uint64_t k1 = 0xa0761d6478bd642full, k2 = 0xe7037ed1a0b428dbull;
-	uint64_t h = mix((uint64_t)(uintptr_t)scope ^ k1, klen ^ k2), a = 0, b = 0;
+	uint64_t h = mix((uint64_t)(uintptr_t)scope ^ k1 ^ seed, klen ^ k2),
+		 a = 0, b = 0;
 	size_t n = klen;
 	const uint8_t *p = key;
 
@@ -94,6 +116,7 @@ struct relabel_cache *relabel_cache_new(size_t max_bytes)
 
 	if (c == NULL)
 		return NULL;
+	pthread_once(&seed_once, seed_init);
 	c->max = max_bytes < RELABEL_CACHE_MIN ? RELABEL_CACHE_MIN : max_bytes;
 	c->nbuckets = MIN_BUCKETS;
 	c->bytes = c->nbuckets * sizeof(*c->bucket);
@@ -203,13 +226,13 @@ void relabel_cache_put(struct relabel_cache *c, const void *scope,
 		       int dropped, const uint8_t *value, size_t vlen)
 {
 	struct relabel_cache *s = c;
-	size_t need = entry_bytes(klen, vlen), b;
+	size_t need = entry_bytes(klen, vlen), b, chain = 0;
 	struct entry *e, **pp;
 
 	if (need > s->max / 64 || klen > UINT32_MAX || vlen > UINT32_MAX)
 		return;
 	b = h & (s->nbuckets - 1);
-	for (pp = &s->bucket[b]; *pp != NULL; pp = &(*pp)->next) {
+	for (pp = &s->bucket[b]; *pp != NULL; pp = &(*pp)->next, chain++) {
 		e = *pp;
 		if (e->h == h && e->scope == scope && e->klen == klen &&
 		    memcmp(e->data, key, klen) == 0) {
@@ -220,6 +243,8 @@ void relabel_cache_put(struct relabel_cache *c, const void *scope,
 			break;
 		}
 	}
+	if (chain >= MAX_CHAIN)
+		evict_bucket(s, b);
 	while (s->bytes + need > s->max && s->entries > 0) {
 		evict_bucket(s, s->hand);
 		s->hand = (s->hand + 1) & (s->nbuckets - 1);

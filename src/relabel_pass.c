@@ -57,6 +57,10 @@ static struct relabel_cache *thread_cache(const struct config *cfg)
 
 	if (cache != NULL && cache_gen == cfg->relabel_gen)
 		return cache;
+	/* A request begun under the load before the thread's cache: no
+	 * cache for it (swapping back would throw both loads' results away). */
+	if (cache != NULL && cfg->relabel_gen < cache_gen)
+		return NULL;
 	cache_drop();
 	cache_gen = cfg->relabel_gen;
 	if (cfg->relabel_cache_size == 0)
@@ -78,7 +82,7 @@ int relabel_pass_init(struct relabel_pass *p, const struct config *cfg,
 	if (t != NULL && relabel_count(t->relabel_rules) > 0)
 		p->rules[1] = t->relabel_rules;
 	if (p->rules[0] == NULL && p->rules[1] == NULL) {
-		if (cache != NULL && cache_gen != cfg->relabel_gen)
+		if (cache != NULL && cache_gen < cfg->relabel_gen)
 			cache_drop();   /* rules gone by a reload */
 		return 0;
 	}

@@ -241,8 +241,9 @@ static inline int cached_varint(const uint8_t **p, const uint8_t *end,
 }
 
 /* Series r takes the final labels the cache gave, p[0..len) (canonical
- * encoding, as cache_remember wrote them). Returns 0, or WIRE_NOMEM /
- * WIRE_BAD with the reason. */
+ * encoding, as cache_remember wrote them). Returns 0, 1 when the entry
+ * cannot be read (then the rules decide: the client is not to blame), or
+ * WIRE_NOMEM with the reason. */
 static int cache_labels(struct scan *s, struct series *r, size_t *cap,
 			const uint8_t *p, size_t len)
 {
@@ -275,8 +276,7 @@ static int cache_labels(struct scan *s, struct series *r, size_t *cap,
 			    (l->name = q, q += nlen, q >= f) || *q++ != 0x12 ||
 			    cached_varint(&q, f, &vlen) < 0 ||
 			    vlen != (uint64_t)(f - q))
-				return wire_fail(s, WIRE_BAD,
-						 "relabel cache: bad entry");
+				return 1;
 			l->nlen = (size_t)nlen;
 			l->value = q;
 			l->vlen = (size_t)vlen;
@@ -284,7 +284,7 @@ static int cache_labels(struct scan *s, struct series *r, size_t *cap,
 		l->enc = p;
 		l->size = (size_t)(f - p);
 		if (n + 1 == relabel_buf_cap && f < end)
-			return wire_fail(s, WIRE_BAD, "relabel cache: bad entry");
+			return 1;
 	}
 	r->l = relabel_out;
 	r->n = n;
@@ -340,8 +340,13 @@ int wire_series_relabel(struct scan *s, struct series *r, size_t *cap)
 		/* the labels stay in the cache: nothing is put into it before
 		 * this series is written out */
 		if (relabel_cache_get(s->o->relabel_cache, s->o->relabel_scope,
-				      h, key, klen, &dropped, &value, &len) == 1)
-			return dropped ? 1 : cache_labels(s, r, cap, value, len);
+				      h, key, klen, &dropped, &value, &len) == 1) {
+			if (dropped)
+				return 1;
+			if ((rc = cache_labels(s, r, cap, value, len)) != 1)
+				return rc;
+			/* unreadable: the rules run, and their result replaces it */
+		}
 	}
 	rc = relabel_run(s, r, cap);
 	if (key != NULL && (rc == 0 || rc == 1))

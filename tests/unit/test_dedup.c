@@ -304,7 +304,9 @@ static void test_rebuild_outside_heap(void)
 	CHECK(dd != NULL);
 	CHECK_EQ_INT(dedup_count(dd), N);
 	CHECK(after.uordblks < before.uordblks + 4096);
-	CHECK(after.arena < before.arena + 4096);
+	/* the table (64 KiB) would take the heap; small allocations may
+	 * extend it by malloc's top pad */
+	CHECK(after.arena < before.arena + 64 * 1024);
 	for (int i = 0; i < N; i++)
 		found += seen(d[i], T0 + 10) == 1;
 	CHECK_EQ_INT(found, N);
