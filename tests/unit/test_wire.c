@@ -751,6 +751,60 @@ static int scan_copy(const uint8_t *in, size_t len, const struct wire_opts *o,
 	return scan(in, len, o, c, out);
 }
 
+/* Labels a rule makes over 127 bytes take lengths of two bytes in a
+ * cache entry: a hit gives the same bytes as the rules. */
+static void test_relabel_cache_long_label(void)
+{
+	char rules[512];
+	const char *const series[][12] = {
+		{ "__name__", "up", "instance", "a:9100", NULL },
+	};
+	struct relabel_cache_stats st;
+	struct wire_counts c0, c1, c2;
+	struct relabel_pass rp;
+	struct config cfg;
+	struct wire_opts o;
+	struct buf b0, b1, b2;
+	char err[256];
+	size_t len;
+	uint8_t *in;
+
+	/* a value of 150 bytes, and one joined from it and the instance */
+	snprintf(rules, sizeof(rules),
+		 "- target_label: note\n  replacement: '%0150d'\n"
+		 "- source_labels: [note, instance]\n  target_label: path\n", 7);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.relabel_rules = relabel_load_buf("l.yml", rules, strlen(rules),
+					     err, sizeof(err));
+	CHECK(cfg.relabel_rules != NULL);
+	cfg.relabel_gen = 2001;
+	cfg.relabel_cache_size = 1 << 20;
+	cfg.threads = 1;
+	CHECK((in = pack_request(series, 1, &len)) != NULL);
+	CHECK_EQ_INT(relabel_pass_init(&rp, &cfg, NULL), 1);
+	CHECK(rp.cache != NULL);
+	memset(&o, 0, sizeof(o));
+	o.relabel = relabel_pass_series;
+	o.relabel_arg = &rp;
+	CHECK_EQ_INT(scan_copy(in, len, &o, &c0, &b0), WIRE_OK); /* no cache */
+	o.relabel_cache = rp.cache;
+	o.relabel_scope = rp.scope;
+	CHECK_EQ_INT(scan_copy(in, len, &o, &c1, &b1), WIRE_OK); /* miss */
+	CHECK_EQ_INT(scan_copy(in, len, &o, &c2, &b2), WIRE_OK); /* hit */
+	relabel_cache_stats(rp.cache, &st);
+	CHECK_EQ_INT(st.hits, 1);
+	CHECK_EQ_INT(c0.series, 1);
+	CHECK(b1.len == b0.len && memcmp(b1.p, b0.p, b0.len) == 0);
+	CHECK(b2.len == b0.len && memcmp(b2.p, b0.p, b0.len) == 0);
+	CHECK(memcmp(&c2, &c0, sizeof(c0)) == 0);
+	buf_free(&b0);
+	buf_free(&b1);
+	buf_free(&b2);
+	free(in);
+	relabel_free(cfg.relabel_rules);
+	relabel_pass_thread_cleanup();
+}
+
 /* The relabel cache gives what the rules give: the same bytes out and
  * the same counts, from its first scan (misses) and its second (hits);
  * a series out of order or left invalid is not looked up or not kept;
@@ -851,6 +905,7 @@ static void test_relabel_cache(void)
 	free(in);
 	relabel_free(cfg.relabel_rules);
 	relabel_pass_thread_cleanup();
+	test_relabel_cache_long_label();
 }
 
 /* Native histograms (packed and unpacked repeated scalars, integer and
