@@ -34,6 +34,8 @@ struct writer_op {
 	char reason[512];
 	struct setaside_filter filter; /* OP_REPLAY, OP_PURGE */
 	struct writer_op *next;
+	size_t nseen;            /* OP_ACK: what the request's body saw */
+	struct store_seen seen[];
 };
 
 /* What the queue learns once the transaction is committed. */
