@@ -86,7 +86,7 @@ struct config {
 	uint64_t timeout_ms;        /* 30s: whole request */
 	uint64_t min_backoff_ms;    /* 100ms */
 	uint64_t max_backoff_ms;    /* 5s */
-	uint64_t max_request_size;  /* 16MiB: decoded bytes per forwarded request */
+	uint64_t max_request_size;  /* 8MiB: decoded bytes per forwarded request */
 	int concurrency;            /* 8: forwarder threads (one request each) */
 	int inflight_per_tenant;    /* 4: delivery lanes of a tenant in flight */
 	char *bearer_token;         /* owned, NULL: none */

@@ -129,7 +129,7 @@ static const struct config_key config_keys[] = {
 	    "First delay before a retry; it doubles on each failure. Also the shortest wait a Retry-After can ask for."),
 	NUM("max_backoff", SEC_UPSTREAM, CONF_DURATION, max_backoff_ms, "5s", "1ms", "1d",
 	    "Longest delay between retries (at least min_backoff), also for a Retry-After. While the upstream is down one request at a time probes it at this pace, so delivery resumes at most this long after it is back."),
-	NUM("max_request_size", SEC_UPSTREAM, CONF_SIZE, max_request_size, "16MiB", "64KiB", "30MiB",
+	NUM("max_request_size", SEC_UPSTREAM, CONF_SIZE, max_request_size, "8MiB", "64KiB", "30MiB",
 	    "Decoded bytes per forwarded request."),
 	NUM("concurrency", SEC_UPSTREAM, CONF_INT, concurrency, "8", "1", "64",
 	    "Forwarder threads, one request in flight each."),

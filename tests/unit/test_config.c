@@ -66,7 +66,7 @@ static void check_defaults(const struct config *cfg)
 	CHECK_EQ_INT(cfg->timeout_ms, 30000);
 	CHECK_EQ_INT(cfg->min_backoff_ms, 100);
 	CHECK_EQ_INT(cfg->max_backoff_ms, 5000);
-	CHECK_EQ_INT(cfg->max_request_size, 16ULL << 20);
+	CHECK_EQ_INT(cfg->max_request_size, 8ULL << 20);
 	CHECK_EQ_INT(cfg->concurrency, 8);
 	CHECK(cfg->bearer_token == NULL && cfg->basic_user == NULL &&
 	      cfg->basic_password == NULL);
