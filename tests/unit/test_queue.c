@@ -377,6 +377,48 @@ static void test_lane_waits_for_ack(void)
 	queue_destroy(&q);
 }
 
+static int hook_calls;
+
+/* The hook runs with the queue's lock held: it stops the queue by hand,
+ * and the claim that called it returns -1 after its wait (up to 1 s). */
+static void hook_stop(void *arg)
+{
+	struct queue *q = arg;
+
+	hook_calls++;
+	q->stopping = 1;
+}
+
+/* A forwarder that finds nothing to claim while a lane with more to send
+ * waits for the commit of its delivery calls the hook (the writer then
+ * commits at once); not while something else can go. */
+static void test_ack_wait_hook(void)
+{
+	struct queue q;
+	struct queue_job j, z;
+
+	queue_init(&q);
+	queue_on_ack_wait(&q, hook_stop, &q);
+	hook_calls = 0;
+	add(&q, "a", 1);
+	add(&q, "a", 2);
+	one_lane(&q, "a");
+	CHECK_EQ_INT(claim(&q, 4, &j), 0);
+	queue_taken(&q, &j, 1, 1, 1);
+	queue_done(&q, &j, QUEUE_SENT, 1, 1, 0);
+	/* z can go: no call. */
+	add(&q, "z", 3);
+	one_lane(&q, "z");
+	CHECK_EQ_INT(claim(&q, 4, &z), 0);
+	CHECK_STR(z.id, "z");
+	CHECK_EQ_INT(hook_calls, 0);
+	queue_taken(&q, &z, 0, 0, 0);
+	/* Only a's entry 2 is left, behind the commit of entry 1. */
+	CHECK_EQ_INT(claim(&q, 4, &j), -1);
+	CHECK_EQ_INT(hook_calls, 1);
+	queue_destroy(&q);
+}
+
 /* A lane with no part in the range (entries 0) is through it, at once. */
 static void test_lane_empty_advances(void)
 {
@@ -535,6 +577,7 @@ int main(void)
 	RUN(test_inflight_cap);
 	RUN(test_lanes_parallel);
 	RUN(test_lane_waits_for_ack);
+	RUN(test_ack_wait_hook);
 	RUN(test_lane_empty_advances);
 	RUN(test_lane_through);
 	RUN(test_legacy_lane0_first);
