@@ -102,10 +102,11 @@ struct queue_tenant *queue_tenant_get(struct queue *q, const char *id,
 				      size_t idlen, int create);
 
 /*
- * Sets the hook called when a forwarder finds nothing to claim while a
- * lane that has more to send waits only for the writer to commit its last
- * delivery (queue_lane_acked), its tenant under max_inflight: committing
- * now would give that forwarder work. The writer commits deliveries
+ * Sets the hook called when a forwarder finds nothing to claim (or only
+ * another tenant's lane, later in turn) while a lane that has more to
+ * send waits only for the writer to commit its last delivery
+ * (queue_lane_acked), its tenant under max_inflight: committing now would
+ * give that lane a forwarder. The writer commits deliveries
  * promptly then, and otherwise lets them gather (writer.c). fn is called
  * with the queue's lock held: it must not call the queue. Set it before
  * the forwarders start.

@@ -249,10 +249,12 @@ int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 				break;
 			ack_wait = ack_wait || tenant_waits_ack(t, max_inflight);
 		}
-		if (t != NULL)
-			break;
+		/* Also when a tenant ahead in turn waits so and another
+		 * goes: that tenant must not wait for the commit's company. */
 		if (ack_wait && q->ack_wait != NULL)
 			q->ack_wait(q->ack_wait_arg);
+		if (t != NULL)
+			break;
 		if (wait_until == 0 || wait_until > now + 1000)
 			wait_until = now + 1000;
 		ts = clock_deadline(wait_until > now ?
