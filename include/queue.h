@@ -82,6 +82,9 @@ struct queue {
 	uint64_t entries, bytes, samples; /* sums over tenants */
 	uint64_t gate_changes; /* queue_gate_changed calls (queue_gate_seen) */
 	int stopping;
+	/* queue_on_ack_wait's hook, or NULL. */
+	void (*ack_wait)(void *arg);
+	void *ack_wait_arg;
 };
 
 struct queue_totals {
@@ -97,6 +100,18 @@ void queue_destroy(struct queue *q);
  * NULL if absent and not created, or out of memory. */
 struct queue_tenant *queue_tenant_get(struct queue *q, const char *id,
 				      size_t idlen, int create);
+
+/*
+ * Sets the hook called when a forwarder finds nothing to claim (or only
+ * another tenant's lane, later in turn) while a lane that has more to
+ * send waits only for the writer to commit its last delivery
+ * (queue_lane_acked), its tenant under max_inflight: committing now would
+ * give that lane a forwarder. The writer commits deliveries
+ * promptly then, and otherwise lets them gather (writer.c). fn is called
+ * with the queue's lock held: it must not call the queue. Set it before
+ * the forwarders start.
+ */
+void queue_on_ack_wait(struct queue *q, void (*fn)(void *arg), void *arg);
 
 /* The writer committed an entry (or found one at start). */
 void queue_added(struct queue *q, const char *id, size_t idlen, uint64_t seq,

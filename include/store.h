@@ -348,6 +348,16 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 
 /* ---- Delivery cursors (store_lanes.c; the lanes database) ---- */
 
+/* An entry a body looked at: which lanes have a part in it (lane table
+ * mask) and the samples of the body's lane's part (0: none). The writer
+ * uses them to decide which entries an acknowledgement frees without
+ * reading each entry again (store_lane_ack_seen). */
+struct store_seen {
+	uint64_t seq;
+	uint32_t samples;
+	uint8_t mask;
+};
+
 /*
  * The upstream took (or refused for good) lane's parts of the tenant's
  * entries first..last: the lane's cursor moves to last (never back), and
@@ -360,6 +370,19 @@ int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
 		   unsigned lane, uint64_t first, uint64_t last,
 		   struct store_span *gone, struct store_span *next,
 		   uint64_t *delivered);
+
+/*
+ * store_lane_ack, told by seen[0..nseen) (sorted by seq; a body's, see
+ * struct store_body) what entries of first..last hold: an entry listed
+ * there is read only when it is deleted. Entries stay as written until
+ * deleted and a sequence number is never used twice, so what a forwarder
+ * read is what the entry holds. The rest are read as by store_lane_ack.
+ */
+int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
+			unsigned lane, uint64_t first, uint64_t last,
+			const struct store_seen *seen, size_t nseen,
+			struct store_span *gone, struct store_span *next,
+			uint64_t *delivered);
 
 /* The tenant's cursors, in a read transaction: through[L] for each lane
  * (0 when none). Returns 0 or an ERR_* code. */
@@ -658,8 +681,12 @@ struct store_body {
 	struct store_read *read; /* owned; NULL when nothing is held */
 	struct store_dest dest;  /* where the entries go, when has_dest */
 	int has_dest;            /* 0: no record; the configuration decides */
+	size_t nseen;            /* entries of seen[] filled */
 	struct sblock_part elements[STORE_BODY_MAX_ENTRIES]; /* ref: the map */
 	struct sblock_stream stream;
+	/* The readable entries looked at, in order (the first
+	 * STORE_BODY_MAX_ENTRIES of them), parts taken or not. */
+	struct store_seen seen[STORE_BODY_MAX_ENTRIES];
 };
 
 /*

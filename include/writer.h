@@ -41,6 +41,13 @@ void writer_submit(struct writer *w, struct batch *b);
 void writer_ack(struct writer *w, const char *tenant, size_t tlen,
 		unsigned lane, uint64_t first, uint64_t last);
 
+/* writer_ack, with what the request's body saw of the entries
+ * (store_body's seen[0..nseen), copied): entries listed there are read
+ * again only to be deleted (store_lane_ack_seen). */
+void writer_ack_seen(struct writer *w, const char *tenant, size_t tlen,
+		     unsigned lane, uint64_t first, uint64_t last,
+		     const struct store_seen *seen, size_t nseen);
+
 struct setaside_filter;
 
 /* Replays (replay = 1) or purges the matching set-aside entries. */

@@ -34,6 +34,8 @@ struct writer_op {
 	char reason[512];
 	struct setaside_filter filter; /* OP_REPLAY, OP_PURGE */
 	struct writer_op *next;
+	size_t nseen;            /* OP_ACK: what the request's body saw */
+	struct store_seen seen[];
 };
 
 /* What the queue learns once the transaction is committed. */
@@ -67,6 +69,9 @@ struct writer {
 	struct writer_op **ops_tail;
 	unsigned nops, nacks;     /* in ops: all, and deliveries */
 	uint64_t first_ack_us;    /* when the first delivery in ops came */
+	/* A forwarder found nothing to claim but a lane waiting for its
+	 * delivery's commit (queue_on_ack_wait): commit deliveries soon. */
+	int ack_wanted;
 	int stopping;
 	int exited;               /* the thread is gone */
 	const struct config *cfg; /* ref */

@@ -562,8 +562,9 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	upstream_status_note(status, verdict == RETRY_DONE, reason);
 	switch (verdict) {
 	case RETRY_DONE:
-		writer_ack(f->w, job->id, job->idlen, job->lane, span.first_seq,
-			   span.last_seq);
+		writer_ack_seen(f->w, job->id, job->idlen, job->lane,
+				span.first_seq, span.last_seq, s->body.seen,
+				s->body.nseen);
 		metric_add(&metrics.samples_forwarded, span.samples);
 		metric_add(&metrics.series_forwarded, span.series);
 		metric_add(&metrics.bytes_forwarded, body_len);

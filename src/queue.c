@@ -17,6 +17,14 @@ void queue_init(struct queue *q)
 	clock_cond_init(&q->wake);
 }
 
+void queue_on_ack_wait(struct queue *q, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&q->lock);
+	q->ack_wait = fn;
+	q->ack_wait_arg = arg;
+	pthread_mutex_unlock(&q->lock);
+}
+
 void queue_destroy(struct queue *q)
 {
 	struct queue_tenant *t, *next;
@@ -183,6 +191,24 @@ static int tenant_ready(const struct queue_tenant *t, unsigned max_inflight,
 	return -1;
 }
 
+/* Whether a lane of t that has more to send waits only for the commit of
+ * its last delivery while t could take one more claim. Call with the lock
+ * held. */
+static int tenant_waits_ack(const struct queue_tenant *t, unsigned max_inflight)
+{
+	if (t->inflight >= max_inflight)
+		return 0;
+	for (unsigned l = 0; l < QUEUE_LANES; l++) {
+		const struct queue_lane *ln = &t->lane[l];
+		if (ln->unacked > 0 && !ln->inflight &&
+		    (l == 0 || t->legacy_last == 0) &&
+		    (ln->has_retry ||
+		     (t->entries > 0 && ln->send_seq <= t->last_seq)))
+			return 1;
+	}
+	return 0;
+}
+
 /* Moves t to the tail of the list so that tenants take turns. */
 static void to_tail(struct queue *q, struct queue_tenant *t)
 {
@@ -205,7 +231,7 @@ int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 	struct queue_lane *ln;
 	struct timespec ts;
 	uint64_t wait_until, now;
-	int l = -1;
+	int l = -1, ack_wait;
 
 	if (max_inflight == 0)
 		max_inflight = 1;
@@ -217,10 +243,16 @@ int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job)
 		}
 		now = clock_mono_ms();
 		wait_until = 0;
+		ack_wait = 0;
 		for (t = q->tenants; t != NULL; t = t->next) {
 			if ((l = tenant_ready(t, max_inflight, now, &wait_until)) >= 0)
 				break;
+			ack_wait = ack_wait || tenant_waits_ack(t, max_inflight);
 		}
+		/* Also when a tenant ahead in turn waits so and another
+		 * goes: that tenant must not wait for the commit's company. */
+		if (ack_wait && q->ack_wait != NULL)
+			q->ack_wait(q->ack_wait_arg);
 		if (t != NULL)
 			break;
 		if (wait_until == 0 || wait_until > now + 1000)

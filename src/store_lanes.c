@@ -50,22 +50,49 @@ int store_lane_cursors(struct store *st, const char *tenant, size_t tlen,
 	return err_from_mdb(rc);
 }
 
+/* What entry seq (value v) holds: the mask of its lanes with a part, and
+ * in *samples those of lane's part (0: none). From seen[*si..nseen) when
+ * listed there (*si moves on; seen is sorted), else read from v; an
+ * unreadable entry is lane 0's, whole, with no samples counted. */
+static unsigned entry_lanes(const MDB_val *v, uint64_t seq, unsigned lane,
+			    const struct store_seen *seen, size_t nseen,
+			    size_t *si, uint64_t *samples)
+{
+	const struct lane_part *lp;
+	struct lane_table lt;
+	struct entry_hdr h;
+
+	while (*si < nseen && seen[*si].seq < seq)
+		(*si)++;
+	if (*si < nseen && seen[*si].seq == seq) {
+		*samples = seen[*si].mask & (1u << lane) ? seen[*si].samples : 0;
+		return seen[*si].mask;
+	}
+	*samples = 0;
+	if (store_entry_read(v, &h, &lt) < 0)
+		return 1;
+	if ((lp = lanes_find(&lt, lane)) != NULL)
+		*samples = lp->samples;
+	return lt.mask;
+}
+
 /* Deletes the entries of first..last every lane with a part is through,
  * adding them to *gone, and counts lane's parts the cursor had not passed
- * (was) in *delivered. Returns an LMDB code. */
+ * (was) in *delivered. What the entries hold is read from seen[0..nseen)
+ * as far as it goes (entry_lanes). Returns an LMDB code. */
 static int delete_through(MDB_cursor *cur, const char *tenant, size_t tlen,
 			  unsigned lane, uint64_t first, uint64_t last,
 			  const uint64_t through[STORE_LANES], uint64_t was,
+			  const struct store_seen *seen, size_t nseen,
 			  struct store_span *gone, uint64_t *delivered)
 {
 	uint8_t key[STORE_KEY_MAX];
-	const struct lane_part *lp;
 	struct lane_table lt;
 	struct entry_hdr h;
 	const char *name;
 	MDB_val k, v;
-	size_t n;
-	uint64_t seq;
+	size_t n, si = 0;
+	uint64_t seq, samples;
 	unsigned mask;
 	int rc, done;
 
@@ -76,17 +103,9 @@ static int delete_through(MDB_cursor *cur, const char *tenant, size_t tlen,
 		if (store_key_parse(&k, &name, &n, &seq) < 0 || n != tlen ||
 		    memcmp(name, tenant, tlen) != 0 || seq > last)
 			return MDB_NOTFOUND;
-		if (store_entry_read(&v, &h, &lt) < 0) {
-			/* Unreadable: lane 0's, whole (store.h). */
-			memset(&h, 0, sizeof(h));
-			mask = 1;
-			lp = NULL;
-		} else {
-			mask = lt.mask;
-			lp = lanes_find(&lt, lane);
-		}
-		if (lp != NULL && seq > was)
-			*delivered += lp->samples;
+		mask = entry_lanes(&v, seq, lane, seen, nseen, &si, &samples);
+		if (seq > was)
+			*delivered += samples;
 		done = 1;
 		for (unsigned l = 0; l < STORE_LANES; l++)
 			if ((mask & (1u << l)) && through[l] < seq)
@@ -95,6 +114,9 @@ static int delete_through(MDB_cursor *cur, const char *tenant, size_t tlen,
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 			continue;
 		}
+		/* Unreadable: lane 0's, whole (store.h), counted bare. */
+		if (store_entry_read(&v, &h, &lt) < 0)
+			memset(&h, 0, sizeof(h));
 		store_span_add(gone, seq, &v, &h);
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			return rc;
@@ -109,6 +131,16 @@ int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
 		   unsigned lane, uint64_t first, uint64_t last,
 		   struct store_span *gone, struct store_span *next,
 		   uint64_t *delivered)
+{
+	return store_lane_ack_seen(t, tenant, tlen, lane, first, last, NULL, 0,
+				   gone, next, delivered);
+}
+
+int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
+			unsigned lane, uint64_t first, uint64_t last,
+			const struct store_seen *seen, size_t nseen,
+			struct store_span *gone, struct store_span *next,
+			uint64_t *delivered)
 {
 	uint64_t through[STORE_LANES], was;
 	uint8_t key[STORE_KEY_MAX];
@@ -135,7 +167,7 @@ int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
 	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
 		return err_from_mdb(rc);
 	rc = delete_through(cur, tenant, tlen, lane, first, last, through, was,
-			    gone, delivered);
+			    seen, nseen, gone, delivered);
 	if (rc == MDB_NOTFOUND)
 		rc = store_tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);

@@ -583,6 +583,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	memset(span, 0, sizeof(*span));
 	body->read = NULL;
 	body->has_dest = 0;
+	body->nseen = 0;
 	if (max_entries > STORE_BODY_MAX_ENTRIES)
 		max_entries = STORE_BODY_MAX_ENTRIES;
 	if (store_read_begin(st, &txn) != 0)
@@ -600,6 +601,13 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		    memcmp(t, tenant, tlen) != 0 || s > max_seq)
 			break;
 		readable = store_entry_read(&v, &h, &lt) == 0;
+		if (readable && body->nseen < STORE_BODY_MAX_ENTRIES) {
+			struct store_seen *sn = &body->seen[body->nseen++];
+			lp = lanes_find(&lt, lane);
+			sn->seq = s;
+			sn->mask = (uint8_t)lt.mask;
+			sn->samples = lp != NULL ? lp->samples : 0;
+		}
 		if (!readable) {
 			/* Unreadable: lane 0's, and it travels alone so that
 			 * the upstream's refusal sets it aside. */

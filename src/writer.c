@@ -25,6 +25,9 @@
 /* How often old sketches and usage past retention are removed. */
 #define CLEANUP_EVERY_MS (60 * 1000)
 #define ACK_WAIT_US 2000L
+/* Longest wait for more deliveries while every lane that has more to
+ * send can go meanwhile (see gather_acks()). */
+#define ACK_MAX_WAIT_US 200000L
 /* Stored series (max_series) looked at for expiry per commit round. */
 #define SERIES_EXPIRE_PER_ROUND 512
 
@@ -360,31 +363,60 @@ static void gather(struct writer *w)
 
 /*
  * Called with the lock held. Deliveries come back one request at a time,
- * and a commit for each costs a sync apiece; their lanes wait for the
- * commit before they send again (queue.h), so the wait is short: when only
- * deliveries wait, commit them ACK_WAIT_US after the first of them came,
- * together with all that came meanwhile (and those that come while one
- * commit syncs go together in the next). Anything else (a request to
- * store, a stop) ends the wait. Not right after a round that stored
- * requests: their senders' next ones may be on the way, and gather() must
- * not then wait for as many again behind a round that took only a request
- * or two. After a crash, the deliveries of those milliseconds are sent
- * again, as those of a commit that did not happen would be.
+ * and a commit for each costs two syncs (about half a millisecond of CPU
+ * in a catch-up); their lanes wait for the commit before they send again
+ * (queue.h). When only deliveries wait, they are committed together with
+ * all that came meanwhile (and those that come while one commit syncs go
+ * together in the next):
+ * - ACK_WAIT_US after the first of them came once a forwarder found
+ *   nothing to claim but a lane waiting for such a commit (ack_wanted,
+ *   from queue_on_ack_wait): the commit gives it work;
+ * - else up to ACK_MAX_WAIT_US: every lane that has more to send can go
+ *   meanwhile (a tenant's 8 lanes take turns for its inflight_per_tenant
+ *   slots), so the wait costs no delivery, and a catch-up commits the
+ *   answers of several lanes at once.
+ * Anything else (a request to store, a stop) ends the wait. Not right
+ * after a round that stored requests: their senders' next ones may be on
+ * the way, and gather() must not then wait for as many again behind a
+ * round that took only a request or two. After a crash, the deliveries not
+ * committed are sent again, as those of a commit that did not happen
+ * would be: a lane waiting for its commit sends nothing else, so that is
+ * at most one request per lane.
  */
 static void gather_acks(struct writer *w)
 {
-	uint64_t now = clock_mono_us(), due = w->first_ack_us + ACK_WAIT_US;
+	uint64_t now, due;
 	struct timespec until;
 
 	if (w->batches != NULL || w->nops != w->nacks || w->stopping ||
-	    w->last_round != 0 || due <= now)
+	    w->last_round != 0)
 		return;
-	until = clock_deadline(due - now);
 	w->acks_only = 1;
-	while (w->nops == w->nacks && w->batches == NULL && !w->stopping &&
-	       pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
-		;
+	for (;;) {
+		now = clock_mono_us();
+		due = w->first_ack_us + (w->ack_wanted ? ACK_WAIT_US :
+					 ACK_MAX_WAIT_US);
+		if (due <= now || w->nops != w->nacks || w->batches != NULL ||
+		    w->stopping)
+			break;
+		until = clock_deadline(due - now);
+		pthread_cond_timedwait(&w->cond, &w->lock, &until);
+	}
 	w->acks_only = 0;
+}
+
+/* The queue's hook (queue_on_ack_wait), called with its lock held. */
+static void ack_wanted(void *arg)
+{
+	struct writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	if (!w->ack_wanted) {
+		w->ack_wanted = 1;
+		if (w->acks_only)
+			pthread_cond_signal(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
 }
 
 /* Logs a failed commit with its likely cause: LMDB turns a write cut
@@ -445,6 +477,7 @@ static void *writer_main(void *arg)
 		w->ops = NULL;
 		w->ops_tail = &w->ops;
 		w->nops = w->nacks = 0;
+		w->ack_wanted = 0;
 		stopping = w->stopping;
 		if (list == NULL && ops == NULL && stopping)
 			w->exited = 1;
@@ -530,7 +563,11 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 	w->pre = prealloc_start(st, cfg->preallocate, 1);
 	pthread_mutex_init(&w->lock, NULL);
 	clock_cond_init(&w->cond);
+	/* The queue takes its lock, then the writer's: the writer never
+	 * calls the queue with its own held. */
+	queue_on_ack_wait(q, ack_wanted, w);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		queue_on_ack_wait(q, NULL, NULL);
 		prealloc_stop(w->pre);
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
@@ -550,6 +587,7 @@ void writer_stop(struct writer *w)
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
+	queue_on_ack_wait(w->q, NULL, NULL);
 	prealloc_stop(w->pre);
 	entry_set_free(&w->entries);
 	free(w->changes);

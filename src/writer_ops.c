@@ -126,8 +126,9 @@ int writer_apply_ops(struct writer *w, struct store_txn *txn,
 		}
 		/* The lane is through what it delivered or set aside; once
 		 * committed, it may send again. */
-		rc = store_lane_ack(txn, op->tenant, op->tlen, op->lane, op->first,
-				    op->last, &c->gone, &c->next, &delivered);
+		rc = store_lane_ack_seen(txn, op->tenant, op->tlen, op->lane,
+					 op->first, op->last, op->seen, op->nseen,
+					 &c->gone, &c->next, &delivered);
 		if (rc != 0)
 			return rc;
 		c->lane_acked = 1;
@@ -205,10 +206,12 @@ static void push_op(struct writer *w, struct writer_op *op)
 	pthread_mutex_unlock(&w->lock);
 }
 
-static struct writer_op *op_new(enum op_kind kind, const char *tenant,
-				size_t tlen)
+/* A new operation with room for nseen records in op->seen. */
+static struct writer_op *op_new_seen(enum op_kind kind, const char *tenant,
+				     size_t tlen, size_t nseen)
 {
-	struct writer_op *op = calloc(1, sizeof(*op));
+	struct writer_op *op = calloc(1, sizeof(*op) +
+				      nseen * sizeof(op->seen[0]));
 
 	if (op == NULL || tlen > TENANT_ID_MAX) {
 		free(op);
@@ -221,10 +224,23 @@ static struct writer_op *op_new(enum op_kind kind, const char *tenant,
 	return op;
 }
 
+static struct writer_op *op_new(enum op_kind kind, const char *tenant,
+				size_t tlen)
+{
+	return op_new_seen(kind, tenant, tlen, 0);
+}
+
 void writer_ack(struct writer *w, const char *tenant, size_t tlen,
 		unsigned lane, uint64_t first, uint64_t last)
 {
-	struct writer_op *op = op_new(OP_ACK, tenant, tlen);
+	writer_ack_seen(w, tenant, tlen, lane, first, last, NULL, 0);
+}
+
+void writer_ack_seen(struct writer *w, const char *tenant, size_t tlen,
+		     unsigned lane, uint64_t first, uint64_t last,
+		     const struct store_seen *seen, size_t nseen)
+{
+	struct writer_op *op = op_new_seen(OP_ACK, tenant, tlen, nseen);
 
 	if (op == NULL) {
 		/* Not recorded: sent again after a restart, as after a crash. */
@@ -234,6 +250,9 @@ void writer_ack(struct writer *w, const char *tenant, size_t tlen,
 	op->lane = lane;
 	op->first = first;
 	op->last = last;
+	if (nseen > 0)
+		memcpy(op->seen, seen, nseen * sizeof(op->seen[0]));
+	op->nseen = nseen;
 	push_op(w, op);
 }
 

@@ -309,6 +309,63 @@ static void test_lane_cursors(void)
 	CHECK_EQ_INT(delivered, fx[0].counts.samples);
 }
 
+/* Acks with what the body saw: the same deletions and counts as reading
+ * each entry, and what the body saw is what decides. */
+static void test_lane_ack_seen(void)
+{
+	static const unsigned l13[] = { 1, 3 }, l3[] = { 3 };
+	static const int f01[] = { 0, 1 }, f2[] = { 2 };
+	static struct store_body body;
+	struct store_span span, gone, next;
+	struct store_seen lie;
+	struct store_txn *txn;
+	uint64_t s1, s2, s3, delivered = 0;
+
+	CHECK_NOERR(store_direct());
+	CHECK_NOERR(put_lanes("t", l13, f01, 2, &s1));
+	CHECK_NOERR(put_lanes("t", l3, f2, 1, &s2));
+	CHECK_NOERR(put_lanes("t", l13, f01, 2, &s3));
+	/* Lane 3's body sees all three, with their lanes and its samples. */
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 3, 0, UINT64_MAX, UINT64_MAX,
+				     256, &body, &span), 0);
+	store_body_release(&body);
+	CHECK_EQ_INT(body.nseen, 3);
+	CHECK_EQ_INT(body.seen[0].seq, s1);
+	CHECK_EQ_INT(body.seen[0].mask, 0x0a);
+	CHECK_EQ_INT(body.seen[0].samples, fx[1].counts.samples);
+	CHECK_EQ_INT(body.seen[1].mask, 0x08);
+	CHECK_EQ_INT(body.seen[1].samples, fx[2].counts.samples);
+	/* Lane 3 through s1..s2 as seen: s2 (lane 3 only) goes. */
+	memset(&gone, 0, sizeof(gone));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_lane_ack_seen(txn, "t", 1, 3, s1, s2, body.seen,
+					 body.nseen, &gone, &next, &delivered), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_EQ_INT(gone.entries, 1);
+	CHECK_EQ_INT(gone.first_seq, s2);
+	CHECK_EQ_INT(gone.samples, fx[2].counts.samples);
+	CHECK_EQ_INT(delivered, fx[1].counts.samples + fx[2].counts.samples);
+	/* What was seen decides: told that s3 has lane 3 alone, lane 3's
+	 * ack deletes it (lane 1's part with it), and counts what it was
+	 * told. */
+	lie.seq = s3;
+	lie.mask = 0x08;
+	lie.samples = 7;
+	memset(&gone, 0, sizeof(gone));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_lane_ack_seen(txn, "t", 1, 3, s3, s3, &lie, 1, &gone,
+					 &next, &delivered), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_EQ_INT(gone.entries, 1);
+	CHECK_EQ_INT(gone.first_seq, s3);
+	CHECK_EQ_INT(delivered, 7);
+	/* Lane 1 through s1, nothing seen: read, and s1 goes. */
+	CHECK_NOERR(ack(1, s1, s1, &gone, &delivered));
+	CHECK_EQ_INT(gone.entries, 1);
+	CHECK_EQ_INT(gone.first_seq, s1);
+	CHECK_EQ_INT(delivered, fx[0].counts.samples);
+}
+
 /* A lane's part refused alone is set aside alone, as an entry of version
  * 2 with that lane; a second lane's part of the same entry joins it. */
 static void test_lane_set_aside(void)
@@ -589,6 +646,7 @@ int main(void)
 	RUN_STORE(test_format_v2);
 	RUN_STORE(test_lane_body);
 	RUN_STORE(test_lane_cursors);
+	RUN_STORE(test_lane_ack_seen);
 	RUN_STORE(test_lane_set_aside);
 	RUN_STORE(test_lane_damaged_block);
 	RUN_STORE(test_format_3_converted);

@@ -377,6 +377,59 @@ static void test_lane_waits_for_ack(void)
 	queue_destroy(&q);
 }
 
+static int hook_calls, hook_stops;
+
+/* The hook runs with the queue's lock held: it counts, and when told it
+ * stops the queue by hand (the claim that called it then returns -1
+ * after its wait, up to 1 s). */
+static void hook(void *arg)
+{
+	struct queue *q = arg;
+
+	hook_calls++;
+	if (hook_stops)
+		q->stopping = 1;
+}
+
+/* A forwarder that finds nothing to claim, or only a tenant later in
+ * turn, while a lane with more to send waits for the commit of its
+ * delivery calls the hook (the writer then commits soon); not while
+ * another lane of the same tenant can go. */
+static void test_ack_wait_hook(void)
+{
+	struct queue q;
+	struct queue_job j, k, z;
+
+	queue_init(&q);
+	queue_on_ack_wait(&q, hook, &q);
+	hook_calls = hook_stops = 0;
+	add(&q, "a", 1);
+	add(&q, "a", 2);
+	for (unsigned l = 2; l < QUEUE_LANES; l++)
+		queue_lane_through(&q, "a", 1, l, 1000000);
+	CHECK_EQ_INT(claim(&q, 4, &j), 0);
+	CHECK_EQ_INT(j.lane, 0);
+	queue_taken(&q, &j, 1, 1, 1);
+	queue_done(&q, &j, QUEUE_SENT, 1, 1, 0);
+	/* Lane 1 of a can go: no call. */
+	CHECK_EQ_INT(claim(&q, 4, &k), 0);
+	CHECK_EQ_INT(k.lane, 1);
+	CHECK_EQ_INT(hook_calls, 0);
+	queue_taken(&q, &k, 1, 1, 2);
+	/* z, after a in turn, goes while a's lane 0 waits: a call. */
+	add(&q, "z", 3);
+	one_lane(&q, "z");
+	CHECK_EQ_INT(claim(&q, 4, &z), 0);
+	CHECK_STR(z.id, "z");
+	CHECK_EQ_INT(hook_calls, 1);
+	queue_taken(&q, &z, 0, 0, 0);
+	/* Nothing left to claim but a's entry 2, behind the commit. */
+	hook_stops = 1;
+	CHECK_EQ_INT(claim(&q, 4, &j), -1);
+	CHECK_EQ_INT(hook_calls, 2);
+	queue_destroy(&q);
+}
+
 /* A lane with no part in the range (entries 0) is through it, at once. */
 static void test_lane_empty_advances(void)
 {
@@ -535,6 +588,7 @@ int main(void)
 	RUN(test_inflight_cap);
 	RUN(test_lanes_parallel);
 	RUN(test_lane_waits_for_ack);
+	RUN(test_ack_wait_hook);
 	RUN(test_lane_empty_advances);
 	RUN(test_lane_through);
 	RUN(test_legacy_lane0_first);
