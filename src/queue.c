@@ -209,6 +209,16 @@ static int tenant_waits_ack(const struct queue_tenant *t, unsigned max_inflight)
 	return 0;
 }
 
+/* Whether a tenant other than t has something buffered. Call with the
+ * lock held. */
+static int others_waiting(const struct queue *q, const struct queue_tenant *t)
+{
+	for (const struct queue_tenant *o = q->tenants; o != NULL; o = o->next)
+		if (o != t && o->entries > 0)
+			return 1;
+	return 0;
+}
+
 /* Moves t to the tail of the list so that tenants take turns. */
 static void to_tail(struct queue *q, struct queue_tenant *t)
 {
@@ -414,6 +424,13 @@ void queue_done(struct queue *q, const struct queue_job *job,
 			t->attempts = 0;
 			t->retry_at_ms = 0;
 			ln->unacked++;
+			/* Its commit is not to wait for company when the lane
+			 * goes one entry at a time (a refusal being isolated),
+			 * or when other tenants may take the forwarders
+			 * meanwhile: then a claim may not come to ask for it. */
+			if (q->ack_wait != NULL &&
+			    (ln->has_retry || job->isolate || others_waiting(q, t)))
+				q->ack_wait(q->ack_wait_arg);
 			break;
 		case QUEUE_RETRY:
 			retry_push(ln, first, last, job->isolate);

@@ -185,6 +185,8 @@ void writer_requeue_ops(struct writer *w, struct writer_op *ops, int give_up)
 	w->ops = ops;
 	if (acks > 0 && w->nacks == 0)
 		w->first_ack_us = clock_mono_us();
+	if (acks > 0)
+		w->ack_wanted = 1;   /* their lanes waited once already */
 	w->nops += n;
 	w->nacks += acks;
 	pthread_mutex_unlock(&w->lock);
