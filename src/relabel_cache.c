@@ -27,6 +27,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "hash_mix.h"
+
 #define MIN_BUCKETS 1024
 /* A chain this long is evicted before an insert into it: keys made to
  * share a bucket cannot make lookups walk far. */
@@ -65,49 +67,25 @@ struct relabel_cache {
 	uint64_t hits, misses;
 };
 
-#ifdef __SIZEOF_INT128__
-__extension__ typedef unsigned __int128 cache_u128;
-#endif
-
-/* Folds the 128-bit product of a and b to 64 bits. */
-static inline uint64_t mix(uint64_t a, uint64_t b)
-{
-#ifdef __SIZEOF_INT128__
-	cache_u128 r = (cache_u128)a * b;
-
-	return (uint64_t)r ^ (uint64_t)(r >> 64);
-#else
-	return (a * b) ^ ((a >> 32) * (b >> 32)) ^ ((a * b) >> 29);
-#endif
-}
-
-static inline uint64_t load64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
 uint64_t relabel_cache_hash(const void *scope, const uint8_t *key,
 			    size_t klen)
 {
 	const uint64_t k1 = 0xa0761d6478bd642full, k2 = 0xe7037ed1a0b428dbull;
-	uint64_t h = mix((uint64_t)(uintptr_t)scope ^ k1 ^ seed, klen ^ k2),
+	uint64_t h = hash_mix((uint64_t)(uintptr_t)scope ^ k1 ^ seed, klen ^ k2),
 		 a = 0, b = 0;
 	size_t n = klen;
 	const uint8_t *p = key;
 
 	for (; n > 16; p += 16, n -= 16)
-		h = mix(load64(p) ^ k1, load64(p + 8) ^ h);
+		h = hash_mix(hash_load64(p) ^ k1, hash_load64(p + 8) ^ h);
 	if (n >= 8) {
-		a = load64(p);
-		b = load64(p + n - 8);
+		a = hash_load64(p);
+		b = hash_load64(p + n - 8);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			a = a << 8 | p[i];
 	}
-	return mix(h ^ k2, mix(a ^ k1, b ^ h));
+	return hash_mix(h ^ k2, hash_mix(a ^ k1, b ^ h));
 }
 
 struct relabel_cache *relabel_cache_new(size_t max_bytes)

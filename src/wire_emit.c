@@ -7,6 +7,7 @@
  */
 #include "wire_int.h"
 #include "lanes.h"
+#include "hash_mix.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -82,34 +83,6 @@ static uint8_t *put_labels(const struct scan *s, const struct series *r,
 	return d;
 }
 
-#ifdef __SIZEOF_INT128__
-__extension__ typedef unsigned __int128 wire_u128;
-#endif
-
-/* Folds the 128-bit product of a and b to 64 bits. */
-static inline uint64_t hash_mix(uint64_t a, uint64_t b)
-{
-#ifdef __SIZEOF_INT128__
-	wire_u128 r = (wire_u128)a * b;
-
-	return (uint64_t)r ^ (uint64_t)(r >> 64);
-#else
-	return (a * b) ^ ((a >> 32) * (b >> 32)) ^ ((a * b) >> 29);
-#endif
-}
-
-/* Little-endian loads, so that the hash is the same on every host. */
-static inline uint64_t load64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	v = __builtin_bswap64(v);
-#endif
-	return v;
-}
-
 static inline uint64_t load32(const uint8_t *p)
 {
 	uint32_t v;
@@ -131,10 +104,10 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
 	size_t len = n;
 
 	for (; n > 16; p += 16, n -= 16)
-		h = hash_mix(load64(p) ^ k1, load64(p + 8) ^ h);
+		h = hash_mix(hash_load64(p) ^ k1, hash_load64(p + 8) ^ h);
 	if (n > 8) {
-		a = load64(p);
-		b = load64(p + n - 8);
+		a = hash_load64(p);
+		b = hash_load64(p + n - 8);
 	} else if (n >= 4) {
 		a = load32(p) << 32 | load32(p + n - 4);
 	} else if (n > 0) {
