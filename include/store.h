@@ -357,6 +357,7 @@ struct store_seen {
 	uint32_t samples;
 	uint8_t mask;
 };
+_Static_assert(STORE_LANES <= 8, "struct store_seen's mask has a bit per lane");
 
 /*
  * The upstream took (or refused for good) lane's parts of the tenant's

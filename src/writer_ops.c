@@ -244,6 +244,10 @@ void writer_ack_seen(struct writer *w, const char *tenant, size_t tlen,
 {
 	struct writer_op *op = op_new_seen(OP_ACK, tenant, tlen, nseen);
 
+	/* The records only spare the writer a read: without them the
+	 * answer is recorded all the same. */
+	if (op == NULL && nseen > 0 && (op = op_new(OP_ACK, tenant, tlen)) != NULL)
+		nseen = 0;
 	if (op == NULL) {
 		/* Not recorded: sent again after a restart, as after a crash. */
 		queue_lane_acked(w->q, tenant, tlen, lane);
