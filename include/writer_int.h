@@ -59,6 +59,9 @@ struct writer {
 	/* Group commit: after a round that stored n requests, the next waits
 	 * a little for their senders' next requests (see gather()). */
 	unsigned last_round;
+	/* Requests waiting when the last round's answers went out: they
+	 * were not sent by its senders. */
+	unsigned waiting_at_answer;
 	uint64_t last_commit_us;
 	int idle;                 /* waiting for work: wake on any */
 	int acks_only;            /* waiting for more deliveries: wake on any */

@@ -340,16 +340,21 @@ static void finish_batches(struct writer *w, struct batch *list, int failed)
  * if the round started at once it would take only those that came while
  * the last one synced, and the senders would settle into groups that each
  * wait for two syncs. So wait until as many requests as the last round
- * answered have come on top of those already waiting, but no longer than
- * half a commit (and at most 1 ms): a sync costs more than that wait.
+ * answered have come on top of those that were waiting when its answers
+ * went out, but no longer than half a commit (and at most 1 ms): a sync
+ * costs more than that wait. Counted from the answers, not from now: the
+ * senders that are back already (they come back while the writer answers
+ * the rest of the round) are not waited for a second time, which would
+ * hold a round that has every sender until the time is up.
  */
 static void gather(struct writer *w)
 {
-	unsigned want = w->nbatches + w->last_round;
+	unsigned want = w->waiting_at_answer + w->last_round;
 	uint64_t wait_us = w->last_commit_us / 2;
 	struct timespec until;
 
-	if (w->last_round == 0 || w->batches == NULL || w->stopping)
+	if (w->last_round == 0 || w->batches == NULL || w->stopping ||
+	    w->nbatches >= want)
 		return;
 	if (wait_us > 1000)
 		wait_us = 1000;
@@ -488,6 +493,9 @@ static void *writer_main(void *arg)
 		t0 = clock_mono_us();
 		rc = commit_round(w, list, ops);
 		w->last_commit_us = clock_mono_us() - t0;
+		pthread_mutex_lock(&w->lock);
+		w->waiting_at_answer = w->nbatches;
+		pthread_mutex_unlock(&w->lock);
 		if (rc == 0) {
 			finish_batches(w, list, 0);
 			writer_free_ops(ops);
