@@ -3,9 +3,10 @@
  * (new entries, ranges to send again, one entry at a time after
  * QUEUE_ISOLATE), queue_taken/queue_unclaim/queue_done, the lanes (one
  * request in flight each, in parallel up to the cap per tenant, tenants
- * first then the lane furthest behind, entries of version 1 by lane 0 alone, the
- * cursors found at start), the backoff after QUEUE_RETRY, tenants taking
- * turns, and the sums queue_totals and queue_heads report.
+ * first then the lane furthest behind, entries of version 1 by lane 0
+ * alone, the cursors found at start), the backoff after QUEUE_RETRY,
+ * tenants taking turns, and the sums queue_totals and queue_heads
+ * report.
  *
  * Most tests follow one lane: one_lane() makes the tenant's other lanes
  * through everything, as if they had no part in its entries.
