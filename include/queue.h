@@ -9,9 +9,9 @@
  * in order, while a tenant's lanes go in parallel (at most max_inflight
  * of them, [upstream] inflight_per_tenant). The writer thread adds what it
  * committed and removes what it deleted; forwarder threads claim one
- * (tenant, lane) at a time: tenants take turns first, then the lanes of
- * the tenant chosen, so that one tenant's backlog does not hold back
- * another's fresh data. One mutex guards it all; every call is short.
+ * (tenant, lane) at a time: tenants take turns first, so that one
+ * tenant's backlog does not hold back another's fresh data, then the
+ * tenant's lane furthest behind. One mutex guards it all; every call is short.
  *
  * Only the delivery index lives here: the per-tenant counters of /metrics
  * are in tenant_stats.h, the rate limit's token buckets in ratelimit.h.
@@ -148,8 +148,8 @@ struct queue_job {
  * (again), no request in flight and no backoff, while fewer than
  * max_inflight of the tenant's lanes are in flight (lane 0 only while
  * the tenant holds entries of version 1); takes them and fills job.
- * Tenants take turns, then the lanes of a tenant. Returns 0, or -1 once
- * stopping.
+ * Tenants take turns; of a tenant's lanes, the one furthest behind in its
+ * sequence goes first. Returns 0, or -1 once stopping.
  */
 int queue_claim(struct queue *q, unsigned max_inflight, struct queue_job *job);
 

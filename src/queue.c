@@ -177,18 +177,39 @@ static int lane_ready(const struct queue_tenant *t, unsigned l, uint64_t now,
 	return 1;
 }
 
-/* The lane of t to claim now, or -1. Call with the lock held. */
+/* Where lane l of t stands in the tenant's sequence: what it sends again
+ * first, else its next entry. */
+static uint64_t lane_place(const struct queue_tenant *t, unsigned l)
+{
+	const struct queue_lane *ln = &t->lane[l];
+
+	return ln->has_retry ? ln->retry.first : ln->send_seq;
+}
+
+/*
+ * The lane of t to claim now, or -1: of the lanes ready, the one furthest
+ * behind in the tenant's sequence (ties: in turn from next_lane). Every
+ * entry holds a part of most lanes, and a lane with more series per entry
+ * needs more requests to get through the same entries: taken in turn, the
+ * lighter lanes would finish a backlog first and leave its end to the
+ * heaviest alone, one request in flight. Furthest behind first, the lanes
+ * keep step through the backlog and finish it together, with
+ * max_inflight requests in flight to the end. Call with the lock held.
+ */
 static int tenant_ready(const struct queue_tenant *t, unsigned max_inflight,
 			uint64_t now, uint64_t *wait_until)
 {
+	int best = -1;
+
 	if (t->inflight >= max_inflight)
 		return -1;
 	for (unsigned i = 0; i < QUEUE_LANES; i++) {
 		unsigned l = (t->next_lane + i) % QUEUE_LANES;
-		if (lane_ready(t, l, now, wait_until))
-			return (int)l;
+		if (lane_ready(t, l, now, wait_until) &&
+		    (best < 0 || lane_place(t, l) < lane_place(t, (unsigned)best)))
+			best = (int)l;
 	}
-	return -1;
+	return best;
 }
 
 /* Whether a lane of t that has more to send waits only for the commit of

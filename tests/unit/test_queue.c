@@ -3,9 +3,10 @@
  * (new entries, ranges to send again, one entry at a time after
  * QUEUE_ISOLATE), queue_taken/queue_unclaim/queue_done, the lanes (one
  * request in flight each, in parallel up to the cap per tenant, tenants
- * first then lanes in turn, entries of version 1 by lane 0 alone, the
- * cursors found at start), the backoff after QUEUE_RETRY, tenants taking
- * turns, and the sums queue_totals and queue_heads report.
+ * first then the lane furthest behind, entries of version 1 by lane 0
+ * alone, the cursors found at start), the backoff after QUEUE_RETRY,
+ * tenants taking turns, and the sums queue_totals and queue_heads
+ * report.
  *
  * Most tests follow one lane: one_lane() makes the tenant's other lanes
  * through everything, as if they had no part in its entries.
@@ -344,6 +345,38 @@ static void test_lanes_parallel(void)
 	queue_destroy(&q);
 }
 
+/* Of the lanes ready, the one furthest behind in the sequence goes first,
+ * so that the lanes get through a backlog together. */
+static void test_lane_behind_first(void)
+{
+	struct queue q;
+	struct queue_job j;
+
+	queue_init(&q);
+	for (uint64_t seq = 1; seq <= 20; seq++)
+		add(&q, "a", seq);
+	/* Each lane in turn (all at entry 1); lane l's request holds
+	 * entries 1..10-l: lane 7 is left furthest behind, lane 0 ahead. */
+	for (unsigned l = 0; l < QUEUE_LANES; l++) {
+		CHECK_EQ_INT(claim(&q, 1, &j), 0);
+		CHECK_EQ_INT(j.lane, l);
+		CHECK_EQ_INT(j.first, 1);
+		queue_taken(&q, &j, 10 - l, 1, 10 - l);
+		sent(&q, &j, 1, 10 - l);
+	}
+	/* In turn, lane 0 would come next (at entry 11). */
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_EQ_INT(j.lane, 7);
+	CHECK_EQ_INT(j.first, 4);
+	queue_taken(&q, &j, 2, 4, 5);
+	sent(&q, &j, 4, 5);
+	/* Lanes 6 (at 5) and 7 (at 6) now. */
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_EQ_INT(j.lane, 6);
+	CHECK_EQ_INT(j.first, 5);
+	queue_destroy(&q);
+}
+
 /* A delivered lane sends nothing more until the writer committed its
  * delivery: after a crash only the request in flight goes again. */
 static void test_lane_waits_for_ack(void)
@@ -587,6 +620,7 @@ int main(void)
 	RUN(test_defer_after_change);
 	RUN(test_inflight_cap);
 	RUN(test_lanes_parallel);
+	RUN(test_lane_behind_first);
 	RUN(test_lane_waits_for_ack);
 	RUN(test_ack_wait_hook);
 	RUN(test_lane_empty_advances);

@@ -424,6 +424,37 @@ static void test_reopen_rebuilds_queue(void)
 	CHECK_NOERR(queue_is("t1", after, 6, &span));
 }
 
+/* Answers that the writer holds back for company (only deliveries wait,
+ * and it gives them up to 200 ms for more: gather_acks) are committed when
+ * it stops, so a restart does not send those requests again. */
+static void test_gathered_acks_committed_at_stop(void)
+{
+	static const int left[] = { 4, 5, 6, 7 };
+	struct store_span span;
+	struct queue_tenant ts;
+	uint64_t s0;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(NFX));
+	for (int i = 0; i < NFX; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
+	CHECK_NOERR(submit_each(0, NFX));
+	CHECK_NOERR(queue_is("t1", all8, NFX, &span));
+	s0 = span.first_seq;
+	/* Right after a round that stored requests, an answer goes at once. */
+	writer_ack(E.w, "t1", 2, 0, s0, s0 + 1);
+	CHECK_NOERR(wait_entries(NFX - 2));
+	/* This one waits for company; the stop ends the wait. */
+	writer_ack(E.w, "t1", 2, 0, s0 + 2, s0 + 3);
+	env_stop();
+	CHECK_NOERR(env_start());
+	CHECK_NOERR(queue_is("t1", left, 4, &span));
+	CHECK_EQ_INT(span.first_seq, s0 + 4);
+	CHECK_EQ_INT(tenant_state("t1", &ts), 0);
+	CHECK_EQ_INT(ts.first_seq, s0 + 4);
+	CHECK_EQ_INT(ts.lane[0].send_seq, s0 + 4);
+}
+
 /* Reads meta "next_seq" directly. */
 static uint64_t meta_next_seq(void)
 {
@@ -1536,6 +1567,7 @@ int main(void)
 	RUN_STORE(test_ack_newest_keeps_older);
 	RUN_STORE(test_reopen_rebuilds_queue);
 	RUN_STORE(test_seq_not_reused_after_restart);
+	RUN_STORE(test_gathered_acks_committed_at_stop);
 	RUN_STORE(test_many_entries_ack_ranges);
 	RUN_STORE(test_buffer_full);
 	RUN_STORE(test_merge_one_round);
