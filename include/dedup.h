@@ -12,12 +12,26 @@
  * leaf page and expiry deletes from the first: a digest-keyed database
  * would rewrite a random leaf page for every request, several per commit,
  * each one more page to sync before the acknowledgement. Lookups by digest
- * go through an index in memory instead, built from dedup_time at start:
- * 36 bits of the digest and the low 28 bits of the record's time in ms,
- * 8 bytes a slot, 0.4 to 0.8 of the slots used as the window fills (10
- * to 20 bytes per request in it), down to an eighth as it empties before
- * the index halves. A match is confirmed with the full
- * record in dedup_time.
+ * go through an index in memory instead, built from dedup_time at start,
+ * of about 3 bytes per request in the window:
+ *
+ *   open run     the first 4 bytes of each digest stored lately, sorted
+ *                (up to 1,024 of them), and their records' time range
+ *   closed runs  oldest first, each a slice of time [t_lo, t_hi] (at most
+ *                dedup_window / 8, at least 1 s) and at most 16,384
+ *                digests; per run a table of 257 offsets by the digest's
+ *                first byte, then bytes 2-4 of each digest, sorted (3
+ *                bytes a request, no empty slots)
+ *
+ * At a round's end an open run that is full (or spans a slice) is merged
+ * into the newest closed run if both fit in one, else it becomes a run of
+ * its own. A lookup searches the open run and each run still in the
+ * window; a match on the 32 bits is confirmed by reading the run's records
+ * in dedup_time between t_lo and t_hi (at most about 16,000, in under a
+ * ms): only real resends and about one request in 2^32 / (requests in the
+ * window) pay that. A run leaves the index whole when its newest record
+ * leaves the window; the records go from dedup_time a bounded number per
+ * round.
  *
  * Owned by the writer thread; not thread-safe.
  */
@@ -59,7 +73,11 @@ int dedup_expire(struct dedup *d, struct store_txn *txn, uint64_t now,
  * digests dedup_remember added in it leave the index again. */
 void dedup_round_end(struct dedup *d, int committed);
 
-/* Digests in the index. */
+/* Digests in the index (those of a run that is partly out of the window
+ * too). */
 size_t dedup_count(const struct dedup *d);
+
+/* Bytes of memory the index holds (its mappings and allocations). */
+size_t dedup_bytes(const struct dedup *d);
 
 #endif
