@@ -13,25 +13,27 @@
  * would rewrite a random leaf page for every request, several per commit,
  * each one more page to sync before the acknowledgement. Lookups by digest
  * go through an index in memory instead, built from dedup_time at start,
- * of about 3 bytes per request in the window:
+ * of about 2.5 bytes per request in the window:
  *
  *   open run     the first 4 bytes of each digest stored lately, sorted
  *                (up to 1,024 of them), and their records' time range
- *   closed runs  oldest first, each a slice of time [t_lo, t_hi] (at most
- *                dedup_window / 8, at least 1 s) and at most 16,384
- *                digests; per run a table of 257 offsets by the digest's
- *                first byte, then bytes 2-4 of each digest, sorted (3
- *                bytes a request, no empty slots)
+ *   closed runs  oldest first, each up to 16 chunks (closed open runs)
+ *                within a slice of time (at most dedup_window / 8, at
+ *                least 1 s), at most 16,384 digests, each chunk's time
+ *                range kept; per run a table of 257 offsets by the
+ *                digest's first byte, then bytes 2-3 of each digest,
+ *                sorted, and its chunk in 4 bits (2.5 bytes a request,
+ *                no empty slots)
  *
- * At a round's end an open run that is full (or spans a slice) is merged
- * into the newest closed run if both fit in one, else it becomes a run of
+ * At a round's end an open run that is full (or spans a slice) becomes
+ * the next chunk of the newest closed run if it fits there, else a run of
  * its own. A lookup searches the open run and each run still in the
- * window; a match on the 32 bits is confirmed by reading the run's records
- * in dedup_time between t_lo and t_hi (at most about 16,000, in under a
- * ms): only real resends and about one request in 2^32 / (requests in the
- * window) pay that. A run leaves the index whole when its newest record
- * leaves the window; the records go from dedup_time a bounded number per
- * round.
+ * window; a match (24 bits in a closed run) is confirmed by reading the
+ * records of its chunk's time range in dedup_time (about 1,000, some
+ * 20-30 us): only real resends and about one lookup in 2^24 / (requests
+ * in the window) pay that. A run leaves the index whole when its newest
+ * record leaves the window; the records go from dedup_time a bounded
+ * number per round.
  *
  * Owned by the writer thread; not thread-safe.
  */

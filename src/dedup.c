@@ -27,11 +27,12 @@
 
 /*
  * The key of a digest: its first 4 bytes, big-endian. A closed run keeps
- * the first byte in a table of 257 offsets and the next 20 bits in its
- * entries, with the chunk the digest came in (4 bits): 3 bytes a digest.
+ * the first byte in a table of 257 offsets, the next 16 bits in its
+ * entries, and the chunk the digest came in in 4 bits more: 2.5 bytes a
+ * digest. An entry as read here (run_entry): the 16 bits, then the chunk
+ * in the low byte.
  */
-#define ENTRY_KEY 0xfffff0u
-#define ENTRY_CHUNK 0xfu
+#define ENTRY_CHUNK 0xffu
 static uint32_t digest_key(const uint8_t digest[32])
 {
 	return (uint32_t)digest[0] << 24 | (uint32_t)digest[1] << 16 |
@@ -44,12 +45,13 @@ static uint32_t digest_key(const uint8_t digest[32])
 struct run {
 	uint64_t t_lo[CHUNKS], t_hi[CHUNKS]; /* each chunk's record times */
 	uint64_t newest;      /* the largest t_hi */
-	size_t n, nchunks;
+	size_t n, cap, nchunks;
 	size_t bytes;         /* the mapping's length */
 	uint32_t off[257];    /* off[b]: the first entry whose key's first
 	                       * byte >= b; off[256] == n */
-	uint8_t entry[];      /* n x 3 bytes, big-endian: key bits 4-23, then
-	                       * the chunk; in order of first byte, then that */
+	/* cap x 16 bits of key (bits 8-23), then cap x 4 bits of chunk (two
+	 * a byte, the even entry's low); in order of first byte, key, chunk */
+	uint16_t data[];
 };
 
 struct dedup {
@@ -106,35 +108,41 @@ static size_t keys_lower(const uint32_t *keys, size_t n, uint32_t key)
 
 /* ---- closed runs ---- */
 
+static const uint8_t *run_chunks(const struct run *r)
+{
+	return (const uint8_t *)(r->data + r->cap);
+}
+
 static uint32_t run_entry(const struct run *r, size_t i)
 {
-	const uint8_t *p = r->entry + 3 * i;
-
-	return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+	return (uint32_t)r->data[i] << 8 |
+	       (uint32_t)(run_chunks(r)[i / 2] >> (4 * (i & 1)) & 0xf);
 }
 
 static int confirm(struct store_txn *txn, uint64_t lo, uint64_t hi,
 		   uint64_t from, const uint8_t digest[32]);
 
 /* Whether r has a record of digest (key) from `from` on: each chunk whose
- * entries match the key's 28 bits is confirmed by its records. Returns
+ * entries match the key's 24 bits is confirmed by its records. Returns
  * 1, 0 or an ERR_* code. */
 static int run_seen(const struct run *r, struct store_txn *txn, uint32_t key,
 		    uint64_t from, const uint8_t digest[32])
 {
 	size_t lo = r->off[key >> 24], hi = r->off[(key >> 24) + 1], mid;
-	uint32_t want = key & ENTRY_KEY, e, last = CHUNKS;
+	size_t end = hi;
+	uint16_t want = (uint16_t)(key >> 8);
+	uint32_t e, last = CHUNKS;
 	int rc;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if ((run_entry(r, mid) & ENTRY_KEY) < want)
+		if (r->data[mid] < want)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	for (; lo < r->off[(key >> 24) + 1] &&
-	       ((e = run_entry(r, lo)) & ENTRY_KEY) == want; lo++) {
+	for (; lo < end && r->data[lo] == want; lo++) {
+		e = run_entry(r, lo);
 		if ((e & ENTRY_CHUNK) == last)
 			continue;
 		last = e & ENTRY_CHUNK;
@@ -147,7 +155,7 @@ static int run_seen(const struct run *r, struct store_txn *txn, uint32_t key,
 
 static size_t run_bytes(size_t n)
 {
-	size_t b = sizeof(struct run) + 3 * n, page = 4096;
+	size_t b = sizeof(struct run) + 2 * n + (n + 1) / 2, page = 4096;
 
 	return (b + page - 1) / page * page;
 }
@@ -179,13 +187,13 @@ static int reader_next(struct run_reader *rd, uint32_t *key)
  * which has room. */
 static void run_push(struct run *r, unsigned *b, uint32_t key)
 {
-	uint8_t *p = r->entry + 3 * r->n;
+	uint8_t *chunks = (uint8_t *)(r->data + r->cap);
 
 	while (*b <= key >> 24)
 		r->off[(*b)++] = (uint32_t)r->n;
-	p[0] = (uint8_t)(key >> 16);
-	p[1] = (uint8_t)(key >> 8);
-	p[2] = (uint8_t)key;
+	r->data[r->n] = (uint16_t)(key >> 8);
+	/* the mapping starts zeroed */
+	chunks[r->n / 2] |= (uint8_t)((key & 0xf) << (4 * (r->n & 1)));
 	r->n++;
 }
 
@@ -207,6 +215,7 @@ static struct run *run_merge(const struct dedup *d, const struct run *old)
 		return NULL;
 	r = p;
 	r->bytes = bytes;
+	r->cap = n;
 	if (old != NULL) {
 		memcpy(r->t_lo, old->t_lo, sizeof(r->t_lo));
 		memcpy(r->t_hi, old->t_hi, sizeof(r->t_hi));
@@ -392,7 +401,7 @@ int dedup_seen(struct dedup *d, struct store_txn *txn,
 
 	if (window_ms == 0)
 		return 0;
-	/* A key that matches (32 bits in the open run, 28 in a closed one)
+	/* A key that matches (32 bits in the open run, 24 in a closed one)
 	 * costs a read of its chunk's records, which have the whole digest. An error is passed on as it is,
 	 * never taken for "not a duplicate". */
 	i = keys_lower(d->open, d->nopen, key);
