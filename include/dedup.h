@@ -12,12 +12,28 @@
  * leaf page and expiry deletes from the first: a digest-keyed database
  * would rewrite a random leaf page for every request, several per commit,
  * each one more page to sync before the acknowledgement. Lookups by digest
- * go through an index in memory instead, built from dedup_time at start:
- * 36 bits of the digest and the low 28 bits of the record's time in ms,
- * 8 bytes a slot, 0.4 to 0.8 of the slots used as the window fills (10
- * to 20 bytes per request in it), down to an eighth as it empties before
- * the index halves. A match is confirmed with the full
- * record in dedup_time.
+ * go through an index in memory instead, built from dedup_time at start,
+ * of about 2.5 bytes per request in the window:
+ *
+ *   open run     the first 4 bytes of each digest stored lately, sorted
+ *                (up to 1,024 of them), and their records' time range
+ *   closed runs  oldest first, each up to 16 chunks (closed open runs)
+ *                within a slice of time (at most dedup_window / 8, at
+ *                least 1 s), at most 16,384 digests, each chunk's time
+ *                range kept; per run a table of 257 offsets by the
+ *                digest's first byte, then bytes 2-3 of each digest,
+ *                sorted, and its chunk in 4 bits (2.5 bytes a request,
+ *                no empty slots)
+ *
+ * At a round's end an open run that is full (or spans a slice) becomes
+ * the next chunk of the newest closed run if it fits there, else a run of
+ * its own. A lookup searches the open run and each run still in the
+ * window; a match (24 bits in a closed run) is confirmed by reading the
+ * records of its chunk's time range in dedup_time (about 1,000, some
+ * 20-30 us): only real resends and about one lookup in 2^24 / (requests
+ * in the window) pay that. A run leaves the index whole when its newest
+ * record leaves the window; the records go from dedup_time a bounded
+ * number per round.
  *
  * Owned by the writer thread; not thread-safe.
  */
@@ -59,7 +75,11 @@ int dedup_expire(struct dedup *d, struct store_txn *txn, uint64_t now,
  * digests dedup_remember added in it leave the index again. */
 void dedup_round_end(struct dedup *d, int committed);
 
-/* Digests in the index. */
+/* Digests in the index (those of a run that is partly out of the window
+ * too). */
 size_t dedup_count(const struct dedup *d);
+
+/* Bytes of memory the index holds (its mappings and allocations). */
+size_t dedup_bytes(const struct dedup *d);
 
 #endif

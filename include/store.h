@@ -481,8 +481,10 @@ int store_dedup_each(struct store_txn *t,
 		     int (*fn)(void *arg, uint64_t ms, const uint8_t digest[32]),
 		     void *arg);
 
-/* Whether the record (ms, digest) exists: 1, 0, or an ERR_* code. */
-int store_dedup_has(struct store_txn *t, uint64_t ms, const uint8_t digest[32]);
+/* Whether a record of digest exists with a time in [from_ms, to_ms]: 1, 0,
+ * or an ERR_* code. Reads every record in that range. */
+int store_dedup_find(struct store_txn *t, uint64_t from_ms, uint64_t to_ms,
+		     const uint8_t digest[32]);
 
 /* Adds the record (ms, digest). Returns 0 or an ERR_* code. */
 int store_dedup_put(struct store_txn *t, uint64_t ms, const uint8_t digest[32]);

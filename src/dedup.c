@@ -13,161 +13,316 @@
 
 /* Expired records removed per call at most (keeps commits short). */
 #define EXPIRE_PER_CALL 4096
-#define MIN_SLOTS 1024
+/* Digests the open run takes before it is closed at a round's end. A
+ * match is confirmed by reading the records of its time range: about
+ * 1,000, some 30 us. */
+#define OPEN_MAX 1024
+/* Closed open runs (chunks) a closed run holds at most, and digests. */
+#define CHUNKS 16
+#define RUN_MAX (CHUNKS * OPEN_MAX)
+/* A closed run spans at most dedup_window / SLICE_DIV (and at least
+ * SLICE_MIN_MS), so that expiry gives memory back in steps of that. */
+#define SLICE_DIV 8
+#define SLICE_MIN_MS 1000
 
 /*
- * One digest in the index, in 8 bytes: the top 36 bits of the digest's
- * first 8 bytes (the key; never 0, so that 0 marks a free slot) over the
- * low T_BITS bits of its record's time in ms. The time is read back as
- * the one with those bits nearest to the current time, which is exact
- * while the record is less than 2^27 ms (37 hours) older or newer: more
- * than the longest dedup_window (a day). A key that matches only in its
- * 36 bits costs one lookup of the record, which has the whole digest.
+ * The key of a digest: its first 4 bytes, big-endian. A closed run keeps
+ * the first byte in a table of 257 offsets, the next 16 bits in its
+ * entries, and the chunk the digest came in in 4 bits more: 2.5 bytes a
+ * digest. An entry as read here (run_entry): the 16 bits, then the chunk
+ * in the low byte.
  */
-#define T_BITS 28
-#define T_MASK ((UINT64_C(1) << T_BITS) - 1)
+#define ENTRY_CHUNK 0xffu
+static uint32_t digest_key(const uint8_t digest[32])
+{
+	return (uint32_t)digest[0] << 24 | (uint32_t)digest[1] << 16 |
+	       (uint32_t)digest[2] << 8 | digest[3];
+}
 
-/* A digest added this round, to take out again if the round is undone. */
-struct added {
-	uint64_t key;
-	uint64_t t;
+/* A closed run, in a mapping of its own (given back to the kernel at
+ * once when it expires or is merged; pages of malloc's heap would stay
+ * resident as holes). */
+struct run {
+	uint64_t t_lo[CHUNKS], t_hi[CHUNKS]; /* each chunk's record times */
+	uint64_t newest;      /* the largest t_hi */
+	size_t n, cap, nchunks;
+	size_t bytes;         /* the mapping's length */
+	uint32_t off[257];    /* off[b]: the first entry whose key's first
+	                       * byte >= b; off[256] == n */
+	/* cap x 16 bits of key (bits 8-23), then cap x 4 bits of chunk (two
+	 * a byte, the even entry's low); in order of first byte, key, chunk */
+	uint16_t data[];
 };
 
 struct dedup {
-	uint64_t *slots;      /* owned; open addressing, linear probing */
-	size_t cap;           /* a power of two */
-	size_t n;
-	struct added *round;  /* owned */
+	struct run **runs;    /* owned; oldest first */
+	size_t nruns, runs_cap;
+	uint32_t *open;       /* owned; the open run's keys, sorted */
+	size_t nopen, open_cap;
+	uint64_t open_lo, open_hi; /* its records' times, when nopen > 0 */
+	uint32_t *round;      /* owned; keys added this round */
 	size_t nround, round_cap;
+	uint64_t round_lo, round_hi; /* open_lo, open_hi before the round */
+	uint64_t slice_ms;
+	size_t n;             /* digests in the runs and the open run */
 };
 
-static uint64_t digest_key(const uint8_t digest[32])
+static uint64_t slice_for(uint64_t window_ms)
 {
-	uint64_t k;
+	uint64_t s = window_ms / SLICE_DIV;
 
-	memcpy(&k, digest, 8);
-	k >>= T_BITS;
-	return k != 0 ? k : 1;
+	return s < SLICE_MIN_MS ? SLICE_MIN_MS : s;
 }
 
-static inline uint64_t slot_make(uint64_t key, uint64_t t)
+/* Grows *arr (of *cap uint32_t) to hold one more than n. Returns 0 or
+ * -1 (left as it was). */
+static int keys_reserve(uint32_t **arr, size_t *cap, size_t n, size_t first)
 {
-	return key << T_BITS | (t & T_MASK);
-}
+	size_t c;
+	uint32_t *a;
 
-static inline uint64_t slot_key(uint64_t slot)
-{
-	return slot >> T_BITS;
-}
-
-/* The record time of slot, as seen at now (see above). */
-static uint64_t slot_time(uint64_t slot, uint64_t now)
-{
-	uint64_t back = (now - slot) & T_MASK;
-
-	return back <= T_MASK / 2 ? now - back : now + (T_MASK + 1 - back);
-}
-
-/* Puts slot into a free place; the caller made room. */
-static void place(uint64_t *slots, size_t cap, uint64_t slot)
-{
-	size_t i = (size_t)slot_key(slot) & (cap - 1);
-
-	while (slots[i] != 0)
-		i = (i + 1) & (cap - 1);
-	slots[i] = slot;
-}
-
-/*
- * The slots are a mapping of their own, not malloc's: a table given up
- * when the index doubles or halves goes back to the kernel at once, where
- * in the heap it would stay resident as a hole (up to the sum of the
- * smaller tables, a quarter of a MiB at 50,000 requests), and pages no
- * digest has touched take no memory.
- */
-static uint64_t *slots_alloc(size_t cap)
-{
-	void *p = mmap(NULL, cap * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static void slots_free(uint64_t *s, size_t cap)
-{
-	if (s != NULL)
-		munmap(s, cap * sizeof(uint64_t));
-}
-
-/* Moves the index to cap slots. Returns 0 or -1 (it is left as it was). */
-static int resize(struct dedup *d, size_t cap)
-{
-	uint64_t *s = slots_alloc(cap);
-
-	if (s == NULL)
+	if (n < *cap)
+		return 0;
+	c = *cap ? 2 * *cap : first;
+	if ((a = realloc(*arr, c * sizeof(*a))) == NULL)
 		return -1;
-	for (size_t i = 0; i < d->cap; i++)
-		if (d->slots[i] != 0)
-			place(s, cap, d->slots[i]);
-	slots_free(d->slots, d->cap);
-	d->slots = s;
-	d->cap = cap;
+	*arr = a;
+	*cap = c;
 	return 0;
 }
 
-/* The fewest slots (a power of two, at least MIN_SLOTS) that hold n
- * digests at 0.8 full at most (as insert keeps them). */
-static size_t cap_for(size_t n)
+/* The first position in keys[0..n) whose key is >= key. */
+static size_t keys_lower(const uint32_t *keys, size_t n, uint32_t key)
 {
-	size_t cap = MIN_SLOTS;
+	size_t lo = 0, hi = n, mid;
 
-	while (5 * n > 4 * cap)
-		cap *= 2;
-	return cap;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (keys[mid] < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
-static int insert(struct dedup *d, uint64_t key, uint64_t t)
+/* ---- closed runs ---- */
+
+static const uint8_t *run_chunks(const struct run *r)
 {
-	/* Up to 0.8 full: linear probing's inserts then probe about 13
-	 * slots of one or two cache lines, nothing next to a request's
-	 * SHA-256, and the index takes half the memory of 0.5. */
-	if (5 * (d->n + 1) > 4 * d->cap && resize(d, 2 * d->cap) < 0)
+	return (const uint8_t *)(r->data + r->cap);
+}
+
+static uint32_t run_entry(const struct run *r, size_t i)
+{
+	return (uint32_t)r->data[i] << 8 |
+	       (uint32_t)(run_chunks(r)[i / 2] >> (4 * (i & 1)) & 0xf);
+}
+
+static int confirm(struct store_txn *txn, uint64_t lo, uint64_t hi,
+		   uint64_t from, const uint8_t digest[32]);
+
+/* Whether r has a record of digest (key) from `from` on: each chunk whose
+ * entries match the key's 24 bits is confirmed by its records. Returns
+ * 1, 0 or an ERR_* code. */
+static int run_seen(const struct run *r, struct store_txn *txn, uint32_t key,
+		    uint64_t from, const uint8_t digest[32])
+{
+	size_t lo = r->off[key >> 24], hi = r->off[(key >> 24) + 1], mid;
+	size_t end = hi;
+	uint16_t want = (uint16_t)(key >> 8);
+	uint32_t e, last = CHUNKS;
+	int rc;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (r->data[mid] < want)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < end && r->data[lo] == want; lo++) {
+		e = run_entry(r, lo);
+		if ((e & ENTRY_CHUNK) == last)
+			continue;
+		last = e & ENTRY_CHUNK;
+		if ((rc = confirm(txn, r->t_lo[last], r->t_hi[last], from,
+				  digest)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static size_t run_bytes(size_t n)
+{
+	size_t b = sizeof(struct run) + 2 * n + (n + 1) / 2, page = 4096;
+
+	return (b + page - 1) / page * page;
+}
+
+static void run_free(struct run *r)
+{
+	if (r != NULL)
+		munmap(r, r->bytes);
+}
+
+/* Reads a run's keys in order. */
+struct run_reader {
+	const struct run *r;
+	size_t i;
+	unsigned b;           /* the first byte of key i */
+};
+
+static int reader_next(struct run_reader *rd, uint32_t *key)
+{
+	if (rd->r == NULL || rd->i == rd->r->n)
+		return 0;
+	while (rd->r->off[rd->b + 1] <= rd->i)
+		rd->b++;
+	*key = (uint32_t)rd->b << 24 | run_entry(rd->r, rd->i++);
+	return 1;
+}
+
+/* Appends key (first byte, then the entry; not below the last one) to r,
+ * which has room. */
+static void run_push(struct run *r, unsigned *b, uint32_t key)
+{
+	uint8_t *chunks = (uint8_t *)(r->data + r->cap);
+
+	while (*b <= key >> 24)
+		r->off[(*b)++] = (uint32_t)r->n;
+	r->data[r->n] = (uint16_t)(key >> 8);
+	/* the mapping starts zeroed */
+	chunks[r->n / 2] |= (uint8_t)((key & 0xf) << (4 * (r->n & 1)));
+	r->n++;
+}
+
+/* A new run of old's entries (old may be NULL) and the open run's keys
+ * as its next chunk. Returns NULL when memory is short. */
+static struct run *run_merge(const struct dedup *d, const struct run *old)
+{
+	size_t n = d->nopen + (old ? old->n : 0), j = 0, bytes = run_bytes(n);
+	size_t c = old ? old->nchunks : 0;
+	struct run_reader rd = {old, 0, 0};
+	struct run *r;
+	uint32_t k, o = 0;
+	unsigned b = 0;
+	int more;
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	r = p;
+	r->bytes = bytes;
+	r->cap = n;
+	if (old != NULL) {
+		memcpy(r->t_lo, old->t_lo, sizeof(r->t_lo));
+		memcpy(r->t_hi, old->t_hi, sizeof(r->t_hi));
+	}
+	r->t_lo[c] = d->open_lo;
+	r->t_hi[c] = d->open_hi;
+	r->nchunks = c + 1;
+	r->newest = old && old->newest > d->open_hi ? old->newest : d->open_hi;
+	for (more = reader_next(&rd, &k); more || j < d->nopen;) {
+		if (j < d->nopen)
+			o = (d->open[j] & ~ENTRY_CHUNK) | (uint32_t)c;
+		if (more && (j == d->nopen || k <= o)) {
+			run_push(r, &b, k);
+			more = reader_next(&rd, &k);
+		} else {
+			run_push(r, &b, o);
+			j++;
+		}
+	}
+	while (b <= 256)
+		r->off[b++] = (uint32_t)r->n;
+	return r;
+}
+
+/* Closes the open run: a chunk of the newest closed run when both fit
+ * in one (CHUNKS chunks, RUN_MAX digests, slice_ms of time), else a run
+ * of its own. Returns 0 or -1 (memory short; the open run stays open). */
+static int close_open(struct dedup *d)
+{
+	struct run *last = d->nruns ? d->runs[d->nruns - 1] : NULL, *r;
+	uint64_t hi;
+
+	if (d->nopen == 0)
+		return 0;
+	if (last != NULL) {
+		hi = last->newest > d->open_hi ? last->newest : d->open_hi;
+		if (last->nchunks == CHUNKS || last->n + d->nopen > RUN_MAX ||
+		    d->open_lo < last->t_lo[0] || hi - last->t_lo[0] >= d->slice_ms)
+			last = NULL;
+	}
+	if (last == NULL && d->nruns == d->runs_cap) {
+		size_t cap = d->runs_cap ? 2 * d->runs_cap : 16;
+		struct run **a = realloc(d->runs, cap * sizeof(*a));
+		if (a == NULL)
+			return -1;
+		d->runs = a;
+		d->runs_cap = cap;
+	}
+	if ((r = run_merge(d, last)) == NULL)
 		return -1;
-	place(d->slots, d->cap, slot_make(key, t));
+	if (last != NULL) {
+		run_free(last);
+		d->runs[d->nruns - 1] = r;
+	} else {
+		d->runs[d->nruns++] = r;
+	}
+	d->nopen = 0;
+	return 0;
+}
+
+/* ---- the open run ---- */
+
+/* Adds (key, t) to the open run. Returns 0 or -1 (memory short). */
+static int open_add(struct dedup *d, uint32_t key, uint64_t t)
+{
+	size_t i;
+
+	/* room for a round past OPEN_MAX before the run closes */
+	if (keys_reserve(&d->open, &d->open_cap, d->nopen,
+			 OPEN_MAX + OPEN_MAX / 4) < 0)
+		return -1;
+	i = keys_lower(d->open, d->nopen, key);
+	memmove(d->open + i + 1, d->open + i, (d->nopen - i) * sizeof(*d->open));
+	d->open[i] = key;
+	if (d->nopen++ == 0) {
+		d->open_lo = d->open_hi = t;
+	} else {
+		d->open_lo = t < d->open_lo ? t : d->open_lo;
+		d->open_hi = t > d->open_hi ? t : d->open_hi;
+	}
 	d->n++;
 	return 0;
 }
 
-/* Removes the slot of (key, t), if any, shifting back the slots after it
- * that would no longer be found. */
-static void remove_slot(struct dedup *d, uint64_t key, uint64_t t)
+static void open_remove(struct dedup *d, uint32_t key)
 {
-	size_t mask = d->cap - 1, i = (size_t)key & mask, j, home;
-	uint64_t want = slot_make(key, t);
+	size_t i = keys_lower(d->open, d->nopen, key);
 
-	for (; d->slots[i] != 0; i = (i + 1) & mask)
-		if (d->slots[i] == want)
-			break;
-	if (d->slots[i] == 0)
+	if (i == d->nopen || d->open[i] != key)
 		return;
+	memmove(d->open + i, d->open + i + 1,
+		(d->nopen - i - 1) * sizeof(*d->open));
+	d->nopen--;
 	d->n--;
-	for (j = (i + 1) & mask; d->slots[j] != 0; j = (j + 1) & mask) {
-		home = (size_t)slot_key(d->slots[j]) & mask;
-		/* Slot j may move to i only if its home is not in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			d->slots[i] = d->slots[j];
-			i = j;
-		}
-	}
-	d->slots[i] = 0;
 }
 
-/* Counts (d NULL) or loads one record into the index, if it is still in
- * the window. */
+static int open_full(const struct dedup *d)
+{
+	return d->nopen >= OPEN_MAX ||
+	       (d->nopen > 0 && d->open_hi - d->open_lo >= d->slice_ms);
+}
+
+/* ---- the interface ---- */
+
 struct load {
 	struct dedup *d;
 	uint64_t now, window_ms;
-	size_t n;
 };
 
 static int load_one(void *arg, uint64_t t, const uint8_t digest[32])
@@ -176,44 +331,38 @@ static int load_one(void *arg, uint64_t t, const uint8_t digest[32])
 
 	if (l->window_ms == 0 || t + l->window_ms <= l->now)
 		return 0;
-	if (l->d == NULL) {
-		l->n++;
-		return 0;
-	}
-	return insert(l->d, digest_key(digest), t) < 0 ? ERR_NOMEM : 0;
+	if (open_add(l->d, digest_key(digest), t) < 0 ||
+	    (open_full(l->d) && close_open(l->d) < 0))
+		return ERR_NOMEM;
+	return 0;
 }
 
 struct dedup *dedup_open(struct store_txn *txn, uint64_t now,
 			 uint64_t window_ms, int *rc)
 {
 	struct dedup *d = calloc(1, sizeof(*d));
-	struct load l = {NULL, now, window_ms, 0};
+	struct load l = {d, now, window_ms};
 
 	*rc = ERR_NOMEM;
 	if (d == NULL)
-		goto fail;
-	/* Counted first, then loaded into a table of its final size: no
-	 * table is built only to be copied and given up. */
-	if ((*rc = store_dedup_each(txn, load_one, &l)) != 0)
-		goto fail;
-	d->cap = cap_for(l.n);
-	*rc = ERR_NOMEM;
-	if ((d->slots = slots_alloc(d->cap)) == NULL)
-		goto fail;
-	l.d = d;
-	if ((*rc = store_dedup_each(txn, load_one, &l)) != 0)
-		goto fail;
+		return NULL;
+	d->slice_ms = slice_for(window_ms);
+	/* Records come oldest first: each closed run is a slice of time. */
+	if ((*rc = store_dedup_each(txn, load_one, &l)) != 0) {
+		dedup_free(d);
+		return NULL;
+	}
 	return d;
-fail:
-	dedup_free(d);
-	return NULL;
 }
 
 void dedup_free(struct dedup *d)
 {
 	if (d == NULL)
 		return;
-	slots_free(d->slots, d->cap);
+	for (size_t i = 0; i < d->nruns; i++)
+		run_free(d->runs[i]);
+	free(d->runs);
+	free(d->open);
 	free(d->round);
 	free(d);
 }
@@ -223,24 +372,47 @@ size_t dedup_count(const struct dedup *d)
 	return d->n;
 }
 
+size_t dedup_bytes(const struct dedup *d)
+{
+	size_t b = sizeof(*d) + d->runs_cap * sizeof(*d->runs) +
+		   (d->open_cap + d->round_cap) * sizeof(uint32_t);
+
+	for (size_t i = 0; i < d->nruns; i++)
+		b += d->runs[i]->bytes;
+	return b;
+}
+
+/* Whether a record of digest lies in [lo, hi] from `from` on. */
+static int confirm(struct store_txn *txn, uint64_t lo, uint64_t hi,
+		   uint64_t from, const uint8_t digest[32])
+{
+	if (hi < from)
+		return 0;
+	return store_dedup_find(txn, lo > from ? lo : from, hi, digest);
+}
+
 int dedup_seen(struct dedup *d, struct store_txn *txn,
 	       const uint8_t digest[32], uint64_t now, uint64_t window_ms)
 {
-	uint64_t key = digest_key(digest), t;
-	size_t mask = d->cap - 1;
+	uint32_t key = digest_key(digest);
+	uint64_t from = now >= window_ms ? now - window_ms + 1 : 0;
+	size_t i;
 	int rc;
 
 	if (window_ms == 0)
 		return 0;
-	for (size_t i = (size_t)key & mask; d->slots[i] != 0;
-	     i = (i + 1) & mask) {
-		if (slot_key(d->slots[i]) != key)
-			continue;
-		if ((t = slot_time(d->slots[i], now)) + window_ms <= now)
-			continue;
-		/* 36 bits matched: the record says whether all do. An error
-		 * is passed on as it is, never taken for "not a duplicate". */
-		if ((rc = store_dedup_has(txn, t, digest)) != 0)
+	/* A key that matches (32 bits in the open run, 24 in a closed one)
+	 * costs a read of its chunk's records, which have the whole digest. An error is passed on as it is,
+	 * never taken for "not a duplicate". */
+	i = keys_lower(d->open, d->nopen, key);
+	if (i < d->nopen && d->open[i] == key &&
+	    (rc = confirm(txn, d->open_lo, d->open_hi, from, digest)) != 0)
+		return rc;
+	/* Newest first: a resend follows its original closely. */
+	for (i = d->nruns; i-- > 0;) {
+		const struct run *r = d->runs[i];
+		if (r->newest >= from &&
+		    (rc = run_seen(r, txn, key, from, digest)) != 0)
 			return rc;
 	}
 	return 0;
@@ -249,38 +421,43 @@ int dedup_seen(struct dedup *d, struct store_txn *txn,
 int dedup_remember(struct dedup *d, struct store_txn *txn,
 		   const uint8_t digest[32], uint64_t now)
 {
-	uint64_t key = digest_key(digest);
+	uint32_t key = digest_key(digest);
 	int rc;
 
 	if ((rc = store_dedup_put(txn, now, digest)) != 0)
 		return rc;
-	if (d->nround == d->round_cap) {
-		size_t cap = d->round_cap ? 2 * d->round_cap : 64;
-		struct added *a = realloc(d->round, cap * sizeof(*a));
-		if (a == NULL)
-			return ERR_NOMEM;
-		d->round = a;
-		d->round_cap = cap;
-	}
-	if (insert(d, key, now) < 0)
+	if (keys_reserve(&d->round, &d->round_cap, d->nround, 64) < 0)
 		return ERR_NOMEM;
-	d->round[d->nround].key = key;
-	d->round[d->nround].t = now;
-	d->nround++;
+	if (d->nround == 0) {
+		d->round_lo = d->open_lo;
+		d->round_hi = d->open_hi;
+	}
+	if (open_add(d, key, now) < 0)
+		return ERR_NOMEM;
+	d->round[d->nround++] = key;
 	return 0;
 }
 
 void dedup_round_end(struct dedup *d, int committed)
 {
-	if (!committed)
+	/* The open run is closed only here, between rounds: what a round
+	 * added is all in it, to take out if the round is undone. */
+	if (!committed && d->nround > 0) {
 		for (size_t i = d->nround; i-- > 0;)
-			remove_slot(d, d->round[i].key, d->round[i].t);
+			open_remove(d, d->round[i]);
+		d->open_lo = d->round_lo;
+		d->open_hi = d->round_hi;
+	}
 	d->nround = 0;
+	if (open_full(d))
+		close_open(d);
 }
 
 static void expired(void *arg, uint64_t t, const uint8_t digest[32])
 {
-	remove_slot(arg, digest_key(digest), t);
+	(void)arg;
+	(void)t;
+	(void)digest;
 }
 
 int dedup_expire(struct dedup *d, struct store_txn *txn, uint64_t now,
@@ -290,9 +467,24 @@ int dedup_expire(struct dedup *d, struct store_txn *txn, uint64_t now,
 	uint64_t before = window_ms == 0 ? UINT64_MAX :
 			  now >= window_ms ? now - window_ms + 1 : 0;
 	int rc = store_dedup_expire(txn, before, EXPIRE_PER_CALL, expired, d);
+	size_t j = 0;
 
-	/* Give memory back after a burst. */
-	if (d->cap > MIN_SLOTS && 8 * d->n < d->cap)
-		resize(d, d->cap / 2);
+	d->slice_ms = slice_for(window_ms);
+	/* A run leaves the index whole once its newest record is out of
+	 * the window; its older records no longer match before that (see
+	 * dedup_seen), whether or not their removal has come yet. */
+	for (size_t i = 0; i < d->nruns; i++) {
+		if (d->runs[i]->newest < before) {
+			d->n -= d->runs[i]->n;
+			run_free(d->runs[i]);
+		} else {
+			d->runs[j++] = d->runs[i];
+		}
+	}
+	d->nruns = j;
+	if (d->nround == 0 && d->nopen > 0 && d->open_hi < before) {
+		d->n -= d->nopen;
+		d->nopen = 0;
+	}
 	return rc;
 }

@@ -48,17 +48,33 @@ int store_dedup_each(struct store_txn *t,
 	return rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
 
-int store_dedup_has(struct store_txn *t, uint64_t ms, const uint8_t digest[32])
+int store_dedup_find(struct store_txn *t, uint64_t from_ms, uint64_t to_ms,
+		     const uint8_t digest[32])
 {
+	static const uint8_t none[32];
 	uint8_t tk[DEDUP_KEY];
 	MDB_val k = {sizeof(tk), tk}, v;
-	int rc;
+	MDB_cursor *cur;
+	int rc, found = 0;
 
-	time_key(tk, ms, digest);
-	rc = mdb_get(t->txn, t->st->dedup_time, &k, &v);
-	if (rc == 0)
+	if ((rc = mdb_cursor_open(t->txn, t->st->dedup_time, &cur)) != 0)
+		return err_from_mdb(rc);
+	time_key(tk, from_ms, none);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != DEDUP_KEY)
+			continue;
+		if (key_time(&k) > to_ms)
+			break;
+		if (memcmp((const uint8_t *)k.mv_data + 8, digest, 32) == 0) {
+			found = 1;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	if (found)
 		return 1;
-	return rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
 
 int store_dedup_put(struct store_txn *t, uint64_t ms, const uint8_t digest[32])
