@@ -1,9 +1,10 @@
 /*
  * salvage_int.h - the insides of `relay salvage` (salvage.h), shared by
- * its two files: store_salvage.c copies the entries (queue, set-aside,
+ * its files: store_salvage.c copies the entries (queue, set-aside,
  * usage, HA elections) and runs the CLI; salvage_state.c carries what
  * goes with the entries and is keyed by their sequence numbers, which the
- * copy changes: the lanes' delivery cursors and the destination records.
+ * copy changes: the lanes' delivery cursors and the destination records;
+ * salvage_tails.c joins the queue entries' heads with their tails.
  * No other module includes it.
  */
 #ifndef RELAY_SALVAGE_INT_H
@@ -39,11 +40,14 @@ void salvage_invalid(struct salvage_report *r, struct salvage_db *db,
  */
 struct salvage_cursors;
 struct salvage_dest;
+struct salvage_tail;
 struct salvage_state {
 	struct salvage_cursors *cur;  /* owned: one per tenant, sorted */
 	size_t ncur;
 	struct salvage_dest *dest;    /* owned: sorted by (tenant, seq) */
 	size_t ndest;
+	struct salvage_tail *tail;    /* owned: sorted by key (salvage_tails.c) */
+	size_t ntail;
 };
 
 /* Reads f's lanes and dest databases into s (counted in r->lanes and
@@ -70,5 +74,22 @@ int salvage_state_write(struct salvage_state *s, struct store_txn *t,
 			struct salvage_report *r);
 
 void salvage_state_free(struct salvage_state *s);
+
+/* Reads f's tails database (store.h, "Heads and tails") into s (called by
+ * salvage_state_load; a record that is not a tail is skipped). Returns 0
+ * or a negative ERR_* code (ERR_NOMEM) with the reason in err. */
+int salvage_tails_load(struct salvage_state *s, struct lmdb_file *f,
+		       char *err, size_t errlen);
+
+/* Sets out to the whole value of the tenant's queue entry seq, len bytes,
+ * whose head[0..hlen) was read: the head, then its tail records, with
+ * STORE_ENTRY_TAIL cleared. Returns 0, or -1 when the tail is missing or
+ * does not make len bytes (or out's bound). */
+struct buf;
+int salvage_tails_join(const struct salvage_state *s, const char *tenant,
+		       size_t tlen, uint64_t seq, const uint8_t *head,
+		       size_t hlen, size_t len, struct buf *out);
+
+void salvage_tails_free(struct salvage_state *s);
 
 #endif

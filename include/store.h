@@ -5,17 +5,23 @@
  * relay holds a closed struct store and calls the operations in this
  * header (the insides are in store_int.h, for store*.c only). Files:
  * store.c (open, format check, transactions), store_queue.c (entries),
+ * store_tail.c (entries' tails),
  * store_lanes.c (delivery cursors), store_setaside.c, store_dedup.c,
  * store_usage.c, store_dest.c, store_ha.c, store_series.c.
  *
- * On-disk format, version 5 (STORE_FORMAT). Named databases:
+ * On-disk format, version 6 (STORE_FORMAT). Named databases:
  *
  *   meta      "format" -> u32 STORE_FORMAT; "next_seq" -> u64;
  *             "usage_format" -> u32 USAGE_FORMAT (usage.h)
  *   queue     key: tenant id bytes, 0x00, u64 big-endian sequence number
  *             (so one tenant's entries are adjacent and oldest first)
  *             value: struct entry_hdr, a lane table, one snappy block per
- *             lane (version 2; version 1: the header and one block)
+ *             lane (version 2; version 1: the header and one block), or
+ *             of such a value its head when it has a tail (below)
+ *   tails     key: u64 big-endian sequence number, chunk u8 (0, 1),
+ *             tenant id bytes; value: the next bytes of the queue value
+ *             (tenant, seq) after its head and the chunks before. An
+ *             entry's tail: see "Heads and tails" below.
  *   lanes     key: tenant id bytes, 0x00, u64 big-endian lane number
  *             (0..STORE_LANES-1); value: u64 "delivered through": the
  *             lane's parts of the tenant's entries up to that sequence
@@ -76,6 +82,31 @@
  *   | send upstream as it is)                                             |
  *   +---------------------------------------------------------------------+
  *   The header's raw_len, series and samples are the sums of the table's.
+ *   flags: bit 0 (STORE_ENTRY_TAIL) the value has a tail; other bits 0.
+ *
+ *   Heads and tails (format 6). LMDB stores a value larger than a leaf
+ *   node in a run of overflow pages of its own: k pages hold exactly
+ *   k * page_size - 16 bytes, and the rest of the last page is wasted
+ *   (half a page per entry on average, about 2% of the buffer). So a
+ *   version 2 value of len bytes (len + 16 >= page_size) may be cut
+ *   (store_tail.c): its first head = floor((len + 16) / page_size) *
+ *   page_size - 16 bytes, whole pages exactly filled, are the queue
+ *   record, with STORE_ENTRY_TAIL set; the other len - head bytes (the
+ *   tail, under a page) are one or two records of the tails database,
+ *   each small enough to stay in a leaf page (LMDB's node limit: 8 +
+ *   key + value <= (page_size - 16) / 2 - 2). A value is kept whole when
+ *   nothing is past whole pages or its last page is nearly full (the tail
+ *   would need a third record). The head holds the header and the lane
+ *   table (a head is at least page_size - 16 bytes), so len is known
+ *   from the head alone: the header, the table and the blocks the table
+ *   lists. A reader joins head and tail records where it reads blocks
+ *   that pass the head (the forwarder copies only such a lane's block);
+ *   deleting an entry deletes its tail records; set-aside values are
+ *   always whole (STORE_ENTRY_TAIL clear). A record with the flag that is
+ *   not shorter than its table says is read as whole. The tail keys begin
+ *   with the sequence number (numbers grow across tenants) so that a new
+ *   tail is appended at the end of the tree (MDB_APPEND): full leaf
+ *   pages.
  *   Version 1 (format 3 and before): nlanes 0, no table, one block; it
  *   reads as one part in lane 0 (lanes.h).
  *
@@ -130,6 +161,10 @@
  *                  already buffered are of version 1, older than any
  *                  written after: lane 0 delivers them whole, in order,
  *                  and the other lanes wait until the tenant has none.
+ *   format 5 -> 6  the tails database is created, empty. The entries
+ *                  already buffered are whole (their flag clear) and read
+ *                  as they are; a relay of format 5 refuses a format 6
+ *                  directory (it would take heads for whole values).
  *   newer format   refused ("written by a newer relay").
  *   usage_format   missing (format 1): set; older: the usage module reads
  *                  older records (shorter ones with zeros), and a
@@ -160,14 +195,15 @@
 #include "config.h"
 #include "sblock.h"
 
-#define STORE_FORMAT 5
+#define STORE_FORMAT 6
 #define STORE_ENTRY_VERSION 2
+#define STORE_ENTRY_TAIL 0x01    /* entry_hdr.flags: a tail (format 6) */
 #define STORE_LANES 8            /* LANES in lanes.h */
 #define STORE_KEY_MAX (TENANT_ID_MAX + 1 + 8)
 
 struct entry_hdr {
 	uint8_t version;         /* STORE_ENTRY_VERSION */
-	uint8_t flags;
+	uint8_t flags;           /* STORE_ENTRY_TAIL, or 0 */
 	uint16_t nlanes;         /* version 2: lane records; version 1: 0 */
 	uint32_t raw_len;
 	uint64_t created_ms;
@@ -229,6 +265,7 @@ struct store_dest {
 struct store;        /* closed: the environment and its databases */
 struct store_txn;    /* closed: the one write transaction */
 struct store_read;   /* closed: a read transaction */
+struct store_body_copy; /* closed: a block copied for a body */
 
 /* Where a walk over a database of (tenant, u64) keys stands, between the
  * short read transactions of its pages: after the key (tenant, hour) (a
@@ -683,6 +720,9 @@ struct store_body {
 	struct store_dest dest;  /* where the entries go, when has_dest */
 	int has_dest;            /* 0: no record; the configuration decides */
 	size_t nseen;            /* entries of seen[] filled */
+	/* owned: the blocks that pass their entry's head, joined with its
+	 * tail (store.h "Heads and tails"); freed by store_body_release */
+	struct store_body_copy *copies;
 	struct sblock_part elements[STORE_BODY_MAX_ENTRIES]; /* ref: the map */
 	struct sblock_stream stream;
 	/* The readable entries looked at, in order (the first

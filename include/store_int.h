@@ -37,6 +37,7 @@ struct store {
 	MDB_dbi ha;              /* 0 when absent (read only, older store) */
 	MDB_dbi series;          /* 0 when absent (read only, format 3) */
 	MDB_dbi lanes;           /* 0 in a reader of a format 4 directory */
+	MDB_dbi tails;           /* 0 in a reader of a format 5 directory */
 	uint64_t max_size;
 	uint64_t next_seq;       /* next sequence number, as last committed */
 	unsigned page_size;
@@ -133,6 +134,46 @@ extern uint64_t store_setaside_trim_reads;
  * Returns an LMDB code. */
 struct queue;
 int store_load_cursors(MDB_txn *txn, const struct store *st, struct queue *q);
+
+/* ---- Entries' tails (store_tail.c; the tails database, store.h) ---- */
+
+/* Bytes of the head of a queue value of len bytes of the tenant (its
+ * whole overflow pages, exactly filled), the rest going to the tails
+ * database; 0 when the value is stored whole. */
+size_t store_tail_cut(const struct store *st, size_t tlen, size_t len);
+
+/* The length of the queue value whose stored record is v: the lane
+ * table's when v is a head (STORE_ENTRY_TAIL set, and the table, within
+ * v, describes more than v holds), else v's own. */
+size_t store_value_len(const MDB_val *v);
+
+/* 1 when v's header has STORE_ENTRY_TAIL set (tail records may exist). */
+int store_tail_flagged(const MDB_val *v);
+
+/* Writes the tail[0..n) of entry (tenant, seq) as one or two records.
+ * Returns an LMDB code. */
+int store_tail_put(MDB_txn *txn, const struct store *st, const char *tenant,
+		   size_t tlen, uint64_t seq, const uint8_t *tail, size_t n);
+
+/* Deletes the tail records of entry (tenant, seq), if any. Returns an
+ * LMDB code. */
+int store_tail_del(MDB_txn *txn, const struct store *st, const char *tenant,
+		   size_t tlen, uint64_t seq);
+
+/* Copies bytes off..off+n of the value of entry (tenant, seq), whose
+ * queue record is head, into dst: from head, then from the tail records.
+ * Returns an LMDB code (MDB_NOTFOUND: the tail records are missing). */
+int store_value_copy(MDB_txn *txn, const struct store *st, const char *tenant,
+		     size_t tlen, uint64_t seq, const MDB_val *head, size_t off,
+		     size_t n, uint8_t *dst);
+
+/* The whole value of entry (tenant, seq) whose queue record is head: head
+ * itself when it is whole, else a malloc'ed copy joined with its tail,
+ * STORE_ENTRY_TAIL cleared, that the caller frees (whole->mv_data !=
+ * head->mv_data). Returns an LMDB code (ENOMEM, MDB_NOTFOUND). */
+int store_value_whole(MDB_txn *txn, const struct store *st, const char *tenant,
+		      size_t tlen, uint64_t seq, const MDB_val *head,
+		      MDB_val *whole);
 
 /* A read transaction on st; 0 or an ERR_* code. */
 int store_read_begin(struct store *st, MDB_txn **txn);

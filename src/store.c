@@ -142,6 +142,12 @@ static int check_format(MDB_txn *txn, struct store *st, const char *path,
 			log_msg(LOG_INFO, "buffer format 4 converted to 5",
 				"what=\"delivery lanes added; entries already "
 				"buffered go first, whole, in order\"");
+		/* Format 5 -> 6: open_dbs made the tails database; the
+		 * entries buffered are whole, as they were (store.h). */
+		if (fmt <= 5)
+			log_msg(LOG_INFO, "buffer format 5 converted to 6",
+				"what=\"tails database added; entries already "
+				"buffered are read as they are\"");
 		if (fmt != STORE_FORMAT || have_fmt == 0) {
 			if ((rc = meta_put_u32(txn, st, "format", STORE_FORMAT)) != 0)
 				goto lmdb;
@@ -170,10 +176,11 @@ static int open_dbs(MDB_txn *txn, struct store *st)
 {
 	static const char *const names[] = {"meta", "queue", "setaside", "dedup",
 					    "dedup_time", "usage", "usage_hll",
-					    "dest", "ha", "series", "lanes"};
+					    "dest", "ha", "series", "lanes", "tails"};
 	MDB_dbi *dbis[] = {&st->meta, &st->queue, &st->setaside, &st->dedup,
 			   &st->dedup_time, &st->usage, &st->usage_hll,
-			   &st->dest, &st->ha, &st->series, &st->lanes};
+			   &st->dest, &st->ha, &st->series, &st->lanes,
+			   &st->tails};
 	unsigned flags = st->readonly ? 0 : MDB_CREATE;
 	int rc;
 
@@ -387,7 +394,7 @@ uint64_t store_used_bytes(struct store_txn *t)
 	const struct store *st = t->st;
 	MDB_dbi dbis[] = {1 /* main */, st->meta, st->queue, st->setaside,
 			  st->dedup, st->dedup_time, st->usage, st->usage_hll,
-			  st->dest, st->ha, st->series, st->lanes};
+			  st->dest, st->ha, st->series, st->lanes, st->tails};
 	uint64_t bytes = 0;
 
 	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)

@@ -50,7 +50,9 @@ int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
 	memcpy(hdr, v->mv_data, sizeof(*hdr));
 	if (hdr->version != 1 && hdr->version != STORE_ENTRY_VERSION)
 		return -1;
-	return lanes_table(v->mv_data, v->mv_size, hdr->version, hdr->nlanes,
+	/* A head: the table covers its tail too (store_tail.c). */
+	return lanes_table(v->mv_data, store_value_len(v), hdr->version,
+			   hdr->nlanes,
 			   hdr->raw_len, hdr->samples, hdr->series, t);
 }
 
@@ -58,7 +60,8 @@ int store_entry_check(const MDB_val *v, struct entry_hdr *hdr)
 {
 	struct lane_table t;
 
-	if (store_entry_read(v, hdr, &t) < 0)
+	/* Whole values only: a head's blocks are not all in it. */
+	if (store_value_len(v) != v->mv_size || store_entry_read(v, hdr, &t) < 0)
 		return -1;
 	for (unsigned i = 0; i < t.n; i++)
 		if (!lanes_part_ok(&t.part[i]))
@@ -82,7 +85,7 @@ void store_span_add(struct store_span *s, uint64_t seq, const MDB_val *v,
 	}
 	s->last_seq = seq;
 	s->entries++;
-	s->bytes += v->mv_size;
+	s->bytes += store_value_len(v);
 	s->raw += h->raw_len;
 	s->series += h->series;
 	s->samples += h->samples;
@@ -114,7 +117,7 @@ int store_load_queue(struct store *st, struct queue *q)
 			bad++;
 			continue;
 		}
-		queue_added(q, tenant, tlen, seq, v.mv_size, h.samples,
+		queue_added(q, tenant, tlen, seq, store_value_len(&v), h.samples,
 			    h.created_ms);
 		/* Written before lanes: lane 0's, the others wait (lanes.h). */
 		if (h.version == 1)
@@ -209,15 +212,34 @@ static int lane_sizes(const struct store_lane_in *l, uint64_t *raw,
 	return *raw > SBLOCK_MAX_RAW ? -1 : 0;
 }
 
+/* Writes the blocks of lanes[from..to) (sizes in rec) one after the
+ * other from p. Returns 0 or -1. */
+static int fill_lanes(uint8_t *p, const struct store_lane_in *lanes,
+		      const struct lane_rec *rec, size_t from, size_t to)
+{
+	struct buf out;
+
+	for (size_t i = from; i < to; i++) {
+		/* A buf over the reserved space: sblock_concat fills it. */
+		out.p = p;
+		out.len = 0;
+		out.cap = out.max = rec[i].block_len;
+		if (sblock_concat(&out, lanes[i].parts, lanes[i].nparts) < 0 ||
+		    out.len != out.cap)
+			return -1;
+		p += rec[i].block_len;
+	}
+	return 0;
+}
+
 int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
 		    struct entry_hdr *hdr, const struct store_lane_in *lanes,
 		    size_t n, uint64_t *seq, uint64_t *value_bytes)
 {
 	struct lane_rec rec[STORE_LANES];
 	uint64_t raw_total = 0, raw;
-	size_t size, elements;
-	struct buf out;
-	uint8_t *p;
+	size_t size, elements, cut, base, cross;
+	uint8_t *p, *apart = NULL;
 	MDB_val v;
 	int rc;
 
@@ -240,27 +262,48 @@ int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
 	if (raw_total > SBLOCK_MAX_RAW)
 		return ERR_FAIL;
 	hdr->version = STORE_ENTRY_VERSION;
+	hdr->flags = 0;
 	hdr->nlanes = (uint16_t)n;
 	hdr->raw_len = (uint32_t)raw_total;
-	if ((rc = reserve_value(t, tenant, tlen, size, &v)) != 0)
+	/* With a tail (store_tail.c), the blocks from the first that passes
+	 * the head on are built apart first (the head reserved next must be
+	 * filled before the transaction's next write). */
+	base = sizeof(*hdr) + n * sizeof(rec[0]);
+	cross = n;
+	if ((cut = store_tail_cut(t->st, tlen, size)) > 0) {
+		hdr->flags = STORE_ENTRY_TAIL;
+		for (cross = 0; base + rec[cross].block_len <= cut; cross++)
+			base += rec[cross].block_len;
+		if ((apart = malloc(size - base)) == NULL)
+			return ERR_NOMEM;
+		if (fill_lanes(apart, lanes, rec, cross, n) < 0) {
+			free(apart);
+			return ERR_FAIL;
+		}
+	}
+	if ((rc = reserve_value(t, tenant, tlen, cut ? cut : size, &v)) != 0) {
+		free(apart);
 		return err_from_mdb(rc);
+	}
 	p = v.mv_data;
 	memcpy(p, hdr, sizeof(*hdr));
 	memcpy(p + sizeof(*hdr), rec, n * sizeof(rec[0]));
 	p += sizeof(*hdr) + n * sizeof(rec[0]);
-	for (size_t i = 0; i < n; i++) {
-		/* A buf over the reserved space: sblock_concat fills it. */
-		out.p = p;
-		out.len = 0;
-		out.cap = out.max = rec[i].block_len;
-		if (sblock_concat(&out, lanes[i].parts, lanes[i].nparts) < 0 ||
-		    out.len != out.cap)
-			return ERR_FAIL;
-		p += rec[i].block_len;
+	if (fill_lanes(p, lanes, rec, 0, cross) < 0) {
+		free(apart);
+		return ERR_FAIL;
+	}
+	if (cut > 0) {
+		memcpy((uint8_t *)v.mv_data + base, apart, cut - base);
+		rc = store_tail_put(t->txn, t->st, tenant, tlen, t->next_seq,
+				    apart + (cut - base), size - cut);
+		free(apart);
+		if (rc != 0)
+			return err_from_mdb(rc);
 	}
 	/* Taken inside the transaction: an abort gives it back. */
 	*seq = t->next_seq++;
-	*value_bytes = v.mv_size;
+	*value_bytes = size;
 	return 0;
 }
 
@@ -278,13 +321,25 @@ int store_put_value(struct store_txn *t, const char *tenant, size_t tlen,
 {
 	MDB_val in = {len, (void *)value}, v;
 	struct entry_hdr h;
+	size_t cut = 0;
+	uint8_t *p;
 	int rc;
 
 	if (store_entry_check(&in, &h) < 0)
 		return ERR_CORRUPT;
-	if ((rc = reserve_value(t, tenant, tlen, len, &v)) != 0)
+	/* Version 2 values get a tail as store_put_lanes gives them. */
+	if (h.version == 2)
+		cut = store_tail_cut(t->st, tlen, len);
+	if ((rc = reserve_value(t, tenant, tlen, cut ? cut : len, &v)) != 0)
 		return err_from_mdb(rc);
-	memcpy(v.mv_data, value, len);
+	p = v.mv_data;
+	memcpy(p, value, cut ? cut : len);
+	if (h.version == 2)
+		p[1] = cut ? STORE_ENTRY_TAIL : 0;   /* entry_hdr.flags */
+	if (cut > 0 && (rc = store_tail_put(t->txn, t->st, tenant, tlen,
+					    t->next_seq, (const uint8_t *)value + cut,
+					    len - cut)) != 0)
+		return err_from_mdb(rc);
 	*seq = t->next_seq++;
 	return 0;
 }
@@ -329,7 +384,7 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 	const char *name;
 	size_t n;
 	uint64_t seq;
-	int rc;
+	int rc, tail;
 
 	memset(next, 0, sizeof(*next));
 	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
@@ -346,7 +401,10 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 		if (store_entry_hdr(&v, &h) < 0)
 			memset(&h, 0, sizeof(h));
 		store_span_add(gone, seq, &v, &h);
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+		tail = store_tail_flagged(&v);
+		if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
+		    (tail && (rc = store_tail_del(t->txn, t->st, tenant, tlen,
+						  seq)) != 0))
 			break;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
 		if (rc == EINVAL)  /* deleted the last item of the database */
@@ -475,9 +533,13 @@ static int setaside_has_lane(const MDB_val *old, unsigned lane)
 	       lanes_find(&ot, lane) != NULL;
 }
 
-int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
-		    int lane, uint64_t seq, long status, const char *reason,
-		    struct store_span *gone, struct store_span *next)
+/* store_set_aside with the entry's whole value v (readable 0: its tail is
+ * missing; it is not read). */
+static int set_aside_whole(struct store_txn *t, const char *tenant,
+			   size_t tlen, int lane, uint64_t seq,
+			   const MDB_val *v, int whole, long status,
+			   const char *reason, struct store_span *gone,
+			   struct store_span *next)
 {
 	MDB_txn *txn = t->txn;
 	struct store *st = t->st;
@@ -486,15 +548,13 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 	struct lane_table lt;
 	struct entry_hdr h;
 	MDB_cursor *cur;
-	MDB_val k, v, out, old;
+	MDB_val k, out, old, cur_v;
 	int rc, have_old = 0, readable;
 	size_t len;
 
 	k.mv_size = store_key(key, tenant, tlen, seq);
 	k.mv_data = key;
-	if ((rc = mdb_get(txn, st->queue, &k, &v)) != 0)
-		return err_from_mdb(rc);
-	readable = store_entry_read(&v, &h, &lt) == 0;
+	readable = whole && store_entry_read(v, &h, &lt) == 0;
 	if (!readable)
 		memset(&h, 0, sizeof(h));
 	if (lane >= 0) {
@@ -515,7 +575,7 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 				return 0;   /* there already */
 		}
 	}
-	val = setaside_value(&v, &h, part, have_old ? &old : NULL, status,
+	val = setaside_value(v, &h, part, have_old ? &old : NULL, status,
 			     reason, &len);
 	if (val == NULL)
 		return have_old ? ERR_CORRUPT : ERR_NOMEM;
@@ -529,10 +589,11 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 		return 0;
 	memset(next, 0, sizeof(*next));
 	/* The put may have moved the queue value: look it up again. */
-	if ((rc = mdb_get(txn, st->queue, &k, &v)) != 0)
+	if ((rc = mdb_get(txn, st->queue, &k, &cur_v)) != 0)
 		return err_from_mdb(rc);
-	store_span_add(gone, seq, &v, &h);
+	store_span_add(gone, seq, &cur_v, &h);
 	if ((rc = mdb_del(txn, st->queue, &k, NULL)) != 0 ||
+	    (rc = store_tail_del(txn, st, tenant, tlen, seq)) != 0 ||
 	    (rc = mdb_cursor_open(txn, st->queue, &cur)) != 0)
 		return err_from_mdb(rc);
 	rc = store_tenant_head(cur, tenant, tlen, next);
@@ -540,6 +601,65 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 	if (rc == 0)
 		rc = store_dest_prune(txn, st, tenant, tlen);
 	return err_from_mdb(rc);
+}
+
+int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
+		    int lane, uint64_t seq, long status, const char *reason,
+		    struct store_span *gone, struct store_span *next)
+{
+	MDB_txn *txn = t->txn;
+	struct store *st = t->st;
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k, v, head;
+	int rc;
+
+	k.mv_size = store_key(key, tenant, tlen, seq);
+	k.mv_data = key;
+	if ((rc = mdb_get(txn, st->queue, &k, &head)) != 0)
+		return err_from_mdb(rc);
+	/* Set aside whole: a head is joined with its tail. Without its tail
+	 * (damage) it is unreadable, and set aside as it is. */
+	rc = store_value_whole(txn, st, tenant, tlen, seq, &head, &v);
+	if (rc == ENOMEM)
+		return ERR_NOMEM;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return err_from_mdb(rc);
+	rc = set_aside_whole(t, tenant, tlen, lane, seq, &v, rc == 0, status,
+			     reason, gone, next);
+	if (v.mv_data != head.mv_data)
+		free(v.mv_data);
+	return rc;
+}
+
+/* A block of a body joined from its entry's head and tail. */
+struct store_body_copy {
+	struct store_body_copy *next;
+	uint8_t block[];
+};
+
+/* Points *own at lp's block (of entry seq, whose queue record is head)
+ * joined with the entry's tail, in a copy body owns. Returns 0, or -1
+ * when memory is short or the tail is missing. */
+static int body_copy(MDB_txn *txn, const struct store *st,
+		     struct store_body *body, const char *tenant, size_t tlen,
+		     uint64_t seq, const MDB_val *head,
+		     const struct lane_part *lp, struct lane_part *own)
+{
+	size_t off = (size_t)(lp->block - (const uint8_t *)head->mv_data);
+	struct store_body_copy *c = malloc(sizeof(*c) + lp->len);
+
+	if (c == NULL)
+		return -1;
+	if (store_value_copy(txn, st, tenant, tlen, seq, head, off, lp->len,
+			     c->block) != 0) {
+		free(c);
+		return -1;
+	}
+	c->next = body->copies;
+	body->copies = c;
+	*own = *lp;
+	own->block = c->block;
+	return 0;
 }
 
 /* Sets body's destination from the record in force for entry seq, and
@@ -572,7 +692,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	struct entry_hdr h;
 	struct lane_table lt;
 	const struct lane_part *lp;
-	struct lane_part whole;
+	struct lane_part whole, joined;
 	struct sblock_part *e;
 	const char *t;
 	size_t n, nparts = 0;
@@ -582,6 +702,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 
 	memset(span, 0, sizeof(*span));
 	body->read = NULL;
+	body->copies = NULL;
 	body->has_dest = 0;
 	body->nseen = 0;
 	if (max_entries > STORE_BODY_MAX_ENTRIES)
@@ -636,7 +757,18 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		if (nparts == 0 && (ret = body_dest(txn, st, body, tenant, tlen, s,
 						    &max_seq)) < 0)
 			break;
-		ok = readable ? lanes_part_ok(lp) :
+		/* Past the head: copied, joined with the tail (a missing
+		 * tail makes the part one that cannot be sent). */
+		if (readable && lp->block + lp->len >
+				(const uint8_t *)v.mv_data + v.mv_size) {
+			if (body_copy(txn, st, body, tenant, tlen, s, &v, lp,
+				      &joined) < 0) {
+				joined = *lp;
+				joined.block = NULL;
+			}
+			lp = &joined;
+		}
+		ok = readable ? lp->block != NULL && lanes_part_ok(lp) :
 		     lp->len > 0 && sblock_preamble(lp->block, lp->len, &stated) != 0;
 		if (nparts > 0 && (span->raw + lp->raw_len > max_raw ||
 				   nparts >= max_entries || !readable || !ok))
@@ -693,6 +825,11 @@ void store_body_release(struct store_body *body)
 	if (body->read != NULL)
 		mdb_txn_abort(store_read_txn(body->read));
 	body->read = NULL;
+	while (body->copies != NULL) {
+		struct store_body_copy *c = body->copies;
+		body->copies = c->next;
+		free(c);
+	}
 }
 
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,

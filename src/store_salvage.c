@@ -188,6 +188,7 @@ struct copy {
 	struct salvage_db *db;
 	struct salvage_report *r;
 	struct buf raw;
+	struct buf whole;       /* a queue head joined with its tail */
 	int kind;               /* 0 queue, 1 setaside, 2 usage, 3 ha */
 	struct usage_rec urec;  /* a usage record, as written */
 	int rc;                 /* the sink's failure */
@@ -282,6 +283,21 @@ static int copy_entry(void *arg, const struct lmdb_entry *e)
 		rec.reason = reason;
 		rec.value = e->val + sizeof(sh) + sh.reason_len;
 		rec.vlen = e->vlen - sizeof(sh) - sh.reason_len;
+	} else if (c->kind == 0) {
+		/* A head: joined with its tail, then read as a whole value. */
+		MDB_val hv = {e->vlen, (void *)e->val};
+		size_t len = store_value_len(&hv);
+		if (len != e->vlen) {
+			if (salvage_tails_join(c->sink->state, rec.tenant, rec.tlen,
+					       rec.seq, e->val, e->vlen, len,
+					       &c->whole) < 0) {
+				invalid(c, rec.tenant, rec.tlen, rec.seq,
+					"the tail of the entry is missing");
+				return 0;
+			}
+			rec.value = c->whole.p;
+			rec.vlen = c->whole.len;
+		}
 	}
 	if (c->kind != 2 &&
 	    entry_check(rec.value, rec.vlen, &h, &c->raw, why, sizeof(why)) < 0) {
@@ -339,8 +355,10 @@ static int copy_db(struct lmdb_file *f, const char *name, int kind,
 	c.r = r;
 	c.kind = kind;
 	buf_init(&c.raw, SALVAGE_RAW_MAX);
+	buf_init(&c.whole, SALVAGE_RAW_MAX);
 	rc = salvage_walk(f, name, db, copy_entry, &c, err, errlen);
 	buf_free(&c.raw);
+	buf_free(&c.whole);
 	if (c.rc < 0) {
 		snprintf(err, errlen, "%s", c.err);
 		return c.rc;

@@ -1,0 +1,199 @@
+/*
+ * store_tail.c - an entry's last partial page kept apart: the tails
+ * database (store.h, "tails"), where the bytes of a large queue value
+ * past its last whole overflow page go, so that no page of the value is
+ * left partly empty.
+ *
+ * LMDB gives a value larger than a leaf node a run of overflow pages of
+ * its own: k pages hold k * page - 16 bytes (one page header), and the
+ * rest of the last page is wasted (about half a page per entry). A value
+ * of len bytes is therefore stored as its first store_tail_cut() bytes
+ * (the head: whole pages, exactly filled) under its queue key, and the
+ * rest (the tail, under a page) as one or two records small enough to
+ * stay inside a leaf page, keyed by sequence number first so that they
+ * are appended at the end of the tree (MDB_APPEND: full leaf pages).
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lanes.h"
+
+#define ENTRY_TABLE_OFF sizeof(struct entry_hdr)
+
+/* LMDB keeps a node in its leaf page when node header (8 bytes), key and
+ * value take at most this (mdb.c: me_nodemax, for MDB_MINKEYS 2). */
+static size_t node_max(const struct store *st)
+{
+	size_t ps = store_page_size(st);
+
+	return (((ps - 16) / 2) & ~(size_t)1) - 2;
+}
+
+/* The tails key of (tenant, seq, chunk): u64 big-endian seq, chunk u8,
+ * tenant bytes. Returns its length. */
+static size_t tail_key(uint8_t *key, const char *tenant, size_t tlen,
+		       uint64_t seq, unsigned chunk)
+{
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(seq >> (56 - 8 * i));
+	key[8] = (uint8_t)chunk;
+	memcpy(key + 9, tenant, tlen);
+	return 9 + tlen;
+}
+
+/* Most bytes one tail record of the tenant holds inside a leaf page. */
+static size_t chunk_max(const struct store *st, size_t tlen)
+{
+	return node_max(st) - 8 - (9 + tlen);
+}
+
+size_t store_tail_cut(const struct store *st, size_t tlen, size_t len)
+{
+	size_t ps = store_page_size(st), head;
+
+	if (len + 16 < ps)
+		return 0;    /* one page or less: kept whole */
+	head = (len + 16) / ps * ps - 16;
+	/* Nothing past whole pages, or a last page nearly full. */
+	if (head == len || len - head > 2 * chunk_max(st, tlen))
+		return 0;
+	return head;
+}
+
+size_t store_value_len(const MDB_val *v)
+{
+	const uint8_t *p = v->mv_data;
+	struct entry_hdr h;
+	size_t len, table;
+
+	if (v->mv_size < sizeof(h))
+		return v->mv_size;
+	memcpy(&h, p, sizeof(h));
+	if (!(h.flags & STORE_ENTRY_TAIL) || h.version != 2 || h.nlanes == 0 ||
+	    h.nlanes > STORE_LANES)
+		return v->mv_size;
+	table = ENTRY_TABLE_OFF + h.nlanes * sizeof(struct lane_rec);
+	if (v->mv_size < table)
+		return v->mv_size;
+	len = table;
+	for (unsigned i = 0; i < h.nlanes; i++) {
+		struct lane_rec r;
+		memcpy(&r, p + ENTRY_TABLE_OFF + i * sizeof(r), sizeof(r));
+		len += r.block_len;
+	}
+	/* A tail is under a page; anything else is not ours to join. */
+	if (len <= v->mv_size || len - v->mv_size >= 65536)
+		return v->mv_size;
+	return len;
+}
+
+int store_tail_put(MDB_txn *txn, const struct store *st, const char *tenant,
+		   size_t tlen, uint64_t seq, const uint8_t *tail, size_t n)
+{
+	uint8_t key[9 + TENANT_ID_MAX];
+	size_t c = chunk_max(st, tlen), off = 0;
+	MDB_val k, v;
+	int rc;
+
+	for (unsigned chunk = 0; off < n; chunk++) {
+		k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
+		k.mv_data = key;
+		v.mv_size = n - off < c ? n - off : c;
+		v.mv_data = (void *)(tail + off);
+		/* Appended when it is the last key (the usual case: the newest
+		 * sequence number), else put where it goes. */
+		rc = store_seam_put(txn, st->tails, &k, &v, MDB_APPEND);
+		if (rc == MDB_KEYEXIST)
+			rc = store_seam_put(txn, st->tails, &k, &v, 0);
+		if (rc != 0)
+			return rc;
+		off += v.mv_size;
+	}
+	return 0;
+}
+
+int store_tail_del(MDB_txn *txn, const struct store *st, const char *tenant,
+		   size_t tlen, uint64_t seq)
+{
+	uint8_t key[9 + TENANT_ID_MAX];
+	MDB_val k;
+	int rc;
+
+	if (st->tails == 0)
+		return 0;
+	for (unsigned chunk = 0; chunk < 2; chunk++) {
+		k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
+		k.mv_data = key;
+		rc = mdb_del(txn, st->tails, &k, NULL);
+		if (rc == MDB_NOTFOUND)
+			break;
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int store_tail_flagged(const MDB_val *v)
+{
+	const uint8_t *p = v->mv_data;
+
+	return v->mv_size >= 2 && (p[1] & STORE_ENTRY_TAIL) != 0;
+}
+
+int store_value_copy(MDB_txn *txn, const struct store *st, const char *tenant,
+		     size_t tlen, uint64_t seq, const MDB_val *head, size_t off,
+		     size_t n, uint8_t *dst)
+{
+	uint8_t key[9 + TENANT_ID_MAX];
+	size_t at = head->mv_size, want = off + n;
+	MDB_val k, v;
+	int rc;
+
+	if (off < head->mv_size) {
+		size_t m = head->mv_size - off < n ? head->mv_size - off : n;
+		memcpy(dst, (const uint8_t *)head->mv_data + off, m);
+	}
+	for (unsigned chunk = 0; at < want; chunk++) {
+		if (st->tails == 0 || chunk >= 2)
+			return MDB_NOTFOUND;
+		k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
+		k.mv_data = key;
+		if ((rc = mdb_get(txn, st->tails, &k, &v)) != 0)
+			return rc;
+		/* The overlap of [at, at + v) with [off, want). */
+		size_t lo = off > at ? off : at;
+		size_t hi = at + v.mv_size < want ? at + v.mv_size : want;
+		if (lo < hi)
+			memcpy(dst + (lo - off),
+			       (const uint8_t *)v.mv_data + (lo - at), hi - lo);
+		at += v.mv_size;
+	}
+	return 0;
+}
+
+int store_value_whole(MDB_txn *txn, const struct store *st, const char *tenant,
+		      size_t tlen, uint64_t seq, const MDB_val *head,
+		      MDB_val *whole)
+{
+	size_t len = store_value_len(head);
+	uint8_t *p;
+	int rc;
+
+	*whole = *head;
+	if (len == head->mv_size)
+		return 0;
+	if ((p = malloc(len)) == NULL)
+		return ENOMEM;
+	if ((rc = store_value_copy(txn, st, tenant, tlen, seq, head, 0, len,
+				   p)) != 0) {
+		free(p);
+		return rc;
+	}
+	p[1] &= (uint8_t)~STORE_ENTRY_TAIL;   /* whole now */
+	whole->mv_data = p;
+	whole->mv_size = len;
+	return 0;
+}
