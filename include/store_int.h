@@ -22,6 +22,7 @@ struct store_txn {
 	struct store *st;        /* ref */
 	MDB_txn *txn;            /* NULL when none is open */
 	uint64_t next_seq;
+	size_t tails_room;       /* store's, as this transaction left it */
 };
 
 struct store {
@@ -40,6 +41,10 @@ struct store {
 	MDB_dbi tails;           /* 0 in a reader of a format 5 directory */
 	uint64_t max_size;
 	uint64_t next_seq;       /* next sequence number, as last committed */
+	/* Bytes free on the tails database's last leaf page, as far as the
+	 * appends of committed transactions tell (0: unknown); only sizes
+	 * tail records to fill pages (store_tail.c), never trusted. */
+	size_t tails_room;
 	unsigned page_size;
 	int lock_fd;             /* flock on PATH/relay.lock; -1 if none */
 	int readonly;
@@ -150,10 +155,14 @@ size_t store_value_len(const MDB_val *v);
 /* 1 when v's header has STORE_ENTRY_TAIL set (tail records may exist). */
 int store_tail_flagged(const MDB_val *v);
 
-/* Writes the tail[0..n) of entry (tenant, seq) as one or two records.
- * Returns an LMDB code. */
-int store_tail_put(MDB_txn *txn, const struct store *st, const char *tenant,
-		   size_t tlen, uint64_t seq, const uint8_t *tail, size_t n);
+/* Most records of one tail. */
+#define STORE_TAIL_CHUNKS 3
+
+/* Writes the tail[0..n) of entry (tenant, seq) as 1 to STORE_TAIL_CHUNKS
+ * records, the first sized to fill the tails database's last leaf page
+ * (t->tails_room). Returns an LMDB code. */
+int store_tail_put(struct store_txn *t, const char *tenant, size_t tlen,
+		   uint64_t seq, const uint8_t *tail, size_t n);
 
 /* Deletes the tail records of entry (tenant, seq), if any. Returns an
  * LMDB code. */

@@ -122,7 +122,8 @@ int salvage_tails_join(const struct salvage_state *s, const char *tenant,
 	for (int i = 0; i < 8; i++)
 		key[i] = (uint8_t)(seq >> (56 - 8 * i));
 	memcpy(key + 9, tenant, tlen);
-	for (unsigned chunk = 0; out->len < len && chunk < 2; chunk++) {
+	for (unsigned chunk = 0; out->len < len && chunk < STORE_TAIL_CHUNKS;
+	     chunk++) {
 		key[8] = (uint8_t)chunk;
 		if ((t = tail_find(s, key, 9 + tlen)) == NULL)
 			return -1;

@@ -341,6 +341,7 @@ int store_txn_begin(struct store *st, struct store_txn **t)
 	}
 	st->wtxn.st = st;
 	st->wtxn.next_seq = st->next_seq;
+	st->wtxn.tails_room = st->tails_room;
 	*t = &st->wtxn;
 	return 0;
 }
@@ -358,8 +359,10 @@ int store_txn_commit(struct store_txn *t)
 	else
 		rc = store_seam_commit(t->txn);  /* ends it, failed or not */
 	t->txn = NULL;
-	if (rc == 0)
+	if (rc == 0) {
 		st->next_seq = t->next_seq;
+		st->tails_room = t->tails_room;
+	}
 	return err_from_mdb(rc);
 }
 

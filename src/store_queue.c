@@ -295,7 +295,7 @@ int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
 	}
 	if (cut > 0) {
 		memcpy((uint8_t *)v.mv_data + base, apart, cut - base);
-		rc = store_tail_put(t->txn, t->st, tenant, tlen, t->next_seq,
+		rc = store_tail_put(t, tenant, tlen, t->next_seq,
 				    apart + (cut - base), size - cut);
 		free(apart);
 		if (rc != 0)
@@ -336,7 +336,7 @@ int store_put_value(struct store_txn *t, const char *tenant, size_t tlen,
 	memcpy(p, value, cut ? cut : len);
 	if (h.version == 2)
 		p[1] = cut ? STORE_ENTRY_TAIL : 0;   /* entry_hdr.flags */
-	if (cut > 0 && (rc = store_tail_put(t->txn, t->st, tenant, tlen,
+	if (cut > 0 && (rc = store_tail_put(t, tenant, tlen,
 					    t->next_seq, (const uint8_t *)value + cut,
 					    len - cut)) != 0)
 		return err_from_mdb(rc);

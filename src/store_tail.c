@@ -90,29 +90,53 @@ size_t store_value_len(const MDB_val *v)
 	return len;
 }
 
-int store_tail_put(MDB_txn *txn, const struct store *st, const char *tenant,
-		   size_t tlen, uint64_t seq, const uint8_t *tail, size_t n)
+/* Bytes a leaf node of a klen-byte key and a d-byte value kept in its
+ * page takes there, with its slot in the page's index (mdb_node_add). */
+static size_t node_room(size_t klen, size_t d)
 {
+	return ((8 + klen + d + 1) & ~(size_t)1) + 2;
+}
+
+/* Fewest bytes worth a record of their own at the end of a page. */
+#define TAIL_FILL_MIN 64
+
+int store_tail_put(struct store_txn *t, const char *tenant, size_t tlen,
+		   uint64_t seq, const uint8_t *tail, size_t n)
+{
+	const struct store *st = t->st;
 	uint8_t key[9 + TENANT_ID_MAX];
-	size_t c = chunk_max(st, tlen), off = 0;
+	size_t klen = 9 + tlen, c = chunk_max(st, tlen), off = 0, need;
+	size_t page = store_page_size(st) - 16, room = t->tails_room;
 	MDB_val k, v;
 	int rc;
 
-	for (unsigned chunk = 0; off < n; chunk++) {
+	/* n <= 2 * c (store_tail_cut): three records at most. */
+	for (unsigned chunk = 0; off < n && chunk < STORE_TAIL_CHUNKS; chunk++) {
 		k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
 		k.mv_data = key;
 		v.mv_size = n - off < c ? n - off : c;
 		v.mv_data = (void *)(tail + off);
+		/* The first record fills what the last page has left, so
+		 * that appended pages end up full. */
+		if (chunk == 0 && node_room(klen, v.mv_size) > room &&
+		    room >= node_room(klen, TAIL_FILL_MIN))
+			v.mv_size = ((room - 2) & ~(size_t)1) - 8 - klen;
+		need = node_room(klen, v.mv_size);
 		/* Appended when it is the last key (the usual case: the newest
 		 * sequence number), else put where it goes. */
-		rc = store_seam_put(txn, st->tails, &k, &v, MDB_APPEND);
-		if (rc == MDB_KEYEXIST)
-			rc = store_seam_put(txn, st->tails, &k, &v, 0);
+		rc = store_seam_put(t->txn, st->tails, &k, &v, MDB_APPEND);
+		if (rc == MDB_KEYEXIST) {
+			rc = store_seam_put(t->txn, st->tails, &k, &v, 0);
+			need = room = 0;   /* not at the end: room unknown */
+		}
 		if (rc != 0)
 			return rc;
+		/* A node that does not fit starts a page of its own. */
+		room = need <= room ? room - need : page - need;
 		off += v.mv_size;
 	}
-	return 0;
+	t->tails_room = room;
+	return off == n ? 0 : MDB_BAD_VALSIZE;
 }
 
 int store_tail_del(MDB_txn *txn, const struct store *st, const char *tenant,
@@ -124,7 +148,7 @@ int store_tail_del(MDB_txn *txn, const struct store *st, const char *tenant,
 
 	if (st->tails == 0)
 		return 0;
-	for (unsigned chunk = 0; chunk < 2; chunk++) {
+	for (unsigned chunk = 0; chunk < STORE_TAIL_CHUNKS; chunk++) {
 		k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
 		k.mv_data = key;
 		rc = mdb_del(txn, st->tails, &k, NULL);
@@ -157,7 +181,7 @@ int store_value_copy(MDB_txn *txn, const struct store *st, const char *tenant,
 		memcpy(dst, (const uint8_t *)head->mv_data + off, m);
 	}
 	for (unsigned chunk = 0; at < want; chunk++) {
-		if (st->tails == 0 || chunk >= 2)
+		if (st->tails == 0 || chunk >= STORE_TAIL_CHUNKS)
 			return MDB_NOTFOUND;
 		k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
 		k.mv_data = key;
