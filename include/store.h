@@ -700,12 +700,17 @@ int store_series_expire(struct store_txn *t, struct store_pos *pos,
  * about an eighth of it, so a lane request reaches max_request_size only
  * by merging many. */
 #define STORE_BODY_MAX_ENTRIES 2048
+/* Most pieces its blocks lie in (a block that passes its entry's head
+ * lies in the head and tail records: store.h, "Heads and tails"). */
+#define STORE_BODY_MAX_PIECES (2 * STORE_BODY_MAX_ENTRIES)
 
 /*
  * One upstream request body left where its entries lie in the map: a read
  * transaction, and for each entry its snappy block's elements (after the
  * 40-byte entry header and the block's own preamble), read behind one
- * merged preamble by stream.
+ * merged preamble by stream. A block that passes its entry's head (into
+ * the tails database) is read in pieces where they lie; one whose
+ * preamble is cut in two is the one thing copied, joined, into copies.
  *
  * Holding the transaction while the body is sent is safe: the entries
  * being delivered are deleted only after the upstream acknowledged them,
@@ -720,10 +725,11 @@ struct store_body {
 	struct store_dest dest;  /* where the entries go, when has_dest */
 	int has_dest;            /* 0: no record; the configuration decides */
 	size_t nseen;            /* entries of seen[] filled */
-	/* owned: the blocks that pass their entry's head, joined with its
-	 * tail (store.h "Heads and tails"); freed by store_body_release */
+	/* owned: blocks whose preamble the cut of their entry's head falls
+	 * in, joined with the tail (store.h "Heads and tails"); freed by
+	 * store_body_release */
 	struct store_body_copy *copies;
-	struct sblock_part elements[STORE_BODY_MAX_ENTRIES]; /* ref: the map */
+	struct sblock_part elements[STORE_BODY_MAX_PIECES]; /* ref: the map */
 	struct sblock_stream stream;
 	/* The readable entries looked at, in order (the first
 	 * STORE_BODY_MAX_ENTRIES of them), parts taken or not. */

@@ -164,6 +164,11 @@ int store_tail_flagged(const MDB_val *v);
 int store_tail_put(struct store_txn *t, const char *tenant, size_t tlen,
 		   uint64_t seq, const uint8_t *tail, size_t n);
 
+/* Record chunk of the tail of entry (tenant, seq) into *v (a ref into
+ * the map). Returns an LMDB code (MDB_NOTFOUND: none). */
+int store_tail_get(MDB_txn *txn, const struct store *st, const char *tenant,
+		   size_t tlen, uint64_t seq, unsigned chunk, MDB_val *v);
+
 /* Deletes the tail records of entry (tenant, seq), if any. Returns an
  * LMDB code. */
 int store_tail_del(MDB_txn *txn, const struct store *st, const char *tenant,
@@ -183,6 +188,32 @@ int store_value_copy(MDB_txn *txn, const struct store *st, const char *tenant,
 int store_value_whole(MDB_txn *txn, const struct store *st, const char *tenant,
 		      size_t tlen, uint64_t seq, const MDB_val *head,
 		      MDB_val *whole);
+
+/* Most pieces one lane's block of an entry lies in: the head, then each
+ * tail record. */
+#define STORE_TAIL_PIECES (1 + STORE_TAIL_CHUNKS)
+
+/* The pieces of lp's block (of entry seq, whose queue record is head)
+ * where they lie in the map (refs, valid as long as txn): its bytes in
+ * the head, then in each tail record. Returns how many (1 to
+ * STORE_TAIL_PIECES) in out, or 0 when the tail is missing. */
+struct lane_part;
+struct sblock_part;
+size_t store_tail_pieces(MDB_txn *txn, const struct store *st,
+			 const char *tenant, size_t tlen, uint64_t seq,
+			 const MDB_val *head, const struct lane_part *lp,
+			 struct sblock_part *out);
+
+/* Sets *out to lp's block (as store_tail_pieces) copied whole into
+ * memory that body owns until store_body_release. Returns 0, or -1 when
+ * memory is short or the tail is missing. */
+int store_tail_joined(MDB_txn *txn, const struct store *st,
+		      struct store_body *body, const char *tenant, size_t tlen,
+		      uint64_t seq, const MDB_val *head,
+		      const struct lane_part *lp, struct sblock_part *out);
+
+/* Frees what store_tail_joined copied for body. */
+void store_tail_copies_free(struct store_body *body);
 
 /* A read transaction on st; 0 or an ERR_* code. */
 int store_read_begin(struct store *st, MDB_txn **txn);

@@ -631,37 +631,6 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 	return rc;
 }
 
-/* A block of a body joined from its entry's head and tail. */
-struct store_body_copy {
-	struct store_body_copy *next;
-	uint8_t block[];
-};
-
-/* Points *own at lp's block (of entry seq, whose queue record is head)
- * joined with the entry's tail, in a copy body owns. Returns 0, or -1
- * when memory is short or the tail is missing. */
-static int body_copy(MDB_txn *txn, const struct store *st,
-		     struct store_body *body, const char *tenant, size_t tlen,
-		     uint64_t seq, const MDB_val *head,
-		     const struct lane_part *lp, struct lane_part *own)
-{
-	size_t off = (size_t)(lp->block - (const uint8_t *)head->mv_data);
-	struct store_body_copy *c = malloc(sizeof(*c) + lp->len);
-
-	if (c == NULL)
-		return -1;
-	if (store_value_copy(txn, st, tenant, tlen, seq, head, off, lp->len,
-			     c->block) != 0) {
-		free(c);
-		return -1;
-	}
-	c->next = body->copies;
-	body->copies = c;
-	*own = *lp;
-	own->block = c->block;
-	return 0;
-}
-
 /* Sets body's destination from the record in force for entry seq, and
  * lowers *max_seq below the next record. Returns 0 or -1. */
 static int body_dest(MDB_txn *txn, const struct store *st,
@@ -692,10 +661,10 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	struct entry_hdr h;
 	struct lane_table lt;
 	const struct lane_part *lp;
-	struct lane_part whole, joined;
-	struct sblock_part *e;
+	struct lane_part whole, first;
+	struct sblock_part *e, pc[STORE_TAIL_PIECES];
 	const char *t;
-	size_t n, nparts = 0;
+	size_t n, nparts = 0, nelem = 0, npc;
 	uint64_t s, raw_total = 0, seen = 0;
 	uint32_t stated;
 	int rc, ret = 0, readable, ok;
@@ -757,21 +726,31 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		if (nparts == 0 && (ret = body_dest(txn, st, body, tenant, tlen, s,
 						    &max_seq)) < 0)
 			break;
-		/* Past the head: copied, joined with the tail (a missing
-		 * tail makes the part one that cannot be sent). */
+		pc[0].p = lp->block;
+		pc[0].len = lp->len;
+		npc = 1;
+		/* Past the head: read where it lies, head and tail records
+		 * (a missing tail makes the part one that cannot be sent);
+		 * a preamble cut in two is copied, joined. */
 		if (readable && lp->block + lp->len >
 				(const uint8_t *)v.mv_data + v.mv_size) {
-			if (body_copy(txn, st, body, tenant, tlen, s, &v, lp,
-				      &joined) < 0) {
-				joined = *lp;
-				joined.block = NULL;
+			npc = store_tail_pieces(txn, st, tenant, tlen, s, &v,
+						lp, pc);
+			if (npc > 1 && pc[0].len < 5) {
+				npc = 0;
+				if (store_tail_joined(txn, st, body, tenant, tlen, s,
+						      &v, lp, &pc[0]) == 0)
+					npc = 1;
 			}
-			lp = &joined;
 		}
-		ok = readable ? lp->block != NULL && lanes_part_ok(lp) :
+		first = *lp;
+		first.block = pc[0].p;
+		first.len = pc[0].len;
+		ok = readable ? npc > 0 && lanes_part_ok(&first) :
 		     lp->len > 0 && sblock_preamble(lp->block, lp->len, &stated) != 0;
 		if (nparts > 0 && (span->raw + lp->raw_len > max_raw ||
-				   nparts >= max_entries || !readable || !ok))
+				   nparts >= max_entries || !readable || !ok ||
+				   nelem + npc > STORE_BODY_MAX_PIECES))
 			break;
 		if (!ok) {
 			/* Cannot be sent: the caller sets it aside. */
@@ -785,7 +764,10 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 			ret = 1;
 			break;
 		}
-		e = &body->elements[nparts++];
+		e = &body->elements[nelem];
+		memcpy(e, pc, npc * sizeof(pc[0]));
+		nelem += npc;
+		nparts++;
 		if (span->entries == 0) {
 			span->first_seq = s;
 			span->created_ms = h.created_ms;
@@ -800,8 +782,6 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 			span->exemplars += h.exemplars;
 		}
 		seen = s;
-		e->p = lp->block;
-		e->len = lp->len;
 		if (sblock_strip(e, &raw_total) < 0) {
 			ret = -1;   /* checked above: not reached */
 			break;
@@ -812,7 +792,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	mdb_cursor_close(cur);
 	span->last_seq = seen;
 	if (ret == 0 && nparts > 0 &&
-	    sblock_stream_init(&body->stream, body->elements, nparts,
+	    sblock_stream_init(&body->stream, body->elements, nelem,
 			       raw_total) < 0)
 		ret = -1;
 	if (ret != 0 || nparts == 0)
@@ -825,11 +805,7 @@ void store_body_release(struct store_body *body)
 	if (body->read != NULL)
 		mdb_txn_abort(store_read_txn(body->read));
 	body->read = NULL;
-	while (body->copies != NULL) {
-		struct store_body_copy *c = body->copies;
-		body->copies = c->next;
-		free(c);
-	}
+	store_tail_copies_free(body);
 }
 
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,

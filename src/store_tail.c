@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "lanes.h"
+#include "sblock.h"
 
 #define ENTRY_TABLE_OFF sizeof(struct entry_hdr)
 
@@ -167,13 +168,25 @@ int store_tail_flagged(const MDB_val *v)
 	return v->mv_size >= 2 && (p[1] & STORE_ENTRY_TAIL) != 0;
 }
 
+int store_tail_get(MDB_txn *txn, const struct store *st, const char *tenant,
+		   size_t tlen, uint64_t seq, unsigned chunk, MDB_val *v)
+{
+	uint8_t key[9 + TENANT_ID_MAX];
+	MDB_val k;
+
+	if (st->tails == 0)
+		return MDB_NOTFOUND;
+	k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
+	k.mv_data = key;
+	return mdb_get(txn, st->tails, &k, v);
+}
+
 int store_value_copy(MDB_txn *txn, const struct store *st, const char *tenant,
 		     size_t tlen, uint64_t seq, const MDB_val *head, size_t off,
 		     size_t n, uint8_t *dst)
 {
-	uint8_t key[9 + TENANT_ID_MAX];
 	size_t at = head->mv_size, want = off + n;
-	MDB_val k, v;
+	MDB_val v;
 	int rc;
 
 	if (off < head->mv_size) {
@@ -181,11 +194,10 @@ int store_value_copy(MDB_txn *txn, const struct store *st, const char *tenant,
 		memcpy(dst, (const uint8_t *)head->mv_data + off, m);
 	}
 	for (unsigned chunk = 0; at < want; chunk++) {
-		if (st->tails == 0 || chunk >= STORE_TAIL_CHUNKS)
+		if (chunk >= STORE_TAIL_CHUNKS)
 			return MDB_NOTFOUND;
-		k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
-		k.mv_data = key;
-		if ((rc = mdb_get(txn, st->tails, &k, &v)) != 0)
+		if ((rc = store_tail_get(txn, st, tenant, tlen, seq, chunk,
+					 &v)) != 0)
 			return rc;
 		/* The overlap of [at, at + v) with [off, want). */
 		size_t lo = off > at ? off : at;
@@ -220,4 +232,71 @@ int store_value_whole(MDB_txn *txn, const struct store *st, const char *tenant,
 	whole->mv_data = p;
 	whole->mv_size = len;
 	return 0;
+}
+
+/* ---- the forwarder's reads (store_body_open) ---- */
+
+/* A block of a body joined from its entry's head and tail. */
+struct store_body_copy {
+	struct store_body_copy *next;
+	uint8_t block[];
+};
+
+int store_tail_joined(MDB_txn *txn, const struct store *st,
+		      struct store_body *body, const char *tenant, size_t tlen,
+		      uint64_t seq, const MDB_val *head,
+		      const struct lane_part *lp, struct sblock_part *out)
+{
+	size_t off = (size_t)(lp->block - (const uint8_t *)head->mv_data);
+	struct store_body_copy *c = malloc(sizeof(*c) + lp->len);
+
+	if (c == NULL)
+		return -1;
+	if (store_value_copy(txn, st, tenant, tlen, seq, head, off, lp->len,
+			     c->block) != 0) {
+		free(c);
+		return -1;
+	}
+	c->next = body->copies;
+	body->copies = c;
+	out->p = c->block;
+	out->len = lp->len;
+	return 0;
+}
+
+void store_tail_copies_free(struct store_body *body)
+{
+	while (body->copies != NULL) {
+		struct store_body_copy *c = body->copies;
+		body->copies = c->next;
+		free(c);
+	}
+}
+
+size_t store_tail_pieces(MDB_txn *txn, const struct store *st,
+			 const char *tenant, size_t tlen, uint64_t seq,
+			 const MDB_val *head, const struct lane_part *lp,
+			 struct sblock_part *out)
+{
+	size_t off = (size_t)(lp->block - (const uint8_t *)head->mv_data);
+	size_t at = head->mv_size, want = off + lp->len, n = 0, lo, hi;
+	MDB_val v;
+
+	if (off < at) {
+		out[n].p = lp->block;
+		out[n++].len = at - off;
+	}
+	for (unsigned chunk = 0; at < want; chunk++) {
+		if (chunk >= STORE_TAIL_CHUNKS ||
+		    store_tail_get(txn, st, tenant, tlen, seq, chunk, &v) != 0)
+			return 0;
+		lo = off > at ? off : at;
+		hi = at + v.mv_size < want ? at + v.mv_size : want;
+		if (lo < hi) {
+			out[n].p = (const uint8_t *)v.mv_data + (lo - at);
+			out[n++].len = hi - lo;
+		}
+		at += v.mv_size;
+	}
+	return n;
 }

@@ -148,6 +148,46 @@ static const char *lanes_read_back(const char *tenant, const struct tentry *te)
 	return e;
 }
 
+/* Lane lane_of[i]'s body over the n entries te[] (all of the tenant's)
+ * is the merge of their blocks (sblock_concat), byte for byte. */
+static const char *lane_merged(const char *tenant, const struct tentry *te,
+			       size_t n, int i)
+{
+	struct sblock_part parts[16];
+	struct store_body body;
+	struct store_span span;
+	struct buf want, got;
+	const char *e = NULL;
+
+	buf_init(&want, 1u << 24);
+	buf_init(&got, 1u << 24);
+	for (size_t c = 0; c < n && c < 16; c++) {
+		parts[c].p = te[c].block[i];
+		parts[c].len = te[c].blen[i];
+	}
+	if (sblock_concat(&want, parts, n) < 0)
+		e = "sblock_concat";
+	else if (store_body_open(E.st, tenant, strlen(tenant), lane_of[i], 0,
+				 UINT64_MAX, UINT64_MAX, 256, &body, &span) != 0)
+		e = "store_body_open";
+	else {
+		if (span.entries != n)
+			e = err("lane %u: %llu entries", lane_of[i],
+				(unsigned long long)span.entries);
+		else if (buf_reserve(&got, body.stream.len) < 0)
+			e = "out of memory";
+		else if ((got.len = sblock_stream_read(&body.stream, got.p,
+						       body.stream.len)) !=
+				 want.len ||
+			 memcmp(got.p, want.p, want.len) != 0)
+			e = err("lane %u: the merged body differs", lane_of[i]);
+		store_body_release(&body);
+	}
+	buf_free(&want);
+	buf_free(&got);
+	return e;
+}
+
 /* Entries of sizes around page multiples: pages, tails, and bytes. */
 static void test_tail_pages(void)
 {
@@ -175,39 +215,43 @@ static void test_tail_pages(void)
 		/* under a page. */
 		{ 1000, 1000, 1000, 0, "under a page" },
 	};
-	struct tentry te;
+	enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
+	static struct tentry all[NCASES];
 	uint64_t ov0, ov1, tl0, tl1;
+	const char *e = NULL;
 
 	CHECK(store_page_size(E.st) == ps);
-	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		const char *e;
+	for (size_t c = 0; c < NCASES && e == NULL; c++) {
+		struct tentry *te = &all[c];
 		size_t len, want_pages;
 
-		CHECK_NOERR(db_counts(&ov0, &tl0));
-		e = tentry_put(&te, "t", cases[c].b0, cases[c].b1, cases[c].b2,
-			       (unsigned)c);
-		if (e != NULL) {
-			tentry_free(&te);
-			CHECK_NOERR(e);
+		if ((e = db_counts(&ov0, &tl0)) != NULL ||
+		    (e = tentry_put(te, "t", cases[c].b0, cases[c].b1,
+				    cases[c].b2, (unsigned)c)) != NULL)
+			break;
+		len = te->len;
+		if (len != hdr + cases[c].b0 + cases[c].b1 + cases[c].b2 ||
+		    (e = db_counts(&ov1, &tl1)) != NULL) {
+			e = e ? e : "value length";
+			break;
 		}
-		len = te.len;
-		CHECK_EQ_INT(len, hdr + cases[c].b0 + cases[c].b1 + cases[c].b2);
-		CHECK_NOERR(db_counts(&ov1, &tl1));
 		/* Cut: whole pages exactly filled; else LMDB's own count. */
 		want_pages = cases[c].cut ? (len + 16) / ps
 					  : (len + 16 + ps - 1) / ps;
-		if (ov1 - ov0 != want_pages || (tl1 > tl0) != cases[c].cut) {
-			tentry_free(&te);
-			CHECK_NOERR(err("%s: %zu bytes took %llu pages (want %zu), "
-					"%llu tail records", cases[c].what, len,
-					(unsigned long long)(ov1 - ov0),
-					want_pages,
-					(unsigned long long)(tl1 - tl0)));
-		}
-		e = lanes_read_back("t", &te);
-		tentry_free(&te);
-		CHECK_NOERR(e);
+		if (ov1 - ov0 != want_pages || (tl1 > tl0) != cases[c].cut)
+			e = err("%s: %zu bytes took %llu pages (want %zu), %llu "
+				"tail records", cases[c].what, len,
+				(unsigned long long)(ov1 - ov0), want_pages,
+				(unsigned long long)(tl1 - tl0));
+		else
+			e = lanes_read_back("t", te);
 	}
+	/* Each lane's body over them all: the blocks merged, as stored. */
+	for (int i = 0; i < NLANES && e == NULL; i++)
+		e = lane_merged("t", all, NCASES, i);
+	for (size_t c = 0; c < NCASES; c++)
+		tentry_free(&all[c]);
+	CHECK_NOERR(e);
 }
 
 /* Acks every lane of entry seq; the entry is deleted. */
