@@ -354,8 +354,10 @@ int store_put_entry(struct store_txn *t, const char *tenant, size_t tlen,
 		    struct entry_hdr *hdr, const struct sblock_part *parts,
 		    size_t nparts, uint64_t *seq, uint64_t *value_bytes);
 
-/* Stores a queue value as it is (any version this relay reads; salvage)
- * under the next sequence number. Returns 0 or an ERR_* code. */
+/* Stores a whole queue value as it is (any version this relay reads;
+ * salvage) under the next sequence number, a version 2 value cut into
+ * head and tail as store_put_lanes cuts its own. Returns 0 or an ERR_*
+ * code (ERR_CORRUPT: not a whole value this relay reads). */
 int store_put_value(struct store_txn *t, const char *tenant, size_t tlen,
 		    const void *value, size_t len, uint64_t *seq);
 

@@ -91,13 +91,17 @@ int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
 int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr);
 
 /* store_entry_hdr that also gives the lane table (refs into v). A part
- * is checked (lanes_part_ok) where its block is read. */
+ * is checked (lanes_part_ok) where its block is read. v may be a head
+ * (store_tail.c): the table then describes the whole value, and a part
+ * whose block passes v's end lies partly or wholly in the tail records
+ * (read it with store_tail_pieces or store_value_whole, never through
+ * its block pointer). */
 struct lane_table;
 int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
 		     struct lane_table *t);
 
 /* store_entry_hdr that also checks every block's preamble (lanes_parse);
- * for values taken from outside the queue. */
+ * for whole values taken from outside the queue (a head fails it). */
 int store_entry_check(const MDB_val *v, struct entry_hdr *hdr);
 
 /* Adds entry seq (value v, header h) to span s. */
