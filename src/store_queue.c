@@ -533,8 +533,8 @@ static int setaside_has_lane(const MDB_val *old, unsigned lane)
 	       lanes_find(&ot, lane) != NULL;
 }
 
-/* store_set_aside with the entry's whole value v (readable 0: its tail is
- * missing; it is not read). */
+/* store_set_aside with the entry's whole value v (whole 0: v is a head
+ * whose tail is missing, set aside as it is and read as unreadable). */
 static int set_aside_whole(struct store_txn *t, const char *tenant,
 			   size_t tlen, int lane, uint64_t seq,
 			   const MDB_val *v, int whole, long status,
