@@ -90,15 +90,22 @@ int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
  * "unreadable": lane 0's, whole (store.h). */
 int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr);
 
-/* store_entry_hdr that also gives the lane table (refs into v). A part
- * is checked (lanes_part_ok) where its block is read. v may be a head
- * (store_tail.c): the table then describes the whole value, and a part
- * whose block passes v's end lies partly or wholly in the tail records
- * (read it with store_tail_pieces or store_value_whole, never through
- * its block pointer). */
+/* The header and lane table (refs into v) of a whole value: every block
+ * the table lists lies within v (else -1), whatever v's STORE_ENTRY_TAIL
+ * flag says. For values that are whole by construction (set-aside
+ * records, values joined with their tails, salvage's). A part is checked
+ * (lanes_part_ok) where its block is read. */
 struct lane_table;
 int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
 		     struct lane_table *t);
+
+/* store_entry_read of a queue record, which may be a head (store_tail.c,
+ * store_value_len): the table then describes the whole value, and a part
+ * whose block passes v's end lies partly or wholly in the tail records
+ * (read it with store_tail_pieces or store_value_whole, never through
+ * its block pointer). Queue readers only. */
+int store_head_read(const MDB_val *v, struct entry_hdr *hdr,
+		    struct lane_table *t);
 
 /* store_entry_hdr that also checks every block's preamble (lanes_parse);
  * for whole values taken from outside the queue (a head fails it). */

@@ -69,7 +69,7 @@ static unsigned entry_lanes(const MDB_val *v, uint64_t seq, unsigned lane,
 		return seen[*si].mask;
 	}
 	*samples = 0;
-	if (store_entry_read(v, &h, &lt) < 0)
+	if (store_head_read(v, &h, &lt) < 0)
 		return 1;
 	if ((lp = lanes_find(&lt, lane)) != NULL)
 		*samples = lp->samples;
@@ -116,7 +116,7 @@ static int delete_through(const struct store *st, MDB_cursor *cur,
 			continue;
 		}
 		/* Unreadable: lane 0's, whole (store.h), counted bare. */
-		if (store_entry_read(&v, &h, &lt) < 0)
+		if (store_head_read(&v, &h, &lt) < 0)
 			memset(&h, 0, sizeof(h));
 		store_span_add(gone, seq, &v, &h);
 		tail = store_tail_flagged(&v);

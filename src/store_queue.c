@@ -42,18 +42,32 @@ int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
 	return 0;
 }
 
-int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
-		     struct lane_table *t)
+/* The header and lane table of a value whose table covers len bytes
+ * (v->mv_size for a whole value, more for a head). */
+static int entry_read_len(const MDB_val *v, size_t len, struct entry_hdr *hdr,
+			  struct lane_table *t)
 {
 	if (v->mv_size < sizeof(*hdr) + 1)
 		return -1;
 	memcpy(hdr, v->mv_data, sizeof(*hdr));
 	if (hdr->version != 1 && hdr->version != STORE_ENTRY_VERSION)
 		return -1;
-	/* A head: the table covers its tail too (store_tail.c). */
-	return lanes_table(v->mv_data, store_value_len(v), hdr->version,
-			   hdr->nlanes,
+	return lanes_table(v->mv_data, len, hdr->version, hdr->nlanes,
 			   hdr->raw_len, hdr->samples, hdr->series, t);
+}
+
+int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
+		     struct lane_table *t)
+{
+	/* Every block within v, whatever the flag says. */
+	return entry_read_len(v, v->mv_size, hdr, t);
+}
+
+int store_head_read(const MDB_val *v, struct entry_hdr *hdr,
+		    struct lane_table *t)
+{
+	/* A head: the table covers its tail too (store_tail.c). */
+	return entry_read_len(v, store_value_len(v), hdr, t);
 }
 
 int store_entry_check(const MDB_val *v, struct entry_hdr *hdr)
@@ -61,7 +75,7 @@ int store_entry_check(const MDB_val *v, struct entry_hdr *hdr)
 	struct lane_table t;
 
 	/* Whole values only: a head's blocks are not all in it. */
-	if (store_value_len(v) != v->mv_size || store_entry_read(v, hdr, &t) < 0)
+	if (store_entry_read(v, hdr, &t) < 0)
 		return -1;
 	for (unsigned i = 0; i < t.n; i++)
 		if (!lanes_part_ok(&t.part[i]))
@@ -73,7 +87,7 @@ int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr)
 {
 	struct lane_table t;
 
-	return store_entry_read(v, hdr, &t);
+	return store_head_read(v, hdr, &t);
 }
 
 void store_span_add(struct store_span *s, uint64_t seq, const MDB_val *v,
@@ -690,7 +704,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		if (store_key_parse(&k, &t, &n, &s) < 0 || n != tlen ||
 		    memcmp(t, tenant, tlen) != 0 || s > max_seq)
 			break;
-		readable = store_entry_read(&v, &h, &lt) == 0;
+		readable = store_head_read(&v, &h, &lt) == 0;
 		if (readable && body->nseen < STORE_BODY_MAX_ENTRIES) {
 			struct store_seen *sn = &body->seen[body->nseen++];
 			lp = lanes_find(&lt, lane);

@@ -502,6 +502,36 @@ static void test_format_5_read(void)
 	tentry_free(&b);
 }
 
+/* A value with STORE_ENTRY_TAIL set whose table claims more than it
+ * holds (a head set aside without its tail, or damage): read as a whole
+ * value it is unreadable, no block pointer past its end; only a queue
+ * reader (store_head_read) takes it for a head. */
+static void test_flagged_short_value(void)
+{
+	const size_t n = 4096, claimed = 4096 + 500;
+	struct entry_hdr h;
+	struct lane_rec r;
+	struct lane_table lt;
+	uint8_t *p = calloc(1, n);   /* exactly n: a read past it is seen */
+	MDB_val v = { n, p };
+
+	CHECK(p != NULL);
+	memset(&h, 0, sizeof(h));
+	h.version = 2;
+	h.flags = STORE_ENTRY_TAIL;
+	h.nlanes = 1;
+	memset(&r, 0, sizeof(r));
+	r.block_len = (uint32_t)(claimed - sizeof(h) - sizeof(r));
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + sizeof(h), &r, sizeof(r));
+	CHECK_EQ_INT(store_value_len(&v), claimed);
+	CHECK_EQ_INT(store_entry_read(&v, &h, &lt), -1);
+	CHECK_EQ_INT(store_entry_check(&v, &h), -1);
+	CHECK_EQ_INT(store_head_read(&v, &h, &lt), 0);
+	CHECK_EQ_INT(lt.part[0].len, r.block_len);
+	free(p);
+}
+
 /* Opens the store at a fresh E.path without the writer. */
 static const char *store_direct(void)
 {
@@ -531,5 +561,6 @@ int main(void)
 	RUN_STORE(test_tail_pages);
 	RUN_STORE(test_tail_lifecycle);
 	RUN_STORE(test_format_5_read);
+	RUN(test_flagged_short_value);
 	return unit_done();
 }
