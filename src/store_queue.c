@@ -528,7 +528,9 @@ static uint8_t *setaside_value(const MDB_val *v, const struct entry_hdr *h,
 	return out;
 }
 
-/* Whether the set-aside value old holds a part in lane. */
+/* Whether the set-aside value old holds a part in lane. One whose entry
+ * is unreadable holds the entry as it was (set aside whole, or a head
+ * whose tail was missing): every part it had. */
 static int setaside_has_lane(const MDB_val *old, unsigned lane)
 {
 	struct setaside_hdr sh;
@@ -543,12 +545,16 @@ static int setaside_has_lane(const MDB_val *old, unsigned lane)
 		return 0;
 	oe.mv_data = (uint8_t *)old->mv_data + sizeof(sh) + sh.reason_len;
 	oe.mv_size = old->mv_size - sizeof(sh) - sh.reason_len;
-	return store_entry_read(&oe, &oh, &ot) == 0 &&
-	       lanes_find(&ot, lane) != NULL;
+	if (store_entry_read(&oe, &oh, &ot) < 0)
+		return 1;
+	return lanes_find(&ot, lane) != NULL;
 }
 
 /* store_set_aside with the entry's whole value v (whole 0: v is a head
- * whose tail is missing, set aside as it is and read as unreadable). */
+ * whose tail is missing, damage: its table still tells the lanes; a part
+ * that lies in it is set aside as usual, one that passes it (or the
+ * entry, lane < 0) sets the head aside as it is, read as unreadable; the
+ * entry is never taken for gone). */
 static int set_aside_whole(struct store_txn *t, const char *tenant,
 			   size_t tlen, int lane, uint64_t seq,
 			   const MDB_val *v, int whole, long status,
@@ -568,7 +574,8 @@ static int set_aside_whole(struct store_txn *t, const char *tenant,
 
 	k.mv_size = store_key(key, tenant, tlen, seq);
 	k.mv_data = key;
-	readable = whole && store_entry_read(v, &h, &lt) == 0;
+	readable = (whole ? store_entry_read(v, &h, &lt) :
+			    store_head_read(v, &h, &lt)) == 0;
 	if (!readable)
 		memset(&h, 0, sizeof(h));
 	if (lane >= 0) {
@@ -577,8 +584,11 @@ static int set_aside_whole(struct store_txn *t, const char *tenant,
 			return ERR_NOTFOUND;
 		if (!readable && lane != 0)
 			return ERR_NOTFOUND;
-		/* A version 1 entry (or one with only this lane) is kept whole. */
-		if (!readable || h.version == 1 || lt.n == 1)
+		/* A version 1 entry (or one with only this lane) is kept whole,
+		 * and so is a head whose tail the part needs. */
+		if (!readable || h.version == 1 || lt.n == 1 ||
+		    (!whole && part->block + part->len >
+				       (const uint8_t *)v->mv_data + v->mv_size))
 			part = NULL;
 		if (part != NULL) {
 			rc = mdb_get(txn, st->setaside, &k, &old);

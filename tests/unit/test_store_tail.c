@@ -502,6 +502,82 @@ static void test_format_5_read(void)
 	tentry_free(&b);
 }
 
+static int count_item(void *arg, const struct setaside_item *it)
+{
+	(void)it;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* The tenant's set-aside entries, as listed. */
+static uint64_t setaside_count(const char *tenant)
+{
+	struct setaside_filter f;
+	struct store_pos pos;
+	uint64_t n = 0;
+
+	memset(&f, 0, sizeof(f));
+	memset(&pos, 0, sizeof(pos));
+	f.tlen = strlen(tenant);
+	memcpy(f.tenant, tenant, f.tlen);
+	if (store_setaside_page(E.st, &f, &pos, 100, count_item, &n) < 0)
+		return UINT64_MAX;
+	return n;
+}
+
+/* Damage: the tail of an entry is lost. A lane whose part lies in the
+ * head sets that part aside; one whose part passes the head sets the
+ * head aside as it is (never "gone already", which would ack the lane
+ * with nothing kept). */
+static void test_tail_missing_set_aside(void)
+{
+	static uint8_t sa[65536];
+	struct store_span gone, next;
+	struct store_txn *txn;
+	struct lane_table lt;
+	struct entry_hdr h;
+	struct tentry a;
+	uint64_t ov, tl;
+	size_t salen, head = 2 * 4096 - 16;
+	MDB_val sv;
+
+	/* Lane 7's block straddles the cut (two pages); lane 3's is in the
+	 * head. */
+	CHECK_NOERR(tentry_put(&a, "t", 3000, 4000, 2176, 1));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_tail_del(txn->txn, E.st, "t", 1, a.seq), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_NOERR(db_counts(&ov, &tl));
+	CHECK_EQ_INT(tl, 0);
+	/* Lane 3: its part, as usual. */
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_set_aside(txn, "t", 1, 3, a.seq, 0, "malformed",
+				     &gone, &next), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_NOERR(setaside_entry("t", a.seq, sa, sizeof(sa), &salen));
+	sv.mv_data = sa;
+	sv.mv_size = salen;
+	CHECK_EQ_INT(store_entry_read(&sv, &h, &lt), 0);
+	CHECK(lt.n == 1 && lt.part[0].lane == 3 && lt.part[0].len == a.blen[1] &&
+	      memcmp(lt.part[0].block, a.block[1], a.blen[1]) == 0);
+	/* Lane 7: the head, as it is (lane 3's part is in it too). */
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_set_aside(txn, "t", 1, 7, a.seq, 0, "malformed",
+				     &gone, &next), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_NOERR(setaside_entry("t", a.seq, sa, sizeof(sa), &salen));
+	CHECK_EQ_INT(salen, head);
+	CHECK_EQ_INT(setaside_count("t"), 1);
+	/* Lane 0 again: there already. */
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_set_aside(txn, "t", 1, 0, a.seq, 0, "malformed",
+				     &gone, &next), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_NOERR(setaside_entry("t", a.seq, sa, sizeof(sa), &salen));
+	CHECK_EQ_INT(salen, head);
+	tentry_free(&a);
+}
+
 /* A value with STORE_ENTRY_TAIL set whose table claims more than it
  * holds (a head set aside without its tail, or damage): read as a whole
  * value it is unreadable, no block pointer past its end; only a queue
@@ -562,5 +638,6 @@ int main(void)
 	RUN_STORE(test_tail_lifecycle);
 	RUN_STORE(test_format_5_read);
 	RUN(test_flagged_short_value);
+	RUN_STORE(test_tail_missing_set_aside);
 	return unit_done();
 }
