@@ -207,17 +207,19 @@ int store_value_whole(MDB_txn *txn, const struct store *st, const char *tenant,
 /* The pieces of lp's block (of entry seq, whose queue record is head)
  * where they lie in the map (refs, valid as long as txn): its bytes in
  * the head, then in each tail record. Returns how many (1 to
- * STORE_TAIL_PIECES) in out, or 0 when the tail is missing. */
+ * STORE_TAIL_PIECES) in out; ERR_NOTFOUND when the tail is missing
+ * (damage); another ERR_* code when the store cannot be read now. */
 struct lane_part;
 struct sblock_part;
-size_t store_tail_pieces(MDB_txn *txn, const struct store *st,
-			 const char *tenant, size_t tlen, uint64_t seq,
-			 const MDB_val *head, const struct lane_part *lp,
-			 struct sblock_part *out);
+int store_tail_pieces(MDB_txn *txn, const struct store *st,
+		      const char *tenant, size_t tlen, uint64_t seq,
+		      const MDB_val *head, const struct lane_part *lp,
+		      struct sblock_part *out);
 
 /* Sets *out to lp's block (as store_tail_pieces) copied whole into
- * memory that body owns until store_body_release. Returns 0, or -1 when
- * memory is short or the tail is missing. */
+ * memory that body owns until store_body_release. Returns 0,
+ * ERR_NOTFOUND when the tail is missing (damage), ERR_NOMEM, or another
+ * ERR_* code when the store cannot be read now. */
 int store_tail_joined(MDB_txn *txn, const struct store *st,
 		      struct store_body *body, const char *tenant, size_t tlen,
 		      uint64_t seq, const MDB_val *head,

@@ -691,7 +691,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	size_t n, nparts = 0, nelem = 0, npc;
 	uint64_t s, raw_total = 0, seen = 0;
 	uint32_t stated;
-	int rc, ret = 0, readable, ok;
+	int rc, ret = 0, readable, ok, pr;
 
 	memset(span, 0, sizeof(*span));
 	body->read = NULL;
@@ -754,18 +754,22 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		pc[0].len = lp->len;
 		npc = 1;
 		/* Past the head: read where it lies, head and tail records
-		 * (a missing tail makes the part one that cannot be sent);
-		 * a preamble cut in two is copied, joined. */
+		 * (a missing tail makes the part one that cannot be sent;
+		 * any other failure, memory or a read, is retried); a
+		 * preamble cut in two is copied, joined. */
 		if (readable && lp->block + lp->len >
 				(const uint8_t *)v.mv_data + v.mv_size) {
-			npc = store_tail_pieces(txn, st, tenant, tlen, s, &v,
-						lp, pc);
-			if (npc > 1 && pc[0].len < 5) {
-				npc = 0;
-				if (store_tail_joined(txn, st, body, tenant, tlen, s,
-						      &v, lp, &pc[0]) == 0)
-					npc = 1;
+			pr = store_tail_pieces(txn, st, tenant, tlen, s, &v, lp,
+					       pc);
+			if (pr > 1 && pc[0].len < 5 &&
+			    (pr = store_tail_joined(txn, st, body, tenant, tlen,
+						    s, &v, lp, &pc[0])) == 0)
+				pr = 1;
+			if (pr < 0 && pr != ERR_NOTFOUND) {
+				ret = -1;
+				break;
 			}
+			npc = pr > 0 ? (size_t)pr : 0;
 		}
 		first = *lp;
 		first.block = pc[0].p;

@@ -249,13 +249,14 @@ int store_tail_joined(MDB_txn *txn, const struct store *st,
 {
 	size_t off = (size_t)(lp->block - (const uint8_t *)head->mv_data);
 	struct store_body_copy *c = malloc(sizeof(*c) + lp->len);
+	int rc;
 
 	if (c == NULL)
-		return -1;
-	if (store_value_copy(txn, st, tenant, tlen, seq, head, off, lp->len,
-			     c->block) != 0) {
+		return ERR_NOMEM;
+	if ((rc = store_value_copy(txn, st, tenant, tlen, seq, head, off,
+				   lp->len, c->block)) != 0) {
 		free(c);
-		return -1;
+		return err_from_mdb(rc);
 	}
 	c->next = body->copies;
 	body->copies = c;
@@ -273,23 +274,27 @@ void store_tail_copies_free(struct store_body *body)
 	}
 }
 
-size_t store_tail_pieces(MDB_txn *txn, const struct store *st,
-			 const char *tenant, size_t tlen, uint64_t seq,
-			 const MDB_val *head, const struct lane_part *lp,
-			 struct sblock_part *out)
+int store_tail_pieces(MDB_txn *txn, const struct store *st,
+		      const char *tenant, size_t tlen, uint64_t seq,
+		      const MDB_val *head, const struct lane_part *lp,
+		      struct sblock_part *out)
 {
 	size_t off = (size_t)(lp->block - (const uint8_t *)head->mv_data);
-	size_t at = head->mv_size, want = off + lp->len, n = 0, lo, hi;
+	size_t at = head->mv_size, want = off + lp->len, lo, hi;
 	MDB_val v;
+	int n = 0, rc;
 
 	if (off < at) {
 		out[n].p = lp->block;
 		out[n++].len = at - off;
 	}
 	for (unsigned chunk = 0; at < want; chunk++) {
-		if (chunk >= STORE_TAIL_CHUNKS ||
-		    store_tail_get(txn, st, tenant, tlen, seq, chunk, &v) != 0)
-			return 0;
+		/* Fewer records than the table needs: lost, damage. */
+		if (chunk >= STORE_TAIL_CHUNKS)
+			return ERR_NOTFOUND;
+		if ((rc = store_tail_get(txn, st, tenant, tlen, seq, chunk,
+					 &v)) != 0)
+			return err_from_mdb(rc);
 		lo = off > at ? off : at;
 		hi = at + v.mv_size < want ? at + v.mv_size : want;
 		if (lo < hi) {

@@ -578,6 +578,31 @@ static void test_tail_missing_set_aside(void)
 	tentry_free(&a);
 }
 
+/* A tail that cannot be read now (here: a read of the tails database
+ * fails, not "not found") is no damage: store_body_open fails (-1, the
+ * job is retried), it does not offer the part to be set aside (1). */
+static void test_tail_read_fails(void)
+{
+	struct store_body body;
+	struct store_span span;
+	struct tentry a, b;
+	MDB_dbi tails = E.st->tails;
+
+	/* Lane 7's block straddles the cut; in b its preamble does. */
+	CHECK_NOERR(tentry_put(&a, "t", 3000, 4000, 2176, 1));
+	CHECK_NOERR(tentry_put(&b, "u", 4000, 4075, 1501, 2));
+	E.st->tails = 250;   /* no such database: mdb_get says EINVAL */
+	CHECK_EQ_INT(store_body_open(E.st, "t", 1, 7, a.seq, a.seq, UINT64_MAX,
+				     256, &body, &span), -1);
+	CHECK_EQ_INT(store_body_open(E.st, "u", 1, 7, b.seq, b.seq, UINT64_MAX,
+				     256, &body, &span), -1);
+	E.st->tails = tails;
+	CHECK_NOERR(lanes_read_back("t", &a));
+	CHECK_NOERR(lanes_read_back("u", &b));
+	tentry_free(&a);
+	tentry_free(&b);
+}
+
 /* A value with STORE_ENTRY_TAIL set whose table claims more than it
  * holds (a head set aside without its tail, or damage): read as a whole
  * value it is unreadable, no block pointer past its end; only a queue
@@ -639,5 +664,6 @@ int main(void)
 	RUN_STORE(test_format_5_read);
 	RUN(test_flagged_short_value);
 	RUN_STORE(test_tail_missing_set_aside);
+	RUN_STORE(test_tail_read_fails);
 	return unit_done();
 }
