@@ -18,7 +18,7 @@
  *             value: struct entry_hdr, a lane table, one snappy block per
  *             lane (version 2; version 1: the header and one block), or
  *             of such a value its head when it has a tail (below)
- *   tails     key: u64 big-endian sequence number, chunk u8 (0, 1),
+ *   tails     key: u64 big-endian sequence number, chunk u8 (0, 1, 2),
  *             tenant id bytes; value: the next bytes of the queue value
  *             (tenant, seq) after its head and the chunks before. An
  *             entry's tail: see "Heads and tails" below.
@@ -92,11 +92,14 @@
  *   (store_tail.c): its first head = floor((len + 16) / page_size) *
  *   page_size - 16 bytes, whole pages exactly filled, are the queue
  *   record, with STORE_ENTRY_TAIL set; the other len - head bytes (the
- *   tail, under a page) are one or two records of the tails database,
- *   each small enough to stay in a leaf page (LMDB's node limit: 8 +
- *   key + value <= (page_size - 16) / 2 - 2). A value is kept whole when
- *   nothing is past whole pages or its last page is nearly full (the tail
- *   would need a third record). The head holds the header and the lane
+ *   tail, under a page) are one to three records of the tails database
+ *   (chunks 0, 1, 2), each small enough to stay in a leaf page (LMDB's
+ *   node limit: 8 + key + value <= (page_size - 16) / 2 - 2): chunk 0
+ *   fills what the database's last leaf page has left (smaller than the
+ *   limit when little is left), the rest take the limit each. A value is
+ *   kept whole when nothing is past whole pages or its last page is
+ *   nearly full (the tail would not fit in two records of the limit).
+ *   The head holds the header and the lane
  *   table (a head is at least page_size - 16 bytes), so len is known
  *   from the head alone: the header, the table and the blocks the table
  *   lists. A reader joins head and tail records where it reads blocks

@@ -9,9 +9,11 @@
  * rest of the last page is wasted (about half a page per entry). A value
  * of len bytes is therefore stored as its first store_tail_cut() bytes
  * (the head: whole pages, exactly filled) under its queue key, and the
- * rest (the tail, under a page) as one or two records small enough to
- * stay inside a leaf page, keyed by sequence number first so that they
- * are appended at the end of the tree (MDB_APPEND: full leaf pages).
+ * rest (the tail, under a page) as one to three records small enough to
+ * stay inside a leaf page (at most two of the largest size; the first
+ * may be smaller, to fill the last leaf page), keyed by sequence number
+ * first so that they are appended at the end of the tree (MDB_APPEND:
+ * full leaf pages).
  */
 #include "store_int.h"
 
