@@ -441,9 +441,12 @@ int store_lane_set(struct store_txn *t, const char *tenant, size_t tlen,
  * pages of every database), as the transaction sees them. */
 uint64_t store_used_bytes(struct store_txn *t);
 
-/* Bytes a value of n bytes takes on disk, at most (whole pages when it
- * overflows a leaf page). */
-uint64_t store_value_footprint(const struct store *st, uint64_t n);
+/* Bytes a queue value of n bytes of a tenant whose id is tlen bytes
+ * takes on disk, at most: whole pages when it overflows a leaf page and
+ * is kept whole; when it is cut (store.h, "Heads and tails"), the head's
+ * pages, exactly filled, and the tail's bytes in leaf records. */
+uint64_t store_value_footprint(const struct store *st, size_t tlen,
+			       uint64_t n);
 
 /* The data file, for the preallocator (prealloc.h): its descriptor, its
  * path into out (0 or ERR_FAIL), where LMDB's pages end (only between

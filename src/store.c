@@ -405,12 +405,18 @@ uint64_t store_used_bytes(struct store_txn *t)
 	return bytes;
 }
 
-uint64_t store_value_footprint(const struct store *st, uint64_t n)
+uint64_t store_value_footprint(const struct store *st, size_t tlen, uint64_t n)
 {
 	uint64_t ps = st->page_size ? st->page_size : 4096;
+	uint64_t node = 16 + STORE_KEY_MAX;   /* node header, key, index slot */
+	size_t cut = store_tail_cut(st, tlen, (size_t)n);
 
+	/* Cut (store_tail.c): the head's overflow pages, exactly filled,
+	 * and its node; the tail's bytes in leaf records, a node each. */
+	if (cut > 0)
+		return cut + 16 + node + (n - cut) + STORE_TAIL_CHUNKS * node;
 	/* Node header and key; a large value gets overflow pages of its own. */
-	n += 16 + STORE_KEY_MAX;
+	n += node;
 	if (n < ps / 4)
 		return n;
 	return (n + ps - 1) / ps * ps;

@@ -217,7 +217,7 @@ static void test_tail_pages(void)
 	};
 	enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 	static struct tentry all[NCASES];
-	uint64_t ov0, ov1, tl0, tl1;
+	uint64_t ov0, ov1, tl0, tl1, fp = 0;
 	const char *e = NULL;
 
 	CHECK(store_page_size(E.st) == ps);
@@ -243,6 +243,14 @@ static void test_tail_pages(void)
 				"tail records", cases[c].what, len,
 				(unsigned long long)(ov1 - ov0), want_pages,
 				(unsigned long long)(tl1 - tl0));
+		/* What admission and eviction count: the pages and the tail's
+		 * bytes, not a page more. */
+		else if (cases[c].cut &&
+			 ((fp = store_value_footprint(E.st, 1, len)) < len + 16 ||
+			  fp >= (want_pages + 1) * ps))
+			e = err("%s: footprint %llu of %zu bytes in %zu pages",
+				cases[c].what, (unsigned long long)fp, len,
+				want_pages);
 		else
 			e = lanes_read_back("t", te);
 	}
