@@ -423,6 +423,38 @@ static int target_ok(const char *from, const char *to, char *err, size_t errlen)
 	return 0;
 }
 
+static int meta_format(void *arg, const struct lmdb_entry *e)
+{
+	uint32_t *format = arg;
+
+	if (e->klen == 6 && memcmp(e->key, "format", 6) == 0 &&
+	    e->val != NULL && e->vlen == sizeof(*format))
+		memcpy(format, e->val, sizeof(*format));
+	return 0;
+}
+
+/* Refuses a store a newer relay wrote (its meta format above
+ * STORE_FORMAT: it may lay entries out in a way this one would misread).
+ * A meta database that cannot be read says nothing: the copy goes on, it
+ * checks every entry. Returns 0 or ERR_FORMAT (or ERR_NOMEM) with err. */
+static int source_format_ok(struct lmdb_file *f, char *err, size_t errlen)
+{
+	struct salvage_db db;
+	uint32_t format = 0;
+	int rc;
+
+	if ((rc = salvage_walk(f, "meta", &db, meta_format, &format, err,
+			       errlen)) < 0)
+		return rc;
+	if (format > STORE_FORMAT) {
+		snprintf(err, errlen, "%.200s is of buffer format %u, newer than "
+			 "this relay's (%d): salvage it with the relay that "
+			 "wrote it", f->path, format, STORE_FORMAT);
+		return ERR_FORMAT;
+	}
+	return 0;
+}
+
 int salvage_run(const char *from, const char *to, uint64_t max_size,
 		struct salvage_report *r, char *err, size_t errlen)
 {
@@ -450,7 +482,8 @@ int salvage_run(const char *from, const char *to, uint64_t max_size,
 		goto out_unlock;
 	r->page_size = f.psize;
 	r->txnid = f.txnid;
-	if ((rc = salvage_state_load(&state, &f, r, err, errlen)) < 0 ||
+	if ((rc = source_format_ok(&f, err, errlen)) < 0 ||
+	    (rc = salvage_state_load(&state, &f, r, err, errlen)) < 0 ||
 	    (rc = sink_write(&s, to, max_size, NULL, err, errlen)) < 0)
 		goto out;
 	s.state = &state;
