@@ -795,7 +795,7 @@ static const char *poke_entry(const char *tenant, uint64_t seq, size_t off,
 {
 	uint8_t key[STORE_KEY_MAX], *copy = NULL;
 	const char *e = NULL;
-	MDB_val k, v, h;
+	MDB_val k, v = { 0, NULL }, h = { 0, NULL };
 	MDB_txn *txn;
 	int rc;
 
@@ -809,6 +809,8 @@ static const char *poke_entry(const char *tenant, uint64_t seq, size_t off,
 				    &v)) != 0 ||
 	    (rc = store_tail_del(txn, E.st, tenant, strlen(tenant), seq)) != 0 ||
 	    off >= v.mv_size || (copy = malloc(v.mv_size)) == NULL) {
+		if (v.mv_data != h.mv_data)
+			free(v.mv_data);   /* the joined copy */
 		mdb_txn_abort(txn);
 		return rc != 0 ? mdb_strerror(rc) : "no such byte, or no memory";
 	}

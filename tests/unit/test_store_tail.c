@@ -220,7 +220,6 @@ static void test_tail_pages(void)
 	uint64_t ov0, ov1, tl0, tl1, fp = 0;
 	const char *e = NULL;
 
-	CHECK(store_page_size(E.st) == ps);
 	for (size_t c = 0; c < NCASES && e == NULL; c++) {
 		struct tentry *te = &all[c];
 		size_t len, want_pages;
@@ -657,10 +656,18 @@ static const char *store_direct(void)
 
 int main(void)
 {
+	/* The cases are sized for 4 KiB pages (the store's are the host's). */
+	long page = sysconf(_SC_PAGESIZE);
+
 #define RUN_STORE(fn)                                                         \
 	do {                                                                  \
-		const char *e_ = store_direct();                              \
-		if (e_ != NULL) {                                             \
+		const char *e_;                                               \
+		if (page != 4096) {                                           \
+			printf("ok - %s # SKIP page size %ld, not 4096\n",    \
+			       #fn, page);                                    \
+			break;                                                \
+		}                                                             \
+		if ((e_ = store_direct()) != NULL) {                          \
 			fprintf(stderr, "setup: %s\n", e_);                   \
 			return 1;                                             \
 		}                                                             \
