@@ -246,13 +246,37 @@ static int fill_lanes(uint8_t *p, const struct store_lane_in *lanes,
 	return 0;
 }
 
+/* The block of lane l (len bytes, as fill_lanes writes it) read from
+ * the stream of its parts' elements (el[], room for l->nparts): its
+ * first n1 bytes to a, the rest to b. Returns 0 or -1. */
+static int fill_split(const struct store_lane_in *l, struct sblock_part *el,
+		      size_t len, uint8_t *a, size_t n1, uint8_t *b)
+{
+	struct sblock_stream s;
+	uint64_t raw = 0;
+	uint8_t end;
+
+	for (size_t i = 0; i < l->nparts; i++) {
+		el[i] = l->parts[i];
+		if (sblock_strip(&el[i], &raw) < 0)
+			return -1;
+	}
+	if (sblock_stream_init(&s, el, l->nparts, raw) < 0 || s.len != len ||
+	    sblock_stream_read(&s, a, n1) != n1 ||
+	    sblock_stream_read(&s, b, len - n1) != len - n1 ||
+	    sblock_stream_read(&s, &end, 1) != 0)
+		return -1;
+	return 0;
+}
+
 int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
 		    struct entry_hdr *hdr, const struct store_lane_in *lanes,
 		    size_t n, uint64_t *seq, uint64_t *value_bytes)
 {
 	struct lane_rec rec[STORE_LANES];
+	struct sblock_part *el = NULL;
 	uint64_t raw_total = 0, raw;
-	size_t size, elements, cut, base, cross;
+	size_t size, elements, cut, base, cross, in_head;
 	uint8_t *p, *apart = NULL;
 	MDB_val v;
 	int rc;
@@ -279,42 +303,54 @@ int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
 	hdr->flags = 0;
 	hdr->nlanes = (uint16_t)n;
 	hdr->raw_len = (uint32_t)raw_total;
-	/* With a tail (store_tail.c), the blocks from the first that passes
-	 * the head on are built apart first (the head reserved next must be
-	 * filled before the transaction's next write). */
+	/* With a tail (store_tail.c), the block that crosses the cut goes
+	 * to the head up to it, its rest and the blocks after to a buffer
+	 * of the tail's bytes; all in memory before the tail's records are
+	 * written (the head reserved must be filled before the
+	 * transaction's next write). */
 	base = sizeof(*hdr) + n * sizeof(rec[0]);
 	cross = n;
 	if ((cut = store_tail_cut(t->st, tlen, size)) > 0) {
 		hdr->flags = STORE_ENTRY_TAIL;
 		for (cross = 0; base + rec[cross].block_len <= cut; cross++)
 			base += rec[cross].block_len;
-		if ((apart = malloc(size - base)) == NULL)
-			return ERR_NOMEM;
-		if (fill_lanes(apart, lanes, rec, cross, n) < 0) {
-			free(apart);
-			return ERR_FAIL;
+		apart = malloc(size - cut);
+		el = malloc(lanes[cross].nparts * sizeof(*el));
+		if (apart == NULL || el == NULL) {
+			rc = ERR_NOMEM;
+			goto out;
 		}
 	}
 	if ((rc = reserve_value(t, tenant, tlen, cut ? cut : size, &v)) != 0) {
-		free(apart);
-		return err_from_mdb(rc);
+		rc = err_from_mdb(rc);
+		goto out;
 	}
 	p = v.mv_data;
 	memcpy(p, hdr, sizeof(*hdr));
 	memcpy(p + sizeof(*hdr), rec, n * sizeof(rec[0]));
 	p += sizeof(*hdr) + n * sizeof(rec[0]);
-	if (fill_lanes(p, lanes, rec, 0, cross) < 0) {
-		free(apart);
-		return ERR_FAIL;
-	}
+	rc = ERR_FAIL;
+	if (fill_lanes(p, lanes, rec, 0, cross) < 0)
+		goto out;
 	if (cut > 0) {
-		memcpy((uint8_t *)v.mv_data + base, apart, cut - base);
-		rc = store_tail_put(t, tenant, tlen, t->next_seq,
-				    apart + (cut - base), size - cut);
-		free(apart);
-		if (rc != 0)
-			return err_from_mdb(rc);
+		in_head = cut - base;
+		if (fill_split(&lanes[cross], el, rec[cross].block_len,
+			       (uint8_t *)v.mv_data + base, in_head, apart) < 0 ||
+		    fill_lanes(apart + (rec[cross].block_len - in_head), lanes,
+			       rec, cross + 1, n) < 0)
+			goto out;
+		if ((rc = store_tail_put(t, tenant, tlen, t->next_seq, apart,
+					 size - cut)) != 0) {
+			rc = err_from_mdb(rc);
+			goto out;
+		}
 	}
+	rc = 0;
+out:
+	free(el);
+	free(apart);
+	if (rc != 0)
+		return rc;
 	/* Taken inside the transaction: an abort gives it back. */
 	*seq = t->next_seq++;
 	*value_bytes = size;
