@@ -40,14 +40,16 @@ void salvage_invalid(struct salvage_report *r, struct salvage_db *db,
  */
 struct salvage_cursors;
 struct salvage_dest;
-struct salvage_tail;
 struct salvage_state {
 	struct salvage_cursors *cur;  /* owned: one per tenant, sorted */
 	size_t ncur;
 	struct salvage_dest *dest;    /* owned: sorted by (tenant, seq) */
 	size_t ndest;
-	struct salvage_tail *tail;    /* owned: sorted by key (salvage_tails.c) */
-	size_t ntail;
+	/* The old store's tails database, looked up per entry
+	 * (salvage_tails.c); has_tails 0 when it has none */
+	struct lmdb_file *file;       /* ref: the old store */
+	struct lmdb_db tails;
+	int has_tails;
 };
 
 /* Reads f's lanes and dest databases into s (counted in r->lanes and
@@ -75,16 +77,19 @@ int salvage_state_write(struct salvage_state *s, struct store_txn *t,
 
 void salvage_state_free(struct salvage_state *s);
 
-/* Reads f's tails database (store.h, "Heads and tails") into s (called by
- * salvage_state_load; a record that is not a tail is skipped). Returns 0
- * or a negative ERR_* code (ERR_NOMEM) with the reason in err. */
+/* Finds f's tails database (store.h, "Heads and tails") for s to look
+ * tails up in (called by salvage_state_load; f must outlive s's use). A
+ * store without one (before format 6), or whose main DB is damaged where
+ * its record was, has nothing to join: its heads count invalid. Returns
+ * 0 (or a negative ERR_* code with the reason in err). */
 int salvage_tails_load(struct salvage_state *s, struct lmdb_file *f,
 		       char *err, size_t errlen);
 
 /* Sets out to the whole value of the tenant's queue entry seq, len bytes,
- * whose head[0..hlen) was read: the head, then its tail records, with
- * STORE_ENTRY_TAIL cleared. Returns 0, or -1 when the tail is missing or
- * does not make len bytes (or out's bound). */
+ * whose head[0..hlen) was read: the head, then its tail records (looked
+ * up in the old store's tails database, on disk), with STORE_ENTRY_TAIL
+ * cleared. Returns 0, ERR_NOMEM, or -1 when the tail is missing, lies on
+ * a damaged page or does not make len bytes (or out's bound). */
 struct buf;
 int salvage_tails_join(const struct salvage_state *s, const char *tenant,
 		       size_t tlen, uint64_t seq, const uint8_t *head,

@@ -1,111 +1,43 @@
 /*
  * salvage_tails.c - `relay salvage` and entries' tails (store.h, "Heads
- * and tails"): the old store's tails database is read first, whole, into
- * memory (under a page per entry), so that each queue head the copy meets
- * is joined with its tail before it is checked and written again.
+ * and tails"): each queue head the copy meets is joined with its tail
+ * records, looked up one by one in the old store's tails database (with
+ * the same checked reader, lmdb_read.h: a few page reads per entry, no
+ * more memory than a page per tree level), before it is checked and
+ * written again.
  */
 #include "salvage_int.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "err.h"
 #include "store_int.h"
-
-/* One tail record: its key (u64 big-endian seq, chunk, tenant) and value,
- * in one allocation. */
-struct salvage_tail {
-	uint8_t *rec;      /* owned: key then value */
-	size_t klen, vlen;
-};
-
-struct tails_load {
-	struct salvage_state *s;
-	size_t cap;
-	int nomem;
-};
-
-static int tail_cmp_key(const uint8_t *a, size_t alen, const uint8_t *b,
-			size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
-static int tail_cmp(const void *a, const void *b)
-{
-	const struct salvage_tail *x = a, *y = b;
-
-	return tail_cmp_key(x->rec, x->klen, y->rec, y->klen);
-}
-
-static int load_tail(void *arg, const struct lmdb_entry *e)
-{
-	struct tails_load *l = arg;
-	struct salvage_state *s = l->s;
-	struct salvage_tail *t;
-
-	if (e->val == NULL || e->klen < 9 || e->klen > 9 + TENANT_ID_MAX ||
-	    e->vlen == 0 || e->vlen > 65536)
-		return 0;   /* not a tail: a head that needs it fails alone */
-	if (s->ntail == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		if ((t = realloc(s->tail, cap * sizeof(*t))) == NULL)
-			goto nomem;
-		s->tail = t;
-		l->cap = cap;
-	}
-	t = &s->tail[s->ntail];
-	if ((t->rec = malloc(e->klen + e->vlen)) == NULL)
-		goto nomem;
-	memcpy(t->rec, e->key, e->klen);
-	memcpy(t->rec + e->klen, e->val, e->vlen);
-	t->klen = e->klen;
-	t->vlen = e->vlen;
-	s->ntail++;
-	return 0;
-nomem:
-	l->nomem = 1;
-	return ERR_NOMEM;
-}
 
 int salvage_tails_load(struct salvage_state *s, struct lmdb_file *f,
 		       char *err, size_t errlen)
 {
-	struct tails_load l = {s, 0, 0};
-	struct salvage_db db;
-	int rc;
+	struct lmdb_walk w;
 
+	(void)err;
+	(void)errlen;
+	memset(&w, 0, sizeof(w));
+	w.name = "the main DB";
+	s->file = f;
 	/* A store before format 6 has none: nothing to join. */
-	rc = salvage_walk(f, "tails", &db, load_tail, &l, err, errlen);
-	if (rc < 0 && l.nomem)
-		snprintf(err, errlen, "out of memory");
-	if (rc == 0 && s->ntail > 1)
-		qsort(s->tail, s->ntail, sizeof(s->tail[0]), tail_cmp);
-	return rc;
+	s->has_tails = lmdb_find_db(f, "tails", &s->tails, &w) == 0;
+	return 0;
 }
 
-static const struct salvage_tail *tail_find(const struct salvage_state *s,
-					    const uint8_t *key, size_t klen)
+/* Appends a tail record's value to the buf (arg). */
+static int append_tail(void *arg, const struct lmdb_entry *e)
 {
-	size_t lo = 0, hi = s->ntail;
+	struct buf *out = arg;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = tail_cmp_key(s->tail[mid].rec, s->tail[mid].klen, key,
-				     klen);
-		if (c == 0)
-			return &s->tail[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	if (e->val == NULL || e->vlen == 0 || e->vlen > 65536)
+		return -1;   /* not a tail */
+	return buf_append(out, e->val, e->vlen) < 0 ? ERR_NOMEM : 0;
 }
 
 int salvage_tails_join(const struct salvage_state *s, const char *tenant,
@@ -113,21 +45,24 @@ int salvage_tails_join(const struct salvage_state *s, const char *tenant,
 		       size_t hlen, size_t len, struct buf *out)
 {
 	uint8_t key[9 + TENANT_ID_MAX];
-	const struct salvage_tail *t;
+	int rc;
 
 	buf_reset(out);
-	if (tlen > TENANT_ID_MAX || hlen < 2 || len <= hlen ||
-	    buf_append(out, head, hlen) < 0)
+	if (!s->has_tails || tlen > TENANT_ID_MAX || hlen < 2 || len <= hlen)
 		return -1;
+	if (buf_append(out, head, hlen) < 0)
+		return ERR_NOMEM;
 	for (int i = 0; i < 8; i++)
 		key[i] = (uint8_t)(seq >> (56 - 8 * i));
 	memcpy(key + 9, tenant, tlen);
 	for (unsigned chunk = 0; out->len < len && chunk < STORE_TAIL_CHUNKS;
 	     chunk++) {
 		key[8] = (uint8_t)chunk;
-		if ((t = tail_find(s, key, 9 + tlen)) == NULL)
-			return -1;
-		if (buf_append(out, t->rec + t->klen, t->vlen) < 0)
+		rc = lmdb_get(s->file, &s->tails, key, 9 + tlen, append_tail,
+			      out);
+		if (rc == ERR_NOMEM)
+			return rc;
+		if (rc != 0)
 			return -1;
 	}
 	if (out->len != len)
@@ -138,9 +73,6 @@ int salvage_tails_join(const struct salvage_state *s, const char *tenant,
 
 void salvage_tails_free(struct salvage_state *s)
 {
-	for (size_t i = 0; i < s->ntail; i++)
-		free(s->tail[i].rec);
-	free(s->tail);
-	s->tail = NULL;
-	s->ntail = 0;
+	s->file = NULL;
+	s->has_tails = 0;
 }

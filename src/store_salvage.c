@@ -288,9 +288,14 @@ static int copy_entry(void *arg, const struct lmdb_entry *e)
 		MDB_val hv = {e->vlen, (void *)e->val};
 		size_t len = store_value_len(&hv);
 		if (len != e->vlen) {
-			if (salvage_tails_join(c->sink->state, rec.tenant, rec.tlen,
-					       rec.seq, e->val, e->vlen, len,
-					       &c->whole) < 0) {
+			int jr = salvage_tails_join(c->sink->state, rec.tenant,
+						    rec.tlen, rec.seq, e->val,
+						    e->vlen, len, &c->whole);
+			if (jr == ERR_NOMEM) {
+				snprintf(c->err, sizeof(c->err), "out of memory");
+				return c->rc = jr;
+			}
+			if (jr < 0) {
 				invalid(c, rec.tenant, rec.tlen, rec.seq,
 					"the tail of the entry is missing");
 				return 0;
