@@ -105,7 +105,9 @@
  *   lists. A reader joins head and tail records where it reads blocks
  *   that pass the head (the forwarder copies only such a lane's block);
  *   deleting an entry deletes its tail records; set-aside values are
- *   always whole (STORE_ENTRY_TAIL clear). A record with the flag that is
+ *   whole (STORE_ENTRY_TAIL clear), but for the head of an entry whose
+ *   tail was lost, kept as it is (read as unreadable: set-aside values
+ *   are read within their length, store_entry_read). A record with the flag that is
  *   not shorter than its table says is read as whole. The tail keys begin
  *   with the sequence number (numbers grow across tenants) so that a new
  *   tail is appended at the end of the tree (MDB_APPEND): full leaf
@@ -381,8 +383,12 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
  * (added to the set-aside value of seq when another lane's part is there
  * already), and leaves the entry in the queue: the caller then acks the
  * lane through seq (store_lane_ack), which deletes the entry when no other
- * lane needs it (gone and next are untouched). Returns 0, ERR_NOTFOUND
- * (no such entry, or no part in lane), or an ERR_* code.
+ * lane needs it (gone and next are untouched). An entry whose tail
+ * records are lost (damage) is set aside as its head is, when the part
+ * (or the entry) needs the tail: the set-aside record is then unreadable
+ * but kept. Returns 0, ERR_NOTFOUND (no such entry, or no part in lane;
+ * never for an entry that is there with a part in lane), or an ERR_*
+ * code.
  */
 int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 		    int lane, uint64_t seq, long status, const char *reason,
