@@ -107,8 +107,9 @@
  *   deleting an entry deletes its tail records; set-aside values are
  *   whole (STORE_ENTRY_TAIL clear), but for the head of an entry whose
  *   tail was lost, kept as it is (read as unreadable: set-aside values
- *   are read within their length, store_entry_read). A record with the flag that is
- *   not shorter than its table says is read as whole. The tail keys begin
+ *   are read within their length, store_entry_read). A queue record
+ *   with the flag that is not shorter than its table says is read as
+ *   whole. The tail keys begin
  *   with the sequence number (numbers grow across tenants) so that a new
  *   tail is appended at the end of the tree (MDB_APPEND): full leaf
  *   pages.
