@@ -161,6 +161,16 @@ int lmdb_walk_tree(struct lmdb_file *f, const struct lmdb_db *db,
 		   int integer_keys, lmdb_entry_fn fn, void *arg,
 		   struct lmdb_walk *w);
 
+/*
+ * Looks key up in the tree db (of f, byte-ordered keys), checking each
+ * page on the way down as the walk does, and calls fn with its entry
+ * (value read, overflow or not). Returns what fn returned, ERR_NOTFOUND
+ * (no such key), ERR_CORRUPT (a page on the way, or the value's overflow
+ * run, failed its checks: the key may be there), or ERR_NOMEM.
+ */
+int lmdb_get(struct lmdb_file *f, const struct lmdb_db *db,
+	     const uint8_t *key, size_t klen, lmdb_entry_fn fn, void *arg);
+
 /* Decodes a 48-byte MDB_db record. */
 void lmdb_db_decode(const uint8_t *p, struct lmdb_db *db);
 

@@ -1,9 +1,10 @@
 /*
  * salvage_int.h - the insides of `relay salvage` (salvage.h), shared by
- * its two files: store_salvage.c copies the entries (queue, set-aside,
+ * its files: store_salvage.c copies the entries (queue, set-aside,
  * usage, HA elections) and runs the CLI; salvage_state.c carries what
  * goes with the entries and is keyed by their sequence numbers, which the
- * copy changes: the lanes' delivery cursors and the destination records.
+ * copy changes: the lanes' delivery cursors and the destination records;
+ * salvage_tails.c joins the queue entries' heads with their tails.
  * No other module includes it.
  */
 #ifndef RELAY_SALVAGE_INT_H
@@ -44,6 +45,11 @@ struct salvage_state {
 	size_t ncur;
 	struct salvage_dest *dest;    /* owned: sorted by (tenant, seq) */
 	size_t ndest;
+	/* The old store's tails database, looked up per entry
+	 * (salvage_tails.c); has_tails 0 when it has none */
+	struct lmdb_file *file;       /* ref: the old store */
+	struct lmdb_db tails;
+	int has_tails;
 };
 
 /* Reads f's lanes and dest databases into s (counted in r->lanes and
@@ -70,5 +76,25 @@ int salvage_state_write(struct salvage_state *s, struct store_txn *t,
 			struct salvage_report *r);
 
 void salvage_state_free(struct salvage_state *s);
+
+/* Finds f's tails database (store.h, "Heads and tails") for s to look
+ * tails up in (called by salvage_state_load; f must outlive s's use). A
+ * store without one (before format 6), or whose main DB is damaged where
+ * its record was, has nothing to join: its heads count invalid. Returns
+ * 0 (or a negative ERR_* code with the reason in err). */
+int salvage_tails_load(struct salvage_state *s, struct lmdb_file *f,
+		       char *err, size_t errlen);
+
+/* Sets out to the whole value of the tenant's queue entry seq, len bytes,
+ * whose head[0..hlen) was read: the head, then its tail records (looked
+ * up in the old store's tails database, on disk), with STORE_ENTRY_TAIL
+ * cleared. Returns 0, ERR_NOMEM, or -1 when the tail is missing, lies on
+ * a damaged page or does not make len bytes (or out's bound). */
+struct buf;
+int salvage_tails_join(const struct salvage_state *s, const char *tenant,
+		       size_t tlen, uint64_t seq, const uint8_t *head,
+		       size_t hlen, size_t len, struct buf *out);
+
+void salvage_tails_free(struct salvage_state *s);
 
 #endif

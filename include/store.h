@@ -5,17 +5,23 @@
  * relay holds a closed struct store and calls the operations in this
  * header (the insides are in store_int.h, for store*.c only). Files:
  * store.c (open, format check, transactions), store_queue.c (entries),
+ * store_tail.c (entries' tails),
  * store_lanes.c (delivery cursors), store_setaside.c, store_dedup.c,
  * store_usage.c, store_dest.c, store_ha.c, store_series.c.
  *
- * On-disk format, version 5 (STORE_FORMAT). Named databases:
+ * On-disk format, version 6 (STORE_FORMAT). Named databases:
  *
  *   meta      "format" -> u32 STORE_FORMAT; "next_seq" -> u64;
  *             "usage_format" -> u32 USAGE_FORMAT (usage.h)
  *   queue     key: tenant id bytes, 0x00, u64 big-endian sequence number
  *             (so one tenant's entries are adjacent and oldest first)
  *             value: struct entry_hdr, a lane table, one snappy block per
- *             lane (version 2; version 1: the header and one block)
+ *             lane (version 2; version 1: the header and one block), or
+ *             of such a value its head when it has a tail (below)
+ *   tails     key: u64 big-endian sequence number, chunk u8 (0, 1, 2),
+ *             tenant id bytes; value: the next bytes of the queue value
+ *             (tenant, seq) after its head and the chunks before. An
+ *             entry's tail: see "Heads and tails" below.
  *   lanes     key: tenant id bytes, 0x00, u64 big-endian lane number
  *             (0..STORE_LANES-1); value: u64 "delivered through": the
  *             lane's parts of the tenant's entries up to that sequence
@@ -76,6 +82,37 @@
  *   | send upstream as it is)                                             |
  *   +---------------------------------------------------------------------+
  *   The header's raw_len, series and samples are the sums of the table's.
+ *   flags: bit 0 (STORE_ENTRY_TAIL) the value has a tail; other bits 0.
+ *
+ *   Heads and tails (format 6). LMDB stores a value larger than a leaf
+ *   node in a run of overflow pages of its own: k pages hold exactly
+ *   k * page_size - 16 bytes, and the rest of the last page is wasted
+ *   (half a page per entry on average, about 2% of the buffer). So a
+ *   version 2 value of len bytes (len + 16 >= page_size) may be cut
+ *   (store_tail.c): its first head = floor((len + 16) / page_size) *
+ *   page_size - 16 bytes, whole pages exactly filled, are the queue
+ *   record, with STORE_ENTRY_TAIL set; the other len - head bytes (the
+ *   tail, under a page) are one to three records of the tails database
+ *   (chunks 0, 1, 2), each small enough to stay in a leaf page (LMDB's
+ *   node limit: 8 + key + value <= (page_size - 16) / 2 - 2): chunk 0
+ *   fills what the database's last leaf page has left (smaller than the
+ *   limit when little is left), the rest take the limit each. A value is
+ *   kept whole when nothing is past whole pages or its last page is
+ *   nearly full (the tail would not fit in two records of the limit).
+ *   The head holds the header and the lane
+ *   table (a head is at least page_size - 16 bytes), so len is known
+ *   from the head alone: the header, the table and the blocks the table
+ *   lists. A reader joins head and tail records where it reads blocks
+ *   that pass the head (the forwarder copies only such a lane's block);
+ *   deleting an entry deletes its tail records; set-aside values are
+ *   whole (STORE_ENTRY_TAIL clear), but for the head of an entry whose
+ *   tail was lost, kept as it is (read as unreadable: set-aside values
+ *   are read within their length, store_entry_read). A queue record
+ *   with the flag that is not shorter than its table says is read as
+ *   whole. The tail keys begin
+ *   with the sequence number (numbers grow across tenants) so that a new
+ *   tail is appended at the end of the tree (MDB_APPEND): full leaf
+ *   pages.
  *   Version 1 (format 3 and before): nlanes 0, no table, one block; it
  *   reads as one part in lane 0 (lanes.h).
  *
@@ -130,6 +167,10 @@
  *                  already buffered are of version 1, older than any
  *                  written after: lane 0 delivers them whole, in order,
  *                  and the other lanes wait until the tenant has none.
+ *   format 5 -> 6  the tails database is created, empty. The entries
+ *                  already buffered are whole (their flag clear) and read
+ *                  as they are; a relay of format 5 refuses a format 6
+ *                  directory (it would take heads for whole values).
  *   newer format   refused ("written by a newer relay").
  *   usage_format   missing (format 1): set; older: the usage module reads
  *                  older records (shorter ones with zeros), and a
@@ -160,14 +201,15 @@
 #include "config.h"
 #include "sblock.h"
 
-#define STORE_FORMAT 5
+#define STORE_FORMAT 6
 #define STORE_ENTRY_VERSION 2
+#define STORE_ENTRY_TAIL 0x01    /* entry_hdr.flags: a tail (format 6) */
 #define STORE_LANES 8            /* LANES in lanes.h */
 #define STORE_KEY_MAX (TENANT_ID_MAX + 1 + 8)
 
 struct entry_hdr {
 	uint8_t version;         /* STORE_ENTRY_VERSION */
-	uint8_t flags;
+	uint8_t flags;           /* STORE_ENTRY_TAIL, or 0 */
 	uint16_t nlanes;         /* version 2: lane records; version 1: 0 */
 	uint32_t raw_len;
 	uint64_t created_ms;
@@ -229,6 +271,7 @@ struct store_dest {
 struct store;        /* closed: the environment and its databases */
 struct store_txn;    /* closed: the one write transaction */
 struct store_read;   /* closed: a read transaction */
+struct store_body_copy; /* closed: a block copied for a body */
 
 /* Where a walk over a database of (tenant, u64) keys stands, between the
  * short read transactions of its pages: after the key (tenant, hour) (a
@@ -317,8 +360,10 @@ int store_put_entry(struct store_txn *t, const char *tenant, size_t tlen,
 		    struct entry_hdr *hdr, const struct sblock_part *parts,
 		    size_t nparts, uint64_t *seq, uint64_t *value_bytes);
 
-/* Stores a queue value as it is (any version this relay reads; salvage)
- * under the next sequence number. Returns 0 or an ERR_* code. */
+/* Stores a whole queue value as it is (any version this relay reads;
+ * salvage) under the next sequence number, a version 2 value cut into
+ * head and tail as store_put_lanes cuts its own. Returns 0 or an ERR_*
+ * code (ERR_CORRUPT: not a whole value this relay reads). */
 int store_put_value(struct store_txn *t, const char *tenant, size_t tlen,
 		    const void *value, size_t len, uint64_t *seq);
 
@@ -339,8 +384,12 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
  * (added to the set-aside value of seq when another lane's part is there
  * already), and leaves the entry in the queue: the caller then acks the
  * lane through seq (store_lane_ack), which deletes the entry when no other
- * lane needs it (gone and next are untouched). Returns 0, ERR_NOTFOUND
- * (no such entry, or no part in lane), or an ERR_* code.
+ * lane needs it (gone and next are untouched). An entry whose tail
+ * records are lost (damage) is set aside as its head is, when the part
+ * (or the entry) needs the tail: the set-aside record is then unreadable
+ * but kept. Returns 0, ERR_NOTFOUND (no such entry, or no part in lane;
+ * never for an entry that is there with a part in lane), or an ERR_*
+ * code.
  */
 int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 		    int lane, uint64_t seq, long status, const char *reason,
@@ -399,9 +448,12 @@ int store_lane_set(struct store_txn *t, const char *tenant, size_t tlen,
  * pages of every database), as the transaction sees them. */
 uint64_t store_used_bytes(struct store_txn *t);
 
-/* Bytes a value of n bytes takes on disk, at most (whole pages when it
- * overflows a leaf page). */
-uint64_t store_value_footprint(const struct store *st, uint64_t n);
+/* Bytes a queue value of n bytes of a tenant whose id is tlen bytes
+ * takes on disk, at most: whole pages when it overflows a leaf page and
+ * is kept whole; when it is cut (store.h, "Heads and tails"), the head's
+ * pages, exactly filled, and the tail's bytes in leaf records. */
+uint64_t store_value_footprint(const struct store *st, size_t tlen,
+			       uint64_t n);
 
 /* The data file, for the preallocator (prealloc.h): its descriptor, its
  * path into out (0 or ERR_FAIL), where LMDB's pages end (only between
@@ -665,12 +717,17 @@ int store_series_expire(struct store_txn *t, struct store_pos *pos,
  * about an eighth of it, so a lane request reaches max_request_size only
  * by merging many. */
 #define STORE_BODY_MAX_ENTRIES 2048
+/* Most pieces its blocks lie in (a block that passes its entry's head
+ * lies in the head and tail records: store.h, "Heads and tails"). */
+#define STORE_BODY_MAX_PIECES (2 * STORE_BODY_MAX_ENTRIES)
 
 /*
  * One upstream request body left where its entries lie in the map: a read
  * transaction, and for each entry its snappy block's elements (after the
  * 40-byte entry header and the block's own preamble), read behind one
- * merged preamble by stream.
+ * merged preamble by stream. A block that passes its entry's head (into
+ * the tails database) is read in pieces where they lie; one whose
+ * preamble is cut in two is the one thing copied, joined, into copies.
  *
  * Holding the transaction while the body is sent is safe: the entries
  * being delivered are deleted only after the upstream acknowledged them,
@@ -685,7 +742,11 @@ struct store_body {
 	struct store_dest dest;  /* where the entries go, when has_dest */
 	int has_dest;            /* 0: no record; the configuration decides */
 	size_t nseen;            /* entries of seen[] filled */
-	struct sblock_part elements[STORE_BODY_MAX_ENTRIES]; /* ref: the map */
+	/* owned: blocks whose preamble the cut of their entry's head falls
+	 * in, joined with the tail (store.h "Heads and tails"); freed by
+	 * store_body_release */
+	struct store_body_copy *copies;
+	struct sblock_part elements[STORE_BODY_MAX_PIECES]; /* ref: the map */
 	struct sblock_stream stream;
 	/* The readable entries looked at, in order (the first
 	 * STORE_BODY_MAX_ENTRIES of them), parts taken or not. */

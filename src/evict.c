@@ -154,7 +154,8 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 		if ((rc = sink->removed(sink->arg, h->id, h->idlen, &gone, &next)) != 0)
 			return rc;
 		if (g->why == DROP_FULL) {
-			uint64_t fp = store_value_footprint(ev->st, gone.bytes);
+			uint64_t fp = store_value_footprint(ev->st, h->idlen,
+							    gone.bytes);
 			*g->used = *g->used > fp ? *g->used - fp : 0;
 		}
 		if ((rc = usage_count_dropped(usage, h->id, h->idlen, now, g->why,

@@ -254,8 +254,8 @@ static int sender_init(struct sender *s, struct forwarder *f)
 	const struct config *cfg = f->cfg;
 
 	/* All but the body's parts: those are written before they are read,
-	 * and left untouched they cost no memory (STORE_BODY_MAX_ENTRIES of
-	 * them, 32 KiB a thread). */
+	 * and left untouched they cost no memory (STORE_BODY_MAX_PIECES of
+	 * them, 64 KiB a thread). */
 	memset(s, 0, offsetof(struct sender, body));
 	memset(&s->body, 0, offsetof(struct store_body, elements));
 	memset(&s->body.stream, 0, sizeof(s->body.stream));

@@ -571,6 +571,110 @@ out:
 	return rc;
 }
 
+/* The entry i of checked leaf page p (number pgno) to fn, its overflow
+ * value read (k->w->want_values set). Returns fn's return, or
+ * ERR_CORRUPT (the value's run is damaged) or ERR_NOMEM. */
+static int get_entry(struct walker *k, const uint8_t *p, uint64_t pgno,
+		     unsigned i)
+{
+	const uint8_t *node = p + le16(p + LMDB_PAGEHDRSZ + 2 * i);
+	struct lmdb_entry e;
+
+	e.flags = le16(node + 4);
+	e.klen = le16(node + 6);
+	e.key = node + 8;
+	e.vlen = le16(node) | (size_t)le16(node + 2) << 16;
+	e.leaf_pgno = pgno;
+	e.val = node + 8 + e.klen;
+	if ((e.flags & LMDB_F_BIGDATA) &&
+	    (e.val = overflow_value(k, pgno, i, le64(node + 8 + e.klen),
+				    e.vlen)) == NULL)
+		return k->nomem ? ERR_NOMEM : ERR_CORRUPT;
+	return k->fn(k->arg, &e);
+}
+
+/* lmdb_get's descent from the root: each page checked before it is
+ * used, as the walk checks it. */
+static int get_key(struct walker *k, const uint8_t *key, size_t klen)
+{
+	struct lmdb_file *f = k->f;
+	struct key lo = {NULL, 0}, hi = {NULL, 0};
+	uint64_t pgno = k->db->root;
+
+	for (int level = k->db->depth; level >= 1; level--) {
+		uint8_t *p = k->bufs[level];
+		unsigned n, i;
+
+		if (pgno_problem(f, pgno, 1) != NULL ||
+		    read_at(f->fd, p, f->psize, pgno * f->psize) < 0 ||
+		    (n = check_page(k, p, pgno, level, &lo, &hi)) == 0)
+			return ERR_CORRUPT;
+		if (level == 1) {
+			for (i = 0; i < n; i++) {
+				const uint8_t *node =
+					p + le16(p + LMDB_PAGEHDRSZ + 2 * i);
+				if (key_cmp(k->intkeys, node + 8, le16(node + 6),
+					    key, klen) == 0)
+					return get_entry(k, p, pgno, i);
+			}
+			return ERR_NOTFOUND;
+		}
+		/* The last child whose first key is not above key. */
+		for (i = 1; i < n; i++) {
+			const uint8_t *node = p + le16(p + LMDB_PAGEHDRSZ + 2 * i);
+			if (key_cmp(k->intkeys, node + 8, le16(node + 6), key,
+				    klen) > 0)
+				break;
+		}
+		i--;
+		const uint8_t *node = p + le16(p + LMDB_PAGEHDRSZ + 2 * i);
+		pgno = le16(node) | (uint64_t)le16(node + 2) << 16 |
+		       (uint64_t)le16(node + 4) << 32;
+		if (i > 0) {
+			lo.p = node + 8;
+			lo.len = le16(node + 6);
+		}
+		if (i + 1 < n) {
+			const uint8_t *next =
+				p + le16(p + LMDB_PAGEHDRSZ + 2 * (i + 1));
+			hi.p = next + 8;
+			hi.len = le16(next + 6);
+		}
+	}
+	return ERR_CORRUPT;   /* depth 0 with a root: not reached */
+}
+
+int lmdb_get(struct lmdb_file *f, const struct lmdb_db *db,
+	     const uint8_t *key, size_t klen, lmdb_entry_fn fn, void *arg)
+{
+	struct walker k;
+	struct lmdb_walk w;
+	int rc;
+
+	if (db->root == LMDB_NOPAGE)
+		return ERR_NOTFOUND;
+	if (db->depth < 1 || db->depth > LMDB_MAXDEPTH)
+		return ERR_CORRUPT;
+	memset(&k, 0, sizeof(k));
+	memset(&w, 0, sizeof(w));
+	w.want_values = 1;
+	k.f = f;
+	k.db = db;
+	k.fn = fn;
+	k.arg = arg;
+	k.w = &w;
+	rc = 0;
+	for (int l = 1; l <= db->depth && rc == 0; l++)
+		if ((k.bufs[l] = malloc(f->psize)) == NULL)
+			rc = ERR_NOMEM;
+	if (rc == 0)
+		rc = get_key(&k, key, klen);
+	for (int l = 1; l <= LMDB_MAXDEPTH; l++)
+		free(k.bufs[l]);
+	free(k.value);
+	return rc;
+}
+
 struct find {
 	const char *name;
 	struct lmdb_db *db;

@@ -194,6 +194,8 @@ int salvage_state_load(struct salvage_state *s, struct lmdb_file *f,
 		rc = salvage_walk(f, "dest", &r->dest, load_dest, &l, err,
 				  errlen);
 	}
+	if (rc == 0)
+		rc = salvage_tails_load(s, f, err, errlen);
 	if (rc < 0 && l.nomem)
 		snprintf(err, errlen, "out of memory");
 	if (rc == 0)
@@ -303,5 +305,6 @@ void salvage_state_free(struct salvage_state *s)
 {
 	free(s->cur);
 	free(s->dest);
+	salvage_tails_free(s);
 	memset(s, 0, sizeof(*s));
 }

@@ -142,6 +142,12 @@ static int check_format(MDB_txn *txn, struct store *st, const char *path,
 			log_msg(LOG_INFO, "buffer format 4 converted to 5",
 				"what=\"delivery lanes added; entries already "
 				"buffered go first, whole, in order\"");
+		/* Format 5 -> 6: open_dbs made the tails database; the
+		 * entries buffered are whole, as they were (store.h). */
+		if (fmt <= 5)
+			log_msg(LOG_INFO, "buffer format 5 converted to 6",
+				"what=\"tails database added; entries already "
+				"buffered are read as they are\"");
 		if (fmt != STORE_FORMAT || have_fmt == 0) {
 			if ((rc = meta_put_u32(txn, st, "format", STORE_FORMAT)) != 0)
 				goto lmdb;
@@ -170,10 +176,11 @@ static int open_dbs(MDB_txn *txn, struct store *st)
 {
 	static const char *const names[] = {"meta", "queue", "setaside", "dedup",
 					    "dedup_time", "usage", "usage_hll",
-					    "dest", "ha", "series", "lanes"};
+					    "dest", "ha", "series", "lanes", "tails"};
 	MDB_dbi *dbis[] = {&st->meta, &st->queue, &st->setaside, &st->dedup,
 			   &st->dedup_time, &st->usage, &st->usage_hll,
-			   &st->dest, &st->ha, &st->series, &st->lanes};
+			   &st->dest, &st->ha, &st->series, &st->lanes,
+			   &st->tails};
 	unsigned flags = st->readonly ? 0 : MDB_CREATE;
 	int rc;
 
@@ -334,6 +341,7 @@ int store_txn_begin(struct store *st, struct store_txn **t)
 	}
 	st->wtxn.st = st;
 	st->wtxn.next_seq = st->next_seq;
+	st->wtxn.tails_room = st->tails_room;
 	*t = &st->wtxn;
 	return 0;
 }
@@ -351,8 +359,10 @@ int store_txn_commit(struct store_txn *t)
 	else
 		rc = store_seam_commit(t->txn);  /* ends it, failed or not */
 	t->txn = NULL;
-	if (rc == 0)
+	if (rc == 0) {
 		st->next_seq = t->next_seq;
+		st->tails_room = t->tails_room;
+	}
 	return err_from_mdb(rc);
 }
 
@@ -387,7 +397,7 @@ uint64_t store_used_bytes(struct store_txn *t)
 	const struct store *st = t->st;
 	MDB_dbi dbis[] = {1 /* main */, st->meta, st->queue, st->setaside,
 			  st->dedup, st->dedup_time, st->usage, st->usage_hll,
-			  st->dest, st->ha, st->series, st->lanes};
+			  st->dest, st->ha, st->series, st->lanes, st->tails};
 	uint64_t bytes = 0;
 
 	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)
@@ -395,12 +405,18 @@ uint64_t store_used_bytes(struct store_txn *t)
 	return bytes;
 }
 
-uint64_t store_value_footprint(const struct store *st, uint64_t n)
+uint64_t store_value_footprint(const struct store *st, size_t tlen, uint64_t n)
 {
 	uint64_t ps = st->page_size ? st->page_size : 4096;
+	uint64_t node = 16 + STORE_KEY_MAX;   /* node header, key, index slot */
+	size_t cut = store_tail_cut(st, tlen, (size_t)n);
 
+	/* Cut (store_tail.c): the head's overflow pages, exactly filled,
+	 * and its node; the tail's bytes in leaf records, a node each. */
+	if (cut > 0)
+		return cut + 16 + node + (n - cut) + STORE_TAIL_CHUNKS * node;
 	/* Node header and key; a large value gets overflow pages of its own. */
-	n += 16 + STORE_KEY_MAX;
+	n += node;
 	if (n < ps / 4)
 		return n;
 	return (n + ps - 1) / ps * ps;

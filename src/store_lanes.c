@@ -69,7 +69,7 @@ static unsigned entry_lanes(const MDB_val *v, uint64_t seq, unsigned lane,
 		return seen[*si].mask;
 	}
 	*samples = 0;
-	if (store_entry_read(v, &h, &lt) < 0)
+	if (store_head_read(v, &h, &lt) < 0)
 		return 1;
 	if ((lp = lanes_find(&lt, lane)) != NULL)
 		*samples = lp->samples;
@@ -80,7 +80,8 @@ static unsigned entry_lanes(const MDB_val *v, uint64_t seq, unsigned lane,
  * adding them to *gone, and counts lane's parts the cursor had not passed
  * (was) in *delivered. What the entries hold is read from seen[0..nseen)
  * as far as it goes (entry_lanes). Returns an LMDB code. */
-static int delete_through(MDB_cursor *cur, const char *tenant, size_t tlen,
+static int delete_through(const struct store *st, MDB_cursor *cur,
+			  const char *tenant, size_t tlen,
 			  unsigned lane, uint64_t first, uint64_t last,
 			  const uint64_t through[STORE_LANES], uint64_t was,
 			  const struct store_seen *seen, size_t nseen,
@@ -94,7 +95,7 @@ static int delete_through(MDB_cursor *cur, const char *tenant, size_t tlen,
 	size_t n, si = 0;
 	uint64_t seq, samples;
 	unsigned mask;
-	int rc, done;
+	int rc, done, tail;
 
 	k.mv_size = store_key(key, tenant, tlen, first);
 	k.mv_data = key;
@@ -115,10 +116,13 @@ static int delete_through(MDB_cursor *cur, const char *tenant, size_t tlen,
 			continue;
 		}
 		/* Unreadable: lane 0's, whole (store.h), counted bare. */
-		if (store_entry_read(&v, &h, &lt) < 0)
+		if (store_head_read(&v, &h, &lt) < 0)
 			memset(&h, 0, sizeof(h));
 		store_span_add(gone, seq, &v, &h);
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+		tail = store_tail_flagged(&v);
+		if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
+		    (tail && (rc = store_tail_del(mdb_cursor_txn(cur), st, tenant,
+						  tlen, seq)) != 0))
 			return rc;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
 		if (rc == EINVAL)  /* deleted the last item of the database */
@@ -166,7 +170,8 @@ int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
 	}
 	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
 		return err_from_mdb(rc);
-	rc = delete_through(cur, tenant, tlen, lane, first, last, through, was,
+	rc = delete_through(t->st, cur, tenant, tlen, lane, first, last, through,
+			    was,
 			    seen, nseen, gone, delivered);
 	if (rc == MDB_NOTFOUND)
 		rc = store_tenant_head(cur, tenant, tlen, next);

@@ -42,22 +42,39 @@ int store_key_parse(const MDB_val *k, const char **tenant, size_t *tlen,
 	return 0;
 }
 
-int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
-		     struct lane_table *t)
+/* The header and lane table of a value whose table covers len bytes
+ * (v->mv_size for a whole value, more for a head). */
+static int entry_read_len(const MDB_val *v, size_t len, struct entry_hdr *hdr,
+			  struct lane_table *t)
 {
 	if (v->mv_size < sizeof(*hdr) + 1)
 		return -1;
 	memcpy(hdr, v->mv_data, sizeof(*hdr));
 	if (hdr->version != 1 && hdr->version != STORE_ENTRY_VERSION)
 		return -1;
-	return lanes_table(v->mv_data, v->mv_size, hdr->version, hdr->nlanes,
+	return lanes_table(v->mv_data, len, hdr->version, hdr->nlanes,
 			   hdr->raw_len, hdr->samples, hdr->series, t);
+}
+
+int store_entry_read(const MDB_val *v, struct entry_hdr *hdr,
+		     struct lane_table *t)
+{
+	/* Every block within v, whatever the flag says. */
+	return entry_read_len(v, v->mv_size, hdr, t);
+}
+
+int store_head_read(const MDB_val *v, struct entry_hdr *hdr,
+		    struct lane_table *t)
+{
+	/* A head: the table covers its tail too (store_tail.c). */
+	return entry_read_len(v, store_value_len(v), hdr, t);
 }
 
 int store_entry_check(const MDB_val *v, struct entry_hdr *hdr)
 {
 	struct lane_table t;
 
+	/* Whole values only: a head's blocks are not all in it. */
 	if (store_entry_read(v, hdr, &t) < 0)
 		return -1;
 	for (unsigned i = 0; i < t.n; i++)
@@ -70,7 +87,7 @@ int store_entry_hdr(const MDB_val *v, struct entry_hdr *hdr)
 {
 	struct lane_table t;
 
-	return store_entry_read(v, hdr, &t);
+	return store_head_read(v, hdr, &t);
 }
 
 void store_span_add(struct store_span *s, uint64_t seq, const MDB_val *v,
@@ -82,7 +99,7 @@ void store_span_add(struct store_span *s, uint64_t seq, const MDB_val *v,
 	}
 	s->last_seq = seq;
 	s->entries++;
-	s->bytes += v->mv_size;
+	s->bytes += store_value_len(v);
 	s->raw += h->raw_len;
 	s->series += h->series;
 	s->samples += h->samples;
@@ -114,7 +131,7 @@ int store_load_queue(struct store *st, struct queue *q)
 			bad++;
 			continue;
 		}
-		queue_added(q, tenant, tlen, seq, v.mv_size, h.samples,
+		queue_added(q, tenant, tlen, seq, store_value_len(&v), h.samples,
 			    h.created_ms);
 		/* Written before lanes: lane 0's, the others wait (lanes.h). */
 		if (h.version == 1)
@@ -209,15 +226,58 @@ static int lane_sizes(const struct store_lane_in *l, uint64_t *raw,
 	return *raw > SBLOCK_MAX_RAW ? -1 : 0;
 }
 
+/* Writes the blocks of lanes[from..to) (sizes in rec) one after the
+ * other from p. Returns 0 or -1. */
+static int fill_lanes(uint8_t *p, const struct store_lane_in *lanes,
+		      const struct lane_rec *rec, size_t from, size_t to)
+{
+	struct buf out;
+
+	for (size_t i = from; i < to; i++) {
+		/* A buf over the reserved space: sblock_concat fills it. */
+		out.p = p;
+		out.len = 0;
+		out.cap = out.max = rec[i].block_len;
+		if (sblock_concat(&out, lanes[i].parts, lanes[i].nparts) < 0 ||
+		    out.len != out.cap)
+			return -1;
+		p += rec[i].block_len;
+	}
+	return 0;
+}
+
+/* The block of lane l (len bytes, as fill_lanes writes it) read from
+ * the stream of its parts' elements (el[], room for l->nparts): its
+ * first n1 bytes to a, the rest to b. Returns 0 or -1. */
+static int fill_split(const struct store_lane_in *l, struct sblock_part *el,
+		      size_t len, uint8_t *a, size_t n1, uint8_t *b)
+{
+	struct sblock_stream s;
+	uint64_t raw = 0;
+	uint8_t end;
+
+	for (size_t i = 0; i < l->nparts; i++) {
+		el[i] = l->parts[i];
+		if (sblock_strip(&el[i], &raw) < 0)
+			return -1;
+	}
+	if (sblock_stream_init(&s, el, l->nparts, raw) < 0 || s.len != len ||
+	    sblock_stream_read(&s, a, n1) != n1 ||
+	    sblock_stream_read(&s, b, len - n1) != len - n1 ||
+	    sblock_stream_read(&s, &end, 1) != 0)
+		return -1;
+	return 0;
+}
+
 int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
 		    struct entry_hdr *hdr, const struct store_lane_in *lanes,
 		    size_t n, uint64_t *seq, uint64_t *value_bytes)
 {
 	struct lane_rec rec[STORE_LANES];
+	struct sblock_part *el = NULL;
 	uint64_t raw_total = 0, raw;
-	size_t size, elements;
-	struct buf out;
-	uint8_t *p;
+	size_t size, elements, cut, base, cross, in_head;
+	uint8_t *p, *apart = NULL;
 	MDB_val v;
 	int rc;
 
@@ -240,27 +300,60 @@ int store_put_lanes(struct store_txn *t, const char *tenant, size_t tlen,
 	if (raw_total > SBLOCK_MAX_RAW)
 		return ERR_FAIL;
 	hdr->version = STORE_ENTRY_VERSION;
+	hdr->flags = 0;
 	hdr->nlanes = (uint16_t)n;
 	hdr->raw_len = (uint32_t)raw_total;
-	if ((rc = reserve_value(t, tenant, tlen, size, &v)) != 0)
-		return err_from_mdb(rc);
+	/* With a tail (store_tail.c), the block that crosses the cut goes
+	 * to the head up to it, its rest and the blocks after to a buffer
+	 * of the tail's bytes; all in memory before the tail's records are
+	 * written (the head reserved must be filled before the
+	 * transaction's next write). */
+	base = sizeof(*hdr) + n * sizeof(rec[0]);
+	cross = n;
+	if ((cut = store_tail_cut(t->st, tlen, size)) > 0) {
+		hdr->flags = STORE_ENTRY_TAIL;
+		for (cross = 0; base + rec[cross].block_len <= cut; cross++)
+			base += rec[cross].block_len;
+		apart = malloc(size - cut);
+		el = malloc(lanes[cross].nparts * sizeof(*el));
+		if (apart == NULL || el == NULL) {
+			rc = ERR_NOMEM;
+			goto out;
+		}
+	}
+	if ((rc = reserve_value(t, tenant, tlen, cut ? cut : size, &v)) != 0) {
+		rc = err_from_mdb(rc);
+		goto out;
+	}
 	p = v.mv_data;
 	memcpy(p, hdr, sizeof(*hdr));
 	memcpy(p + sizeof(*hdr), rec, n * sizeof(rec[0]));
 	p += sizeof(*hdr) + n * sizeof(rec[0]);
-	for (size_t i = 0; i < n; i++) {
-		/* A buf over the reserved space: sblock_concat fills it. */
-		out.p = p;
-		out.len = 0;
-		out.cap = out.max = rec[i].block_len;
-		if (sblock_concat(&out, lanes[i].parts, lanes[i].nparts) < 0 ||
-		    out.len != out.cap)
-			return ERR_FAIL;
-		p += rec[i].block_len;
+	rc = ERR_FAIL;
+	if (fill_lanes(p, lanes, rec, 0, cross) < 0)
+		goto out;
+	if (cut > 0) {
+		in_head = cut - base;
+		if (fill_split(&lanes[cross], el, rec[cross].block_len,
+			       (uint8_t *)v.mv_data + base, in_head, apart) < 0 ||
+		    fill_lanes(apart + (rec[cross].block_len - in_head), lanes,
+			       rec, cross + 1, n) < 0)
+			goto out;
+		if ((rc = store_tail_put(t, tenant, tlen, t->next_seq, apart,
+					 size - cut)) != 0) {
+			rc = err_from_mdb(rc);
+			goto out;
+		}
 	}
+	rc = 0;
+out:
+	free(el);
+	free(apart);
+	if (rc != 0)
+		return rc;
 	/* Taken inside the transaction: an abort gives it back. */
 	*seq = t->next_seq++;
-	*value_bytes = v.mv_size;
+	*value_bytes = size;
 	return 0;
 }
 
@@ -278,13 +371,25 @@ int store_put_value(struct store_txn *t, const char *tenant, size_t tlen,
 {
 	MDB_val in = {len, (void *)value}, v;
 	struct entry_hdr h;
+	size_t cut = 0;
+	uint8_t *p;
 	int rc;
 
 	if (store_entry_check(&in, &h) < 0)
 		return ERR_CORRUPT;
-	if ((rc = reserve_value(t, tenant, tlen, len, &v)) != 0)
+	/* Version 2 values get a tail as store_put_lanes gives them. */
+	if (h.version == 2)
+		cut = store_tail_cut(t->st, tlen, len);
+	if ((rc = reserve_value(t, tenant, tlen, cut ? cut : len, &v)) != 0)
 		return err_from_mdb(rc);
-	memcpy(v.mv_data, value, len);
+	p = v.mv_data;
+	memcpy(p, value, cut ? cut : len);
+	if (h.version == 2)
+		p[1] = cut ? STORE_ENTRY_TAIL : 0;   /* entry_hdr.flags */
+	if (cut > 0 && (rc = store_tail_put(t, tenant, tlen,
+					    t->next_seq, (const uint8_t *)value + cut,
+					    len - cut)) != 0)
+		return err_from_mdb(rc);
 	*seq = t->next_seq++;
 	return 0;
 }
@@ -329,7 +434,7 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 	const char *name;
 	size_t n;
 	uint64_t seq;
-	int rc;
+	int rc, tail;
 
 	memset(next, 0, sizeof(*next));
 	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
@@ -346,7 +451,10 @@ int store_delete_range(struct store_txn *t, const char *tenant, size_t tlen,
 		if (store_entry_hdr(&v, &h) < 0)
 			memset(&h, 0, sizeof(h));
 		store_span_add(gone, seq, &v, &h);
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+		tail = store_tail_flagged(&v);
+		if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
+		    (tail && (rc = store_tail_del(t->txn, t->st, tenant, tlen,
+						  seq)) != 0))
 			break;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
 		if (rc == EINVAL)  /* deleted the last item of the database */
@@ -456,7 +564,9 @@ static uint8_t *setaside_value(const MDB_val *v, const struct entry_hdr *h,
 	return out;
 }
 
-/* Whether the set-aside value old holds a part in lane. */
+/* Whether the set-aside value old holds a part in lane. One whose entry
+ * is unreadable holds the entry as it was (set aside whole, or a head
+ * whose tail was missing): every part it had. */
 static int setaside_has_lane(const MDB_val *old, unsigned lane)
 {
 	struct setaside_hdr sh;
@@ -471,13 +581,21 @@ static int setaside_has_lane(const MDB_val *old, unsigned lane)
 		return 0;
 	oe.mv_data = (uint8_t *)old->mv_data + sizeof(sh) + sh.reason_len;
 	oe.mv_size = old->mv_size - sizeof(sh) - sh.reason_len;
-	return store_entry_read(&oe, &oh, &ot) == 0 &&
-	       lanes_find(&ot, lane) != NULL;
+	if (store_entry_read(&oe, &oh, &ot) < 0)
+		return 1;
+	return lanes_find(&ot, lane) != NULL;
 }
 
-int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
-		    int lane, uint64_t seq, long status, const char *reason,
-		    struct store_span *gone, struct store_span *next)
+/* store_set_aside with the entry's whole value v (whole 0: v is a head
+ * whose tail is missing, damage: its table still tells the lanes; a part
+ * that lies in it is set aside as usual, one that passes it (or the
+ * entry, lane < 0) sets the head aside as it is, read as unreadable; the
+ * entry is never taken for gone). */
+static int set_aside_whole(struct store_txn *t, const char *tenant,
+			   size_t tlen, int lane, uint64_t seq,
+			   const MDB_val *v, int whole, long status,
+			   const char *reason, struct store_span *gone,
+			   struct store_span *next)
 {
 	MDB_txn *txn = t->txn;
 	struct store *st = t->st;
@@ -486,15 +604,14 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 	struct lane_table lt;
 	struct entry_hdr h;
 	MDB_cursor *cur;
-	MDB_val k, v, out, old;
+	MDB_val k, out, old, cur_v;
 	int rc, have_old = 0, readable;
 	size_t len;
 
 	k.mv_size = store_key(key, tenant, tlen, seq);
 	k.mv_data = key;
-	if ((rc = mdb_get(txn, st->queue, &k, &v)) != 0)
-		return err_from_mdb(rc);
-	readable = store_entry_read(&v, &h, &lt) == 0;
+	readable = (whole ? store_entry_read(v, &h, &lt) :
+			    store_head_read(v, &h, &lt)) == 0;
 	if (!readable)
 		memset(&h, 0, sizeof(h));
 	if (lane >= 0) {
@@ -503,8 +620,11 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 			return ERR_NOTFOUND;
 		if (!readable && lane != 0)
 			return ERR_NOTFOUND;
-		/* A version 1 entry (or one with only this lane) is kept whole. */
-		if (!readable || h.version == 1 || lt.n == 1)
+		/* A version 1 entry (or one with only this lane) is kept whole,
+		 * and so is a head whose tail the part needs. */
+		if (!readable || h.version == 1 || lt.n == 1 ||
+		    (!whole && part->block + part->len >
+				       (const uint8_t *)v->mv_data + v->mv_size))
 			part = NULL;
 		if (part != NULL) {
 			rc = mdb_get(txn, st->setaside, &k, &old);
@@ -515,7 +635,7 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 				return 0;   /* there already */
 		}
 	}
-	val = setaside_value(&v, &h, part, have_old ? &old : NULL, status,
+	val = setaside_value(v, &h, part, have_old ? &old : NULL, status,
 			     reason, &len);
 	if (val == NULL)
 		return have_old ? ERR_CORRUPT : ERR_NOMEM;
@@ -529,10 +649,11 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 		return 0;
 	memset(next, 0, sizeof(*next));
 	/* The put may have moved the queue value: look it up again. */
-	if ((rc = mdb_get(txn, st->queue, &k, &v)) != 0)
+	if ((rc = mdb_get(txn, st->queue, &k, &cur_v)) != 0)
 		return err_from_mdb(rc);
-	store_span_add(gone, seq, &v, &h);
+	store_span_add(gone, seq, &cur_v, &h);
 	if ((rc = mdb_del(txn, st->queue, &k, NULL)) != 0 ||
+	    (rc = store_tail_del(txn, st, tenant, tlen, seq)) != 0 ||
 	    (rc = mdb_cursor_open(txn, st->queue, &cur)) != 0)
 		return err_from_mdb(rc);
 	rc = store_tenant_head(cur, tenant, tlen, next);
@@ -540,6 +661,34 @@ int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
 	if (rc == 0)
 		rc = store_dest_prune(txn, st, tenant, tlen);
 	return err_from_mdb(rc);
+}
+
+int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
+		    int lane, uint64_t seq, long status, const char *reason,
+		    struct store_span *gone, struct store_span *next)
+{
+	MDB_txn *txn = t->txn;
+	struct store *st = t->st;
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k, v, head;
+	int rc;
+
+	k.mv_size = store_key(key, tenant, tlen, seq);
+	k.mv_data = key;
+	if ((rc = mdb_get(txn, st->queue, &k, &head)) != 0)
+		return err_from_mdb(rc);
+	/* Set aside whole: a head is joined with its tail. Without its tail
+	 * (damage) it is unreadable, and set aside as it is. */
+	rc = store_value_whole(txn, st, tenant, tlen, seq, &head, &v);
+	if (rc == ENOMEM)
+		return ERR_NOMEM;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return err_from_mdb(rc);
+	rc = set_aside_whole(t, tenant, tlen, lane, seq, &v, rc == 0, status,
+			     reason, gone, next);
+	if (v.mv_data != head.mv_data)
+		free(v.mv_data);
+	return rc;
 }
 
 /* Sets body's destination from the record in force for entry seq, and
@@ -572,16 +721,17 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	struct entry_hdr h;
 	struct lane_table lt;
 	const struct lane_part *lp;
-	struct lane_part whole;
-	struct sblock_part *e;
+	struct lane_part whole, first;
+	struct sblock_part *e, pc[STORE_TAIL_PIECES];
 	const char *t;
-	size_t n, nparts = 0;
+	size_t n, nparts = 0, nelem = 0, npc;
 	uint64_t s, raw_total = 0, seen = 0;
 	uint32_t stated;
-	int rc, ret = 0, readable, ok;
+	int rc, ret = 0, readable, ok, pr;
 
 	memset(span, 0, sizeof(*span));
 	body->read = NULL;
+	body->copies = NULL;
 	body->has_dest = 0;
 	body->nseen = 0;
 	if (max_entries > STORE_BODY_MAX_ENTRIES)
@@ -600,7 +750,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		if (store_key_parse(&k, &t, &n, &s) < 0 || n != tlen ||
 		    memcmp(t, tenant, tlen) != 0 || s > max_seq)
 			break;
-		readable = store_entry_read(&v, &h, &lt) == 0;
+		readable = store_head_read(&v, &h, &lt) == 0;
 		if (readable && body->nseen < STORE_BODY_MAX_ENTRIES) {
 			struct store_seen *sn = &body->seen[body->nseen++];
 			lp = lanes_find(&lt, lane);
@@ -636,10 +786,35 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 		if (nparts == 0 && (ret = body_dest(txn, st, body, tenant, tlen, s,
 						    &max_seq)) < 0)
 			break;
-		ok = readable ? lanes_part_ok(lp) :
+		pc[0].p = lp->block;
+		pc[0].len = lp->len;
+		npc = 1;
+		/* Past the head: read where it lies, head and tail records
+		 * (a missing tail makes the part one that cannot be sent;
+		 * any other failure, memory or a read, is retried); a
+		 * preamble cut in two is copied, joined. */
+		if (readable && lp->block + lp->len >
+				(const uint8_t *)v.mv_data + v.mv_size) {
+			pr = store_tail_pieces(txn, st, tenant, tlen, s, &v, lp,
+					       pc);
+			if (pr > 1 && pc[0].len < 5 &&
+			    (pr = store_tail_joined(txn, st, body, tenant, tlen,
+						    s, &v, lp, &pc[0])) == 0)
+				pr = 1;
+			if (pr < 0 && pr != ERR_NOTFOUND) {
+				ret = -1;
+				break;
+			}
+			npc = pr > 0 ? (size_t)pr : 0;
+		}
+		first = *lp;
+		first.block = pc[0].p;
+		first.len = pc[0].len;
+		ok = readable ? npc > 0 && lanes_part_ok(&first) :
 		     lp->len > 0 && sblock_preamble(lp->block, lp->len, &stated) != 0;
 		if (nparts > 0 && (span->raw + lp->raw_len > max_raw ||
-				   nparts >= max_entries || !readable || !ok))
+				   nparts >= max_entries || !readable || !ok ||
+				   nelem + npc > STORE_BODY_MAX_PIECES))
 			break;
 		if (!ok) {
 			/* Cannot be sent: the caller sets it aside. */
@@ -653,7 +828,10 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 			ret = 1;
 			break;
 		}
-		e = &body->elements[nparts++];
+		e = &body->elements[nelem];
+		memcpy(e, pc, npc * sizeof(pc[0]));
+		nelem += npc;
+		nparts++;
 		if (span->entries == 0) {
 			span->first_seq = s;
 			span->created_ms = h.created_ms;
@@ -668,8 +846,6 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 			span->exemplars += h.exemplars;
 		}
 		seen = s;
-		e->p = lp->block;
-		e->len = lp->len;
 		if (sblock_strip(e, &raw_total) < 0) {
 			ret = -1;   /* checked above: not reached */
 			break;
@@ -680,7 +856,7 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 	mdb_cursor_close(cur);
 	span->last_seq = seen;
 	if (ret == 0 && nparts > 0 &&
-	    sblock_stream_init(&body->stream, body->elements, nparts,
+	    sblock_stream_init(&body->stream, body->elements, nelem,
 			       raw_total) < 0)
 		ret = -1;
 	if (ret != 0 || nparts == 0)
@@ -693,6 +869,7 @@ void store_body_release(struct store_body *body)
 	if (body->read != NULL)
 		mdb_txn_abort(store_read_txn(body->read));
 	body->read = NULL;
+	store_tail_copies_free(body);
 }
 
 int store_read_batch(struct store *st, const char *tenant, size_t tlen,

@@ -188,6 +188,7 @@ struct copy {
 	struct salvage_db *db;
 	struct salvage_report *r;
 	struct buf raw;
+	struct buf whole;       /* a queue head joined with its tail */
 	int kind;               /* 0 queue, 1 setaside, 2 usage, 3 ha */
 	struct usage_rec urec;  /* a usage record, as written */
 	int rc;                 /* the sink's failure */
@@ -282,6 +283,26 @@ static int copy_entry(void *arg, const struct lmdb_entry *e)
 		rec.reason = reason;
 		rec.value = e->val + sizeof(sh) + sh.reason_len;
 		rec.vlen = e->vlen - sizeof(sh) - sh.reason_len;
+	} else if (c->kind == 0) {
+		/* A head: joined with its tail, then read as a whole value. */
+		MDB_val hv = {e->vlen, (void *)e->val};
+		size_t len = store_value_len(&hv);
+		if (len != e->vlen) {
+			int jr = salvage_tails_join(c->sink->state, rec.tenant,
+						    rec.tlen, rec.seq, e->val,
+						    e->vlen, len, &c->whole);
+			if (jr == ERR_NOMEM) {
+				snprintf(c->err, sizeof(c->err), "out of memory");
+				return c->rc = jr;
+			}
+			if (jr < 0) {
+				invalid(c, rec.tenant, rec.tlen, rec.seq,
+					"the tail of the entry is missing");
+				return 0;
+			}
+			rec.value = c->whole.p;
+			rec.vlen = c->whole.len;
+		}
 	}
 	if (c->kind != 2 &&
 	    entry_check(rec.value, rec.vlen, &h, &c->raw, why, sizeof(why)) < 0) {
@@ -339,8 +360,10 @@ static int copy_db(struct lmdb_file *f, const char *name, int kind,
 	c.r = r;
 	c.kind = kind;
 	buf_init(&c.raw, SALVAGE_RAW_MAX);
+	buf_init(&c.whole, SALVAGE_RAW_MAX);
 	rc = salvage_walk(f, name, db, copy_entry, &c, err, errlen);
 	buf_free(&c.raw);
+	buf_free(&c.whole);
 	if (c.rc < 0) {
 		snprintf(err, errlen, "%s", c.err);
 		return c.rc;
@@ -405,6 +428,38 @@ static int target_ok(const char *from, const char *to, char *err, size_t errlen)
 	return 0;
 }
 
+static int meta_format(void *arg, const struct lmdb_entry *e)
+{
+	uint32_t *format = arg;
+
+	if (e->klen == 6 && memcmp(e->key, "format", 6) == 0 &&
+	    e->val != NULL && e->vlen == sizeof(*format))
+		memcpy(format, e->val, sizeof(*format));
+	return 0;
+}
+
+/* Refuses a store a newer relay wrote (its meta format above
+ * STORE_FORMAT: it may lay entries out in a way this one would misread).
+ * A meta database that cannot be read says nothing: the copy goes on, it
+ * checks every entry. Returns 0 or ERR_FORMAT (or ERR_NOMEM) with err. */
+static int source_format_ok(struct lmdb_file *f, char *err, size_t errlen)
+{
+	struct salvage_db db;
+	uint32_t format = 0;
+	int rc;
+
+	if ((rc = salvage_walk(f, "meta", &db, meta_format, &format, err,
+			       errlen)) < 0)
+		return rc;
+	if (format > STORE_FORMAT) {
+		snprintf(err, errlen, "%.200s is of buffer format %u, newer than "
+			 "this relay's (%d): salvage it with the relay that "
+			 "wrote it", f->path, format, STORE_FORMAT);
+		return ERR_FORMAT;
+	}
+	return 0;
+}
+
 int salvage_run(const char *from, const char *to, uint64_t max_size,
 		struct salvage_report *r, char *err, size_t errlen)
 {
@@ -432,7 +487,8 @@ int salvage_run(const char *from, const char *to, uint64_t max_size,
 		goto out_unlock;
 	r->page_size = f.psize;
 	r->txnid = f.txnid;
-	if ((rc = salvage_state_load(&state, &f, r, err, errlen)) < 0 ||
+	if ((rc = source_format_ok(&f, err, errlen)) < 0 ||
+	    (rc = salvage_state_load(&state, &f, r, err, errlen)) < 0 ||
 	    (rc = sink_write(&s, to, max_size, NULL, err, errlen)) < 0)
 		goto out;
 	s.state = &state;

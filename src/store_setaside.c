@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lanes.h"
+
 /* One set-aside value, split up. */
 struct item {
 	const char *tenant;
@@ -23,6 +25,8 @@ struct item {
 
 static int item_parse(const MDB_val *k, const MDB_val *v, struct item *it)
 {
+	struct lane_table lt;
+
 	if (store_key_parse(k, &it->tenant, &it->tlen, &it->seq) < 0 ||
 	    v->mv_size < sizeof(it->sh))
 		return -1;
@@ -32,7 +36,8 @@ static int item_parse(const MDB_val *k, const MDB_val *v, struct item *it)
 	it->reason = (const char *)v->mv_data + sizeof(it->sh);
 	it->entry.mv_data = (uint8_t *)v->mv_data + sizeof(it->sh) + it->sh.reason_len;
 	it->entry.mv_size = v->mv_size - sizeof(it->sh) - it->sh.reason_len;
-	if (store_entry_hdr(&it->entry, &it->eh) < 0)
+	/* Whole: a record of a head (a tail lost) reads as unreadable. */
+	if (store_entry_read(&it->entry, &it->eh, &lt) < 0)
 		memset(&it->eh, 0, sizeof(it->eh));
 	return 0;
 }

@@ -155,7 +155,8 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 	used = store_used_bytes(txn);
 	entry_set_reset(&w->entries);
 	for (b = list; b != NULL; b = b->next) {
-		uint64_t fp = store_value_footprint(w->st, b->value_bytes);
+		uint64_t fp = store_value_footprint(w->st, b->tlen,
+						    b->value_bytes);
 		if ((rc = b->has_digest ? dedup_seen(w->dedup, txn, b->digest, now,
 						     window) : 0) < 0)
 			return rc;

@@ -425,12 +425,22 @@ static inline const char *entries_read(MDB_dbi dbi, struct entries *es)
 			break;
 		}
 		memcpy(en->tenant, t, tlen);
-		if ((en->val = malloc(v.mv_size + 1)) == NULL) {
+		/* A queue value whole, as its readers see it: a head joined
+		 * with its tail (store.h, "Heads and tails"). */
+		MDB_val w = v;
+		if (dbi == E.st->queue &&
+		    store_value_whole(txn, E.st, t, tlen, en->seq, &v, &w) != 0) {
+			e = "a head without its tail";
+			break;
+		}
+		if ((en->val = malloc(w.mv_size + 1)) == NULL) {
 			e = "out of memory";
 			break;
 		}
-		memcpy(en->val, v.mv_data, v.mv_size);
-		en->vlen = v.mv_size;
+		memcpy(en->val, w.mv_data, w.mv_size);
+		en->vlen = w.mv_size;
+		if (w.mv_data != v.mv_data)
+			free(w.mv_data);
 		es->n++;
 		if (dbi == E.st->queue && store_entry_hdr(&v, &en->h) < 0)
 			e = "an unreadable entry header";

@@ -67,7 +67,7 @@ static size_t get_value(const char *tenant, uint64_t seq, uint8_t *out,
 			size_t cap)
 {
 	uint8_t key[STORE_KEY_MAX];
-	MDB_val k, v;
+	MDB_val k, v, h;
 	MDB_txn *txn;
 	size_t n = 0;
 
@@ -75,9 +75,16 @@ static size_t get_value(const char *tenant, uint64_t seq, uint8_t *out,
 	k.mv_data = key;
 	if (mdb_txn_begin(E.st->env, NULL, MDB_RDONLY, &txn) != 0)
 		return 0;
-	if (mdb_get(txn, E.st->queue, &k, &v) == 0 && v.mv_size <= cap) {
-		memcpy(out, v.mv_data, v.mv_size);
-		n = v.mv_size;
+	/* Whole: a head joined with its tail (store.h). */
+	if (mdb_get(txn, E.st->queue, &k, &h) == 0 &&
+	    store_value_whole(txn, E.st, tenant, strlen(tenant), seq, &h,
+			      &v) == 0) {
+		if (v.mv_size <= cap) {
+			memcpy(out, v.mv_data, v.mv_size);
+			n = v.mv_size;
+		}
+		if (v.mv_data != h.mv_data)
+			free(v.mv_data);
 	}
 	mdb_txn_abort(txn);
 	return n;
@@ -418,7 +425,8 @@ static void test_lane_set_aside(void)
 	CHECK_EQ_INT(delivered, fx[0].counts.samples);
 }
 
-/* Overwrites the stored value of (tenant, seq) with v[0..n). */
+/* Overwrites the stored value of (tenant, seq) with v[0..n), whole (its
+ * tail records, if any, deleted). */
 static const char *put_raw(const char *tenant, uint64_t seq, uint8_t *v,
 			   size_t n)
 {
@@ -431,7 +439,8 @@ static const char *put_raw(const char *tenant, uint64_t seq, uint8_t *v,
 	k.mv_data = key;
 	if (mdb_txn_begin(E.st->env, NULL, 0, &txn) != 0)
 		return "cannot begin a write transaction";
-	if ((rc = mdb_put(txn, E.st->queue, &k, &mv, 0)) != 0) {
+	if ((rc = mdb_put(txn, E.st->queue, &k, &mv, 0)) != 0 ||
+	    (rc = store_tail_del(txn, E.st, tenant, strlen(tenant), seq)) != 0) {
 		mdb_txn_abort(txn);
 		return mdb_strerror(rc);
 	}

@@ -223,6 +223,34 @@ static void test_salvage_refuses_live_store(void)
 	store_close(st);
 }
 
+/* A store of a newer format than this relay's is refused, said so, and
+ * nothing is written: a newer layout would be misread. */
+static void test_salvage_refuses_newer_format(void)
+{
+	struct salvage_report r;
+	struct store *st;
+	struct store_txn *txn;
+	uint32_t fmt = STORE_FORMAT + 1;
+	MDB_val k = { 6, "format" }, v = { sizeof(fmt), &fmt };
+	char to[128];
+
+	if (make_source() != 0) {
+		snprintf(unit_msg, sizeof(unit_msg), "make_source: %.200s", why);
+		unit_cur_failed = 1;
+		return;
+	}
+	CHECK((st = store_open(src, 64 * MIB, why, sizeof(why))) != NULL);
+	CHECK_EQ_INT(store_txn_begin(st, &txn), 0);
+	CHECK_EQ_INT(mdb_put(txn->txn, st->meta, &k, &v, 0), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	store_close(st);
+	snprintf(to, sizeof(to), "%s/newer-copy", dir);
+	CHECK_EQ_INT(salvage_run(src, to, 64 * MIB, &r, why, sizeof(why)),
+		     ERR_FORMAT);
+	CHECK(strstr(why, "newer than this relay") != NULL);
+	CHECK(access(to, F_OK) != 0);
+	tmpdir_remove(dir);
+}
 
 /* --- cursors, destinations, elections ------------------------------------ */
 
@@ -518,6 +546,7 @@ int main(void)
 {
 	RUN(test_salvage_copies_and_checks);
 	RUN(test_salvage_refuses_live_store);
+	RUN(test_salvage_refuses_newer_format);
 	RUN(test_salvage_after_zeroed_leaf);
 	RUN(test_salvage_keeps_cursors_and_destinations);
 	RUN(test_salvage_damaged_lanes);

@@ -795,7 +795,7 @@ static const char *poke_entry(const char *tenant, uint64_t seq, size_t off,
 {
 	uint8_t key[STORE_KEY_MAX], *copy = NULL;
 	const char *e = NULL;
-	MDB_val k, v;
+	MDB_val k, v = { 0, NULL }, h = { 0, NULL };
 	MDB_txn *txn;
 	int rc;
 
@@ -803,12 +803,20 @@ static const char *poke_entry(const char *tenant, uint64_t seq, size_t off,
 	k.mv_data = key;
 	if (mdb_txn_begin(E.st->env, NULL, 0, &txn) != 0)
 		return "cannot begin a write transaction";
-	if ((rc = mdb_get(txn, E.st->queue, &k, &v)) != 0 || off >= v.mv_size ||
-	    (copy = malloc(v.mv_size)) == NULL) {
+	/* Whole: a head joined with its tail, written back whole. */
+	if ((rc = mdb_get(txn, E.st->queue, &k, &h)) != 0 ||
+	    (rc = store_value_whole(txn, E.st, tenant, strlen(tenant), seq, &h,
+				    &v)) != 0 ||
+	    (rc = store_tail_del(txn, E.st, tenant, strlen(tenant), seq)) != 0 ||
+	    off >= v.mv_size || (copy = malloc(v.mv_size)) == NULL) {
+		if (v.mv_data != h.mv_data)
+			free(v.mv_data);   /* the joined copy */
 		mdb_txn_abort(txn);
 		return rc != 0 ? mdb_strerror(rc) : "no such byte, or no memory";
 	}
 	memcpy(copy, v.mv_data, v.mv_size);
+	if (v.mv_data != h.mv_data)
+		free(v.mv_data);
 	if (b >= 0)
 		copy[off] = (uint8_t)b;
 	else

@@ -749,7 +749,7 @@ static void test_buffer_full(void)
 	 * what is not a value: the tenant's destination record takes a leaf
 	 * page of its own, which the round that writes it counts only in
 	 * the next round's measure, up to one more batch). */
-	CHECK((stored + 2) * store_value_footprint(E.st, vb) +
+	CHECK((stored + 2) * store_value_footprint(E.st, 2, vb) +
 	      2 * store_page_size(E.st) > MIB);
 	CHECK_EQ_INT(t.samples, stored * fx[1].counts.samples);
 	/* What was stored is all there. */
