@@ -1,7 +1,7 @@
 /*
  * store_setaside.c - the setaside database: entries the upstream refused
- * for good, moved there by store_set_aside (store_queue.c) and back to the
- * queue, listed, purged and trimmed here (see store.h).
+ * for good, moved there by store_set_aside, back to the queue, listed,
+ * purged and trimmed (see store.h).
  */
 #include "store_int.h"
 
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "lanes.h"
 
 /* One set-aside value, split up. */
@@ -386,4 +387,227 @@ int store_setaside_trim(struct store_txn *t, uint64_t max_bytes,
 			cap *= 2;
 	}
 	return 0;
+}
+
+/* The set-aside value for entry value v with status and reason; lane's
+ * part only when part is not NULL (an entry of version 2 with that one
+ * lane, added to the lanes of old, the value already set aside for the
+ * same entry, when old is not NULL). Returns the value (malloc'ed; the
+ * caller frees it) and its size in *len, or NULL when memory is short or
+ * old is unreadable. */
+static uint8_t *setaside_value(const MDB_val *v, const struct entry_hdr *h,
+			       const struct lane_part *part,
+			       const MDB_val *old, long status,
+			       const char *reason, size_t *len)
+{
+	struct setaside_hdr sh;
+	struct lane_table ot;
+	struct lane_part parts[STORE_LANES];
+	struct lane_rec rec;
+	struct entry_hdr nh, oh;
+	unsigned n = 0;
+	size_t size, off;
+	uint8_t *out;
+
+	memset(&sh, 0, sizeof(sh));
+	sh.status = (uint32_t)status;
+	sh.reason_len = (uint32_t)strlen(reason);
+	if (sh.reason_len > 1024)
+		sh.reason_len = 1024;
+	sh.set_aside_ms = clock_wall_ms();
+	if (part == NULL) {
+		size = sizeof(sh) + sh.reason_len + v->mv_size;
+		if ((out = malloc(size)) == NULL)
+			return NULL;
+		memcpy(out, &sh, sizeof(sh));
+		memcpy(out + sizeof(sh), reason, sh.reason_len);
+		memcpy(out + sizeof(sh) + sh.reason_len, v->mv_data, v->mv_size);
+		*len = size;
+		return out;
+	}
+	nh = *h;
+	nh.version = STORE_ENTRY_VERSION;
+	nh.raw_len = nh.samples = nh.series = 0;
+	nh.histograms = nh.exemplars = nh.metadata = 0;
+	if (old != NULL) {
+		/* Keep the first answer; add this lane to the lanes there. */
+		MDB_val oe;
+		if (old->mv_size < sizeof(sh))
+			return NULL;
+		memcpy(&sh, old->mv_data, sizeof(sh));
+		if (sh.reason_len > old->mv_size - sizeof(sh))
+			return NULL;
+		reason = (const char *)old->mv_data + sizeof(sh);
+		oe.mv_data = (uint8_t *)old->mv_data + sizeof(sh) + sh.reason_len;
+		oe.mv_size = old->mv_size - sizeof(sh) - sh.reason_len;
+		if (store_entry_read(&oe, &oh, &ot) < 0 || oh.version != 2 ||
+		    lanes_find(&ot, part->lane) != NULL)
+			return NULL;
+		for (unsigned i = 0; i < ot.n; i++)
+			parts[n++] = ot.part[i];
+	}
+	parts[n++] = *part;
+	/* In lane order. */
+	for (unsigned i = n - 1; i > 0 && parts[i].lane < parts[i - 1].lane; i--) {
+		struct lane_part tmp = parts[i];
+		parts[i] = parts[i - 1];
+		parts[i - 1] = tmp;
+	}
+	size = sizeof(sh) + sh.reason_len + sizeof(nh) + n * sizeof(rec);
+	for (unsigned i = 0; i < n; i++) {
+		size += parts[i].len;
+		nh.raw_len += parts[i].raw_len;
+		nh.samples += parts[i].samples;
+		nh.series += parts[i].series;
+	}
+	nh.nlanes = (uint16_t)n;
+	if ((out = malloc(size)) == NULL)
+		return NULL;
+	memcpy(out, &sh, sizeof(sh));
+	memcpy(out + sizeof(sh), reason, sh.reason_len);
+	off = sizeof(sh) + sh.reason_len;
+	memcpy(out + off, &nh, sizeof(nh));
+	off += sizeof(nh);
+	for (unsigned i = 0; i < n; i++, off += sizeof(rec)) {
+		memset(&rec, 0, sizeof(rec));
+		rec.lane = (uint8_t)parts[i].lane;
+		rec.block_len = (uint32_t)parts[i].len;
+		rec.raw_len = parts[i].raw_len;
+		rec.samples = parts[i].samples;
+		rec.series = parts[i].series;
+		memcpy(out + off, &rec, sizeof(rec));
+	}
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(out + off, parts[i].block, parts[i].len);
+		off += parts[i].len;
+	}
+	*len = size;
+	return out;
+}
+
+/* Whether the set-aside value old holds a part in lane. One whose entry
+ * is unreadable holds the entry as it was (set aside whole, or a head
+ * whose tail was missing): every part it had. */
+static int setaside_has_lane(const MDB_val *old, unsigned lane)
+{
+	struct setaside_hdr sh;
+	struct lane_table ot;
+	struct entry_hdr oh;
+	MDB_val oe;
+
+	if (old->mv_size < sizeof(sh))
+		return 0;
+	memcpy(&sh, old->mv_data, sizeof(sh));
+	if (sh.reason_len > old->mv_size - sizeof(sh))
+		return 0;
+	oe.mv_data = (uint8_t *)old->mv_data + sizeof(sh) + sh.reason_len;
+	oe.mv_size = old->mv_size - sizeof(sh) - sh.reason_len;
+	if (store_entry_read(&oe, &oh, &ot) < 0)
+		return 1;
+	return lanes_find(&ot, lane) != NULL;
+}
+
+/* store_set_aside with the entry's whole value v (whole 0: v is a head
+ * whose tail is missing, damage: its table still tells the lanes; a part
+ * that lies in it is set aside as usual, one that passes it (or the
+ * entry, lane < 0) sets the head aside as it is, read as unreadable; the
+ * entry is never taken for gone). */
+static int set_aside_whole(struct store_txn *t, const char *tenant,
+			   size_t tlen, int lane, uint64_t seq,
+			   const MDB_val *v, int whole, long status,
+			   const char *reason, struct store_span *gone,
+			   struct store_span *next)
+{
+	MDB_txn *txn = t->txn;
+	struct store *st = t->st;
+	uint8_t key[STORE_KEY_MAX], *val;
+	const struct lane_part *part = NULL;
+	struct lane_table lt;
+	struct entry_hdr h;
+	MDB_cursor *cur;
+	MDB_val k, out, old, cur_v;
+	int rc, have_old = 0, readable;
+	size_t len;
+
+	k.mv_size = store_key(key, tenant, tlen, seq);
+	k.mv_data = key;
+	readable = (whole ? store_entry_read(v, &h, &lt) :
+			    store_head_read(v, &h, &lt)) == 0;
+	if (!readable)
+		memset(&h, 0, sizeof(h));
+	if (lane >= 0) {
+		/* An unreadable entry is lane 0's, whole. */
+		if (readable && (part = lanes_find(&lt, (unsigned)lane)) == NULL)
+			return ERR_NOTFOUND;
+		if (!readable && lane != 0)
+			return ERR_NOTFOUND;
+		/* A version 1 entry (or one with only this lane) is kept whole,
+		 * and so is a head whose tail the part needs. */
+		if (!readable || h.version == 1 || lt.n == 1 ||
+		    (!whole && part->block + part->len >
+				       (const uint8_t *)v->mv_data + v->mv_size))
+			part = NULL;
+		if (part != NULL) {
+			rc = mdb_get(txn, st->setaside, &k, &old);
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				return err_from_mdb(rc);
+			have_old = rc == 0;
+			if (have_old && setaside_has_lane(&old, part->lane))
+				return 0;   /* there already */
+		}
+	}
+	val = setaside_value(v, &h, part, have_old ? &old : NULL, status,
+			     reason, &len);
+	if (val == NULL)
+		return have_old ? ERR_CORRUPT : ERR_NOMEM;
+	out.mv_size = len;
+	out.mv_data = val;
+	rc = store_seam_put(txn, st->setaside, &k, &out, 0);
+	free(val);
+	if (rc != 0)
+		return err_from_mdb(rc);
+	if (lane >= 0)
+		return 0;
+	memset(next, 0, sizeof(*next));
+	/* The put may have moved the queue value: look it up again. */
+	if ((rc = mdb_get(txn, st->queue, &k, &cur_v)) != 0)
+		return err_from_mdb(rc);
+	store_span_add(gone, seq, &cur_v, &h);
+	if ((rc = mdb_del(txn, st->queue, &k, NULL)) != 0 ||
+	    (rc = store_tail_del(txn, st, tenant, tlen, seq)) != 0 ||
+	    (rc = mdb_cursor_open(txn, st->queue, &cur)) != 0)
+		return err_from_mdb(rc);
+	rc = store_tenant_head(cur, tenant, tlen, next);
+	mdb_cursor_close(cur);
+	if (rc == 0)
+		rc = store_dest_prune(txn, st, tenant, tlen);
+	return err_from_mdb(rc);
+}
+
+int store_set_aside(struct store_txn *t, const char *tenant, size_t tlen,
+		    int lane, uint64_t seq, long status, const char *reason,
+		    struct store_span *gone, struct store_span *next)
+{
+	MDB_txn *txn = t->txn;
+	struct store *st = t->st;
+	uint8_t key[STORE_KEY_MAX];
+	MDB_val k, v, head;
+	int rc;
+
+	k.mv_size = store_key(key, tenant, tlen, seq);
+	k.mv_data = key;
+	if ((rc = mdb_get(txn, st->queue, &k, &head)) != 0)
+		return err_from_mdb(rc);
+	/* Set aside whole: a head is joined with its tail. Without its tail
+	 * (damage) it is unreadable, and set aside as it is. */
+	rc = store_value_whole(txn, st, tenant, tlen, seq, &head, &v);
+	if (rc == ENOMEM)
+		return ERR_NOMEM;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return err_from_mdb(rc);
+	rc = set_aside_whole(t, tenant, tlen, lane, seq, &v, rc == 0, status,
+			     reason, gone, next);
+	if (v.mv_data != head.mv_data)
+		free(v.mv_data);
+	return rc;
 }
