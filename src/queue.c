@@ -194,7 +194,10 @@ static uint64_t lane_place(const struct queue_tenant *t, unsigned l)
  * lighter lanes would finish a backlog first and leave its end to the
  * heaviest alone, one request in flight. Furthest behind first, the lanes
  * keep step through the backlog and finish it together, with
- * max_inflight requests in flight to the end. Call with the lock held.
+ * max_inflight requests in flight to the end. After a failed attempt
+ * (t->attempts) the lanes go in turn: a lane that keeps failing, always
+ * the furthest behind, must not keep the others from their turns. Call
+ * with the lock held.
  */
 static int tenant_ready(const struct queue_tenant *t, unsigned max_inflight,
 			uint64_t now, uint64_t *wait_until)
@@ -205,8 +208,11 @@ static int tenant_ready(const struct queue_tenant *t, unsigned max_inflight,
 		return -1;
 	for (unsigned i = 0; i < QUEUE_LANES; i++) {
 		unsigned l = (t->next_lane + i) % QUEUE_LANES;
-		if (lane_ready(t, l, now, wait_until) &&
-		    (best < 0 || lane_place(t, l) < lane_place(t, (unsigned)best)))
+		if (!lane_ready(t, l, now, wait_until))
+			continue;
+		if (t->attempts > 0)
+			return (int)l;
+		if (best < 0 || lane_place(t, l) < lane_place(t, (unsigned)best))
 			best = (int)l;
 	}
 	return best;

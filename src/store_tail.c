@@ -154,10 +154,9 @@ int store_tail_del(MDB_txn *txn, const struct store *st, const char *tenant,
 	for (unsigned chunk = 0; chunk < STORE_TAIL_CHUNKS; chunk++) {
 		k.mv_size = tail_key(key, tenant, tlen, seq, chunk);
 		k.mv_data = key;
+		/* Every chunk: one lost (damage) leaves none behind. */
 		rc = mdb_del(txn, st->tails, &k, NULL);
-		if (rc == MDB_NOTFOUND)
-			break;
-		if (rc != 0)
+		if (rc != 0 && rc != MDB_NOTFOUND)
 			return rc;
 	}
 	return 0;

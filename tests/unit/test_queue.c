@@ -377,6 +377,40 @@ static void test_lane_behind_first(void)
 	queue_destroy(&q);
 }
 
+/* After a failed attempt the lanes go in turn: a lane that keeps failing,
+ * though furthest behind, does not keep the others from theirs. */
+static void test_failing_lane_not_first(void)
+{
+	struct queue q;
+	struct queue_job j;
+
+	queue_init(&q);
+	for (uint64_t seq = 1; seq <= 4; seq++)
+		add(&q, "a", seq);
+	for (unsigned l = 2; l < QUEUE_LANES; l++)
+		queue_lane_through(&q, "a", 1, l, 1000000);
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_EQ_INT(j.lane, 0);
+	queue_taken(&q, &j, 2, 1, 2);
+	sent(&q, &j, 1, 2);
+	/* Lane 1, behind, fails (no backoff here, to claim at once). */
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_EQ_INT(j.lane, 1);
+	queue_taken(&q, &j, 2, 1, 2);
+	queue_done(&q, &j, QUEUE_RETRY, 1, 2, 0);
+	/* Still furthest behind, but lane 0 has its turn. */
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_EQ_INT(j.lane, 0);
+	CHECK_EQ_INT(j.first, 3);
+	queue_taken(&q, &j, 2, 3, 4);
+	sent(&q, &j, 3, 4);
+	/* A success, and the lane behind goes first again. */
+	CHECK_EQ_INT(claim(&q, 1, &j), 0);
+	CHECK_EQ_INT(j.lane, 1);
+	CHECK_EQ_INT(j.first, 1);
+	queue_destroy(&q);
+}
+
 /* A delivered lane sends nothing more until the writer committed its
  * delivery: after a crash only the request in flight goes again. */
 static void test_lane_waits_for_ack(void)
@@ -621,6 +655,7 @@ int main(void)
 	RUN(test_inflight_cap);
 	RUN(test_lanes_parallel);
 	RUN(test_lane_behind_first);
+	RUN(test_failing_lane_not_first);
 	RUN(test_lane_waits_for_ack);
 	RUN(test_ack_wait_hook);
 	RUN(test_lane_empty_advances);

@@ -590,6 +590,36 @@ static void test_tail_missing_set_aside(void)
 	tentry_free(&a);
 }
 
+/* A tail whose first record is lost (damage) leaves none of its other
+ * records behind when its entry is deleted. */
+static void test_tail_del_after_loss(void)
+{
+	uint64_t ov, tl, gone_n, gone_bytes;
+	struct store_txn *txn;
+	struct tentry a;
+	uint8_t key[9 + 1];
+	MDB_val k;
+
+	/* About 3 KB past two pages: a tail of two records or more. */
+	CHECK_NOERR(tentry_put(&a, "t", 3000, 4000, 4100, 2));
+	CHECK_NOERR(db_counts(&ov, &tl));
+	CHECK(tl >= 2);
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(a.seq >> (56 - 8 * i));
+	key[8] = 0;
+	key[9] = 't';
+	k.mv_size = sizeof(key);
+	k.mv_data = key;
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(mdb_del(txn->txn, E.st->tails, &k, NULL), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_NOERR(ack_all("t", a.seq, &gone_n, &gone_bytes));
+	CHECK_EQ_INT(gone_n, 1);
+	CHECK_NOERR(db_counts(&ov, &tl));
+	CHECK_EQ_INT(tl, 0);
+	tentry_free(&a);
+}
+
 /* A tail that cannot be read now (here: a read of the tails database
  * fails, not "not found") is no damage: store_body_open fails (-1, the
  * job is retried), it does not offer the part to be set aside (1). */
@@ -728,6 +758,7 @@ int main(void)
 	RUN(test_flagged_short_value);
 	RUN_STORE(test_tail_missing_set_aside);
 	RUN_STORE(test_tail_read_fails);
+	RUN_STORE(test_tail_del_after_loss);
 	RUN_STORE(test_salvage_joins_tails);
 	return unit_done();
 }
