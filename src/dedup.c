@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "store.h"
@@ -155,7 +156,9 @@ static int run_seen(const struct run *r, struct store_txn *txn, uint32_t key,
 
 static size_t run_bytes(size_t n)
 {
-	size_t b = sizeof(struct run) + 2 * n + (n + 1) / 2, page = 4096;
+	size_t b = sizeof(struct run) + 2 * n + (n + 1) / 2;
+	long ps = sysconf(_SC_PAGESIZE);
+	size_t page = ps > 0 ? (size_t)ps : 4096;
 
 	return (b + page - 1) / page * page;
 }
