@@ -82,4 +82,11 @@ size_t dedup_count(const struct dedup *d);
 /* Bytes of memory the index holds (its mappings and allocations). */
 size_t dedup_bytes(const struct dedup *d);
 
+/* For tests: the widest time range of a chunk or of the open run (ms),
+ * and the open run as it is (its keys, sorted, and its time range; the
+ * count is returned). */
+uint64_t dedup_widest_ms(const struct dedup *d);
+size_t dedup_open_view(const struct dedup *d, const uint32_t **keys,
+		       uint64_t *lo, uint64_t *hi);
+
 #endif

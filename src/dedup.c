@@ -339,6 +339,16 @@ static int open_full(const struct dedup *d)
 	       (d->nopen > 0 && d->open_hi - d->open_lo >= d->slice_ms);
 }
 
+/* Whether a record at t must go in a new open run: one before the open
+ * run's oldest (the wall clock stepped back, or records from the future
+ * were loaded at start) or a slice or more after it. A chunk's time range
+ * then never spans a step of the clock: a match in it is confirmed by
+ * reading its own records, not all those stored between. */
+static int open_breaks_at(const struct dedup *d, uint64_t t)
+{
+	return d->nopen > 0 && (t < d->open_lo || t - d->open_lo >= d->slice_ms);
+}
+
 /* ---- the interface ---- */
 
 struct load {
@@ -356,6 +366,11 @@ static int load_one(void *arg, uint64_t t, const uint8_t digest[32])
 
 	if (l->window_ms == 0 || t + l->window_ms <= l->now)
 		return 0;
+	if (open_breaks_at(d, t)) {
+		qsort(d->open, d->nopen, sizeof(*d->open), key_cmp);
+		if (close_open(d) < 0)
+			return ERR_NOMEM;
+	}
 	if (open_grow(d, t) < 0)
 		return ERR_NOMEM;
 	d->open[d->nopen - 1] = digest_key(digest);
@@ -401,6 +416,28 @@ void dedup_free(struct dedup *d)
 size_t dedup_count(const struct dedup *d)
 {
 	return d->n;
+}
+
+uint64_t dedup_widest_ms(const struct dedup *d)
+{
+	uint64_t w = d->nopen > 0 ? d->open_hi - d->open_lo : 0;
+
+	for (size_t i = 0; i < d->nruns; i++) {
+		for (size_t c = 0; c < d->runs[i]->nchunks; c++) {
+			uint64_t s = d->runs[i]->t_hi[c] - d->runs[i]->t_lo[c];
+			w = s > w ? s : w;
+		}
+	}
+	return w;
+}
+
+size_t dedup_open_view(const struct dedup *d, const uint32_t **keys,
+		       uint64_t *lo, uint64_t *hi)
+{
+	*keys = d->open;
+	*lo = d->open_lo;
+	*hi = d->open_hi;
+	return d->nopen;
 }
 
 size_t dedup_bytes(const struct dedup *d)
@@ -459,6 +496,10 @@ int dedup_remember(struct dedup *d, struct store_txn *txn,
 		return rc;
 	if (keys_reserve(&d->round, &d->round_cap, d->nround, 64) < 0)
 		return ERR_NOMEM;
+	/* Between rounds the open run may close (a round's keys must all be
+	 * in it); if memory is short it stays open and only spans more. */
+	if (d->nround == 0 && open_breaks_at(d, now))
+		(void)close_open(d);
 	if (d->nround == 0) {
 		d->round_lo = d->open_lo;
 		d->round_hi = d->open_hi;

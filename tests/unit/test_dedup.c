@@ -375,6 +375,38 @@ static void test_time_bits_wrap(void)
 	CHECK_EQ_INT(records(), 0);
 }
 
+/* The wall clock set back 100 s (more than a slice, 75 s here), and
+ * records from the future loaded at start: no chunk's time range spans
+ * the step (it would cover every record stored in between, each one read
+ * to confirm a match in that chunk), and every digest is still found. */
+static void test_clock_step_back(void)
+{
+	enum { N = 40 };
+	static uint8_t d[N][32];
+	const uint64_t slice = WINDOW / 8, ahead = T0 + 100000;
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	for (uint64_t i = 0; i < N; i++)
+		digest(d[i], i * 0x9e3779b97f4a7c15ull + 5, i);
+	for (int r = 0; r < 10; r++)
+		CHECK(remember(d + r, 1, ahead + (uint64_t)r, 1) == 0);
+	for (int r = 10; r < 20; r++)
+		CHECK(remember(d + r, 1, T0 + (uint64_t)r, 1) == 0);
+	CHECK(dedup_widest_ms(dd) < slice);
+	CHECK_EQ_INT(seen_many(d, 20, T0 + 30), 20);
+	CHECK_EQ_INT(seen_many(d + 20, N - 20, T0 + 30), 0);
+	/* A restart before the clock catches up: the records from ahead
+	 * are loaded after the others (in a chunk of their own), and those
+	 * stored next go before them again. */
+	CHECK(open_index(T0 + 40) == 0);
+	CHECK(dedup_widest_ms(dd) < slice);
+	for (int r = 20; r < 30; r++)
+		CHECK(remember(d + r, 1, T0 + 20 + (uint64_t)r, 1) == 0);
+	CHECK(dedup_widest_ms(dd) < slice);
+	CHECK_EQ_INT(seen_many(d, 30, T0 + 60), 30);
+	CHECK_EQ_INT(seen_many(d + 30, N - 30, T0 + 60), 0);
+}
+
 /* A store error while a digest is looked up is an error (negative), not
  * "not a duplicate": LMDB's own codes are negative already, and were once
  * negated into positive values that read as 0/1-like successes. */
@@ -417,5 +449,6 @@ int main(void)
 	RUN_DEDUP(test_bytes_per_request);
 	RUN_DEDUP(test_time_bits_wrap);
 	RUN_DEDUP(test_seen_error_is_negative);
+	RUN_DEDUP(test_clock_step_back);
 	return unit_done();
 }
