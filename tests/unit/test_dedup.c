@@ -246,23 +246,27 @@ static void test_many_grow_expire_shrink(void)
 {
 	enum { N = 20000 };
 	static uint8_t d[N][32];
+	const uint64_t later = T0 + WINDOW / 8; /* a slice after T0 */
 	int found = 0;
 
 	CHECK(setup() == 0 && open_index(T0) == 0);
 	for (uint64_t i = 0; i < N; i++)
 		digest(d[i], i * 0x9e3779b97f4a7c15ull, i);
-	/* In 100 rounds one millisecond apart. */
+	/* In 100 rounds one millisecond apart, the second 50 a slice after
+	 * the first: the first 50 are a run (or runs) of their own. */
 	for (int r = 0; r < 100; r++)
-		CHECK(remember(d + r * (N / 100), N / 100, T0 + (uint64_t)r, 1) == 0);
+		CHECK(remember(d + r * (N / 100), N / 100,
+			       (r < 50 ? T0 : later) + (uint64_t)r, 1) == 0);
 	CHECK_EQ_INT(dedup_count(dd), N);
 	for (int i = 0; i < N; i++)
-		found += seen(d[i], T0 + 100) == 1;
+		found += seen(d[i], later + 100) == 1;
 	CHECK_EQ_INT(found, N);
-	/* The first 50 rounds expire, a bounded number per call (from the
-	 * index only with the newest digest of their run). */
+	/* The first 50 rounds expire, a bounded number per call, and leave
+	 * the index with the newest digest of their run. */
 	for (int i = 0; i < 10; i++)
 		CHECK(expire(T0 + 49 + WINDOW) == 0);
 	CHECK_EQ_INT(records(), N / 2);
+	CHECK_EQ_INT(dedup_count(dd), N / 2);
 	found = 0;
 	for (int i = 0; i < N; i++)
 		found += seen(d[i], T0 + 49 + WINDOW) == 1;
@@ -271,11 +275,11 @@ static void test_many_grow_expire_shrink(void)
 		CHECK_EQ_INT(seen(d[i], T0 + 49 + WINDOW), 1);
 	/* All gone: the index is back to its smallest. */
 	for (int i = 0; i < 20; i++)
-		CHECK(expire(T0 + 200 + WINDOW) == 0);
+		CHECK(expire(later + 200 + WINDOW) == 0);
 	CHECK_EQ_INT(dedup_count(dd), 0);
 	CHECK(dedup_bytes(dd) < 16 * 1024);
 	CHECK_EQ_INT(records(), 0);
-	CHECK_EQ_INT(seen(d[N - 1], T0 + 200 + WINDOW), 0);
+	CHECK_EQ_INT(seen(d[N - 1], later + 200 + WINDOW), 0);
 }
 
 /* Looks up n digests in one transaction; returns how many were seen. */
@@ -375,6 +379,123 @@ static void test_time_bits_wrap(void)
 	CHECK_EQ_INT(records(), 0);
 }
 
+/* The wall clock set back 100 s (more than a slice, 75 s here), and
+ * records from the future loaded at start: no chunk's time range spans
+ * the step (it would cover every record stored in between, each one read
+ * to confirm a match in that chunk), and every digest is still found. */
+static void test_clock_step_back(void)
+{
+	enum { N = 40 };
+	static uint8_t d[N][32];
+	const uint64_t slice = WINDOW / 8, ahead = T0 + 100000;
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	for (uint64_t i = 0; i < N; i++)
+		digest(d[i], i * 0x9e3779b97f4a7c15ull + 5, i);
+	for (int r = 0; r < 10; r++)
+		CHECK(remember(d + r, 1, ahead + (uint64_t)r, 1) == 0);
+	for (int r = 10; r < 20; r++)
+		CHECK(remember(d + r, 1, T0 + (uint64_t)r, 1) == 0);
+	CHECK(dedup_widest_ms(dd) < slice);
+	CHECK_EQ_INT(seen_many(d, 20, T0 + 30), 20);
+	CHECK_EQ_INT(seen_many(d + 20, N - 20, T0 + 30), 0);
+	/* A restart before the clock catches up: the records from ahead
+	 * are loaded after the others (in a chunk of their own), and those
+	 * stored next go before them again. */
+	CHECK(open_index(T0 + 40) == 0);
+	CHECK(dedup_widest_ms(dd) < slice);
+	for (int r = 20; r < 30; r++)
+		CHECK(remember(d + r, 1, T0 + 20 + (uint64_t)r, 1) == 0);
+	CHECK(dedup_widest_ms(dd) < slice);
+	CHECK_EQ_INT(seen_many(d, 30, T0 + 60), 30);
+	CHECK_EQ_INT(seen_many(d + 30, N - 30, T0 + 60), 0);
+}
+
+/* An aborted round leaves the open run exactly as it was: the same keys
+ * in the same order and the same time range (a later round's time and
+ * keys among the committed ones, one of them equal to a committed key,
+ * all taken out again); and a round that began by closing the open run
+ * (the clock set back) leaves every committed digest found. */
+static void test_aborted_round_restores_open_run(void)
+{
+	enum { N = 300 };
+	static uint8_t d[N][32];
+	static uint32_t keys[N];
+	const uint32_t *now_keys;
+	uint64_t lo, hi, lo2, hi2;
+	size_t n, n2, count;
+
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	for (uint64_t i = 0; i < N; i++)
+		digest(d[i], i * 0x9e3779b97f4a7c15ull + 3, i);
+	/* the same first 4 bytes as d[0], another digest */
+	digest(d[N - 1], 3, N - 1);
+	CHECK(remember(d, 100, T0 + 10, 1) == 0);
+	CHECK(remember(d + 100, 50, T0 + 20, 1) == 0);
+	n = dedup_open_view(dd, &now_keys, &lo, &hi);
+	CHECK_EQ_INT(n, 150);
+	memcpy(keys, now_keys, n * sizeof(*keys));
+	count = dedup_count(dd);
+	CHECK(remember(d + 150, N - 150, T0 + 30, 0) == 0);
+	n2 = dedup_open_view(dd, &now_keys, &lo2, &hi2);
+	CHECK_EQ_INT(n2, n);
+	CHECK(memcmp(now_keys, keys, n * sizeof(*keys)) == 0);
+	CHECK(lo2 == T0 + 10 && hi2 == T0 + 20);
+	CHECK_EQ_INT(dedup_count(dd), count);
+	CHECK_EQ_INT(seen_many(d, 150, T0 + 40), 150);
+	CHECK_EQ_INT(seen_many(d + 150, N - 150, T0 + 40), 0);
+	/* Set back 100 s: the open run closes as the round begins, and
+	 * stays closed when the round is undone. */
+	CHECK(remember(d + 150, 10, T0 - 100000, 0) == 0);
+	CHECK_EQ_INT(dedup_open_view(dd, &now_keys, &lo2, &hi2), 0);
+	CHECK_EQ_INT(dedup_count(dd), count);
+	CHECK_EQ_INT(seen_many(d, 150, T0 + 40), 150);
+	CHECK_EQ_INT(seen_many(d + 150, N - 150, T0 + 40), 0);
+	CHECK_EQ_INT(records(), 150);
+}
+
+/* A run holds 16 chunks (the chunk in 4 bits) and 16,384 digests: rounds
+ * of 1,024 fill it to both limits at once, rounds of 1,100 reach the
+ * digests' limit first, small chunks the chunks' limit; the next chunk
+ * starts a run. Every digest is
+ * found in its chunk, others are not. */
+static void test_sixteen_chunks(void)
+{
+	enum { N = 17 * 1100 };
+	static uint8_t d[N][32], other[N][32];
+	static const size_t rounds[] = {1024, 1100};
+
+	for (size_t k = 0; k < 2; k++) {
+		size_t per = rounds[k], total = 17 * per;
+		CHECK(setup() == 0 && open_index(T0) == 0);
+		for (uint64_t i = 0; i < total; i++) {
+			digest(d[i], (i + 7 * k) * 0x9e3779b97f4a7c15ull, i);
+			digest(other[i], (i + N) * 0xbf58476d1ce4e5b9ull, i);
+		}
+		for (size_t r = 0; r < 17; r++)
+			CHECK(remember(d + r * per, per, T0 + r, 1) == 0);
+		CHECK_EQ_INT(dedup_count(dd), total);
+		CHECK_EQ_INT(seen_many(d, total, T0 + 20), (int)total);
+		CHECK_EQ_INT(seen_many(other, total, T0 + 20), 0);
+		CHECK(open_index(T0 + 20) == 0);
+		CHECK_EQ_INT(dedup_count(dd), total);
+		CHECK_EQ_INT(seen_many(d, total, T0 + 20), (int)total);
+		CHECK_EQ_INT(seen_many(other, total, T0 + 20), 0);
+		cleanup();
+	}
+	/* Small chunks: after one of 1,024, rounds of 10 each a millisecond
+	 * before the last close the open run (the clock set back), and fit
+	 * in the run until it has 16 chunks. */
+	CHECK(setup() == 0 && open_index(T0) == 0);
+	for (uint64_t i = 0; i < 1024 + 200; i++)
+		digest(d[i], (i + 3) * 0x9e3779b97f4a7c15ull, i);
+	CHECK(remember(d, 1024, T0, 1) == 0);
+	for (size_t r = 0; r < 20; r++)
+		CHECK(remember(d + 1024 + 10 * r, 10, T0 + 1000 - r, 1) == 0);
+	CHECK_EQ_INT(seen_many(d, 1224, T0 + 1000), 1224);
+	CHECK_EQ_INT(seen_many(other, 1224, T0 + 1000), 0);
+}
+
 /* A store error while a digest is looked up is an error (negative), not
  * "not a duplicate": LMDB's own codes are negative already, and were once
  * negated into positive values that read as 0/1-like successes. */
@@ -417,5 +538,8 @@ int main(void)
 	RUN_DEDUP(test_bytes_per_request);
 	RUN_DEDUP(test_time_bits_wrap);
 	RUN_DEDUP(test_seen_error_is_negative);
+	RUN_DEDUP(test_clock_step_back);
+	RUN_DEDUP(test_aborted_round_restores_open_run);
+	RUN_DEDUP(test_sixteen_chunks);
 	return unit_done();
 }
