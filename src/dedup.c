@@ -397,7 +397,8 @@ struct dedup *dedup_open(struct store_txn *txn, uint64_t now,
 		dedup_free(d);
 		return NULL;
 	}
-	qsort(d->open, d->nopen, sizeof(*d->open), key_cmp);
+	if (d->nopen > 0)
+		qsort(d->open, d->nopen, sizeof(*d->open), key_cmp);
 	return d;
 }
 
