@@ -440,20 +440,31 @@ static const uint8_t *overflow_value(struct walker *k, uint64_t leaf,
 	return k->value;
 }
 
+/* Entry i of checked leaf page p (number pgno), as the node says: e->val
+ * points into the page (an overflow value's is read by the caller).
+ * Returns the node. */
+static const uint8_t *leaf_entry(const uint8_t *p, uint64_t pgno, unsigned i,
+				 struct lmdb_entry *e)
+{
+	const uint8_t *node = p + le16(p + LMDB_PAGEHDRSZ + 2 * i);
+
+	e->flags = le16(node + 4);
+	e->klen = le16(node + 6);
+	e->key = node + 8;
+	e->vlen = le16(node) | (size_t)le16(node + 2) << 16;
+	e->leaf_pgno = pgno;
+	e->val = node + 8 + e->klen;
+	return node;
+}
+
 static void walk_leaf(struct walker *k, const uint8_t *p, uint64_t pgno,
 		      unsigned n)
 {
 	k->w->leaf_pages++;
 	for (unsigned i = 0; i < n && !k->stop && !k->nomem; i++) {
-		const uint8_t *node = p + le16(p + LMDB_PAGEHDRSZ + 2 * i);
 		struct lmdb_entry e;
+		const uint8_t *node = leaf_entry(p, pgno, i, &e);
 
-		e.flags = le16(node + 4);
-		e.klen = le16(node + 6);
-		e.key = node + 8;
-		e.vlen = le16(node) | (size_t)le16(node + 2) << 16;
-		e.leaf_pgno = pgno;
-		e.val = node + 8 + e.klen;
 		k->w->entries++;
 		if (e.flags & LMDB_F_BIGDATA) {
 			e.val = overflow_value(k, pgno, i, le64(node + 8 + e.klen),
@@ -577,15 +588,9 @@ out:
 static int get_entry(struct walker *k, const uint8_t *p, uint64_t pgno,
 		     unsigned i)
 {
-	const uint8_t *node = p + le16(p + LMDB_PAGEHDRSZ + 2 * i);
 	struct lmdb_entry e;
+	const uint8_t *node = leaf_entry(p, pgno, i, &e);
 
-	e.flags = le16(node + 4);
-	e.klen = le16(node + 6);
-	e.key = node + 8;
-	e.vlen = le16(node) | (size_t)le16(node + 2) << 16;
-	e.leaf_pgno = pgno;
-	e.val = node + 8 + e.klen;
 	if ((e.flags & LMDB_F_BIGDATA) &&
 	    (e.val = overflow_value(k, pgno, i, le64(node + 8 + e.klen),
 				    e.vlen)) == NULL)
