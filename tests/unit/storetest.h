@@ -192,6 +192,51 @@ static inline const char *env_mkdir(void)
 	return NULL;
 }
 
+/* Opens the store at a fresh E.path without the writer. */
+static inline const char *store_direct(void)
+{
+	const char *e;
+	char why[512];
+
+	if ((e = env_mkdir()) != NULL)
+		return e;
+	if ((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) == NULL)
+		return err("store_open: %s", why);
+	E.st_open = 1;
+	return NULL;
+}
+
+/* Makes the closed store at E.path look as an older format left it: the
+ * format record fmt, the database named drop (which that format did not
+ * have) gone. Returns NULL or what failed. */
+static inline const char *store_older_format(uint32_t fmt, const char *drop)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi, meta;
+	MDB_val k = { 6, "format" }, v = { sizeof(fmt), &fmt };
+	int rc;
+
+	if (mdb_env_create(&env) != 0)
+		return "mdb_env_create";
+	rc = mdb_env_set_maxdbs(env, 16);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(env, 128 * MIB);
+	if (rc == 0)
+		rc = mdb_env_open(env, E.path, 0, 0600);
+	if (rc == 0 && (rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0) {
+		if ((rc = mdb_dbi_open(txn, drop, 0, &dbi)) == 0 &&
+		    (rc = mdb_drop(txn, dbi, 1)) == 0 &&
+		    (rc = mdb_dbi_open(txn, "meta", 0, &meta)) == 0 &&
+		    (rc = mdb_put(txn, meta, &k, &v, 0)) == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	return rc == 0 ? NULL : mdb_strerror(rc);
+}
+
 /* Opens the store, fills the queue from it and starts the writer. */
 static inline const char *env_start(void)
 {

@@ -12,20 +12,6 @@
 #include "storetest.h"
 #include "lanes.h"
 
-/* Opens the store at a fresh E.path without the writer. */
-static const char *store_direct(void)
-{
-	const char *e;
-	char why[512];
-
-	if ((e = env_mkdir()) != NULL)
-		return e;
-	if ((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) == NULL)
-		return err("store_open: %s", why);
-	E.st_open = 1;
-	return NULL;
-}
-
 /* Writes one entry whose lane lanes[i] holds fixture fxs[i] (n lanes, in
  * ascending order); its sequence number in *seq. */
 static const char *put_lanes(const char *tenant, const unsigned *lanes,
@@ -511,39 +497,6 @@ static void test_lane_damaged_block(void)
 	CHECK_EQ_INT(span.first_seq, s3);
 }
 
-/* Sets the format record and drops the lanes database, as format 3 had
- * neither. Returns NULL or what failed. */
-static const char *make_format_3(void)
-{
-	MDB_env *env;
-	MDB_txn *wt;
-	MDB_dbi dbi, meta;
-	MDB_val k = { 6, "format" }, v;
-	uint32_t three = 3;
-	int rc;
-
-	if (mdb_env_create(&env) != 0)
-		return "mdb_env_create";
-	rc = mdb_env_set_maxdbs(env, 16);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(env, 128 * MIB);
-	if (rc == 0)
-		rc = mdb_env_open(env, E.path, 0, 0600);
-	if (rc == 0 && (rc = mdb_txn_begin(env, NULL, 0, &wt)) == 0) {
-		v.mv_size = 4;
-		v.mv_data = &three;
-		if ((rc = mdb_dbi_open(wt, "lanes", 0, &dbi)) == 0 &&
-		    (rc = mdb_drop(wt, dbi, 1)) == 0 &&
-		    (rc = mdb_dbi_open(wt, "meta", 0, &meta)) == 0 &&
-		    (rc = mdb_put(wt, meta, &k, &v, 0)) == 0)
-			rc = mdb_txn_commit(wt);
-		else
-			mdb_txn_abort(wt);
-	}
-	mdb_env_close(env);
-	return rc == 0 ? NULL : mdb_strerror(rc);
-}
-
 /* Format 3 -> 4: the lanes database is made; the entries of version 1
  * already there go first, whole, by lane 0, while the other lanes wait. */
 static void test_format_3_converted(void)
@@ -580,7 +533,7 @@ static void test_format_3_converted(void)
 	}
 	store_close(E.st);
 	E.st_open = 0;
-	CHECK_NOERR(make_format_3());
+	CHECK_NOERR(store_older_format(3, "lanes"));
 	CHECK((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) != NULL);
 	E.st_open = 1;
 	CHECK(E.st->lanes != 0);

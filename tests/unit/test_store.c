@@ -743,20 +743,6 @@ static void test_delete_range_direct(void)
 
 /* ---- request bodies read in place -------------------------------------- */
 
-/* Opens the store at a fresh E.path without the writer. */
-static const char *store_direct(void)
-{
-	const char *e;
-	char why[512];
-
-	if ((e = env_mkdir()) != NULL)
-		return e;
-	if ((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) == NULL)
-		return err("store_open: %s", why);
-	E.st_open = 1;
-	return NULL;
-}
-
 /* Stores fixture f[i] as entry (tenant, first + i) for i < n, in one
  * write transaction, counted as the fixture. Returns NULL or what failed. */
 static const char *put_fixtures(const char *tenant, uint64_t first,

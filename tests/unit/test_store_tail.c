@@ -398,40 +398,6 @@ static void test_tail_lifecycle(void)
 	tentry_free(&c);
 }
 
-/* Makes the closed store look as format 5 left it: format record 5, no
- * tails database. */
-static const char *make_format_5(void)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi meta, tails;
-	MDB_val k = { 6, "format" }, v;
-	uint32_t fmt = 5;
-	int rc;
-
-	if (mdb_env_create(&env) != 0)
-		return "mdb_env_create";
-	mdb_env_set_maxdbs(env, 16);
-	if ((rc = mdb_env_open(env, E.path, 0, 0600)) != 0 ||
-	    (rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0) {
-		mdb_env_close(env);
-		return mdb_strerror(rc);
-	}
-	v.mv_size = 4;
-	v.mv_data = &fmt;
-	if ((rc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0 ||
-	    (rc = mdb_put(txn, meta, &k, &v, 0)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "tails", 0, &tails)) != 0 ||
-	    (rc = mdb_drop(txn, tails, 1)) != 0 ||
-	    (rc = mdb_txn_commit(txn)) != 0) {
-		mdb_txn_abort(txn);
-		mdb_env_close(env);
-		return mdb_strerror(rc);
-	}
-	mdb_env_close(env);
-	return NULL;
-}
-
 /* A store of format 5 (entries whole) is read as it is, then converted:
  * format 6, the tails database made, new entries cut. */
 static void test_format_5_read(void)
@@ -479,7 +445,7 @@ static void test_format_5_read(void)
 	}
 	store_close(E.st);
 	E.st_open = 0;
-	CHECK_NOERR(make_format_5());
+	CHECK_NOERR(store_older_format(5, "tails"));
 	/* A reader takes it as it is. */
 	CHECK((E.st = store_open_readonly(E.path, why, sizeof(why))) != NULL);
 	E.st_open = 1;
@@ -716,20 +682,6 @@ static void test_flagged_short_value(void)
 	CHECK_EQ_INT(store_head_read(&v, &h, &lt), 0);
 	CHECK_EQ_INT(lt.part[0].len, r.block_len);
 	free(p);
-}
-
-/* Opens the store at a fresh E.path without the writer. */
-static const char *store_direct(void)
-{
-	const char *e;
-	char why[512];
-
-	if ((e = env_mkdir()) != NULL)
-		return e;
-	if ((E.st = store_open(E.path, 64 * MIB, why, sizeof(why))) == NULL)
-		return err("store_open: %s", why);
-	E.st_open = 1;
-	return NULL;
 }
 
 int main(void)
