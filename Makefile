@@ -21,7 +21,7 @@ LDLIBS  = -lmicrohttpd -lcurl -llmdb -lsnappy -lprotobuf-c -lcrypto -lgnutls -ly
 # Library sources: everything but main.c, shared by the relay and the tests.
 LIB_SRCS = src/buf.c src/clock.c src/err.c src/log.c src/addr.c src/config.c src/config_tenant.c src/wire.c src/wire_emit.c src/wire_series.c src/labels.c src/sblock.c src/sblock_prefix.c \
            src/store.c src/lmdb_read.c src/store_check.c src/store_salvage.c src/salvage_state.c src/salvage_tails.c src/store_queue.c src/store_tail.c src/store_lanes.c src/lanes.c src/store_setaside.c src/store_dedup.c src/store_usage.c src/store_dest.c src/store_ha.c src/store_series.c \
-           src/batch.c src/evict.c src/queue.c src/ratelimit.c src/tenant_stats.c src/writer.c src/writer_ops.c src/ingest.c src/retry.c src/upstream_gate.c \
+           src/batch.c src/evict.c src/queue.c src/ratelimit.c src/tenant_stats.c src/writer.c src/writer_ops.c src/writer_sweep.c src/ingest.c src/retry.c src/upstream_gate.c \
            src/forward.c src/curl_mem.c src/metrics.c src/http.c src/http_write.c src/listener.c src/admission.c src/tenant.c src/tenant_rows.c src/hll.c src/usage.c src/usage_report.c src/usage_export.c src/upstream_status.c src/status_page.c src/dedup.c src/entries.c src/prealloc.c src/setaside.c src/reload.c src/ha.c
 PROTOS   = proto/types.proto proto/remote.proto
 PROTO_C  = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))

@@ -37,7 +37,9 @@
  *              the transaction that records the upstream's answer (the
  *              lanes database, store.h), so that a restart (SIGTERM or
  *              kill -9) does not send again what a lane delivered; an entry
- *              is deleted once every lane with content in it is through it.
+ *              is deleted once every lane with content in it is through it
+ *              (in that transaction, or past its budget a later one:
+ *              store.h, "Deleting what was delivered").
  *
  * Entries of version 1 (written before lanes) hold one block and no table:
  * they read as a table of one part in lane 0. They are all older than any

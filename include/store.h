@@ -27,7 +27,9 @@
  *             lane's parts of the tenant's entries up to that sequence
  *             number went upstream (or were set aside). Written in the
  *             transaction that records the upstream's answer; an entry is
- *             deleted once every lane with a part in it is through it.
+ *             deleted once every lane with a part in it is through it, in
+ *             that transaction or, past its budget, a later one (see
+ *             "Deleting what was delivered" below).
  *             A missing record is 0. Records below the tenant's first
  *             entry are harmless (eviction leaves them).
  *   setaside  same key; value: struct setaside_hdr, the upstream's reason,
@@ -432,7 +434,56 @@ int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
 			unsigned lane, uint64_t first, uint64_t last,
 			const struct store_seen *seen, size_t nseen,
 			struct store_span *gone, struct store_span *next,
-			uint64_t *delivered);
+			uint64_t *delivered, uint64_t *rest);
+
+/*
+ * Deleting what was delivered. LMDB copies each page a write transaction
+ * changes into memory of its own and keeps the single pages for later
+ * transactions, so the most pages one transaction ever changed stay
+ * resident. Deleting an entry changes its tail records (up to a page,
+ * about half of one on average) and its node on a leaf page (an entry
+ * whose value has overflow pages frees them without changing them); one
+ * answer for a large body covers hundreds of entries. So deletions have
+ * a budget per transaction: STORE_DELETE_BYTES_PER_TXN bytes of tails and
+ * leaf nodes (about 32 entries of 500 series; one entry at least). With
+ * rest != NULL, store_lane_ack_seen deletes within what is left of it and
+ * sets *rest to the first entry of first..last it left (0: none); the
+ * cursor moves and the delivered samples are counted all the same.
+ * store_sweep deletes those later. With rest == NULL (store_lane_ack too)
+ * the budget does not apply.
+ *
+ * An entry every lane is through is never sent again, so one left behind
+ * (the budget, a failed sweep, a stop or a crash in between) stays only
+ * until a sweep, at the latest the one every start runs
+ * (store_each_through), deletes it. Meanwhile it counts in the buffer's
+ * and the tenant's size as it did before its answer; eviction deletes it
+ * first (it is the oldest) without counting it as dropped
+ * (store_entry_delivered).
+ */
+#define STORE_DELETE_BYTES_PER_TXN (64 * 1024)
+/* Entries the sweeps of one transaction look at, at most. */
+#define STORE_SWEEP_LOOKS_PER_TXN 4096
+
+/* Deletes the tenant's entries in first..last whose lanes with a part are
+ * all through them, within the transaction's budgets; gone and next as in
+ * store_lane_ack; *rest as above. Returns 0 or an ERR_* code. */
+int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
+		uint64_t first, uint64_t last, struct store_span *gone,
+		struct store_span *next, uint64_t *rest);
+
+/* 1 when every lane with a part in the tenant's entry seq is through it
+ * (delivered; its answer's transaction left it to a sweep), else 0 (also
+ * when there is no such entry). */
+int store_entry_delivered(struct store_txn *t, const char *tenant,
+			  size_t tlen, uint64_t seq);
+
+/* Calls fn for each tenant with a delivery cursor, with the furthest of
+ * its cursors (entries past it cannot be deleted yet). Returns 0 or an
+ * ERR_* code. */
+int store_each_through(struct store *st,
+		       void (*fn)(void *arg, const char *tenant, size_t tlen,
+				  uint64_t through),
+		       void *arg);
 
 /* The tenant's cursors, in a read transaction: through[L] for each lane
  * (0 when none). Returns 0 or an ERR_* code. */

@@ -23,6 +23,10 @@ struct store_txn {
 	MDB_txn *txn;            /* NULL when none is open */
 	uint64_t next_seq;
 	size_t tails_room;       /* store's, as this transaction left it */
+	/* What acks and sweeps may still change (store.h, "Deleting what
+	 * was delivered"): bytes of pages, and entries a sweep looks at. */
+	size_t delete_bytes_left;
+	size_t sweep_looks_left;
 };
 
 struct store {

@@ -38,6 +38,20 @@ struct writer_op {
 	struct store_seen seen[];
 };
 
+/* Delivered entries an answer's transaction had no budget left to delete
+ * (store.h, "Deleting what was delivered"): first..last of a tenant, to
+ * be deleted by the next rounds. The writer thread's own. */
+struct sweep {
+	struct sweep *next;
+	char tenant[TENANT_ID_MAX + 1];
+	size_t tlen;
+	uint64_t first, last;
+	uint64_t rest;           /* where this round stopped (0: the end) */
+	int broken;              /* failed its round: dropped (a damaged
+				  * page must not fail round after round;
+				  * the next start's sweep tries again) */
+};
+
 /* What the queue learns once the transaction is committed. */
 struct change {
 	int added;                /* 1: added; 0: removed */
@@ -92,6 +106,8 @@ struct writer {
 	struct prealloc *pre;     /* owned; NULL when off */
 	struct store_pos series_pos; /* where the expiry of stored series
 				      * (store_series_expire) stands */
+	struct sweep *sweeps;     /* one per tenant (writer_sweep.c) */
+	struct sweep *sweeps_new; /* added by this round's answers */
 };
 
 /* A change for the queue, published after the commit; NULL when out of
@@ -108,6 +124,30 @@ int writer_apply_ops(struct writer *w, struct store_txn *txn,
 int writer_trim_setaside(struct writer *w, struct store_txn *txn, uint64_t now);
 
 void writer_free_ops(struct writer_op *ops);
+
+/* ---- Sweeps (writer_sweep.c) ---- */
+
+/* Adds first..last of the tenant to the sweeps, once the round commits.
+ * Returns 0 or ERR_NOMEM (the entries then wait for the sweep of the next
+ * start). */
+int writer_sweep_add(struct writer *w, const char *tenant, size_t tlen,
+		     uint64_t first, uint64_t last);
+
+/* One sweep for each tenant with delivery cursors, up to the furthest
+ * (the entries a stop or a crash left behind). Returns 0 or an ERR_*
+ * code. */
+int writer_sweep_start(struct writer *w);
+
+/* Runs the sweeps in the round's transaction, within its budget. Returns
+ * 0 or an ERR_* code. */
+int writer_apply_sweeps(struct writer *w, struct store_txn *txn);
+
+/* After the round: committed, each sweep moves on to where it stopped
+ * (and is done when it got to its end) and the round's answers' sweeps
+ * join; not committed, each stays where it was, but one that failed the
+ * round is dropped, and so are the round's. committed < 0: drops every
+ * sweep (the writer's end; a round of sweeps alone that failed). */
+void writer_sweeps_after(struct writer *w, int committed);
 
 /* Puts the operations of a failed round back at the head of the list
  * (see writer_ops.c); give_up frees them instead. */

@@ -130,7 +130,7 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 	struct store_span gone, next;
 	struct queue_head *h;
 	uint64_t samples = 0, entries = 0;
-	int rc, n = 0;
+	int rc, n = 0, delivered;
 
 	if (!ev->have_heads) {
 		if ((rc = read_heads(ev, q)) != 0)
@@ -142,6 +142,9 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 		if (goal_met(g, h))
 			break;
 		memset(&gone, 0, sizeof(gone));
+		/* Delivered, its deletion left to a sweep (store.h): not a
+		 * drop. */
+		delivered = store_entry_delivered(txn, h->id, h->idlen, h->seq);
 		rc = store_delete_range(txn, h->id, h->idlen, h->seq, h->seq,
 					&gone, &next);
 		if (rc != 0)
@@ -158,6 +161,8 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 							    gone.bytes);
 			*g->used = *g->used > fp ? *g->used - fp : 0;
 		}
+		if (delivered)
+			continue;
 		if ((rc = usage_count_dropped(usage, h->id, h->idlen, now, g->why,
 					      gone.samples)) != 0)
 			return rc;

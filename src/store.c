@@ -342,6 +342,8 @@ int store_txn_begin(struct store *st, struct store_txn **t)
 	st->wtxn.st = st;
 	st->wtxn.next_seq = st->next_seq;
 	st->wtxn.tails_room = st->tails_room;
+	st->wtxn.delete_bytes_left = STORE_DELETE_BYTES_PER_TXN;
+	st->wtxn.sweep_looks_left = STORE_SWEEP_LOOKS_PER_TXN;
 	*t = &st->wtxn;
 	return 0;
 }

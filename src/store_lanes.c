@@ -6,6 +6,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lanes.h"
@@ -76,23 +77,48 @@ static unsigned entry_lanes(const MDB_val *v, uint64_t seq, unsigned lane,
 	return lt.mask;
 }
 
+/* How far delete_through may go: entries it may delete (NULL: any) and
+ * look at; where it stopped (0: it got to the end). */
+struct sweep_limit {
+	size_t *bytes_left;      /* NULL: no budget */
+	size_t *looks_left;      /* NULL: none */
+	int stop_when_spent;
+	uint64_t rest;
+};
+
+/* What deleting the entry (key k, value v) changes, roughly: its tail
+ * records and its leaf node (store.h, "Deleting what was delivered"). */
+static size_t delete_cost(const struct store *st, const MDB_val *k,
+			  const MDB_val *v)
+{
+	size_t len = store_value_len(v), node = k->mv_size + 16;
+
+	/* A value larger than this has overflow pages (LMDB's node limit
+	 * is about half a page less its headers). */
+	if (v->mv_size < store_page_size(st) / 2)
+		node += v->mv_size;
+	return node + (len > v->mv_size ? len - v->mv_size : 0);
+}
+
 /* Deletes the entries of first..last every lane with a part is through,
  * adding them to *gone, and counts lane's parts the cursor had not passed
  * (was) in *delivered. What the entries hold is read from seen[0..nseen)
- * as far as it goes (entry_lanes). Returns an LMDB code. */
+ * as far as it goes (entry_lanes). Stops where lim runs out, setting
+ * lim->rest. Returns an LMDB code. */
 static int delete_through(const struct store *st, MDB_cursor *cur,
 			  const char *tenant, size_t tlen,
 			  unsigned lane, uint64_t first, uint64_t last,
 			  const uint64_t through[STORE_LANES], uint64_t was,
 			  const struct store_seen *seen, size_t nseen,
-			  struct store_span *gone, uint64_t *delivered)
+			  struct store_span *gone, uint64_t *delivered,
+			  struct sweep_limit *lim)
 {
 	uint8_t key[STORE_KEY_MAX];
 	struct lane_table lt;
 	struct entry_hdr h;
 	const char *name;
 	MDB_val k, v;
-	size_t n, si = 0;
+	size_t n, si = 0, cost;
 	uint64_t seq, samples;
 	unsigned mask;
 	int rc, done, tail;
@@ -104,6 +130,14 @@ static int delete_through(const struct store *st, MDB_cursor *cur,
 		if (store_key_parse(&k, &name, &n, &seq) < 0 || n != tlen ||
 		    memcmp(name, tenant, tlen) != 0 || seq > last)
 			return MDB_NOTFOUND;
+		if (lim->looks_left != NULL) {
+			if (*lim->looks_left == 0) {
+				if (lim->rest == 0)
+					lim->rest = seq;
+				return MDB_NOTFOUND;
+			}
+			(*lim->looks_left)--;
+		}
 		mask = entry_lanes(&v, seq, lane, seen, nseen, &si, &samples);
 		if (seq > was)
 			*delivered += samples;
@@ -111,6 +145,15 @@ static int delete_through(const struct store *st, MDB_cursor *cur,
 		for (unsigned l = 0; l < STORE_LANES; l++)
 			if ((mask & (1u << l)) && through[l] < seq)
 				done = 0;
+		if (done && lim->bytes_left != NULL && *lim->bytes_left == 0) {
+			/* Past the budget: left for a sweep. A sweep stops
+			 * here; an answer goes on counting what it delivered. */
+			if (lim->rest == 0)
+				lim->rest = seq;
+			if (lim->stop_when_spent)
+				return MDB_NOTFOUND;
+			done = 0;
+		}
 		if (!done) {
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 			continue;
@@ -120,10 +163,14 @@ static int delete_through(const struct store *st, MDB_cursor *cur,
 			memset(&h, 0, sizeof(h));
 		store_span_add(gone, seq, &v, &h);
 		tail = store_tail_flagged(&v);
+		cost = delete_cost(st, &k, &v);   /* v is gone after the del */
 		if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
 		    (tail && (rc = store_tail_del(mdb_cursor_txn(cur), st, tenant,
 						  tlen, seq)) != 0))
 			return rc;
+		if (lim->bytes_left != NULL)
+			*lim->bytes_left = *lim->bytes_left > cost ?
+					   *lim->bytes_left - cost : 0;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
 		if (rc == EINVAL)  /* deleted the last item of the database */
 			rc = MDB_NOTFOUND;
@@ -137,15 +184,17 @@ int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
 		   uint64_t *delivered)
 {
 	return store_lane_ack_seen(t, tenant, tlen, lane, first, last, NULL, 0,
-				   gone, next, delivered);
+				   gone, next, delivered, NULL);
 }
 
 int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
 			unsigned lane, uint64_t first, uint64_t last,
 			const struct store_seen *seen, size_t nseen,
 			struct store_span *gone, struct store_span *next,
-			uint64_t *delivered)
+			uint64_t *delivered, uint64_t *rest)
 {
+	struct sweep_limit lim = {rest ? &t->delete_bytes_left : NULL, NULL, 0,
+				  0};
 	uint64_t through[STORE_LANES], was;
 	uint8_t key[STORE_KEY_MAX];
 	MDB_cursor *cur;
@@ -171,14 +220,125 @@ int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
 	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
 		return err_from_mdb(rc);
 	rc = delete_through(t->st, cur, tenant, tlen, lane, first, last, through,
-			    was,
-			    seen, nseen, gone, delivered);
+			    was, seen, nseen, gone, delivered, &lim);
 	if (rc == MDB_NOTFOUND)
 		rc = store_tenant_head(cur, tenant, tlen, next);
 	mdb_cursor_close(cur);
 	if (rc == 0 && gone->entries > 0)
 		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
+	if (rest != NULL)
+		*rest = lim.rest;
 	return err_from_mdb(rc);
+}
+
+int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
+		uint64_t first, uint64_t last, struct store_span *gone,
+		struct store_span *next, uint64_t *rest)
+{
+	struct sweep_limit lim = {&t->delete_bytes_left, &t->sweep_looks_left,
+				  1, 0};
+	uint64_t through[STORE_LANES], delivered = 0;
+	MDB_cursor *cur;
+	int rc;
+
+	memset(next, 0, sizeof(*next));
+	*rest = 0;
+	if (t->st->lanes == 0)
+		return 0;
+	if (t->delete_bytes_left == 0 || t->sweep_looks_left == 0) {
+		*rest = first;
+		return 0;
+	}
+	if ((rc = cursors_get(t->txn, t->st, tenant, tlen, through)) != 0)
+		return err_from_mdb(rc);
+	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
+		return err_from_mdb(rc);
+	/* was = UINT64_MAX: nothing counts as delivered again. */
+	rc = delete_through(t->st, cur, tenant, tlen, 0, first, last, through,
+			    UINT64_MAX, NULL, 0, gone, &delivered, &lim);
+	if (rc == MDB_NOTFOUND)
+		rc = store_tenant_head(cur, tenant, tlen, next);
+	mdb_cursor_close(cur);
+	if (rc == 0 && gone->entries > 0)
+		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
+	*rest = lim.rest;
+	return err_from_mdb(rc);
+}
+
+int store_entry_delivered(struct store_txn *t, const char *tenant,
+			  size_t tlen, uint64_t seq)
+{
+	uint8_t key[STORE_KEY_MAX];
+	uint64_t through[STORE_LANES];
+	struct lane_table lt;
+	struct entry_hdr h;
+	MDB_val k, v;
+
+	if (t->st->lanes == 0 || tlen > TENANT_ID_MAX ||
+	    cursors_get(t->txn, t->st, tenant, tlen, through) != 0)
+		return 0;
+	k.mv_size = store_key(key, tenant, tlen, seq);
+	k.mv_data = key;
+	if (mdb_get(t->txn, t->st->queue, &k, &v) != 0)
+		return 0;
+	/* Unreadable: lane 0's, whole (store.h). */
+	if (store_head_read(&v, &h, &lt) < 0)
+		lt.mask = 1;
+	for (unsigned l = 0; l < STORE_LANES; l++)
+		if ((lt.mask & (1u << l)) && through[l] < seq)
+			return 0;
+	return 1;
+}
+
+int store_each_through(struct store *st,
+		       void (*fn)(void *arg, const char *tenant, size_t tlen,
+				  uint64_t through),
+		       void *arg)
+{
+	char tenant[TENANT_ID_MAX];
+	size_t tlen = 0;
+	uint64_t lane, through, most = 0;
+	const char *name;
+	size_t n;
+	int have = 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (st->lanes == 0)
+		return 0;
+	if ((rc = store_read_begin(st, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->lanes, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return err_from_mdb(rc);
+	}
+	/* Keys sort by tenant, then lane: one call per run of a tenant. */
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (store_key_parse(&k, &name, &n, &lane) < 0 ||
+		    n > TENANT_ID_MAX || lane >= STORE_LANES || v.mv_size != 8)
+			continue;
+		memcpy(&through, v.mv_data, 8);
+		if (have && (n != tlen || memcmp(name, tenant, n) != 0)) {
+			fn(arg, tenant, tlen, most);
+			have = 0;
+		}
+		if (!have) {
+			memcpy(tenant, name, n);
+			tlen = n;
+			most = 0;
+			have = 1;
+		}
+		if (through > most)
+			most = through;
+	}
+	if (rc == MDB_NOTFOUND && have)
+		fn(arg, tenant, tlen, most);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
 
 /* Hands the queue every cursor of a tenant it holds. Returns an LMDB

@@ -274,6 +274,7 @@ static int commit_round(struct writer *w, struct batch *list,
 	     ((rc = usage_cleanup(txn, clock_age_now_ms(),
 				  w->cfg->usage_retention_ms)) != 0 ||
 	      (rc = writer_trim_setaside(w, txn, now)) != 0)) ||
+	    (rc = writer_apply_sweeps(w, txn)) != 0 ||
 	    (rc = writer_apply_ops(w, txn, ops, now)) != 0 ||
 	    (rc = evict_old(&w->evict, txn, w->q, &w->usage, &sink,
 			    w->cfg->max_age_ms, now)) != 0 ||
@@ -287,6 +288,8 @@ static int commit_round(struct writer *w, struct batch *list,
 		 * must not fail every round: it waits for its next turn. */
 		if (cleanup)
 			w->last_cleanup_ms = now;
+		/* Sweeps alone must not fail round after round. */
+		writer_sweeps_after(w, list == NULL && ops == NULL ? -1 : 0);
 		return rc;
 	}
 	used = store_used_bytes(txn);
@@ -294,6 +297,7 @@ static int commit_round(struct writer *w, struct batch *list,
 	prealloc_unlock(w->pre);
 	dedup_round_end(w->dedup, rc == 0);
 	ha_round_end(w->ha, rc == 0);
+	writer_sweeps_after(w, rc == 0 ? 1 : list == NULL && ops == NULL ? -1 : 0);
 	if (rc != 0)
 		return rc;
 	if (cleanup)
@@ -395,7 +399,7 @@ static void gather_acks(struct writer *w)
 	struct timespec until;
 
 	if (w->batches != NULL || w->nops != w->nacks || w->stopping ||
-	    w->last_round != 0)
+	    w->last_round != 0 || w->ops == NULL)
 		return;
 	w->acks_only = 1;
 	for (;;) {
@@ -469,7 +473,9 @@ static void *writer_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		w->idle = 1;
-		while (w->batches == NULL && w->ops == NULL && !w->stopping)
+		/* Sweeps left (writer_sweep.c) make a round by themselves. */
+		while (w->batches == NULL && w->ops == NULL && !w->stopping &&
+		       w->sweeps == NULL)
 			pthread_cond_wait(&w->cond, &w->lock);
 		w->idle = 0;
 		gather_acks(w);
@@ -569,6 +575,10 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		free(w);
 		return NULL;
 	}
+	/* Not fatal: the entries wait for a later start's sweep. */
+	if (writer_sweep_start(w) != 0)
+		log_msg(LOG_WARN, "cannot read the delivery cursors; delivered "
+			"entries left by the last run stay for now", NULL);
 	w->pre = prealloc_start(st, cfg->preallocate, 1);
 	pthread_mutex_init(&w->lock, NULL);
 	clock_cond_init(&w->cond);
@@ -583,6 +593,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		ha_free(w->ha);
 		dedup_free(w->dedup);
 		evict_free(&w->evict);
+		writer_sweeps_after(w, -1);
 		free(w);
 		return NULL;
 	}
@@ -604,6 +615,7 @@ void writer_stop(struct writer *w)
 	ha_free(w->ha);
 	dedup_free(w->dedup);
 	evict_free(&w->evict);
+	writer_sweeps_after(w, -1);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w);

@@ -97,7 +97,7 @@ int writer_apply_ops(struct writer *w, struct store_txn *txn,
 {
 	struct writer_op *op;
 	struct change *c;
-	uint64_t delivered;
+	uint64_t delivered, rest;
 	int rc;
 
 	for (op = ops; op != NULL; op = op->next) {
@@ -128,9 +128,14 @@ int writer_apply_ops(struct writer *w, struct store_txn *txn,
 		 * committed, it may send again. */
 		rc = store_lane_ack_seen(txn, op->tenant, op->tlen, op->lane,
 					 op->first, op->last, op->seen, op->nseen,
-					 &c->gone, &c->next, &delivered);
+					 &c->gone, &c->next, &delivered, &rest);
 		if (rc != 0)
 			return rc;
+		/* Past the transaction's budget: later rounds delete them. */
+		if (rest != 0 &&
+		    writer_sweep_add(w, op->tenant, op->tlen, rest, op->last) != 0)
+			log_msg(LOG_WARN, "out of memory; delivered entries stay "
+				"until the next start", "where=sweep");
 		c->lane_acked = 1;
 		c->lane = op->lane;
 		/* Set-aside samples are kept, not dropped: they count as dropped

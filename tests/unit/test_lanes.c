@@ -312,7 +312,7 @@ static void test_lane_ack_seen(void)
 	struct store_span span, gone, next;
 	struct store_seen lie;
 	struct store_txn *txn;
-	uint64_t s1, s2, s3, delivered = 0;
+	uint64_t s1, s2, s3, delivered = 0, rest = 1;
 
 	CHECK_NOERR(store_direct());
 	CHECK_NOERR(put_lanes("t", l13, f01, 2, &s1));
@@ -332,7 +332,9 @@ static void test_lane_ack_seen(void)
 	memset(&gone, 0, sizeof(gone));
 	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
 	CHECK_EQ_INT(store_lane_ack_seen(txn, "t", 1, 3, s1, s2, body.seen,
-					 body.nseen, &gone, &next, &delivered), 0);
+					 body.nseen, &gone, &next, &delivered,
+					 &rest), 0);
+	CHECK_EQ_INT(rest, 0);
 	CHECK_EQ_INT(store_txn_commit(txn), 0);
 	CHECK_EQ_INT(gone.entries, 1);
 	CHECK_EQ_INT(gone.first_seq, s2);
@@ -347,7 +349,7 @@ static void test_lane_ack_seen(void)
 	memset(&gone, 0, sizeof(gone));
 	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
 	CHECK_EQ_INT(store_lane_ack_seen(txn, "t", 1, 3, s3, s3, &lie, 1, &gone,
-					 &next, &delivered), 0);
+					 &next, &delivered, NULL), 0);
 	CHECK_EQ_INT(store_txn_commit(txn), 0);
 	CHECK_EQ_INT(gone.entries, 1);
 	CHECK_EQ_INT(gone.first_seq, s3);
@@ -357,6 +359,231 @@ static void test_lane_ack_seen(void)
 	CHECK_EQ_INT(gone.entries, 1);
 	CHECK_EQ_INT(gone.first_seq, s1);
 	CHECK_EQ_INT(delivered, fx[0].counts.samples);
+}
+
+/* The number of records in the queue and tails databases. */
+static void count_records(size_t *queue, size_t *tails)
+{
+	MDB_txn *txn;
+	MDB_stat ms;
+
+	*queue = *tails = SIZE_MAX;
+	if (mdb_txn_begin(E.st->env, NULL, MDB_RDONLY, &txn) != 0)
+		return;
+	if (mdb_stat(txn, E.st->queue, &ms) == 0)
+		*queue = ms.ms_entries;
+	if (mdb_stat(txn, E.st->tails, &ms) == 0)
+		*tails = ms.ms_entries;
+	mdb_txn_abort(txn);
+}
+
+/* An answer for more entries than a transaction's budget deletes as many
+ * as the budget allows (here one), counts every delivered sample all the
+ * same, and says where it stopped; sweeps delete the rest, those every
+ * lane is through only, and the tails records with them. */
+static void test_ack_budget(void)
+{
+	static const unsigned l0[] = { 0 }, l03[] = { 0, 3 };
+	static const int f0[] = { 0 }, f01[] = { 0, 1 };
+	enum { N = 12 };
+	struct store_span gone, next, g2, n2;
+	struct store_txn *txn;
+	uint64_t seq[N], delivered = 0, rest = 0, r2 = 0, want = 0;
+	size_t nq, nt;
+
+	CHECK_NOERR(store_direct());
+	for (int i = 0; i < N; i++) {
+		/* Entry 5 also has a part in lane 3, which is not through. */
+		if (i == 5) {
+			CHECK_NOERR(put_lanes("t", l03, f01, 2, &seq[i]));
+		} else {
+			CHECK_NOERR(put_lanes("t", l0, f0, 1, &seq[i]));
+		}
+		want += fx[0].counts.samples;
+	}
+	count_records(&nq, &nt);
+	CHECK_EQ_INT(nq, N);
+	CHECK(nt >= N);   /* every entry has a tail (fixture sizes) */
+	memset(&gone, 0, sizeof(gone));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	txn->delete_bytes_left = 1;
+	CHECK_EQ_INT(store_lane_ack_seen(txn, "t", 1, 0, seq[0], seq[N - 1],
+					 NULL, 0, &gone, &next, &delivered,
+					 &rest), 0);
+	/* The budget spent, a sweep in the same transaction does nothing. */
+	memset(&g2, 0, sizeof(g2));
+	CHECK_EQ_INT(store_sweep(txn, "t", 1, rest, seq[N - 1], &g2, &n2, &r2),
+		     0);
+	CHECK_EQ_INT(g2.entries, 0);
+	CHECK_EQ_INT(r2, rest);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_EQ_INT(gone.entries, 1);
+	CHECK_EQ_INT(gone.first_seq, seq[0]);
+	CHECK_EQ_INT(rest, seq[1]);
+	CHECK_EQ_INT(delivered, want);
+	CHECK_EQ_INT(next.entries, 1);
+	CHECK_EQ_INT(next.first_seq, seq[1]);
+	/* The next transaction's sweep goes on from there. */
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	txn->delete_bytes_left = 1;
+	memset(&g2, 0, sizeof(g2));
+	CHECK_EQ_INT(store_sweep(txn, "t", 1, rest, seq[N - 1], &g2, &n2, &r2),
+		     0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_EQ_INT(g2.entries, 1);
+	CHECK_EQ_INT(g2.first_seq, seq[1]);
+	CHECK_EQ_INT(r2, seq[2]);
+	count_records(&nq, &nt);
+	CHECK_EQ_INT(nq, N - 2);
+	/* A second answer for the same range (no budget) counts nothing
+	 * again, and deletes all but entry 5. */
+	CHECK_NOERR(ack(0, seq[0], seq[N - 1], &gone, &delivered));
+	CHECK_EQ_INT(delivered, 0);
+	CHECK_EQ_INT(gone.entries, N - 3);
+	count_records(&nq, &nt);
+	CHECK_EQ_INT(nq, 1);
+	/* Lane 3 through entry 5, a sweep of the whole range (the default
+	 * budget): it goes, tails and all. */
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "t", 1, 3, seq[5]), 0);
+	memset(&gone, 0, sizeof(gone));
+	CHECK_EQ_INT(store_sweep(txn, "t", 1, 1, seq[N - 1], &gone, &next,
+				 &rest), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	CHECK_EQ_INT(gone.entries, 1);
+	CHECK_EQ_INT(gone.first_seq, seq[5]);
+	CHECK_EQ_INT(rest, 0);
+	CHECK_EQ_INT(next.entries, 0);
+	count_records(&nq, &nt);
+	CHECK_EQ_INT(nq, 0);
+	CHECK_EQ_INT(nt, 0);
+}
+
+/* The default budget deletes a 500-series entry's worth many times over,
+ * not hundreds: what one transaction changes stays bounded. */
+static void test_budget_bounds_pages(void)
+{
+	static const unsigned l0[] = { 0 };
+	static const int f0[] = { 0 };
+	enum { N = 400 };
+	struct store_span gone, next;
+	struct store_txn *txn;
+	uint64_t first = 0, last = 0, delivered = 0, rest = 0, s;
+	size_t nq, nt;
+
+	CHECK_NOERR(store_direct());
+	for (int i = 0; i < N; i++) {
+		CHECK_NOERR(put_lanes("t", l0, f0, 1, &s));
+		if (i == 0)
+			first = s;
+		last = s;
+	}
+	memset(&gone, 0, sizeof(gone));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_lane_ack_seen(txn, "t", 1, 0, first, last, NULL, 0,
+					 &gone, &next, &delivered, &rest), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	count_records(&nq, &nt);
+	/* At most the budget in tails bytes, one entry's worth over. */
+	CHECK(gone.entries >= 1 && gone.entries < N);
+	CHECK(rest == first + gone.entries);
+	CHECK_EQ_INT(nq, N - gone.entries);
+	CHECK_EQ_INT(delivered, (uint64_t)N * fx[0].counts.samples);
+}
+
+/* Sweeps look at a bounded number of entries per transaction (here
+ * three), and each transaction goes on where the last stopped. */
+static void test_sweep_resumes(void)
+{
+	static const unsigned l0[] = { 0 };
+	static const int f0[] = { 0 };
+	enum { N = 10 };
+	struct store_span gone, next;
+	struct store_txn *txn;
+	uint64_t seq[N], rest = 0, from = 1;
+	size_t nq, nt, total = 0;
+	int rounds = 0;
+
+	CHECK_NOERR(store_direct());
+	for (int i = 0; i < N; i++)
+		CHECK_NOERR(put_lanes("t", l0, f0, 1, &seq[i]));
+	/* The cursor moved without a deletion (as by an answer whose
+	 * transaction had spent its budget, then a crash). */
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "t", 1, 0, seq[N - 1]), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	do {
+		memset(&gone, 0, sizeof(gone));
+		CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+		txn->sweep_looks_left = 3;
+		CHECK_EQ_INT(store_sweep(txn, "t", 1, from, seq[N - 1], &gone,
+					 &next, &rest), 0);
+		CHECK_EQ_INT(store_txn_commit(txn), 0);
+		CHECK(gone.entries <= 3);
+		total += gone.entries;
+		if (rest != 0) {
+			CHECK_EQ_INT(next.first_seq, rest);
+			from = rest;
+		}
+	} while (rest != 0 && ++rounds < 10);
+	CHECK_EQ_INT(rounds, 3);   /* 3 + 3 + 3 + 1 */
+	CHECK_EQ_INT(total, N);
+	count_records(&nq, &nt);
+	CHECK_EQ_INT(nq, 0);
+	CHECK_EQ_INT(nt, 0);
+}
+
+/* store_entry_delivered: 1 only when every lane with a part is through. */
+static void test_entry_delivered(void)
+{
+	static const unsigned l03[] = { 0, 3 };
+	static const int f01[] = { 0, 1 };
+	struct store_txn *txn;
+	uint64_t s;
+
+	CHECK_NOERR(store_direct());
+	CHECK_NOERR(put_lanes("t", l03, f01, 2, &s));
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_entry_delivered(txn, "t", 1, s), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "t", 1, 0, s), 0);
+	CHECK_EQ_INT(store_entry_delivered(txn, "t", 1, s), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "t", 1, 3, s), 0);
+	CHECK_EQ_INT(store_entry_delivered(txn, "t", 1, s), 1);
+	CHECK_EQ_INT(store_entry_delivered(txn, "t", 1, s + 1), 0);
+	CHECK_EQ_INT(store_entry_delivered(txn, "u", 1, s), 0);
+	store_txn_abort(txn);
+}
+
+/* store_each_through: one call per tenant with cursors, with the
+ * furthest; the empty tenant (no tenancy) too. */
+static int seen_calls;
+static void each(void *arg, const char *tenant, size_t tlen, uint64_t through)
+{
+	(void)arg;
+	seen_calls++;
+	if (tlen == 0)
+		CHECK_EQ_INT(through, 4);
+	else if (tlen == 1 && tenant[0] == 'a')
+		CHECK_EQ_INT(through, 9);
+	else
+		CHECK(tlen == 1 && tenant[0] == 'b' && through == 2);
+}
+
+static void test_each_through(void)
+{
+	struct store_txn *txn;
+
+	CHECK_NOERR(store_direct());
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "", 0, 2, 4), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "a", 1, 0, 3), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "a", 1, 7, 9), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "a", 1, 4, 5), 0);
+	CHECK_EQ_INT(store_lane_set(txn, "b", 1, 1, 2), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	seen_calls = 0;
+	CHECK_EQ_INT(store_each_through(E.st, each, NULL), 0);
+	CHECK_EQ_INT(seen_calls, 3);
 }
 
 /* A lane's part refused alone is set aside alone, as an entry of version
@@ -609,6 +836,11 @@ int main(void)
 	RUN_STORE(test_lane_body);
 	RUN_STORE(test_lane_cursors);
 	RUN_STORE(test_lane_ack_seen);
+	RUN_STORE(test_ack_budget);
+	RUN_STORE(test_budget_bounds_pages);
+	RUN_STORE(test_sweep_resumes);
+	RUN_STORE(test_entry_delivered);
+	RUN_STORE(test_each_through);
 	RUN_STORE(test_lane_set_aside);
 	RUN_STORE(test_lane_damaged_block);
 	RUN_STORE(test_format_3_converted);

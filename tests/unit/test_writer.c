@@ -424,6 +424,44 @@ static void test_reopen_rebuilds_queue(void)
 	CHECK_NOERR(queue_is("t1", after, 6, &span));
 }
 
+/* Entries every lane is through that are still there at a start (an
+ * answer's transaction left them past its budget, then the relay stopped
+ * or crashed) are deleted by the start's sweep; the others stay. */
+static void test_sweep_at_start(void)
+{
+	static const int left[] = { 6, 7 };
+	struct store_span span;
+	struct store_txn *txn;
+	struct queue_totals t;
+	char why[512];
+	uint64_t s0;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(NFX));
+	for (int i = 0; i < NFX; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
+	CHECK_NOERR(submit_each(0, NFX));
+	CHECK_NOERR(queue_is("t1", all8, NFX, &span));
+	s0 = span.first_seq;
+	env_stop();
+	/* Every lane through all but the last two, no entry deleted. */
+	CHECK((E.st = store_open(E.path, E.cfg.max_size, why,
+				 sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
+	for (unsigned l = 0; l < STORE_LANES; l++)
+		CHECK_EQ_INT(store_lane_set(txn, "t1", 2, l, s0 + NFX - 3), 0);
+	CHECK_EQ_INT(store_txn_commit(txn), 0);
+	store_close(E.st);
+	E.st_open = 0;
+	CHECK_NOERR(env_start());
+	CHECK_NOERR(wait_entries(2));
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.samples, fx_samples(left, 2));
+	CHECK_NOERR(queue_is("t1", left, 2, &span));
+	CHECK_EQ_INT(span.first_seq, s0 + NFX - 2);
+}
+
 /* Answers that the writer holds back for company (only deliveries wait,
  * and it gives them up to 200 ms for more: gather_acks) are committed when
  * it stops, so a restart does not send those requests again. */
@@ -1566,6 +1604,7 @@ int main(void)
 	RUN_STORE(test_ack_middle_keeps_older);
 	RUN_STORE(test_ack_newest_keeps_older);
 	RUN_STORE(test_reopen_rebuilds_queue);
+	RUN_STORE(test_sweep_at_start);
 	RUN_STORE(test_seq_not_reused_after_restart);
 	RUN_STORE(test_gathered_acks_committed_at_stop);
 	RUN_STORE(test_many_entries_ack_ranges);
