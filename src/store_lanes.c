@@ -178,6 +178,31 @@ static int delete_through(const struct store *st, MDB_cursor *cur,
 	return rc;
 }
 
+/* delete_through over the queue, then the tenant's oldest entry left in
+ * *next, and its destination records pruned when entries went. Returns
+ * an LMDB code. */
+static int delete_done(struct store_txn *t, const char *tenant, size_t tlen,
+		       unsigned lane, uint64_t first, uint64_t last,
+		       const uint64_t through[STORE_LANES], uint64_t was,
+		       const struct store_seen *seen, size_t nseen,
+		       struct store_span *gone, struct store_span *next,
+		       uint64_t *delivered, struct sweep_limit *lim)
+{
+	MDB_cursor *cur;
+	int rc;
+
+	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
+		return rc;
+	rc = delete_through(t->st, cur, tenant, tlen, lane, first, last, through,
+			    was, seen, nseen, gone, delivered, lim);
+	if (rc == MDB_NOTFOUND)
+		rc = store_tenant_head(cur, tenant, tlen, next);
+	mdb_cursor_close(cur);
+	if (rc == 0 && gone->entries > 0)
+		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
+	return rc;
+}
+
 int store_lane_ack(struct store_txn *t, const char *tenant, size_t tlen,
 		   unsigned lane, uint64_t first, uint64_t last,
 		   struct store_span *gone, struct store_span *next,
@@ -197,7 +222,6 @@ int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
 				  0};
 	uint64_t through[STORE_LANES], was;
 	uint8_t key[STORE_KEY_MAX];
-	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
@@ -217,15 +241,8 @@ int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
 		if ((rc = store_seam_put(t->txn, t->st->lanes, &k, &v, 0)) != 0)
 			return err_from_mdb(rc);
 	}
-	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
-		return err_from_mdb(rc);
-	rc = delete_through(t->st, cur, tenant, tlen, lane, first, last, through,
-			    was, seen, nseen, gone, delivered, &lim);
-	if (rc == MDB_NOTFOUND)
-		rc = store_tenant_head(cur, tenant, tlen, next);
-	mdb_cursor_close(cur);
-	if (rc == 0 && gone->entries > 0)
-		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
+	rc = delete_done(t, tenant, tlen, lane, first, last, through, was,
+			 seen, nseen, gone, next, delivered, &lim);
 	if (rest != NULL)
 		*rest = lim.rest;
 	return err_from_mdb(rc);
@@ -238,7 +255,6 @@ int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
 	struct sweep_limit lim = {&t->delete_bytes_left, &t->sweep_looks_left,
 				  1, 0};
 	uint64_t through[STORE_LANES], delivered = 0;
-	MDB_cursor *cur;
 	int rc;
 
 	memset(next, 0, sizeof(*next));
@@ -251,16 +267,9 @@ int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
 	}
 	if ((rc = cursors_get(t->txn, t->st, tenant, tlen, through)) != 0)
 		return err_from_mdb(rc);
-	if ((rc = mdb_cursor_open(t->txn, t->st->queue, &cur)) != 0)
-		return err_from_mdb(rc);
 	/* was = UINT64_MAX: nothing counts as delivered again. */
-	rc = delete_through(t->st, cur, tenant, tlen, 0, first, last, through,
-			    UINT64_MAX, NULL, 0, gone, &delivered, &lim);
-	if (rc == MDB_NOTFOUND)
-		rc = store_tenant_head(cur, tenant, tlen, next);
-	mdb_cursor_close(cur);
-	if (rc == 0 && gone->entries > 0)
-		rc = store_dest_prune(t->txn, t->st, tenant, tlen);
+	rc = delete_done(t, tenant, tlen, 0, first, last, through, UINT64_MAX,
+			 NULL, 0, gone, next, &delivered, &lim);
 	*rest = lim.rest;
 	return err_from_mdb(rc);
 }

@@ -424,6 +424,23 @@ static void test_reopen_rebuilds_queue(void)
 	CHECK_NOERR(queue_is("t1", after, 6, &span));
 }
 
+/* A fresh store holding each fixture as an entry of tenant t1, in order;
+ * *span describes them. */
+static const char *store_each_fixture(struct store_span *span)
+{
+	const char *e;
+
+	if ((e = env_create(64 * MIB, 8 * MIB)) != NULL ||
+	    (e = batches_new(NFX)) != NULL)
+		return e;
+	for (int i = 0; i < NFX; i++)
+		if ((e = batch_fixture(&E.b[i], "t1", i, NULL)) != NULL)
+			return e;
+	if ((e = submit_each(0, NFX)) != NULL)
+		return e;
+	return queue_is("t1", all8, NFX, span);
+}
+
 /* Entries every lane is through that are still there at a start (an
  * answer's transaction left them past its budget, then the relay stopped
  * or crashed) are deleted by the start's sweep; the others stay. */
@@ -436,12 +453,7 @@ static void test_sweep_at_start(void)
 	char why[512];
 	uint64_t s0;
 
-	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
-	CHECK_NOERR(batches_new(NFX));
-	for (int i = 0; i < NFX; i++)
-		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
-	CHECK_NOERR(submit_each(0, NFX));
-	CHECK_NOERR(queue_is("t1", all8, NFX, &span));
+	CHECK_NOERR(store_each_fixture(&span));
 	s0 = span.first_seq;
 	env_stop();
 	/* Every lane through all but the last two, no entry deleted. */
@@ -472,12 +484,7 @@ static void test_gathered_acks_committed_at_stop(void)
 	struct queue_tenant ts;
 	uint64_t s0;
 
-	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
-	CHECK_NOERR(batches_new(NFX));
-	for (int i = 0; i < NFX; i++)
-		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
-	CHECK_NOERR(submit_each(0, NFX));
-	CHECK_NOERR(queue_is("t1", all8, NFX, &span));
+	CHECK_NOERR(store_each_fixture(&span));
 	s0 = span.first_seq;
 	/* Right after a round that stored requests, an answer goes at once. */
 	writer_ack(E.w, "t1", 2, 0, s0, s0 + 1);
