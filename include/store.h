@@ -456,9 +456,9 @@ int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
  * (the budget, a failed sweep, a stop or a crash in between) stays only
  * until a sweep, at the latest the one every start runs
  * (store_each_through), deletes it. Meanwhile it counts in the buffer's
- * and the tenant's size as it did before its answer; eviction deletes it
- * first (it is the oldest) without counting it as dropped
- * (store_entry_delivered).
+ * and the tenant's size as it did before its answer; eviction, when it
+ * comes to it (it is the oldest of its tenant), deletes it without
+ * counting it as dropped (store_entry_delivered).
  */
 #define STORE_DELETE_BYTES_PER_TXN (64 * 1024)
 /* Entries the sweeps of one transaction look at, at most. */

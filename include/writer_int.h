@@ -108,6 +108,7 @@ struct writer {
 				      * (store_series_expire) stands */
 	struct sweep *sweeps;     /* one per tenant (writer_sweep.c) */
 	struct sweep *sweeps_new; /* added by this round's answers */
+	int sweeps_paused;        /* no round for sweeps alone (they failed) */
 };
 
 /* A change for the queue, published after the commit; NULL when out of
@@ -142,11 +143,13 @@ int writer_sweep_start(struct writer *w);
  * 0 or an ERR_* code. */
 int writer_apply_sweeps(struct writer *w, struct store_txn *txn);
 
-/* After the round: committed, each sweep moves on to where it stopped
- * (and is done when it got to its end) and the round's answers' sweeps
- * join; not committed, each stays where it was, but one that failed the
- * round is dropped, and so are the round's. committed < 0: drops every
- * sweep (the writer's end; a round of sweeps alone that failed). */
+/* After the round: committed (1), each sweep moves on to where it
+ * stopped (and is done when it got to its end) and the round's answers'
+ * sweeps join; not committed (0), each stays where it was, but one that
+ * failed the round is dropped, and so are the round's; -1: as 0, for a
+ * round of sweeps alone, after which sweeps wait for a round that comes
+ * anyway. WRITER_SWEEPS_END drops every sweep (the writer's end). */
+#define WRITER_SWEEPS_END (-2)
 void writer_sweeps_after(struct writer *w, int committed);
 
 /* Puts the operations of a failed round back at the head of the list

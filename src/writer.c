@@ -261,6 +261,7 @@ static int commit_round(struct writer *w, struct batch *list,
 	prealloc_lock(w->pre);
 	if ((rc = store_txn_begin(w->st, &txn)) != 0) {
 		prealloc_unlock(w->pre);
+		writer_sweeps_after(w, list == NULL && ops == NULL ? -1 : 0);
 		return rc;
 	}
 	/* Expiry by age uses a now that a forward step of the wall clock
@@ -475,7 +476,7 @@ static void *writer_main(void *arg)
 		w->idle = 1;
 		/* Sweeps left (writer_sweep.c) make a round by themselves. */
 		while (w->batches == NULL && w->ops == NULL && !w->stopping &&
-		       w->sweeps == NULL)
+		       (w->sweeps == NULL || w->sweeps_paused))
 			pthread_cond_wait(&w->cond, &w->lock);
 		w->idle = 0;
 		gather_acks(w);
@@ -593,7 +594,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		ha_free(w->ha);
 		dedup_free(w->dedup);
 		evict_free(&w->evict);
-		writer_sweeps_after(w, -1);
+		writer_sweeps_after(w, WRITER_SWEEPS_END);
 		free(w);
 		return NULL;
 	}
@@ -615,7 +616,7 @@ void writer_stop(struct writer *w)
 	ha_free(w->ha);
 	dedup_free(w->dedup);
 	evict_free(&w->evict);
-	writer_sweeps_after(w, -1);
+	writer_sweeps_after(w, WRITER_SWEEPS_END);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w);

@@ -107,12 +107,17 @@ void writer_sweeps_after(struct writer *w, int committed)
 {
 	struct sweep **p = &w->sweeps, *s, *n;
 
-	if (committed < 0) {
+	if (committed == WRITER_SWEEPS_END) {
 		free_list(w->sweeps);
 		free_list(w->sweeps_new);
 		w->sweeps = w->sweeps_new = NULL;
 		return;
 	}
+	/* A round of sweeps alone that failed: they wait for a round that
+	 * comes anyway rather than make rounds that may fail again. */
+	w->sweeps_paused = committed < 0;
+	if (committed < 0)
+		committed = 0;
 	while ((s = *p) != NULL) {
 		if (!s->broken && (!committed || s->rest != 0)) {
 			if (committed)
