@@ -455,7 +455,7 @@ int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
  * An entry every lane is through is never sent again, so one left behind
  * (the budget, a failed sweep, a stop or a crash in between) stays only
  * until a sweep, at the latest the one every start runs
- * (store_each_through), deletes it. Meanwhile it counts in the buffer's
+ * (writer_sweep_start), deletes it. Meanwhile it counts in the buffer's
  * and the tenant's size as it did before its answer; eviction, when it
  * comes to it (it is the oldest of its tenant), deletes it without
  * counting it as dropped (store_entry_delivered).
@@ -477,13 +477,6 @@ int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
 int store_entry_delivered(struct store_txn *t, const char *tenant,
 			  size_t tlen, uint64_t seq);
 
-/* Calls fn for each tenant with a delivery cursor, with the furthest of
- * its cursors (entries past it cannot be deleted yet). Returns 0 or an
- * ERR_* code. */
-int store_each_through(struct store *st,
-		       void (*fn)(void *arg, const char *tenant, size_t tlen,
-				  uint64_t through),
-		       void *arg);
 
 /* The tenant's cursors, in a read transaction: through[L] for each lane
  * (0 when none). Returns 0 or an ERR_* code. */

@@ -134,10 +134,10 @@ void writer_free_ops(struct writer_op *ops);
 int writer_sweep_add(struct writer *w, const char *tenant, size_t tlen,
 		     uint64_t first, uint64_t last);
 
-/* One sweep for each tenant with delivery cursors, up to the furthest
- * (the entries a stop or a crash left behind). Returns 0 or an ERR_*
- * code. */
-int writer_sweep_start(struct writer *w);
+/* One sweep for each tenant the queue holds entries of that a lane has
+ * passed, up to the furthest lane (the entries a stop or a crash left
+ * behind); called on the queue as loaded, before the forwarders start. */
+void writer_sweep_start(struct writer *w);
 
 /* Runs the sweeps in the round's transaction, within its budget. Returns
  * 0 or an ERR_* code. */

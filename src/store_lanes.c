@@ -299,57 +299,6 @@ int store_entry_delivered(struct store_txn *t, const char *tenant,
 	return 1;
 }
 
-int store_each_through(struct store *st,
-		       void (*fn)(void *arg, const char *tenant, size_t tlen,
-				  uint64_t through),
-		       void *arg)
-{
-	char tenant[TENANT_ID_MAX];
-	size_t tlen = 0;
-	uint64_t lane, through, most = 0;
-	const char *name;
-	size_t n;
-	int have = 0;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	if (st->lanes == 0)
-		return 0;
-	if ((rc = store_read_begin(st, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, st->lanes, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return err_from_mdb(rc);
-	}
-	/* Keys sort by tenant, then lane: one call per run of a tenant. */
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (store_key_parse(&k, &name, &n, &lane) < 0 ||
-		    n > TENANT_ID_MAX || lane >= STORE_LANES || v.mv_size != 8)
-			continue;
-		memcpy(&through, v.mv_data, 8);
-		if (have && (n != tlen || memcmp(name, tenant, n) != 0)) {
-			fn(arg, tenant, tlen, most);
-			have = 0;
-		}
-		if (!have) {
-			memcpy(tenant, name, n);
-			tlen = n;
-			most = 0;
-			have = 1;
-		}
-		if (through > most)
-			most = through;
-	}
-	if (rc == MDB_NOTFOUND && have)
-		fn(arg, tenant, tlen, most);
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
-}
-
 /* Hands the queue every cursor of a tenant it holds. Returns an LMDB
  * code. */
 int store_load_cursors(MDB_txn *txn, const struct store *st, struct queue *q)

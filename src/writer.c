@@ -251,6 +251,9 @@ static int commit_round(struct writer *w, struct batch *list,
 	struct evict_sink sink = {evicted, w};
 	uint64_t t0 = clock_mono_us(), now = clock_wall_ms(), used;
 	int cleanup = now - w->last_cleanup_ms > CLEANUP_EVERY_MS;
+	/* writer_sweeps_after's word for a failed round: sweeps alone must
+	 * not fail round after round. */
+	int failed = list == NULL && ops == NULL ? -1 : 0;
 	struct store_txn *txn;
 	uint64_t expired;
 	int rc;
@@ -261,7 +264,7 @@ static int commit_round(struct writer *w, struct batch *list,
 	prealloc_lock(w->pre);
 	if ((rc = store_txn_begin(w->st, &txn)) != 0) {
 		prealloc_unlock(w->pre);
-		writer_sweeps_after(w, list == NULL && ops == NULL ? -1 : 0);
+		writer_sweeps_after(w, failed);
 		return rc;
 	}
 	/* Expiry by age uses a now that a forward step of the wall clock
@@ -289,8 +292,7 @@ static int commit_round(struct writer *w, struct batch *list,
 		 * must not fail every round: it waits for its next turn. */
 		if (cleanup)
 			w->last_cleanup_ms = now;
-		/* Sweeps alone must not fail round after round. */
-		writer_sweeps_after(w, list == NULL && ops == NULL ? -1 : 0);
+		writer_sweeps_after(w, failed);
 		return rc;
 	}
 	used = store_used_bytes(txn);
@@ -298,7 +300,7 @@ static int commit_round(struct writer *w, struct batch *list,
 	prealloc_unlock(w->pre);
 	dedup_round_end(w->dedup, rc == 0);
 	ha_round_end(w->ha, rc == 0);
-	writer_sweeps_after(w, rc == 0 ? 1 : list == NULL && ops == NULL ? -1 : 0);
+	writer_sweeps_after(w, rc == 0 ? 1 : failed);
 	if (rc != 0)
 		return rc;
 	if (cleanup)
@@ -576,10 +578,7 @@ struct writer *writer_start(const struct config *cfg, struct store *st,
 		free(w);
 		return NULL;
 	}
-	/* Not fatal: the entries wait for a later start's sweep. */
-	if (writer_sweep_start(w) != 0)
-		log_msg(LOG_WARN, "cannot read the delivery cursors; delivered "
-			"entries left by the last run stay for now", NULL);
+	writer_sweep_start(w);
 	w->pre = prealloc_start(st, cfg->preallocate, 1);
 	pthread_mutex_init(&w->lock, NULL);
 	clock_cond_init(&w->cond);

@@ -55,26 +55,26 @@ int writer_sweep_add(struct writer *w, const char *tenant, size_t tlen,
 	return add(&w->sweeps_new, tenant, tlen, first, last);
 }
 
-static void add_through(void *arg, const char *tenant, size_t tlen,
-			uint64_t through)
+/* The queue as loaded: a lane sends from send_seq on, so only entries
+ * below the furthest of them can be delivered (the sweep reads the
+ * cursors themselves). */
+static void add_loaded(const struct queue_tenant *t, void *arg)
 {
 	struct writer *w = arg;
-	struct queue_tenant *t;
-	int has;
+	uint64_t next = 0;
 
-	/* Cursors outlive their tenant's entries: only those with some. */
-	pthread_mutex_lock(&w->q->lock);
-	t = queue_tenant_get(w->q, tenant, tlen, 0);
-	has = t != NULL && t->entries > 0;
-	pthread_mutex_unlock(&w->q->lock);
-	if (has && through > 0 && add(&w->sweeps, tenant, tlen, 1, through) != 0)
+	for (unsigned l = 0; l < QUEUE_LANES; l++)
+		if (t->lane[l].send_seq > next)
+			next = t->lane[l].send_seq;
+	if (t->entries > 0 && next > t->first_seq &&
+	    add(&w->sweeps, t->id, t->idlen, t->first_seq, next - 1) != 0)
 		log_msg(LOG_WARN, "out of memory; delivered entries stay until "
 			"the next start", "where=sweep");
 }
 
-int writer_sweep_start(struct writer *w)
+void writer_sweep_start(struct writer *w)
 {
-	return store_each_through(w->st, add_through, w);
+	queue_each(w->q, add_loaded, w);
 }
 
 int writer_apply_sweeps(struct writer *w, struct store_txn *txn)

@@ -580,38 +580,6 @@ static void test_entry_delivered(void)
 	store_txn_abort(txn);
 }
 
-/* store_each_through: one call per tenant with cursors, with the
- * furthest; the empty tenant (no tenancy) too. */
-static int seen_calls;
-static void each(void *arg, const char *tenant, size_t tlen, uint64_t through)
-{
-	(void)arg;
-	seen_calls++;
-	if (tlen == 0)
-		CHECK_EQ_INT(through, 4);
-	else if (tlen == 1 && tenant[0] == 'a')
-		CHECK_EQ_INT(through, 9);
-	else
-		CHECK(tlen == 1 && tenant[0] == 'b' && through == 2);
-}
-
-static void test_each_through(void)
-{
-	struct store_txn *txn;
-
-	CHECK_NOERR(store_direct());
-	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
-	CHECK_EQ_INT(store_lane_set(txn, "", 0, 2, 4), 0);
-	CHECK_EQ_INT(store_lane_set(txn, "a", 1, 0, 3), 0);
-	CHECK_EQ_INT(store_lane_set(txn, "a", 1, 7, 9), 0);
-	CHECK_EQ_INT(store_lane_set(txn, "a", 1, 4, 5), 0);
-	CHECK_EQ_INT(store_lane_set(txn, "b", 1, 1, 2), 0);
-	CHECK_EQ_INT(store_txn_commit(txn), 0);
-	seen_calls = 0;
-	CHECK_EQ_INT(store_each_through(E.st, each, NULL), 0);
-	CHECK_EQ_INT(seen_calls, 3);
-}
-
 /* A lane's part refused alone is set aside alone, as an entry of version
  * 2 with that lane; a second lane's part of the same entry joins it. */
 static void test_lane_set_aside(void)
@@ -866,7 +834,6 @@ int main(void)
 	RUN_STORE(test_budget_bounds_pages);
 	RUN_STORE(test_sweep_resumes);
 	RUN_STORE(test_entry_delivered);
-	RUN_STORE(test_each_through);
 	RUN_STORE(test_lane_set_aside);
 	RUN_STORE(test_lane_damaged_block);
 	RUN_STORE(test_format_3_converted);
