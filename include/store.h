@@ -458,7 +458,8 @@ int store_lane_ack_seen(struct store_txn *t, const char *tenant, size_t tlen,
  * (writer_sweep_start), deletes it. Meanwhile it counts in the buffer's
  * and the tenant's size as it did before its answer; eviction, when it
  * comes to it (it is the oldest of its tenant), deletes it without
- * counting it as dropped (store_entry_delivered).
+ * counting it as dropped, and of an entry some lanes delivered it counts
+ * only the other lanes' samples (store_entry_undelivered).
  */
 #define STORE_DELETE_BYTES_PER_TXN (64 * 1024)
 /* Entries the sweeps of one transaction look at, at most. */
@@ -471,11 +472,13 @@ int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
 		uint64_t first, uint64_t last, struct store_span *gone,
 		struct store_span *next, uint64_t *rest);
 
-/* 1 when every lane with a part in the tenant's entry seq is through it
- * (delivered; its answer's transaction left it to a sweep), else 0 (also
- * when there is no such entry). */
-int store_entry_delivered(struct store_txn *t, const char *tenant,
-			  size_t tlen, uint64_t seq);
+/* What of the tenant's entry seq its lanes have not delivered: 0 when
+ * every lane with a part in it is through it (delivered; its answer's
+ * transaction left it to a sweep), else 1 with *samples the samples of the
+ * parts of the lanes not through it; 1 with *samples UINT64_MAX when it
+ * cannot tell (no such entry, an unreadable head): all of it. */
+int store_entry_undelivered(struct store_txn *t, const char *tenant,
+			    size_t tlen, uint64_t seq, uint64_t *samples);
 
 
 /* The tenant's cursors, in a read transaction: through[L] for each lane

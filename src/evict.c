@@ -129,8 +129,8 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 {
 	struct store_span gone, next;
 	struct queue_head *h;
-	uint64_t samples = 0, entries = 0;
-	int rc, n = 0, delivered;
+	uint64_t samples = 0, entries = 0, lost;
+	int rc, n = 0, left;
 
 	if (!ev->have_heads) {
 		if ((rc = read_heads(ev, q)) != 0)
@@ -142,9 +142,10 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 		if (goal_met(g, h))
 			break;
 		memset(&gone, 0, sizeof(gone));
-		/* Delivered, its deletion left to a sweep (store.h): not a
-		 * drop. */
-		delivered = store_entry_delivered(txn, h->id, h->idlen, h->seq);
+		/* What its lanes delivered is not dropped: all of it when its
+		 * deletion was left to a sweep (store.h). */
+		left = store_entry_undelivered(txn, h->id, h->idlen, h->seq,
+					       &lost);
 		rc = store_delete_range(txn, h->id, h->idlen, h->seq, h->seq,
 					&gone, &next);
 		if (rc != 0)
@@ -161,12 +162,13 @@ static int evict(struct evict *ev, struct store_txn *txn, struct queue *q,
 							    gone.bytes);
 			*g->used = *g->used > fp ? *g->used - fp : 0;
 		}
-		if (delivered)
+		if (!left)
 			continue;
+		lost = lost < gone.samples ? lost : gone.samples;
 		if ((rc = usage_count_dropped(usage, h->id, h->idlen, now, g->why,
-					      gone.samples)) != 0)
+					      lost)) != 0)
 			return rc;
-		samples += gone.samples;
+		samples += lost;
 		entries += gone.entries;
 	}
 	ev->round_entries[g->why] += entries;

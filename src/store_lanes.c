@@ -274,29 +274,33 @@ int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
 	return err_from_mdb(rc);
 }
 
-int store_entry_delivered(struct store_txn *t, const char *tenant,
-			  size_t tlen, uint64_t seq)
+int store_entry_undelivered(struct store_txn *t, const char *tenant,
+			    size_t tlen, uint64_t seq, uint64_t *samples)
 {
 	uint8_t key[STORE_KEY_MAX];
 	uint64_t through[STORE_LANES];
 	struct lane_table lt;
 	struct entry_hdr h;
 	MDB_val k, v;
+	int left = 0;
 
+	*samples = UINT64_MAX;
 	if (t->st->lanes == 0 || tlen > TENANT_ID_MAX ||
 	    cursors_get(t->txn, t->st, tenant, tlen, through) != 0)
-		return 0;
+		return 1;
 	k.mv_size = store_key(key, tenant, tlen, seq);
 	k.mv_data = key;
-	if (mdb_get(t->txn, t->st->queue, &k, &v) != 0)
-		return 0;
-	/* Unreadable: lane 0's, whole (store.h). */
-	if (store_head_read(&v, &h, &lt) < 0)
-		lt.mask = 1;
-	for (unsigned l = 0; l < STORE_LANES; l++)
-		if ((lt.mask & (1u << l)) && through[l] < seq)
-			return 0;
-	return 1;
+	if (mdb_get(t->txn, t->st->queue, &k, &v) != 0 ||
+	    store_head_read(&v, &h, &lt) < 0)
+		return 1;
+	*samples = 0;
+	for (unsigned i = 0; i < lt.n; i++) {
+		if (through[lt.part[i].lane] < seq) {
+			*samples += lt.part[i].samples;
+			left = 1;
+		}
+	}
+	return left;
 }
 
 /* Hands the queue every cursor of a tenant it holds. Returns an LMDB

@@ -559,24 +559,31 @@ static void test_sweep_resumes(void)
 	CHECK_EQ_INT(nt, 0);
 }
 
-/* store_entry_delivered: 1 only when every lane with a part is through. */
-static void test_entry_delivered(void)
+/* store_entry_undelivered: the samples of the lanes not through the
+ * entry; 0 once every lane with a part is; all when there is no entry. */
+static void test_entry_undelivered(void)
 {
 	static const unsigned l03[] = { 0, 3 };
 	static const int f01[] = { 0, 1 };
 	struct store_txn *txn;
-	uint64_t s;
+	uint64_t s, left;
 
+	CHECK(fx[0].counts.samples > 0 && fx[1].counts.samples > 0);
 	CHECK_NOERR(store_direct());
 	CHECK_NOERR(put_lanes("t", l03, f01, 2, &s));
 	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
-	CHECK_EQ_INT(store_entry_delivered(txn, "t", 1, s), 0);
+	CHECK_EQ_INT(store_entry_undelivered(txn, "t", 1, s, &left), 1);
+	CHECK_EQ_INT(left, fx[0].counts.samples + fx[1].counts.samples);
 	CHECK_EQ_INT(store_lane_set(txn, "t", 1, 0, s), 0);
-	CHECK_EQ_INT(store_entry_delivered(txn, "t", 1, s), 0);
+	CHECK_EQ_INT(store_entry_undelivered(txn, "t", 1, s, &left), 1);
+	CHECK_EQ_INT(left, fx[1].counts.samples);
 	CHECK_EQ_INT(store_lane_set(txn, "t", 1, 3, s), 0);
-	CHECK_EQ_INT(store_entry_delivered(txn, "t", 1, s), 1);
-	CHECK_EQ_INT(store_entry_delivered(txn, "t", 1, s + 1), 0);
-	CHECK_EQ_INT(store_entry_delivered(txn, "u", 1, s), 0);
+	CHECK_EQ_INT(store_entry_undelivered(txn, "t", 1, s, &left), 0);
+	CHECK_EQ_INT(left, 0);
+	CHECK_EQ_INT(store_entry_undelivered(txn, "t", 1, s + 1, &left), 1);
+	CHECK(left == UINT64_MAX);
+	CHECK_EQ_INT(store_entry_undelivered(txn, "u", 1, s, &left), 1);
+	CHECK(left == UINT64_MAX);
 	store_txn_abort(txn);
 }
 
@@ -833,7 +840,7 @@ int main(void)
 	RUN_STORE(test_ack_budget);
 	RUN_STORE(test_budget_bounds_pages);
 	RUN_STORE(test_sweep_resumes);
-	RUN_STORE(test_entry_delivered);
+	RUN_STORE(test_entry_undelivered);
 	RUN_STORE(test_lane_set_aside);
 	RUN_STORE(test_lane_damaged_block);
 	RUN_STORE(test_format_3_converted);

@@ -1592,6 +1592,61 @@ static void test_max_age(void)
 	CHECK_EQ_INT(usage_total(DROPPED(DROP_AGE)), 2 * fx[2].counts.samples);
 }
 
+/* An entry some of whose lanes delivered it, dropped for age: only the
+ * other lanes' samples count as dropped (they were counted as delivered
+ * when their lane got through). */
+static void test_max_age_partly_delivered(void)
+{
+	struct sblock_part parts[2] = { { fx[2].z, fx[2].zlen },
+					{ fx[3].z, fx[3].zlen } };
+	struct store_lane_in in[2];
+	struct store_txn *txn;
+	struct queue_totals t;
+	struct entry_hdr h;
+	uint64_t seq[2], bytes;
+	char why[256];
+	int rc = 0;
+
+	CHECK(fx[2].counts.samples > 0 && fx[3].counts.samples > 0);
+	CHECK_NOERR(env_create_policy(64 * MIB, WHEN_FULL_REJECT, 3600 * 1000));
+	CHECK((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) != NULL);
+	E.st_open = 1;
+	CHECK(store_txn_begin(E.st, &txn) == 0);
+	/* Two entries of a day ago in lanes 0 and 3; lane 0 is through the
+	 * first. */
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		memset(&h, 0, sizeof(h));
+		for (int l = 0; l < 2; l++) {
+			in[l].lane = l == 0 ? 0 : 3;
+			in[l].parts = &parts[l];
+			in[l].nparts = 1;
+			in[l].samples = (uint32_t)fx[2 + l].counts.samples;
+			in[l].series = (uint32_t)fx[2 + l].counts.series;
+			h.samples += in[l].samples;
+			h.series += in[l].series;
+		}
+		h.created_ms = clock_wall_ms() - 86400 * 1000;
+		rc = store_put_lanes(txn, "old", 3, &h, in, 2, &seq[i], &bytes);
+	}
+	if (rc == 0)
+		rc = store_lane_set(txn, "old", 3, 0, seq[0]);
+	CHECK_EQ_INT(rc == 0 ? store_txn_commit(txn) : rc, 0);
+	store_close(E.st);
+	E.st_open = 0;
+	CHECK_NOERR(env_start());
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 2);
+	CHECK_NOERR(batches_new(1));
+	CHECK_NOERR(batch_fixture(&E.b[0], "new", 0, NULL));
+	CHECK_NOERR(submit_wait(0, 1));
+	CHECK_EQ_INT(E.b[0].status, BATCH_STORED);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 1);
+	CHECK_EQ_INT(usage_total(DROPPED(DROP_AGE)),
+		     fx[3].counts.samples +
+		     fx[2].counts.samples + fx[3].counts.samples);
+}
+
 int main(void)
 {
 	if (load_fixtures() < 0) {
@@ -1631,6 +1686,7 @@ int main(void)
 	RUN_STORE(test_drop_oldest_fair);
 	RUN_STORE(test_destination_records);
 	RUN_STORE(test_max_age);
+	RUN_STORE(test_max_age_partly_delivered);
 	free_fixtures();
 	ingest_thread_cleanup();
 	wire_scratch_free();
