@@ -5,6 +5,7 @@
  *           (--requests R | --samples TOTAL) [--rate SAMPLES_PER_S]
  *           [--targets T] [--token T] [--max-seconds S] [--timeout S]
  *           [--pool-mb MB] [--seed S] [--end-ms MS] [--shards K]
+ *           [--dump FILE]
  *
  * Before the clock starts it builds every request body the run will send:
  * node-exporter-like series for T scrape targets (instance="10.0.X.Y:9100",
@@ -34,6 +35,10 @@
  * due at start + i*N/rate and goes out on thread i%C (open loop); its
  * latency is measured from the time it was due, so a stalled receiver
  * shows up in the percentiles instead of silently slowing the schedule.
+ *
+ * --dump FILE writes the bodies to FILE instead of sending them (each a
+ * little-endian u32 length, then the body; --url is not needed), for
+ * bench/ingest_cost.
  *
  * Non-2xx answers and transport errors are counted as failed, never
  * retried. The last line on stdout is machine-readable:
@@ -102,6 +107,7 @@ struct options {
 	uint64_t seed;
 	int64_t end_ms;         /* timestamp of the last round; 0: now */
 	long shards;            /* 0: no shards; else K disjoint series sets */
+	const char *dump;       /* write the bodies here instead of sending */
 };
 
 struct run {
@@ -983,13 +989,34 @@ static void report(struct run *run)
 
 /* ---- main ---- */
 
+/* Writes the pool's bodies to path: a little-endian u32 length, then the
+ * body, each. */
+static void dump_bodies(const struct run *run, const char *path)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (f == NULL)
+		die("%s: %s", path, strerror(errno));
+	for (long i = 0; i < run->npool; i++) {
+		uint32_t n = (uint32_t)run->bodies[i].len;
+		uint8_t le[4] = { (uint8_t)n, (uint8_t)(n >> 8),
+				  (uint8_t)(n >> 16), (uint8_t)(n >> 24) };
+
+		if (fwrite(le, 1, 4, f) != 4 ||
+		    fwrite(run->bodies[i].data, 1, n, f) != n)
+			die("%s: write failed", path);
+	}
+	if (fclose(f) != 0)
+		die("%s: %s", path, strerror(errno));
+}
+
 static void usage(void)
 {
 	fputs("usage: loadgen --url URL --connections C --series-per-request N\n"
 	      "               (--requests R | --samples TOTAL) [--rate SAMPLES_PER_S]\n"
 	      "               [--targets T] [--token TOKEN] [--max-seconds S]\n"
 	      "               [--timeout S] [--pool-mb MB] [--seed S] [--end-ms MS]\n"
-	      "               [--shards K]\n",
+	      "               [--shards K] [--dump FILE]\n",
 	      stderr);
 	exit(2);
 }
@@ -1023,6 +1050,7 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "end-ms", required_argument, NULL, 'e' },
 		{ "shards", required_argument, NULL, 'K' },
+		{ "dump", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1053,10 +1081,11 @@ int main(int argc, char **argv)
 		case 'S': opt.seed = (uint64_t)parse_num(optarg, "--seed"); break;
 		case 'e': opt.end_ms = (int64_t)parse_num(optarg, "--end-ms"); break;
 		case 'K': opt.shards = (long)parse_num(optarg, "--shards"); break;
+		case 'D': opt.dump = optarg; break;
 		default: usage();
 		}
 	}
-	if (!opt.url || optind != argc)
+	if ((!opt.url && !opt.dump) || optind != argc)
 		usage();
 	if (opt.connections < 1 || opt.connections > MAX_CONNECTIONS)
 		die("--connections must be 1..%d", MAX_CONNECTIONS);
@@ -1106,6 +1135,10 @@ int main(int argc, char **argv)
 		"%ld distinct bodies (first %zu bytes), built in %.1fs\n",
 		cat.n, opt.targets, run.nrequests, opt.series_per_request, run.npool,
 		run.bodies[0].len, now_s() - gen_start);
+	if (opt.dump != NULL) {
+		dump_bodies(&run, opt.dump);
+		return 0;
+	}
 
 	run.latency_ms = xmalloc((size_t)run.nrequests * sizeof *run.latency_ms);
 	for (long i = 0; i < run.nrequests; i++)
