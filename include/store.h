@@ -473,10 +473,11 @@ int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
 		struct store_span *next, uint64_t *rest);
 
 /* What of the tenant's entry seq its lanes have not delivered: 0 when
- * every lane with a part in it is through it (delivered; its answer's
- * transaction left it to a sweep), else 1 with *samples the samples of the
- * parts of the lanes not through it; 1 with *samples UINT64_MAX when it
- * cannot tell (no such entry, an unreadable head): all of it. */
+ * every lane with a part in it is through it (delivered, or set aside;
+ * its deletion was left to a sweep), else 1 with *samples the samples of
+ * the parts of the lanes not through it; 1 with *samples UINT64_MAX when
+ * it cannot tell (no such entry; an unreadable head lane 0 is not
+ * through, which delivery reads as lane 0's): all of it. */
 int store_entry_undelivered(struct store_txn *t, const char *tenant,
 			    size_t tlen, uint64_t seq, uint64_t *samples);
 

@@ -564,19 +564,21 @@ static void test_sweep_resumes(void)
 static void test_entry_undelivered(void)
 {
 	static const unsigned l03[] = { 0, 3 };
-	static const int f01[] = { 0, 1 };
+	static const int f07[] = { 0, 7 };
 	struct store_txn *txn;
 	uint64_t s, left;
 
-	CHECK(fx[0].counts.samples > 0 && fx[1].counts.samples > 0);
+	/* Lanes of different sizes, so that the one billed shows. */
+	CHECK(fx[0].counts.samples > 0 && fx[7].counts.samples > 0 &&
+	      fx[0].counts.samples != fx[7].counts.samples);
 	CHECK_NOERR(store_direct());
-	CHECK_NOERR(put_lanes("t", l03, f01, 2, &s));
+	CHECK_NOERR(put_lanes("t", l03, f07, 2, &s));
 	CHECK_EQ_INT(store_txn_begin(E.st, &txn), 0);
 	CHECK_EQ_INT(store_entry_undelivered(txn, "t", 1, s, &left), 1);
-	CHECK_EQ_INT(left, fx[0].counts.samples + fx[1].counts.samples);
+	CHECK_EQ_INT(left, fx[0].counts.samples + fx[7].counts.samples);
 	CHECK_EQ_INT(store_lane_set(txn, "t", 1, 0, s), 0);
 	CHECK_EQ_INT(store_entry_undelivered(txn, "t", 1, s, &left), 1);
-	CHECK_EQ_INT(left, fx[1].counts.samples);
+	CHECK_EQ_INT(left, fx[7].counts.samples);
 	CHECK_EQ_INT(store_lane_set(txn, "t", 1, 3, s), 0);
 	CHECK_EQ_INT(store_entry_undelivered(txn, "t", 1, s, &left), 0);
 	CHECK_EQ_INT(left, 0);

@@ -1598,16 +1598,19 @@ static void test_max_age(void)
 static void test_max_age_partly_delivered(void)
 {
 	struct sblock_part parts[2] = { { fx[2].z, fx[2].zlen },
-					{ fx[3].z, fx[3].zlen } };
+					{ fx[7].z, fx[7].zlen } };
 	struct store_lane_in in[2];
 	struct store_txn *txn;
 	struct queue_totals t;
 	struct entry_hdr h;
-	uint64_t seq[2], bytes;
+	uint64_t seq[2], bytes, dropped0 = metric_get(&metrics.samples_dropped_age);
+	const int f[2] = { 2, 7 };
 	char why[256];
 	int rc = 0;
 
-	CHECK(fx[2].counts.samples > 0 && fx[3].counts.samples > 0);
+	/* Lanes of different sizes, so that the one billed shows. */
+	CHECK(fx[2].counts.samples > 0 && fx[7].counts.samples > 0 &&
+	      fx[2].counts.samples != fx[7].counts.samples);
 	CHECK_NOERR(env_create_policy(64 * MIB, WHEN_FULL_REJECT, 3600 * 1000));
 	CHECK((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) != NULL);
 	E.st_open = 1;
@@ -1620,8 +1623,8 @@ static void test_max_age_partly_delivered(void)
 			in[l].lane = l == 0 ? 0 : 3;
 			in[l].parts = &parts[l];
 			in[l].nparts = 1;
-			in[l].samples = (uint32_t)fx[2 + l].counts.samples;
-			in[l].series = (uint32_t)fx[2 + l].counts.series;
+			in[l].samples = (uint32_t)fx[f[l]].counts.samples;
+			in[l].series = (uint32_t)fx[f[l]].counts.series;
 			h.samples += in[l].samples;
 			h.series += in[l].series;
 		}
@@ -1643,8 +1646,11 @@ static void test_max_age_partly_delivered(void)
 	queue_totals(&E.q, &t);
 	CHECK_EQ_INT(t.entries, 1);
 	CHECK_EQ_INT(usage_total(DROPPED(DROP_AGE)),
-		     fx[3].counts.samples +
-		     fx[2].counts.samples + fx[3].counts.samples);
+		     fx[7].counts.samples +
+		     fx[2].counts.samples + fx[7].counts.samples);
+	CHECK_EQ_INT(metric_get(&metrics.samples_dropped_age) - dropped0,
+		     fx[7].counts.samples +
+		     fx[2].counts.samples + fx[7].counts.samples);
 }
 
 int main(void)
