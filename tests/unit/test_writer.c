@@ -1553,23 +1553,60 @@ static void test_destination_records(void)
 	CHECK_EQ_INT(db_records(), 1);
 }
 
+/* Opens the store of a writer with max_age an hour, not started yet, and
+ * begins a transaction in *txn for its old entries. Returns NULL or what
+ * is wrong. */
+static const char *aged_begin(struct store_txn **txn)
+{
+	const char *e;
+	char why[256];
+
+	if ((e = env_create_policy(64 * MIB, WHEN_FULL_REJECT, 3600 * 1000)) != NULL)
+		return e;
+	if ((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) == NULL)
+		return err("store_open: %s", why);
+	E.st_open = 1;
+	return store_txn_begin(E.st, txn) == 0 ? NULL : "store_txn_begin failed";
+}
+
+/* With two entries of a day ago committed to the store aged_begin opened,
+ * starts the writer and stores one new batch: any round checks the age
+ * first, so both old entries go. Returns NULL or what is wrong. */
+static const char *aged_out(void)
+{
+	struct queue_totals t;
+	const char *e;
+
+	store_close(E.st);
+	E.st_open = 0;
+	if ((e = env_start()) != NULL)
+		return e;
+	queue_totals(&E.q, &t);
+	if (t.entries != 2)
+		return err("%llu entries before, not 2", (unsigned long long)t.entries);
+	if ((e = batches_new(1)) != NULL ||
+	    (e = batch_fixture(&E.b[0], "new", 0, NULL)) != NULL ||
+	    (e = submit_wait(0, 1)) != NULL)
+		return e;
+	if (E.b[0].status != BATCH_STORED)
+		return "the new batch was not stored";
+	queue_totals(&E.q, &t);
+	return t.entries == 1 ? NULL :
+	       err("%llu entries after, not 1", (unsigned long long)t.entries);
+}
+
 /* max_age: entries older than it are dropped by the next round, counted
  * as DROP_AGE; younger ones stay. */
 static void test_max_age(void)
 {
 	struct sblock_part part = { fx[2].z, fx[2].zlen };
 	struct store_txn *txn;
-	struct queue_totals t;
 	struct entry_hdr h;
 	uint64_t seq, bytes;
-	char why[256];
 	int rc = 0;
 
-	CHECK_NOERR(env_create_policy(64 * MIB, WHEN_FULL_REJECT, 3600 * 1000));
 	/* Two entries of a day ago, written before the relay starts. */
-	CHECK((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) != NULL);
-	E.st_open = 1;
-	CHECK(store_txn_begin(E.st, &txn) == 0);
+	CHECK_NOERR(aged_begin(&txn));
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		memset(&h, 0, sizeof(h));
 		h.samples = (uint32_t)fx[2].counts.samples;
@@ -1577,18 +1614,7 @@ static void test_max_age(void)
 		rc = store_put_entry(txn, "old", 3, &h, &part, 1, &seq, &bytes);
 	}
 	CHECK_EQ_INT(rc == 0 ? store_txn_commit(txn) : rc, 0);
-	store_close(E.st);
-	E.st_open = 0;
-	CHECK_NOERR(env_start());
-	queue_totals(&E.q, &t);
-	CHECK_EQ_INT(t.entries, 2);
-	/* Any round checks the age first. */
-	CHECK_NOERR(batches_new(1));
-	CHECK_NOERR(batch_fixture(&E.b[0], "new", 0, NULL));
-	CHECK_NOERR(submit_wait(0, 1));
-	CHECK_EQ_INT(E.b[0].status, BATCH_STORED);
-	queue_totals(&E.q, &t);
-	CHECK_EQ_INT(t.entries, 1);
+	CHECK_NOERR(aged_out());
 	CHECK_EQ_INT(usage_total(DROPPED(DROP_AGE)), 2 * fx[2].counts.samples);
 }
 
@@ -1601,20 +1627,15 @@ static void test_max_age_partly_delivered(void)
 					{ fx[7].z, fx[7].zlen } };
 	struct store_lane_in in[2];
 	struct store_txn *txn;
-	struct queue_totals t;
 	struct entry_hdr h;
 	uint64_t seq[2], bytes, dropped0 = metric_get(&metrics.samples_dropped_age);
 	const int f[2] = { 2, 7 };
-	char why[256];
 	int rc = 0;
 
 	/* Lanes of different sizes, so that the one billed shows. */
 	CHECK(fx[2].counts.samples > 0 && fx[7].counts.samples > 0 &&
 	      fx[2].counts.samples != fx[7].counts.samples);
-	CHECK_NOERR(env_create_policy(64 * MIB, WHEN_FULL_REJECT, 3600 * 1000));
-	CHECK((E.st = store_open(E.path, E.cfg.max_size, why, sizeof(why))) != NULL);
-	E.st_open = 1;
-	CHECK(store_txn_begin(E.st, &txn) == 0);
+	CHECK_NOERR(aged_begin(&txn));
 	/* Two entries of a day ago in lanes 0 and 3; lane 0 is through the
 	 * first. */
 	for (int i = 0; i < 2 && rc == 0; i++) {
@@ -1634,17 +1655,7 @@ static void test_max_age_partly_delivered(void)
 	if (rc == 0)
 		rc = store_lane_set(txn, "old", 3, 0, seq[0]);
 	CHECK_EQ_INT(rc == 0 ? store_txn_commit(txn) : rc, 0);
-	store_close(E.st);
-	E.st_open = 0;
-	CHECK_NOERR(env_start());
-	queue_totals(&E.q, &t);
-	CHECK_EQ_INT(t.entries, 2);
-	CHECK_NOERR(batches_new(1));
-	CHECK_NOERR(batch_fixture(&E.b[0], "new", 0, NULL));
-	CHECK_NOERR(submit_wait(0, 1));
-	CHECK_EQ_INT(E.b[0].status, BATCH_STORED);
-	queue_totals(&E.q, &t);
-	CHECK_EQ_INT(t.entries, 1);
+	CHECK_NOERR(aged_out());
 	CHECK_EQ_INT(usage_total(DROPPED(DROP_AGE)),
 		     fx[7].counts.samples +
 		     fx[2].counts.samples + fx[7].counts.samples);
