@@ -106,6 +106,8 @@ struct metrics {
 	_Atomic uint64_t commit_errors;
 	struct latency commit_latency;           /* one LMDB commit incl. sync */
 	struct latency upstream_latency;         /* one upstream request */
+	_Atomic uint64_t upstream_inflight;      /* upstream requests being sent
+						  * or waiting for their answer */
 	_Atomic uint64_t inflight_bytes;         /* decoded bytes being handled */
 	_Atomic uint64_t inflight_body_bytes;    /* bodies being received */
 	_Atomic uint64_t connections_open;       /* client connections held */

@@ -339,7 +339,9 @@ static long sender_post(struct sender *s, const char *url)
 	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)s->body.stream.len);
 	s->status = 0;
+	metric_add(&metrics.upstream_inflight, 1);
 	rc = curl_easy_perform(s->curl);
+	atomic_fetch_sub(&metrics.upstream_inflight, 1);
 	latency_observe(&metrics.upstream_latency, clock_mono_us() - t0);
 	if (rc != CURLE_OK) {
 		snprintf(s->reason, sizeof(s->reason), "%s",

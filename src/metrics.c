@@ -418,6 +418,9 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= gauge(out, "relay_inflight_body_bytes",
 		    "Bytes held for request bodies being received.",
 		    (double)metric_get(&m->inflight_body_bytes));
+	rc |= gauge(out, "relay_upstream_requests_in_flight",
+		    "Upstream requests being sent or waiting for their answer.",
+		    (double)metric_get(&m->upstream_inflight));
 	rc |= gauge(out, "relay_connections_open",
 		    "Client connections the relay holds.",
 		    (double)metric_get(&m->connections_open));

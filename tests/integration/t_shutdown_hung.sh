@@ -2,9 +2,11 @@
 # t_shutdown_hung.sh - a stop is bounded by [server] shutdown_timeout even
 # when the upstream hangs. The upstream is a listener that accepts the
 # relay's connection and never reads nor answers; the relay's request
-# timeout is an hour. On SIGTERM /-/ready answers 503 (and so do new
-# writes) while the relay stops, the relay exits 0 on its own, and after a
-# restart towards VictoriaMetrics everything it had acknowledged arrives.
+# timeout is an hour, and the request it holds counts in
+# relay_upstream_requests_in_flight. On SIGTERM /-/ready answers 503 (and
+# so do new writes) while the relay stops, the relay exits 0 on its own,
+# and after a restart towards VictoriaMetrics everything it had
+# acknowledged arrives.
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 require_relay
@@ -46,6 +48,8 @@ acked=$(field "$out" samples_acked)
 check "acknowledged: 1000 samples" [ "$acked" = 1000 ]
 check "the relay's request reached the hung upstream" \
 	wait_until "$WAIT_CAP" test -s "$T/accepted"
+check "the request the upstream holds counts in flight" \
+	wait_until "$WAIT_CAP" metric_ge "$RELAY_PORT" relay_upstream_requests_in_flight 1
 
 kill -TERM "$RELAY_PID"
 # While it stops: /-/ready and writes answer 503 (not a hang, not a 200).
@@ -74,4 +78,6 @@ start_relay "$T/vm.conf" || { fail setup "relay did not restart"; exit 1; }
 check "after a restart all $acked samples arrive" \
 	wait_until "$WAIT_CAP" vm_is "$VM_PORT" '{__name__=~"sh_.*"}' "$acked"
 check "nothing dropped" metric_is "$RELAY_PORT" relay_samples_dropped_total 0
+check "nothing in flight once all arrived" \
+	wait_until "$WAIT_CAP" metric_is "$RELAY_PORT" relay_upstream_requests_in_flight 0
 check "the relay stops cleanly" stop_relay
