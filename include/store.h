@@ -475,9 +475,9 @@ int store_sweep(struct store_txn *t, const char *tenant, size_t tlen,
 /* What of the tenant's entry seq its lanes have not delivered: 0 when
  * every lane with a part in it is through it (delivered, or set aside;
  * its deletion was left to a sweep), else 1 with *samples the samples of
- * the parts of the lanes not through it; 1 with *samples UINT64_MAX when
- * it cannot tell (no such entry; an unreadable head lane 0 is not
- * through, which delivery reads as lane 0's): all of it. */
+ * the parts of the lanes not through it. 1 with *samples UINT64_MAX (all
+ * of it) when there is no such entry, or when its head is unreadable
+ * (lane 0's, whole, as delivery reads it) and lane 0 is not through it. */
 int store_entry_undelivered(struct store_txn *t, const char *tenant,
 			    size_t tlen, uint64_t seq, uint64_t *samples);
 
