@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "buf.h"
 
@@ -85,5 +86,14 @@ size_t sblock_stream_read(struct sblock_stream *s, void *dst, size_t max);
 
 /* Goes back to the start of the block. */
 void sblock_stream_rewind(struct sblock_stream *s);
+
+/* Points iov[0..max) at the block's next bytes where they lie, from the
+ * current position on, without moving it. Returns how many are set: 0
+ * once all were read. */
+int sblock_stream_iov(const struct sblock_stream *s, struct iovec *iov,
+		      int max);
+
+/* Moves the position n bytes on (n at most what is left). */
+void sblock_stream_skip(struct sblock_stream *s, size_t n);
 
 #endif

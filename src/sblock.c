@@ -118,6 +118,57 @@ size_t sblock_stream_read(struct sblock_stream *s, void *dst, size_t max)
 	return done;
 }
 
+int sblock_stream_iov(const struct sblock_stream *s, struct iovec *iov,
+		      int max)
+{
+	size_t part = s->part, off = s->off;
+	int k = 0;
+
+	if (k < max && s->pos < s->preamble_len) {
+		iov[k].iov_base = (void *)(s->preamble + s->pos);
+		iov[k++].iov_len = s->preamble_len - (size_t)s->pos;
+	}
+	for (; k < max && part < s->n; part++, off = 0) {
+		const struct sblock_part *e = &s->elements[part];
+
+		if (e->len == off)
+			continue;
+		iov[k].iov_base = (void *)(e->p + off);
+		iov[k++].iov_len = e->len - off;
+	}
+	return k;
+}
+
+void sblock_stream_skip(struct sblock_stream *s, size_t n)
+{
+	size_t k;
+
+	if (s->pos < s->preamble_len) {
+		k = s->preamble_len - (size_t)s->pos;
+		if (k > n)
+			k = n;
+		s->pos += k;
+		n -= k;
+	}
+	while (n > 0 && s->part < s->n) {
+		const struct sblock_part *e = &s->elements[s->part];
+
+		k = e->len - s->off;
+		if (k > n)
+			k = n;
+		n -= k;
+		s->pos += k;
+		s->off += k;
+		if (s->off == e->len) {
+			s->part++;
+			s->off = 0;
+		}
+	}
+	/* Parts of no bytes at the end count as read. */
+	while (s->part < s->n && s->elements[s->part].len == 0)
+		s->part++;
+}
+
 void sblock_stream_rewind(struct sblock_stream *s)
 {
 	s->pos = 0;

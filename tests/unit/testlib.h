@@ -140,10 +140,49 @@ static inline const char *stream_pieces(struct sblock_stream *s, size_t step,
 }
 
 /*
+ * Reads s from where it is as a sender does with sblock_stream_iov: up to
+ * max_iov pieces where they lie, of which the first step bytes are taken
+ * (a short sendmsg), then skipped. Returns NULL or what went wrong.
+ */
+static inline const char *stream_iov_pieces(struct sblock_stream *s,
+					    int max_iov, size_t step,
+					    uint8_t *got, size_t cap,
+					    size_t *len)
+{
+	struct iovec iov[8];
+	int k;
+
+	*len = 0;
+	while ((k = sblock_stream_iov(s, iov, max_iov)) > 0) {
+		size_t take = 0;
+		for (int i = 0; i < k && take < step; i++) {
+			size_t n = iov[i].iov_len;
+			if (n == 0)
+				return "an empty piece";
+			if (n > step - take)
+				n = step - take;
+			if (*len + n > cap)
+				return "more bytes than the block has";
+			memcpy(got + *len, iov[i].iov_base, n);
+			*len += n;
+			take += n;
+		}
+		sblock_stream_skip(s, take);
+	}
+	if (s->pos != s->len)
+		return err("no pieces left at %llu of %llu bytes",
+			   (unsigned long long)s->pos,
+			   (unsigned long long)s->len);
+	return NULL;
+}
+
+/*
  * Checks that s gives exactly want[0..len): read from where it is (its
  * start, unread) in pieces of 7 bytes, then after rewinds in pieces of 1
  * and 4096 bytes and all at once, and after a rewind from the middle of a
- * piece; and that it gives nothing more at its end. Returns NULL or what
+ * piece; and that it gives nothing more at its end. Then the same bytes
+ * through sblock_stream_iov and sblock_stream_skip, with 1, 3 and 8 pieces
+ * a time and 1, 5 and 5000 bytes taken of them. Returns NULL or what
  * differs.
  */
 static inline const char *stream_is(struct sblock_stream *s,
@@ -178,6 +217,18 @@ static inline const char *stream_is(struct sblock_stream *s,
 			e = "after a rewind from the middle: other bytes";
 		else if (sblock_stream_read(s, got, cap) != 0 || s->pos != s->len)
 			e = "bytes after the end";
+	}
+	for (int m = 1; m <= 8 && e == NULL; m = m == 1 ? 3 : m + 5) {
+		static const size_t takes[] = { 1, 5, 5000 };
+		for (size_t t = 0; t < 3 && e == NULL; t++) {
+			sblock_stream_rewind(s);
+			if ((e = stream_iov_pieces(s, m, takes[t], got, cap,
+						   &got_len)) == NULL &&
+			    (got_len != len || memcmp(got, want, len) != 0))
+				e = err("through iovecs of %d pieces taking "
+					"%zu: %zu bytes, not the %zu wanted",
+					m, takes[t], got_len, len);
+		}
 	}
 	free(got);
 	return e;
