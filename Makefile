@@ -30,6 +30,8 @@ PROTO_O  = $(PROTO_C:.c=.o)
 LIB_SRCS += src/conn_guard.c src/inflight.c
 # Answers streamed part by part (usage reports, set-aside listings).
 LIB_SRCS += src/http_stream.c
+# Plain-HTTP upstream requests written from the map, without curl's copy.
+LIB_SRCS += src/upstream_conn.c
 # [tenant] max_series: the exact per-tenant series tables.
 LIB_SRCS += src/series_limit.c
 # Relabel rules: the engine, the YAML loader, the per-series pass.

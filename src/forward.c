@@ -20,11 +20,11 @@
 #include "retry.h"
 #include "store.h"
 #include "tenant_stats.h"
+#include "upstream_conn.h"
 #include "upstream_gate.h"
 #include "upstream_status.h"
 #include "version.h"
 #include "writer.h"
-
 
 #define REASON_MAX 512
 /* curl's buffers, per forwarder thread: answers are short (only their
@@ -65,6 +65,11 @@ struct sender {
 	struct forwarder *f;      /* ref */
 	CURL *curl;
 	struct curl_slist *headers;
+	/* Plain HTTP without curl's copy of the body (upstream_conn.h): the
+	 * connection, and the request's headers for it (NULL-ended). */
+	struct upstream_conn conn;
+	const char *conn_headers[8];
+	char *auth;               /* owned: "Authorization: ..." or NULL */
 	struct store_body body;   /* the request being sent, read from the map */
 	/* What body was opened with and found, to open it again if curl
 	 * rewinds after the transaction was released. */
@@ -249,6 +254,69 @@ static int on_seek(void *arg, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* "Authorization: Basic " and base64 of user:password, in a new string;
+ * NULL when memory is short. */
+static char *basic_auth(const char *user, const char *password)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char lead[] = "Authorization: Basic ";
+	size_t ul = strlen(user), pl = strlen(password), n = ul + 1 + pl, o;
+	unsigned char *in = malloc(n);
+	char *out = malloc(sizeof(lead) + (n + 2) / 3 * 4);
+
+	if (in == NULL || out == NULL) {
+		free(in);
+		free(out);
+		return NULL;
+	}
+	memcpy(in, user, ul);
+	in[ul] = ':';
+	memcpy(in + ul + 1, password, pl);
+	memcpy(out, lead, sizeof(lead) - 1);
+	o = sizeof(lead) - 1;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= in[i + 2];
+		out[o++] = b64[v >> 18 & 63];
+		out[o++] = b64[v >> 12 & 63];
+		out[o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? b64[v & 63] : '=';
+	}
+	out[o] = '\0';
+	free(in);
+	return out;
+}
+
+/* The headers of a request sent with upstream_conn: curl's, as
+ * sender_init sets them. Returns 0 or -1 (memory). */
+static int conn_headers_init(struct sender *s, const struct config *cfg)
+{
+	size_t k = 0;
+
+	if (cfg->bearer_token != NULL) {
+		size_t n = strlen(cfg->bearer_token) + 32;
+		if ((s->auth = malloc(n)) == NULL)
+			return -1;
+		snprintf(s->auth, n, "Authorization: Bearer %s", cfg->bearer_token);
+	} else if (cfg->basic_user != NULL &&
+		   (s->auth = basic_auth(cfg->basic_user, cfg->basic_password ?
+					 cfg->basic_password : "")) == NULL) {
+		return -1;
+	}
+	s->conn_headers[k++] = "User-Agent: remote-write-relay/" RELAY_VERSION;
+	s->conn_headers[k++] = "Content-Encoding: snappy";
+	s->conn_headers[k++] = "Content-Type: application/x-protobuf";
+	s->conn_headers[k++] = "X-Prometheus-Remote-Write-Version: 0.1.0";
+	if (s->auth != NULL)
+		s->conn_headers[k++] = s->auth;
+	s->conn_headers[k] = NULL;
+	return 0;
+}
+
 static int sender_init(struct sender *s, struct forwarder *f)
 {
 	const struct config *cfg = f->cfg;
@@ -263,8 +331,9 @@ static int sender_init(struct sender *s, struct forwarder *f)
 	       sizeof(*s) - offsetof(struct sender, job));
 	s->f = f;
 	s->rnd = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)s;
+	upstream_conn_init(&s->conn);
 	s->curl = curl_easy_init();
-	if (s->curl == NULL)
+	if (s->curl == NULL || conn_headers_init(s, cfg) < 0)
 		return -1;
 	s->headers = curl_slist_append(s->headers, "Content-Encoding: snappy");
 	s->headers = curl_slist_append(s->headers, "Content-Type: application/x-protobuf");
@@ -318,7 +387,64 @@ static void sender_free(struct sender *s)
 	if (s->curl != NULL)
 		curl_easy_cleanup(s->curl);
 	curl_slist_free_all(s->headers);
+	upstream_conn_close(&s->conn);
+	free(s->auth);
 	store_body_release(&s->body);
+}
+
+/* upstream_body's reader over s->body (see upstream_conn.h). */
+static int body_pieces(void *arg, struct iovec *iov, int max)
+{
+	struct sender *s = arg;
+
+	return sblock_stream_iov(&s->body.stream, iov, max);
+}
+
+/* Once the kernel has all of the body the read transaction ends, as in
+ * on_read. */
+static void body_advance(void *arg, size_t n)
+{
+	struct sender *s = arg;
+
+	sblock_stream_skip(&s->body.stream, n);
+	if (s->body.stream.pos == s->body.stream.len)
+		store_body_release(&s->body);
+}
+
+static int body_rewind(void *arg)
+{
+	return on_seek(arg, 0, SEEK_SET) == CURL_SEEKFUNC_OK ? 0 : -1;
+}
+
+/* sender_post over upstream_conn. Returns the status, or 0 with the
+ * reason in s->reason. */
+static long post_direct(struct sender *s, const char *url)
+{
+	struct upstream_body body = {
+		.len = s->body.stream.len, .pieces = body_pieces,
+		.advance = body_advance, .rewind = body_rewind, .arg = s
+	};
+	struct upstream_req req = {
+		.url = url, .headers = s->conn_headers, .body = &body,
+		.timeout_ms = s->f->cfg->timeout_ms,
+		.connect_timeout_ms = s->f->cfg->timeout_ms < 10000 ?
+			s->f->cfg->timeout_ms : 10000,
+		.abandon_at_ms = &s->f->abandon_at_ms
+	};
+	struct upstream_answer a = {
+		.reason = s->reason, .reason_max = sizeof(s->reason)
+	};
+	long status = upstream_conn_post(&s->conn, &req, &a);
+
+	if (status == 0) {
+		snprintf(s->reason, sizeof(s->reason), "%s", a.err);
+		return 0;
+	}
+	s->reason_len = strlen(s->reason);
+	memcpy(s->status_text, a.status_text, sizeof(s->status_text));
+	memcpy(s->retry_after, a.retry_after, sizeof(s->retry_after));
+	memcpy(s->location, a.location, sizeof(s->location));
+	return status;
 }
 
 /* Posts s->body (streamed from the map) to url. Returns the HTTP status,
@@ -335,21 +461,28 @@ static long sender_post(struct sender *s, const char *url)
 	s->status_text[0] = '\0';
 	s->location[0] = '\0';
 	s->errbuf[0] = '\0';
-	curl_easy_setopt(s->curl, CURLOPT_URL, url);
-	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-			 (curl_off_t)s->body.stream.len);
 	s->status = 0;
 	metric_add(&metrics.upstream_inflight, 1);
-	rc = curl_easy_perform(s->curl);
+	if (upstream_conn_usable(url)) {
+		status = post_direct(s, url);
+		rc = status != 0 ? CURLE_OK : CURLE_RECV_ERROR;
+	} else {
+		curl_easy_setopt(s->curl, CURLOPT_URL, url);
+		curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)s->body.stream.len);
+		rc = curl_easy_perform(s->curl);
+		if (rc != CURLE_OK)
+			snprintf(s->reason, sizeof(s->reason), "%s",
+				 s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+		else
+			curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+	}
 	atomic_fetch_sub(&metrics.upstream_inflight, 1);
 	latency_observe(&metrics.upstream_latency, clock_mono_us() - t0);
 	if (rc != CURLE_OK) {
-		snprintf(s->reason, sizeof(s->reason), "%s",
-			 s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
 		metric_add(&metrics.upstream_requests[0], 1);
 		return 0;
 	}
-	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 100 || status > 599)
 		status = 0;
 	s->status = status;

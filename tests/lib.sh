@@ -673,7 +673,8 @@ now_ms() {
 # with its config, pid, logs and temp files in a directory under $T. What it
 # answers is the "mode": a server-block body (locations) in DIR/mode.conf
 # that nginx_mode swaps with a reload. DIR/access.log has one line per
-# request: "STATUS URI".
+# request: "STATUS URI CONNECTION REQUESTS" (REQUESTS: the how-manieth on
+# that connection it was).
 
 # _nginx_run DIR PORT HTTP: writes DIR/nginx.conf, whose http block holds
 # the temp paths under DIR and then the text HTTP, starts nginx on it and
@@ -713,7 +714,7 @@ start_nginx() {
 	local dir=$1 port=$2 mode=$3
 	mkdir -p "$dir"
 	printf '%s\n' "$mode" >"$dir/mode.conf"
-	_nginx_run "$dir" "$port" "    log_format short '\$status \$request_uri';
+	_nginx_run "$dir" "$port" "    log_format short '\$status \$request_uri \$connection \$connection_requests';
     access_log $dir/access.log short;
     client_max_body_size 64m;
     client_body_buffer_size 64m;
