@@ -21,7 +21,10 @@
  * connection's end; its first bytes are kept as the reason. A request
  * sent on a connection that had served before and was found closed
  * before any answer (the upstream dropped an idle connection) is sent
- * once more on a new one, as curl does.
+ * once more on a new one, as curl does; a connection idle for
+ * UPSTREAM_CONN_MAX_IDLE_MS is not used again. Interim answers (100
+ * Continue) are passed over, also while the body is being sent; a final
+ * answer that comes before the whole body ends the sending.
  *
  * One connection per forwarder thread; nothing here is shared.
  */
@@ -40,6 +43,10 @@
 /* An answer's body longer than this is not read to its end: the
  * connection is closed instead. */
 #define UPSTREAM_CONN_DRAIN_MAX (1u << 20)
+/* A connection idle longer than this is not used again: a NAT or a
+ * firewall may have dropped it without a word, and a request sent into
+ * it would wait out the whole timeout. */
+#define UPSTREAM_CONN_MAX_IDLE_MS 60000
 
 struct upstream_conn {
 	void *curl;              /* owned: the CURL handle holding the
@@ -47,6 +54,7 @@ struct upstream_conn {
 	int fd;                  /* its socket, -1: none */
 	char origin[512];        /* the URL's scheme://host:port */
 	unsigned served;         /* requests answered on it */
+	uint64_t idle_since_ms;  /* monotonic ms of its last answer */
 	int sys_err;             /* errno of the last socket call that failed */
 	size_t in_len;           /* bytes of in[] read, not yet used */
 	char in[UPSTREAM_CONN_HEAD_MAX];

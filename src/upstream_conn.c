@@ -20,14 +20,18 @@
  * abandon_at_ms. */
 #define WAIT_SLICE_MS 500
 
-/* How a wait or a transfer ended, besides done. */
+/* How a wait or a transfer ended, besides done. All negative: fill()
+ * returns them or a count of bytes read. */
 enum io_end {
 	IO_OK = 0,
-	IO_CLOSED = 1,     /* the upstream closed the connection */
-	IO_ERR = -1,       /* a socket error (errno) */
+	IO_ERR = -1,       /* a socket error (errno in sys_err) */
 	IO_TIMEOUT = -2,   /* the request's time is over */
 	IO_ABANDON = -3,   /* the relay is stopping */
-	IO_BAD = -4        /* the answer is malformed or cut short */
+	IO_BAD = -4,       /* the answer is malformed or cut short */
+	IO_CLOSED = -5,    /* the upstream closed the connection; or, from
+			    * send_request, an answer came before the end
+			    * of the body */
+	IO_LONG = -6       /* a body too long to read: left unread */
 };
 
 void upstream_conn_init(struct upstream_conn *c)
@@ -36,6 +40,7 @@ void upstream_conn_init(struct upstream_conn *c)
 	c->fd = -1;
 	c->origin[0] = '\0';
 	c->served = 0;
+	c->idle_since_ms = 0;
 	c->sys_err = 0;
 	c->in_len = 0;
 }
@@ -133,8 +138,8 @@ static int wait_fd(int fd, short events, const struct upstream_req *r,
 		if ((rc = due(r, deadline)) != IO_OK)
 			return rc;
 		now = clock_mono_ms();
-		left = deadline - now > WAIT_SLICE_MS ? WAIT_SLICE_MS :
-			(int)(deadline - now);
+		left = now >= deadline ? 0 : deadline - now > WAIT_SLICE_MS ?
+			WAIT_SLICE_MS : (int)(deadline - now);
 		rc = poll(&p, 1, left);
 		if (rc > 0)
 			return p.revents;
@@ -197,6 +202,7 @@ static int conn_open(struct upstream_conn *c, const struct upstream_req *r,
 	}
 	c->curl = h;
 	c->fd = (int)fd;
+	c->idle_since_ms = clock_mono_ms();
 	snprintf(c->origin, sizeof(c->origin), "%s", origin);
 	return 0;
 }
@@ -209,6 +215,65 @@ static int conn_alive(const struct upstream_conn *c)
 	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 
 	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Drops the first n bytes of c->in. */
+static void consume(struct upstream_conn *c, size_t n)
+{
+	memmove(c->in, c->in + n, c->in_len - n);
+	c->in_len -= n;
+}
+
+/* The length of the answer's head at in[0..len), its ending empty line
+ * included (CRLF or bare LF line ends), or 0 when it is not whole yet. */
+static size_t head_end(const char *in, size_t len)
+{
+	const char *p = in, *end = in + len;
+
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (end - p >= 2 && p[1] == '\n')
+			return (size_t)(p + 2 - in);
+		if (end - p >= 3 && p[1] == '\r' && p[2] == '\n')
+			return (size_t)(p + 3 - in);
+		p++;
+	}
+	return 0;
+}
+
+/*
+ * Bytes came while the body is still being sent: reads them into c->in.
+ * Returns IO_OK when they are interim answers (1xx, consumed) or the
+ * start of one, so the body goes on; IO_CLOSED when a final answer or the
+ * connection's end came (the body stops; read_answer reads what came).
+ */
+static int early_bytes(struct upstream_conn *c)
+{
+	struct upstream_answer tmp;
+	char reason[1];
+	int64_t body_len;
+	int chunked, keep;
+	size_t hlen;
+	ssize_t n;
+
+	if (c->in_len == sizeof(c->in))
+		return IO_CLOSED;
+	n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len,
+		 MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return IO_OK;
+	if (n <= 0)
+		return IO_CLOSED;
+	c->in_len += (size_t)n;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.reason = reason;
+	tmp.reason_max = sizeof(reason);
+	while ((hlen = head_end(c->in, c->in_len)) > 0) {
+		if (upstream_conn_head(c->in, hlen, &tmp, &body_len, &chunked,
+				       &keep) < 0 || tmp.status >= 200)
+			return IO_CLOSED;
+		consume(c, hlen);   /* 100 Continue, 103 Early Hints, ... */
+	}
+	return IO_OK;
 }
 
 /*
@@ -269,8 +334,10 @@ static int send_request(struct upstream_conn *c, const struct upstream_req *r,
 			c->sys_err = errno;
 			return ev;
 		}
-		/* An answer (or the end) before the whole body: read it. */
-		if (ev & (POLLIN | POLLHUP | POLLERR))
+		/* A final answer (or the end) before the whole body: read
+		 * it. An interim one is passed over. */
+		if ((ev & (POLLHUP | POLLERR)) ||
+		    ((ev & POLLIN) && early_bytes(c) != IO_OK))
 			return IO_CLOSED;
 	}
 	return IO_OK;
@@ -309,13 +376,6 @@ static int fill(struct upstream_conn *c, const struct upstream_req *r,
 			return ev;
 		}
 	}
-}
-
-/* Drops the first n bytes of c->in. */
-static void consume(struct upstream_conn *c, size_t n)
-{
-	memmove(c->in, c->in + n, c->in_len - n);
-	c->in_len -= n;
 }
 
 /* Keeps the body's bytes p[0..n) as the reason as far as it has room. */
@@ -488,22 +548,27 @@ static int read_plain(struct upstream_conn *c, const struct upstream_req *r,
 	}
 }
 
-/* Reads the CRLF that ends a chunk's data. Returns IO_OK or an io_end. */
+/* Reads the CRLF (or bare LF) that ends a chunk's data. Returns IO_OK or
+ * an io_end. */
 static int read_crlf(struct upstream_conn *c, const struct upstream_req *r,
 		     uint64_t deadline)
 {
 	int rc;
 
-	while (c->in_len < 2)
+	while (c->in_len < 2 && !(c->in_len == 1 && c->in[0] == '\n'))
 		if ((rc = fill(c, r, deadline)) < 0)
 			return rc == IO_CLOSED ? IO_BAD : rc;
+	if (c->in[0] == '\n') {
+		consume(c, 1);
+		return IO_OK;
+	}
 	if (c->in[0] != '\r' || c->in[1] != '\n')
 		return IO_BAD;
 	consume(c, 2);
 	return IO_OK;
 }
 
-/* Reads a chunked body. Returns IO_OK, IO_CLOSED when it is longer than
+/* Reads a chunked body. Returns IO_OK, IO_LONG when it is longer than
  * UPSTREAM_CONN_DRAIN_MAX (left unread: the connection is to close), or
  * another io_end. */
 static int read_chunked(struct upstream_conn *c, const struct upstream_req *r,
@@ -524,8 +589,9 @@ static int read_chunked(struct upstream_conn *c, const struct upstream_req *r,
 		consume(c, used);
 		if (size == 0)
 			break;
-		if ((total += size) > UPSTREAM_CONN_DRAIN_MAX)
-			return IO_CLOSED;
+		if (size > UPSTREAM_CONN_DRAIN_MAX - total)
+			return IO_LONG;
+		total += size;
 		if ((rc = read_plain(c, r, deadline, a, kept,
 				     (int64_t)size)) != IO_OK ||
 		    (rc = read_crlf(c, r, deadline)) != IO_OK)
@@ -557,20 +623,16 @@ static int read_answer(struct upstream_conn *c, const struct upstream_req *r,
 {
 	int64_t body_len;
 	size_t kept = 0, hlen;
-	char *end;
 	int chunked, rc;
 
 	*got_any = c->in_len > 0;
 	for (;;) {
-		end = c->in_len >= 4 ? memmem(c->in, c->in_len, "\r\n\r\n", 4) :
-			NULL;
-		if (end == NULL) {
+		if ((hlen = head_end(c->in, c->in_len)) == 0) {
 			if ((rc = fill(c, r, deadline)) < 0)
 				return rc;
 			*got_any = 1;
 			continue;
 		}
-		hlen = (size_t)(end - c->in) + 4;
 		if (upstream_conn_head(c->in, hlen, a, &body_len, &chunked,
 				       keep) < 0)
 			return IO_BAD;
@@ -588,7 +650,7 @@ static int read_answer(struct upstream_conn *c, const struct upstream_req *r,
 	} else {
 		rc = read_plain(c, r, deadline, a, &kept, body_len);
 	}
-	if (rc == IO_CLOSED) {
+	if (rc == IO_LONG) {
 		rc = IO_OK;    /* a long body left unread: the connection ends */
 		*keep = 0;
 	}
@@ -678,7 +740,8 @@ long upstream_conn_post(struct upstream_conn *c, const struct upstream_req *r,
 	}
 	for (int attempt = 0;; attempt++) {
 		if (c->fd >= 0 && (strcmp(c->origin, origin) != 0 ||
-				   !conn_alive(c)))
+				   clock_mono_ms() - c->idle_since_ms >
+				   UPSTREAM_CONN_MAX_IDLE_MS || !conn_alive(c)))
 			upstream_conn_close(c);
 		reused = c->fd >= 0 && c->served > 0;
 		if (c->fd < 0 && conn_open(c, r, origin, deadline, a) < 0)
@@ -696,6 +759,7 @@ long upstream_conn_post(struct upstream_conn *c, const struct upstream_req *r,
 		err = c->sys_err;
 		if (rc == IO_OK) {
 			c->served++;
+			c->idle_since_ms = clock_mono_ms();
 			if (!keep)
 				upstream_conn_close(c);
 			break;

@@ -4,7 +4,8 @@
 # relay and VictoriaMetrics. It answers 429 with a chunked body: the
 # reason reaches the log, and later requests go on the same connection.
 # Then 503 with "Connection: close": the reason reaches the log, and each
-# request comes on a new connection. Then it passes the requests on, with
+# request comes on a new connection. Then it closes connections without
+# answering (444): counted and logged as no answer. Then it passes the requests on, with
 # a keep-alive timeout of 1 s: nginx closes the relay's connection while
 # it is idle, and the next send goes on a new one without a failed
 # attempt. Every acknowledged sample arrives.
@@ -66,6 +67,17 @@ check "close: the body's reason is logged" \
 	grep -q 'will retry.*status=503.*reason="closing after this"' "$RELAY_LOG"
 # The probe of nginx_mode came on a connection of its own too.
 check "close: every 503 came on a new connection" [ "$(most_on_one 503)" = 1 ]
+
+# 444: nginx closes the connection without a word.
+nginx_mode "$NGX" "$NGX_PORT" 000 'location / { return 444; }' ||
+	fail "no answer: nginx closes without answering" "reload did not take"
+n0=$(nginx_requests "$NGX" 444)
+check "no answer: the relay keeps retrying" \
+	wait_until "$WAIT_CAP" _at_least 444 $((n0 + 5))
+check "no answer: counted as no answer" \
+	metric_ge "$RELAY_PORT" relay_upstream_requests_total 1 'code="error"'
+check "no answer: logged as such" \
+	grep -q 'will retry.*status=0.*reason="the upstream closed the connection before answering"' "$RELAY_LOG"
 check "nothing set aside" metric_is "$RELAY_PORT" relay_batches_set_aside_total 0
 
 nginx_mode "$NGX" "$NGX_PORT" 400 "keepalive_timeout 1s; $(nginx_proxy_mode "$VM_PORT")" ||
