@@ -657,6 +657,17 @@ rwsend() {
 	"$RWSEND" "$@"
 }
 
+# send_counted PREFIX REQUESTS: posts REQUESTS requests of 10 series x 5
+# samples to $URL, their metric names starting with PREFIX, and adds the
+# samples acknowledged to $total; a request not acknowledged is a failure
+# named after PREFIX.
+send_counted() {
+	local out
+	out=$(rwsend "$URL" --series 10 --samples-per-series 5 --requests "$2" --name-prefix "$1") ||
+		fail "$1: every request acknowledged" "$out"
+	total=$((total + $(field "$out" samples_acked)))
+}
+
 # field LINE KEY: prints KEY's value from a "k=v k=v" summary line.
 field() {
 	printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"

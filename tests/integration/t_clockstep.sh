@@ -46,10 +46,7 @@ total=0
 
 # send NAME: 10 requests of 10 series x 5 samples; all acknowledged.
 send() {
-	local out
-	out=$(rwsend "$URL" --series 10 --samples-per-series 5 --requests 10 --name-prefix "cs_$1_") ||
-		fail "$1: every request acknowledged" "$out"
-	total=$((total + $(field "$out" samples_acked)))
+	send_counted "cs_$1_" 10
 }
 
 # buffered N: the relay holds N samples, none dropped as too old.

@@ -32,10 +32,7 @@ URL=http://127.0.0.1:$RELAY_PORT/api/v1/write
 total=0
 
 send() {
-	local out
-	out=$(rwsend "$URL" --series 10 --samples-per-series 5 --requests 10 --name-prefix "ua_$1") ||
-		fail "$1: every request acknowledged" "$out"
-	total=$((total + $(field "$out" samples_acked)))
+	send_counted "ua_$1" 10
 }
 
 _at_least() {
@@ -58,22 +55,25 @@ most=$(most_on_one 429)
 note "most 429 answers on one connection: $most"
 check "chunked 429: one connection carried several requests" [ "$most" -ge 3 ]
 
-nginx_mode "$NGX" "$NGX_PORT" 503 "$CLOSE" ||
-	fail "close: nginx answers 503" "reload did not take"
-n0=$(nginx_requests "$NGX" 503)
-check "close: the relay keeps retrying" \
-	wait_until "$WAIT_CAP" _at_least 503 $((n0 + 5))
+# answers NAME PROBE_CODE CODE MODE: nginx answers as MODE (its probe
+# gets PROBE_CODE, its log says CODE), and the relay gets 5 answers more.
+answers() {
+	local n0
+	nginx_mode "$NGX" "$NGX_PORT" "$2" "$4" ||
+		fail "$1: nginx answers $3" "reload did not take"
+	n0=$(nginx_requests "$NGX" "$3")
+	check "$1: the relay keeps retrying" \
+		wait_until "$WAIT_CAP" _at_least "$3" $((n0 + 5))
+}
+
+answers close 503 503 "$CLOSE"
 check "close: the body's reason is logged" \
 	grep -q 'will retry.*status=503.*reason="closing after this"' "$RELAY_LOG"
 # The probe of nginx_mode came on a connection of its own too.
 check "close: every 503 came on a new connection" [ "$(most_on_one 503)" = 1 ]
 
 # 444: nginx closes the connection without a word.
-nginx_mode "$NGX" "$NGX_PORT" 000 'location / { return 444; }' ||
-	fail "no answer: nginx closes without answering" "reload did not take"
-n0=$(nginx_requests "$NGX" 444)
-check "no answer: the relay keeps retrying" \
-	wait_until "$WAIT_CAP" _at_least 444 $((n0 + 5))
+answers "no answer" 000 444 'location / { return 444; }'
 check "no answer: counted as no answer" \
 	metric_ge "$RELAY_PORT" relay_upstream_requests_total 1 'code="error"'
 check "no answer: logged as such" \

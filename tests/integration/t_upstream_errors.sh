@@ -28,10 +28,7 @@ total=0
 
 # send PHASE: 20 requests of 10 series x 5 samples, all must be acknowledged.
 send() {
-	local out
-	out=$(rwsend "$URL" --series 10 --samples-per-series 5 --requests 20 --name-prefix "ue_$1") ||
-		fail "$1: every request acknowledged" "$out"
-	total=$((total + $(field "$out" samples_acked)))
+	send_counted "ue_$1" 20
 }
 
 # phase CODE MODE: nginx answers CODE; new data comes in; the relay is
