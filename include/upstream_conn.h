@@ -56,6 +56,8 @@ struct upstream_conn {
 	unsigned served;         /* requests answered on it */
 	uint64_t idle_since_ms;  /* monotonic ms of its last answer */
 	int sys_err;             /* errno of the last socket call that failed */
+	int heard;               /* bytes of an answer came while the body
+				  * went out (this attempt) */
 	size_t in_len;           /* bytes of in[] read, not yet used */
 	char in[UPSTREAM_CONN_HEAD_MAX];
 };

@@ -42,6 +42,7 @@ void upstream_conn_init(struct upstream_conn *c)
 	c->served = 0;
 	c->idle_since_ms = 0;
 	c->sys_err = 0;
+	c->heard = 0;
 	c->in_len = 0;
 }
 
@@ -194,6 +195,12 @@ static int conn_open(struct upstream_conn *c, const struct upstream_req *r,
 	rc = curl_easy_perform(h);
 	if (rc == CURLE_OK)
 		rc = curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &fd);
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(a->err, sizeof(a->err),
+			 "abandoned: the relay is stopping");
+		curl_easy_cleanup(h);
+		return -1;
+	}
 	if (rc != CURLE_OK || fd == CURL_SOCKET_BAD) {
 		snprintf(a->err, sizeof(a->err), "%s",
 			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
@@ -241,10 +248,11 @@ static size_t head_end(const char *in, size_t len)
 }
 
 /*
- * Bytes came while the body is still being sent: reads them into c->in.
- * Returns IO_OK when they are interim answers (1xx, consumed) or the
- * start of one, so the body goes on; IO_CLOSED when a final answer or the
- * connection's end came (the body stops; read_answer reads what came).
+ * Bytes came while the body is still being sent: reads them into c->in
+ * (c->heard set). Returns IO_OK when they are interim answers (1xx,
+ * consumed) or the start of one, so the body goes on; IO_CLOSED when a
+ * final answer or the connection's end came (the body stops; read_answer
+ * reads what came); IO_ERR on a socket error (errno in sys_err).
  */
 static int early_bytes(struct upstream_conn *c)
 {
@@ -261,9 +269,14 @@ static int early_bytes(struct upstream_conn *c)
 		 MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return IO_OK;
-	if (n <= 0)
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
 		return IO_CLOSED;
+	if (n < 0) {
+		c->sys_err = errno;
+		return IO_ERR;
+	}
 	c->in_len += (size_t)n;
+	c->heard = 1;
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.reason = reason;
 	tmp.reason_max = sizeof(reason);
@@ -290,7 +303,7 @@ static int send_request(struct upstream_conn *c, const struct upstream_req *r,
 	size_t hoff = 0;
 	uint64_t sent = 0;
 	ssize_t n;
-	int k, ev;
+	int k, ev, rc;
 
 	while (hoff < hlen || sent < b->len) {
 		k = 0;
@@ -336,9 +349,10 @@ static int send_request(struct upstream_conn *c, const struct upstream_req *r,
 		}
 		/* A final answer (or the end) before the whole body: read
 		 * it. An interim one is passed over. */
-		if ((ev & (POLLHUP | POLLERR)) ||
-		    ((ev & POLLIN) && early_bytes(c) != IO_OK))
+		if (ev & (POLLHUP | POLLERR))
 			return IO_CLOSED;
+		if ((ev & POLLIN) && (rc = early_bytes(c)) != IO_OK)
+			return rc;
 	}
 	return IO_OK;
 }
@@ -426,7 +440,7 @@ int upstream_conn_head(const char *in, size_t len, struct upstream_answer *a,
 	long status;
 	int minor;
 
-	if (len < 12 || strncmp(in, "HTTP/1.", 7) != 0 ||
+	if (len < 13 || strncmp(in, "HTTP/1.", 7) != 0 ||
 	    (in[7] != '0' && in[7] != '1') || in[8] != ' ' ||
 	    in[9] < '1' || in[9] > '5' || in[10] < '0' || in[10] > '9' ||
 	    in[11] < '0' || in[11] > '9' ||
@@ -589,8 +603,14 @@ static int read_chunked(struct upstream_conn *c, const struct upstream_req *r,
 		consume(c, used);
 		if (size == 0)
 			break;
-		if (size > UPSTREAM_CONN_DRAIN_MAX - total)
-			return IO_LONG;
+		if (size > UPSTREAM_CONN_DRAIN_MAX - total) {
+			/* Its first bytes as the reason, the rest unread. */
+			size_t room = a->reason_max - 1 - *kept;
+			if (room > size)
+				room = (size_t)size;
+			rc = read_plain(c, r, deadline, a, kept, (int64_t)room);
+			return rc == IO_OK ? IO_LONG : rc;
+		}
 		total += size;
 		if ((rc = read_plain(c, r, deadline, a, kept,
 				     (int64_t)size)) != IO_OK ||
@@ -615,7 +635,8 @@ static int read_chunked(struct upstream_conn *c, const struct upstream_req *r,
 /*
  * Reads the answer to the request just sent. Returns IO_OK with a filled
  * (and *keep: whether the connection serves again), or an io_end;
- * *got_any says whether any byte of it came.
+ * *got_any says whether any byte of it came (an interim answer passed
+ * over while the body went out included).
  */
 static int read_answer(struct upstream_conn *c, const struct upstream_req *r,
 		       uint64_t deadline, struct upstream_answer *a,
@@ -625,7 +646,7 @@ static int read_answer(struct upstream_conn *c, const struct upstream_req *r,
 	size_t kept = 0, hlen;
 	int chunked, rc;
 
-	*got_any = c->in_len > 0;
+	*got_any = c->in_len > 0 || c->heard;
 	for (;;) {
 		if ((hlen = head_end(c->in, c->in_len)) == 0) {
 			if ((rc = fill(c, r, deadline)) < 0)
@@ -748,6 +769,7 @@ long upstream_conn_post(struct upstream_conn *c, const struct upstream_req *r,
 			break;
 		c->in_len = 0;
 		c->sys_err = 0;
+		c->heard = 0;
 		got_any = 0;
 		rc = send_request(c, r, head, hlen, deadline);
 		if (rc == IO_OK || rc == IO_CLOSED) {

@@ -252,8 +252,14 @@ enum peer_mode {
 	PEER_EARLY,        /* 413 after the head, before the body */
 	PEER_REUSE_CLOSE,  /* 204; then the next request read and closed;
 			    * 204 on the next connection */
+	PEER_REUSE_INTERIM, /* 204; then 100 Continue mid-body and closed */
+	PEER_REUSE_PARTIAL, /* 204; then the body read, "HTTP/1.1 5" and
+			     * closed */
 	PEER_BARE_LF       /* a head of bare LF line ends */
 };
+
+/* The port the peer listens on, as the requests' Host must say. */
+static int peer_port;
 
 struct peer {
 	pid_t pid;
@@ -279,9 +285,11 @@ static int send_str(int fd, const char *s)
 }
 
 /* Reads a request's head; its Content-Length in *cl. 0, or -1 when the
- * connection ended first. */
+ * connection ended first or the head is not what upstream_conn sends. */
 static int read_head(int fd, size_t *cl)
 {
+	char host[64];
+
 	char h[4096];
 	size_t n = 0;
 
@@ -291,6 +299,11 @@ static int read_head(int fd, size_t *cl)
 		n++;
 	}
 	h[n - 1] = '\0';
+	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", peer_port);
+	if (strncmp(h, "POST /api/v1/write HTTP/1.1\r\n", 29) != 0 ||
+	    strstr(h, host) == NULL ||
+	    strstr(h, "\r\nContent-Encoding: snappy\r\n") == NULL)
+		return -1;
 	const char *v = strcasestr(h, "\r\nContent-Length: ");
 	*cl = v ? strtoul(v + 18, NULL, 10) : 0;
 	return 0;
@@ -335,19 +348,30 @@ static int peer_conn(int fd, enum peer_mode mode, int nth)
 		if (read_head(fd, &cl) < 0)
 			return reqs > 0 ? 0 : -1;
 		reqs++;
+		/* The pauses let the client fill the small receive buffer
+		 * (peer_start): it is in the middle of the body then. */
 		if (mode == PEER_CONTINUE) {
-			if (send_str(fd, "HTTP/1.1 100 Continue\r\n\r\n") < 0 ||
-			    read_body(fd, cl) < 0)
+			if (send_str(fd, "HTTP/1.1 100 Continue\r\n\r\n") < 0)
+				return -1;
+			pause_ms(100);
+			if (read_body(fd, cl) < 0)
 				return -1;
 			return send_str(fd, "HTTP/1.1 204 No Content\r\n\r\n");
 		}
 		if (mode == PEER_EARLY) {
+			char b[65536];
 			if (send_str(fd, "HTTP/1.1 413 Payload Too Large\r\n"
-				     "Content-Length: 3\r\nConnection: close\r\n"
-				     "\r\nbig") < 0)
+				     "Content-Length: 3\r\n\r\nbig") < 0)
 				return -1;
-			shutdown(fd, SHUT_WR);
-			return read_body(fd, cl);
+			pause_ms(200);
+			while (recv(fd, b, sizeof(b), 0) > 0)
+				;
+			return 0;
+		}
+		if (mode == PEER_REUSE_INTERIM && reqs == 2) {
+			send_str(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+			pause_ms(100);
+			return 0;   /* closed mid-body */
 		}
 		if (read_body(fd, cl) < 0)
 			return -1;
@@ -391,6 +415,18 @@ static int peer_conn(int fd, enum peer_mode mode, int nth)
 			if (send_str(fd, "HTTP/1.1 204 No Content\r\n\r\n") < 0)
 				return -1;
 			break;
+		case PEER_REUSE_INTERIM:
+			if (send_str(fd, "HTTP/1.1 204 No Content\r\n\r\n") < 0)
+				return -1;
+			break;
+		case PEER_REUSE_PARTIAL:
+			if (reqs == 2) {
+				send_str(fd, "HTTP/1.1 5");
+				return 0;
+			}
+			if (send_str(fd, "HTTP/1.1 204 No Content\r\n\r\n") < 0)
+				return -1;
+			break;
 		case PEER_BARE_LF:
 			if (send_str(fd, "HTTP/1.1 204 No Content\nX-A: b\n\n") < 0)
 				return -1;
@@ -406,28 +442,33 @@ static int peer_start(struct peer *p, enum peer_mode mode)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t alen = sizeof(a);
-	int lfd, pipefd[2], rc = 0, fd;
+	int lfd, pipefd[2], fd, rcvbuf = 65536;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* A small receive window (accepted sockets inherit it): a peer that
+	 * pauses has the client wait in the middle of the body. */
 	if ((lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		       sizeof(rcvbuf)) < 0 ||
 	    bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    listen(lfd, 8) < 0 ||
 	    getsockname(lfd, (struct sockaddr *)&a, &alen) < 0 ||
 	    pipe(pipefd) < 0)
 		return -1;
-	p->port = ntohs(a.sin_port);
+	p->port = peer_port = ntohs(a.sin_port);
 	if ((p->pid = fork()) < 0)
 		return -1;
 	if (p->pid == 0) {
 		close(pipefd[0]);
 		alarm(30);
+		/* Per connection "c" when taken, then "o" (as scripted) or
+		 * "x" before it is closed. */
 		for (int n = 0; (fd = accept(lfd, NULL, NULL)) >= 0; n++) {
-			if (write(pipefd[1], "c", 1) != 1)
+			if (write(pipefd[1], "c", 1) != 1 ||
+			    write(pipefd[1], peer_conn(fd, mode, n) == 0 ?
+				  "o" : "x", 1) != 1)
 				_exit(3);
-			rc |= peer_conn(fd, mode, n);
 			close(fd);
-			if (rc != 0)
-				_exit(2);
 		}
 		_exit(1);
 	}
@@ -438,21 +479,23 @@ static int peer_start(struct peer *p, enum peer_mode mode)
 }
 
 /* Stops the peer; returns how many connections it took, or -1 when its
- * script found something wrong (a body not the one sent). */
+ * script found something wrong on one (a head or a body not the one
+ * sent). */
 static int peer_stop(struct peer *p)
 {
 	char b[64];
-	int status, n = 0;
+	int n = 0, bad = 0;
 	ssize_t k;
 
 	kill(p->pid, SIGTERM);
-	waitpid(p->pid, &status, 0);
+	waitpid(p->pid, NULL, 0);
 	while ((k = read(p->conns_fd, b, sizeof(b))) > 0)
-		n += (int)k;
+		for (ssize_t i = 0; i < k; i++) {
+			n += b[i] == 'c';
+			bad |= b[i] == 'x';
+		}
 	close(p->conns_fd);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
-		return -1;
-	return n;
+	return bad ? -1 : n;
 }
 
 static uint8_t *pattern;
@@ -604,8 +647,9 @@ static void test_post_early(void)
 	CHECK(peer_start(&p, PEER_EARLY) == 0);
 	CHECK_EQ_INT(post(&c, &p, &mb, &a), 413);
 	CHECK_STR(a.reason, "big");
+	CHECK(mb.pos < BODY_LEN);
 	CHECK_EQ_INT(c.fd, -1);
-	peer_stop(&p);
+	CHECK_EQ_INT(peer_stop(&p), 1);
 }
 
 /* A kept connection closed as the next request goes out: that request
@@ -623,6 +667,51 @@ static void test_post_reuse_closed(void)
 	CHECK_EQ_INT(mb.rewinds, 0);
 	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
 	CHECK_EQ_INT(mb.rewinds, 1);
+	upstream_conn_close(&c);
+	CHECK_EQ_INT(peer_stop(&p), 2);
+}
+
+/* A kept connection that answered something (an interim answer while the
+ * body went out, or the start of a status line) and then closed: the
+ * upstream had the request, so it is not sent again. */
+static void test_post_reuse_answered(void)
+{
+	static const enum peer_mode modes[] = {
+		PEER_REUSE_INTERIM, PEER_REUSE_PARTIAL
+	};
+
+	for (size_t i = 0; i < 2; i++) {
+		struct upstream_conn c;
+		struct upstream_answer a;
+		struct mem_body mb = { 0 };
+		struct peer p;
+
+		upstream_conn_init(&c);
+		CHECK(peer_start(&p, modes[i]) == 0);
+		CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
+		CHECK_EQ_INT(post(&c, &p, &mb, &a), 0);
+		CHECK(strstr(a.err, "closed the connection in its answer") != NULL);
+		CHECK_EQ_INT(mb.rewinds, 0);
+		CHECK_EQ_INT(peer_stop(&p), 1);
+	}
+}
+
+/* A connection idle past UPSTREAM_CONN_MAX_IDLE_MS is not used again:
+ * the next request goes on a new one, sent once. */
+static void test_post_idle_limit(void)
+{
+	struct upstream_conn c;
+	struct upstream_answer a;
+	struct mem_body mb = { 0 };
+	struct peer p;
+
+	upstream_conn_init(&c);
+	CHECK(peer_start(&p, PEER_BARE_LF) == 0);
+	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
+	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
+	c.idle_since_ms -= UPSTREAM_CONN_MAX_IDLE_MS + 1000;
+	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
+	CHECK_EQ_INT(mb.rewinds, 0);
 	upstream_conn_close(&c);
 	CHECK_EQ_INT(peer_stop(&p), 2);
 }
@@ -670,6 +759,8 @@ int main(void)
 	RUN(test_post_continue);
 	RUN(test_post_early);
 	RUN(test_post_reuse_closed);
+	RUN(test_post_reuse_answered);
+	RUN(test_post_idle_limit);
 	RUN(test_post_bare_lf);
 	free(pattern);
 	return unit_done();
