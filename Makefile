@@ -51,7 +51,7 @@ CHECK_UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 # the generated protobuf code are built again, instrumented, in FUZZ_DIR.
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= decoder config
+FUZZ_TARGETS ?= decoder config answer
 FUZZ_DIR      = build/fuzz
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \

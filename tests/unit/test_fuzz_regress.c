@@ -1,8 +1,9 @@
 /*
  * test_fuzz_regress.c - replays the fuzz targets' inputs through the same
- * checks the targets run (tests/fuzz/decoder_check.h, config_check.h):
- * the seed corpora, and the inputs the fuzzers found a bug with, kept
- * under tests/fuzz/regress/{decoder,config}/ so that the bug stays fixed.
+ * checks the targets run (tests/fuzz/decoder_check.h, config_check.h,
+ * answer_check.h): the seed corpora, and the inputs the fuzzers found a
+ * bug with, kept under tests/fuzz/regress/{decoder,config,answer}/ so that
+ * the bug stays fixed.
  * Under make check the sanitizers watch the replay too.
  *
  * Files are read from $REPO/tests/fuzz, or tests/fuzz when REPO is unset
@@ -16,6 +17,7 @@
 
 #include "unit.h"
 
+#include "../fuzz/answer_check.h"
 #include "../fuzz/config_check.h"
 #include "../fuzz/decoder_check.h"
 
@@ -126,12 +128,24 @@ static void test_config_regress(void)
 	REPLAY("regress/config", config_check, 0);
 }
 
+static void test_answer_corpus(void)
+{
+	REPLAY("corpus/answer", answer_check, 1);
+}
+
+static void test_answer_regress(void)
+{
+	REPLAY("regress/answer", answer_check, 0);
+}
+
 int main(void)
 {
 	RUN(test_decoder_corpus);
 	RUN(test_decoder_regress);
 	RUN(test_config_corpus);
 	RUN(test_config_regress);
+	RUN(test_answer_corpus);
+	RUN(test_answer_regress);
 	ingest_thread_cleanup();
 	wire_scratch_free();
 	return unit_done();
