@@ -122,7 +122,7 @@ static const struct config_key config_keys[] = {
 	    "Batches the upstream refused are deleted after this time."),
 
 	STR("url", SEC_UPSTREAM, url, "http://127.0.0.1:8428/api/v1/write", CHECK_URL,
-	    "Remote-write URL; may use {tenant}, {account_id} and {project_id}."),
+	    "Remote-write URL (http:// or https://); may use {tenant}, {account_id} and {project_id}. A proxy is taken from the environment as curl does (http_proxy, https_proxy, all_proxy)."),
 	NUM("timeout", SEC_UPSTREAM, CONF_DURATION, timeout_ms, "30s", "100ms", "1h",
 	    "Time limit for one whole upstream request."),
 	NUM("min_backoff", SEC_UPSTREAM, CONF_DURATION, min_backoff_ms, "100ms", "1ms", "1h",
