@@ -527,40 +527,63 @@ static long post(struct upstream_conn *c, const struct peer *p,
 	return upstream_conn_post(c, &req, a);
 }
 
+/* One test's client and peer. */
+static struct rig {
+	struct upstream_conn c;
+	struct upstream_answer a;
+	struct mem_body mb;
+	struct peer p;
+} rig;
+
+/* A new connection state and a peer answering as mode (a peer left by a
+ * test that failed is stopped first). 0 or -1. */
+static int rig_start(enum peer_mode mode)
+{
+	if (rig.p.pid > 0)
+		peer_stop(&rig.p);
+	upstream_conn_close(&rig.c);
+	memset(&rig, 0, sizeof(rig));
+	upstream_conn_init(&rig.c);
+	return peer_start(&rig.p, mode);
+}
+
+static long rig_post(void)
+{
+	return post(&rig.c, &rig.p, &rig.mb, &rig.a);
+}
+
+/* Closes the connection and stops the peer; peer_stop's result. */
+static int rig_stop(void)
+{
+	int n;
+
+	upstream_conn_close(&rig.c);
+	n = peer_stop(&rig.p);
+	rig.p.pid = 0;
+	return n;
+}
+
 /* The upstream closes after the request without answering: no answer,
  * said so, and no second try on a connection that was new. */
 static void test_post_closed(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_CLOSE) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 0);
-	CHECK(strstr(a.err, "closed the connection before answering") != NULL);
-	CHECK_EQ_INT(mb.rewinds, 0);
-	CHECK_EQ_INT(c.fd, -1);
-	CHECK_EQ_INT(peer_stop(&p), 1);
+	CHECK(rig_start(PEER_CLOSE) == 0);
+	CHECK_EQ_INT(rig_post(), 0);
+	CHECK(strstr(rig.a.err, "closed the connection before answering") != NULL);
+	CHECK_EQ_INT(rig.mb.rewinds, 0);
+	CHECK_EQ_INT(rig.c.fd, -1);
+	CHECK_EQ_INT(rig_stop(), 1);
 }
 
 /* An answer a byte at a time is read whole. */
 static void test_post_one_byte(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_ONE_BYTE) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 200);
-	CHECK_STR(a.reason, "OK");
-	CHECK_STR(a.status_text, "OK");
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 200);
-	upstream_conn_close(&c);
-	CHECK_EQ_INT(peer_stop(&p), 1);
+	CHECK(rig_start(PEER_ONE_BYTE) == 0);
+	CHECK_EQ_INT(rig_post(), 200);
+	CHECK_STR(rig.a.reason, "OK");
+	CHECK_STR(rig.a.status_text, "OK");
+	CHECK_EQ_INT(rig_post(), 200);
+	CHECK_EQ_INT(rig_stop(), 1);
 }
 
 /* A chunked answer (a chunk extension, a size line cut between writes,
@@ -568,107 +591,68 @@ static void test_post_one_byte(void)
  * request. */
 static void test_post_chunked(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_CHUNKED) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 429);
-	CHECK_STR(a.reason, "slow down");
-	CHECK_STR(a.status_text, "Too Many Requests");
-	CHECK(c.fd >= 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	CHECK_EQ_INT(c.served, 2);
-	upstream_conn_close(&c);
-	CHECK_EQ_INT(peer_stop(&p), 1);
+	CHECK(rig_start(PEER_CHUNKED) == 0);
+	CHECK_EQ_INT(rig_post(), 429);
+	CHECK_STR(rig.a.reason, "slow down");
+	CHECK_STR(rig.a.status_text, "Too Many Requests");
+	CHECK(rig.c.fd >= 0);
+	CHECK_EQ_INT(rig_post(), 204);
+	CHECK_EQ_INT(rig.c.served, 2);
+	CHECK_EQ_INT(rig_stop(), 1);
 }
 
 /* A chunked answer cut in a chunk is no answer. */
 static void test_post_chunk_cut(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_CHUNK_CUT) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 0);
-	CHECK(strstr(a.err, "malformed or cut") != NULL);
-	CHECK_EQ_INT(c.fd, -1);
-	CHECK_EQ_INT(peer_stop(&p), 1);
+	CHECK(rig_start(PEER_CHUNK_CUT) == 0);
+	CHECK_EQ_INT(rig_post(), 0);
+	CHECK(strstr(rig.a.err, "malformed or cut") != NULL);
+	CHECK_EQ_INT(rig.c.fd, -1);
+	CHECK_EQ_INT(rig_stop(), 1);
 }
 
 /* A body without length ends with the connection: read whole, and the
  * connection is not kept. */
 static void test_post_until_close(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_UNTIL_CLOSE) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 500);
-	CHECK_STR(a.reason, "broken\n");
-	CHECK_EQ_INT(c.fd, -1);
-	CHECK_EQ_INT(peer_stop(&p), 1);
+	CHECK(rig_start(PEER_UNTIL_CLOSE) == 0);
+	CHECK_EQ_INT(rig_post(), 500);
+	CHECK_STR(rig.a.reason, "broken\n");
+	CHECK_EQ_INT(rig.c.fd, -1);
+	CHECK_EQ_INT(rig_stop(), 1);
 }
 
 /* A 100 Continue while the body is going out is passed over: the body
  * is sent whole (the peer checks every byte) and the final answer read. */
 static void test_post_continue(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_CONTINUE) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	upstream_conn_close(&c);
-	CHECK_EQ_INT(peer_stop(&p), 1);
+	CHECK(rig_start(PEER_CONTINUE) == 0);
+	CHECK_EQ_INT(rig_post(), 204);
+	CHECK_EQ_INT(rig_stop(), 1);
 }
 
 /* A final answer before the body's end stops the sending; it is the
  * answer, and the connection is not kept. */
 static void test_post_early(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_EARLY) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 413);
-	CHECK_STR(a.reason, "big");
-	CHECK(mb.pos < BODY_LEN);
-	CHECK_EQ_INT(c.fd, -1);
-	CHECK_EQ_INT(peer_stop(&p), 1);
+	CHECK(rig_start(PEER_EARLY) == 0);
+	CHECK_EQ_INT(rig_post(), 413);
+	CHECK_STR(rig.a.reason, "big");
+	CHECK(rig.mb.pos < BODY_LEN);
+	CHECK_EQ_INT(rig.c.fd, -1);
+	CHECK_EQ_INT(rig_stop(), 1);
 }
 
 /* A kept connection closed as the next request goes out: that request
  * is sent once more, from the body's start, on a new connection. */
 static void test_post_reuse_closed(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_REUSE_CLOSE) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	CHECK_EQ_INT(mb.rewinds, 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	CHECK_EQ_INT(mb.rewinds, 1);
-	upstream_conn_close(&c);
-	CHECK_EQ_INT(peer_stop(&p), 2);
+	CHECK(rig_start(PEER_REUSE_CLOSE) == 0);
+	CHECK_EQ_INT(rig_post(), 204);
+	CHECK_EQ_INT(rig.mb.rewinds, 0);
+	CHECK_EQ_INT(rig_post(), 204);
+	CHECK_EQ_INT(rig.mb.rewinds, 1);
+	CHECK_EQ_INT(rig_stop(), 2);
 }
 
 /* A kept connection that answered something (an interim answer while the
@@ -681,18 +665,12 @@ static void test_post_reuse_answered(void)
 	};
 
 	for (size_t i = 0; i < 2; i++) {
-		struct upstream_conn c;
-		struct upstream_answer a;
-		struct mem_body mb = { 0 };
-		struct peer p;
-
-		upstream_conn_init(&c);
-		CHECK(peer_start(&p, modes[i]) == 0);
-		CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-		CHECK_EQ_INT(post(&c, &p, &mb, &a), 0);
-		CHECK(strstr(a.err, "closed the connection in its answer") != NULL);
-		CHECK_EQ_INT(mb.rewinds, 0);
-		CHECK_EQ_INT(peer_stop(&p), 1);
+		CHECK(rig_start(modes[i]) == 0);
+		CHECK_EQ_INT(rig_post(), 204);
+		CHECK_EQ_INT(rig_post(), 0);
+		CHECK(strstr(rig.a.err, "closed the connection in its answer") != NULL);
+		CHECK_EQ_INT(rig.mb.rewinds, 0);
+		CHECK_EQ_INT(rig_stop(), 1);
 	}
 }
 
@@ -700,37 +678,23 @@ static void test_post_reuse_answered(void)
  * the next request goes on a new one, sent once. */
 static void test_post_idle_limit(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_BARE_LF) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	c.idle_since_ms -= UPSTREAM_CONN_MAX_IDLE_MS + 1000;
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	CHECK_EQ_INT(mb.rewinds, 0);
-	upstream_conn_close(&c);
-	CHECK_EQ_INT(peer_stop(&p), 2);
+	CHECK(rig_start(PEER_BARE_LF) == 0);
+	CHECK_EQ_INT(rig_post(), 204);
+	CHECK_EQ_INT(rig_post(), 204);
+	rig.c.idle_since_ms -= UPSTREAM_CONN_MAX_IDLE_MS + 1000;
+	CHECK_EQ_INT(rig_post(), 204);
+	CHECK_EQ_INT(rig.mb.rewinds, 0);
+	CHECK_EQ_INT(rig_stop(), 2);
 }
 
 /* A head whose lines end in a bare LF. */
 static void test_post_bare_lf(void)
 {
-	struct upstream_conn c;
-	struct upstream_answer a;
-	struct mem_body mb = { 0 };
-	struct peer p;
-
-	upstream_conn_init(&c);
-	CHECK(peer_start(&p, PEER_BARE_LF) == 0);
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	CHECK_STR(a.status_text, "No Content");
-	CHECK_EQ_INT(post(&c, &p, &mb, &a), 204);
-	upstream_conn_close(&c);
-	CHECK_EQ_INT(peer_stop(&p), 1);
+	CHECK(rig_start(PEER_BARE_LF) == 0);
+	CHECK_EQ_INT(rig_post(), 204);
+	CHECK_STR(rig.a.status_text, "No Content");
+	CHECK_EQ_INT(rig_post(), 204);
+	CHECK_EQ_INT(rig_stop(), 1);
 }
 
 int main(void)
