@@ -453,6 +453,7 @@ static long sender_post(struct sender *s, const char *url)
 {
 	uint64_t t0 = clock_mono_us();
 	long status = 0;
+	int answered;
 	CURLcode rc;
 
 	s->reason[0] = '\0';
@@ -465,13 +466,14 @@ static long sender_post(struct sender *s, const char *url)
 	metric_add(&metrics.upstream_inflight, 1);
 	if (upstream_conn_usable(url)) {
 		status = post_direct(s, url);
-		rc = status != 0 ? CURLE_OK : CURLE_RECV_ERROR;
+		answered = status != 0;
 	} else {
 		curl_easy_setopt(s->curl, CURLOPT_URL, url);
 		curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)s->body.stream.len);
 		rc = curl_easy_perform(s->curl);
-		if (rc != CURLE_OK)
+		answered = rc == CURLE_OK;
+		if (!answered)
 			snprintf(s->reason, sizeof(s->reason), "%s",
 				 s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
 		else
@@ -479,7 +481,7 @@ static long sender_post(struct sender *s, const char *url)
 	}
 	atomic_fetch_sub(&metrics.upstream_inflight, 1);
 	latency_observe(&metrics.upstream_latency, clock_mono_us() - t0);
-	if (rc != CURLE_OK) {
+	if (!answered) {
 		metric_add(&metrics.upstream_requests[0], 1);
 		return 0;
 	}
