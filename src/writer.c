@@ -169,20 +169,22 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 				return rc;
 			continue;
 		}
-		if (used + fp > limit && w->cfg->when_full == WHEN_FULL_DROP_OLDEST &&
-		    (rc = evict_for_space(&w->evict, txn, w->q, &w->usage, &sink,
-					  &used, fp, limit, now)) != 0)
-			return rc;
-		if (used + fp > limit) {
-			refuse(b, REFUSE_BUFFER_FULL);
-			continue;
-		}
+		/* The tenant's share first: a batch refused for it must not
+		 * evict anything for room it then does not take. */
 		if ((e = entry_set_find(&w->entries, b->tenant, b->tlen)) == NULL)
 			return ERR_NOMEM;
 		if (b->tenant_max_bytes > 0 &&
 		    queue_tenant_bytes(w->q, b->tenant, b->tlen) + e->round_bytes +
 		    b->value_bytes > b->tenant_max_bytes) {
 			refuse(b, REFUSE_TENANT_FULL);
+			continue;
+		}
+		if (used + fp > limit && w->cfg->when_full == WHEN_FULL_DROP_OLDEST &&
+		    (rc = evict_for_space(&w->evict, txn, w->q, &w->usage, &sink,
+					  &used, fp, limit, now)) != 0)
+			return rc;
+		if (used + fp > limit) {
+			refuse(b, REFUSE_BUFFER_FULL);
 			continue;
 		}
 		used += fp;
