@@ -129,12 +129,16 @@ void queue_removed(struct queue *q, const char *id, size_t idlen,
 		t->entries = sub_floor(t->entries, entries);
 		t->bytes = sub_floor(t->bytes, bytes);
 		t->samples = sub_floor(t->samples, samples);
-		/* next_seq is the tenant's oldest entry left (0: none). */
-		if (next_seq == 0 || t->entries == 0) {
+		/* next_seq is the tenant's oldest entry left (0: none): the
+		 * store's word over the counts, so that a count that went
+		 * wrong cannot hide what is left from the lanes. */
+		if (next_seq == 0) {
 			t->entries = t->bytes = t->samples = 0;
 			t->first_seq = t->last_seq + 1;
 			t->oldest_ms = 0;
 		} else {
+			if (t->entries == 0)
+				t->entries = 1;
 			t->first_seq = next_seq;
 			t->oldest_ms = next_created_ms;
 		}

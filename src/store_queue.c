@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "lanes.h"
 #include "queue.h"
@@ -125,9 +126,19 @@ int store_load_queue(struct store *st, struct queue *q)
 	}
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (store_key_parse(&k, &tenant, &tlen, &seq) < 0 ||
-		    store_entry_hdr(&v, &h) < 0) {
+		if (store_key_parse(&k, &tenant, &tlen, &seq) < 0) {
 			bad++;
+			continue;
+		}
+		if (store_entry_hdr(&v, &h) < 0) {
+			/* Still the tenant's: lane 0 reads it (whole, alone)
+			 * and deletes it once through it, which counts it out.
+			 * Its age is not known: from this start. */
+			bad++;
+			queue_added(q, tenant, tlen, seq, store_value_len(&v), 0,
+				    clock_wall_ms());
+			if (seq >= st->next_seq)
+				st->next_seq = seq + 1;
 			continue;
 		}
 		queue_added(q, tenant, tlen, seq, store_value_len(&v), h.samples,
@@ -142,10 +153,12 @@ int store_load_queue(struct store *st, struct queue *q)
 	if (rc == MDB_NOTFOUND)
 		rc = store_load_cursors(txn, st, q);
 	mdb_txn_abort(txn);
-	/* Another entry version is not misread: skipped, and said so. */
+	/* Another entry version is not misread: said so; each goes whole
+	 * and alone, as lane 0's (store_body_open), unless its key is
+	 * unreadable too. */
 	if (bad > 0)
-		log_msg(LOG_WARN, "unreadable buffer entries skipped (damaged, or "
-			"of another entry version)",
+		log_msg(LOG_WARN, "unreadable buffer entries (damaged, or of "
+			"another entry version); each is sent alone as it is",
 			"count=%llu", (unsigned long long)bad);
 	return rc == 0 ? 0 : err_from_mdb(rc);
 }
