@@ -643,6 +643,10 @@ int store_body_open(struct store *st, const char *tenant, size_t tlen,
 			break;
 	}
 	mdb_cursor_close(cur);
+	/* A read that failed is not the range's end: the lane would pass
+	 * over what it did not see. Tried again later, as a failed read. */
+	if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		ret = -1;
 	span->last_seq = seen;
 	if (ret == 0 && nparts > 0 &&
 	    sblock_stream_init(&body->stream, body->elements, nelem,
