@@ -34,6 +34,7 @@ struct writer_op {
 	char reason[512];
 	struct setaside_filter filter; /* OP_REPLAY, OP_PURGE */
 	struct writer_op *next;
+	unsigned failures;       /* rounds of its own it failed (parked) */
 	size_t nseen;            /* OP_ACK: what the request's body saw */
 	struct store_seen seen[];
 };
@@ -109,6 +110,11 @@ struct writer {
 	struct sweep *sweeps;     /* one per tenant (writer_sweep.c) */
 	struct sweep *sweeps_new; /* added by this round's answers */
 	int sweeps_paused;        /* no round for sweeps alone (they failed) */
+	/* Operations that failed in a round of their own (a set-aside or a
+	 * replay with no room for it): tried again alone, never in a round
+	 * with others, not before parked_retry_ms (monotonic). */
+	struct writer_op *parked;
+	uint64_t parked_retry_ms;
 };
 
 /* A change for the queue, published after the commit; NULL when out of

@@ -467,6 +467,113 @@ static void log_commit_error(struct writer *w, int rc, int refused)
 }
 
 
+/*
+ * Parked operations. When a round's operations fail again alone (after
+ * its requests were refused), each is tried in a round of its own: one
+ * that cannot be stored (a set-aside or a replay of set-aside entries
+ * with no room left for its copy) must hold back neither the requests
+ * nor the other lanes' deliveries, round after round. What still fails
+ * is parked: tried again alone once a second, never with others. A
+ * delivery or a set-aside stays parked until it is stored (its lane
+ * waits for it; giving it up would lose the lane's place); a replay or a
+ * purge is given up after PARK_MAX_TRIES (the set-aside entries stay as
+ * they were), and so is whatever is parked at a stop.
+ */
+#define PARK_RETRY_MS 1000
+#define PARK_MAX_TRIES 10
+
+/* Commits each of ops in a round of its own; returns those that failed,
+ * in order, each with its failures counted. */
+static struct writer_op *ops_alone(struct writer *w, struct writer_op *ops)
+{
+	struct writer_op *failed = NULL, **tail = &failed, *op, *next;
+	int rc;
+
+	for (op = ops; op != NULL; op = next) {
+		next = op->next;
+		op->next = NULL;
+		if ((rc = commit_round(w, NULL, op)) == 0) {
+			writer_free_ops(op);
+			continue;
+		}
+		metric_add(&metrics.commit_errors, 1);
+		log_commit_error(w, rc, 0);
+		op->failures++;
+		*tail = op;
+		tail = &op->next;
+	}
+	return failed;
+}
+
+/* Appends ops to the parked ones, each but a replay or purge tried too
+ * often; give_up (a stop): none is kept. */
+static void park(struct writer *w, struct writer_op *ops, int give_up)
+{
+	struct writer_op **tail = &w->parked, *op, *next;
+	unsigned parked = 0;
+
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	for (op = ops; op != NULL; op = next) {
+		next = op->next;
+		op->next = NULL;
+		if (give_up || ((op->kind == OP_REPLAY || op->kind == OP_PURGE) &&
+				op->failures >= PARK_MAX_TRIES)) {
+			log_msg(LOG_ERROR, op->kind == OP_REPLAY ?
+				"set-aside replay given up: it could not be stored" :
+				op->kind == OP_PURGE ?
+				"set-aside purge given up: it could not be stored" :
+				"buffer operation given up at stop (delivered entries "
+				"will be sent again)", "tenant=%.*s tries=%u",
+				(int)op->tlen, op->tenant, op->failures);
+			writer_free_ops(op);
+			continue;
+		}
+		*tail = op;
+		tail = &op->next;
+		parked++;
+	}
+	if (parked > 0)
+		w->parked_retry_ms = clock_mono_ms() + PARK_RETRY_MS;
+}
+
+/* Tries the parked operations again when it is time: together first
+ * (after a full disk most go through at once), then each alone. */
+static void retry_parked(struct writer *w)
+{
+	struct writer_op *ops = w->parked;
+
+	if (ops == NULL || clock_mono_ms() < w->parked_retry_ms)
+		return;
+	w->parked = NULL;
+	if (ops->next != NULL && commit_round(w, NULL, ops) == 0) {
+		writer_free_ops(ops);
+		return;
+	}
+	park(w, ops_alone(w, ops), 0);
+}
+
+/* Called with the lock held: waits for work, or for the parked
+ * operations' next try. */
+static void wait_work(struct writer *w)
+{
+	struct timespec until;
+	uint64_t now;
+
+	/* Sweeps left (writer_sweep.c) make a round by themselves. */
+	while (w->batches == NULL && w->ops == NULL && !w->stopping &&
+	       (w->sweeps == NULL || w->sweeps_paused)) {
+		if (w->parked == NULL) {
+			pthread_cond_wait(&w->cond, &w->lock);
+			continue;
+		}
+		if ((now = clock_mono_ms()) >= w->parked_retry_ms)
+			return;
+		until = clock_deadline((w->parked_retry_ms - now) * 1000);
+		pthread_cond_timedwait(&w->cond, &w->lock, &until);
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
@@ -478,10 +585,7 @@ static void *writer_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		w->idle = 1;
-		/* Sweeps left (writer_sweep.c) make a round by themselves. */
-		while (w->batches == NULL && w->ops == NULL && !w->stopping &&
-		       (w->sweeps == NULL || w->sweeps_paused))
-			pthread_cond_wait(&w->cond, &w->lock);
+		wait_work(w);
 		w->idle = 0;
 		gather_acks(w);
 		gather(w);
@@ -499,8 +603,13 @@ static void *writer_main(void *arg)
 		if (list == NULL && ops == NULL && stopping)
 			w->exited = 1;
 		pthread_mutex_unlock(&w->lock);
+		retry_parked(w);
 		if (list == NULL && ops == NULL && stopping)
 			break;
+		/* Woken for the parked operations alone. */
+		if (list == NULL && ops == NULL &&
+		    (w->sweeps == NULL || w->sweeps_paused))
+			continue;
 
 		t0 = clock_mono_us();
 		rc = commit_round(w, list, ops);
@@ -522,10 +631,26 @@ static void *writer_main(void *arg)
 			writer_free_ops(ops);
 			continue;
 		}
+		/* Then each alone, when there are several: what still fails
+		 * is parked (see park()). */
+		if (ops != NULL && !stopping) {
+			if (ops->next != NULL)
+				ops = ops_alone(w, ops);
+			else
+				ops->failures++;
+			park(w, ops, 0);
+			ops = NULL;
+		}
 		if (ops != NULL)
-			writer_requeue_ops(w, ops, stopping && ++stop_failures > 3);
+			writer_requeue_ops(w, ops, ++stop_failures > 3);
 		nanosleep(&(struct timespec){0, 100 * 1000000}, NULL);
 	}
+	/* Stopping: the parked operations get a last try. */
+	w->parked_retry_ms = 0;
+	retry_parked(w);
+	ops = w->parked;
+	w->parked = NULL;
+	park(w, ops, 1);
 	return NULL;
 }
 

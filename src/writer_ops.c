@@ -159,11 +159,11 @@ void writer_free_ops(struct writer_op *ops)
 }
 
 /*
- * Operations whose commit failed (deliveries, set-asides, refusals for
- * usage, replays and purges) go back at the head of the list, in order,
- * for the next round. At a stop that keeps failing they are given up
- * (give_up): delivered entries are then sent again after the restart,
- * never lost.
+ * While stopping, operations whose commit failed (deliveries, set-asides,
+ * refusals for usage, replays and purges) go back at the head of the
+ * list, in order, for the next round (before, they are parked: writer.c,
+ * park()). At a stop that keeps failing they are given up (give_up):
+ * delivered entries are then sent again after the restart, never lost.
  */
 void writer_requeue_ops(struct writer *w, struct writer_op *ops, int give_up)
 {
