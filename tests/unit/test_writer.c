@@ -1664,6 +1664,181 @@ static void test_max_age_partly_delivered(void)
 		     fx[2].counts.samples + fx[7].counts.samples);
 }
 
+/* ---- review reproductions ---------------------------------------------- */
+
+/* A put into the setaside database that finds no room (a set-aside copy,
+ * or a replay, larger than the free pages / the disk); every other write
+ * goes through. */
+static int setaside_full_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key,
+			     MDB_val *val, unsigned flags)
+{
+	if (dbi == E.st->setaside)
+		return MDB_MAP_FULL;
+	return mdb_put(txn, dbi, key, val, flags);
+}
+
+/* Polls up to about ms milliseconds for the queue to hold want entries:
+ * 0 when it does, -1 when it did not. */
+static int entries_within(uint64_t want, int ms)
+{
+	struct timespec ts = { 0, POLL_SLEEP_NS };
+	struct queue_totals t;
+
+	for (int i = 0; i < ms; i++) {
+		queue_totals(&E.q, &t);
+		if (t.entries == want)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+/* One set-aside that cannot be stored must not hold back another tenant's
+ * delivery (nor refuse every request): acknowledgements alone need little
+ * room, and the writer says it retries them alone. */
+static void test_failing_set_aside_blocks_acks(void)
+{
+	uint64_t s0;
+	int ok;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(3));
+	CHECK_NOERR(batch_fixture(&E.b[0], "t1", 0, NULL));
+	CHECK_NOERR(batch_fixture(&E.b[1], "t2", 1, NULL));
+	CHECK_NOERR(batch_fixture(&E.b[2], "t2", 2, NULL));
+	CHECK_NOERR(submit_each(0, 2));
+	s0 = first_seq();
+	store_seam_put = setaside_full_put;
+	/* t1's lane 0 part is refused upstream; t2's entry was delivered. */
+	writer_set_aside(E.w, "t1", 2, 0, s0, 400, "bad");
+	writer_ack(E.w, "t2", 2, 0, s0 + 1, s0 + 1);
+	/* t2's delivery commits: only t1's entry is left */
+	ok = entries_within(1, 3000) == 0;
+	/* and a write that needs no set-aside room is stored */
+	if (ok)
+		CHECK_NOERR(submit_wait(2, 3));
+	store_seam_put = mdb_put;
+	CHECK(ok);
+	CHECK_EQ_INT(E.b[2].status, BATCH_STORED);
+	/* once there is room, the parked set-aside is stored: t1's entry
+	 * leaves the queue, t2's new one stays */
+	CHECK_EQ_INT(entries_within(1, 3000), 0);
+}
+
+/* A batch refused for its tenant's share (max_buffer_bytes) must not
+ * evict anything for room it then does not take. */
+static void test_tenant_full_evicts_nothing(void)
+{
+	enum { N = 120 };
+	struct queue_totals t0, t1;
+	uint64_t dropped0;
+
+	CHECK_NOERR(env_create_policy(MIB, WHEN_FULL_DROP_OLDEST, 0));
+	CHECK_NOERR(env_start());
+	CHECK_NOERR(batches_new(N + 1));
+	for (int i = 0; i < N + 1; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], i < N ? "b" : "a", 1, NULL));
+	CHECK(N * E.b[0].value_bytes > MIB);
+	CHECK_NOERR(submit_each(0, N));     /* the buffer is full */
+	queue_totals(&E.q, &t0);
+	dropped0 = usage_total(DROPPED(DROP_FULL));
+	E.b[N].tenant_max_bytes = 1;        /* over its share whatever it is */
+	CHECK_NOERR(submit_wait(N, N + 1));
+	CHECK_EQ_INT(E.b[N].status, BATCH_REFUSED);
+	CHECK_EQ_INT(E.b[N].reason, REFUSE_TENANT_FULL);
+	queue_totals(&E.q, &t1);
+	CHECK_EQ_INT(t1.entries, t0.entries);
+	CHECK_EQ_INT(usage_total(DROPPED(DROP_FULL)), dropped0);
+}
+
+/* Makes the closed store's entry (tenant, seq) unreadable as the loader
+ * sees it (an entry version this relay does not read, or damage). */
+static const char *entry_spoil(const char *tenant, uint64_t seq)
+{
+	uint8_t key[STORE_KEY_MAX], *copy = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	int rc;
+
+	if (mdb_env_create(&env) != 0)
+		return "mdb_env_create";
+	rc = mdb_env_set_maxdbs(env, 16);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(env, 128 * MIB);
+	if (rc == 0)
+		rc = mdb_env_open(env, E.path, 0, 0600);
+	if (rc == 0 && (rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0) {
+		k.mv_size = store_key(key, tenant, strlen(tenant), seq);
+		k.mv_data = key;
+		if ((rc = mdb_dbi_open(txn, "queue", 0, &dbi)) == 0 &&
+		    (rc = mdb_get(txn, dbi, &k, &v)) == 0 &&
+		    (copy = malloc(v.mv_size)) != NULL) {
+			memcpy(copy, v.mv_data, v.mv_size);
+			copy[0] = 9;             /* entry_hdr.version */
+			v.mv_data = copy;
+			rc = mdb_put(txn, dbi, &k, &v, 0);
+		}
+		if (rc == 0 && copy != NULL)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	free(copy);
+	mdb_env_close(env);
+	return rc == 0 ? NULL : mdb_strerror(rc);
+}
+
+/* Polls the queue database (not the in-memory queue) until it holds n
+ * entries. */
+static const char *wait_db_entries(size_t n)
+{
+	struct timespec ts = { 0, POLL_SLEEP_NS };
+	struct entries es;
+	size_t have = 0;
+
+	for (int i = 0; i < 5000; i++) {
+		if (entries_read(E.st->queue, &es) == NULL) {
+			have = es.n;
+			entries_free(&es);
+			if (have == n)
+				return NULL;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return err("queue database holds %zu entries, not %zu", have, n);
+}
+
+/* An entry the loader skips (unreadable) is still deleted, and counted
+ * out, when a lane passes it: the tenant then looks empty while a later
+ * entry is still buffered, and no lane sends that one. */
+static void test_skipped_entry_hides_later_one(void)
+{
+	struct queue_tenant t;
+	uint64_t s0;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(4));
+	for (int i = 0; i < 4; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], "t1", i, NULL));
+	CHECK_NOERR(submit_each(0, 4));
+	s0 = first_seq();
+	env_stop();
+	CHECK_NOERR(entry_spoil("t1", s0 + 1));
+	CHECK_NOERR(env_start());
+	/* lane 0 delivered s0 (and passed the unreadable s0 + 1), then s0 + 2 */
+	writer_ack(E.w, "t1", 2, 0, s0, s0 + 1);
+	CHECK_NOERR(wait_db_entries(2));
+	writer_ack(E.w, "t1", 2, 0, s0 + 2, s0 + 2);
+	CHECK_NOERR(wait_db_entries(1));        /* s0 + 3 is buffered */
+	/* the queue learns of the commit a moment after it */
+	CHECK_EQ_INT(entries_within(1, 3000), 0);
+	CHECK_EQ_INT(tenant_state("t1", &t), 0);
+	CHECK_EQ_INT(t.entries, 1);
+	CHECK(t.lane[0].send_seq <= s0 + 3);    /* and lane 0 will send it */
+}
+
 int main(void)
 {
 	if (load_fixtures() < 0) {
@@ -1704,6 +1879,9 @@ int main(void)
 	RUN_STORE(test_destination_records);
 	RUN_STORE(test_max_age);
 	RUN_STORE(test_max_age_partly_delivered);
+	RUN_STORE(test_failing_set_aside_blocks_acks);
+	RUN_STORE(test_tenant_full_evicts_nothing);
+	RUN_STORE(test_skipped_entry_hides_later_one);
 	free_fixtures();
 	ingest_thread_cleanup();
 	wire_scratch_free();
