@@ -81,6 +81,8 @@ struct metrics {
 	_Atomic uint64_t bytes_received;         /* compressed bodies accepted */
 	_Atomic uint64_t bytes_decoded;          /* decoded bodies accepted */
 	_Atomic uint64_t duplicates;             /* resent batches not stored again */
+	_Atomic uint64_t write_client_gone;      /* writes whose client left
+						  * before the answer */
 	_Atomic uint64_t usage_exports;          /* usage series batches stored */
 	_Atomic uint64_t usage_export_failures;  /* exports not stored */
 	_Atomic uint64_t answers_cut;            /* streamed answers a storage

@@ -7,6 +7,8 @@
  *   RECEIVING  body bytes are appended (bounded by max_body_size)
  *   WAITING    handed to the writer, connection suspended
  *   DONE       the writer finished; the next call answers
+ *   ANSWERED   the writer's verdict counted (and answered, unless the
+ *              client had gone: then http_write_end counts it)
  */
 #include "http_int.h"
 
@@ -23,7 +25,7 @@
 #include "usage.h"
 #include "writer.h"
 
-enum req_state { REQ_RECEIVING, REQ_WAITING, REQ_DONE };
+enum req_state { REQ_RECEIVING, REQ_WAITING, REQ_DONE, REQ_ANSWERED };
 
 struct request {
 	struct http *h;                 /* ref */
@@ -271,22 +273,45 @@ static enum MHD_Result write_complete(struct http *h, struct request *r)
 	return MHD_YES;
 }
 
-/* The writer is done with the request: answer it. */
-static enum MHD_Result write_answer(struct http *h, struct request *r)
+/* 204, counted; sent when answer is set. */
+static enum MHD_Result answer_stored(struct http *h, struct request *r,
+				     int answer)
+{
+	metrics_count_request(204);
+	return answer ? MHD_queue_response(r->conn, 204, h->stored) : MHD_YES;
+}
+
+/* The refusal in r->adm, counted; sent when answer is set. */
+static enum MHD_Result answer_refused(struct http *h, struct request *r,
+				      int answer)
+{
+	if (answer)
+		return refuse(h, r->conn, &r->adm);
+	admission_count(&h->adm, &r->adm);
+	return MHD_YES;
+}
+
+/* The writer is done with the request: counts what it did and answers
+ * it; answer 0: the client went away before the answer (the connection
+ * was closed on its resumption), so it is only counted, as it would
+ * have been answered. */
+static enum MHD_Result write_answer(struct http *h, struct request *r,
+				    int answer)
 {
 	const struct admission_req *ar = &r->adm;
 	enum MHD_Result ret;
 
 	atomic_fetch_sub(&h->waiting, 1);
+	r->state = REQ_ANSWERED;
+	if (!answer)
+		metric_add(&metrics.write_client_gone, 1);
 	switch (r->batch.status) {
 	case BATCH_DUPLICATE:
 		metric_add(&metrics.duplicates, 1);
-		metrics_count_request(204);
-		ret = MHD_queue_response(r->conn, 204, h->stored);
+		ret = answer_stored(h, r, answer);
 		break;
 	case BATCH_HA_DEDUPLICATED:  /* counted by the writer */
-		metrics_count_request(204);
-		ret = MHD_queue_response(r->conn, 204, h->stored);
+		ret = answer_stored(h, r, answer);
 		break;
 	case BATCH_STORED:
 		metric_add(&metrics.series_received, ar->counts.series);
@@ -306,16 +331,15 @@ static enum MHD_Result write_answer(struct http *h, struct request *r)
 			/* Stored, but for the series over max_series or
 			 * left invalid by relabel rules. */
 			refuse_series(r);
-			ret = refuse(h, r->conn, ar);
+			ret = answer_refused(h, r, answer);
 			break;
 		}
-		metrics_count_request(204);
-		ret = MHD_queue_response(r->conn, 204, h->stored);
+		ret = answer_stored(h, r, answer);
 		break;
 	default: /* BATCH_REFUSED: the writer's reason */
 		series_limit_rollback(&r->series);
 		admission_commit(&r->adm, r->batch.reason);
-		ret = refuse(h, r->conn, ar);
+		ret = answer_refused(h, r, answer);
 		break;
 	}
 	batch_release(&r->batch);
@@ -381,13 +405,19 @@ enum MHD_Result http_write_handle(struct http *h, struct MHD_Connection *conn,
 	if (r->state == REQ_RECEIVING)
 		return write_complete(h, r);
 	if (r->state == REQ_DONE)
-		return write_answer(h, r);
+		return write_answer(h, r, 1);
 	return MHD_YES;
 }
 
 void http_write_end(void *req)
 {
 	struct request *r = req;
+
+	/* Resumed, but its client had closed the connection: libmicrohttpd
+	 * ends it without calling the handler again. The writer's verdict
+	 * still counts, and http_stop waits for no answer to come. */
+	if (r->state == REQ_DONE)
+		write_answer(r->h, r, 0);
 
 	admission_release(&r->adm);
 	admission_body_release(&r->adm);

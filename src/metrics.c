@@ -323,6 +323,10 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= counter(out, "relay_duplicate_requests_total",
 		      "Resent requests acknowledged but not stored again.",
 		      &m->duplicates);
+	rc |= counter(out, "relay_write_client_gone_total",
+		      "Write requests whose client closed the connection before "
+		      "the answer; stored or refused all the same, and counted "
+		      "so.", &m->write_client_gone);
 	rc |= counter(out, "relay_usage_exports_total",
 		      "Batches of usage series (usage_export.h) stored.",
 		      &m->usage_exports);

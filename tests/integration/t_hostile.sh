@@ -8,7 +8,9 @@
 # RssAnon stays within max_inflight_bytes plus the stated overhead, and
 # /metrics counts the connections the relay closed, by reason. Then, with
 # no deadline short enough to help, 1,100 aborted connections alone: the
-# relay notices each close at once and keeps serving.
+# relay notices each close at once and keeps serving. Last, senders that
+# close while their write is committed: stored and counted all the same,
+# and SIGTERM still stops the relay.
 . "$(dirname "$0")/../lib.sh"
 require_relay
 
@@ -88,3 +90,32 @@ check "every write is answered 2xx after 1,100 aborted connections ($out)" \
 	[ "$rc" = 0 -a "$(field "$out" status_2xx)" = 5 ]
 check "the aborted connections are all closed (none held)" \
 	wait_until 10 metric_is "$RELAY_PORT" relay_connections_open 1
+stop_relay
+
+# Senders that close their connection while the relay commits their write
+# (a timeout that ran out): each write is stored and counted all the same,
+# and SIGTERM still stops the relay at once (it once waited for ever for
+# answers that had nowhere to go). Rounds of 60 until some close in time.
+write_conf "$T/gone.conf" server.shutdown_timeout=5s
+start_relay "$T/gone.conf" || { fail setup "relay did not become ready"; exit 1; }
+sent=0
+samples=0
+for round in 1 2 3 4 5; do
+	out=$(python3 "$REPO/tests/tools/hostile.py" "$RELAY_PORT" --duration 1 \
+		--gone 60 --gone-series 2000 --gone-wait-ms 2 2>&1)
+	sent=$((sent + $(field "$out" gone)))
+	samples=$((samples + $(field "$out" gone_samples)))
+	metric_ge "$RELAY_PORT" relay_write_client_gone_total 1 && break
+done
+note "gone senders: $sent writes of $samples samples in $round rounds;" \
+	"client gone before the answer: $(metric "$RELAY_PORT" relay_write_client_gone_total)"
+check "some senders closed before their answer, and are counted" \
+	metric_ge "$RELAY_PORT" relay_write_client_gone_total 1
+check "every write of the gone senders is stored ($sent)" \
+	wait_until 10 metric_is "$RELAY_PORT" relay_commit_requests_total "$sent"
+check "and its samples counted as received ($samples)" \
+	metric_is "$RELAY_PORT" relay_samples_received_total "$samples"
+t0=$(date +%s)
+stop_relay
+rc=$?
+check "SIGTERM stops the relay, exit 0 (rc $rc, $(( $(date +%s) - t0 )) s)" [ "$rc" = 0 ]

@@ -13,18 +13,24 @@ spreads its connections over its own addresses, round robin):
            lasts (at most --reopen times per slot);
   stalled  connect, send a write request's headers (Content-Length
            --body-size, --token), the body fast up to --stall-at bytes,
-           then one byte every 20 s.
+           then one byte every 20 s;
+  gone     connect (from 127.0.0.1), send a whole valid write request of
+           --gone-series series (--token), wait --gone-wait-ms and close
+           without reading the answer: a sender whose timeout ran out
+           while the relay committed its request. All of them at once.
 
 Everything stops after --duration seconds. Prints one summary line:
   aborted=N slow_opened=N slow_closed_by_peer=N stalled_opened=N
-  stalled_answered=N stalled_closed_by_peer=N
+  stalled_answered=N stalled_closed_by_peer=N gone=N gone_samples=N
 Exit status 0, 2 on a usage error.
 """
 import argparse
 import asyncio
 import resource
 import socket
+import struct
 import sys
+import threading
 import time
 
 PARTIAL = b"POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
@@ -54,6 +60,70 @@ def send_aborted(port, sources, n, deadline):
         finally:
             s.close()  # FIN joins the corked data
     return done
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if not n:
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
+
+
+def field(num, payload):
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def write_body(series, prefix):
+    """A WriteRequest of `series` one-sample series, snappy-framed with
+    literals only (a valid block; no snappy module needed)."""
+    ts = int(time.time() * 1000)
+    raw = bytearray()
+    for i in range(series):
+        labels = (field(1, field(1, b"__name__") + field(2, b"gone_metric")) +
+                  field(1, field(1, b"i") + field(2, b"%s-%d" % (prefix, i))))
+        sample = field(2, b"\x09" + struct.pack("<d", 1.0) + b"\x10" + varint(ts))
+        raw += field(1, labels + sample)
+    out = bytearray(varint(len(raw)))
+    for i in range(0, len(raw), 65536):
+        chunk = raw[i:i + 65536]
+        out.append(61 << 2)
+        out += struct.pack("<H", len(chunk) - 1)
+        out += chunk
+    return bytes(out)
+
+
+def send_gone(port, args, i, done):
+    body = write_body(args.gone_series, b"g%d" % i)
+    head = ("POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/x-protobuf\r\n"
+            "Content-Encoding: snappy\r\n"
+            "X-Prometheus-Remote-Write-Version: 0.1.0\r\n"
+            "%sContent-Length: %d\r\n\r\n" %
+            ("Authorization: Bearer %s\r\n" % args.token if args.token else "",
+             len(body)))
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(head.encode() + body)
+        time.sleep(args.gone_wait_ms / 1000.0)
+        s.close()
+        done.append(args.gone_series)
+    except OSError:
+        pass
+
+
+def send_all_gone(port, args):
+    done = []
+    threads = [threading.Thread(target=send_gone, args=(port, args, i, done))
+               for i in range(args.gone)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(done), sum(done)
 
 
 class Counts:
@@ -177,6 +247,9 @@ def main():
     p.add_argument("--body-size", type=int, default=30 << 20)
     p.add_argument("--stall-at", type=int, default=29 << 20)
     p.add_argument("--reopen", type=int, default=30)
+    p.add_argument("--gone", type=int, default=0)
+    p.add_argument("--gone-series", type=int, default=2000)
+    p.add_argument("--gone-wait-ms", type=float, default=2)
     p.add_argument("--duration", type=float, default=20)
     args = p.parse_args()
     for k in ("aborted_from", "slow_from", "stalled_from"):
@@ -185,11 +258,12 @@ def main():
         p.error("--stall-at must not pass --body-size")
     raise_nofile()
     c = Counts()
+    gone, gone_samples = send_all_gone(args.port, args) if args.gone else (0, 0)
     aborted = asyncio.run(attack(args, c))
     print("aborted=%d slow_opened=%d slow_closed_by_peer=%d stalled_opened=%d "
-          "stalled_answered=%d stalled_closed_by_peer=%d" %
+          "stalled_answered=%d stalled_closed_by_peer=%d gone=%d gone_samples=%d" %
           (aborted, c.slow_opened, c.slow_closed, c.stalled_opened,
-           c.stalled_answered, c.stalled_closed))
+           c.stalled_answered, c.stalled_closed, gone, gone_samples))
     return 0
 
 
