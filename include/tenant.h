@@ -37,8 +37,10 @@ struct tenant_ident {
 	char claim[TENANT_ID_MAX + 1];
 };
 
-/* Fills token_sha256 of tenants configured with a plain token. */
-void tenant_prepare(struct config *cfg);
+/* Fills token_sha256 of tenants configured with a plain token. Returns 0,
+ * or -1 with the reason in err when two tenants have the same secret (one
+ * as token, the other as token_sha256) or memory is short. */
+int tenant_prepare(struct config *cfg, char *err, size_t errlen);
 
 /* Whether any tenant has a token (so requests must carry one). */
 int tenant_tokens_required(const struct config *cfg);

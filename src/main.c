@@ -259,13 +259,13 @@ int main(int argc, char **argv)
 	}
 	if ((cfg = malloc(sizeof(*cfg))) == NULL)
 		fatal("out of memory", NULL);
-	if (config_load(cfg, file, err, sizeof(err)) < 0) {
+	if (config_load(cfg, file, err, sizeof(err)) < 0 ||
+	    tenant_prepare(cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		config_free(cfg);
 		free(cfg);
 		return 1;
 	}
-	tenant_prepare(cfg);
 	reload_init(cfg);
 	if (check) {
 		rc = store_check_config(cfg->path, err, sizeof(err)) < 0;

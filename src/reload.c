@@ -116,7 +116,8 @@ int reload_now(char *msg, size_t msglen)
 		free(next);
 		goto out;
 	}
-	if (config_load(next->cfg, cur->file, err, sizeof(err)) < 0) {
+	if (config_load(next->cfg, cur->file, err, sizeof(err)) < 0 ||
+	    tenant_prepare(next->cfg, err, sizeof(err)) < 0) {
 		snprintf(msg, msglen, "%s", err);
 		kept_free(next);
 		log_msg(LOG_ERROR, "reload failed, the old configuration stays",
@@ -132,7 +133,6 @@ int reload_now(char *msg, size_t msglen)
 	if (differ > 0)
 		log_msg(LOG_WARN, "reload: these keys need a restart to change, "
 			"they keep their old values", "keys=\"%s\"", changed);
-	tenant_prepare(next->cfg);
 	log_set_level((enum log_level)next->cfg->log_level);
 	snprintf(msg, msglen, "reloaded: %d tenants%s%s", next->cfg->ntenants,
 		 differ > 0 ? "; need a restart to change: " : "",

@@ -138,14 +138,51 @@ int tenant_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
 	return rc;
 }
 
-void tenant_prepare(struct config *cfg)
+static int digest_cmp(const void *a, const void *b)
 {
+	const struct config_tenant *x = *(const struct config_tenant *const *)a;
+	const struct config_tenant *y = *(const struct config_tenant *const *)b;
+
+	return memcmp(x->token_sha256, y->token_sha256, 32);
+}
+
+int tenant_prepare(struct config *cfg, char *err, size_t errlen)
+{
+	const struct config_tenant **by = NULL;
+	size_t n = 0;
+	int rc = 0;
+
 	for (struct config_tenant *t = cfg->tenants; t != NULL; t = t->next) {
 		if (t->token != NULL && !t->has_token_sha256) {
 			tenant_sha256(t->token, strlen(t->token), t->token_sha256);
 			t->has_token_sha256 = 1;
 		}
+		n += t->has_token_sha256;
 	}
+	/* One secret for two tenants (one's token, the other's token_sha256:
+	 * the parser compares each kind only with its own): refused, or its
+	 * writes would all go to one of them. */
+	if (n < 2)
+		return 0;
+	if ((by = malloc(n * sizeof(*by))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	n = 0;
+	for (const struct config_tenant *t = cfg->tenants; t != NULL; t = t->next)
+		if (t->has_token_sha256)
+			by[n++] = t;
+	qsort(by, n, sizeof(*by), digest_cmp);
+	for (size_t i = 1; i < n && rc == 0; i++) {
+		if (memcmp(by[i - 1]->token_sha256, by[i]->token_sha256, 32) != 0)
+			continue;
+		snprintf(err, errlen, "token of tenant \"%s\" is already used by "
+			 "tenant \"%s\" (a token and a token_sha256 of the same "
+			 "secret)", by[i]->id, by[i - 1]->id);
+		rc = -1;
+	}
+	free(by);
+	return rc;
 }
 
 int tenant_tokens_required(const struct config *cfg)

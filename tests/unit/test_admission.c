@@ -66,11 +66,11 @@ static int setup(void)
 	fprintf(f, "%s", conf_text);
 	fprintf(f, "[storage]\npath = %s\n", store_path);
 	fclose(f);
-	if (config_load(&cfg, conf_path, err, sizeof(err)) < 0) {
+	if (config_load(&cfg, conf_path, err, sizeof(err)) < 0 ||
+	    tenant_prepare(&cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "# config_load: %s\n", err);
 		return -1;
 	}
-	tenant_prepare(&cfg);
 	queue_init(&q);
 	admission_init(&adm, &q, NULL);
 	return 0;

@@ -167,11 +167,11 @@ int main(void)
 	snprintf(conf, sizeof(conf), "%s/relay.conf", dir);
 	cfg = malloc(sizeof(*cfg));
 	if (cfg == NULL || write_tenants(TENANTS) < 0 ||
-	    config_load(cfg, conf, err, sizeof(err)) < 0) {
+	    config_load(cfg, conf, err, sizeof(err)) < 0 ||
+	    tenant_prepare(cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "cannot set up %s: %s\n", conf, err);
 		return 1;
 	}
-	tenant_prepare(cfg);
 	reload_init(cfg);
 
 	RUN(test_replaced_configs_are_freed);

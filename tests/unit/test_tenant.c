@@ -24,21 +24,31 @@ static char globex_hex[65];
 static char dir[48];
 static char conf_path[64];
 
-static int load(const char *text, struct config *cfg)
+static int write_text(const char *text)
 {
-	char err[WHYLEN];
 	FILE *f = fopen(conf_path, "w");
 
-	memset(cfg, 0, sizeof(*cfg));
 	if (f == NULL)
 		return -1;
 	fputs(text, f);
-	fclose(f);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+static int load(const char *text, struct config *cfg)
+{
+	char err[WHYLEN];
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (write_text(text) < 0)
+		return -1;
 	if (config_load(cfg, conf_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "# config_load: %s\n", err);
 		return -1;
 	}
-	tenant_prepare(cfg);
+	if (tenant_prepare(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "# tenant_prepare: %s\n", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -363,6 +373,33 @@ static void test_sha256(void)
 
 /* With trust_header, new tenants past max_tenants get 429; known ones and
  * [tenant] sections still pass; 0 lifts the limit. */
+/* One secret as one tenant's token and another's token_sha256 is refused
+ * (the parser compares each kind only with its own); else all its writes
+ * would go to one of the two. */
+static void test_token_and_sha256_of_one_secret(void)
+{
+	struct config cfg;
+	char text[512], err[WHYLEN] = "";
+
+	snprintf(text, sizeof(text), "[tenant alpha]\ntoken = globex-secret\n"
+		 "[tenant beta]\ntoken_sha256 = %s\n", globex_hex);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK_EQ_INT(write_text(text), 0);
+	CHECK_EQ_INT(config_load(&cfg, conf_path, err, sizeof(err)), 0);
+	CHECK_EQ_INT(tenant_prepare(&cfg, err, sizeof(err)), -1);
+	CHECK(strstr(err, "already used by tenant") != NULL);
+	CHECK(strstr(err, "alpha") != NULL && strstr(err, "beta") != NULL);
+	config_free(&cfg);
+	/* two different secrets of the two kinds are fine */
+	snprintf(text, sizeof(text), "[tenant alpha]\ntoken = acme-secret\n"
+		 "[tenant beta]\ntoken_sha256 = %s\n", globex_hex);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK_EQ_INT(write_text(text), 0);
+	CHECK_EQ_INT(config_load(&cfg, conf_path, err, sizeof(err)), 0);
+	CHECK_EQ_INT(tenant_prepare(&cfg, err, sizeof(err)), 0);
+	config_free(&cfg);
+}
+
 static void test_max_tenants(void)
 {
 	struct config cfg;
@@ -421,6 +458,7 @@ int main(void)
 	RUN(test_no_tenancy);
 	RUN(test_valid_id);
 	RUN(test_token_equal);
+	RUN(test_token_and_sha256_of_one_secret);
 	RUN(test_max_tenants);
 
 	unlink(conf_path);
