@@ -436,6 +436,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	if (*con_cls == NULL && h->tls_ca != NULL && !listener_client_cert_ok(conn)) {
 		log_msg(LOG_WARN, "client certificate missing or not trusted",
 			"url=%s", url);
+		/* A write refused so is counted as any refused write (no
+		 * tenant: none is known). */
+		if (strcmp(url, routes[0].path) == 0) {
+			metrics_count_request(403);
+			metric_add(&metrics.refused[REFUSE_UNAUTHORIZED], 1);
+		}
 		return respond(conn, 403, "client certificate required\n", NULL);
 	}
 	if (strcmp(url, routes[0].path) == 0)

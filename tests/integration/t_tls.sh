@@ -212,6 +212,11 @@ code=$(https_code "https://127.0.0.1:$RELAY_PORT/metrics")
 check "mTLS: /metrics without a client certificate is refused (got $code)" [ "${code:0:1}" != 2 ]
 code=$(post https td "${CLIENT[@]}")
 check "mTLS: a write with the client certificate gets 204 (got $code)" [ "$code" = 204 ]
+# the two writes refused for their certificate, answered 403, are counted
+n403=$(tls_metric https relay_requests_total 'code="403"' "${CLIENT[@]}")
+nref=$(tls_metric https relay_requests_refused_total 'reason="unauthorized"' "${CLIENT[@]}")
+check "mTLS: the writes refused for their certificate are counted (403: $n403, unauthorized: $nref)" \
+	[ "${n403:-0}" = 2 -a "${nref:-0}" = 2 ]
 if wait_until "$WAIT_CAP" vm_tls_has '{__name__="td_metric"}' 100; then
 	ok "mTLS: the write with the client certificate arrives"
 else
