@@ -244,17 +244,24 @@ static int collect_named(void *arg, const struct lmdb_entry *e)
 {
 	struct named_list *l = arg;
 
-	if (!(e->flags & LMDB_F_SUBDATA) || e->vlen != 48 ||
+	/* A named database's record is inline: with F_BIGDATA (which LMDB
+	 * never sets with F_SUBDATA) the walk has no value to give. */
+	if (!(e->flags & LMDB_F_SUBDATA) || (e->flags & LMDB_F_BIGDATA) ||
+	    e->val == NULL || e->vlen != 48 ||
 	    e->klen >= sizeof(l->dbs[0].name)) {
 		l->odd++;
 		return 0;
 	}
-	if (l->n < sizeof(l->dbs) / sizeof(l->dbs[0])) {
-		memcpy(l->dbs[l->n].name, e->key, e->klen);
-		l->dbs[l->n].name[e->klen] = '\0';
-		lmdb_db_decode(e->val, &l->dbs[l->n].db);
-		l->n++;
+	/* More than the relay's databases: not its file, and the ones past
+	 * the list would go unchecked. */
+	if (l->n == sizeof(l->dbs) / sizeof(l->dbs[0])) {
+		l->odd++;
+		return 0;
 	}
+	memcpy(l->dbs[l->n].name, e->key, e->klen);
+	l->dbs[l->n].name[e->klen] = '\0';
+	lmdb_db_decode(e->val, &l->dbs[l->n].db);
+	l->n++;
 	return 0;
 }
 

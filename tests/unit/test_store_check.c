@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -490,6 +491,58 @@ static void test_directory(void)
 	CHECK(r5);
 }
 
+/* An overflow page number of the queue (its first large value's run). */
+static int note_overflow(void *arg, const struct lmdb_entry *e)
+{
+	uint64_t *ov = arg;
+
+	if ((e->flags & LMDB_F_BIGDATA) && *ov == 0)
+		memcpy(ov, e->key + e->klen, 8);
+	return 0;
+}
+
+/* The main DB's node of "queue" (a named database) gets F_BIGDATA and the
+ * page number of an intact overflow run: a node liblmdb never writes, that
+ * the check must refuse, not crash on (it ran in a child: a signal there
+ * is the crash). store_check.c's collect_named once decoded the NULL
+ * value the walk hands it for such a node. */
+static void test_named_db_node_bigdata(void)
+{
+	struct lmdb_file f;
+	struct lmdb_db db;
+	struct lmdb_walk w;
+	uint64_t ov = 0, mroot;
+	uint8_t hdr[18], flags[2];
+	unsigned psize, node;
+	pid_t pid;
+	int status = 0;
+
+	CHECK(make_env() == 0);
+	CHECK(find_queue(&f, &db) == 0);
+	memset(&w, 0, sizeof(w));
+	lmdb_walk_tree(&f, &db, 0, note_overflow, &ov, &w);
+	mroot = f.main_db.root;
+	psize = f.psize;
+	lmdb_file_close(&f);
+	CHECK(ov != 0);
+	CHECK(peek(mroot * psize, hdr, sizeof(hdr)) == 0);
+	node = (unsigned)(hdr[16] | hdr[17] << 8);
+	CHECK(peek(mroot * psize + node + 4, flags, 2) == 0);
+	flags[0] |= LMDB_F_BIGDATA;
+	CHECK(poke(mroot * psize + node + 4, flags, 2) == 0);
+	CHECK(poke(mroot * psize + node + 8 + 5, &ov, 8) == 0); /* "queue" */
+	fflush(NULL);
+	if ((pid = fork()) == 0)
+		_exit(store_check_data(dir, why, sizeof(why)) == ERR_CORRUPT ? 0 : 1);
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	cleanup();
+	if (WIFSIGNALED(status))
+		snprintf(unit_msg, sizeof(unit_msg), "store_check_data died of "
+			 "signal %d", WTERMSIG(status));
+	CHECK(!WIFSIGNALED(status));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
 	RUN(test_intact_store_passes);
@@ -503,5 +556,6 @@ int main(void)
 	RUN(test_meta_pages);
 	RUN(test_identity);
 	RUN(test_directory);
+	RUN(test_named_db_node_bigdata);
 	return unit_done();
 }
