@@ -117,6 +117,7 @@ struct admission_req {
 	struct wire_counts counts; /* as far as decoded */
 	struct ha_settings ha_set; /* set by admission_has_series_policies */
 	struct ha_req ha;          /* the request's HA cluster and replica */
+	uint64_t rate_taken;       /* tokens admission_tenant took (ratelimit.h) */
 	struct admission_verdict v;
 };
 
@@ -184,6 +185,10 @@ int admission_tenant(struct admission *a, struct admission_req *r,
 		     uint64_t value_bytes);
 /* The writer refused the request with reason at commit time. Returns 1. */
 int admission_commit(struct admission_req *r, enum refuse_reason reason);
+/* The request stored nothing after all (a resend, the HA replica not
+ * elected, a refusal at commit): the rate tokens it took go back, so that
+ * what is not stored does not use up the tenant's rate. */
+void admission_rate_give_back(struct admission *a, struct admission_req *r);
 
 /* Gives back the decoded bytes admission_body counted in flight. */
 void admission_release(struct admission_req *r);

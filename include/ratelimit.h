@@ -37,4 +37,10 @@ void ratelimit_destroy(struct ratelimit *rl);
 int ratelimit_take(struct ratelimit *rl, const char *id, size_t idlen,
 		   double rate, uint64_t n, uint64_t now_ms);
 
+/* Gives n tokens taken by ratelimit_take back to the tenant's bucket (at
+ * most up to its one second of rate): for a request that stored nothing
+ * after all (a resend, the HA replica not elected, a refusal at commit). */
+void ratelimit_give_back(struct ratelimit *rl, const char *id, size_t idlen,
+			 double rate, uint64_t n);
+
 #endif

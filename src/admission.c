@@ -336,6 +336,8 @@ int admission_tenant(struct admission *a, struct admission_req *r,
 			return admission_refuse(r, REFUSE_RATE_LIMITED, "tenant over "
 						"its rate of %g samples/s; retry "
 						"later", tc->max_samples_per_second);
+		if (rc == 0)
+			r->rate_taken = r->counts.samples + r->counts.histograms;
 	}
 	return 0;
 }
@@ -343,6 +345,17 @@ int admission_tenant(struct admission *a, struct admission_req *r,
 int admission_commit(struct admission_req *r, enum refuse_reason reason)
 {
 	return admission_refuse(r, reason, NULL);
+}
+
+void admission_rate_give_back(struct admission *a, struct admission_req *r)
+{
+	const struct config_tenant *tc = r->ident.conf;
+
+	if (r->rate_taken == 0 || tc == NULL)
+		return;
+	ratelimit_give_back(&a->rl, r->ident.id, r->ident.idlen,
+			    tc->max_samples_per_second, r->rate_taken);
+	r->rate_taken = 0;
 }
 
 /*

@@ -307,10 +307,20 @@ static enum MHD_Result write_answer(struct http *h, struct request *r,
 		metric_add(&metrics.write_client_gone, 1);
 	switch (r->batch.status) {
 	case BATCH_DUPLICATE:
+		/* Not stored now: what its series took or refreshed in the
+		 * tenant's max_series table goes back (the first copy's
+		 * series are the table's already). */
+		series_limit_rollback(&r->series);
+		admission_rate_give_back(&h->adm, &r->adm);
 		metric_add(&metrics.duplicates, 1);
 		ret = answer_stored(h, r, answer);
 		break;
 	case BATCH_HA_DEDUPLICATED:  /* counted by the writer */
+		/* The other replica's: nothing of it stored, so its series
+		 * take no room under max_series and leave the elected
+		 * replica's to note them. */
+		series_limit_rollback(&r->series);
+		admission_rate_give_back(&h->adm, &r->adm);
 		ret = answer_stored(h, r, answer);
 		break;
 	case BATCH_STORED:
@@ -338,6 +348,7 @@ static enum MHD_Result write_answer(struct http *h, struct request *r,
 		break;
 	default: /* BATCH_REFUSED: the writer's reason */
 		series_limit_rollback(&r->series);
+		admission_rate_give_back(&h->adm, &r->adm);
 		admission_commit(&r->adm, r->batch.reason);
 		ret = answer_refused(h, r, answer);
 		break;

@@ -80,3 +80,20 @@ int ratelimit_take(struct ratelimit *rl, const char *id, size_t idlen,
 	pthread_mutex_unlock(&rl->lock);
 	return rc;
 }
+
+void ratelimit_give_back(struct ratelimit *rl, const char *id, size_t idlen,
+			 double rate, uint64_t n)
+{
+	struct ratelimit_bucket *b;
+
+	pthread_mutex_lock(&rl->lock);
+	for (b = rl->buckets; b != NULL; b = b->next) {
+		if (b->idlen != idlen || memcmp(b->id, id, idlen) != 0)
+			continue;
+		b->tokens += (double)n;
+		if (b->tokens > rate)
+			b->tokens = rate;
+		break;
+	}
+	pthread_mutex_unlock(&rl->lock);
+}

@@ -49,7 +49,10 @@ static const char *conf_text =
 	"[tenant slow]\n"
 	"token = slow-secret\n"
 	"max_buffer_bytes = 5000\n"
-	"limit_status = 503\n";
+	"limit_status = 503\n"
+	"[tenant pair]\n"
+	"token = pair-secret\n"
+	"max_samples_per_second = 10\n";
 
 static int setup(void)
 {
@@ -325,6 +328,31 @@ static void test_tenant_limits(void)
 	CHECK_VERDICT(&r, REFUSE_BUFFER_FULL, 503, "buffer full; retry later", 5);
 }
 
+/* A request that stored nothing after all (the HA replica not elected, a
+ * resend, a refusal at commit) gives its rate tokens back, once. */
+static void test_rate_give_back(void)
+{
+	struct admission_req a, b;
+
+	CHECK_EQ_INT(req_headers(&a, "pair-secret", "POST", "application/x-protobuf"), 0);
+	a.counts.samples = 8;
+	CHECK_EQ_INT(admission_tenant(&adm, &a, 200), 0);       /* 10 -> 2 */
+	CHECK_EQ_INT(a.rate_taken, 8);
+	CHECK_EQ_INT(req_headers(&b, "pair-secret", "POST", "application/x-protobuf"), 0);
+	b.counts.samples = 8;
+	CHECK_EQ_INT(admission_tenant(&adm, &b, 200), 0);       /* 2 -> -6 */
+	/* without b's tokens back this one would wait for 0.6 s of rate */
+	admission_rate_give_back(&adm, &b);                     /* -6 -> 2 */
+	CHECK_EQ_INT(b.rate_taken, 0);
+	CHECK_EQ_INT(req_headers(&a, "pair-secret", "POST", "application/x-protobuf"), 0);
+	a.counts.samples = 1;
+	CHECK_EQ_INT(admission_tenant(&adm, &a, 200), 0);
+	/* a request that took nothing gives nothing */
+	CHECK_EQ_INT(req_headers(&b, "slow-secret", "POST", "application/x-protobuf"), 0);
+	admission_rate_give_back(&adm, &b);
+	CHECK_EQ_INT(b.rate_taken, 0);
+}
+
 /* The usage record of tenant in the store at store_path, read with LMDB
  * directly (summed over hours). Returns 0 or -1. */
 static int usage_of(const char *tenant, struct usage_rec *sum)
@@ -501,6 +529,7 @@ int main(void)
 	RUN(test_body);
 	RUN(test_decoded_prefix);
 	RUN(test_tenant_limits);
+	RUN(test_rate_give_back);
 	RUN(test_log);   /* first to log: the log's periods are the process's */
 	RUN(test_count_once);
 	admission_destroy(&adm);
