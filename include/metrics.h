@@ -78,6 +78,8 @@ struct metrics {
 	_Atomic uint64_t relabel_cache_hits;      /* series whose rule result */
 	_Atomic uint64_t relabel_cache_misses;    /* came from / was not in the cache */
 	_Atomic uint64_t relabel_cache_bytes;     /* counted against relabel_cache */
+	_Atomic uint64_t relabel_regex_limits;    /* matches stopped by PCRE2's
+						   * limits (as no match) */
 	_Atomic uint64_t bytes_received;         /* compressed bodies accepted */
 	_Atomic uint64_t bytes_decoded;          /* decoded bodies accepted */
 	_Atomic uint64_t duplicates;             /* resent batches not stored again */

@@ -303,6 +303,10 @@ int metrics_render(struct buf *out, struct queue *q)
 	rc |= counter(out, "relay_relabel_cache_misses_total",
 		      "Series looked up in relabel_cache and not found.",
 		      &m->relabel_cache_misses);
+	rc |= counter(out, "relay_relabel_regex_limits_total",
+		      "Regex matches of relabel rules that PCRE2's limits "
+		      "stopped; each taken as no match.",
+		      &m->relabel_regex_limits);
 	rc |= gauge(out, "relay_relabel_cache_bytes",
 		    "Bytes the server threads' relabel caches hold, as counted "
 		    "against relabel_cache.",

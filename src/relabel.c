@@ -29,6 +29,7 @@
 
 #include "err.h"
 #include "labels.h"
+#include "metrics.h"
 
 #define ARENA_BLOCK 16384
 
@@ -328,15 +329,23 @@ static int rx_match(const struct relabel_rule *r, const uint8_t *subject,
 			return ERR_NOMEM;
 		}
 	}
+	rc = PCRE2_ERROR_JIT_STACKLIMIT;
 	if (r->jit)
 		rc = pcre2_jit_match((const pcre2_code *)r->code, subject, len,
 				     0, 0, (pcre2_match_data *)s->match, NULL);
-	else
+	/* The JIT's stack (32 KiB) runs out on a repeated group over a few
+	 * KiB of value, where RE2 matches: the interpreter then, whose
+	 * limits are far higher. */
+	if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
 		rc = pcre2_match((const pcre2_code *)r->code, subject, len, 0,
-				 PCRE2_NO_UTF_CHECK,
+				 PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
 				 (pcre2_match_data *)s->match, NULL);
-	if (rc < 0)
-		return 0;        /* no match, or a limit: as no match */
+	if (rc < 0) {
+		/* No match; or a limit even so: as no match, counted. */
+		if (rc != PCRE2_ERROR_NOMATCH)
+			metric_add(&metrics.relabel_regex_limits, 1);
+		return 0;
+	}
 	m->ov = pcre2_get_ovector_pointer((pcre2_match_data *)s->match);
 	m->pairs = (unsigned)rc;
 	return 1;
@@ -414,9 +423,14 @@ static int do_replace(const struct relabel_rule *r, struct relabel_label *ls,
 		 * match to make, nothing to expand */
 		if (memchr(val, '\n', vlen) != NULL)
 			return 0;
-		if (!r->replacement_t.has_group)
+		if (!r->replacement_t.has_group) {
+			/* Expanded all the same: "$$" is "$" (Go's Expand). */
+			memset(&m, 0, sizeof(m));
+			if ((res = expand(&r->replacement_t, &m, s, &rlen)) == NULL)
+				return ERR_NOMEM;
 			return label_set(ls, n, cap, r->target.p, r->target.n,
-					 r->replacement.p, r->replacement.n);
+					 res, rlen);
+		}
 		return label_set(ls, n, cap, r->target.p, r->target.n, val, vlen);
 	}
 	if (rx_cannot(r, val, vlen))

@@ -48,7 +48,7 @@ static void format(const struct relabel_label *ls, size_t n, char *out)
  * "ERR" when loading or applying failed, else the labels. */
 static const char *run(const char *yaml, const char *spec, char *out)
 {
-	static char store[1024];
+	static char store[8192];
 	struct relabel_label ls[MAXL];
 	struct relabel_scratch s;
 	struct relabel_rules *r;
@@ -454,6 +454,32 @@ static void test_load_file(void)
 		  "directory");
 }
 
+/* Results that once differed from Prometheus 2.42's for the same rules.
+ * (1) "$$" in a static replacement under the default regex: Go's Expand
+ * makes "a$b"; the (.*) fast path in do_replace set the replacement as
+ * written. (2) A keep rule whose regex repeats an alternation, on a
+ * 4000-byte value: RE2 matches; PCRE2's JIT ran out of its 32 KiB stack,
+ * which counted as no match, and the series was dropped. */
+static void test_prometheus_differences(void)
+{
+	char o[64];
+
+	CHECK_STR(run("- target_label: x\n  replacement: 'a$$b'\n", "a=1", o),
+		  "a=1,x=a$b");
+}
+
+static void test_prometheus_differences_jit(void)
+{
+	static char spec[4200];
+	char o[8192];
+
+	strcpy(spec, "a=");
+	memset(spec + 2, 'x', 4000);
+	spec[4002] = '\0';
+	CHECK_STR(run("- source_labels: [a]\n  regex: '(?:x|y)+'\n"
+		      "  action: keep\n", spec, o), spec);
+}
+
 int main(void)
 {
 	RUN(test_replace);
@@ -470,5 +496,7 @@ int main(void)
 	RUN(test_target_valid);
 	RUN(test_load_errors);
 	RUN(test_load_file);
+	RUN(test_prometheus_differences);
+	RUN(test_prometheus_differences_jit);
 	return unit_done();
 }
