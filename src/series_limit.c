@@ -243,6 +243,12 @@ int series_limit_begin(struct series_limit *sl, struct series_req *q,
 				  window_s / SWEEP_EVERY_FRACTION : 1);
 	pthread_mutex_lock(&q->t->lock);
 	if (q->t->window_s != (uint32_t)window_s) {
+		/* A reload changed the window: each series' record, written
+		 * with the old one (and expired on disk by it), is written
+		 * again at the series' next sighting. */
+		if (q->t->window_s != 0)
+			for (size_t i = 0; i < q->t->cap; i++)
+				q->t->slots[i].stored_s = 0;
 		q->t->window_s = (uint32_t)window_s;
 		q->t->next_sweep_s = 0;
 	}
@@ -389,7 +395,6 @@ static int load_one(void *arg, const char *tenant, size_t tlen, uint64_t hash,
 	struct slot *s;
 	uint32_t seen;
 
-	(void)window_ms;
 	if (tc == NULL || tc->max_series == 0 || hash == 0 ||
 	    seen_ms + tc->max_series_window_ms <= c->now_ms)
 		return 0;
@@ -408,7 +413,10 @@ static int load_one(void *arg, const char *tenant, size_t tlen, uint64_t hash,
 	}
 	s->hash = hash;
 	s->seen_s = seen;
-	s->stored_s = seen;
+	/* Written with another window than the tenant's now (the disk
+	 * expires it by that one): written again at its next sighting. */
+	s->stored_s = (window_ms + 999) / 1000 ==
+		      (tc->max_series_window_ms + 999) / 1000 ? seen : 0;
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 }
