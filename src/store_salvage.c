@@ -610,7 +610,7 @@ static void salvage_help(FILE *out)
 {
 	fprintf(out,
 		"usage: relay salvage -c FILE --to NEWDIR\n"
-		"       relay salvage --from DIR --to NEWDIR [--max-size BYTES]\n"
+		"       relay salvage --from DIR --to NEWDIR [--max-size SIZE]\n"
 		"       relay salvage --from DIR --pages\n"
 		"Copies every intact entry of a damaged data directory into a new\n"
 		"one, with the lanes' cursors, the destinations and the HA\n"
@@ -640,7 +640,15 @@ int salvage_main(int argc, char **argv)
 		case 'c': file = optarg; break;
 		case 'f': from = optarg; break;
 		case 't': to = optarg; break;
-		case 'm': max_size = strtoull(optarg, NULL, 10); break;
+		case 'm':
+			/* As [storage] max_size is written: 8GiB, 512MiB... */
+			if (config_parse_size(optarg, &max_size) < 0 ||
+			    max_size == 0) {
+				fprintf(stderr, "relay salvage: --max-size: \"%s\" "
+					"is not a size (use e.g. 8GiB)\n", optarg);
+				return 2;
+			}
+			break;
 		case 'p': pages = 1; break;
 		case 'h': salvage_help(stdout); return 0;
 		default: salvage_help(stderr); return 2;

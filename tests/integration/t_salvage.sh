@@ -55,7 +55,14 @@ check "upstream down: replica a's 100 samples acknowledged" [ "$(field "$s" samp
 check "replica a is elected (is $(leader))" leader_is a
 stop_relay
 
-"$RELAY_BIN" salvage --from "$T/data" --to "$T/data.new" >"$T/salvage.out" 2>&1
+# --max-size is a size as in relay.conf; one it cannot read is refused
+"$RELAY_BIN" salvage --from "$T/data" --to "$T/data.bad" --max-size 2Gx \
+	>"$T/badsize.out" 2>&1
+rc=$?
+check "relay salvage --max-size 2Gx: refused with exit 2 ($rc)" [ "$rc" = 2 ]
+check "and says why" grep -q 'is not a size' "$T/badsize.out"
+"$RELAY_BIN" salvage --from "$T/data" --to "$T/data.new" --max-size 1GiB \
+	>"$T/salvage.out" 2>&1
 rc=$?
 note "$(tr '\n' ';' <"$T/salvage.out")"
 check "relay salvage: exit 0 ($rc)" [ "$rc" = 0 ]
