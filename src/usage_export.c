@@ -188,6 +188,15 @@ int usage_export_tenant(struct buf *out, const char *relay, const char *tenant,
 			return -1;
 		(*nseries)++;
 	}
+	/* samples_dropped_by_rule: dropped too, by the tenant's own rules. */
+	if (sum->samples_dropped_by_rule > 0) {
+		if (usage_export_series(out, "relay_usage_samples_dropped_total",
+					"rule", relay, tenant, tlen,
+					(double)sum->samples_dropped_by_rule,
+					ts_ms) < 0)
+			return -1;
+		(*nseries)++;
+	}
 	return 0;
 }
 

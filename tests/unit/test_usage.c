@@ -928,19 +928,21 @@ static void test_export_series(void)
 	sum.requests_refused[REFUSE_RATE_LIMITED] = 2;
 	sum.samples_refused[REFUSE_RATE_LIMITED] = 20;
 	sum.samples_dropped[DROP_AGE] = 5;
+	sum.samples_dropped_by_rule = 7;
 	buf_init(&out, 1u << 20);
 	CHECK_EQ_INT(usage_export_tenant(&out, "host-1", "acme", 4, &sum,
 					 1796000000000, &n), 0);
-	/* 10 columns, 2 refusal series, 1 drop series. */
-	CHECK_EQ_INT((int)n, 13);
+	/* 10 columns, 2 refusal series, 2 drop series (age, rule). */
+	CHECK_EQ_INT((int)n, 14);
 	o.max_labels_per_series = 128;
 	o.max_label_name_length = 256;
 	o.max_label_value_length = 16384;
 	CHECK_EQ_INT(wire_scan(out.p, out.len, &o, &c, NULL, why, sizeof(why)),
 		     WIRE_OK);
-	CHECK_EQ_INT((int)c.series, 13);
-	CHECK_EQ_INT((int)c.samples, 13);
+	CHECK_EQ_INT((int)c.series, 14);
+	CHECK_EQ_INT((int)c.samples, 14);
 	CHECK(memmem(out.p, out.len, "relay_usage_samples_total", 25) != NULL);
+	CHECK(memmem(out.p, out.len, "\x04rule", 5) != NULL);  /* reason="rule" */
 	CHECK(memmem(out.p, out.len, "rate_limited", 12) != NULL);
 	CHECK(memmem(out.p, out.len, "unauthorized", 12) == NULL);
 	buf_free(&out);
