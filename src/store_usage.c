@@ -62,28 +62,40 @@ static int delete_before(MDB_txn *txn, MDB_dbi db, uint64_t cutoff_s,
 				     uint64_t hour, const void *val, size_t len),
 			 void *arg)
 {
+	uint8_t key[STORE_KEY_MAX];
 	const char *tenant;
 	size_t tlen;
 	uint64_t h;
 	MDB_cursor *cur;
-	MDB_val k, v;
+	MDB_val k, v, last;
 	int rc, ret = 0;
 
 	if ((rc = mdb_cursor_open(txn, db, &cur)) != 0)
 		return err_from_mdb(rc);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
-		/* The carried hour (all ones) is never before a cutoff. */
-		if (store_key_parse(&k, &tenant, &tlen, &h) == 0 && h < cutoff_s) {
-			if (gone != NULL &&
-			    (ret = gone(arg, tenant, tlen, h, v.mv_data,
-					v.mv_size)) != 0)
-				break;
-			if ((rc = mdb_cursor_del(cur, 0)) != 0)
-				break;
-			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-		} else {
+		if (store_key_parse(&k, &tenant, &tlen, &h) != 0) {
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			continue;
 		}
+		/* A tenant's records go by hour: past the cutoff, its others
+		 * are too (the carried hour, all ones, is never before one).
+		 * So on to the next tenant, not through every hour kept. */
+		if (h >= cutoff_s) {
+			last.mv_size = store_key(key, tenant, tlen, UINT64_MAX);
+			last.mv_data = key;
+			k = last;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			if (rc == 0 && k.mv_size == last.mv_size &&
+			    memcmp(k.mv_data, key, last.mv_size) == 0)
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			continue;
+		}
+		if (gone != NULL &&
+		    (ret = gone(arg, tenant, tlen, h, v.mv_data, v.mv_size)) != 0)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
 	}
 	mdb_cursor_close(cur);
 	if (ret != 0)
