@@ -200,9 +200,13 @@ static int rule_check(struct loader *l, const struct relabel_rule *r,
 	if (has_target && r->target.n == 0)
 		return fail(l, r->line, "relabel configuration for %s action "
 			    "requires 'target_label' value", a);
-	if ((r->action == RA_REPLACE || r->action == RA_KEEPEQUAL ||
-	     r->action == RA_DROPEQUAL) &&
-	    !relabel_target_valid(r->target.p, r->target.n))
+	/* replace takes a template ($1, ${name}); keepequal and dropequal,
+	 * as lowercase and uppercase below, a label name (Prometheus'
+	 * LabelName.IsValid). */
+	if ((r->action == RA_REPLACE &&
+	     !relabel_target_valid(r->target.p, r->target.n)) ||
+	    ((r->action == RA_KEEPEQUAL || r->action == RA_DROPEQUAL) &&
+	     !labels_name_valid(r->target.p, r->target.n)))
 		return fail(l, seen[K_TARGET], "\"%s\" is invalid 'target_label' "
 			    "for %s action", (const char *)r->target.p, a);
 	if ((r->action == RA_KEEPEQUAL || r->action == RA_DROPEQUAL) &&

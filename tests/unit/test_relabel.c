@@ -406,6 +406,11 @@ static void test_load_errors(void)
 			   "  target_label: b\n  regex: x\n", e, sizeof(e)),
 		  "rules.yml:1: keepequal action requires only 'source_labels' and "
 		  "`target_label`, and no other fields");
+	/* a template is replace's alone (Prometheus: LabelName.IsValid) */
+	CHECK_STR(load_err("- action: dropequal\n  source_labels: [a]\n"
+			   "  target_label: '${1}'\n", e, sizeof(e)),
+		  "rules.yml:3: \"${1}\" is invalid 'target_label' for "
+		  "dropequal action");
 	CHECK_STR(load_err("- action: hashmod\n  target_label: x\n  modulus: -1\n",
 			   e, sizeof(e)),
 		  "rules.yml:3: modulus: \"-1\" is not a non-negative integer");
