@@ -556,13 +556,19 @@ int store_setaside_page(struct store *st, const struct setaside_filter *f,
 			void *arg);
 
 /* Moves the matching entries back to the queue behind what it holds, with
- * new sequence numbers. Returns 0 or an ERR_* code; *n counts them. */
+ * new sequence numbers; with max_bytes > 0, stops once entries of that
+ * many bytes moved (one at least), and sets *more when matching entries
+ * are left (the next call goes on: those moved are no longer set aside).
+ * Returns 0 or an ERR_* code; *n counts them. */
 int store_setaside_replay(struct store_txn *t, const struct setaside_filter *f,
-			  const struct setaside_sink *sink, uint64_t *n);
+			  const struct setaside_sink *sink, uint64_t max_bytes,
+			  uint64_t *n, int *more);
 
-/* Deletes the matching entries. Returns 0 or an ERR_* code. */
+/* Deletes the matching entries, bounded as store_setaside_replay. Returns
+ * 0 or an ERR_* code. */
 int store_setaside_purge(struct store_txn *t, const struct setaside_filter *f,
-			 const struct setaside_sink *sink, uint64_t *n);
+			 const struct setaside_sink *sink, uint64_t max_bytes,
+			 uint64_t *n, int *more);
 
 /* Deletes entries older than max_age_ms, then the oldest until the
  * database's pages fit in max_bytes (passes that each read every entry

@@ -35,6 +35,8 @@ struct writer_op {
 	struct setaside_filter filter; /* OP_REPLAY, OP_PURGE */
 	struct writer_op *next;
 	unsigned failures;       /* rounds of its own it failed (parked) */
+	int more;                /* OP_REPLAY, OP_PURGE: matching entries left
+				  * past its round's share */
 	size_t nseen;            /* OP_ACK: what the request's body saw */
 	struct store_seen seen[];
 };
@@ -131,6 +133,13 @@ int writer_apply_ops(struct writer *w, struct store_txn *txn,
 int writer_trim_setaside(struct writer *w, struct store_txn *txn, uint64_t now);
 
 void writer_free_ops(struct writer_op *ops);
+
+/* Set-aside bytes one round replays or purges at most (16 MiB). */
+extern uint64_t writer_setaside_op_bytes;
+
+/* The ops of a round that committed: freed, but a replay or purge with
+ * entries left (op->more) goes back on the list for the next round. */
+void writer_ops_done(struct writer *w, struct writer_op *ops);
 
 /* ---- Sweeps (writer_sweep.c) ---- */
 

@@ -343,9 +343,10 @@ int setaside_main(int argc, char **argv)
 	} else if ((r = store_txn_begin(st, &txn)) == 0) {
 		struct usage_round round = {0};
 		struct setaside_sink sink = {NULL, cli_deleted, &round};
+		int more;
 		r = strcmp(op, "replay") == 0 ?
-		    store_setaside_replay(txn, &f, NULL, &n) :
-		    store_setaside_purge(txn, &f, &sink, &n);
+		    store_setaside_replay(txn, &f, NULL, 0, &n, &more) :
+		    store_setaside_purge(txn, &f, &sink, 0, &n, &more);
 		/* A purge counts in usage, as the relay counts its own. */
 		if (r == 0)
 			r = usage_round_flush(&round, txn);

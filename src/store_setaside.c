@@ -134,11 +134,13 @@ int store_setaside_page(struct store *st, const struct setaside_filter *f,
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : err_from_mdb(rc);
 }
 
-/* Replays (replay = 1) or purges the matching entries. Returns an LMDB
- * code. */
+/* Replays (replay = 1) or purges the matching entries, up to max_bytes
+ * of them (0: all; *more set when some are left). Returns an LMDB code. */
 static int take(struct store_txn *t, const struct setaside_filter *f,
-		const struct setaside_sink *sink, uint64_t *n, int replay)
+		const struct setaside_sink *sink, uint64_t max_bytes,
+		uint64_t *n, int *more, int replay)
 {
+	uint64_t bytes = 0;
 	uint8_t key[STORE_KEY_MAX], qkey[STORE_KEY_MAX];
 	char tenant[TENANT_ID_MAX + 1];
 	size_t tlen;
@@ -149,6 +151,7 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 	int rc, m;
 
 	*n = 0;
+	*more = 0;
 	if ((rc = mdb_cursor_open(t->txn, st->setaside, &cur)) != 0)
 		return rc;
 	rc = first_match(cur, f, key, &k, &v);
@@ -163,6 +166,12 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 			continue;
 		}
+		if (max_bytes > 0 && bytes > 0 &&
+		    bytes + it.entry.mv_size > max_bytes) {
+			*more = 1;   /* for the next call */
+			break;
+		}
+		bytes += it.entry.mv_size;
 		/* Copied: a write may move the value it points into. */
 		memcpy(tenant, it.tenant, it.tlen);
 		tlen = it.tlen;
@@ -198,15 +207,17 @@ static int take(struct store_txn *t, const struct setaside_filter *f,
 }
 
 int store_setaside_replay(struct store_txn *t, const struct setaside_filter *f,
-			  const struct setaside_sink *sink, uint64_t *n)
+			  const struct setaside_sink *sink, uint64_t max_bytes,
+			  uint64_t *n, int *more)
 {
-	return err_from_mdb(take(t, f, sink, n, 1));
+	return err_from_mdb(take(t, f, sink, max_bytes, n, more, 1));
 }
 
 int store_setaside_purge(struct store_txn *t, const struct setaside_filter *f,
-			 const struct setaside_sink *sink, uint64_t *n)
+			 const struct setaside_sink *sink, uint64_t max_bytes,
+			 uint64_t *n, int *more)
 {
-	return err_from_mdb(take(t, f, sink, n, 0));
+	return err_from_mdb(take(t, f, sink, max_bytes, n, more, 0));
 }
 
 /* Deletes entries set aside before now - max_age_ms. Returns an LMDB
@@ -323,6 +334,7 @@ static int trim_pass(struct store_txn *t, uint64_t max_bytes, size_t cap,
 	MDB_val k, v;
 	struct item it;
 	uint64_t k_n;
+	int left;
 	int rc;
 
 	*more = 0;
@@ -354,7 +366,7 @@ static int trim_pass(struct store_txn *t, uint64_t max_bytes, size_t cap,
 		memcpy(one.tenant, h[i].tenant, h[i].tlen);
 		one.tlen = h[i].tlen;
 		one.seq = h[i].seq;
-		if ((rc = take(t, &one, sink, &k_n, 0)) != 0)
+		if ((rc = take(t, &one, sink, 0, &k_n, &left, 0)) != 0)
 			goto out;
 		if (k_n == 0)   /* cannot happen: stop rather than loop */
 			goto out;

@@ -493,7 +493,7 @@ static struct writer_op *ops_alone(struct writer *w, struct writer_op *ops)
 		next = op->next;
 		op->next = NULL;
 		if ((rc = commit_round(w, NULL, op)) == 0) {
-			writer_free_ops(op);
+			writer_ops_done(w, op);
 			continue;
 		}
 		metric_add(&metrics.commit_errors, 1);
@@ -547,7 +547,7 @@ static void retry_parked(struct writer *w)
 		return;
 	w->parked = NULL;
 	if (ops->next != NULL && commit_round(w, NULL, ops) == 0) {
-		writer_free_ops(ops);
+		writer_ops_done(w, ops);
 		return;
 	}
 	park(w, ops_alone(w, ops), 0);
@@ -619,7 +619,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (rc == 0) {
 			finish_batches(w, list, 0);
-			writer_free_ops(ops);
+			writer_ops_done(w, ops);
 			continue;
 		}
 		metric_add(&metrics.commit_errors, 1);
@@ -628,7 +628,7 @@ static void *writer_main(void *arg)
 		/* Acknowledgements alone need little space: try them again. */
 		if (ops != NULL && list != NULL &&
 		    (rc = commit_round(w, NULL, ops)) == 0) {
-			writer_free_ops(ops);
+			writer_ops_done(w, ops);
 			continue;
 		}
 		/* Then each alone, when there are several: what still fails

@@ -52,9 +52,15 @@ static void sink_deleted(void *arg, const char *tenant, size_t tlen,
 		sc->failed = 1;
 }
 
-/* Replays or purges set-aside entries. Returns 0 or an ERR_* code. */
+/* Set-aside bytes one round replays or purges at most: a large replay
+ * (up to setaside_max_size) goes over several rounds, so that no one
+ * transaction needs room for all of it at once. A test sets it lower. */
+uint64_t writer_setaside_op_bytes = 16u << 20;
+
+/* Replays or purges set-aside entries, writer_setaside_op_bytes at most
+ * (op->more: some are left). Returns 0 or an ERR_* code. */
 static int setaside_op(struct writer *w, struct store_txn *txn,
-		       const struct writer_op *op, uint64_t now)
+		       struct writer_op *op, uint64_t now)
 {
 	struct sink_ctx sc = {w, now, 0};
 	struct setaside_sink sink = {sink_replayed, sink_deleted, &sc};
@@ -62,14 +68,16 @@ static int setaside_op(struct writer *w, struct store_txn *txn,
 	int rc;
 
 	rc = op->kind == OP_REPLAY ?
-	     store_setaside_replay(txn, &op->filter, &sink, &n) :
-	     store_setaside_purge(txn, &op->filter, &sink, &n);
+	     store_setaside_replay(txn, &op->filter, &sink, writer_setaside_op_bytes,
+				   &n, &op->more) :
+	     store_setaside_purge(txn, &op->filter, &sink, writer_setaside_op_bytes,
+				  &n, &op->more);
 	if (rc == 0 && sc.failed)
 		rc = ERR_NOMEM;
 	if (rc == 0)
 		log_msg(LOG_INFO, op->kind == OP_REPLAY ?
 			"set-aside entries queued again" : "set-aside entries deleted",
-			"entries=%llu", (unsigned long long)n);
+			"entries=%llu more=%d", (unsigned long long)n, op->more);
 	return rc;
 }
 
@@ -154,6 +162,25 @@ void writer_free_ops(struct writer_op *ops)
 
 	for (; ops != NULL; ops = next) {
 		next = ops->next;
+		free(ops);
+	}
+}
+
+static void push_op(struct writer *w, struct writer_op *op);
+
+void writer_ops_done(struct writer *w, struct writer_op *ops)
+{
+	struct writer_op *next;
+
+	for (; ops != NULL; ops = next) {
+		next = ops->next;
+		if ((ops->kind == OP_REPLAY || ops->kind == OP_PURGE) &&
+		    ops->more) {
+			ops->more = 0;
+			ops->failures = 0;
+			push_op(w, ops);
+			continue;
+		}
 		free(ops);
 	}
 }

@@ -20,6 +20,7 @@
 
 #include "metrics.h"
 #include "setaside.h"
+#include "writer_int.h"   /* writer_setaside_op_bytes */
 
 /* ---- through the writer ------------------------------------------------ */
 
@@ -1411,6 +1412,33 @@ static void test_replay_and_purge(void)
 		     fx[5].counts.samples);
 }
 
+/* A replay larger than a round's share goes over several rounds, each
+ * its own commit, and all of it comes back. */
+static void test_replay_in_rounds(void)
+{
+	struct setaside_filter f;
+	uint64_t s0, commits0, share = writer_setaside_op_bytes;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(3));
+	for (int i = 0; i < 3; i++)
+		CHECK_NOERR(batch_fixture(&E.b[i], "t1", 0, NULL));
+	CHECK_NOERR(submit_each(0, 3));
+	s0 = first_seq();
+	for (int i = 0; i < 3; i++)
+		writer_set_aside(E.w, "t1", 2, 0, s0 + (uint64_t)i, 400, "bad");
+	CHECK_NOERR(wait_setaside(3));
+	CHECK_NOERR(wait_entries(0));
+	writer_setaside_op_bytes = 1;   /* one entry a round */
+	commits0 = metric_get(&metrics.commits);
+	CHECK(setaside_filter_parse(&f, "t1", NULL) == 0);
+	writer_setaside_op(E.w, &f, 1);
+	CHECK_NOERR(wait_setaside(0));
+	CHECK_NOERR(wait_entries(3));
+	writer_setaside_op_bytes = share;
+	CHECK(metric_get(&metrics.commits) - commits0 >= 3);
+}
+
 /* when_full = drop_oldest: every request is stored, the oldest entries
  * make room, and their samples count as dropped (DROP_FULL). */
 static void test_drop_oldest(void)
@@ -1879,6 +1907,7 @@ int main(void)
 	RUN_STORE(test_destination_records);
 	RUN_STORE(test_max_age);
 	RUN_STORE(test_max_age_partly_delivered);
+	RUN_STORE(test_replay_in_rounds);
 	RUN_STORE(test_failing_set_aside_blocks_acks);
 	RUN_STORE(test_tenant_full_evicts_nothing);
 	RUN_STORE(test_skipped_entry_hides_later_one);
