@@ -5,6 +5,8 @@
 #ifndef RELAY_RETRY_H
 #define RELAY_RETRY_H
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -25,6 +27,37 @@ enum retry_verdict {
 
 /* Classifies an HTTP status; 0 stands for a network or protocol error. */
 enum retry_verdict retry_classify(long status);
+
+/*
+ * A 400 is also what an upstream answers to a request it has no route
+ * for: VictoriaMetrics to a path it does not serve ("unsupported path
+ * requested"), vmauth to a missing route, nginx to plain HTTP on its TLS
+ * port. So a refusal judges a batch's content only from a URL that has
+ * taken a request (2xx) since the relay started, and only when its text
+ * names no missing route; else the batch is kept and the answer counts as
+ * a misconfiguration (RETRY_MISCONFIGURED), until a request there is
+ * taken. A URL changed by a reload starts anew.
+ */
+struct retry_trust {
+	pthread_mutex_t lock;
+	uint64_t *slots;        /* owned: hashes of URLs; 0 is free */
+	size_t cap, n;
+};
+
+/* Returns 0, or ERR_NOMEM. */
+int retry_trust_init(struct retry_trust *t);
+void retry_trust_destroy(struct retry_trust *t);
+/* url took a request (answered 2xx). Out of memory, or past 65,536
+ * URLs, it is not noted (its refusals are then kept, never set aside). */
+void retry_trust_note(struct retry_trust *t, const char *url);
+/* Whether url took a request since the start. */
+int retry_trust_has(struct retry_trust *t, const char *url);
+
+/* retry_classify(status), with a refusal (RETRY_REFUSED) turned into
+ * RETRY_MISCONFIGURED when its text (reason, may be NULL) names a missing
+ * route or the URL is not trusted (see above). */
+enum retry_verdict retry_classify_answer(long status, const char *reason,
+					 int trusted);
 
 /*
  * The delay before the next attempt after a failed one: the upstream's

@@ -50,6 +50,7 @@ struct forwarder {
 	 * set once by forwarder_stop. */
 	_Atomic uint64_t abandon_at_ms;
 	struct upstream_gates gates; /* one per upstream (upstream_gate.h) */
+	struct retry_trust trust;    /* URLs whose refusals judge content */
 	/* When each (tenant, status) was last logged as misconfigured. */
 	pthread_mutex_t log_lock;
 	struct misconf_slot {
@@ -695,7 +696,10 @@ static void forward_one(struct sender *s, struct queue_job *job)
 	store_body_release(&s->body);
 	reason = answer_reason(s);
 	log_quote(reason, strlen(reason), qreason, sizeof(qreason));
-	verdict = retry_classify(status);
+	verdict = retry_classify_answer(status, reason,
+					retry_trust_has(&f->trust, s->url));
+	if (verdict == RETRY_DONE)
+		retry_trust_note(&f->trust, s->url);
 	upstream_status_note(status, verdict == RETRY_DONE, reason);
 	switch (verdict) {
 	case RETRY_DONE:
@@ -850,8 +854,10 @@ struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
 		free(f);
 		return NULL;
 	}
+	retry_trust_init(&f->trust);
 	f->threads = calloc((size_t)cfg->concurrency, sizeof(*f->threads));
 	if (f->threads == NULL) {
+		retry_trust_destroy(&f->trust);
 		upstream_gates_destroy(&f->gates);
 		free(f);
 		return NULL;
@@ -862,6 +868,7 @@ struct forwarder *forwarder_start(const struct config *cfg, struct store *st,
 		f->nthreads++;
 	}
 	if (f->nthreads == 0) {
+		retry_trust_destroy(&f->trust);
 		upstream_gates_destroy(&f->gates);
 		free(f->threads);
 		free(f);
@@ -876,6 +883,7 @@ void forwarder_stop(struct forwarder *f, uint64_t deadline_ms)
 	upstream_gates_stop(&f->gates);
 	for (int i = 0; i < f->nthreads; i++)
 		pthread_join(f->threads[i], NULL);
+	retry_trust_destroy(&f->trust);
 	upstream_gates_destroy(&f->gates);
 	pthread_mutex_destroy(&f->log_lock);
 	free(f->threads);

@@ -63,6 +63,63 @@ static void test_classify_again(void)
 	CHECK_EQ_INT(retry_classify(408), RETRY_AGAIN);
 }
 
+/* A refusal judges content only from a URL that took a request, and when
+ * its text names no missing route (VictoriaMetrics, vmauth, nginx). */
+static void test_classify_answer(void)
+{
+	static const char *const route[] = {
+		"remoteAddr: \"127.0.0.1:5\"; requestURI: /api/v1/wrtie; "
+		"unsupported path requested: \"/api/v1/wrtie\"",
+		"missing route for \"/x\"",
+		"The plain HTTP request was sent to HTTPS port",
+	};
+
+	for (size_t i = 0; i < 3; i++) {
+		CHECK_EQ_INT(retry_classify_answer(400, route[i], 1),
+			     RETRY_MISCONFIGURED);
+		CHECK_EQ_INT(retry_classify_answer(400, route[i], 0),
+			     RETRY_MISCONFIGURED);
+	}
+	CHECK_EQ_INT(retry_classify_answer(400, "cannot parse labels", 1),
+		     RETRY_REFUSED);
+	CHECK_EQ_INT(retry_classify_answer(400, NULL, 1), RETRY_REFUSED);
+	CHECK_EQ_INT(retry_classify_answer(413, "too large", 1), RETRY_REFUSED);
+	/* not trusted yet: kept, whatever it says */
+	CHECK_EQ_INT(retry_classify_answer(400, "cannot parse labels", 0),
+		     RETRY_MISCONFIGURED);
+	CHECK_EQ_INT(retry_classify_answer(422, NULL, 0), RETRY_MISCONFIGURED);
+	/* the rest is retry_classify's */
+	CHECK_EQ_INT(retry_classify_answer(204, NULL, 0), RETRY_DONE);
+	CHECK_EQ_INT(retry_classify_answer(503, NULL, 0), RETRY_AGAIN);
+	CHECK_EQ_INT(retry_classify_answer(404, NULL, 1), RETRY_MISCONFIGURED);
+}
+
+/* URLs noted as having taken a request, and only those; many of them. */
+static void test_trust(void)
+{
+	struct retry_trust t;
+	char url[64];
+
+	CHECK_EQ_INT(retry_trust_init(&t), 0);
+	CHECK_EQ_INT(retry_trust_has(&t, "http://vm:8428/api/v1/write"), 0);
+	retry_trust_note(&t, "http://vm:8428/api/v1/write");
+	CHECK_EQ_INT(retry_trust_has(&t, "http://vm:8428/api/v1/write"), 1);
+	CHECK_EQ_INT(retry_trust_has(&t, "http://vm:8428/api/v1/wrtie"), 0);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(url, sizeof(url), "http://vm:8480/insert/%d/prom", i);
+		retry_trust_note(&t, url);
+		retry_trust_note(&t, url);
+	}
+	CHECK_EQ_INT((int)t.n, 1001);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(url, sizeof(url), "http://vm:8480/insert/%d/prom", i);
+		CHECK_EQ_INT(retry_trust_has(&t, url), 1);
+	}
+	CHECK_EQ_INT(retry_trust_has(&t, "http://vm:8480/insert/1000/prom"), 0);
+	CHECK_EQ_INT(retry_trust_has(&t, "http://vm:8428/api/v1/write"), 1);
+	retry_trust_destroy(&t);
+}
+
 /* Only an answer that condemns the content sets a batch aside. */
 static void test_classify_refused(void)
 {
@@ -252,6 +309,8 @@ int main(void)
 	RUN(test_classify_again);
 	RUN(test_classify_refused);
 	RUN(test_classify_misconfigured);
+	RUN(test_classify_answer);
+	RUN(test_trust);
 	RUN(test_backoff_doubles_from_min);
 	RUN(test_backoff_bounds);
 	RUN(test_backoff_many_attempts);
