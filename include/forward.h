@@ -16,7 +16,7 @@
  *                  or Retry-After held within min_backoff..max_backoff)
  *                  and the others wait until one succeeds
  *                  (upstream_gate.h); the tenant itself waits min_backoff;
- *   400, 413, 422  the content is refused: sends a merged request's
+ *   400, 409, 413, 422  the content is refused: sends a merged request's
  *                  entries' parts one by one, and sets aside the lane's
  *                  part refused alone, so a poison batch never blocks the
  *                  rest;

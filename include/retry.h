@@ -21,7 +21,9 @@ enum retry_verdict {
 	RETRY_AGAIN,        /* 5xx, 429, 408, network error: back off, resend */
 	RETRY_MISCONFIGURED,/* 1xx, 3xx, 4xx but those below: the URL or the
 			     * credentials are wrong; back off, resend, log */
-	RETRY_REFUSED       /* 400, 413, 422: the content is refused; split a
+	RETRY_REFUSED       /* 400, 409, 413, 422: the content is refused
+			     * (409: Thanos Receive's permanent conflicts,
+			     * out-of-order or duplicate samples); split a
 			     * merged request, set a lone entry aside */
 };
 

@@ -22,7 +22,7 @@
  *            timeout): "down" is logged with the reason
  *     UP  -------------------------------------------------------->  DOWN
  *     every request     <------------------------------------------  one probe in
- *     goes at once       a 2xx (or 400/413/422: the upstream read   flight at a time;
+ *     goes at once       a 2xx (or a refusal: the upstream read     flight at a time;
  *                        the body) to any request: "back up after   the rest wait
  *                        N s" is logged, every waiter goes
  *

@@ -749,7 +749,7 @@ static void forward_one(struct sender *s, struct queue_job *job)
 		queue_done(f->q, job, QUEUE_RETRY, span.first_seq, span.last_seq, delay);
 		break;
 	case RETRY_REFUSED:
-		/* 400, 413, 422: the content is refused. A merged request
+		/* 400, 409, 413, 422: the content is refused. A merged request
 		 * is split so that only the entry refused alone is set
 		 * aside (a 413 for a merged request is no verdict on any
 		 * one entry). */

@@ -18,7 +18,7 @@ enum retry_verdict retry_classify(long status)
 		return RETRY_DONE;
 	if (status == 0 || status >= 500 || status == 429 || status == 408)
 		return RETRY_AGAIN;
-	if (status == 400 || status == 413 || status == 422)
+	if (status == 400 || status == 409 || status == 413 || status == 422)
 		return RETRY_REFUSED;
 	return RETRY_MISCONFIGURED;
 }

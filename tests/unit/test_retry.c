@@ -124,6 +124,7 @@ static void test_trust(void)
 static void test_classify_refused(void)
 {
 	CHECK_EQ_INT(retry_classify(400), RETRY_REFUSED);
+	CHECK_EQ_INT(retry_classify(409), RETRY_REFUSED);
 	CHECK_EQ_INT(retry_classify(413), RETRY_REFUSED);
 	CHECK_EQ_INT(retry_classify(422), RETRY_REFUSED);
 }
