@@ -90,7 +90,8 @@ struct queue {
 struct queue_totals {
 	uint64_t entries, bytes, samples;
 	uint64_t oldest_ms;    /* 0 if empty */
-	unsigned tenants_waiting; /* tenants with a lane in backoff */
+	unsigned tenants_waiting; /* tenants in backoff, or waiting for their
+				   * upstream's gate (down) */
 };
 
 void queue_init(struct queue *q);

@@ -353,7 +353,8 @@ int metrics_render(struct buf *out, struct queue *q)
 		rc |= gauge(out, "relay_buffer_oldest_age_seconds",
 			    "Age of the oldest entry in the buffer (0 if empty).", age);
 		rc |= gauge(out, "relay_upstream_tenants_backing_off",
-			    "Tenants whose delivery is waiting to retry.",
+			    "Tenants whose delivery is waiting to retry: in "
+			    "backoff, or for their upstream's next probe.",
 			    (double)t.tenants_waiting);
 		rc |= render_tenants(out, q);
 	}

@@ -510,7 +510,9 @@ void queue_totals(struct queue *q, struct queue_totals *out)
 		if (t->entries > 0 && t->oldest_ms != 0 &&
 		    (out->oldest_ms == 0 || t->oldest_ms < out->oldest_ms))
 			out->oldest_ms = t->oldest_ms;
-		if (t->retry_at_ms > now)
+		/* Its own backoff, or its upstream's gate (down and probed
+		 * by another request). */
+		if (t->retry_at_ms > now || (t->entries > 0 && t->gate_at_ms > now))
 			out->tenants_waiting++;
 	}
 	pthread_mutex_unlock(&q->lock);

@@ -247,7 +247,9 @@ static int render_head(struct buf *out, const struct config *cfg,
 	rc |= buf_printf(out, "<h2>Upstream</h2>\n<table>\n<tr><th>state</th><td>");
 	if (tot.tenants_waiting > 0)
 		rc |= buf_printf(out, "<span class=\"bad\">backing off</span> "
-				 "(%u tenants waiting to retry)", tot.tenants_waiting);
+				 "(%u tenants waiting to retry%s)", tot.tenants_waiting,
+				 metric_get(&metrics.upstreams_down) > 0 ?
+				 "; upstream down, probed" : "");
 	else if (tot.entries > 0)
 		rc |= buf_printf(out, "<span class=\"ok\">delivering</span>");
 	else

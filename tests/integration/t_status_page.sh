@@ -103,6 +103,16 @@ if wait_until "$WAIT_CAP" _backing_off; then
 else
 	fail "backing off" "$(curl -s "$BASE/" | grep -A1 state)"
 fi
+# and says so every time, not only between a probe and the next (the
+# tenants wait for the upstream's probe, not for a backoff of their own)
+n=0
+for _ in $(seq 10); do
+	_backing_off && n=$((n + 1))
+	sleep 0.2
+done
+check "upstream down: the page says backing off every time ($n of 10)" [ "$n" = 10 ]
+checkx "and that the upstream is down" \
+	'curl -s --max-time 10 "$BASE/" | grep -q "upstream down, probed"'
 page=$(curl -s --max-time 10 "$BASE/")
 checkx "and shows the last error (no answer, the connection refused)" \
 	'printf "%s" "$page" | grep -q "last error</th><td>[0-9T:Z-]* ([0-9a-z ]* ago): no answer</td>"'
