@@ -74,6 +74,7 @@ struct upstream_gate {
 	uint64_t probe_at_ms;   /* monotonic: no probe before */
 	uint64_t down_since_ms; /* monotonic */
 	uint64_t probes;        /* probes let through since it went down */
+	uint64_t used_ms;       /* monotonic: last asked for a pass */
 };
 
 /* What a request was let through as. */
@@ -95,6 +96,7 @@ struct upstream_gates {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;    /* any change of any gate */
 	uint64_t min_ms, max_ms;
+	uint64_t swept_ms;      /* monotonic: the last look for stale gates */
 	int stopping;
 	struct upstream_gate gate[UPSTREAM_GATE_SLOTS];
 };

@@ -153,6 +153,7 @@ int upstream_gate_enter(struct upstream_gates *gs, const char *url,
 	t->slot = gate_slot(gs, origin);
 	g = &gs->gate[t->slot];
 	g->users++;
+	g->used_ms = clock_mono_ms();
 	while (!gs->stopping) {
 		t->pass = upstream_gate_try(g, clock_mono_ms(), &wait_ms);
 		if (t->pass != UPSTREAM_WAIT)
@@ -176,11 +177,44 @@ out:
 	return rc;
 }
 
+/*
+ * A gate that is down and that no request has asked for in two probe
+ * delays and 10 s is no longer any tenant's upstream (a reload moved the
+ * url, a renumbered {account_id}): nothing would ever bring it up, and
+ * relay_upstream_up would read 0 for good. It is forgotten, its slot
+ * freed, at the next request to any upstream (the usage series go out
+ * every minute by default). A tenant that still sends there asks within a
+ * probe delay (its request waits for the gate's next probe). Called with
+ * the lock held, at most once a second.
+ */
+static void forget_stale(struct upstream_gates *gs, uint64_t now)
+{
+	uint64_t stale = 2 * gs->max_ms + 10000;
+
+	if (now - gs->swept_ms < 1000)
+		return;
+	gs->swept_ms = now;
+	for (int i = 0; i < UPSTREAM_GATE_SLOTS; i++) {
+		struct upstream_gate *g = &gs->gate[i];
+
+		if (g->origin[0] == '\0' || !g->down || g->users > 0 ||
+		    now - g->used_ms < stale)
+			continue;
+		atomic_fetch_sub_explicit(&metrics.upstreams_down, 1,
+					  memory_order_relaxed);
+		log_msg(LOG_INFO, "upstream no longer used while down: forgotten",
+			"upstream=%s down_for_s=%.1f", g->origin,
+			(double)(now - g->down_since_ms) / 1000.0);
+		memset(g, 0, sizeof(*g));
+	}
+}
+
 int upstream_gate_pass(struct upstream_gates *gs, const char *url,
 		       struct upstream_ticket *t, uint64_t *wait_ms)
 {
 	char origin[UPSTREAM_ORIGIN_MAX];
 	struct upstream_gate *g;
+	uint64_t now;
 	int slot, rc = 0;
 
 	t->slot = -1;
@@ -191,9 +225,12 @@ int upstream_gate_pass(struct upstream_gates *gs, const char *url,
 		rc = -1;
 		goto out;
 	}
+	now = clock_mono_ms();
+	forget_stale(gs, now);
 	slot = gate_slot(gs, origin);
 	g = &gs->gate[slot];
-	t->pass = upstream_gate_try(g, clock_mono_ms(), wait_ms);
+	g->used_ms = now;
+	t->pass = upstream_gate_try(g, now, wait_ms);
 	if (t->pass == UPSTREAM_WAIT) {
 		t->pass = UPSTREAM_NONE;
 		rc = 1;
@@ -224,6 +261,7 @@ int upstream_gate_leave(struct upstream_gates *gs, struct upstream_ticket *t,
 	pthread_mutex_lock(&gs->lock);
 	g = &gs->gate[t->slot];
 	g->users--;
+	g->used_ms = now;
 	c = upstream_gate_answer(g, t->pass, status, retry_after, now,
 				 (int64_t)time(NULL), gs->min_ms, gs->max_ms,
 				 rnd);
