@@ -17,6 +17,7 @@
 #include "err.h"
 #include "metrics.h"
 #include "store.h"
+#include "tenant.h"
 
 /* Records one read transaction visits: a page of a report. */
 #define USAGE_PAGE_RECORDS 256
@@ -446,7 +447,15 @@ int usage_main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': file = optarg; break;
-		case 't': f.tenant = optarg; break;
+		case 't':
+			if (!tenant_valid_id(optarg, strlen(optarg))) {
+				fprintf(stderr, "relay usage: bad tenant %s: a "
+					"tenant id ([A-Za-z0-9._-], at most 64 "
+					"characters)\n", optarg);
+				return 2;
+			}
+			f.tenant = optarg;
+			break;
 		case 'f':
 		case 'T':
 			if (usage_parse_time(optarg, opt == 'f' ? &f.from_s : &f.to_s) < 0) {
@@ -510,6 +519,10 @@ int usage_query_parse(struct usage_filter *f, int *csv,
 	*csv = 0;
 	v = get(arg, "tenant");
 	f->tenant = v && *v ? v : NULL;
+	/* Not cut to fit: a longer one would name another tenant. */
+	if (f->tenant != NULL && !tenant_valid_id(f->tenant, strlen(f->tenant)))
+		return *why = "bad tenant: a tenant id ([A-Za-z0-9._-], at most "
+			      "64 characters)\n", -1;
 	v = get(arg, "from");
 	if (v && *v && usage_parse_time(v, &f->from_s) < 0)
 		return *why = "bad from: use Unix seconds or RFC 3339\n", -1;

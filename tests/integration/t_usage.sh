@@ -162,6 +162,11 @@ j=$(usage_json "$BASE" "$ADMIN_TOKEN" "tenant=globex")
 check "json ?tenant=globex: only globex rows" \
 	[ "$(printf '%s' "$j" | jq -r '[.usage[].tenant] | unique | join(",")')" = globex ]
 check "json ?tenant=globex: samples = ${SMP[globex]}" [ "$(usage_sum "$j" globex samples)" = "${SMP[globex]}" ]
+# an id too long is refused, not cut down to another tenant's
+long=globex$(printf 'x%.0s' $(seq 70))
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" \
+	"$BASE/api/v1/usage?tenant=$long")
+check "json ?tenant=<76 characters>: 400 ($code)" [ "$code" = 400 ]
 j=$(usage_json "$BASE" "$ADMIN_TOKEN" "to=$HOUR0")
 check "json ?to=<the run's first hour>: no rows (to is exclusive)" \
 	[ "$(printf '%s' "$j" | jq '.usage | length')" = 0 ]
