@@ -19,17 +19,48 @@
 #include "tenant.h"
 #include "usage.h"
 
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t k = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 :
+		   p[0] >= 0xe0 && p[0] <= 0xef ? 3 :
+		   p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : 0;
+
+	if (k == 0 || n < k)
+		return 0;
+	for (size_t i = 1; i < k; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	/* No overlong form, surrogate or code point past U+10FFFF. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return k;
+}
+
+/* s[0..n) as a JSON string. A byte that is not valid UTF-8 (an upstream's
+ * answer cut inside a character, or not text) becomes U+FFFD, so that the
+ * answer stays valid JSON. */
 static void json_string(struct buf *out, const char *s, size_t n)
 {
+	const unsigned char *p = (const unsigned char *)s;
+	size_t k;
+
 	buf_append(out, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
+		unsigned char c = p[i];
+		if (c == '"' || c == '\\') {
 			buf_printf(out, "\\%c", c);
-		else if (c < 0x20)
+		} else if (c < 0x20) {
 			buf_printf(out, "\\u%04x", c);
-		else
+		} else if (c < 0x80) {
 			buf_append(out, &s[i], 1);
+		} else if ((k = utf8_len(p + i, n - i)) > 0) {
+			buf_append(out, &s[i], k);
+			i += k - 1;
+		} else {
+			buf_append(out, "\xef\xbf\xbd", 3);
+		}
 	}
 	buf_append(out, "\"", 1);
 }

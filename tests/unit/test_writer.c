@@ -1412,6 +1412,32 @@ static void test_replay_and_purge(void)
 		     fx[5].counts.samples);
 }
 
+/* A set-aside reason that is not valid UTF-8 (an upstream's answer cut
+ * inside a character) is listed as valid JSON: each stray byte becomes
+ * U+FFFD, whole characters stay. */
+static void test_setaside_reason_utf8(void)
+{
+	struct setaside_filter f;
+	struct buf out;
+	uint64_t s0;
+
+	CHECK_NOERR(env_create(64 * MIB, 8 * MIB));
+	CHECK_NOERR(batches_new(1));
+	CHECK_NOERR(batch_fixture(&E.b[0], "t1", 0, NULL));
+	CHECK_NOERR(submit_each(0, 1));
+	s0 = first_seq();
+	writer_set_aside(E.w, "t1", 2, 0, s0, 400, "caf\xc3\xa9 \xff\xe2\x82");
+	CHECK_NOERR(wait_setaside(1));
+	CHECK(setaside_filter_parse(&f, NULL, NULL) == 0);
+	buf_init(&out, 1u << 20);
+	CHECK_EQ_INT(setaside_format(E.st, &f, 1, &out), 0);
+	buf_append(&out, "", 1);
+	CHECK(strstr((const char *)out.p,
+		     "\"caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"")
+	      != NULL);
+	buf_free(&out);
+}
+
 /* A replay larger than a round's share goes over several rounds, each
  * its own commit, and all of it comes back. */
 static void test_replay_in_rounds(void)
@@ -1908,6 +1934,7 @@ int main(void)
 	RUN_STORE(test_max_age);
 	RUN_STORE(test_max_age_partly_delivered);
 	RUN_STORE(test_replay_in_rounds);
+	RUN_STORE(test_setaside_reason_utf8);
 	RUN_STORE(test_failing_set_aside_blocks_acks);
 	RUN_STORE(test_tenant_full_evicts_nothing);
 	RUN_STORE(test_skipped_entry_hides_later_one);
