@@ -209,6 +209,27 @@ static inline const char *store_direct(void)
 /* Makes the closed store at E.path look as an older format left it: the
  * format record fmt, the database named drop (which that format did not
  * have) gone. Returns NULL or what failed. */
+/* Opens the closed store at E.path with LMDB itself and begins a write
+ * transaction in *txn. Returns an LMDB code; on 0 the caller commits or
+ * aborts *txn and closes *env. */
+static inline int store_raw_begin(MDB_env **env, MDB_txn **txn)
+{
+	int rc;
+
+	if ((rc = mdb_env_create(env)) != 0)
+		return rc;
+	rc = mdb_env_set_maxdbs(*env, 16);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(*env, 128 * MIB);
+	if (rc == 0)
+		rc = mdb_env_open(*env, E.path, 0, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(*env, NULL, 0, txn);
+	if (rc != 0)
+		mdb_env_close(*env);
+	return rc;
+}
+
 static inline const char *store_older_format(uint32_t fmt, const char *drop)
 {
 	MDB_env *env;
@@ -217,22 +238,15 @@ static inline const char *store_older_format(uint32_t fmt, const char *drop)
 	MDB_val k = { 6, "format" }, v = { sizeof(fmt), &fmt };
 	int rc;
 
-	if (mdb_env_create(&env) != 0)
-		return "mdb_env_create";
-	rc = mdb_env_set_maxdbs(env, 16);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(env, 128 * MIB);
-	if (rc == 0)
-		rc = mdb_env_open(env, E.path, 0, 0600);
-	if (rc == 0 && (rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0) {
-		if ((rc = mdb_dbi_open(txn, drop, 0, &dbi)) == 0 &&
-		    (rc = mdb_drop(txn, dbi, 1)) == 0 &&
-		    (rc = mdb_dbi_open(txn, "meta", 0, &meta)) == 0 &&
-		    (rc = mdb_put(txn, meta, &k, &v, 0)) == 0)
-			rc = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
-	}
+	if ((rc = store_raw_begin(&env, &txn)) != 0)
+		return mdb_strerror(rc);
+	if ((rc = mdb_dbi_open(txn, drop, 0, &dbi)) == 0 &&
+	    (rc = mdb_drop(txn, dbi, 1)) == 0 &&
+	    (rc = mdb_dbi_open(txn, "meta", 0, &meta)) == 0 &&
+	    (rc = mdb_put(txn, meta, &k, &v, 0)) == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
 	mdb_env_close(env);
 	return rc == 0 ? NULL : mdb_strerror(rc);
 }

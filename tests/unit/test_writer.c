@@ -1354,24 +1354,31 @@ static void test_duplicate_not_stored(void)
 	CHECK_EQ_INT(t.entries, 2);
 }
 
-/* Polls until the setaside database holds n records. */
-static const char *wait_setaside(size_t n)
+/* Polls until database dbi (what: its name) holds n records, all of
+ * them readable (until then, what it last found). */
+static const char *wait_records(MDB_dbi dbi, const char *what, size_t n)
 {
 	struct timespec ts = { 0, POLL_SLEEP_NS };
 	struct entries sa;
-	const char *e;
+	const char *e = NULL;
 	size_t have = 0;
 
 	for (int i = 0; i < POLL_TRIES; i++) {
-		if ((e = entries_read(E.st->setaside, &sa)) != NULL)
-			return e;
-		have = sa.n;
-		entries_free(&sa);
-		if (have == n)
-			return NULL;
+		if ((e = entries_read(dbi, &sa)) == NULL) {
+			have = sa.n;
+			entries_free(&sa);
+			if (have == n)
+				return NULL;
+		}
 		nanosleep(&ts, NULL);
 	}
-	return err("setaside holds %zu records, not %zu", have, n);
+	return e != NULL ? e : err("%s holds %zu records, not %zu", what, have, n);
+}
+
+/* Polls until the setaside database holds n records. */
+static const char *wait_setaside(size_t n)
+{
+	return wait_records(E.st->setaside, "setaside", n);
 }
 
 /* An entry set aside and replayed is back in the queue under a new
@@ -1816,57 +1823,31 @@ static const char *entry_spoil(const char *tenant, uint64_t seq)
 	MDB_val k, v;
 	int rc;
 
-	if (mdb_env_create(&env) != 0)
-		return "mdb_env_create";
-	rc = mdb_env_set_maxdbs(env, 16);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(env, 128 * MIB);
-	if (rc == 0)
-		rc = mdb_env_open(env, E.path, 0, 0600);
-	if (rc == 0 && (rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0) {
-		k.mv_size = store_key(key, tenant, strlen(tenant), seq);
-		k.mv_data = key;
-		if ((rc = mdb_dbi_open(txn, "queue", 0, &dbi)) == 0 &&
-		    (rc = mdb_get(txn, dbi, &k, &v)) == 0 &&
-		    (copy = malloc(v.mv_size)) != NULL) {
-			memcpy(copy, v.mv_data, v.mv_size);
-			copy[0] = 9;             /* entry_hdr.version */
-			v.mv_data = copy;
-			rc = mdb_put(txn, dbi, &k, &v, 0);
-		}
-		if (rc == 0 && copy != NULL)
-			rc = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
+	if ((rc = store_raw_begin(&env, &txn)) != 0)
+		return mdb_strerror(rc);
+	k.mv_size = store_key(key, tenant, strlen(tenant), seq);
+	k.mv_data = key;
+	if ((rc = mdb_dbi_open(txn, "queue", 0, &dbi)) == 0 &&
+	    (rc = mdb_get(txn, dbi, &k, &v)) == 0 &&
+	    (copy = malloc(v.mv_size)) != NULL) {
+		memcpy(copy, v.mv_data, v.mv_size);
+		copy[0] = 9;             /* entry_hdr.version */
+		v.mv_data = copy;
+		rc = mdb_put(txn, dbi, &k, &v, 0);
 	}
+	if (rc == 0 && copy != NULL)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
 	free(copy);
 	mdb_env_close(env);
 	return rc == 0 ? NULL : mdb_strerror(rc);
 }
 
-/* Polls the queue database (not the in-memory queue) until it holds n
- * entries. */
-static const char *wait_db_entries(size_t n)
-{
-	struct timespec ts = { 0, POLL_SLEEP_NS };
-	struct entries es;
-	size_t have = 0;
-
-	for (int i = 0; i < 5000; i++) {
-		if (entries_read(E.st->queue, &es) == NULL) {
-			have = es.n;
-			entries_free(&es);
-			if (have == n)
-				return NULL;
-		}
-		nanosleep(&ts, NULL);
-	}
-	return err("queue database holds %zu entries, not %zu", have, n);
-}
-
-/* An entry the loader skips (unreadable) is still deleted, and counted
- * out, when a lane passes it: the tenant then looks empty while a later
- * entry is still buffered, and no lane sends that one. */
+/* An unreadable entry is counted when the buffer is loaded, as it is
+ * counted out when lane 0 passes it: the entry after it stays the
+ * tenant's, and lane 0 sends it. (Uncounted at load, its deletion once
+ * left the tenant empty to the queue and that entry unsent.) */
 static void test_skipped_entry_hides_later_one(void)
 {
 	struct queue_tenant t;
@@ -1883,9 +1864,9 @@ static void test_skipped_entry_hides_later_one(void)
 	CHECK_NOERR(env_start());
 	/* lane 0 delivered s0 (and passed the unreadable s0 + 1), then s0 + 2 */
 	writer_ack(E.w, "t1", 2, 0, s0, s0 + 1);
-	CHECK_NOERR(wait_db_entries(2));
+	CHECK_NOERR(wait_records(E.st->queue, "queue", 2));
 	writer_ack(E.w, "t1", 2, 0, s0 + 2, s0 + 2);
-	CHECK_NOERR(wait_db_entries(1));        /* s0 + 3 is buffered */
+	CHECK_NOERR(wait_records(E.st->queue, "queue", 1));        /* s0 + 3 is buffered */
 	/* the queue learns of the commit a moment after it */
 	CHECK_EQ_INT(entries_within(1, 3000), 0);
 	CHECK_EQ_INT(tenant_state("t1", &t), 0);
