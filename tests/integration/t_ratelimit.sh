@@ -110,10 +110,15 @@ else
 fi
 
 # Retry-After on a 429: post 500-sample bodies as x until one is refused.
-"$RWSEND" --emit "$T/x500.bin" --series 500 --samples-per-series 1 --name-prefix rl_xh
+# Each a new one: a resent body stores nothing and its tokens go back, so
+# resending one body may never bring the bucket down to the limit.
+for i in $(seq 1 20); do
+	"$RWSEND" --emit "$T/x500_$i.bin" --series 500 --samples-per-series 1 \
+		--name-prefix "rl_xh$i"
+done
 got=
 for i in $(seq 1 20); do
-	code=$(post_rw "$URL" "$T/x500.bin" -H "Authorization: Bearer x-token" -D "$T/h429")
+	code=$(post_rw "$URL" "$T/x500_$i.bin" -H "Authorization: Bearer x-token" -D "$T/h429")
 	if [ "$code" = 429 ]; then
 		got=429
 		break
@@ -133,7 +138,7 @@ check "z (limit_status = 503): some requests refused with 5xx ($sz)" \
 check "z: none refused with 4xx" [ "$(field "$sz" status_4xx)" = 0 ]
 got=
 for i in $(seq 1 20); do
-	code=$(post_rw "$URL" "$T/x500.bin" -H "Authorization: Bearer z-token" -D "$T/h503")
+	code=$(post_rw "$URL" "$T/x500_$i.bin" -H "Authorization: Bearer z-token" -D "$T/h503")
 	if [ "$code" = 503 ]; then
 		got=503
 		break
