@@ -141,6 +141,15 @@ void config_defaults(struct config *cfg);
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
+/*
+ * config_load without reading the relabel rules files: for the commands
+ * that only open the buffer (relay salvage, setaside, usage). A directory
+ * is salvaged on whatever host it can be read, where the rules files may
+ * not be; the rules act on what comes in, never on what is buffered.
+ */
+int config_load_storage(struct config *cfg, const char *path, char *err,
+			size_t errlen);
+
 /* Frees everything cfg owns. */
 void config_free(struct config *cfg);
 

@@ -701,7 +701,9 @@ static int load_rules(struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+/* config_load, the rules files read when rules is set. */
+static int load(struct config *cfg, const char *path, int rules, char *err,
+		size_t errlen)
 {
 	unsigned key_line[NKEYS] = {0};
 	struct parser p = {
@@ -731,13 +733,24 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		config_fail(&p, 0, "cannot read: %s", strerror(errno));
 		goto out;
 	}
-	if (check_cross(&p) < 0 || load_rules(cfg, err, errlen) < 0)
+	if (check_cross(&p) < 0 || (rules && load_rules(cfg, err, errlen) < 0))
 		goto out;
 	rc = 0;
 out:
 	free(line);
 	fclose(f);
 	return rc;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	return load(cfg, path, 1, err, errlen);
+}
+
+int config_load_storage(struct config *cfg, const char *path, char *err,
+			size_t errlen)
+{
+	return load(cfg, path, 0, err, errlen);
 }
 
 void config_free(struct config *cfg)

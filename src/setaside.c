@@ -343,7 +343,7 @@ int setaside_main(int argc, char **argv)
 		fprintf(stderr, "relay setaside: bad --tenant or --seq\n");
 		return 2;
 	}
-	if (config_load(&cfg, file, err, sizeof(err)) < 0) {
+	if (config_load_storage(&cfg, file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		config_free(&cfg);
 		return 1;

@@ -660,7 +660,7 @@ int salvage_main(int argc, char **argv)
 		return 2;
 	}
 	if (file != NULL) {
-		if (config_load(&cfg, file, err, sizeof(err)) < 0) {
+		if (config_load_storage(&cfg, file, err, sizeof(err)) < 0) {
 			fprintf(stderr, "%s\n", err);
 			config_free(&cfg);
 			return 1;

@@ -487,7 +487,7 @@ int usage_main(int argc, char **argv)
 		usage_cli_help(stderr);
 		return 2;
 	}
-	if (config_load(&cfg, file, err, sizeof(err)) < 0) {
+	if (config_load_storage(&cfg, file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		config_free(&cfg);
 		return 1;

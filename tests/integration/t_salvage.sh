@@ -61,6 +61,25 @@ stop_relay
 rc=$?
 check "relay salvage --max-size 2Gx: refused with exit 2 ($rc)" [ "$rc" = 2 ]
 check "and says why" grep -q 'is not a size' "$T/badsize.out"
+
+# The commands that only open the buffer do not need the relabel rules
+# files relay.conf names (a directory is salvaged where it can be read);
+# the relay itself still refuses to start without them.
+conf "$T/norules.conf" 9 "tenancy.relabel=$T/elsewhere/rules.yml"
+"$RELAY_BIN" -n -c "$T/norules.conf" >"$T/norules-n.out" 2>&1
+rc=$?
+check "relay -n with a missing rules file: refused ($rc)" [ "$rc" != 0 ]
+"$RELAY_BIN" salvage -c "$T/norules.conf" --to "$T/data.c" >"$T/salvage-c.out" 2>&1
+rc=$?
+note "$(tr '\n' ';' <"$T/salvage-c.out")"
+check "relay salvage -c, the rules file missing: exit 0 ($rc)" [ "$rc" = 0 ]
+check "and it copies the 100 samples" grep -q "^queue: copied=[0-9]* samples=100 " "$T/salvage-c.out"
+"$RELAY_BIN" usage -c "$T/norules.conf" >"$T/usage-c.out" 2>&1
+rc=$?
+check "relay usage -c, the rules file missing: exit 0 ($rc)" [ "$rc" = 0 ]
+"$RELAY_BIN" setaside list -c "$T/norules.conf" >"$T/sa-c.out" 2>&1
+rc=$?
+check "relay setaside list -c, the rules file missing: exit 0 ($rc)" [ "$rc" = 0 ]
 "$RELAY_BIN" salvage --from "$T/data" --to "$T/data.new" --max-size 1GiB \
 	>"$T/salvage.out" 2>&1
 rc=$?
