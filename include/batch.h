@@ -44,6 +44,10 @@ struct batch_ha {
 	char replica[HA_VALUE_MAX];
 	size_t rlen;
 	uint64_t failover_ms;    /* the tenant's ha_failover_timeout */
+	/* Samples of the series left out (over max_series, or left invalid
+	 * by relabel rules): deduplicated with the rest when the replica is
+	 * not elected, so that the whole request is billed as such. */
+	uint64_t left_out;
 };
 
 struct batch {

@@ -180,6 +180,8 @@ static void batch_usage(struct request *r)
 		memcpy(b->ha.replica, ar->ha.replica, ar->ha.rlen);
 		b->ha.rlen = ar->ha.rlen;
 		b->ha.failover_ms = ar->ha_set.failover_ms;
+		b->ha.left_out = ar->counts.refused_samples +
+				 ar->counts.invalid_samples;
 	}
 }
 

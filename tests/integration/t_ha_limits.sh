@@ -10,6 +10,9 @@
 # 3. max_series = 4, series seen first in b's request: b sends 3 series, a
 #    the same 3 a moment later (stored, 1 + 3 = 4); a 5th is refused, and
 #    still is after a restart (a's request noted the series on disk).
+# 4. max_series = 2, a holds 1: b sends 3 series, 2 of them over the
+#    limit: deduplicated (2xx), and all 3 of its samples are billed as
+#    deduplicated, none refused and none left uncounted.
 . "$(dirname "$0")/../lib.sh"
 require_relay
 
@@ -25,7 +28,9 @@ write_conf "$T/relay.conf" \
 	"tenant series.token=series-tok" \
 	"tenant series.max_series=4" \
 	"tenant beta.token=beta-tok" \
-	"tenant beta.max_series=4"
+	"tenant beta.max_series=4" \
+	"tenant gamma.token=gamma-tok" \
+	"tenant gamma.max_series=2"
 start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1; }
 BASE=http://127.0.0.1:$RELAY_PORT
 URL=$BASE/api/v1/write
@@ -75,3 +80,17 @@ start_relay "$T/relay.conf" || { fail setup "relay did not restart"; exit 1; }
 b4=$(send beta-tok beta_after 3 "$T0" a)
 check "beta: after a restart still at max_series, 3 new series refused ($b4)" \
 	[ "$(field "$b4" status_4xx)" = 1 ]
+
+# --- 4. the other replica's series over max_series ---------------------------
+g0=$(send gamma-tok gamma_lead 1 "$T0" a)   # elects a: 1 series of 2
+g1=$(send gamma-tok gamma_b 3 "$T0" b)      # 1 within the limit, 2 over
+note "gamma: a $g0 | b $g1"
+check "gamma: replica b's request, 2 of its series over max_series, deduplicated (2xx)" \
+	[ "$(field "$g1" status_2xx)" = 1 ]
+U=$(usage_json "$BASE" "$ADMIN" "tenant=gamma")
+v=$(usage_sum "$U" gamma samples_deduplicated)
+check "gamma: all 3 of b's samples billed as deduplicated (is ${v:-0})" [ "${v:-0}" = 3 ]
+v=$(usage_sum "$U" gamma samples_refused_series_limit)
+check "gamma: none billed as refused (is ${v:-0})" [ "${v:-0}" = 0 ]
+v=$(usage_sum "$U" gamma samples)
+check "gamma: replica a's 1 sample stored and billed (is ${v:-0})" [ "${v:-0}" = 1 ]
