@@ -176,7 +176,7 @@ static const struct config_key config_keys[] = {
 	NUM("export_interval", SEC_USAGE, CONF_DURATION, usage_export_interval_ms, "1m", "1s", "1d",
 	    "How often the usage series are written."),
 	STR("export_tenant", SEC_USAGE, usage_export_tenant, NULL, CHECK_TENANT_ID,
-	    "Tenant whose queue and destination take the usage series (not billed to it); empty: no tenant, and no export when url is per tenant."),
+	    "Tenant whose queue and destination take the usage series (not billed to it); empty: no tenant, and the export pauses while url is per tenant."),
 	STR("instance", SEC_USAGE, usage_instance, NULL, CHECK_NONE,
 	    "Value of the relay label of the usage series; empty: the host name."),
 

@@ -59,6 +59,8 @@ struct usage_export {
 	pthread_cond_t cond;
 	int stop;                /* under lock */
 	int committed;           /* under lock: the batch's done() ran */
+	int paused;              /* the export thread's: the url in force is
+				  * per tenant and there is no export_tenant */
 };
 
 /* ---- encoding ---- */
@@ -455,6 +457,33 @@ static void batch_done(struct batch *b, void *arg)
 	pthread_mutex_unlock(&ux->lock);
 }
 
+/* Whether url sends each tenant somewhere of its own. */
+static int url_per_tenant(const char *url)
+{
+	return strstr(url, "{tenant}") != NULL ||
+	       strstr(url, "{account_id}") != NULL ||
+	       strstr(url, "{project_id}") != NULL;
+}
+
+/*
+ * Whether the url in force (a reload may change it) leaves the usage
+ * series without a destination: per tenant, and no export_tenant. Logs
+ * when that starts and ends.
+ */
+static int export_paused(struct usage_export *ux, const char *url)
+{
+	int paused = ux->tlen == 0 && url_per_tenant(url);
+
+	if (paused && !ux->paused)
+		log_msg(LOG_WARN, "usage export paused", "reason=\"[upstream] "
+			"url is per tenant: set [usage] export_tenant\"");
+	else if (!paused && ux->paused)
+		log_msg(LOG_INFO, "usage export resumed", "reason=\"[upstream] "
+			"url is no longer per tenant\"");
+	ux->paused = paused;
+	return paused;
+}
+
 /* One export: sums, batch, commit. */
 static void export_once(struct usage_export *ux)
 {
@@ -464,6 +493,11 @@ static void export_once(struct usage_export *ux)
 	struct batch b;
 	int rc;
 
+	cfg = config_hold();
+	rc = export_paused(ux, cfg->url);
+	config_release(cfg);
+	if (rc)
+		return;
 	if ((rc = usage_totals_refresh(ux->totals, now)) != 0) {
 		metric_add(&metrics.usage_export_failures, 1);
 		log_msg(LOG_WARN, "usage export skipped", "reason=\"%s\"",
@@ -533,14 +567,6 @@ static void *export_thread(void *arg)
 	return NULL;
 }
 
-/* Whether url sends each tenant somewhere of its own. */
-static int url_per_tenant(const char *url)
-{
-	return strstr(url, "{tenant}") != NULL ||
-	       strstr(url, "{account_id}") != NULL ||
-	       strstr(url, "{project_id}") != NULL;
-}
-
 struct usage_export *usage_export_start(const struct config *cfg,
 					struct store *st, struct writer *w)
 {
@@ -548,11 +574,6 @@ struct usage_export *usage_export_start(const struct config *cfg,
 
 	if (!cfg->usage_export)
 		return NULL;
-	if (cfg->usage_export_tenant == NULL && url_per_tenant(cfg->url)) {
-		log_msg(LOG_WARN, "usage export off", "reason=\"[upstream] url "
-			"is per tenant: set [usage] export_tenant\"");
-		return NULL;
-	}
 	if ((ux = calloc(1, sizeof(*ux))) == NULL)
 		return NULL;
 	if ((ux->totals = usage_totals_new(st)) == NULL) {
@@ -572,6 +593,8 @@ struct usage_export *usage_export_start(const struct config *cfg,
 		ux->tlen = strlen(cfg->usage_export_tenant);
 		memcpy(ux->tenant, cfg->usage_export_tenant, ux->tlen);
 	}
+	/* Said at start too, not only at the first export. */
+	(void)export_paused(ux, cfg->url);
 	pthread_mutex_init(&ux->lock, NULL);
 	if (clock_cond_init(&ux->cond) != 0 ||
 	    pthread_create(&ux->thread, NULL, export_thread, ux) != 0) {

@@ -161,8 +161,8 @@ write_conf "$T/relay3.conf" \
 	"usage.export_interval=1s" \
 	"tenant acme.token=acme-ux"
 start_relay "$T/relay3.conf" || { fail setup "relay 3 did not become ready"; exit 1; }
-checkx "per-tenant url without export_tenant: the export is off, and says so" \
-	'grep -q "msg=\"usage export off\"" "$RELAY_LOG"'
+checkx "per-tenant url without export_tenant: the export pauses, and says so" \
+	'grep -q "msg=\"usage export paused\"" "$RELAY_LOG"'
 
 # --- 4. past usage_retention, across a restart ------------------------------
 # 72 hourly records of tenant-00000 (1 sample each) up to the previous
