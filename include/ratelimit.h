@@ -6,7 +6,9 @@
  * continuously; a request takes as many tokens as it has samples and
  * histogram samples. A request larger than the bucket passes when the
  * bucket is not empty, leaving a debt that the refill pays back first, so
- * the long-run rate holds for requests of any size. One mutex; each call
+ * the long-run rate holds for requests of any size. When a reload changes
+ * the rate, what the bucket holds (or owes) is kept in seconds of the
+ * rate: a debt is paid back in the time it would have taken. One mutex; each call
  * is short. Buckets are made on first use and live until
  * ratelimit_destroy.
  */

@@ -13,6 +13,7 @@ struct ratelimit_bucket {
 	char id[TENANT_ID_MAX + 1];
 	size_t idlen;
 	double tokens;              /* may be negative: a debt */
+	double rate;                /* the rate tokens were counted at */
 	uint64_t refilled_ms;       /* 0: never used */
 	struct ratelimit_bucket *next;
 };
@@ -65,6 +66,13 @@ int ratelimit_take(struct ratelimit *rl, const char *id, size_t idlen,
 		pthread_mutex_unlock(&rl->lock);
 		return ERR_NOMEM;
 	}
+	/* A reload changed the rate: the bucket keeps what it held in
+	 * seconds of the rate, so that a debt is paid back in the time it
+	 * would have taken (in samples, a debt made at 100000/s would take
+	 * hours at 10/s). */
+	if (b->refilled_ms != 0 && b->rate > 0 && rate != b->rate)
+		b->tokens *= rate / b->rate;
+	b->rate = rate;
 	if (b->refilled_ms == 0) {
 		b->tokens = rate;
 	} else if (now_ms > b->refilled_ms) {
