@@ -210,15 +210,15 @@ int setaside_filter_parse(struct setaside_filter *f, const char *tenant,
 	return 0;
 }
 
-/* Counts purged samples in the usage of the hour they are purged in. */
+/* Counts purged samples in the usage of the hour they are purged in, as
+ * the relay's own purge does (usage_count_dropped: no record for data
+ * without a tenant). */
 static void cli_deleted(void *arg, const char *tenant, size_t tlen,
 			uint64_t samples)
 {
-	struct usage_rec *u = usage_round_get(arg, tenant, tlen,
-					      usage_hour((uint64_t)time(NULL) * 1000));
-
-	if (u != NULL)
-		u->samples_dropped[DROP_PURGED] += samples;
+	(void)usage_count_dropped(arg, tenant, tlen,
+				  (uint64_t)time(NULL) * 1000, DROP_PURGED,
+				  samples);
 }
 
 /* Bytes of one part of a listing the CLI prints. */
