@@ -61,8 +61,9 @@ void evict_round_committed(struct evict *ev);
 /*
  * Drops entries (the oldest of the tenants over their share of limit
  * first, see above) until *used + need <= limit,
- * lowering *used by each one's footprint. Returns 0 (the goal may be out
- * of reach: the caller checks *used) or an ERR_* code.
+ * lowering *used by each one's footprint; drops nothing when dropping
+ * every buffered entry could not make room. Returns 0 (the goal may be
+ * out of reach: the caller checks *used) or an ERR_* code.
  */
 int evict_for_space(struct evict *ev, struct store_txn *txn, struct queue *q,
 		    struct usage_round *usage, const struct evict_sink *sink,

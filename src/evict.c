@@ -199,7 +199,17 @@ int evict_for_space(struct evict *ev, struct store_txn *txn, struct queue *q,
 		    uint64_t *used, uint64_t need, uint64_t limit, uint64_t now)
 {
 	struct goal g = {DROP_FULL, 0, used, need, limit};
+	struct queue_totals t;
+	uint64_t most;
 
+	/* What dropping every buffered entry could free at most (each one's
+	 * bytes, and a page of rounding and node): when even that leaves no
+	 * room (the set-aside, usage and other records fill the rest of
+	 * limit), nothing is dropped for a request that is refused anyway. */
+	queue_totals(q, &t);
+	most = t.bytes + t.entries * store_page_size(ev->st);
+	if (*used + need > limit + most)
+		return 0;
 	return evict(ev, txn, q, usage, sink, &g, now, INT32_MAX);
 }
 

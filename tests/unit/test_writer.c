@@ -1525,6 +1525,33 @@ static void test_drop_oldest_fair(void)
 		     (N - noisy.entries) * fx[1].counts.samples);
 }
 
+/* when_full = drop_oldest and a request that cannot fit even in an empty
+ * buffer: refused, and nothing of the other tenants dropped for it. */
+static void test_drop_oldest_not_for_nothing(void)
+{
+	enum { BIG = 100 };
+	struct queue_totals t;
+
+	CHECK_NOERR(env_create_policy(MIB, WHEN_FULL_DROP_OLDEST, 0));
+	CHECK_NOERR(env_start());
+	CHECK_NOERR(batches_new(2));
+	CHECK_NOERR(batch_fixture(&E.b[0], "quiet", 1, NULL));
+	CHECK_NOERR(submit_each(0, 1));
+	CHECK_EQ_INT(E.b[0].status, BATCH_STORED);
+	CHECK_NOERR(batch_fixture(&E.b[1], "big", 3, NULL));
+	for (int i = 1; i < BIG; i++)
+		CHECK_NOERR(batch_add_chunk(&E.b[1], fx[3].raw, fx[3].rawlen,
+					    &fx[3].counts));
+	CHECK(E.b[1].value_bytes > MIB);
+	CHECK_NOERR(submit_each(1, 2));
+	CHECK_EQ_INT(E.b[1].status, BATCH_REFUSED);
+	CHECK_EQ_INT(E.b[1].reason, REFUSE_BUFFER_FULL);
+	queue_totals(&E.q, &t);
+	CHECK_EQ_INT(t.entries, 1);
+	CHECK_EQ_INT(t.samples, fx[1].counts.samples);
+	CHECK_EQ_INT(usage_total(DROPPED(DROP_FULL)), 0);
+}
+
 /* How many destination records the store holds (-1: unreadable). */
 static long db_records(void)
 {
@@ -1911,6 +1938,7 @@ int main(void)
 	RUN_STORE(test_replay_and_purge);
 	RUN_STORE(test_drop_oldest);
 	RUN_STORE(test_drop_oldest_fair);
+	RUN_STORE(test_drop_oldest_not_for_nothing);
 	RUN_STORE(test_destination_records);
 	RUN_STORE(test_max_age);
 	RUN_STORE(test_max_age_partly_delivered);
