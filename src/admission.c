@@ -511,8 +511,8 @@ void admission_count(struct admission *a, const struct admission_req *r)
 				     c->invalid_samples);
 	} else {
 		/* The whole request: the series left out too. */
-		count_reason(a, r, v->reason, c->samples + c->refused_samples +
-			     c->invalid_samples);
+		count_reason(a, r, v->reason, c->samples + c->histograms +
+			     c->refused_samples + c->invalid_samples);
 	}
 	log_refusal(r);
 }

@@ -122,7 +122,10 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
 static int series_refused(struct scan *s) __attribute__((cold, noinline));
 static int series_refused(struct scan *s)
 {
-	uint64_t samples = s->n.samples - s->before.samples;
+	/* Histogram samples count as samples here, as for a series relabel
+	 * rules drop or leave invalid (wire.c). */
+	uint64_t samples = s->n.samples - s->before.samples +
+			   s->n.histograms - s->before.histograms;
 
 	s->n.series--;
 	s->n.samples = s->before.samples;

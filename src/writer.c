@@ -117,7 +117,8 @@ static int ha_deduplicated(struct writer *w, struct batch *b, uint64_t now,
 	b->status = BATCH_HA_DEDUPLICATED;
 	if (b->tlen > 0 &&
 	    (rc = usage_count_deduplicated(&w->usage, b->tenant, b->tlen, now,
-					   b->usage.samples + b->ha.left_out)) != 0)
+					   b->usage.samples + b->usage.histograms +
+					   b->ha.left_out)) != 0)
 		return rc;
 	return 1;
 }
@@ -344,6 +345,7 @@ static void finish_batches(struct writer *w, struct batch *list, int failed)
 		} else if (b->status == BATCH_HA_DEDUPLICATED) {
 			tenant_stats_ha_deduplicated(b->tenant, b->tlen,
 						     b->usage.samples +
+						     b->usage.histograms +
 						     b->ha.left_out);
 		}
 		b->done(b, b->arg);

@@ -1889,6 +1889,42 @@ static void test_admit(void)
 	buf_free(&want);
 }
 
+/* A refused series' native histogram samples: left out of the
+ * output and of c.histograms, and counted in refused_samples, as
+ * a relabel rule's drop or refusal counts them (wire.c scan_series). */
+static void test_admit_histograms(void)
+{
+	static const char *const a[] = { "__name__", "a", "i", "0", NULL };
+	struct buf in, out, s;
+	struct wire_counts c;
+	struct wire_opts o;
+	size_t n = 0;
+
+	buf_init(&in, OUT_MAX);
+	buf_init(&out, OUT_MAX);
+	buf_init(&s, OUT_MAX);
+	pb_series(&in, a);
+	pb_label(&s, 1, "__name__", "h");
+	pb_label(&s, 1, "i", "1");
+	pb_sample(&s, 0.5, 1700000000000);
+	pb_histogram(&s, 1, 0);
+	pb_histogram(&s, 0, 1);
+	pb_msg(&in, 1, &s);
+	memset(&o, 0, sizeof(o));
+	o.admit = admit_odd;
+	o.arg = &n;
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(scan(in.p, in.len, &o, &c, &out), WIRE_OK);
+	CHECK_EQ_INT(c.refused_series, 1);
+	CHECK_EQ_INT(c.histograms, 0);
+	/* 1 float sample + 2 histogram samples refused: counted 3 by the
+	 * relabel path's convention. */
+	CHECK_EQ_INT(c.refused_samples, 3);
+	buf_free(&in);
+	buf_free(&out);
+	buf_free(&s);
+}
+
 int main(void)
 {
 	size_t i;
@@ -1918,6 +1954,7 @@ int main(void)
 	RUN(test_sort);
 	RUN(test_sort_many);
 	RUN(test_admit);
+	RUN(test_admit_histograms);
 	RUN(test_relabel_hook);
 	for (i = 0; i < nfixtures; i++)
 		free(fixtures[i].body);
