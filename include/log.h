@@ -16,6 +16,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 /* Sets the lowest level that is printed. */
 void log_set_level(enum log_level level);
 
+/* "debug", "info", "warn" or "error". */
+const char *log_level_name(enum log_level level);
+
 /* Parses "debug", "info", "warn" or "error". Returns 0 or -1. */
 int log_parse_level(const char *s, enum log_level *out);
 

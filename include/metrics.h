@@ -118,6 +118,10 @@ struct metrics {
 	_Atomic uint64_t conn_closed[CONN_CLOSE_NREASONS];
 	_Atomic uint64_t storage_used_bytes;     /* LMDB pages in use, last commit */
 	_Atomic uint64_t start_time_s;
+	/* The last reload (SIGHUP or POST /-/reload): failed (1) or not, and
+	 * the Unix time of the last one that took (the start until then). */
+	_Atomic uint64_t reload_failed;
+	_Atomic uint64_t reload_success_s;
 };
 
 extern struct metrics metrics;

@@ -4,17 +4,24 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static enum log_level min_level = LOG_INFO;
+/* Set by a reload while every thread logs. */
+static _Atomic int min_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(enum log_level level)
 {
-	min_level = level;
+	atomic_store(&min_level, (int)level);
+}
+
+const char *log_level_name(enum log_level level)
+{
+	return (unsigned)level < 4 ? level_names[level] : "?";
 }
 
 int log_parse_level(const char *s, enum log_level *out)
@@ -59,7 +66,7 @@ void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level < min_level)
+	if ((int)level < atomic_load(&min_level))
 		return;
 	va_start(ap, fmt);
 	vlog(level, msg, fmt, ap);

@@ -281,6 +281,15 @@ int metrics_render(struct buf *out, struct queue *q)
 			 "relay_build_info{version=\"%s\"} 1\n", RELAY_VERSION);
 	rc |= gauge(out, "relay_start_time_seconds", "Unix time the relay started.",
 		    (double)metric_get(&m->start_time_s));
+	rc |= gauge(out, "relay_config_last_reload_successful",
+		    "Whether the last reload of relay.conf took (0: it failed, "
+		    "the configuration before it stays).",
+		    metric_get(&m->reload_failed) ? 0.0 : 1.0);
+	rc |= gauge(out, "relay_config_last_reload_success_timestamp_seconds",
+		    "Unix time of the last reload that took (the start until "
+		    "then).", (double)(metric_get(&m->reload_success_s) ?
+				       metric_get(&m->reload_success_s) :
+				       metric_get(&m->start_time_s)));
 	rc |= by_code(out, "relay_requests_total",
 		      "Write requests answered, by HTTP status.", m->requests, "0");
 	rc |= refused(out);

@@ -11,11 +11,14 @@
 #include "reload.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "tenant.h"
 
 struct kept {
@@ -122,6 +125,7 @@ int reload_now(char *msg, size_t msglen)
 		kept_free(next);
 		log_msg(LOG_ERROR, "reload failed, the old configuration stays",
 			"reason=%s", log_quote(err, strlen(err), q, sizeof(q)));
+		atomic_store(&metrics.reload_failed, 1);
 		goto out;
 	}
 	differ = config_keep_fixed(next->cfg, cur, changed, sizeof(changed));
@@ -133,11 +137,17 @@ int reload_now(char *msg, size_t msglen)
 	if (differ > 0)
 		log_msg(LOG_WARN, "reload: these keys need a restart to change, "
 			"they keep their old values", "keys=\"%s\"", changed);
-	log_set_level((enum log_level)next->cfg->log_level);
 	snprintf(msg, msglen, "reloaded: %d tenants%s%s", next->cfg->ntenants,
 		 differ > 0 ? "; need a restart to change: " : "",
 		 differ > 0 ? changed : "");
-	log_msg(LOG_INFO, "configuration reloaded", "tenants=%d", next->cfg->ntenants);
+	/* Said at the level in force before: a reload to level = warn
+	 * still leaves its trace. */
+	log_msg(LOG_INFO, "configuration reloaded", "tenants=%d level=%s",
+		next->cfg->ntenants,
+		log_level_name((enum log_level)next->cfg->log_level));
+	log_set_level((enum log_level)next->cfg->log_level);
+	atomic_store(&metrics.reload_failed, 0);
+	atomic_store(&metrics.reload_success_s, (uint64_t)time(NULL));
 	swap_in(next);
 	rc = 0;
 out:

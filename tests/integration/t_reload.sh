@@ -168,6 +168,8 @@ check "after a failed SIGHUP the old config stays: token 'two' accepted ($c)" [ 
 c=$(code_with zz-token rl_zz)
 check "after a failed SIGHUP the broken file's tenant zz is not in force ($c)" [ "$c" = 401 ]
 check "the relay still runs after a failed SIGHUP" kill -0 "$PID0"
+check "/metrics: relay_config_last_reload_successful 0 after it" \
+	metric_is "$RELAY_PORT" relay_config_last_reload_successful 0
 
 # --- POST /-/reload -----------------------------------------------------
 r=$(reload_api -H "Authorization: Bearer $ADMIN")
@@ -201,6 +203,12 @@ check "GET /-/reload is not a reload (got $c)" [ "$c" != 200 ]
 r=$(reload_api -H "Authorization: Bearer $ADMIN")
 note "POST /-/reload on a good file: $r"
 check "POST /-/reload on a good file: 200" [ "${r%% *}" = 200 ]
+check "/metrics: relay_config_last_reload_successful 1 again" \
+	metric_is "$RELAY_PORT" relay_config_last_reload_successful 1
+ts=$(metric "$RELAY_PORT" relay_config_last_reload_success_timestamp_seconds)
+st=$(metric "$RELAY_PORT" relay_start_time_seconds)
+checkx "and its time is that of the reload, after the start ($ts, started $st)" \
+	'[ "${ts%.*}" -gt "${st%.*}" ]'
 c=$(code_with dee-token rl_d)
 check "after POST /-/reload the new tenant d is accepted ($c)" [ "$c" = 204 ]
 
