@@ -80,12 +80,6 @@ struct writer {
 	 * were not sent by its senders. */
 	unsigned waiting_at_answer;
 	uint64_t last_commit_us;
-	/* How long the senders of a round take to come back (see gather()):
-	 * when its answers went out (monotonic us), how many it answered,
-	 * how many requests came since, and the estimate (0: none yet). */
-	uint64_t answered_us;
-	unsigned answered_n, back_n;
-	uint64_t return_us;
 	int idle;                 /* waiting for work: wake on any */
 	int acks_only;            /* waiting for more deliveries: wake on any */
 	unsigned want;            /* gathering: wake when this many wait */

@@ -354,29 +354,6 @@ static void finish_batches(struct writer *w, struct batch *list, int failed)
 }
 
 
-/* One measure of how long the senders of a round took to come back
- * into the estimate. Call with the lock held. */
-static void returns_note(struct writer *w, uint64_t us)
-{
-	w->return_us = w->return_us == 0 ? us : (3 * w->return_us + us) / 4;
-}
-
-/* The answers of list go out: the senders of the round before that have
- * not all come back took at least this long. Call with the lock held. */
-static void returns_answered(struct writer *w, const struct batch *list)
-{
-	uint64_t now = clock_mono_us();
-	unsigned n = 0;
-
-	if (w->answered_n > 0 && w->back_n < w->answered_n)
-		returns_note(w, now - w->answered_us);
-	for (; list != NULL; list = list->next)
-		n++;
-	w->answered_us = now;
-	w->answered_n = n;
-	w->back_n = 0;
-}
-
 /*
  * Called with the lock held once something is waiting. Senders of the
  * requests answered by the last round send their next ones a moment later;
@@ -401,12 +378,6 @@ static void gather(struct writer *w)
 		return;
 	if (wait_us > 1000)
 		wait_us = 1000;
-	/* Senders that come back later than the wait allows would not be
-	 * in the round anyway: then the wait only delays those that are
-	 * here (on a fast disk and a slow sender, each round would wait
-	 * its full time; measured there: 10% fewer samples/s). */
-	if (w->return_us > wait_us)
-		return;
 	until = clock_deadline(wait_us);
 	w->want = want;
 	while (w->nbatches < want && !w->stopping &&
@@ -655,7 +626,6 @@ static void *writer_main(void *arg)
 		w->last_commit_us = clock_mono_us() - t0;
 		pthread_mutex_lock(&w->lock);
 		w->waiting_at_answer = w->nbatches;
-		returns_answered(w, list);
 		pthread_mutex_unlock(&w->lock);
 		if (rc == 0) {
 			finish_batches(w, list, 0);
@@ -802,8 +772,6 @@ void writer_submit(struct writer *w, struct batch *b)
 	*w->batches_tail = b;
 	w->batches_tail = &b->next;
 	w->nbatches++;
-	if (w->answered_n > 0 && ++w->back_n == w->answered_n)
-		returns_note(w, clock_mono_us() - w->answered_us);
 	/* Mid-commit the writer comes back by itself; gathering, it wants a
 	 * word only once enough are there; waiting for deliveries, at once. */
 	if (w->idle || w->acks_only || (w->want > 0 && w->nbatches >= w->want))
