@@ -149,11 +149,11 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 	struct evict_sink sink = {evicted, w};
 	uint64_t used, limit = w->cfg->max_size;
 	uint64_t window = w->cfg->dedup_window_ms;
-	/* Dedup records are stamped, looked up and expired on one clock, the
-	 * one a step of the wall clock cannot hasten (clock.h): on the wall
-	 * clock, a forward step shortened the window for what came before it
-	 * (a resend stored and billed again) and kept what came after it for
-	 * the step's length. */
+	/* Dedup records are stamped on the wall clock (kept across restarts
+	 * as they are) and looked up from the clock they expire by, which a
+	 * step of the wall clock cannot hasten (clock.h): looked up on the
+	 * wall clock, a forward step shortened the window for what came
+	 * before it (a resend stored and billed again). */
 	uint64_t dnow = clock_age_now_ms();
 	struct open_entry *e;
 	struct batch *b;
@@ -202,7 +202,7 @@ static int write_batches(struct writer *w, struct store_txn *txn,
 						  b->ha.failover_ms)) != 0)
 			return rc;
 		if (b->has_digest && window > 0 &&
-		    (rc = dedup_remember(w->dedup, txn, b->digest, dnow)) != 0)
+		    (rc = dedup_remember(w->dedup, txn, b->digest, now)) != 0)
 			return rc;
 		if ((!b->unbilled &&
 		     (rc = usage_count_stored(&w->usage, txn, b->tenant, b->tlen, now,
@@ -277,8 +277,7 @@ static int commit_round(struct writer *w, struct batch *list,
 		return rc;
 	}
 	/* Expiry by age uses a now that a forward step of the wall clock
-	 * cannot hasten (clock.h); stored times other than the dedup
-	 * records' stay on the wall clock. */
+	 * cannot hasten (clock.h); stored times stay on the wall clock. */
 	if ((rc = dedup_expire(w->dedup, txn, clock_age_now_ms(),
 			       w->cfg->dedup_window_ms)) != 0 ||
 	    (rc = store_series_expire(txn, &w->series_pos,
@@ -673,7 +672,7 @@ static int open_indexes(struct writer *w)
 	int rc;
 
 	if ((rc = store_txn_begin(w->st, &txn)) == 0) {
-		w->dedup = dedup_open(txn, clock_age_now_ms(), w->cfg->dedup_window_ms,
+		w->dedup = dedup_open(txn, clock_wall_ms(), w->cfg->dedup_window_ms,
 				      &rc);
 		if (w->dedup != NULL)
 			w->ha = ha_open(txn, clock_mono_ms(), &rc);
