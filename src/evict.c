@@ -203,11 +203,13 @@ int evict_for_space(struct evict *ev, struct store_txn *txn, struct queue *q,
 	uint64_t most;
 
 	/* What dropping every buffered entry could free at most (each one's
-	 * bytes, and a page of rounding and node): when even that leaves no
-	 * room (the set-aside, usage and other records fill the rest of
-	 * limit), nothing is dropped for a request that is refused anyway. */
+	 * bytes, and a page of rounding, its node and key): when even that
+	 * leaves no room (the set-aside, usage and other records fill the
+	 * rest of limit), nothing is dropped for a request that is refused
+	 * anyway. Loose for entries much smaller than a page. */
 	queue_totals(q, &t);
-	most = t.bytes + t.entries * store_page_size(ev->st);
+	most = t.bytes + t.entries * (store_page_size(ev->st) + 16 +
+				      STORE_KEY_MAX);
 	if (*used + need > limit + most)
 		return 0;
 	return evict(ev, txn, q, usage, sink, &g, now, INT32_MAX);
