@@ -55,6 +55,17 @@ static struct ratelimit_bucket *bucket_get(struct ratelimit *rl,
 	return b;
 }
 
+/* A reload changed the rate: the bucket keeps what it holds in seconds
+ * of the rate, so that a debt is paid back in the time it would have
+ * taken (in samples, a debt made at 100000/s would take hours at 10/s).
+ * Call with the lock held. */
+static void rescale(struct ratelimit_bucket *b, double rate)
+{
+	if (b->refilled_ms != 0 && b->rate > 0 && rate != b->rate)
+		b->tokens *= rate / b->rate;
+	b->rate = rate;
+}
+
 int ratelimit_take(struct ratelimit *rl, const char *id, size_t idlen,
 		   double rate, uint64_t n, uint64_t now_ms)
 {
@@ -66,13 +77,7 @@ int ratelimit_take(struct ratelimit *rl, const char *id, size_t idlen,
 		pthread_mutex_unlock(&rl->lock);
 		return ERR_NOMEM;
 	}
-	/* A reload changed the rate: the bucket keeps what it held in
-	 * seconds of the rate, so that a debt is paid back in the time it
-	 * would have taken (in samples, a debt made at 100000/s would take
-	 * hours at 10/s). */
-	if (b->refilled_ms != 0 && b->rate > 0 && rate != b->rate)
-		b->tokens *= rate / b->rate;
-	b->rate = rate;
+	rescale(b, rate);
 	if (b->refilled_ms == 0) {
 		b->tokens = rate;
 	} else if (now_ms > b->refilled_ms) {
@@ -98,6 +103,8 @@ void ratelimit_give_back(struct ratelimit *rl, const char *id, size_t idlen,
 	for (b = rl->buckets; b != NULL; b = b->next) {
 		if (b->idlen != idlen || memcmp(b->id, id, idlen) != 0)
 			continue;
+		/* n was taken at rate: the bucket counts at that rate first. */
+		rescale(b, rate);
 		b->tokens += (double)n;
 		if (b->tokens > rate)
 			b->tokens = rate;

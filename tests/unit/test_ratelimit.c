@@ -87,6 +87,25 @@ static void test_give_back(void)
 	ratelimit_destroy(&rl);
 }
 
+/* Tokens given back at the rate they were taken at, after a reload
+ * changed it: counted at that rate, not added to (and cut to) a bucket
+ * counted at another. */
+static void test_give_back_across_reload(void)
+{
+	struct ratelimit rl;
+
+	ratelimit_init(&rl);
+	CHECK_EQ_INT(ratelimit_take(&rl, "a", 1, 100, 50, 1000), 0);
+	/* The reload: 1000/s; half the bucket is 500 tokens now. */
+	CHECK_EQ_INT(ratelimit_take(&rl, "a", 1, 1000, 1, 1000), 0);
+	/* The first request turns out a resend: its 50 at 100/s go back. */
+	ratelimit_give_back(&rl, "a", 1, 100, 50);
+	/* Nearly full at 1000/s: 600 taken, and still some left. */
+	CHECK_EQ_INT(ratelimit_take(&rl, "a", 1, 1000, 600, 1000), 0);
+	CHECK_EQ_INT(ratelimit_take(&rl, "a", 1, 1000, 1, 1000), 0);
+	ratelimit_destroy(&rl);
+}
+
 int main(void)
 {
 	RUN(test_refill);
@@ -94,5 +113,6 @@ int main(void)
 	RUN(test_rate_lowered_with_debt);
 	RUN(test_rate_raised);
 	RUN(test_give_back);
+	RUN(test_give_back_across_reload);
 	return unit_done();
 }
