@@ -470,13 +470,15 @@ static int url_per_tenant(const char *url)
  * series without a destination: per tenant, and no export_tenant. Logs
  * when that starts and ends.
  */
+#define PAUSED_REASON "reason=\"[upstream] url is per tenant: set [usage] " \
+	"export_tenant (at a restart) or a plain url\""
+
 static int export_paused(struct usage_export *ux, const char *url)
 {
 	int paused = ux->tlen == 0 && url_per_tenant(url);
 
 	if (paused && !ux->paused)
-		log_msg(LOG_WARN, "usage export paused", "reason=\"[upstream] "
-			"url is per tenant: set [usage] export_tenant\"");
+		log_msg(LOG_WARN, "usage export paused", PAUSED_REASON);
 	else if (!paused && ux->paused)
 		log_msg(LOG_INFO, "usage export resumed", "reason=\"[upstream] "
 			"url is no longer per tenant\"");
@@ -571,6 +573,7 @@ struct usage_export *usage_export_start(const struct config *cfg,
 					struct store *st, struct writer *w)
 {
 	struct usage_export *ux;
+	int paused;
 
 	if (!cfg->usage_export)
 		return NULL;
@@ -593,8 +596,8 @@ struct usage_export *usage_export_start(const struct config *cfg,
 		ux->tlen = strlen(cfg->usage_export_tenant);
 		memcpy(ux->tenant, cfg->usage_export_tenant, ux->tlen);
 	}
-	/* Said at start too, not only at the first export. */
-	(void)export_paused(ux, cfg->url);
+	/* Judged at start too; said after the line below. */
+	paused = ux->paused = ux->tlen == 0 && url_per_tenant(cfg->url);
 	pthread_mutex_init(&ux->lock, NULL);
 	if (clock_cond_init(&ux->cond) != 0 ||
 	    pthread_create(&ux->thread, NULL, export_thread, ux) != 0) {
@@ -608,6 +611,8 @@ struct usage_export *usage_export_start(const struct config *cfg,
 	log_msg(LOG_INFO, "usage export on", "interval_ms=%llu relay=\"%s\" "
 		"export_tenant=\"%s\"", (unsigned long long)ux->interval_ms,
 		ux->instance, ux->tenant);
+	if (paused)
+		log_msg(LOG_WARN, "usage export paused", PAUSED_REASON);
 	return ux;
 }
 
