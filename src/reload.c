@@ -125,7 +125,6 @@ int reload_now(char *msg, size_t msglen)
 		kept_free(next);
 		log_msg(LOG_ERROR, "reload failed, the old configuration stays",
 			"reason=%s", log_quote(err, strlen(err), q, sizeof(q)));
-		atomic_store(&metrics.reload_failed, 1);
 		goto out;
 	}
 	differ = config_keep_fixed(next->cfg, cur, changed, sizeof(changed));
@@ -151,6 +150,8 @@ int reload_now(char *msg, size_t msglen)
 	swap_in(next);
 	rc = 0;
 out:
+	if (rc != 0)
+		atomic_store(&metrics.reload_failed, 1);
 	config_release(cur);
 	pthread_mutex_unlock(&reload_lock);
 	return rc;
