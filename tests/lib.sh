@@ -434,6 +434,35 @@ vm_is() {
 	[ "${n:-x}" = "$3" ]
 }
 
+# faketime_relay: from here on start_relay runs the relay under
+# libfaketime, its wall clock offset by what $OFFSET holds ("+0" at first;
+# write "+15m" or "-8d" to step it, read again within a second); the
+# monotonic clock is left alone. Ends the script with a failure when
+# libfaketime is missing.
+faketime_relay() {
+	local f lib=
+	for f in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do
+		[ -e "$f" ] && lib=$f && break
+	done
+	if [ -z "$lib" ]; then
+		fail setup "libfaketime not installed (ops/install-deps.sh)"
+		exit 1
+	fi
+	OFFSET=$T/faketime
+	echo "+0" >"$OFFSET"
+	REAL_RELAY=$RELAY_BIN
+	RELAY_BIN=$T/relay-faketime
+	# Under make check the relay is built with ASan, whose runtime must
+	# come first among the libraries: libfaketime is preloaded ahead of it.
+	cat >"$RELAY_BIN" <<SH
+#!/bin/sh
+exec env LD_PRELOAD="$lib" FAKETIME_TIMESTAMP_FILE="$OFFSET" \
+	ASAN_OPTIONS="\${ASAN_OPTIONS:+\$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1 "$REAL_RELAY" "\$@"
+SH
+	chmod +x "$RELAY_BIN"
+}
+
 # --- the relay -------------------------------------------------------------
 
 # require_relay: ends the script with a failure when there is no relay binary.

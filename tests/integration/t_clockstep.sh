@@ -12,31 +12,9 @@
 . "$(dirname "$0")/../lib.sh"
 require_relay
 
-FAKETIME_LIB=
-for f in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do
-	[ -e "$f" ] && FAKETIME_LIB=$f && break
-done
-if [ -z "$FAKETIME_LIB" ]; then
-	fail setup "libfaketime not installed (ops/install-deps.sh)"
-	exit 1
-fi
-
 VM_PORT=$(free_port)
 RELAY_PORT=$(free_port)
-OFFSET=$T/faketime
-echo "+0" >"$OFFSET"
-# The relay, under libfaketime: start_relay runs $RELAY_BIN.
-REAL_RELAY=$RELAY_BIN
-RELAY_BIN=$T/relay-faketime
-cat >"$RELAY_BIN" <<SH
-#!/bin/sh
-# Under make check the relay is built with ASan, whose runtime must come
-# first among the libraries: libfaketime is preloaded ahead of it.
-exec env LD_PRELOAD="$FAKETIME_LIB" FAKETIME_TIMESTAMP_FILE="$OFFSET" \
-	ASAN_OPTIONS="\${ASAN_OPTIONS:+\$ASAN_OPTIONS:}verify_asan_link_order=0" \
-	FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1 "$REAL_RELAY" "\$@"
-SH
-chmod +x "$RELAY_BIN"
+faketime_relay
 
 write_conf "$T/relay.conf" "storage.max_age=1h" \
 	"upstream.min_backoff=100ms" "upstream.max_backoff=1s"

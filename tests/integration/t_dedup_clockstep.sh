@@ -11,27 +11,9 @@
 . "$(dirname "$0")/../lib.sh"
 require_relay
 
-FAKETIME_LIB=
-for f in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do
-	[ -e "$f" ] && FAKETIME_LIB=$f && break
-done
-if [ -z "$FAKETIME_LIB" ]; then
-	fail setup "libfaketime not installed (ops/install-deps.sh)"
-	exit 1
-fi
 VM_PORT=$(free_port)
 RELAY_PORT=$(free_port)
-OFFSET=$T/faketime
-echo "+0" >"$OFFSET"
-REAL_RELAY=$RELAY_BIN
-RELAY_BIN=$T/relay-faketime
-cat >"$RELAY_BIN" <<SH
-#!/bin/sh
-exec env LD_PRELOAD="$FAKETIME_LIB" FAKETIME_TIMESTAMP_FILE="$OFFSET" \
-	ASAN_OPTIONS="\${ASAN_OPTIONS:+\$ASAN_OPTIONS:}verify_asan_link_order=0" \
-	FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1 "$REAL_RELAY" "\$@"
-SH
-chmod +x "$RELAY_BIN"
+faketime_relay
 
 write_conf "$T/relay.conf" "upstream.min_backoff=100ms" "upstream.max_backoff=1s"
 start_relay "$T/relay.conf" || { fail setup "relay did not become ready"; exit 1; }
