@@ -230,9 +230,13 @@ missing=$(awk -v a="$old_last" -v b="$new_first" '$1 > a && $1 < b' "$T/foll3" |
 lag=$(awk -v a="$old_last" '$1 > a' "$T/lead2" | wc -l)
 checkx "samples missing across the fail-over: $missing, of which $lag the old leader never sent; the rest at most $((FAILOVER_S + 2))" \
 	'[ -n "$old_last" ] && [ -n "$new_first" ] && [ $((missing - lag)) -le $((FAILOVER_S + 2)) ]'
-nf=$(in_set "$T/vm3" "$T/foll3")
-after=$(awk -v b="$new_first" '$1 >= b' "$T/vm3" | wc -l)
-check "after the take-over every sample upstream is replica $F's ($nf of $after)" [ "$nf" = "$after" ]
+# The two replicas' samples may overlap in time across the take-over:
+# the new leader's first stored request can hold samples it scraped
+# before the old one's last (seen: 6 of each), as with Mimir's HA
+# tracker. So there is no check that every sample after the new leader's
+# first is its own; the continuity is the check above.
+ov=$(awk -v a="$old_last" '$1 <= a' "$T/foll3.s" | sort -n >"$T/foll3.early"; in_set "$T/vm3" "$T/foll3.early")
+note "replica $F's first sample upstream at $new_first, replica $L's last at $old_last; $F's samples upstream up to that: $ov"
 
 # --- 5. usage: billed once ------------------------------------------------
 kill -KILL "$PID_B" "$PID_A" 2>/dev/null
