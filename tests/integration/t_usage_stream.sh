@@ -60,6 +60,16 @@ PY
 }
 
 # --- 1. the whole answer, memory bounded -------------------------------------
+# rss_check NAME PEAK: PEAK within the bound over base; skipped when the
+# relay was built with AddressSanitizer, whose quarantine of freed memory
+# grows RssAnon by itself (seen: 16-18 MiB over the answer).
+rss_check() {
+	if with_asan "$RELAY_BIN"; then
+		skip "$1" "built with AddressSanitizer, whose allocator adds its own memory"
+	else
+		check "$1" [ "$2" -le $((base + RSS_BOUND_KIB)) ]
+	fi
+}
 base=$(rss_anon_kib "$RELAY_PID")
 watch_rss "$RELAY_PID" "$T/rss.max"
 t0=$SECONDS
@@ -68,8 +78,7 @@ sleep 0.3   # one more sample after the answer
 peak=$(cat "$T/rss.max")
 note "JSON: $(stat -c %s "$T/all.json") bytes in $((SECONDS - t0)) s; RssAnon $base KiB before, $peak KiB at most"
 check "unfiltered JSON: 200 (got $code)" [ "$code" = 200 ]
-check "unfiltered JSON: RssAnon within baseline $base KiB + $RSS_BOUND_KIB KiB (peak $peak KiB)" \
-	[ "$peak" -le $((base + RSS_BOUND_KIB)) ]
+rss_check "unfiltered JSON: RssAnon within baseline $base KiB + $RSS_BOUND_KIB KiB (peak $peak KiB)" "$peak"
 : >"$T/all.keys"
 r=$(json_page "$T/all.json" "$T/all.keys")
 check "unfiltered JSON is valid JSON" [ -n "$r" ]
@@ -82,8 +91,7 @@ check "unfiltered JSON: $ROWS distinct (tenant, hour) (got $n)" [ "$n" = "$ROWS"
 code=$(get "format=csv" "$T/all.csv")
 peak=$(cat "$T/rss.max")
 check "unfiltered CSV: 200 (got $code)" [ "$code" = 200 ]
-check "unfiltered CSV: RssAnon within baseline + $RSS_BOUND_KIB KiB (peak $peak KiB)" \
-	[ "$peak" -le $((base + RSS_BOUND_KIB)) ]
+rss_check "unfiltered CSV: RssAnon within baseline + $RSS_BOUND_KIB KiB (peak $peak KiB)" "$peak"
 n=$(($(wc -l <"$T/all.csv") - 1))
 check "unfiltered CSV: $ROWS lines after the header (got $n)" [ "$n" = "$ROWS" ]
 
