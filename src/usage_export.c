@@ -465,17 +465,23 @@ static int url_per_tenant(const char *url)
 	       strstr(url, "{project_id}") != NULL;
 }
 
-/*
- * Whether the url in force (a reload may change it) leaves the usage
- * series without a destination: per tenant, and no export_tenant. Logs
- * when that starts and ends.
- */
 #define PAUSED_REASON "reason=\"[upstream] url is per tenant: set [usage] " \
 	"export_tenant (at a restart) or a plain url\""
 
+/* Whether url leaves the usage series without a destination: per
+ * tenant, and no export_tenant. */
+static int no_destination(const struct usage_export *ux, const char *url)
+{
+	return ux->tlen == 0 && url_per_tenant(url);
+}
+
+/*
+ * no_destination for the url in force (a reload may change it); logs
+ * when that starts and ends.
+ */
 static int export_paused(struct usage_export *ux, const char *url)
 {
-	int paused = ux->tlen == 0 && url_per_tenant(url);
+	int paused = no_destination(ux, url);
 
 	if (paused && !ux->paused)
 		log_msg(LOG_WARN, "usage export paused", PAUSED_REASON);
@@ -597,7 +603,7 @@ struct usage_export *usage_export_start(const struct config *cfg,
 		memcpy(ux->tenant, cfg->usage_export_tenant, ux->tlen);
 	}
 	/* Judged at start too; said after the line below. */
-	paused = ux->paused = ux->tlen == 0 && url_per_tenant(cfg->url);
+	paused = ux->paused = no_destination(ux, cfg->url);
 	pthread_mutex_init(&ux->lock, NULL);
 	if (clock_cond_init(&ux->cond) != 0 ||
 	    pthread_create(&ux->thread, NULL, export_thread, ux) != 0) {

@@ -102,6 +102,14 @@ static struct ha_key batch_ha_key(const struct batch *b)
 	return k;
 }
 
+/* What a request from the HA replica not elected counts as deduplicated:
+ * all its samples, histogram samples and those of the series it left
+ * out included. */
+static uint64_t ha_samples(const struct batch *b)
+{
+	return b->usage.samples + b->usage.histograms + b->ha.left_out;
+}
+
 /* An HA request from a replica that is not (and may not become) the
  * elected one: 1 (deduplicated, counted in usage), 0 (go on), or an
  * ERR_* code. Judged here, against the election as this transaction
@@ -117,8 +125,7 @@ static int ha_deduplicated(struct writer *w, struct batch *b, uint64_t now,
 	b->status = BATCH_HA_DEDUPLICATED;
 	if (b->tlen > 0 &&
 	    (rc = usage_count_deduplicated(&w->usage, b->tenant, b->tlen, now,
-					   b->usage.samples + b->usage.histograms +
-					   b->ha.left_out)) != 0)
+					   ha_samples(b))) != 0)
 		return rc;
 	return 1;
 }
@@ -343,9 +350,7 @@ static void finish_batches(struct writer *w, struct batch *list, int failed)
 			tenant_stats_received(b->tenant, b->tlen, NULL, 1);
 		} else if (b->status == BATCH_HA_DEDUPLICATED) {
 			tenant_stats_ha_deduplicated(b->tenant, b->tlen,
-						     b->usage.samples +
-						     b->usage.histograms +
-						     b->ha.left_out);
+						     ha_samples(b));
 		}
 		b->done(b, b->arg);
 	}
